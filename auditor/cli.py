@@ -1,0 +1,115 @@
+"""`auditor`: the thin command-line shell over the library (interface.md)."""
+
+from __future__ import annotations
+
+import functools
+import sys
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import click
+
+from auditor import __version__
+from auditor.config import Config, ConfigError, load_config
+from auditor.logs import configure_logging
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+EXIT_OK, EXIT_OPERATIONAL, EXIT_USAGE, EXIT_NOT_CONFORMANT = 0, 1, 2, 3
+
+
+class OperationalError(Exception):
+    """AWS unreachable after retries, database down, ...: exit code 1."""
+
+
+def config_option(command: F) -> F:
+    return click.option(
+        "--config",
+        "config_path",
+        envvar="AUDITOR_CONFIG",
+        default="config.toml",
+        show_default=True,
+        type=click.Path(dir_okay=False),
+        help="The configuration file (or $AUDITOR_CONFIG).",
+    )(command)
+
+
+def lab_option(command: F) -> F:
+    return click.option(
+        "--lab", "labs", multiple=True, metavar="NAME", help="Only this lab (repeatable; default: every lab)."
+    )(command)
+
+
+def handles_errors(command: F) -> F:
+    """Configuration errors exit 2, operational ones 1, each with one clear line on standard error."""
+
+    @functools.wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return command(*args, **kwargs)
+        except ConfigError as error:
+            click.echo(f"error: {error}", err=True)
+            sys.exit(EXIT_USAGE)
+        except OperationalError as error:
+            click.echo(f"error: {error}", err=True)
+            sys.exit(EXIT_OPERATIONAL)
+
+    return wrapper  # type: ignore[return-value]
+
+
+def read_config(path: str) -> Config:
+    return load_config(path)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, prog_name="auditor")
+@click.option("--log-level", default="info", show_default=True, help="debug, info, warning or error.")
+def main(log_level: str) -> None:
+    """Provision, audit and tear down the cross-account Lambda lab for a whole class.
+
+    \b
+    Example:
+      auditor provision --dry-run
+      auditor audit --format json
+    """
+    configure_logging(log_level)
+
+
+# ------------------------------------------------------------------------------------------ provision
+
+
+@main.command()
+@config_option
+@lab_option
+@click.option("--dry-run", is_flag=True, help="Print the plan (create / update / no change) and change nothing.")
+@handles_errors
+def provision(config_path: str, labs: tuple[str, ...], dry_run: bool) -> None:
+    """Build each lab's resources idempotently; on a drifted lab, restore the spec.
+
+    \b
+    Example:
+      auditor provision --dry-run --lab pair-01
+    """
+    from auditor.operations import provision_labs
+
+    config = read_config(config_path)
+    sys.exit(provision_labs(config, labs, dry_run=dry_run, out=click.echo))
+
+
+@main.command()
+@config_option
+@lab_option
+@click.option("--expired", is_flag=True, help="Only labs past their expiry.")
+@click.option("--dry-run", is_flag=True, help="Print what would be removed and change nothing.")
+@handles_errors
+def teardown(config_path: str, labs: tuple[str, ...], expired: bool, dry_run: bool) -> None:
+    """Remove each lab's resources (only what the lab spec names).
+
+    \b
+    Example:
+      auditor teardown --expired
+    """
+    from auditor.operations import teardown_labs
+
+    config = read_config(config_path)
+    sys.exit(teardown_labs(config, labs, expired_only=expired, dry_run=dry_run, out=click.echo))

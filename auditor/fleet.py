@@ -1,0 +1,108 @@
+"""Run one job a lab over many labs, bounded; a failing lab is reported and the others go on."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass
+from typing import Generic, TypeVar
+
+import structlog
+from botocore.exceptions import BotoCoreError, ClientError
+
+from auditor.accounts import AccountAccessError
+
+log = structlog.get_logger()
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+# The faults that belong to one lab (its accounts, its credentials, AWS answering it) and must not
+# stop the others. Programming errors are not caught here.
+LAB_FAULTS = (ClientError, BotoCoreError, AccountAccessError)
+
+
+@dataclass(frozen=True)
+class Outcome(Generic[R]):
+    name: str
+    result: R | None = None
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+def describe_fault(error: BaseException) -> str:
+    if isinstance(error, ClientError):
+        details = error.response.get("Error", {})
+        operation = getattr(error, "operation_name", "")
+        return f"{operation}: {details.get('Code', '')}: {details.get('Message', '')}".strip(": ")
+    return f"{type(error).__name__}: {error}"
+
+
+def run_each(
+    items: Sequence[T],
+    name_of: Callable[[T], str],
+    job: Callable[[T], R],
+    concurrency: int,
+    label: str,
+    show_progress: bool | None = None,
+) -> list[Outcome[R]]:
+    """Results in the order of `items`."""
+    if show_progress is None:
+        show_progress = sys.stderr.isatty()
+    outcomes: dict[str, Outcome[R]] = {}
+
+    def guarded(item: T) -> Outcome[R]:
+        name = name_of(item)
+        structlog.contextvars.bind_contextvars(lab=name)
+        try:
+            return Outcome(name, result=job(item))
+        except LAB_FAULTS as error:
+            log.warning(f"{label}_failed", lab=name, error=describe_fault(error))
+            return Outcome(name, error=describe_fault(error))
+        finally:
+            structlog.contextvars.unbind_contextvars("lab")
+
+    with ThreadPoolExecutor(max_workers=max(1, min(concurrency, len(items) or 1))) as pool, _progress(
+        show_progress, label, len(items)
+    ) as advance:
+        futures = [pool.submit(guarded, item) for item in items]
+        for future in as_completed(futures):
+            outcome = future.result()
+            outcomes[outcome.name] = outcome
+            advance(outcome.name)
+    return [outcomes[name_of(item)] for item in items]
+
+
+class _progress:
+    """A rich progress bar on a terminal; nothing otherwise (the log lines tell the story)."""
+
+    def __init__(self, enabled: bool, label: str, total: int) -> None:
+        self.enabled, self.label, self.total = enabled, label, total
+        self.progress: object = None
+
+    def __enter__(self) -> Callable[[str], None]:
+        if not self.enabled:
+            return lambda _name: None
+        from rich.console import Console
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+        progress = Progress(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=Console(stderr=True),
+            transient=False,
+        )
+        progress.start()
+        task = progress.add_task(self.label, total=self.total)
+        self.progress = progress
+        return lambda _name: progress.advance(task)
+
+    def __exit__(self, *exc: object) -> None:
+        if self.progress is not None:
+            self.progress.stop()  # type: ignore[attr-defined]

@@ -1,0 +1,182 @@
+"""The lab of lab.md as data: one declarative description, rendered per lab.
+
+The provisioner builds from it, the auditor compares with it, the teardown removes exactly what it
+names. No resource name or policy document is written anywhere else.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from auditor.config import LabConfig, LabSettings
+
+PROJECT_TAG = "lab-auditor:managed"
+LAB_TAG = "lab-auditor:lab"
+
+DESTINATION_ROLE = "LambdaS3ListBuckets"
+DESTINATION_POLICY = "LambdaS3ListBucketsPolicy"
+ORIGIN_ROLE = "Lambda-Assume-Roles"
+ORIGIN_POLICY = "Lambda-Assume-Roles-Policy"
+FUNCTION = "Lambda-Assume-Roles"
+HANDLER = "handler.lambda_handler"
+ROLE_ARN_VARIABLE = "DESTINATION_ROLE_ARN"
+LAMBDA_USER_AGENT_PATTERN = "*AWS_Lambda_python*"
+
+# The templates below use <origin>, <destination> and <region>; render() fills them in.
+_DESTINATION_TRUST: dict[str, Any] = {
+    "Version": "2012-10-17",
+    "Statement": [
+        {"Effect": "Allow", "Principal": {"AWS": "arn:aws:iam::<origin>:root"}, "Action": "sts:AssumeRole"}
+    ],
+}
+_DESTINATION_INLINE: dict[str, Any] = {
+    "Version": "2012-10-17",
+    "Statement": [
+        {"Sid": "S3ListAllMyBuckets", "Effect": "Allow", "Action": ["s3:ListAllMyBuckets"], "Resource": "*"}
+    ],
+}
+_ORIGIN_TRUST: dict[str, Any] = {
+    "Version": "2012-10-17",
+    "Statement": [
+        {"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}
+    ],
+}
+_ORIGIN_INLINE: dict[str, Any] = {
+    "Version": "2012-10-17",
+    "Statement": [
+        {
+            "Sid": "stsassumerole",
+            "Effect": "Allow",
+            "Action": "sts:AssumeRole",
+            "Resource": f"arn:aws:iam::<destination>:role/{DESTINATION_ROLE}",
+            "Condition": {"StringLike": {"aws:UserAgent": LAMBDA_USER_AGENT_PATTERN}},
+        },
+        {
+            "Sid": "logsstreamevent",
+            "Effect": "Allow",
+            "Action": ["logs:CreateLogStream", "logs:PutLogEvents"],
+            "Resource": f"arn:aws:logs:<region>:<origin>:log-group:/aws/lambda/{FUNCTION}*/*",
+        },
+        {"Sid": "logsgroup", "Effect": "Allow", "Action": "logs:CreateLogGroup", "Resource": "*"},
+    ],
+}
+
+
+@dataclass(frozen=True)
+class RoleSpec:
+    account_id: str
+    name: str
+    trust_policy: dict[str, Any]
+    inline_policies: dict[str, dict[str, Any]]
+    # The lab wants none of these; the auditor reports any it finds, the teardown detaches them.
+    managed_policy_arns: tuple[str, ...] = ()
+    permissions_boundary: str | None = None
+
+    @property
+    def arn(self) -> str:
+        return f"arn:aws:iam::{self.account_id}:role/{self.name}"
+
+
+@dataclass(frozen=True)
+class FunctionSpec:
+    account_id: str
+    region: str
+    name: str
+    role_arn: str
+    runtime: str
+    handler: str
+    environment: dict[str, str]
+    timeout_seconds: int = 15
+    memory_mb: int = 128
+    log_retention_days: int = 7
+
+    @property
+    def arn(self) -> str:
+        return f"arn:aws:lambda:{self.region}:{self.account_id}:function:{self.name}"
+
+    @property
+    def log_group(self) -> str:
+        return f"/aws/lambda/{self.name}"
+
+
+@dataclass(frozen=True)
+class BucketSpec:
+    account_id: str
+    region: str
+    name: str
+
+
+@dataclass(frozen=True)
+class ExpectedLab:
+    """Everything one lab instance must consist of, with account ids and region filled in."""
+
+    name: str
+    region: str
+    origin_account: str
+    destination_account: str
+    destination_role: RoleSpec
+    origin_role: RoleSpec
+    function: FunctionSpec
+    marker_bucket: BucketSpec
+    tags: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def roles(self) -> tuple[RoleSpec, RoleSpec]:
+        return (self.destination_role, self.origin_role)
+
+
+def marker_bucket_name(destination_account: str, region: str) -> str:
+    # Bucket names are global: the account and region make it unique and recognisable.
+    return f"lab-auditor-marker-{destination_account}-{region}"
+
+
+def _fill(template: Any, values: dict[str, str]) -> Any:
+    if isinstance(template, str):
+        for placeholder, value in values.items():
+            template = template.replace(f"<{placeholder}>", value)
+        return template
+    if isinstance(template, list):
+        return [_fill(item, values) for item in template]
+    if isinstance(template, dict):
+        return {key: _fill(value, values) for key, value in template.items()}
+    return template
+
+
+def render(lab: LabConfig, settings: LabSettings) -> ExpectedLab:
+    """The lab spec for one account pair (pure)."""
+    origin, destination, region = lab.origin.account_id, lab.destination.account_id, settings.region
+    values = {"origin": origin, "destination": destination, "region": region}
+    destination_role = RoleSpec(
+        account_id=destination,
+        name=DESTINATION_ROLE,
+        trust_policy=_fill(_DESTINATION_TRUST, values),
+        inline_policies={DESTINATION_POLICY: _fill(_DESTINATION_INLINE, values)},
+    )
+    origin_role = RoleSpec(
+        account_id=origin,
+        name=ORIGIN_ROLE,
+        trust_policy=_fill(_ORIGIN_TRUST, values),
+        inline_policies={ORIGIN_POLICY: _fill(_ORIGIN_INLINE, values)},
+    )
+    function = FunctionSpec(
+        account_id=origin,
+        region=region,
+        name=FUNCTION,
+        role_arn=origin_role.arn,
+        runtime=settings.runtime,
+        handler=HANDLER,
+        environment={ROLE_ARN_VARIABLE: destination_role.arn},
+        log_retention_days=settings.log_retention_days,
+    )
+    return ExpectedLab(
+        name=lab.name,
+        region=region,
+        origin_account=origin,
+        destination_account=destination,
+        destination_role=destination_role,
+        origin_role=origin_role,
+        function=function,
+        marker_bucket=BucketSpec(destination, region, marker_bucket_name(destination, region)),
+        tags={PROJECT_TAG: "true", LAB_TAG: lab.name},
+    )

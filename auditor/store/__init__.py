@@ -1,0 +1,1 @@
+"""History: SQLAlchemy models and the store."""

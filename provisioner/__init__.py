@@ -1,0 +1,1 @@
+"""Builds and tears down a lab from the rendered spec."""

@@ -1,0 +1,250 @@
+"""config.toml: every rule of interface.md, refused with file, key and problem, exit code 2."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from auditor.cli import main
+from auditor.config import ConfigError, load_config
+
+GOOD_LAB = """
+[[labs]]
+name = "pair-01"
+origin      = { account_id = "111111111111", role_arn = "arn:aws:iam::111111111111:role/Admin", external_id = "class-1" }
+destination = { account_id = "222222222222", profile = "student-02" }
+expires_at  = "2026-12-01T17:00:00Z"
+"""
+
+
+def write(tmp_path: Path, text: str, name: str = "config.toml") -> Path:
+    path = tmp_path / name
+    path.write_text(textwrap.dedent(text), encoding="utf-8")
+    return path
+
+
+def test_the_shipped_config_loads() -> None:
+    config = load_config(Path(__file__).parent.parent / "config.toml", env={})
+    assert config.aws.endpoint_url == "embedded"
+    assert len(config.labs) >= 3
+    assert any(lab.single_account for lab in config.labs)
+
+
+def test_a_full_config_becomes_frozen_typed_values(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        """
+        [lab]
+        region = "eu-west-1"
+        ttl = "2d"
+        runtime = "python3.13"
+        [aws]
+        endpoint_url = ""
+        [audit]
+        interval = "90s"
+        invoke = false
+        invoke_via = "lambda"
+        concurrency = 4
+        [database]
+        url = "sqlite:///x.db"
+        keep = "30d"
+        """
+        + GOOD_LAB,
+    )
+    config = load_config(path, env={})
+    assert config.lab.region == "eu-west-1"
+    assert config.lab.ttl == timedelta(days=2)
+    assert config.aws.endpoint_url is None
+    assert config.audit.interval == timedelta(seconds=90)
+    assert (config.audit.invoke, config.audit.invoke_via, config.audit.concurrency) == (False, "lambda", 4)
+    assert config.database.keep == timedelta(days=30)
+    lab = config.labs[0]
+    assert lab.origin.role_arn == "arn:aws:iam::111111111111:role/Admin"
+    assert lab.origin.external_id == "class-1"
+    assert lab.destination.profile == "student-02"
+    assert lab.expires_at == datetime(2026, 12, 1, 17, tzinfo=UTC)
+    with pytest.raises(AttributeError):
+        config.lab.region = "us-east-2"  # type: ignore[misc]
+
+
+def test_the_external_id_is_kept_out_of_the_repr(tmp_path: Path) -> None:
+    config = load_config(write(tmp_path, GOOD_LAB), env={})
+    assert "class-1" not in repr(config)
+
+
+def test_a_single_account_lab_may_leave_out_the_destination(tmp_path: Path) -> None:
+    path = write(tmp_path, '[[labs]]\nname = "solo"\norigin = { account_id = "111111111111" }\n')
+    lab = load_config(path, env={}).labs[0]
+    assert lab.single_account and lab.destination.account_id == "111111111111"
+
+
+def test_a_roster_stands_for_the_labs_tables(tmp_path: Path) -> None:
+    (tmp_path / "roster.csv").write_text(
+        "name,origin_account_id,destination_account_id,origin_role_arn,destination_role_arn,expires_at\n"
+        "pair-01,111111111111,222222222222,arn:aws:iam::111111111111:role/Admin,,2026-12-01T17:00:00Z\n"
+        "pair-02,333333333333,444444444444,,,\n",
+        encoding="utf-8",
+    )
+    config = load_config(write(tmp_path, '[lab]\nroster = "roster.csv"\n'), env={})
+    assert [lab.name for lab in config.labs] == ["pair-01", "pair-02"]
+    assert config.labs[0].origin.role_arn == "arn:aws:iam::111111111111:role/Admin"
+    assert config.labs[0].destination.role_arn is None
+    assert config.labs[1].expires_at is None
+
+
+def test_the_database_url_comes_from_the_environment_when_set(tmp_path: Path) -> None:
+    config = load_config(write(tmp_path, GOOD_LAB), env={"AUDITOR_DATABASE_URL": "sqlite:///other.db"})
+    assert config.database.url == "sqlite:///other.db"
+
+
+def test_the_config_path_comes_from_auditor_config(tmp_path: Path) -> None:
+    path = write(tmp_path, GOOD_LAB, name="elsewhere.toml")
+    assert load_config(None, env={"AUDITOR_CONFIG": str(path)}).path == str(path)
+
+
+# Each case: the file's text (after the good lab unless it replaces it), the key named, words of the problem.
+BAD_CONFIGS = {
+    "toml_syntax": ('[lab]\nregion = "us-east-1\n', "", "TOML syntax error"),
+    "toml_syntax_line": ('[lab]\nregion = "us-east-1"\nttl = \n', "", "line 3"),
+    "unknown_top_level_key": ("[labz]\n" + GOOD_LAB, "labz", "unknown key"),
+    "typo_in_a_section": ('[audit]\nintervall = "5m"\n' + GOOD_LAB, "audit.intervall", "did you mean 'interval'"),
+    "typo_in_a_lab": (GOOD_LAB + 'expires = "x"\n', "labs[0].expires", "unknown key"),
+    "typo_in_an_account": (
+        '[[labs]]\nname = "a"\norigin = { account_id = "111111111111", rolearn = "x" }\n',
+        "labs[0].origin.rolearn",
+        "unknown key",
+    ),
+    "short_account_id": (
+        '[[labs]]\nname = "a"\norigin = { account_id = "12345" }\n',
+        "labs[0].origin.account_id",
+        "not an AWS account id",
+    ),
+    "account_id_as_number": (
+        '[[labs]]\nname = "a"\norigin = { account_id = 111111111111 }\n',
+        "labs[0].origin.account_id",
+        "12 digits",
+    ),
+    "role_arn_not_an_iam_role": (
+        '[[labs]]\nname = "a"\norigin = { account_id = "111111111111", role_arn = "arn:aws:iam::111111111111:user/bob" }\n',
+        "labs[0].origin.role_arn",
+        "not an IAM role ARN",
+    ),
+    "role_arn_of_another_account": (
+        '[[labs]]\nname = "a"\norigin = { account_id = "111111111111", role_arn = "arn:aws:iam::999999999999:role/Admin" }\n',
+        "labs[0].origin.role_arn",
+        "of account 999999999999, not of 111111111111",
+    ),
+    "profile_and_role": (
+        '[[labs]]\nname = "a"\norigin = { account_id = "111111111111", profile = "p", role_arn = "arn:aws:iam::111111111111:role/A" }\n',
+        "labs[0].origin",
+        "either profile or role_arn",
+    ),
+    "external_id_without_role": (
+        '[[labs]]\nname = "a"\norigin = { account_id = "111111111111", external_id = "abc" }\n',
+        "labs[0].origin.external_id",
+        "needs a role_arn",
+    ),
+    "bad_duration": ('[lab]\nttl = "8 hours"\n' + GOOD_LAB, "lab.ttl", "not a duration"),
+    "zero_duration": ('[audit]\ninterval = "0m"\n' + GOOD_LAB, "audit.interval", "longer than zero"),
+    "bad_timestamp": (GOOD_LAB.replace("2026-12-01T17:00:00Z", "tomorrow"), "labs[0].expires_at", "not a timestamp"),
+    "timestamp_without_zone": (
+        GOOD_LAB.replace("2026-12-01T17:00:00Z", "2026-12-01T17:00:00"),
+        "labs[0].expires_at",
+        "no time zone",
+    ),
+    "duplicate_lab_names": (GOOD_LAB + GOOD_LAB.replace("111111111111", "333333333333").replace(
+        "222222222222", "444444444444"
+    ), "labs", "duplicate lab name 'pair-01'"),
+    "no_labs": ('[lab]\nregion = "us-east-1"\n', "labs", "no labs"),
+    "database_url_without_driver": (
+        '[database]\nurl = "mysql://u@h/db"\n' + GOOD_LAB,
+        "database.url",
+        "no installed driver",
+    ),
+    "database_url_not_a_url": ('[database]\nurl = "not a url"\n' + GOOD_LAB, "database.url", "not a database URL"),
+    "old_runtime": ('[lab]\nruntime = "python3.6"\n' + GOOD_LAB, "lab.runtime", "python3.12 or newer"),
+    "bad_invoke_via": ('[audit]\ninvoke_via = "docker"\n' + GOOD_LAB, "audit.invoke_via", "'docker'"),
+    "wrong_type": ('[audit]\nconcurrency = "many"\n' + GOOD_LAB, "audit.concurrency", "must be a whole number"),
+    "bad_endpoint": ('[aws]\nendpoint_url = "localhost:5000"\n' + GOOD_LAB, "aws.endpoint_url", "http(s) URL"),
+    "shared_origin_account": (
+        GOOD_LAB + GOOD_LAB.replace("pair-01", "pair-02").replace("222222222222", "444444444444"),
+        "labs",
+        "account 111111111111 is the origin of both 'pair-01' and 'pair-02'",
+    ),
+}
+
+
+@pytest.mark.parametrize("text,key,problem", BAD_CONFIGS.values(), ids=BAD_CONFIGS.keys())
+def test_a_bad_config_names_file_key_and_problem(tmp_path: Path, text: str, key: str, problem: str) -> None:
+    path = write(tmp_path, text)
+    with pytest.raises(ConfigError) as caught:
+        load_config(path, env={})
+    assert caught.value.file == str(path)
+    assert caught.value.key == key
+    assert problem in str(caught.value)
+
+
+def test_a_bad_roster_names_its_file_and_line(tmp_path: Path) -> None:
+    (tmp_path / "roster.csv").write_text(
+        "name,origin_account_id,destination_account_id\npair-01,111111111111,22222\n", encoding="utf-8"
+    )
+    with pytest.raises(ConfigError) as caught:
+        load_config(write(tmp_path, '[lab]\nroster = "roster.csv"\n'), env={})
+    assert caught.value.file == str(tmp_path / "roster.csv")
+    assert caught.value.key == "line 2.destination.account_id"
+
+
+def test_a_roster_with_a_missing_column_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "roster.csv").write_text("name,origin_account_id\npair-01,111111111111\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match="missing column"):
+        load_config(write(tmp_path, '[lab]\nroster = "roster.csv"\n'), env={})
+
+
+def test_a_missing_roster_file_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="roster file not found"):
+        load_config(write(tmp_path, '[lab]\nroster = "nowhere.csv"\n'), env={})
+
+
+def test_a_database_url_error_from_the_environment_names_the_variable(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_config(write(tmp_path, GOOD_LAB), env={"AUDITOR_DATABASE_URL": "mysql://root@h/db"})
+    assert (caught.value.file, caught.value.key) == ("environment", "AUDITOR_DATABASE_URL")
+
+
+def test_a_database_password_never_appears_in_the_error(tmp_path: Path) -> None:
+    path = write(tmp_path, '[database]\nurl = "mysql://u:hunter2@h/db"\n' + GOOD_LAB)
+    with pytest.raises(ConfigError) as caught:
+        load_config(path, env={})
+    assert "hunter2" not in str(caught.value)
+
+
+@pytest.mark.parametrize("command", [["provision"], ["provision", "--dry-run"], ["teardown"], ["audit"]])
+def test_every_command_exits_2_on_a_bad_config(tmp_path: Path, command: list[str]) -> None:
+    path = write(tmp_path, '[audit]\ninterval = "soon"\n' + GOOD_LAB)
+    result = CliRunner().invoke(main, [*command, "--config", str(path)])
+    assert result.exit_code == 2
+    assert f"{path}: audit.interval: 'soon' is not a duration" in result.output
+
+
+def test_an_unknown_lab_on_the_command_line_exits_2(tmp_path: Path) -> None:
+    path = write(tmp_path, GOOD_LAB)
+    result = CliRunner().invoke(main, ["provision", "--dry-run", "--config", str(path), "--lab", "pair-99"])
+    assert result.exit_code == 2
+    assert "--lab: no lab named 'pair-99'" in result.output
+
+
+def test_a_missing_config_file_exits_2_through_the_real_entry_point(tmp_path: Path) -> None:
+    completed = subprocess.run(
+        [sys.executable, "-m", "auditor", "provision", "--config", str(tmp_path / "none.toml")],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert completed.returncode == 2
+    assert "none.toml: file not found" in completed.stderr
