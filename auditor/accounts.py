@@ -50,7 +50,9 @@ class ClientSettings:
         return BotoConfig(**options)
 
 
-def client_settings(aws: AwsSettings, region: str, concurrency: int, endpoint_url: str | None) -> ClientSettings:
+def client_settings(
+    aws: AwsSettings, region: str, concurrency: int, endpoint_url: str | None
+) -> ClientSettings:
     # Several threads may share an account's client (a lab's origin is another lab's destination).
     return ClientSettings(
         endpoint_url=endpoint_url,
@@ -79,6 +81,7 @@ class AccountSessions:
         self._verified: set[str] = set()
         self.calls: dict[str, int] = {}
         self._calls_lock = threading.Lock()
+        self._thread_calls = threading.local()
 
     # -------------------------------------------------------------------------------- sessions
 
@@ -172,6 +175,11 @@ class AccountSessions:
         name = f"{model.service_model.service_name}:{model.name}"
         with self._calls_lock:
             self.calls[name] = self.calls.get(name, 0) + 1
+        self._thread_calls.count = self.calls_in_this_thread() + 1
+
+    def calls_in_this_thread(self) -> int:
+        """API calls made by the current thread: a lab's own count while one worker audits it."""
+        return int(getattr(self._thread_calls, "count", 0))
 
     def total_calls(self) -> int:
         with self._calls_lock:

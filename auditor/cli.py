@@ -81,7 +81,9 @@ def main(log_level: str) -> None:
 @main.command()
 @config_option
 @lab_option
-@click.option("--dry-run", is_flag=True, help="Print the plan (create / update / no change) and change nothing.")
+@click.option(
+    "--dry-run", is_flag=True, help="Print the plan (create / update / no change) and change nothing."
+)
 @handles_errors
 def provision(config_path: str, labs: tuple[str, ...], dry_run: bool) -> None:
     """Build each lab's resources idempotently; on a drifted lab, restore the spec.
@@ -113,3 +115,32 @@ def teardown(config_path: str, labs: tuple[str, ...], expired: bool, dry_run: bo
 
     config = read_config(config_path)
     sys.exit(teardown_labs(config, labs, expired_only=expired, dry_run=dry_run, out=click.echo))
+
+
+# ------------------------------------------------------------------------------------------- audit
+
+
+@main.command()
+@config_option
+@lab_option
+@click.option(
+    "--format", "output_format", type=click.Choice(["table", "json"]), default="table", show_default=True
+)
+@click.option("--no-invoke", is_flag=True, help="Do not run the function; judge the policies only.")
+@click.option("--no-record", is_flag=True, help="Do not record the result in the database.")
+@handles_errors
+def audit(
+    config_path: str, labs: tuple[str, ...], output_format: str, no_invoke: bool, no_record: bool
+) -> None:
+    """Audit each lab once, now: exit 0 if all are conformant, 3 if not, 1 on an operational error.
+
+    \b
+    Example:
+      auditor audit --format json --lab pair-01 > audit.json
+    """
+    from auditor.operations import audit_labs
+
+    config = read_config(config_path)
+    sys.exit(
+        audit_labs(config, labs, output_format=output_format, invoke=not no_invoke, record=not no_record)
+    )

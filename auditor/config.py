@@ -136,7 +136,9 @@ class Config:
         known = {lab.name: lab for lab in self.labs}
         unknown = [n for n in names if n not in known]
         if unknown:
-            raise ConfigError(self.path, "--lab", f"no lab named {', '.join(map(repr, unknown))} in the configuration")
+            raise ConfigError(
+                self.path, "--lab", f"no lab named {', '.join(map(repr, unknown))} in the configuration"
+            )
         return tuple(known[n] for n in dict.fromkeys(names))
 
 
@@ -210,7 +212,9 @@ class _Table:
         for name in self.raw:
             if name not in self.read:
                 hint = _closest(name, self.read)
-                raise ConfigError(self.file, self.path(name), "unknown key" + (f" (did you mean {hint!r}?)" if hint else ""))
+                raise ConfigError(
+                    self.file, self.path(name), "unknown key" + (f" (did you mean {hint!r}?)" if hint else "")
+                )
 
 
 def _closest(name: str, known: set[str]) -> str | None:
@@ -232,7 +236,9 @@ def _account(raw: object, file: str, key: str) -> AccountAccess:
     if role_arn:
         _check_role_arn(role_arn, account_id, file, table.path("role_arn"))
     if external_id is not None and not _EXTERNAL_ID.match(external_id):
-        raise ConfigError(file, table.path("external_id"), "must be 2 to 1224 characters of letters, digits and +=,.@:/-")
+        raise ConfigError(
+            file, table.path("external_id"), "must be 2 to 1224 characters of letters, digits and +=,.@:/-"
+        )
     if external_id and not role_arn:
         raise ConfigError(file, table.path("external_id"), "an external_id needs a role_arn to go with it")
     return AccountAccess(account_id, profile, role_arn, external_id)
@@ -257,7 +263,9 @@ def _lab(raw: object, file: str, key: str) -> LabConfig:
     name = table.get("name", str)
     if name is None or not _LAB_NAME.match(name):
         raise ConfigError(
-            file, table.path("name"), f"{name!r} is not a lab name (letters, digits, '-', '_', '.'; at most 64)"
+            file,
+            table.path("name"),
+            f"{name!r} is not a lab name (letters, digits, '-', '_', '.'; at most 64)",
         )
     if "origin" not in table.raw:
         raise ConfigError(file, table.path("origin"), "is missing")
@@ -343,7 +351,9 @@ def _refuse_shared_accounts(labs: list[LabConfig], file: str) -> None:
             account = getattr(lab, side).account_id
             if account in owner:
                 raise ConfigError(
-                    file, "labs", f"account {account} is the {side} of both {owner[account]!r} and {lab.name!r}"
+                    file,
+                    "labs",
+                    f"account {account} is the {side} of both {owner[account]!r} and {lab.name!r}",
                 )
             owner[account] = lab.name
 
@@ -356,10 +366,14 @@ def _lab_settings(table: _Table) -> LabSettings:
     runtime = table.get("runtime", str, "python3.12")
     runtime_match = _RUNTIME.match(runtime)
     if not runtime_match or int(runtime_match.group(1)) < 12:
-        raise ConfigError(file, table.path("runtime"), f"{runtime!r}: use a supported Python runtime, python3.12 or newer")
+        raise ConfigError(
+            file, table.path("runtime"), f"{runtime!r}: use a supported Python runtime, python3.12 or newer"
+        )
     retention = table.get("log_retention_days", int, 7)
     if retention not in _LOG_RETENTION_DAYS:
-        raise ConfigError(file, table.path("log_retention_days"), f"{retention} is not a CloudWatch retention period")
+        raise ConfigError(
+            file, table.path("log_retention_days"), f"{retention} is not a CloudWatch retention period"
+        )
     return LabSettings(
         region=region,
         ttl=parse_duration(table.get("ttl", str, "8h"), file, table.path("ttl")),
@@ -375,7 +389,9 @@ def _aws_settings(table: _Table) -> AwsSettings:
     file = table.file
     endpoint = table.get("endpoint_url", str, EMBEDDED).strip()
     if endpoint and endpoint != EMBEDDED and not re.match(r"^https?://[^\s/]+", endpoint):
-        raise ConfigError(file, table.path("endpoint_url"), f"{endpoint!r}: use \"embedded\", \"\" or an http(s) URL")
+        raise ConfigError(
+            file, table.path("endpoint_url"), f'{endpoint!r}: use "embedded", "" or an http(s) URL'
+        )
     attempts = table.get("max_attempts", int, 5)
     if not 1 <= attempts <= 20:
         raise ConfigError(file, table.path("max_attempts"), f"{attempts} must be between 1 and 20")
@@ -391,7 +407,7 @@ def _audit_settings(table: _Table) -> AuditSettings:
     file = table.file
     invoke_via = table.get("invoke_via", str, "auto")
     if invoke_via not in ("auto", "lambda", "local"):
-        raise ConfigError(file, table.path("invoke_via"), f"{invoke_via!r}: use \"auto\", \"lambda\" or \"local\"")
+        raise ConfigError(file, table.path("invoke_via"), f'{invoke_via!r}: use "auto", "lambda" or "local"')
     concurrency = table.get("concurrency", int, 16)
     if not 1 <= concurrency <= 256:
         raise ConfigError(file, table.path("concurrency"), f"{concurrency} must be between 1 and 256")
@@ -423,7 +439,9 @@ def check_database_url(url: str, file: str, key: str) -> None:
     try:
         parsed = make_url(url)
     except ArgumentError:
-        raise ConfigError(file, key, "is not a database URL (sqlite:///file.db or postgresql+psycopg://...)") from None
+        raise ConfigError(
+            file, key, "is not a database URL (sqlite:///file.db or postgresql+psycopg://...)"
+        ) from None
     shown = parsed.render_as_string(hide_password=True)
     try:
         parsed.get_dialect().import_dbapi()
@@ -444,7 +462,9 @@ def _events_settings(top: _Table) -> EventsSettings | None:
         coalesce=parse_duration(table.get("coalesce", str, "2s"), table.file, table.path("coalesce")),
     )
     if not 0 <= settings.wait_seconds <= 20:
-        raise ConfigError(table.file, table.path("wait_seconds"), "must be between 0 and 20 (the SQS long-poll limit)")
+        raise ConfigError(
+            table.file, table.path("wait_seconds"), "must be between 0 and 20 (the SQS long-poll limit)"
+        )
     table.refuse_unknown()
     return settings
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 from typing import Any
@@ -25,6 +26,8 @@ def embedded_endpoint() -> str:
         if _url is None:
             from moto.server import ThreadedMotoServer
 
+            logging.getLogger("werkzeug").setLevel(logging.WARNING)  # one line a request is noise here
+
             server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
             server.start()
             host, port = server.get_host_and_port()
@@ -39,7 +42,7 @@ def use_fake_credentials_if_none() -> None:
 
 
 def resolve_endpoint(endpoint_url: str | None) -> str | None:
-    """"embedded" -> the in-process emulator's URL; a URL stays; None means real AWS."""
+    """ "embedded" -> the in-process emulator's URL; a URL stays; None means real AWS."""
     if endpoint_url == "embedded":
         use_fake_credentials_if_none()
         return embedded_endpoint()

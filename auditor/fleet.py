@@ -66,9 +66,10 @@ def run_each(
         finally:
             structlog.contextvars.unbind_contextvars("lab")
 
-    with ThreadPoolExecutor(max_workers=max(1, min(concurrency, len(items) or 1))) as pool, _progress(
-        show_progress, label, len(items)
-    ) as advance:
+    with (
+        ThreadPoolExecutor(max_workers=max(1, min(concurrency, len(items) or 1))) as pool,
+        _progress(show_progress, label, len(items)) as advance,
+    ):
         futures = [pool.submit(guarded, item) for item in items]
         for future in as_completed(futures):
             outcome = future.result()

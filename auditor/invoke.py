@@ -59,7 +59,11 @@ def judge_answer(raw: bytes | str, expected: ExpectedLab, duration_ms: int = 0) 
 
 
 def _judge_failure(answer: dict[str, Any], result: Any) -> InvokeResult:
-    stage, code, message = str(answer.get("stage", "")), str(answer.get("error_code", "")), str(answer.get("error", ""))
+    stage, code, message = (
+        str(answer.get("stage", "")),
+        str(answer.get("error_code", "")),
+        str(answer.get("error", "")),
+    )
     cause = {"assume_role": "assume_denied", "list_buckets": "listing_denied"}.get(stage, "function_error")
     return result(False, cause, f"{stage}: {code}: {message}".strip(": "))
 
@@ -79,7 +83,10 @@ def _judge_listing(answer: dict[str, Any], expected: ExpectedLab, result: Any) -
         )
     if expected.marker_bucket.name not in buckets:
         return result(
-            False, "marker_missing", f"the listing lacks the marker bucket {expected.marker_bucket.name}", summary
+            False,
+            "marker_missing",
+            f"the listing lacks the marker bucket {expected.marker_bucket.name}",
+            summary,
         )
     return result(True, "ok", f"listed {len(buckets)} buckets of {account}, marker included", summary)
 
@@ -125,7 +132,7 @@ def deployed_code(function: ActualFunction) -> bytes:
     """
     if function.code_location.startswith(("http://", "https://")):
         try:
-            with urllib.request.urlopen(function.code_location, timeout=10) as response:  # noqa: S310
+            with urllib.request.urlopen(function.code_location, timeout=10) as response:
                 archive: bytes = response.read(50 * 1024 * 1024)
             if code_sha256(archive) == function.code_sha256:
                 return archive
@@ -168,7 +175,9 @@ def invoke_local(
     try:
         environment = _runtime_environment(sessions, origin, function, expected, endpoint_url)
     except ClientError as error:
-        return InvokeResult(False, "execution_role", f"cannot assume the execution role {function.role}: {error}")
+        return InvokeResult(
+            False, "execution_role", f"cannot assume the execution role {function.role}: {error}"
+        )
     return _run_in_subprocess(archive, function, environment, expected)
 
 

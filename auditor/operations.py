@@ -6,14 +6,19 @@ creates clients or commits on its own.
 
 from __future__ import annotations
 
+import json
+import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import structlog
 
+from auditor.audit import audit_targets
 from auditor.config import Config
 from auditor.fleet import Outcome, run_each
+from auditor.model import AuditRun, Verdict
+from auditor.render_cli import print_audit_table
 from auditor.runtime import Runtime, open_runtime
 from provisioner.apply import LabTarget, apply, plan
 from provisioner.plan import Step
@@ -33,9 +38,10 @@ class LabChange:
         return tuple(step for step in self.steps if step.changes)
 
 
-def print_plan(out: Echo, name: str, steps: Sequence[Step], verb: str) -> None:
-    changing = [step for step in steps if step.changes]
-    out(f"{name}: {len(changing)} to {verb}, {len(steps) - len(changing)} unchanged")
+def print_plan(out: Echo, name: str, steps: Sequence[Step], summary: str) -> None:
+    """`summary` is a format with {changing} and {unchanged}."""
+    changing = sum(step.changes for step in steps)
+    out(f"{name}: " + summary.format(changing=changing, unchanged=len(steps) - changing))
     for step in steps:
         out(f"  {step.describe()}")
 
@@ -52,11 +58,18 @@ def provision_labs(config: Config, names: Sequence[str], *, dry_run: bool, out: 
     outcomes = provision_targets(runtime, targets, dry_run=dry_run)
     for outcome in outcomes:
         if outcome.result is not None:
-            print_plan(out, outcome.name, outcome.result.steps, "change" if dry_run else "changed")
+            summary = (
+                "{changing} to change, {unchanged} unchanged"
+                if dry_run
+                else "{changing} changed, {unchanged} unchanged"
+            )
+            print_plan(out, outcome.name, outcome.result.steps, summary)
     return _exit_code(outcomes, out)
 
 
-def provision_targets(runtime: Runtime, targets: Sequence[LabTarget], *, dry_run: bool) -> list[Outcome[LabChange]]:
+def provision_targets(
+    runtime: Runtime, targets: Sequence[LabTarget], *, dry_run: bool
+) -> list[Outcome[LabChange]]:
     def provision_one(target: LabTarget) -> LabChange:
         steps = plan(runtime.sessions, target)
         if not dry_run:
@@ -81,11 +94,14 @@ def teardown_labs(
     outcomes = teardown_targets(runtime, targets, dry_run=dry_run)
     for outcome in outcomes:
         if outcome.result is not None:
-            print_plan(out, outcome.name, outcome.result.steps, "remove" if dry_run else "removed")
+            summary = "{changing} to remove" if dry_run else "{changing} removed"
+            print_plan(out, outcome.name, outcome.result.steps, summary)
     return _exit_code(outcomes, out)
 
 
-def teardown_targets(runtime: Runtime, targets: Sequence[LabTarget], *, dry_run: bool) -> list[Outcome[LabChange]]:
+def teardown_targets(
+    runtime: Runtime, targets: Sequence[LabTarget], *, dry_run: bool
+) -> list[Outcome[LabChange]]:
     def teardown_one(target: LabTarget) -> LabChange:
         steps = teardown_plan(runtime.sessions, target)
         if not dry_run:
@@ -99,3 +115,23 @@ def teardown_targets(runtime: Runtime, targets: Sequence[LabTarget], *, dry_run:
 
 def _now() -> datetime:
     return datetime.now(UTC)
+
+
+def audit_exit_code(run: AuditRun) -> int:
+    verdicts = {lab.verdict for lab in run.labs}
+    if Verdict.ERROR in verdicts:
+        return 1
+    return 0 if verdicts <= {Verdict.CONFORMANT} else 3
+
+
+def audit_labs(
+    config: Config, names: Sequence[str], *, output_format: str, invoke: bool, record: bool
+) -> int:
+    runtime = open_runtime(config)
+    targets = runtime.targets(names)
+    run = audit_targets(runtime, targets, invoke=invoke and config.audit.invoke)
+    if output_format == "json":
+        sys.stdout.write(json.dumps(run.to_json(), indent=2) + "\n")
+    else:
+        print_audit_table(run)
+    return audit_exit_code(run)

@@ -40,17 +40,30 @@ class LabTarget:
 def plan(sessions: AccountSessions, target: LabTarget) -> list[Step]:
     for access in (target.lab.origin, target.lab.destination):
         sessions.verify(access)
-    actual = collect_lab(sessions, target.expected, target.lab.origin, target.lab.destination, with_log_group=True)
+    actual = collect_lab(
+        sessions, target.expected, target.lab.origin, target.lab.destination, with_log_group=True
+    )
     return plan_lab(target.expected, actual, packaged()[1])
 
 
-def apply(sessions: AccountSessions, target: LabTarget, steps: list[Step], sleep: Callable[[float], None] = time.sleep) -> None:
+def apply(
+    sessions: AccountSessions,
+    target: LabTarget,
+    steps: list[Step],
+    sleep: Callable[[float], None] = time.sleep,
+) -> None:
     """Apply the changing steps in plan order."""
     applier = _Applier(sessions, target, sleep)
     for step in steps:
         if step.changes:
             applier.run(step)
-            log.info("provision_step", lab=target.name, action=step.action.value, kind=step.kind.value, name=step.name)
+            log.info(
+                "provision_step",
+                lab=target.name,
+                action=step.action.value,
+                kind=step.kind.value,
+                name=step.name,
+            )
 
 
 class _Applier:

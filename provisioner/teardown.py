@@ -53,7 +53,9 @@ def plan_teardown(expected: ExpectedLab, actual: ActualLab) -> list[Step]:
 def teardown_plan(sessions: AccountSessions, target: LabTarget) -> list[Step]:
     for access in (target.lab.origin, target.lab.destination):
         sessions.verify(access)
-    actual = collect_lab(sessions, target.expected, target.lab.origin, target.lab.destination, with_log_group=True)
+    actual = collect_lab(
+        sessions, target.expected, target.lab.origin, target.lab.destination, with_log_group=True
+    )
     return plan_teardown(target.expected, actual)
 
 

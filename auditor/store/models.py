@@ -1,0 +1,157 @@
+"""The tables of the history (SQLAlchemy 2 declarative models).
+
+Compactness is the point of the layout: a class of labs audited every five minutes makes a row per
+lab every five minutes, for months. So a run row holds only what differs from run to run (times,
+verdict, request count) and points at a shared, content-addressed finding set; the findings of a set
+point at content-addressed documents. An unchanged result costs one `audit_runs` row and one
+`invoke_results` row, nothing else.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import ForeignKey, Index, MetaData, String, Text, text
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from auditor.model import Check, Effect, Severity, Status, Trigger, Verdict
+from auditor.store.records import LabState, LifecycleEvent, Outcome
+from auditor.store.types import UtcDateTime, enum_of
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+SHA256_HEX = 64
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+class LabRow(Base):
+    __tablename__ = "labs"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    origin_account: Mapped[str] = mapped_column(String(12))
+    destination_account: Mapped[str] = mapped_column(String(12))
+    state: Mapped[LabState] = mapped_column(enum_of(LabState, "lab_state"))
+    provisioned_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    expires_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    # The teardown lease: set by a conditional UPDATE so that two teardowns of a lab never overlap.
+    teardown_owner: Mapped[str | None] = mapped_column(String(200))
+    teardown_claimed_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+
+
+class LabResourceRow(Base):
+    __tablename__ = "lab_resources"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    lab_id: Mapped[int] = mapped_column(ForeignKey("labs.id", ondelete="CASCADE"), index=True)
+    kind: Mapped[str] = mapped_column(String(64))
+    account: Mapped[str] = mapped_column(String(12))
+    arn: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    deleted_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+
+
+class DocumentRow(Base):
+    """A policy document (or any expected/actual value), once, under the sha256 of its canonical JSON."""
+
+    __tablename__ = "documents"
+
+    digest: Mapped[str] = mapped_column(String(SHA256_HEX), primary_key=True)
+    body: Mapped[str] = mapped_column(Text)
+
+
+class FindingSetRow(Base):
+    """The findings of one or more runs, under the sha256 of the findings in canonical order."""
+
+    __tablename__ = "finding_sets"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    digest: Mapped[str] = mapped_column(String(SHA256_HEX), unique=True)
+    size: Mapped[int]
+
+
+class FindingRow(Base):
+    __tablename__ = "findings"
+
+    set_id: Mapped[int] = mapped_column(ForeignKey("finding_sets.id", ondelete="CASCADE"), primary_key=True)
+    position: Mapped[int] = mapped_column(primary_key=True)
+    check: Mapped[Check] = mapped_column(enum_of(Check, "check_kind"))
+    resource: Mapped[str] = mapped_column(Text)
+    status: Mapped[Status] = mapped_column(enum_of(Status, "status"))
+    effect: Mapped[Effect] = mapped_column(enum_of(Effect, "effect"))
+    severity: Mapped[Severity] = mapped_column(enum_of(Severity, "severity"))
+    message: Mapped[str] = mapped_column(Text)
+    expected_digest: Mapped[str | None] = mapped_column(ForeignKey("documents.digest"))
+    actual_digest: Mapped[str | None] = mapped_column(ForeignKey("documents.digest"))
+    breaks_lab: Mapped[bool]
+
+
+class AuditRunRow(Base):
+    __tablename__ = "audit_runs"
+    __table_args__ = (
+        # Serves every per-lab query: latest run, timelines, conformance, retention.
+        Index(None, "lab_id", "started_at"),
+        # Garbage collection of finding sets looks runs up by set; most runs have none, hence partial.
+        Index(
+            None,
+            "finding_set_id",
+            sqlite_where=text("finding_set_id IS NOT NULL"),
+            postgresql_where=text("finding_set_id IS NOT NULL"),
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    lab_id: Mapped[int] = mapped_column(ForeignKey("labs.id", ondelete="CASCADE"))
+    trigger: Mapped[Trigger] = mapped_column(enum_of(Trigger, "trigger"))
+    started_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    finished_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    verdict: Mapped[Verdict] = mapped_column(enum_of(Verdict, "verdict"))
+    error: Mapped[str | None] = mapped_column(Text)
+    requests: Mapped[int]
+    finding_set_id: Mapped[int | None] = mapped_column(ForeignKey("finding_sets.id"))
+
+
+class InvokeResultRow(Base):
+    __tablename__ = "invoke_results"
+
+    run_id: Mapped[int] = mapped_column(ForeignKey("audit_runs.id", ondelete="CASCADE"), primary_key=True)
+    ok: Mapped[bool]
+    cause: Mapped[str] = mapped_column(String(64))
+    detail: Mapped[str] = mapped_column(Text)
+    duration_ms: Mapped[int]
+
+
+class LifecycleEventRow(Base):
+    __tablename__ = "lifecycle_events"
+    __table_args__ = (Index(None, "lab_id", "at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    lab_id: Mapped[int] = mapped_column(ForeignKey("labs.id", ondelete="CASCADE"))
+    at: Mapped[datetime] = mapped_column(UtcDateTime())
+    event: Mapped[LifecycleEvent] = mapped_column(enum_of(LifecycleEvent, "lifecycle_event"))
+    outcome: Mapped[Outcome] = mapped_column(enum_of(Outcome, "outcome"))
+    detail: Mapped[str] = mapped_column(Text)
+
+
+__all__ = [
+    "NAMING_CONVENTION",
+    "AuditRunRow",
+    "Base",
+    "DocumentRow",
+    "FindingRow",
+    "FindingSetRow",
+    "InvokeResultRow",
+    "LabResourceRow",
+    "LabRow",
+    "LifecycleEventRow",
+]

@@ -1,0 +1,92 @@
+"""The plain values the store hands back: no sessions, no lazy loading, safe to keep after a transaction."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+
+from auditor.model import Finding, InvokeResult, Trigger, Verdict
+
+
+class LabState(StrEnum):
+    PLANNED = "planned"
+    PROVISIONING = "provisioning"
+    ACTIVE = "active"
+    EXPIRED = "expired"
+    TORN_DOWN = "torn_down"
+    FAILED = "failed"
+
+
+class LifecycleEvent(StrEnum):
+    PROVISIONED = "provisioned"
+    RESET = "reset"
+    PROVISION_FAILED = "provision_failed"
+    EXPIRED = "expired"
+    TEARDOWN_STARTED = "teardown_started"
+    TORN_DOWN = "torn_down"
+    TEARDOWN_FAILED = "teardown_failed"
+
+
+class Outcome(StrEnum):
+    OK = "ok"
+    FAILED = "failed"
+    STARTED = "started"
+
+
+OUTCOME_OF: dict[LifecycleEvent, Outcome] = {
+    LifecycleEvent.PROVISIONED: Outcome.OK,
+    LifecycleEvent.RESET: Outcome.OK,
+    LifecycleEvent.PROVISION_FAILED: Outcome.FAILED,
+    LifecycleEvent.EXPIRED: Outcome.OK,
+    LifecycleEvent.TEARDOWN_STARTED: Outcome.STARTED,
+    LifecycleEvent.TORN_DOWN: Outcome.OK,
+    LifecycleEvent.TEARDOWN_FAILED: Outcome.FAILED,
+}
+
+
+@dataclass(frozen=True)
+class LabStatus:
+    """One line of `auditor status`."""
+
+    name: str
+    state: LabState
+    expires_at: datetime | None
+    last_verdict: Verdict | None
+    last_audit_at: datetime | None
+    origin: str
+    destination: str
+
+
+@dataclass(frozen=True)
+class RunPoint:
+    """One audit run on a lab's verdict timeline."""
+
+    run_id: int
+    started_at: datetime
+    verdict: Verdict
+    trigger: Trigger
+
+
+@dataclass(frozen=True)
+class RecordedRun:
+    """An audit run as recorded, with its findings (documents decoded) and its invoke result."""
+
+    run_id: int
+    lab: str
+    trigger: Trigger
+    started_at: datetime
+    finished_at: datetime | None
+    verdict: Verdict
+    error: str | None
+    requests: int
+    findings: tuple[Finding, ...]
+    invoke: InvokeResult | None
+
+
+@dataclass(frozen=True)
+class LifecycleEntry:
+    at: datetime
+    event: LifecycleEvent
+    outcome: Outcome
+    detail: str

@@ -1,0 +1,67 @@
+"""Column types shared by the models and the migrations."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import BigInteger, DateTime, Dialect, Enum
+from sqlalchemy.types import TypeDecorator, TypeEngine
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
+
+
+def to_epoch_microseconds(moment: datetime) -> int:
+    return (moment - _EPOCH) // _MICROSECOND
+
+
+def from_epoch_microseconds(value: int) -> datetime:
+    return _EPOCH + timedelta(microseconds=value)
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """Timezone-aware UTC datetimes in and out, on every database; naive datetimes are refused.
+
+    PostgreSQL keeps them as timestamptz. SQLite has no time type: it gets integer microseconds since
+    the epoch, 6 bytes where an ISO string takes 26, which adds up at one row per lab every five
+    minutes, and which sorts and compares correctly in its indexes.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[Any]:
+        if dialect.name == "sqlite":
+            return dialect.type_descriptor(BigInteger())
+        return dialect.type_descriptor(DateTime(timezone=True))
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> Any:
+        if value is None:
+            return None
+        if value.tzinfo is None or value.utcoffset() is None:
+            raise ValueError(f"naive datetime {value.isoformat()} refused: give a time zone (UTC)")
+        if dialect.name == "sqlite":
+            return to_epoch_microseconds(value)
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if dialect.name == "sqlite":
+            return from_epoch_microseconds(int(value))
+        moment: datetime = value
+        return moment.astimezone(UTC)
+
+
+def enum_of(enum_class: type[StrEnum], name: str) -> Enum:
+    """A portable enum column: the member values as short strings, guarded by a named CHECK constraint."""
+    return Enum(
+        enum_class,
+        name=name,
+        native_enum=False,
+        create_constraint=True,
+        validate_strings=True,
+        values_callable=lambda members: [member.value for member in members],
+    )
