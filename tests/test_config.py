@@ -113,7 +113,11 @@ BAD_CONFIGS = {
     "toml_syntax": ('[lab]\nregion = "us-east-1\n', "", "TOML syntax error"),
     "toml_syntax_line": ('[lab]\nregion = "us-east-1"\nttl = \n', "", "line 3"),
     "unknown_top_level_key": ("[labz]\n" + GOOD_LAB, "labz", "unknown key"),
-    "typo_in_a_section": ('[audit]\nintervall = "5m"\n' + GOOD_LAB, "audit.intervall", "did you mean 'interval'"),
+    "typo_in_a_section": (
+        '[audit]\nintervall = "5m"\n' + GOOD_LAB,
+        "audit.intervall",
+        "did you mean 'interval'",
+    ),
     "typo_in_a_lab": (GOOD_LAB + 'expires = "x"\n', "labs[0].expires", "unknown key"),
     "typo_in_an_account": (
         '[[labs]]\nname = "a"\norigin = { account_id = "111111111111", rolearn = "x" }\n',
@@ -152,26 +156,44 @@ BAD_CONFIGS = {
     ),
     "bad_duration": ('[lab]\nttl = "8 hours"\n' + GOOD_LAB, "lab.ttl", "not a duration"),
     "zero_duration": ('[audit]\ninterval = "0m"\n' + GOOD_LAB, "audit.interval", "longer than zero"),
-    "bad_timestamp": (GOOD_LAB.replace("2026-12-01T17:00:00Z", "tomorrow"), "labs[0].expires_at", "not a timestamp"),
+    "bad_timestamp": (
+        GOOD_LAB.replace("2026-12-01T17:00:00Z", "tomorrow"),
+        "labs[0].expires_at",
+        "not a timestamp",
+    ),
     "timestamp_without_zone": (
         GOOD_LAB.replace("2026-12-01T17:00:00Z", "2026-12-01T17:00:00"),
         "labs[0].expires_at",
         "no time zone",
     ),
-    "duplicate_lab_names": (GOOD_LAB + GOOD_LAB.replace("111111111111", "333333333333").replace(
-        "222222222222", "444444444444"
-    ), "labs", "duplicate lab name 'pair-01'"),
+    "duplicate_lab_names": (
+        GOOD_LAB + GOOD_LAB.replace("111111111111", "333333333333").replace("222222222222", "444444444444"),
+        "labs",
+        "duplicate lab name 'pair-01'",
+    ),
     "no_labs": ('[lab]\nregion = "us-east-1"\n', "labs", "no labs"),
     "database_url_without_driver": (
         '[database]\nurl = "mysql://u@h/db"\n' + GOOD_LAB,
         "database.url",
         "no installed driver",
     ),
-    "database_url_not_a_url": ('[database]\nurl = "not a url"\n' + GOOD_LAB, "database.url", "not a database URL"),
+    "database_url_not_a_url": (
+        '[database]\nurl = "not a url"\n' + GOOD_LAB,
+        "database.url",
+        "not a database URL",
+    ),
     "old_runtime": ('[lab]\nruntime = "python3.6"\n' + GOOD_LAB, "lab.runtime", "python3.12 or newer"),
     "bad_invoke_via": ('[audit]\ninvoke_via = "docker"\n' + GOOD_LAB, "audit.invoke_via", "'docker'"),
-    "wrong_type": ('[audit]\nconcurrency = "many"\n' + GOOD_LAB, "audit.concurrency", "must be a whole number"),
-    "bad_endpoint": ('[aws]\nendpoint_url = "localhost:5000"\n' + GOOD_LAB, "aws.endpoint_url", "http(s) URL"),
+    "wrong_type": (
+        '[audit]\nconcurrency = "many"\n' + GOOD_LAB,
+        "audit.concurrency",
+        "must be a whole number",
+    ),
+    "bad_endpoint": (
+        '[aws]\nendpoint_url = "localhost:5000"\n' + GOOD_LAB,
+        "aws.endpoint_url",
+        "http(s) URL",
+    ),
     "shared_origin_account": (
         GOOD_LAB + GOOD_LAB.replace("pair-01", "pair-02").replace("222222222222", "444444444444"),
         "labs",

@@ -1,0 +1,168 @@
+"""Shared fixtures: fake AWS credentials, moto in-process and as a real HTTP server, sample labs."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+import threading
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from auditor.config import AccountAccess, AuditSettings, AwsSettings, Config, DatabaseSettings, LabConfig
+from auditor.runtime import Runtime, open_runtime
+
+pytest_plugins = ["db_fixtures"]
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(autouse=True)
+def fake_aws_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No test may ever reach real AWS with the developer's own credentials."""
+    for name in list(os.environ):
+        if name.startswith("AWS_"):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_SESSION_TOKEN", "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    monkeypatch.setenv("AWS_CONFIG_FILE", "/dev/null")
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
+    monkeypatch.delenv("AUDITOR_DATABASE_URL", raising=False)
+    monkeypatch.delenv("AUDITOR_CONFIG", raising=False)
+
+
+def assumed(account_id: str, external_id: str | None = None) -> AccountAccess:
+    return AccountAccess(
+        account_id, role_arn=f"arn:aws:iam::{account_id}:role/OrganizationAccountAccessRole", external_id=external_id
+    )
+
+
+def pair(index: int) -> LabConfig:
+    """Lab number `index` of a classroom: accounts 1000000000XX (origin) and 2000000000XX (destination)."""
+    return LabConfig(f"pair-{index:02d}", assumed(f"1{index:011d}"), assumed(f"2{index:011d}"))
+
+
+def solo(index: int) -> LabConfig:
+    access = assumed(f"3{index:011d}")
+    return LabConfig(f"solo-{index:02d}", access, access)
+
+
+def make_config(
+    labs: tuple[LabConfig, ...], endpoint_url: str | None = None, database_url: str = "sqlite://", **audit: object
+) -> Config:
+    return Config(
+        path="test.toml",
+        labs=labs,
+        aws=AwsSettings(endpoint_url=endpoint_url, max_attempts=3),
+        audit=replace(AuditSettings(concurrency=8), **audit),  # type: ignore[arg-type]
+        database=DatabaseSettings(url=database_url),
+    )
+
+
+@pytest.fixture
+def moto_in_process() -> Iterator[None]:
+    from moto import mock_aws
+
+    with mock_aws():
+        yield
+
+
+def in_process_runtime(*labs: LabConfig, **audit: object) -> Runtime:
+    """A runtime whose clients go to moto's in-process mock (use inside the moto_in_process fixture)."""
+    return open_runtime(make_config(labs, endpoint_url=None, **audit))
+
+
+@pytest.fixture(scope="session")
+def moto_server_url() -> Iterator[str]:
+    """A moto server in its own process: a real HTTP endpoint, as an operator's emulator would be."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", "0"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    url = _wait_for_moto_url(process)
+    yield url
+    process.terminate()
+    process.wait(timeout=10)
+
+
+def _wait_for_moto_url(process: subprocess.Popen[str]) -> str:
+    assert process.stdout is not None
+    for line in process.stdout:
+        # werkzeug prints " * Running on http://127.0.0.1:PORT"
+        if "Running on http://" in line:
+            url = line.split("Running on ", 1)[1].split()[0].rstrip("/")
+            _drain(process)
+            return url
+    raise RuntimeError("the moto server did not start")
+
+
+def _drain(process: subprocess.Popen[str]) -> None:
+    """Keep reading the server's request log so that its pipe never fills up and blocks it."""
+    stream = process.stdout
+    assert stream is not None
+    threading.Thread(target=stream.read, daemon=True).start()
+
+
+@pytest.fixture
+def moto_server(moto_server_url: str) -> str:
+    """The server, emptied before the test."""
+    request = urllib.request.Request(f"{moto_server_url}/moto-api/reset", method="POST")
+    urllib.request.urlopen(request, timeout=10).close()
+    return moto_server_url
+
+
+def write_config(tmp_path: Path, endpoint_url: str, labs_toml: str, extra: str = "", database_url: str = "") -> Path:
+    database_url = database_url or f"sqlite:///{tmp_path / 'auditor.db'}"
+    path = tmp_path / "config.toml"
+    path.write_text(
+        textwrap.dedent(
+            f"""
+            [lab]
+            region = "us-east-1"
+            [aws]
+            endpoint_url = "{endpoint_url}"
+            max_attempts = 3
+            [audit]
+            concurrency = 8
+            [database]
+            url = "{database_url}"
+            [daemon]
+            health_port = 0
+            """
+        )
+        + textwrap.dedent(extra)
+        + labs_toml,
+        encoding="utf-8",
+    )
+    return path
+
+
+def labs_toml(*labs: LabConfig) -> str:
+    def side(access: AccountAccess) -> str:
+        return f'{{ account_id = "{access.account_id}", role_arn = "{access.role_arn}" }}'
+
+    return "".join(
+        f'\n[[labs]]\nname = "{lab.name}"\norigin = {side(lab.origin)}\ndestination = {side(lab.destination)}\n'
+        for lab in labs
+    )
+
+
+def run_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    """The real entry point, in its own process, as an operator or a script runs it."""
+    return subprocess.run(
+        [sys.executable, "-m", "auditor", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, **(env or {})},
+        check=False,
+    )
