@@ -29,7 +29,7 @@ typecheck: install
 	$(BIN)/mypy
 
 unit: install
-	$(BIN)/pytest -n auto -q
+	$(BIN)/pytest -n auto --dist loadfile -q
 
 test: lint typecheck unit
 
