@@ -1,0 +1,83 @@
+"""What the benchmarks share: a moto server of their own, sample classrooms, ratios."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import TypeVar
+
+from auditor.config import AccountAccess, AuditSettings, AwsSettings, Config, DatabaseSettings, LabConfig
+
+T = TypeVar("T")
+
+
+def fake_credentials() -> None:
+    for name in ("AWS_PROFILE", "AWS_DEFAULT_PROFILE"):
+        os.environ.pop(name, None)
+    os.environ.update(
+        {
+            "AWS_ACCESS_KEY_ID": "testing",
+            "AWS_SECRET_ACCESS_KEY": "testing",
+            "AWS_SESSION_TOKEN": "testing",
+            "AWS_DEFAULT_REGION": "us-east-1",
+        }
+    )
+
+
+@contextmanager
+def moto_server() -> Iterator[str]:
+    """A moto server in its own process, so that its CPU is not ours."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", "0"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    assert process.stdout is not None
+    url = ""
+    for line in process.stdout:
+        if "Running on http://" in line:
+            url = line.split("Running on ", 1)[1].split()[0].rstrip("/")
+            break
+    threading.Thread(target=process.stdout.read, daemon=True).start()
+    try:
+        yield url
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+def classroom(size: int, first: int = 1) -> tuple[LabConfig, ...]:
+    def access(account: str) -> AccountAccess:
+        return AccountAccess(account, role_arn=f"arn:aws:iam::{account}:role/OrganizationAccountAccessRole")
+
+    return tuple(
+        LabConfig(f"pair-{i:03d}", access(f"1{i:011d}"), access(f"2{i:011d}")) for i in range(first, first + size)
+    )
+
+
+def config(labs: tuple[LabConfig, ...], endpoint_url: str, concurrency: int, **audit: object) -> Config:
+    return Config(
+        path="bench",
+        labs=labs,
+        aws=AwsSettings(endpoint_url=endpoint_url),
+        audit=AuditSettings(concurrency=concurrency, **audit),  # type: ignore[arg-type]
+        database=DatabaseSettings(url="sqlite://"),
+    )
+
+
+def timed(call: Callable[[], T]) -> tuple[T, float]:
+    started = time.perf_counter()
+    result = call()
+    return result, time.perf_counter() - started
+
+
+def cpu_timed(call: Callable[[], T]) -> tuple[T, float]:
+    started = time.process_time()
+    result = call()
+    return result, time.process_time() - started

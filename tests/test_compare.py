@@ -1,0 +1,265 @@
+"""The lab-level comparison on plain data: function checks, the access path, verdicts (no AWS)."""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import replace
+from datetime import date
+from typing import Any
+
+import pytest
+
+from auditor.collect import ActualBucket, ActualFunction, ActualLab, ActualRole
+from auditor.compare import access_path, judge_lab
+from auditor.config import AccountAccess, LabConfig, LabSettings
+from auditor.model import Check, Effect, InvokeResult, Severity, Status, Verdict
+from auditor.spec import ExpectedLab, RoleSpec, render
+
+TODAY = date(2026, 11, 29)
+SHA = "packaged-sha"
+EXPECTED = render(
+    LabConfig("pair-01", AccountAccess("111111111111"), AccountAccess("222222222222")), LabSettings()
+)
+
+
+def role_as_built(spec: RoleSpec) -> ActualRole:
+    return ActualRole(
+        account_id=spec.account_id,
+        name=spec.name,
+        exists=True,
+        arn=spec.arn,
+        trust_policy=copy.deepcopy(spec.trust_policy),
+        inline_policies=copy.deepcopy(spec.inline_policies),
+    )
+
+
+def lab_as_built(expected: ExpectedLab = EXPECTED) -> ActualLab:
+    function = expected.function
+    return ActualLab(
+        destination_role=role_as_built(expected.destination_role),
+        origin_role=role_as_built(expected.origin_role),
+        function=ActualFunction(
+            name=function.name,
+            exists=True,
+            arn=function.arn,
+            role=function.role_arn,
+            runtime=function.runtime,
+            handler=function.handler,
+            environment=dict(function.environment),
+            code_sha256=SHA,
+            state="Active",
+            timeout=function.timeout_seconds,
+            memory=function.memory_mb,
+        ),
+        marker_bucket=ActualBucket(expected.marker_bucket.name, True),
+    )
+
+
+def judged(actual: ActualLab, invoke: InvokeResult | None = None) -> Any:
+    return judge_lab(EXPECTED, actual, SHA, TODAY, invoke)
+
+
+def with_function(**changes: Any) -> ActualLab:
+    actual = lab_as_built()
+    return replace(actual, function=replace(actual.function, **changes))
+
+
+def with_role(side: str, **changes: Any) -> ActualLab:
+    actual = lab_as_built()
+    name = f"{side}_role"
+    return replace(actual, **{name: replace(getattr(actual, name), **changes)})
+
+
+def significant(judgement: Any) -> list[tuple[Check, Status, Effect, Severity]]:
+    return [
+        (f.check, f.status, f.effect, f.severity)
+        for f in judgement.findings
+        if f.severity is not Severity.INFO
+    ]
+
+
+def test_the_lab_as_built_is_conformant() -> None:
+    judgement = judged(lab_as_built())
+    assert judgement.verdict is Verdict.CONFORMANT
+    assert judgement.findings == ()
+
+
+def test_the_lab_as_built_passes_every_step_of_the_access_path() -> None:
+    links = access_path(EXPECTED, lab_as_built())
+    assert [link.works for link in links] == [True, True, True, True]
+
+
+def test_a_single_account_lab_as_built_is_conformant() -> None:
+    single = render(
+        LabConfig("solo", AccountAccess("111111111111"), AccountAccess("111111111111")), LabSettings()
+    )
+    assert judge_lab(single, lab_as_built(single), SHA, TODAY).verdict is Verdict.CONFORMANT
+
+
+FUNCTION_CASES = {
+    "role_changed": (
+        {"role": "arn:aws:iam::111111111111:role/Other"},
+        (Check.LAMBDA_CONFIG, Status.MODIFIED, Effect.CHANGED, Severity.HIGH),
+        Verdict.BROKEN,
+    ),
+    "handler_changed": (
+        {"handler": "main.handler"},
+        (Check.LAMBDA_CONFIG, Status.MODIFIED, Effect.CHANGED, Severity.MEDIUM),
+        Verdict.BROKEN,
+    ),
+    "deprecated_runtime": (
+        {"runtime": "python3.9"},
+        (Check.LAMBDA_CONFIG, Status.MODIFIED, Effect.NONE, Severity.MEDIUM),
+        Verdict.DRIFTED,
+    ),
+    "other_supported_runtime": (
+        {"runtime": "python3.13"},
+        (Check.LAMBDA_CONFIG, Status.MODIFIED, Effect.NONE, Severity.LOW),
+        Verdict.DRIFTED,
+    ),
+    "role_variable_removed": (
+        {"environment": {}},
+        (Check.LAMBDA_CONFIG, Status.MODIFIED, Effect.CHANGED, Severity.MEDIUM),
+        Verdict.BROKEN,
+    ),
+    "role_variable_elsewhere": (
+        {"environment": {"DESTINATION_ROLE_ARN": "arn:aws:iam::999999999999:role/LambdaS3ListBuckets"}},
+        (Check.LAMBDA_CONFIG, Status.MODIFIED, Effect.CHANGED, Severity.HIGH),
+        Verdict.BROKEN,
+    ),
+    "extra_variable": (
+        {"environment": {**EXPECTED.function.environment, "DEBUG": "1"}},
+        (Check.LAMBDA_CONFIG, Status.MODIFIED, Effect.CHANGED, Severity.LOW),
+        Verdict.DRIFTED,
+    ),
+    "code_replaced": (
+        {"code_sha256": "something-else"},
+        (Check.LAMBDA_CODE, Status.MODIFIED, Effect.CHANGED, Severity.HIGH),
+        Verdict.DRIFTED,
+    ),
+    "function_failed": (
+        {"state": "Failed"},
+        (Check.RESOURCE, Status.FAILED, Effect.NONE, Severity.MEDIUM),
+        Verdict.BROKEN,
+    ),
+    "function_missing": (
+        {"exists": False},
+        (Check.RESOURCE, Status.MISSING, Effect.NARROWED, Severity.MEDIUM),
+        Verdict.BROKEN,
+    ),
+}
+
+
+@pytest.mark.parametrize("changes,finding,verdict", FUNCTION_CASES.values(), ids=FUNCTION_CASES.keys())
+def test_function_checks(changes: dict[str, Any], finding: tuple[Any, ...], verdict: Verdict) -> None:
+    judgement = judged(with_function(**changes))
+    assert finding in significant(judgement)
+    assert judgement.verdict is verdict
+
+
+def test_a_runtime_deprecated_later_is_not_flagged_before_its_date() -> None:
+    judgement = judge_lab(EXPECTED, with_function(runtime="python3.11"), SHA, date(2026, 1, 1))
+    assert (Check.LAMBDA_CONFIG, Status.MODIFIED, Effect.NONE, Severity.LOW) in significant(judgement)
+
+
+ROLE_CASES = {
+    "destination_role_missing": ("destination", {"exists": False}, Check.RESOURCE, Verdict.BROKEN),
+    "origin_role_missing": ("origin", {"exists": False}, Check.RESOURCE, Verdict.BROKEN),
+    "origin_trust_not_lambda": (
+        "origin",
+        {
+            "trust_policy": {
+                "Version": "2012-10-17",
+                "Statement": [
+                    {
+                        "Effect": "Allow",
+                        "Principal": {"Service": "ec2.amazonaws.com"},
+                        "Action": "sts:AssumeRole",
+                    }
+                ],
+            }
+        },
+        Check.TRUST_POLICY,
+        Verdict.BROKEN,
+    ),
+    "unreadable_inline_policy": (
+        "destination",
+        {"inline_policies": {"LambdaS3ListBucketsPolicy": "{not json"}},
+        Check.INLINE_POLICY,
+        Verdict.BROKEN,
+    ),
+}
+
+
+@pytest.mark.parametrize("side,changes,check,verdict", ROLE_CASES.values(), ids=ROLE_CASES.keys())
+def test_role_breakages(side: str, changes: dict[str, Any], check: Check, verdict: Verdict) -> None:
+    judgement = judged(with_role(side, **changes))
+    assert judgement.verdict is verdict
+    assert any(f.check is check and f.breaks_lab for f in judgement.findings)
+
+
+def test_a_boundary_that_admits_the_lab_is_drift_but_not_a_breakage() -> None:
+    boundary = {
+        "Version": "2012-10-17",
+        "Statement": [{"Effect": "Allow", "Action": "s3:List*", "Resource": "*"}],
+    }
+    judgement = judged(
+        with_role("destination", boundary_arn="arn:aws:iam::222222222222:policy/B", boundary_policy=boundary)
+    )
+    assert judgement.verdict is Verdict.DRIFTED
+    assert (Check.PERMISSIONS_BOUNDARY, Status.UNEXPECTED, Effect.NARROWED, Severity.MEDIUM) in significant(
+        judgement
+    )
+
+
+def test_a_boundary_that_blocks_the_listing_breaks_the_lab() -> None:
+    boundary = {
+        "Version": "2012-10-17",
+        "Statement": [{"Effect": "Allow", "Action": "ec2:*", "Resource": "*"}],
+    }
+    judgement = judged(
+        with_role("destination", boundary_arn="arn:aws:iam::222222222222:policy/B", boundary_policy=boundary)
+    )
+    assert judgement.verdict is Verdict.BROKEN
+    blamed = [f for f in judgement.findings if f.breaks_lab]
+    assert [f.check for f in blamed] == [Check.PERMISSIONS_BOUNDARY]
+    assert "list buckets" in blamed[0].message
+
+
+def test_an_attached_admin_policy_is_critical() -> None:
+    admin = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}
+    judgement = judged(
+        with_role("origin", managed_policies={"arn:aws:iam::111111111111:policy/Admin": admin})
+    )
+    assert (Check.MANAGED_POLICIES, Status.UNEXPECTED, Effect.WIDENED, Severity.CRITICAL) in significant(
+        judgement
+    )
+    assert judgement.verdict is Verdict.DRIFTED
+
+
+def test_a_failed_invoke_breaks_the_lab_and_names_its_cause() -> None:
+    judgement = judged(
+        lab_as_built(), InvokeResult(False, "listing_denied", "list_buckets: AccessDenied: no")
+    )
+    assert judgement.verdict is Verdict.BROKEN
+    failure = next(f for f in judgement.findings if f.check is Check.INVOKE)
+    assert failure.status is Status.FAILED
+    assert "listing denied" in failure.message
+
+
+def test_a_passing_invoke_adds_nothing() -> None:
+    assert judged(lab_as_built(), InvokeResult(True, "ok", "listed")).findings == ()
+
+
+def test_the_worst_findings_come_first() -> None:
+    actual = with_role(
+        "destination",
+        trust_policy={
+            "Version": "2012-10-17",
+            "Statement": [{"Effect": "Allow", "Principal": "*", "Action": "sts:AssumeRole"}],
+        },
+    )
+    actual = replace(actual, function=replace(actual.function, runtime="python3.13"))
+    severities = [f.severity for f in judged(actual).findings]
+    assert severities == sorted(severities, key=lambda s: -s.rank)
+    assert severities[0] is Severity.CRITICAL
