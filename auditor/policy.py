@@ -411,7 +411,16 @@ def _globs_overlap(a: str, b: str) -> bool:
         return _glob_match(b, a)
     if _glob_contains(a, b) or _glob_contains(b, a):
         return True
-    return _globs_intersect(a, b)
+    return _ends_compatible(a, b) and _globs_intersect(a, b)
+
+
+def _ends_compatible(a: str, b: str) -> bool:
+    """A cheap necessary test: the literal heads (before any star) and tails (after any) must agree."""
+    head_a, head_b = a.split("*", 1)[0], b.split("*", 1)[0]
+    tail_a, tail_b = a.rsplit("*", 1)[-1], b.rsplit("*", 1)[-1]
+    heads = zip(head_a, head_b, strict=False)
+    tails = zip(reversed(tail_a), reversed(tail_b), strict=False)
+    return all(x == y or "?" in (x, y) for x, y in (*heads, *tails))
 
 
 def _globs_intersect(a: str, b: str) -> bool:
@@ -757,6 +766,28 @@ class _Comparison:
     lost_denies: tuple[_Gap, ...]  # expected denied what actual allows
 
 
+@dataclass(frozen=True)
+class _Grant:
+    """One statement's grants to one resource item and one principal item."""
+
+    statement: Statement
+    resources: _Scope
+    principals: _Scope
+
+
+@dataclass(frozen=True)
+class _ActionGroup:
+    """Actions as one statement wrote them: a pattern (None for NotAction) and what it expands to."""
+
+    label: str
+    pattern: str | None
+    actions: tuple[str, ...]
+
+    @property
+    def broad(self) -> bool:
+        return self.pattern is None or _is_service_wildcard(self.pattern)
+
+
 def _compare(expected: Sequence[Statement], actual: Sequence[Statement]) -> _Comparison:
     expected_allows = [s for s in expected if s.effect == ALLOW]
     actual_allows = [s for s in actual if s.effect == ALLOW]
@@ -784,26 +815,6 @@ def _gaps(source: Sequence[Statement], target: Sequence[Statement], effect: str)
                     missing = next((a for a in group.actions if _uncovered(grant, a, peers, blockers)), None)
                     if missing is not None:
                         yield _gap(grant, group, _condition_changes(grant, missing, peers))
-
-
-@dataclass(frozen=True)
-class _Grant:
-    statement: Statement
-    resources: _Scope
-    principals: _Scope
-
-
-@dataclass(frozen=True)
-class _ActionGroup:
-    """Actions as one statement wrote them: a pattern (None for NotAction) and what it expands to."""
-
-    label: str
-    pattern: str | None
-    actions: tuple[str, ...]
-
-    @property
-    def broad(self) -> bool:
-        return self.pattern is None or _is_service_wildcard(self.pattern)
 
 
 def _action_groups(statement: Statement) -> Iterator[_ActionGroup]:
@@ -862,7 +873,7 @@ def _gap(grant: _Grant, group: _ActionGroup, changes: tuple[tuple[str, bool], ..
 
 def _is_service_wildcard(pattern: str) -> bool:
     prefix, _, name = pattern.partition(":")
-    return pattern == ANY or (name == ANY and not _has_wildcard(prefix))
+    return pattern == ANY or (name == ANY and (prefix == ANY or not _has_wildcard(prefix)))
 
 
 def _gap_overlaps(gap: _Gap, allows: Sequence[Statement]) -> bool:
@@ -1042,7 +1053,7 @@ def _trust_message(
     if public:
         return f"trust policy lets any principal assume the role: {_details(widened)}; remove that access"
     if hardened_to is not None and effect is Effect.NONE:
-        return f"trust policy narrowed from the account root to {hardened_to}: a hardening, lab still works"
+        return f"trust policy narrowed from the account root to {hardened_to}: a hardening, not a breakage"
     return _message("trust policy", effect, widened, narrowed)
 
 
