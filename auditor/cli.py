@@ -11,15 +11,13 @@ import click
 
 from auditor import __version__
 from auditor.config import Config, ConfigError, load_config
+from auditor.errors import OperationalError
 from auditor.logs import configure_logging
+from auditor.store import DatabaseUnavailable
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 EXIT_OK, EXIT_OPERATIONAL, EXIT_USAGE, EXIT_NOT_CONFORMANT = 0, 1, 2, 3
-
-
-class OperationalError(Exception):
-    """AWS unreachable after retries, database down, ...: exit code 1."""
 
 
 def config_option(command: F) -> F:
@@ -50,7 +48,7 @@ def handles_errors(command: F) -> F:
         except ConfigError as error:
             click.echo(f"error: {error}", err=True)
             sys.exit(EXIT_USAGE)
-        except OperationalError as error:
+        except (OperationalError, DatabaseUnavailable) as error:
             click.echo(f"error: {error}", err=True)
             sys.exit(EXIT_OPERATIONAL)
 
@@ -144,3 +142,54 @@ def audit(
     sys.exit(
         audit_labs(config, labs, output_format=output_format, invoke=not no_invoke, record=not no_record)
     )
+
+
+# ------------------------------------------------------------------------------------------ status
+
+
+@main.command()
+@config_option
+@lab_option
+@handles_errors
+def status(config_path: str, labs: tuple[str, ...]) -> None:
+    """One line a lab: life-cycle state, expiry, last verdict, last audit time.
+
+    \b
+    Example:
+      auditor status --lab pair-01
+    """
+    from auditor.operations import status_lines
+
+    for line in status_lines(read_config(config_path), labs):
+        click.echo(line)
+
+
+# -------------------------------------------------------------------------------------- db upgrade
+
+
+@main.group()
+def db() -> None:
+    """The history database.
+
+    \b
+    Example:
+      auditor db upgrade
+    """
+
+
+@db.command("upgrade")
+@config_option
+@handles_errors
+def db_upgrade(config_path: str) -> None:
+    """Apply the database migrations (the daemon does this itself at start).
+
+    \b
+    Example:
+      AUDITOR_DATABASE_URL=postgresql+psycopg://auditor@db/auditor auditor db upgrade
+    """
+    from auditor.operations import open_store
+    from auditor.store import safe_url
+
+    config = read_config(config_path)
+    open_store(config).close()
+    click.echo(f"database {safe_url(config.database.url)} is at the latest migration")

@@ -1,31 +1,61 @@
-"""The commands' work, as functions of a configuration: provision, teardown (audit lives in audit.py).
+"""The commands' work, as functions of a configuration: provision, teardown, audit, status.
 
-Each opens its AWS sessions and database at the start and passes them in; the inner code never
-creates clients or commits on its own.
+Each opens its AWS sessions and its database at the start and passes them in; the inner code never
+creates clients or commits on its own. Every lab's outcome is recorded in its own transaction.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import socket
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import structlog
 
 from auditor.audit import audit_targets
-from auditor.config import Config
+from auditor.config import Config, lab_expiry
+from auditor.errors import OperationalError
 from auditor.fleet import Outcome, run_each
-from auditor.model import AuditRun, Verdict
+from auditor.model import AuditRun, Trigger, Verdict
 from auditor.render_cli import print_audit_table
 from auditor.runtime import Runtime, open_runtime
+from auditor.store import DatabaseUnavailable, Store, upgrade
 from provisioner.apply import LabTarget, apply, plan
-from provisioner.plan import Step
+from provisioner.plan import Action, Step
 from provisioner.teardown import teardown, teardown_plan
 
 log = structlog.get_logger()
 Echo = Callable[[str], None]
+
+# A teardown claim older than this is taken to belong to a process that died.
+TEARDOWN_LEASE = timedelta(minutes=15)
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def owner_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def open_store(config: Config) -> Store:
+    """The migrated database, or an operational error (exit 1) before anything else is touched."""
+    try:
+        upgrade(config.database.url)
+        return Store.from_url(config.database.url)
+    except DatabaseUnavailable as error:
+        raise OperationalError(f"database unavailable: {error}") from None
+
+
+def register_labs(store: Store, targets: Sequence[LabTarget]) -> None:
+    for target in targets:
+        lab = target.lab
+        store.ensure_lab(lab.name, lab.origin.account_id, lab.destination.account_id, lab.expires_at)
 
 
 @dataclass(frozen=True)
@@ -36,6 +66,10 @@ class LabChange:
     @property
     def changed(self) -> tuple[Step, ...]:
         return tuple(step for step in self.steps if step.changes)
+
+    @property
+    def built_from_nothing(self) -> bool:
+        return bool(self.steps) and all(step.action is Action.CREATE for step in self.steps)
 
 
 def print_plan(out: Echo, name: str, steps: Sequence[Step], summary: str) -> None:
@@ -53,9 +87,14 @@ def _exit_code(outcomes: Sequence[Outcome[LabChange]], out: Echo) -> int:
     return 1 if failed else 0
 
 
+# ---------------------------------------------------------------------------------------- provision
+
+
 def provision_labs(config: Config, names: Sequence[str], *, dry_run: bool, out: Echo) -> int:
-    targets = (runtime := open_runtime(config)).targets(names)
-    outcomes = provision_targets(runtime, targets, dry_run=dry_run)
+    runtime = open_runtime(config)
+    targets = runtime.targets(names)
+    store = None if dry_run else open_store(config)
+    outcomes = provision_targets(runtime, targets, dry_run=dry_run, store=store)
     for outcome in outcomes:
         if outcome.result is not None:
             summary = (
@@ -68,53 +107,107 @@ def provision_labs(config: Config, names: Sequence[str], *, dry_run: bool, out: 
 
 
 def provision_targets(
-    runtime: Runtime, targets: Sequence[LabTarget], *, dry_run: bool
+    runtime: Runtime, targets: Sequence[LabTarget], *, dry_run: bool, store: Store | None = None
 ) -> list[Outcome[LabChange]]:
+    if store is not None:
+        register_labs(store, targets)
+
     def provision_one(target: LabTarget) -> LabChange:
+        if store is not None:
+            store.mark_provisioning(target.name, utc_now())
         steps = plan(runtime.sessions, target)
+        change = LabChange(tuple(steps), applied=not dry_run)
         if not dry_run:
             apply(runtime.sessions, target, steps)
-            log.info("lab_provisioned", lab=target.name, changes=sum(step.changes for step in steps))
-        return LabChange(tuple(steps), applied=not dry_run)
+            log.info("lab_provisioned", lab=target.name, changes=len(change.changed))
+            if store is not None:
+                record_provisioned(runtime, store, target, change)
+        return change
 
     label = "planning" if dry_run else "provisioning"
-    return run_each(targets, lambda t: t.name, provision_one, runtime.config.audit.concurrency, label)
+    outcomes = run_each(targets, lambda t: t.name, provision_one, runtime.config.audit.concurrency, label)
+    if store is not None:
+        for outcome in outcomes:
+            if not outcome.ok:
+                store.record_provision_failed(outcome.name, outcome.error or "", utc_now())
+    return outcomes
+
+
+def record_provisioned(runtime: Runtime, store: Store, target: LabTarget, change: LabChange) -> None:
+    now = utc_now()
+    created = [
+        (step.kind.value, step.account_id, step.name) for step in change.steps if step.action is Action.CREATE
+    ]
+    # A fresh lab starts its lifetime now; a reset keeps the expiry it already has.
+    expires_at = (
+        lab_expiry(target.lab, runtime.config.lab, now)
+        if change.built_from_nothing
+        else target.lab.expires_at
+    )
+    store.record_provisioned(
+        target.name, created, reset=not change.built_from_nothing, at=now, expires_at=expires_at
+    )
+
+
+# ----------------------------------------------------------------------------------------- teardown
 
 
 def teardown_labs(
     config: Config, names: Sequence[str], *, expired_only: bool, dry_run: bool, out: Echo
 ) -> int:
     runtime = open_runtime(config)
+    store = open_store(config)
     targets = runtime.targets(names)
+    register_labs(store, targets)
     if expired_only:
-        targets = [t for t in targets if t.lab.expires_at is not None and t.lab.expires_at <= _now()]
+        expired = set(store.expired_labs(utc_now()))
+        targets = [t for t in targets if t.name in expired]
         if not targets:
             out("no expired labs")
             return 0
-    outcomes = teardown_targets(runtime, targets, dry_run=dry_run)
+    outcomes = teardown_targets(runtime, targets, dry_run=dry_run, store=None if dry_run else store)
     for outcome in outcomes:
         if outcome.result is not None:
-            summary = "{changing} to remove" if dry_run else "{changing} removed"
-            print_plan(out, outcome.name, outcome.result.steps, summary)
+            print_plan(
+                out,
+                outcome.name,
+                outcome.result.steps,
+                "{changing} to remove" if dry_run else "{changing} removed",
+            )
     return _exit_code(outcomes, out)
 
 
+class TeardownBusy(OperationalError):
+    """Another process holds this lab's teardown claim."""
+
+
 def teardown_targets(
-    runtime: Runtime, targets: Sequence[LabTarget], *, dry_run: bool
+    runtime: Runtime, targets: Sequence[LabTarget], *, dry_run: bool, store: Store | None = None
 ) -> list[Outcome[LabChange]]:
+    owner = owner_id()
+
     def teardown_one(target: LabTarget) -> LabChange:
         steps = teardown_plan(runtime.sessions, target)
-        if not dry_run:
+        if dry_run:
+            return LabChange(tuple(steps), applied=False)
+        if store is not None and not store.claim_teardown(target.name, owner, utc_now(), TEARDOWN_LEASE):
+            raise TeardownBusy("another process is tearing this lab down")
+        try:
             teardown(runtime.sessions, target, steps)
-            log.info("lab_torn_down", lab=target.name, removed=len(steps))
-        return LabChange(tuple(steps), applied=not dry_run)
+        except Exception as error:
+            if store is not None:
+                store.record_teardown_failed(target.name, f"{type(error).__name__}: {error}", utc_now())
+            raise
+        if store is not None:
+            store.record_torn_down(target.name, utc_now())
+        log.info("lab_torn_down", lab=target.name, removed=len(steps))
+        return LabChange(tuple(steps), applied=True)
 
     label = "planning teardown" if dry_run else "tearing down"
     return run_each(targets, lambda t: t.name, teardown_one, runtime.config.audit.concurrency, label)
 
 
-def _now() -> datetime:
-    return datetime.now(UTC)
+# -------------------------------------------------------------------------------------------- audit
 
 
 def audit_exit_code(run: AuditRun) -> int:
@@ -122,6 +215,11 @@ def audit_exit_code(run: AuditRun) -> int:
     if Verdict.ERROR in verdicts:
         return 1
     return 0 if verdicts <= {Verdict.CONFORMANT} else 3
+
+
+def record_run(store: Store, run: AuditRun, trigger: Trigger) -> None:
+    for lab in run.labs:
+        store.record_audit(lab, trigger)
 
 
 def audit_labs(
@@ -134,4 +232,35 @@ def audit_labs(
         sys.stdout.write(json.dumps(run.to_json(), indent=2) + "\n")
     else:
         print_audit_table(run)
-    return audit_exit_code(run)
+    code = audit_exit_code(run)
+    if record:
+        try:
+            store = open_store(config)
+            register_labs(store, targets)
+            record_run(store, run, Trigger.MANUAL)
+        except (OperationalError, DatabaseUnavailable) as error:
+            print(f"error: the audit ran but could not be recorded: {error}", file=sys.stderr)
+            return 1
+    return code
+
+
+# ------------------------------------------------------------------------------------------- status
+
+
+def status_lines(config: Config, names: Sequence[str]) -> list[str]:
+    """One line a lab: state, expiry, last verdict, last audit time (labs never seen show as planned)."""
+    store = open_store(config)
+    known = {status.name: status for status in store.status()}
+    lines = []
+    for lab in config.select(tuple(names)):
+        status = known.get(lab.name)
+        state = status.state.value if status else "planned"
+        expires = _when(status.expires_at if status else lab.expires_at)
+        verdict = status.last_verdict.value if status and status.last_verdict else "-"
+        audited = _when(status.last_audit_at if status else None)
+        lines.append(f"{lab.name:<20} {state:<12} expires {expires:<20} last {verdict:<11} audited {audited}")
+    return lines
+
+
+def _when(moment: datetime | None) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ") if moment else "-"
