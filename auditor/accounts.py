@@ -24,6 +24,10 @@ SESSION_NAME = "lab-auditor"
 RETRY_MODE = "standard"
 
 
+# The operator's own credentials (no role assumed), e.g. for the change-event queue.
+OPERATOR = AccountAccess(account_id="operator")
+
+
 class AccountAccessError(Exception):
     """An account could not be reached, or the credentials reach another account than configured."""
 

@@ -193,3 +193,23 @@ def db_upgrade(config_path: str) -> None:
     config = read_config(config_path)
     open_store(config).close()
     click.echo(f"database {safe_url(config.database.url)} is at the latest migration")
+
+
+# ------------------------------------------------------------------------------------------ daemon
+
+
+@main.command()
+@config_option
+@handles_errors
+def daemon(config_path: str) -> None:
+    """The long-running service: scheduled audits, change-event audits, teardown at expiry.
+
+    Serves /healthz and /metrics on [daemon] health_port; stops cleanly on SIGTERM or SIGINT.
+
+    \b
+    Example:
+      auditor daemon --config /etc/lab-auditor/config.toml
+    """
+    from auditor.daemon import run_daemon
+
+    sys.exit(run_daemon(read_config(config_path)))

@@ -7,6 +7,7 @@ and boundary documents are fetched only when something is attached (which is dri
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -14,7 +15,7 @@ from botocore.exceptions import ClientError
 
 from auditor.accounts import AccountSessions
 from auditor.config import AccountAccess
-from auditor.spec import ExpectedLab, FunctionSpec, RoleSpec
+from auditor.spec import EventRuleSpec, ExpectedLab, FunctionSpec, RoleSpec
 
 _NOT_FOUND = {"NoSuchEntity", "ResourceNotFoundException", "404", "NoSuchBucket", "NotFound"}
 
@@ -69,12 +70,22 @@ class ActualLogGroup:
 
 
 @dataclass(frozen=True)
+class ActualEventRule:
+    account_id: str
+    name: str
+    exists: bool
+    pattern: Any = None
+    target_arns: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class ActualLab:
     destination_role: ActualRole
     origin_role: ActualRole
     function: ActualFunction
     marker_bucket: ActualBucket
     log_group: ActualLogGroup | None = None
+    event_rules: tuple[ActualEventRule, ...] = ()
 
     @property
     def roles(self) -> tuple[ActualRole, ActualRole]:
@@ -177,6 +188,23 @@ def collect_log_group(logs: Any, name: str) -> ActualLogGroup:
     return ActualLogGroup(name, exists=False)
 
 
+def collect_event_rule(events: Any, spec: EventRuleSpec) -> ActualEventRule:
+    try:
+        rule = events.describe_rule(Name=spec.name)
+    except ClientError as error:
+        if is_not_found(error):
+            return ActualEventRule(spec.account_id, spec.name, exists=False)
+        raise
+    targets = events.list_targets_by_rule(Rule=spec.name).get("Targets", [])
+    return ActualEventRule(
+        spec.account_id,
+        spec.name,
+        exists=True,
+        pattern=json.loads(rule.get("EventPattern") or "null"),
+        target_arns=tuple(sorted(target["Arn"] for target in targets)),
+    )
+
+
 def collect_lab(
     sessions: AccountSessions,
     expected: ExpectedLab,
@@ -184,9 +212,14 @@ def collect_lab(
     destination: AccountAccess,
     *,
     with_log_group: bool = False,
+    with_event_rules: bool = False,
 ) -> ActualLab:
-    """Everything the spec names, as it is now."""
+    """Everything the spec names, as it is now (the log group and event rules only for the provisioner)."""
     origin_iam = sessions.client(origin, "iam")
+
+    def account(account_id: str) -> AccountAccess:
+        return origin if account_id == origin.account_id else destination
+
     return ActualLab(
         destination_role=collect_role(sessions.client(destination, "iam"), expected.destination_role),
         origin_role=collect_role(origin_iam, expected.origin_role),
@@ -197,4 +230,10 @@ def collect_lab(
             if with_log_group
             else None
         ),
+        event_rules=tuple(
+            collect_event_rule(sessions.client(account(rule.account_id), "events"), rule)
+            for rule in expected.event_rules
+        )
+        if with_event_rules
+        else (),
     )

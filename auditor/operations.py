@@ -92,7 +92,8 @@ def _exit_code(outcomes: Sequence[Outcome[LabChange]], out: Echo) -> int:
 
 def provision_labs(config: Config, names: Sequence[str], *, dry_run: bool, out: Echo) -> int:
     runtime = open_runtime(config)
-    targets = runtime.targets(names)
+    # A dry run must not wire the change-event bus either: it changes nothing anywhere.
+    targets = runtime.targets(names, for_provisioning=not dry_run)
     store = None if dry_run else open_store(config)
     outcomes = provision_targets(runtime, targets, dry_run=dry_run, store=store)
     for outcome in outcomes:

@@ -2,27 +2,33 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 from auditor.accounts import AccountSessions, client_settings
-from auditor.config import Config, LabConfig
+from auditor.config import Config
 from auditor.emulator import resolve_endpoint
 from auditor.spec import render
 from provisioner.apply import LabTarget
 
 
-@dataclass(frozen=True)
 class Runtime:
-    config: Config
-    sessions: AccountSessions
-    endpoint_url: str | None
+    def __init__(self, config: Config, sessions: AccountSessions, endpoint_url: str | None) -> None:
+        self.config, self.sessions, self.endpoint_url = config, sessions, endpoint_url
 
-    def targets(self, names: Sequence[str] = ()) -> list[LabTarget]:
-        return [self.target(lab) for lab in self.config.select(tuple(names))]
+    def targets(self, names: Sequence[str] = (), *, for_provisioning: bool = False) -> list[LabTarget]:
+        """The labs named (or all); only provisioning needs the change-event wiring, made on first use."""
+        bus = self.events_bus_arn if for_provisioning else None
+        return [LabTarget(lab, render(lab, self.config.lab, bus)) for lab in self.config.select(tuple(names))]
 
-    def target(self, lab: LabConfig) -> LabTarget:
-        return LabTarget(lab, render(lab, self.config.lab))
+    @functools.cached_property
+    def events_bus_arn(self) -> str | None:
+        """Where the lab accounts send change events; wired once, and only when [events] is configured."""
+        if self.config.events is None:
+            return None
+        from auditor.events import wire_operator_bus
+
+        return wire_operator_bus(self)
 
 
 def open_runtime(config: Config) -> Runtime:

@@ -22,6 +22,37 @@ FUNCTION = "Lambda-Assume-Roles"
 HANDLER = "handler.lambda_handler"
 ROLE_ARN_VARIABLE = "DESTINATION_ROLE_ARN"
 LAMBDA_USER_AGENT_PATTERN = "*AWS_Lambda_python*"
+EVENT_RULE = "lab-auditor-changes"
+
+# The API calls that can change a lab, as CloudTrail names them on the default event bus.
+WATCHED_CALLS: dict[str, tuple[str, ...]] = {
+    "aws.iam": (
+        "PutRolePolicy",
+        "DeleteRolePolicy",
+        "UpdateAssumeRolePolicy",
+        "AttachRolePolicy",
+        "DetachRolePolicy",
+        "PutRolePermissionsBoundary",
+        "DeleteRolePermissionsBoundary",
+        "CreateRole",
+        "DeleteRole",
+    ),
+    "aws.lambda": (
+        "UpdateFunctionConfiguration20150331v2",
+        "UpdateFunctionCode20150331v2",
+        "DeleteFunction20150331",
+        "CreateFunction20150331",
+    ),
+}
+
+
+def change_event_pattern() -> dict[str, Any]:
+    return {
+        "source": sorted(WATCHED_CALLS),
+        "detail-type": ["AWS API Call via CloudTrail"],
+        "detail": {"eventName": sorted(name for names in WATCHED_CALLS.values() for name in names)},
+    }
+
 
 # The templates below use <origin>, <destination> and <region>; render() fills them in.
 _DESTINATION_TRUST: dict[str, Any] = {
@@ -108,6 +139,17 @@ class BucketSpec:
 
 
 @dataclass(frozen=True)
+class EventRuleSpec:
+    """An EventBridge rule in a lab account that sends the lab's change events to the operator's queue."""
+
+    account_id: str
+    name: str
+    pattern: dict[str, Any]
+    # None when change events are off: the rule is then only named, so that teardown can find it.
+    target_arn: str | None
+
+
+@dataclass(frozen=True)
 class ExpectedLab:
     """Everything one lab instance must consist of, with account ids and region filled in."""
 
@@ -120,6 +162,7 @@ class ExpectedLab:
     function: FunctionSpec
     marker_bucket: BucketSpec
     tags: dict[str, str] = field(default_factory=dict)
+    event_rules: tuple[EventRuleSpec, ...] = ()
 
     @property
     def roles(self) -> tuple[RoleSpec, RoleSpec]:
@@ -143,7 +186,7 @@ def _fill(template: Any, values: dict[str, str]) -> Any:
     return template
 
 
-def render(lab: LabConfig, settings: LabSettings) -> ExpectedLab:
+def render(lab: LabConfig, settings: LabSettings, events_target_arn: str | None = None) -> ExpectedLab:
     """The lab spec for one account pair (pure)."""
     origin, destination, region = lab.origin.account_id, lab.destination.account_id, settings.region
     values = {"origin": origin, "destination": destination, "region": region}
@@ -179,4 +222,8 @@ def render(lab: LabConfig, settings: LabSettings) -> ExpectedLab:
         function=function,
         marker_bucket=BucketSpec(destination, region, marker_bucket_name(destination, region)),
         tags={PROJECT_TAG: "true", LAB_TAG: lab.name},
+        event_rules=tuple(
+            EventRuleSpec(account, EVENT_RULE, change_event_pattern(), events_target_arn)
+            for account in dict.fromkeys((origin, destination))
+        ),
     )

@@ -28,7 +28,6 @@ from typing import Any
 from sqlalchemy import (
     Boolean,
     Column,
-    Connection,
     Engine,
     ForeignKey,
     Index,
@@ -42,6 +41,7 @@ from sqlalchemy import (
     select,
     text,
 )
+from sqlalchemy.exc import OperationalError
 
 from auditor.model import (
     Check,
@@ -450,28 +450,141 @@ def file_size(engine: Engine, path: Path) -> int:
     return path.stat().st_size
 
 
-def row_counts(connection: Connection, tables: Sequence[Table]) -> dict[str, int]:
-    return {
-        table.name: connection.execute(select(func.count()).select_from(table)).scalar_one()
-        for table in tables
-    }
+def bytes_by_table(engine: Engine) -> dict[str, int]:
+    """Bytes per table and index, from SQLite's dbstat table (empty if this SQLite lacks it)."""
+    query = "SELECT name, sum(pgsize) FROM dbstat GROUP BY name ORDER BY 2 DESC"
+    try:
+        with engine.connect() as connection:
+            return {name: int(size) for name, size in connection.exec_driver_sql(query)}
+    except OperationalError:
+        return {}
+
+
+def row_counts(engine: Engine, tables: Sequence[Table]) -> dict[str, int]:
+    with engine.connect() as connection:
+        return {
+            table.name: connection.execute(select(func.count()).select_from(table)).scalar_one()
+            for table in tables
+        }
 
 
 def record_round(store: Store, plan: dict[int, list[Episode]], at: datetime, seed: int) -> Callable[[], None]:
+    """Each call records one more five-minute round: every lab, its latest result again."""
     rng = random.Random(seed)
-    last = {index: episodes[-1].findings for index, episodes in plan.items()}
+    latest = {index: episodes[-1].findings for index, episodes in plan.items()}
     rounds = iter(range(1, 1_000))
 
     def record() -> None:
         moment = at + next(rounds) * INTERVAL
-        for index, findings in last.items():
+        for index, findings in latest.items():
             store.record_audit(lab_audit(index, moment, findings, rng), Trigger.SCHEDULE)
 
     return record
 
 
-def mib(size: int) -> str:
+def mib(size: float) -> str:
     return f"{size / 2**20:,.1f} MiB"
+
+
+@dataclass(frozen=True)
+class Databases:
+    store: Store
+    compact: Engine
+    plain: Engine
+    compact_path: Path
+    plain_path: Path
+
+    def close(self) -> None:
+        self.store.close()
+        self.compact.dispose()
+        self.plain.dispose()
+
+
+def build_databases(folder: Path, plan: dict[int, list[Episode]], seed: int) -> Databases:
+    compact_path, plain_path = folder / "compact.db", folder / "plain.db"
+    for path in (compact_path, plain_path):
+        path.unlink(missing_ok=True)
+    compact_url = f"sqlite:///{compact_path}"
+    upgrade(compact_url)
+    databases = Databases(
+        Store.from_url(compact_url),
+        make_engine(compact_url),
+        make_engine(f"sqlite:///{plain_path}"),
+        compact_path,
+        plain_path,
+    )
+    plain_metadata.create_all(databases.plain)
+    for index in plan:
+        databases.store.ensure_lab(lab_name(index), *account_pair(index), None)
+    started = time.perf_counter()
+    load_compact(databases.store, databases.compact, plan, seed)
+    load_plain(databases.plain, plan, seed)
+    print(f"  loaded both databases in {time.perf_counter() - started:.0f} s")
+    return databases
+
+
+def report_sizes(databases: Databases, labs: int, total_runs: int) -> None:
+    counts = row_counts(databases.compact, Base.metadata.sorted_tables)
+    plain_counts = row_counts(databases.plain, plain_metadata.sorted_tables)
+    print("  rows, compact: " + ", ".join(f"{name} {count:,}" for name, count in counts.items() if count))
+    print("  rows, plain:   " + ", ".join(f"{name} {count:,}" for name, count in plain_counts.items()))
+    compact_size = file_size(databases.compact, databases.compact_path)
+    plain_size = file_size(databases.plain, databases.plain_path)
+    year = compact_size / total_runs * labs * 365 * RUNS_PER_DAY
+    print("\nsize")
+    print(f"  compact {mib(compact_size)} = {compact_size / total_runs:.0f} B/run; plain {mib(plain_size)}")
+    print(
+        f"  plain / compact = {plain_size / compact_size:.2f}x   (a year of this class, compact: ~{mib(year)})"
+    )
+    big = [
+        (name, size) for name, size in bytes_by_table(databases.compact).items() if size > compact_size / 100
+    ]
+    print("  compact, B/run: " + ", ".join(f"{name} {size / total_runs:.1f}" for name, size in big))
+
+
+def report_times(databases: Databases, plan: dict[int, list[Episode]], now: datetime, seed: int) -> None:
+    store, names = databases.store, [lab_name(index) for index in plan]
+    month_ago = now - timedelta(days=30)
+    scan = best_time(count_runs(databases.compact))
+    measured = {
+        f"record one round ({len(names)} labs, a transaction each)": best_time(
+            record_round(store, plan, now, seed), 3
+        ),
+        "latest_runs(all labs)": best_time(lambda: store.latest_runs()),
+        "status()": best_time(store.status),
+        "runs_since(30 days ago, all labs)": best_time(lambda: store.runs_since(month_ago), 3),
+        "conformant_share(30 days ago), every lab": best_time(
+            lambda: [store.conformant_share(name, month_ago) for name in names], 3
+        ),
+        "first_conformant_at, every lab": best_time(
+            lambda: [store.first_conformant_at(name) for name in names], 3
+        ),
+    }
+    print(
+        f"\ntime, as a ratio to one SELECT count(*) FROM audit_runs ({scan * 1000:.1f} ms, a scan of every run)"
+    )
+    for name, seconds in measured.items():
+        print(f"  {name:<46} {seconds / scan:8.2f}x   ({seconds * 1000:7.1f} ms)")
+    keep = (now - START) / 2
+    pruned = best_time(lambda: store.prune(keep, now), 1)
+    print(
+        f"  {'prune(half the runs) + garbage collection':<46} {pruned / scan:8.2f}x   ({pruned * 1000:7.1f} ms)"
+    )
+
+
+def run_bench(folder: Path, labs: int, runs_per_lab: int, seed: int) -> None:
+    rng = random.Random(seed)
+    plan = {index: lab_episodes(index, runs_per_lab, rng) for index in range(labs)}
+    total = labs * runs_per_lab
+    print(
+        f"store bench: {labs} labs x {runs_per_lab / RUNS_PER_DAY:g} days of five-minute audits = {total:,} runs"
+    )
+    databases = build_databases(folder, plan, seed)
+    try:
+        report_sizes(databases, labs, total)
+        report_times(databases, plan, START + runs_per_lab * INTERVAL, seed)
+    finally:
+        databases.close()
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -490,72 +603,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         folder.mkdir(parents=True, exist_ok=True)
         run_bench(folder, args.labs, runs_per_lab, args.seed)
     return 0
-
-
-def run_bench(folder: Path, labs: int, runs_per_lab: int, seed: int) -> None:
-    rng = random.Random(seed)
-    plan = {index: lab_episodes(index, runs_per_lab, rng) for index in range(labs)}
-    total = labs * runs_per_lab
-    days = runs_per_lab / RUNS_PER_DAY
-    print(f"store bench: {labs} labs x {days:g} days of five-minute audits = {total:,} runs (SQLite)")
-
-    compact_path, plain_path = folder / "compact.db", folder / "plain.db"
-    for path in (compact_path, plain_path):
-        path.unlink(missing_ok=True)
-    compact_url = f"sqlite:///{compact_path}"
-    upgrade(compact_url)
-    store, compact = Store.from_url(compact_url), make_engine(compact_url)
-    plain = make_engine(f"sqlite:///{plain_path}")
-    plain_metadata.create_all(plain)
-    for index in range(labs):
-        store.ensure_lab(lab_name(index), *account_pair(index), None)
-
-    started = time.perf_counter()
-    load_compact(store, compact, plan, seed)
-    load_plain(plain, plan, seed)
-    print(f"  loaded both databases in {time.perf_counter() - started:.0f} s")
-
-    with compact.connect() as connection:
-        counts = row_counts(connection, Base.metadata.sorted_tables)
-    with plain.connect() as connection:
-        plain_counts = row_counts(connection, plain_metadata.sorted_tables)
-    print("  rows, compact: " + ", ".join(f"{name} {count:,}" for name, count in counts.items()))
-    print("  rows, plain:   " + ", ".join(f"{name} {count:,}" for name, count in plain_counts.items()))
-
-    compact_size, plain_size = file_size(compact, compact_path), file_size(plain, plain_path)
-    year = compact_size / total * labs * 365 * RUNS_PER_DAY
-    print("\nsize")
-    print(f"  compact {mib(compact_size)} ({compact_size / total:.0f} B/run), plain {mib(plain_size)}")
-    print(f"  plain / compact = {plain_size / compact_size:.2f}x   (a year of this class: ~{mib(int(year))})")
-
-    scan = best_time(count_runs(compact))
-    plain_scan = best_time(count_runs(plain))
-    now = START + runs_per_lab * INTERVAL
-    measured = {
-        "record one round (100 labs, 100 transactions)": best_time(record_round(store, plan, now, seed), 3),
-        "latest_runs(all labs)": best_time(lambda: store.latest_runs()),
-        "status()": best_time(lambda: store.status()),
-        "runs_since(30 days, all labs)": best_time(lambda: store.runs_since(now - timedelta(days=30)), 3),
-        "conformant_share(30 days) for every lab": best_time(
-            lambda: [store.conformant_share(lab_name(i), now - timedelta(days=30)) for i in range(labs)], 3
-        ),
-        "first_conformant_at for every lab": best_time(
-            lambda: [store.first_conformant_at(lab_name(i)) for i in range(labs)], 3
-        ),
-    }
-    print(
-        f"\ntimes, as ratios to one SELECT count(*) FROM audit_runs ({scan * 1000:.1f} ms on compact, "
-        f"{plain_scan * 1000:.1f} ms on plain)"
-    )
-    for name, seconds in measured.items():
-        print(f"  {name:<45} {seconds / scan:8.2f}x   ({seconds * 1000:8.1f} ms)")
-    pruned = best_time(lambda: store.prune(timedelta(days=max(days / 2, 1 / 24)), now), 1)
-    print(
-        f"  {'prune(keep half) + garbage collection':<45} {pruned / scan:8.2f}x   ({pruned * 1000:8.1f} ms)"
-    )
-    store.close()
-    compact.dispose()
-    plain.dispose()
 
 
 if __name__ == "__main__":

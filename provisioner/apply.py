@@ -41,7 +41,12 @@ def plan(sessions: AccountSessions, target: LabTarget) -> list[Step]:
     for access in (target.lab.origin, target.lab.destination):
         sessions.verify(access)
     actual = collect_lab(
-        sessions, target.expected, target.lab.origin, target.lab.destination, with_log_group=True
+        sessions,
+        target.expected,
+        target.lab.origin,
+        target.lab.destination,
+        with_log_group=True,
+        with_event_rules=True,
     )
     return plan_lab(target.expected, actual, packaged()[1])
 
@@ -92,6 +97,7 @@ class _Applier:
             Kind.FUNCTION_CODE: self.function_code,
             Kind.LOG_GROUP: self.log_group,
             Kind.MARKER_BUCKET: self.marker_bucket,
+            Kind.EVENT_RULE: self.event_rule,
         }
         handlers[step.kind](step)
 
@@ -195,3 +201,15 @@ class _Applier:
             if error.response.get("Error", {}).get("Code") != "BucketAlreadyOwnedByYou":
                 raise
         s3.put_bucket_tagging(Bucket=bucket.name, Tagging={"TagSet": self.tags()})
+
+    def event_rule(self, step: Step) -> None:
+        spec = next(rule for rule in self.expected.event_rules if rule.account_id == step.account_id)
+        events = self.client(step.account_id, "events")
+        events.put_rule(
+            Name=spec.name,
+            EventPattern=json.dumps(spec.pattern),
+            State="ENABLED",
+            Description=f"lab-auditor: change events of lab {self.target.name}",
+            Tags=self.tags(),
+        )
+        events.put_targets(Rule=spec.name, Targets=[{"Id": "lab-auditor-queue", "Arn": spec.target_arn}])

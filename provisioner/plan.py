@@ -5,9 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
-from auditor.collect import ActualFunction, ActualLab, ActualLogGroup, ActualRole
+from auditor.collect import ActualEventRule, ActualFunction, ActualLab, ActualLogGroup, ActualRole
 from auditor.policy import PolicyError, compare_permissions, compare_trust, parse_policy
-from auditor.spec import ExpectedLab, FunctionSpec, RoleSpec
+from auditor.spec import EventRuleSpec, ExpectedLab, FunctionSpec, RoleSpec
 
 
 class Action(StrEnum):
@@ -26,6 +26,7 @@ class Kind(StrEnum):
     FUNCTION_CODE = "function_code"
     LOG_GROUP = "log_group"
     MARKER_BUCKET = "marker_bucket"
+    EVENT_RULE = "event_rule"
 
 
 @dataclass(frozen=True)
@@ -133,6 +134,20 @@ def plan_log_group(spec: FunctionSpec, actual: ActualLogGroup | None) -> Step:
     return step(Action.NO_CHANGE)
 
 
+def plan_event_rule(spec: EventRuleSpec, actual: ActualEventRule) -> Step | None:
+    if spec.target_arn is None:
+        return None  # change events are off; teardown still finds a rule left from before
+
+    def step(action: Action, reason: str = "") -> Step:
+        return Step(Kind.EVENT_RULE, spec.account_id, spec.name, spec.name, action, reason)
+
+    if not actual.exists:
+        return step(Action.CREATE)
+    if actual.pattern != spec.pattern or actual.target_arns != (spec.target_arn,):
+        return step(Action.UPDATE, "pattern or target differs")
+    return step(Action.NO_CHANGE)
+
+
 def plan_lab(expected: ExpectedLab, actual: ActualLab, code_sha256: str) -> list[Step]:
     """Steps in the order they must be applied: roles before the function that runs as one."""
     bucket = expected.marker_bucket
@@ -147,5 +162,10 @@ def plan_lab(expected: ExpectedLab, actual: ActualLab, code_sha256: str) -> list
             bucket.name,
             bucket.name,
             Action.NO_CHANGE if actual.marker_bucket.exists else Action.CREATE,
+        ),
+        *(
+            step
+            for spec, rule in zip(expected.event_rules, actual.event_rules, strict=False)
+            if (step := plan_event_rule(spec, rule)) is not None
         ),
     ]

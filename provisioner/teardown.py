@@ -47,14 +47,24 @@ def plan_teardown(expected: ExpectedLab, actual: ActualLab) -> list[Step]:
         steps.append(Step(Kind.LOG_GROUP, function.account_id, group, group, Action.DELETE))
     if actual.marker_bucket.exists:
         steps.append(Step(Kind.MARKER_BUCKET, bucket.account_id, bucket.name, bucket.name, Action.DELETE))
-    return steps + _role_steps(actual.origin_role) + _role_steps(actual.destination_role)
+    rules = [
+        Step(Kind.EVENT_RULE, r.account_id, r.name, r.name, Action.DELETE)
+        for r in actual.event_rules
+        if r.exists
+    ]
+    return rules + steps + _role_steps(actual.origin_role) + _role_steps(actual.destination_role)
 
 
 def teardown_plan(sessions: AccountSessions, target: LabTarget) -> list[Step]:
     for access in (target.lab.origin, target.lab.destination):
         sessions.verify(access)
     actual = collect_lab(
-        sessions, target.expected, target.lab.origin, target.lab.destination, with_log_group=True
+        sessions,
+        target.expected,
+        target.lab.origin,
+        target.lab.destination,
+        with_log_group=True,
+        with_event_rules=True,
     )
     return plan_teardown(target.expected, actual)
 
@@ -95,6 +105,8 @@ def _delete(client: Callable[[str, str], Any], step: Step) -> None:
             client(account, "iam").detach_role_policy(RoleName=step.role, PolicyArn=step.name)
         case Kind.PERMISSIONS_BOUNDARY:
             client(account, "iam").delete_role_permissions_boundary(RoleName=step.role)
+        case Kind.EVENT_RULE:
+            _delete_rule(client(account, "events"), step.name)
         case Kind.ROLE:
             client(account, "iam").delete_role(RoleName=step.name)
         case _:
@@ -111,3 +123,10 @@ def _delete_bucket(s3: Any, name: str) -> None:
         if objects:
             s3.delete_objects(Bucket=name, Delete={"Objects": objects, "Quiet": True})
     s3.delete_bucket(Bucket=name)
+
+
+def _delete_rule(events: Any, name: str) -> None:
+    targets = [target["Id"] for target in events.list_targets_by_rule(Rule=name).get("Targets", [])]
+    if targets:
+        events.remove_targets(Rule=name, Ids=targets)
+    events.delete_rule(Name=name)

@@ -14,7 +14,6 @@ from auditor.spec import (
     DESTINATION_POLICY,
     DESTINATION_ROLE,
     FUNCTION,
-    ORIGIN_POLICY,
     ORIGIN_ROLE,
     PROJECT_TAG,
 )

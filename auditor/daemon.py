@@ -1,0 +1,353 @@
+"""`auditor daemon`: scheduled and event-driven audits, teardown at expiry, health and metrics.
+
+The truth about labs and expiry lives in the database; the scheduler only says when to look. Jobs
+are module-level functions with plain arguments (APScheduler's rule), fixed ids, `replace_existing`,
+`coalesce` and `max_instances=1`, so a lab is never audited twice at once and a missed run is run
+once, late, rather than several times.
+"""
+
+from __future__ import annotations
+
+import random
+import signal
+import threading
+import time
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from types import FrameType
+from typing import Any
+
+import structlog
+from apscheduler.executors.pool import ThreadPoolExecutor
+from apscheduler.schedulers.background import BackgroundScheduler
+from apscheduler.triggers.interval import IntervalTrigger
+
+from auditor.audit import audit_lab
+from auditor.config import Config
+from auditor.errors import OperationalError
+from auditor.health import HealthServer, Metrics
+from auditor.model import LabAudit, Trigger, Verdict
+from auditor.operations import register_labs, teardown_targets
+from auditor.runtime import Runtime, open_runtime
+from auditor.store import DatabaseUnavailable, LabState, Store, upgrade
+from provisioner.apply import LabTarget
+
+log = structlog.get_logger()
+
+PRUNE_EVERY = timedelta(hours=6)
+UNRECORDED_LIMIT = 10_000  # results kept in memory while the database is away
+_current: Daemon | None = None
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass
+class DaemonState:
+    """What the jobs share; every field is guarded by `lock`."""
+
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    torn_down: set[str] = field(default_factory=set)
+    in_flight: dict[str, datetime] = field(default_factory=dict)
+    dirty: set[str] = field(default_factory=set)  # labs changed (an event) while their audit ran
+    unrecorded: deque[tuple[LabAudit, Trigger]] = field(
+        default_factory=lambda: deque(maxlen=UNRECORDED_LIMIT)
+    )
+    last_cycle_at: datetime | None = None
+
+
+class Daemon:
+    def __init__(self, config: Config, runtime: Runtime) -> None:
+        self.config, self.runtime = config, runtime
+        self.targets: dict[str, LabTarget] = {t.name: t for t in runtime.targets()}
+        self.state = DaemonState()
+        self.metrics = Metrics()
+        self.stop_event = threading.Event()
+        self.store: Store | None = None
+        self.scheduler = BackgroundScheduler(
+            timezone=UTC,
+            executors={"default": ThreadPoolExecutor(max_workers=config.audit.concurrency)},
+            job_defaults={"coalesce": True, "max_instances": 1},
+        )
+
+    # ------------------------------------------------------------------------------------ database
+
+    def database(self) -> Store:
+        """The store, migrated and with the labs registered; raises DatabaseUnavailable while it is away."""
+        if self.store is None:
+            upgrade(self.config.database.url)
+            store = Store.from_url(self.config.database.url)
+            register_labs(store, list(self.targets.values()))
+            self.store = store
+            log.info("database_ready", url=store.url)
+        return self.store
+
+    def record(self, audit: LabAudit, trigger: Trigger) -> None:
+        """Record this result and any kept while the database was away; keep them all if it still is."""
+        with self.state.lock:
+            self.state.unrecorded.append((audit, trigger))
+        try:
+            store = self.database()
+            while True:
+                with self.state.lock:
+                    if not self.state.unrecorded:
+                        return
+                    pending, pending_trigger = self.state.unrecorded[0]
+                store.record_audit(pending, pending_trigger)
+                with self.state.lock:
+                    self.state.unrecorded.popleft()
+        except DatabaseUnavailable as error:
+            self.metrics.database_errors.inc()
+            log.error("database_unavailable", error=str(error), unrecorded=len(self.state.unrecorded))
+
+    # ------------------------------------------------------------------------------------ schedule
+
+    def schedule(self) -> None:
+        interval = self.config.audit.interval.total_seconds()
+        jitter = int(self.config.daemon.jitter.total_seconds())
+        now = utc_now()
+        for name in self.targets:
+            # Spread the first audits over the jitter window so that a class never fires all at once.
+            first = now + timedelta(seconds=random.uniform(0, min(interval, jitter)))
+            self.scheduler.add_job(
+                audit_job,
+                IntervalTrigger(seconds=interval, jitter=jitter or None, timezone=UTC),
+                args=[name, Trigger.SCHEDULE.value],
+                id=audit_job_id(name),
+                replace_existing=True,
+                next_run_time=first,
+                misfire_grace_time=int(interval),
+            )
+        self.scheduler.add_job(
+            reconcile_job,
+            IntervalTrigger(seconds=self.config.daemon.reconcile_interval.total_seconds(), timezone=UTC),
+            id="reconcile",
+            replace_existing=True,
+            next_run_time=now,
+            misfire_grace_time=None,  # never drop it: expiry must be acted on however late
+        )
+        self.scheduler.add_job(
+            prune_job,
+            IntervalTrigger(seconds=PRUNE_EVERY.total_seconds(), timezone=UTC),
+            id="prune",
+            replace_existing=True,
+            next_run_time=now + timedelta(minutes=1),
+            misfire_grace_time=None,
+        )
+
+    def audit_soon(self, lab: str, delay: timedelta) -> None:
+        """An event: audit the lab after `delay`; a burst of events moves the same run, it adds none."""
+        with self.state.lock:
+            if lab in self.state.in_flight:
+                self.state.dirty.add(lab)
+                return
+        job = self.scheduler.get_job(audit_job_id(lab))
+        if job is not None:
+            job.modify(next_run_time=utc_now() + delay, args=[lab, Trigger.EVENT.value])
+
+    # ------------------------------------------------------------------------------------ the jobs
+
+    def audit(self, lab: str, trigger: Trigger) -> None:
+        with self.state.lock:
+            if lab in self.state.torn_down or self.stop_event.is_set():
+                return
+            self.state.in_flight[lab] = utc_now()
+            self.state.dirty.discard(lab)
+        structlog.contextvars.bind_contextvars(lab=lab, trigger=trigger.value)
+        try:
+            result = audit_lab(self.runtime, self.targets[lab], invoke=self.config.audit.invoke)
+            self.metrics.observe_audit(result)
+            self.record(result, trigger)
+        finally:
+            structlog.contextvars.unbind_contextvars("lab", "trigger")
+            with self.state.lock:
+                self.state.in_flight.pop(lab, None)
+                self.state.last_cycle_at = utc_now()
+                changed_meanwhile = lab in self.state.dirty
+            self.restore_schedule(lab, again_now=changed_meanwhile)
+
+    def restore_schedule(self, lab: str, again_now: bool) -> None:
+        job = self.scheduler.get_job(audit_job_id(lab))
+        if job is None:
+            return
+        if again_now:
+            job.modify(next_run_time=utc_now(), args=[lab, Trigger.EVENT.value])
+        elif job.args[1] != Trigger.SCHEDULE.value:
+            job.modify(args=[lab, Trigger.SCHEDULE.value])
+
+    def reconcile(self) -> None:
+        """Tear down every lab past its expiry, however long ago it expired (the database knows)."""
+        try:
+            store = self.database()
+            now = utc_now()
+            expired = [name for name in store.expired_labs(now) if name in self.targets]
+            states = {status.name: status.state for status in store.status()}
+        except DatabaseUnavailable as error:
+            self.metrics.database_errors.inc()
+            log.error("reconcile_skipped", reason="database unavailable", error=str(error))
+            return
+        with self.state.lock:
+            self.state.torn_down = {n for n, s in states.items() if s is LabState.TORN_DOWN}
+        if expired:
+            self.tear_down(store, expired, now)
+        with self.state.lock:
+            self.state.last_cycle_at = utc_now()
+        self.metrics.cycles.inc()
+
+    def tear_down(self, store: Store, names: Sequence[str], now: datetime) -> None:
+        for name in names:
+            store.mark_expired(name, now)
+        outcomes = teardown_targets(
+            self.runtime, [self.targets[n] for n in names], dry_run=False, store=store
+        )
+        for outcome in outcomes:
+            self.metrics.teardowns.labels(outcome="ok" if outcome.ok else "failed").inc()
+            log.info("lab_expired_teardown", lab=outcome.name, ok=outcome.ok, error=outcome.error)
+            if outcome.ok:
+                with self.state.lock:
+                    self.state.torn_down.add(outcome.name)
+
+    def prune(self) -> None:
+        keep = self.config.database.keep
+        if keep is None:
+            return
+        try:
+            deleted = self.database().prune(keep, utc_now())
+            log.info("history_pruned", runs=deleted)
+        except DatabaseUnavailable as error:
+            log.error("prune_skipped", error=str(error))
+
+    # ------------------------------------------------------------------------------------ stopping
+
+    def healthy(self) -> tuple[bool, str]:
+        with self.state.lock:
+            last = self.state.last_cycle_at
+        if last is None:
+            return False, "no cycle completed yet"
+        limit = max(self.config.audit.interval, self.config.daemon.reconcile_interval) * 3
+        age = utc_now() - last
+        if age > limit:
+            return False, f"last cycle {int(age.total_seconds())} s ago"
+        return True, last.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+    def stop(self) -> None:
+        """Stop taking work; give running audits the stop timeout, then record the rest as abandoned."""
+        self.stop_event.set()
+        self.scheduler.pause()
+        deadline = time.monotonic() + self.config.daemon.stop_timeout.total_seconds()
+        while time.monotonic() < deadline:
+            with self.state.lock:
+                if not self.state.in_flight:
+                    break
+            time.sleep(0.1)
+        with self.state.lock:
+            abandoned = dict(self.state.in_flight)
+        for lab, started in abandoned.items():
+            self.record(self.abandoned(lab, started), Trigger.SCHEDULE)
+        self.scheduler.shutdown(wait=False)
+        log.info("daemon_stopped", abandoned=sorted(abandoned))
+
+    def abandoned(self, lab: str, started: datetime) -> LabAudit:
+        target = self.targets[lab]
+        stamp = "%Y-%m-%dT%H:%M:%SZ"
+        return LabAudit(
+            lab=lab,
+            origin_account=target.lab.origin.account_id,
+            destination_account=target.lab.destination.account_id,
+            verdict=Verdict.ERROR,
+            error="abandoned: the daemon stopped before the audit finished",
+            started_at=started.strftime(stamp),
+            finished_at=utc_now().strftime(stamp),
+        )
+
+
+def audit_job_id(lab: str) -> str:
+    return f"audit:{lab}"
+
+
+def _daemon() -> Daemon:
+    if _current is None:
+        raise RuntimeError("no daemon is running in this process")
+    return _current
+
+
+def audit_job(lab: str, trigger: str) -> None:
+    _daemon().audit(lab, Trigger(trigger))
+
+
+def reconcile_job() -> None:
+    _daemon().reconcile()
+
+
+def prune_job() -> None:
+    _daemon().prune()
+
+
+def run_daemon(config: Config) -> int:
+    """Run until SIGTERM or SIGINT; returns the exit code."""
+    global _current
+    daemon = Daemon(config, open_runtime(config))
+    _current = daemon
+    stop = threading.Event()
+
+    def on_signal(signum: int, _frame: FrameType | None) -> None:
+        log.info("signal_received", signal=signal.Signals(signum).name)
+        stop.set()
+        daemon.stop_event.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    health = HealthServer(
+        config.daemon.health_host, config.daemon.health_port, daemon.healthy, daemon.metrics
+    )
+    health.start()
+    _wait_for_database(daemon)
+    if stop.is_set():
+        health.stop()
+        return 0
+    events = _start_events(daemon)
+    daemon.schedule()
+    daemon.scheduler.start()
+    log.info(
+        "daemon_started",
+        labs=len(daemon.targets),
+        interval=str(config.audit.interval),
+        health_port=health.port,
+    )
+    stop.wait()
+    if events is not None:
+        events.stop()
+    daemon.stop()
+    health.stop()
+    _current = None
+    return 0
+
+
+def _wait_for_database(daemon: Daemon) -> None:
+    """At start the database may still be coming up (docker-compose): wait for it, do not die."""
+    delay = 1.0
+    while not daemon.stop_event.is_set():
+        try:
+            daemon.database()
+            return
+        except DatabaseUnavailable as error:
+            log.warning("waiting_for_database", error=str(error), retry_in=delay)
+            daemon.stop_event.wait(delay)
+            delay = min(delay * 2, 30.0)
+
+
+def _start_events(daemon: Daemon) -> Any:
+    if daemon.config.events is None:
+        return None
+    from auditor.events import EventListener
+
+    try:
+        listener = EventListener(daemon.config, daemon.runtime, daemon.audit_soon)
+    except OperationalError as error:
+        log.error("events_disabled", error=str(error))
+        return None
+    listener.start()
+    return listener
