@@ -213,3 +213,29 @@ def daemon(config_path: str) -> None:
     from auditor.daemon import run_daemon
 
     sys.exit(run_daemon(read_config(config_path)))
+
+
+# -------------------------------------------------------------------------------------------- demo
+
+
+@main.command()
+@click.option(
+    "--out",
+    "workdir",
+    default="demo-output",
+    show_default=True,
+    type=click.Path(file_okay=False),
+    help="Where the demo keeps its database and report.",
+)
+def demo(workdir: str) -> None:
+    """The whole story on the embedded emulator, start to end, then exit (no AWS account needed).
+
+    \b
+    Example:
+      auditor demo --out /tmp/lab-auditor-demo
+    """
+    from pathlib import Path
+
+    from auditor.demo import run_demo
+
+    sys.exit(run_demo(Path(workdir)))

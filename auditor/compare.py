@@ -401,7 +401,7 @@ def compare_function(
 class Link:
     """One step the lab's call must take, and the resource to blame when it cannot."""
 
-    description: str
+    description: str  # what it means when the step fails
     works: bool
     check: Check
     resource: str
@@ -442,7 +442,7 @@ def access_path(expected: ExpectedLab, actual: ActualLab) -> list[Link]:
     if origin.exists:
         links.append(
             Link(
-                "Lambda may assume the origin role",
+                "Lambda can no longer assume the origin role",
                 _trust_admits(origin, LAMBDA_SERVICE, {}),
                 Check.TRUST_POLICY,
                 origin_arn,
@@ -450,7 +450,7 @@ def access_path(expected: ExpectedLab, actual: ActualLab) -> list[Link]:
         )
         links.append(
             Link(
-                "the origin role may call sts:AssumeRole on the destination role",
+                "the origin role can no longer assume the destination role",
                 _role_may(origin, "sts:AssumeRole", dest_arn, context),
                 Check.INLINE_POLICY,
                 origin_arn,
@@ -459,7 +459,7 @@ def access_path(expected: ExpectedLab, actual: ActualLab) -> list[Link]:
     if destination.exists:
         links.append(
             Link(
-                "the destination role trusts the origin role",
+                "the destination role no longer trusts the origin role",
                 _trust_admits(destination, session, context),
                 Check.TRUST_POLICY,
                 dest_arn,
@@ -467,7 +467,7 @@ def access_path(expected: ExpectedLab, actual: ActualLab) -> list[Link]:
         )
         links.append(
             Link(
-                "the destination role may list buckets",
+                "the destination role can no longer list buckets",
                 _role_may(destination, "s3:ListAllMyBuckets", "*", {}),
                 Check.INLINE_POLICY,
                 dest_arn,
@@ -492,7 +492,7 @@ def _blame(findings: list[Finding], link: Link) -> list[Finding]:
             and finding.effect is not Effect.WIDENED
         ):
             finding = replace(
-                finding, breaks_lab=True, message=f"{finding.message} (so {link.description} no longer holds)"
+                finding, breaks_lab=True, message=f"{finding.message}; so {link.description}"
             )
             blamed = True
         marked.append(finding)
@@ -504,7 +504,7 @@ def _blame(findings: list[Finding], link: Link) -> list[Finding]:
                 Status.MODIFIED,
                 Effect.NARROWED,
                 Severity.MEDIUM,
-                f"the lab cannot work: {link.description} does not hold",
+                f"the lab cannot work: {link.description}",
                 breaks_lab=True,
             )
         )

@@ -13,7 +13,6 @@ import signal
 import threading
 import time
 from collections import deque
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from types import FrameType
@@ -29,7 +28,7 @@ from auditor.config import Config
 from auditor.errors import OperationalError
 from auditor.health import HealthServer, Metrics
 from auditor.model import LabAudit, Trigger, Verdict
-from auditor.operations import register_labs, teardown_targets
+from auditor.operations import register_labs, teardown_expired
 from auditor.runtime import Runtime, open_runtime
 from auditor.store import DatabaseUnavailable, LabState, Store, upgrade
 from provisioner.apply import LabTarget
@@ -182,8 +181,6 @@ class Daemon:
         """Tear down every lab past its expiry, however long ago it expired (the database knows)."""
         try:
             store = self.database()
-            now = utc_now()
-            expired = [name for name in store.expired_labs(now) if name in self.targets]
             states = {status.name: status.state for status in store.status()}
         except DatabaseUnavailable as error:
             self.metrics.database_errors.inc()
@@ -191,18 +188,18 @@ class Daemon:
             return
         with self.state.lock:
             self.state.torn_down = {n for n, s in states.items() if s is LabState.TORN_DOWN}
-        if expired:
-            self.tear_down(store, expired, now)
+        self.tear_down_expired(store)
         with self.state.lock:
             self.state.last_cycle_at = utc_now()
         self.metrics.cycles.inc()
 
-    def tear_down(self, store: Store, names: Sequence[str], now: datetime) -> None:
-        for name in names:
-            store.mark_expired(name, now)
-        outcomes = teardown_targets(
-            self.runtime, [self.targets[n] for n in names], dry_run=False, store=store
-        )
+    def tear_down_expired(self, store: Store) -> None:
+        try:
+            outcomes = teardown_expired(self.runtime, store, list(self.targets.values()), utc_now())
+        except DatabaseUnavailable as error:
+            self.metrics.database_errors.inc()
+            log.error("teardown_deferred", reason="database unavailable", error=str(error))
+            return
         for outcome in outcomes:
             self.metrics.teardowns.labels(outcome="ok" if outcome.ok else "failed").inc()
             log.info("lab_expired_teardown", lab=outcome.name, ok=outcome.ok, error=outcome.error)

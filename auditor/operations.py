@@ -161,12 +161,14 @@ def teardown_labs(
     targets = runtime.targets(names)
     register_labs(store, targets)
     if expired_only:
-        expired = set(store.expired_labs(utc_now()))
-        targets = [t for t in targets if t.name in expired]
+        targets = expired_targets(store, targets, utc_now())
         if not targets:
             out("no expired labs")
             return 0
-    outcomes = teardown_targets(runtime, targets, dry_run=dry_run, store=None if dry_run else store)
+    if expired_only and not dry_run:
+        outcomes = teardown_expired(runtime, store, targets, utc_now())
+    else:
+        outcomes = teardown_targets(runtime, targets, dry_run=dry_run, store=None if dry_run else store)
     for outcome in outcomes:
         if outcome.result is not None:
             print_plan(
@@ -176,6 +178,21 @@ def teardown_labs(
                 "{changing} to remove" if dry_run else "{changing} removed",
             )
     return _exit_code(outcomes, out)
+
+
+def expired_targets(store: Store, targets: Sequence[LabTarget], now: datetime) -> list[LabTarget]:
+    expired = set(store.expired_labs(now))
+    return [target for target in targets if target.name in expired]
+
+
+def teardown_expired(
+    runtime: Runtime, store: Store, targets: Sequence[LabTarget], now: datetime
+) -> list[Outcome[LabChange]]:
+    """Tear down every lab past its expiry at `now`, however long ago that was: the database knows."""
+    due = expired_targets(store, targets, now)
+    for target in due:
+        store.mark_expired(target.name, now)
+    return teardown_targets(runtime, due, dry_run=False, store=store) if due else []
 
 
 class TeardownBusy(OperationalError):
