@@ -8,6 +8,7 @@ which is most of the cost of a new session (see bench/).
 from __future__ import annotations
 
 import functools
+import json
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -139,7 +140,7 @@ class AccountSessions:
 
     def client(self, access: AccountAccess, service: str, **config_overrides: Any) -> Any:
         """A cached client for the account; boto3 clients are thread-safe once created."""
-        key = (access.key, service, tuple(sorted(config_overrides.items())))
+        key = (access.key, service, json.dumps(config_overrides, sort_keys=True))
         with self._lock:
             client = self._clients.get(key)
             if client is None:

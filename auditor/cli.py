@@ -239,3 +239,12 @@ def demo(workdir: str) -> None:
     from auditor.demo import run_demo
 
     sys.exit(run_demo(Path(workdir)))
+
+
+def _register_commands_of_other_modules() -> None:
+    from auditor.permissions import permissions_command
+
+    main.add_command(permissions_command)
+
+
+_register_commands_of_other_modules()

@@ -1,0 +1,463 @@
+"""The container: Dockerfile, docker-compose.yml and deploy/, checked without a Docker engine.
+
+The compose file is validated against the Compose Specification's JSON schema (tests/data/, see
+compose_spec.SOURCE.md), the Dockerfile is parsed with dockerfile-parse (and linted with hadolint when
+its wheel is installed: requirements-dev-extra.txt), and the image's command line is run from the
+virtualenv exactly as ENTRYPOINT + CMD would run it.
+"""
+
+from __future__ import annotations
+
+import http.server
+import io
+import json
+import re
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator, Mapping
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import pytest
+import yaml
+
+from auditor.config import Config, DaemonSettings, check_database_url, load_config, parse_duration
+from auditor.permissions import ACCESS_ROLE
+
+REPO = Path(__file__).resolve().parent.parent
+DOCKERFILE = REPO / "Dockerfile"
+DOCKERIGNORE = REPO / ".dockerignore"
+COMPOSE = REPO / "docker-compose.yml"
+DEPLOY = REPO / "deploy"
+SCHEMA = Path(__file__).resolve().parent / "data" / "compose_spec.json"
+BIN = Path(sys.executable).parent
+CONFIG_IN_CONTAINER = "/etc/lab-auditor"
+HEALTH_PORT = 8080
+AWS_VARIABLES = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE")
+# AWS access key ids, and key = value pairs that look like a credential written out.
+SECRET_PATTERNS = (
+    re.compile(r"\b(AKIA|ASIA|A3T[A-Z0-9])[A-Z0-9]{16}\b"),
+    re.compile(r"(?i)(secret|password|token)[\w-]*\s*[:=]\s*['\"]?(?!\$\{)[A-Za-z0-9/+=]{20,}"),
+)
+
+
+# ------------------------------------------------------------------------------------------ fixtures
+
+
+@pytest.fixture(scope="module")
+def compose() -> dict[str, Any]:
+    loaded = yaml.safe_load(COMPOSE.read_text(encoding="utf-8"))
+    assert isinstance(loaded, dict)
+    return loaded
+
+
+@pytest.fixture(scope="module")
+def services(compose: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return dict(compose["services"])
+
+
+@pytest.fixture(scope="module")
+def dockerfile() -> Any:
+    parser = pytest.importorskip(
+        "dockerfile_parse", reason="dockerfile-parse: pip install -r requirements-dev-extra.txt"
+    )
+    return parser.DockerfileParser(fileobj=io.BytesIO(DOCKERFILE.read_bytes()), env_replace=False)
+
+
+def instructions(dockerfile: Any, name: str) -> list[str]:
+    return [item["value"] for item in dockerfile.structure if item["instruction"] == name]
+
+
+def exec_form(value: str) -> list[str]:
+    parsed = json.loads(value)
+    assert isinstance(parsed, list) and all(isinstance(item, str) for item in parsed), value
+    return parsed
+
+
+def healthcheck_command(dockerfile: Any) -> list[str]:
+    (value,) = instructions(dockerfile, "HEALTHCHECK")
+    _, cmd, command = value.partition("CMD")
+    assert cmd, f"HEALTHCHECK without CMD: {value}"
+    return exec_form(command.strip())
+
+
+def interpolate(text: str, env: Mapping[str, str] | None = None) -> str:
+    """Compose's ${VAR}, ${VAR:-default} and ${VAR-default}, with an empty environment by default."""
+    env = env or {}
+
+    def value(match: re.Match[str]) -> str:
+        name, operator, default = match.group(1), match.group(2) or "", match.group(3) or ""
+        if operator == ":-":
+            return env.get(name) or default
+        if operator == "-":
+            return env.get(name, default)
+        return env.get(name, "")
+
+    return re.sub(r"\$\{(\w+)(?:(:?-)([^}]*))?\}", value, text)
+
+
+def environment(service: Mapping[str, Any]) -> dict[str, str | None]:
+    """A service's environment as name -> value; None for a name passed through from the shell."""
+    raw = service.get("environment") or {}
+    if isinstance(raw, Mapping):
+        return {str(key): None if value is None else str(value) for key, value in raw.items()}
+    entries: dict[str, str | None] = {}
+    for entry in raw:
+        name, equals, value = str(entry).partition("=")
+        entries[name] = value if equals else None
+    return entries
+
+
+def duration(text: str) -> timedelta:
+    return parse_duration(text, str(COMPOSE), "duration")
+
+
+# ---------------------------------------------------------------------------- compose: the schema
+
+
+@pytest.fixture(scope="module")
+def compose_schema() -> jsonschema.Draft201909Validator:
+    schema = json.loads(SCHEMA.read_text(encoding="utf-8"))
+    assert schema["$schema"].startswith("http://json-schema.org/draft/2019-09/")
+    jsonschema.Draft201909Validator.check_schema(schema)
+    return jsonschema.Draft201909Validator(schema)
+
+
+def test_the_compose_file_follows_the_compose_specification(
+    compose: dict[str, Any], compose_schema: jsonschema.Draft201909Validator
+) -> None:
+    assert [error.message for error in compose_schema.iter_errors(compose)] == []
+
+
+@pytest.mark.parametrize(
+    ("path", "value"),
+    [
+        (("services", "auditor", "depends_on", "postgres", "condition"), "healthy"),
+        (("services", "auditor", "restart_policy"), "always"),
+        (("services", "postgres", "healthcheck", "retries"), "many"),
+        (("volumes", "postgres-data"), ["not", "a", "volume"]),
+    ],
+)
+def test_the_schema_refuses_a_broken_compose_file(
+    compose: dict[str, Any],
+    compose_schema: jsonschema.Draft201909Validator,
+    path: tuple[str, ...],
+    value: object,
+) -> None:
+    broken = json.loads(json.dumps(compose))
+    node = broken
+    for key in path[:-1]:
+        node = node[key]
+    node[path[-1]] = value
+    assert list(compose_schema.iter_errors(broken))
+
+
+# ------------------------------------------------------------------------- compose: the semantics
+
+
+def test_the_auditor_starts_once_postgres_is_healthy(services: dict[str, dict[str, Any]]) -> None:
+    assert services["auditor"]["depends_on"] == {"postgres": {"condition": "service_healthy"}}
+    postgres_check = " ".join(services["postgres"]["healthcheck"]["test"])
+    assert "pg_isready" in postgres_check
+
+
+def test_the_auditor_is_health_checked_on_healthz(
+    services: dict[str, dict[str, Any]], dockerfile: Any
+) -> None:
+    test = services["auditor"]["healthcheck"]["test"]
+    assert test[0] == "CMD"
+    assert f"127.0.0.1:{HEALTH_PORT}/healthz" in test[-1]
+    # One probe for the image and the compose file, so that they cannot drift apart.
+    assert test[1:] == healthcheck_command(dockerfile)
+
+
+def test_services_restart_unless_stopped(services: dict[str, dict[str, Any]]) -> None:
+    assert services["auditor"]["restart"] == "unless-stopped"
+    assert services["postgres"]["restart"] == "unless-stopped"
+
+
+def test_the_database_lives_in_a_named_volume(compose: dict[str, Any], services: dict[str, Any]) -> None:
+    (mount,) = services["postgres"]["volumes"]
+    volume, _, target = mount.partition(":")
+    assert volume in compose["volumes"]
+    assert target == "/var/lib/postgresql/data"
+
+
+def test_the_auditor_reaches_postgres_by_service_name_with_the_password_from_the_environment(
+    services: dict[str, dict[str, Any]],
+) -> None:
+    url = environment(services["auditor"])["AUDITOR_DATABASE_URL"]
+    assert url is not None
+    assert re.fullmatch(
+        r"postgresql\+psycopg://auditor:\$\{POSTGRES_PASSWORD(:-[^}]*)?\}@postgres:5432/auditor", url
+    )
+    postgres = environment(services["postgres"])
+    assert postgres["POSTGRES_PASSWORD"] is not None and postgres["POSTGRES_PASSWORD"].startswith(
+        "${POSTGRES_PASSWORD"
+    )
+    check_database_url(
+        interpolate(url, {"POSTGRES_PASSWORD": "s3cret"}), str(COMPOSE), "AUDITOR_DATABASE_URL"
+    )
+
+
+def test_aws_credentials_pass_through_from_the_environment(services: dict[str, dict[str, Any]]) -> None:
+    env = environment(services["auditor"])
+    assert {name: env.get(name, "missing") for name in AWS_VARIABLES} == dict.fromkeys(AWS_VARIABLES)
+    mounts = [interpolate(mount) for mount in services["auditor"]["volumes"]]
+    aws_mounts = [mount for mount in mounts if mount.split(":")[1] == "/home/auditor/.aws"]
+    assert len(aws_mounts) == 1 and aws_mounts[0].endswith(":ro")
+
+
+@pytest.mark.parametrize("path", [COMPOSE, DOCKERFILE, *sorted(DEPLOY.rglob("*.*"))], ids=lambda p: p.name)
+def test_no_secret_is_written_down(path: Path) -> None:
+    text = path.read_text(encoding="utf-8")
+    assert [pattern.pattern for pattern in SECRET_PATTERNS if pattern.search(text)] == []
+
+
+def test_no_service_holds_a_literal_secret(services: dict[str, dict[str, Any]]) -> None:
+    for name, service in services.items():
+        for key, value in environment(service).items():
+            if re.search(r"PASSWORD|SECRET|TOKEN|ACCESS_KEY", key):
+                assert value is None or value.startswith("${"), f"{name}: {key}"
+
+
+def test_the_configuration_is_mounted_read_only_where_the_image_looks(
+    services: dict[str, dict[str, Any]], dockerfile: Any
+) -> None:
+    assert f"./deploy:{CONFIG_IN_CONTAINER}:ro" in services["auditor"]["volumes"]
+    command = [interpolate(part) for part in services["auditor"]["command"]]
+    assert command == exec_form(dockerfile.cmd)
+    assert (DEPLOY / Path(command[-1]).name).is_file()
+
+
+def test_stopping_waits_longer_than_the_daemon_itself(services: dict[str, dict[str, Any]]) -> None:
+    grace = duration(services["auditor"]["stop_grace_period"])
+    timeouts = [DaemonSettings().stop_timeout, *(config.daemon.stop_timeout for config in deploy_configs())]
+    assert all(grace > timeout for timeout in timeouts)
+
+
+def test_health_and_metrics_are_published_on_the_loopback_only(services: dict[str, dict[str, Any]]) -> None:
+    assert services["auditor"]["ports"] == [f"127.0.0.1:{HEALTH_PORT}:{HEALTH_PORT}"]
+    assert "ports" not in services["postgres"]
+
+
+def test_images_are_pinned(services: dict[str, dict[str, Any]]) -> None:
+    for name in ("postgres", "moto"):
+        _, _, tag = services[name]["image"].partition(":")
+        assert tag and tag != "latest" and re.match(r"\d", tag), services[name]["image"]
+    assert services["postgres"]["image"] == "postgres:16-alpine"
+
+
+def test_the_emulator_is_an_opt_in_profile_of_the_locked_moto_version(
+    services: dict[str, dict[str, Any]],
+) -> None:
+    moto = services["moto"]
+    assert moto["profiles"] == ["emulator"]
+    assert "profiles" not in services["auditor"] and "profiles" not in services["postgres"]
+    locked = re.search(r"^moto==(\S+)$", (REPO / "requirements.lock").read_text(), re.MULTILINE)
+    assert locked is not None
+    assert moto["image"] == f"motoserver/moto:{locked.group(1)}"
+    assert moto["ports"] == ["127.0.0.1:5000:5000"]
+
+
+def test_the_auditor_is_built_from_this_repository(services: dict[str, dict[str, Any]]) -> None:
+    assert services["auditor"]["build"] == "."
+
+
+# ------------------------------------------------------------------------------------- deploy/
+
+
+def deploy_configs() -> list[Config]:
+    return [load_config(DEPLOY / name, env={}) for name in ("config.toml", "config.emulator.toml")]
+
+
+def test_the_sample_configurations_load_with_the_roster_beside_them() -> None:
+    real, emulated = deploy_configs()
+    assert real.aws.endpoint_url is None
+    assert emulated.aws.endpoint_url == "http://moto:5000"
+    assert [lab.name for lab in real.labs] == [lab.name for lab in emulated.labs]
+    assert len(real.labs) >= 2
+
+
+def test_the_sample_configurations_match_the_container(services: dict[str, dict[str, Any]]) -> None:
+    for config in deploy_configs():
+        assert (config.daemon.health_host, config.daemon.health_port) == ("0.0.0.0", HEALTH_PORT)
+    host_and_port = deploy_configs()[1].aws.endpoint_url or ""
+    assert host_and_port.removeprefix("http://").split(":") == ["moto", "5000"]
+    assert "moto" in services
+
+
+def test_the_roster_assumes_the_role_that_auditor_permissions_describes() -> None:
+    for lab in deploy_configs()[0].labs:
+        for access in (lab.origin, lab.destination):
+            assert access.role_arn == f"arn:aws:iam::{access.account_id}:role/{ACCESS_ROLE}"
+
+
+# ------------------------------------------------------------------------------------- Dockerfile
+
+
+def test_the_base_image_is_a_pinned_slim_python(dockerfile: Any) -> None:
+    (base,) = instructions(dockerfile, "FROM")
+    assert re.fullmatch(r"python:3\.11(\.\d+)?-slim-bookworm(@sha256:[0-9a-f]{64})?", base)
+
+
+def test_the_image_runs_as_a_non_root_user(dockerfile: Any) -> None:
+    users = instructions(dockerfile, "USER")
+    assert users, "no USER: the image would run as root"
+    user = users[-1].split(":")[0]
+    assert user not in ("root", "0")
+    # Nothing runs after the last USER but metadata.
+    last_user = max(i for i, item in enumerate(dockerfile.structure) if item["instruction"] == "USER")
+    assert {item["instruction"] for item in dockerfile.structure[last_user:]} <= {
+        "USER",
+        "WORKDIR",
+        "EXPOSE",
+        "HEALTHCHECK",
+        "ENTRYPOINT",
+        "CMD",
+        "COMMENT",
+        "LABEL",
+        "STOPSIGNAL",
+    }
+
+
+def test_the_entrypoint_is_auditor_running_the_daemon(dockerfile: Any) -> None:
+    (entrypoint,) = instructions(dockerfile, "ENTRYPOINT")
+    assert exec_form(entrypoint) == ["auditor"]
+    assert exec_form(dockerfile.cmd) == ["daemon", "--config", f"{CONFIG_IN_CONTAINER}/config.toml"]
+
+
+def test_the_pinned_requirements_are_installed_before_the_project(dockerfile: Any) -> None:
+    runs = instructions(dockerfile, "RUN")
+    locked = next(
+        i
+        for i, run in enumerate(runs)
+        if re.search(r"pip install .*(-r|--requirement) requirements\.lock", run)
+    )
+    project = next(
+        i for i, run in enumerate(runs) if re.search(r"pip install .*--no-deps .*(-e|--editable) \.", run)
+    )
+    assert locked < project
+    copies = " ".join(instructions(dockerfile, "COPY"))
+    for needed in (
+        "requirements.lock",
+        "pyproject.toml",
+        "auditor/",
+        "provisioner/",
+        "lambda_src/",
+        "migrations/",
+    ):
+        assert needed in copies
+
+
+def test_python_writes_no_bytecode_and_buffers_no_output(dockerfile: Any) -> None:
+    assert dockerfile.envs["PYTHONDONTWRITEBYTECODE"] == "1"
+    assert dockerfile.envs["PYTHONUNBUFFERED"] == "1"
+
+
+def test_no_credentials_are_baked_into_the_image(dockerfile: Any) -> None:
+    declared = " ".join(instructions(dockerfile, "ENV") + instructions(dockerfile, "ARG"))
+    names = re.findall(r"(?:^|\s)([A-Za-z_][A-Za-z0-9_]*)(?==|\s|$)", declared)
+    assert [n for n in names if re.search(r"^AWS_|SECRET|PASSWORD|TOKEN|ACCESS_KEY", n, re.IGNORECASE)] == []
+
+
+def test_the_image_exposes_the_health_port(dockerfile: Any) -> None:
+    assert instructions(dockerfile, "EXPOSE") == [str(HEALTH_PORT)]
+
+
+def test_the_build_context_holds_only_what_the_image_is_built_from(dockerfile: Any) -> None:
+    patterns = [
+        line.strip()
+        for line in DOCKERIGNORE.read_text(encoding="utf-8").splitlines()
+        if line.strip() and not line.startswith("#")
+    ]
+    assert patterns[0] == "**", "deny everything first, then let in what the COPY lines name"
+    allowed = {p.removeprefix("!").rstrip("/") for p in patterns if p.startswith("!")}
+    sources = {
+        source.rstrip("/")
+        for copy in instructions(dockerfile, "COPY")
+        for source in copy.split()[:-1]
+        if not source.startswith("--")
+    }
+    assert sources <= allowed
+
+
+def test_hadolint_finds_nothing_to_improve() -> None:
+    hadolint = BIN / "hadolint"
+    if not hadolint.exists():
+        pytest.skip("hadolint: pip install -r requirements-dev-extra.txt")
+    result = subprocess.run(
+        [str(hadolint), "--no-color", str(DOCKERFILE)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+# ------------------------------------------------------------------------- the container's command
+
+
+def run_auditor(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(BIN / "auditor"), *args], capture_output=True, text=True, timeout=60, check=False
+    )
+
+
+def test_the_entrypoint_answers_help() -> None:
+    result = run_auditor("--help")
+    assert result.returncode == 0, result.stderr
+    assert "daemon" in result.stdout
+
+
+def test_the_default_command_exists_with_the_options_it_is_given(dockerfile: Any) -> None:
+    command = exec_form(dockerfile.cmd)
+    result = run_auditor(command[0], "--help")
+    if result.returncode == 2 and "No such command" in result.stderr:
+        pytest.skip(f"`auditor {command[0]}` does not exist yet")
+    assert result.returncode == 0, result.stderr
+    for option in (arg for arg in command[1:] if arg.startswith("--")):
+        assert option in result.stdout
+
+
+def test_the_health_check_is_valid_python(dockerfile: Any) -> None:
+    command = healthcheck_command(dockerfile)
+    assert command[:2] == ["python", "-c"]
+    compile(command[2], "HEALTHCHECK", "exec")
+
+
+class _Health(http.server.BaseHTTPRequestHandler):
+    status = 200
+
+    def do_GET(self) -> None:
+        self.send_response(self.status if self.path == "/healthz" else 404)
+        self.end_headers()
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def health_server() -> Iterator[http.server.HTTPServer]:
+    server = http.server.HTTPServer(("127.0.0.1", 0), _Health)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    yield server
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.mark.parametrize(("status", "healthy"), [(200, True), (503, False)])
+def test_the_health_check_passes_only_on_a_healthy_answer(
+    dockerfile: Any, health_server: http.server.HTTPServer, status: int, healthy: bool
+) -> None:
+    _Health.status = status
+    probe = healthcheck_command(dockerfile)[2].replace(
+        f":{HEALTH_PORT}/", f":{health_server.server_address[1]}/"
+    )
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, timeout=30, check=False)
+    assert (result.returncode == 0) is healthy
