@@ -24,11 +24,11 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
 from auditor.audit import audit_lab
-from auditor.config import Config
+from auditor.config import EMBEDDED, Config
 from auditor.errors import OperationalError
 from auditor.health import HealthServer, Metrics
 from auditor.model import LabAudit, Trigger, Verdict
-from auditor.operations import register_labs, teardown_expired
+from auditor.operations import provision_targets, register_labs, teardown_expired
 from auditor.runtime import Runtime, open_runtime
 from auditor.store import DatabaseUnavailable, LabState, Store, upgrade
 from provisioner.apply import LabTarget
@@ -305,6 +305,7 @@ def run_daemon(config: Config) -> int:
     if stop.is_set():
         health.stop()
         return 0
+    _provision_if_embedded(daemon)
     events = _start_events(daemon)
     daemon.schedule()
     daemon.scheduler.start()
@@ -334,6 +335,15 @@ def _wait_for_database(daemon: Daemon) -> None:
             log.warning("waiting_for_database", error=str(error), retry_in=delay)
             daemon.stop_event.wait(delay)
             delay = min(delay * 2, 30.0)
+
+
+def _provision_if_embedded(daemon: Daemon) -> None:
+    """The embedded emulator starts empty with the process: build the class in it, or nothing is there."""
+    if daemon.config.aws.endpoint_url != EMBEDDED:
+        return
+    log.info("provisioning_embedded_class", labs=len(daemon.targets))
+    targets = daemon.runtime.targets(for_provisioning=True)
+    provision_targets(daemon.runtime, targets, dry_run=False, store=daemon.database(), show_progress=False)
 
 
 def _start_events(daemon: Daemon) -> Any:

@@ -108,7 +108,12 @@ def provision_labs(config: Config, names: Sequence[str], *, dry_run: bool, out: 
 
 
 def provision_targets(
-    runtime: Runtime, targets: Sequence[LabTarget], *, dry_run: bool, store: Store | None = None
+    runtime: Runtime,
+    targets: Sequence[LabTarget],
+    *,
+    dry_run: bool,
+    store: Store | None = None,
+    show_progress: bool | None = None,
 ) -> list[Outcome[LabChange]]:
     if store is not None:
         register_labs(store, targets)
@@ -126,7 +131,9 @@ def provision_targets(
         return change
 
     label = "planning" if dry_run else "provisioning"
-    outcomes = run_each(targets, lambda t: t.name, provision_one, runtime.config.audit.concurrency, label)
+    outcomes = run_each(
+        targets, lambda t: t.name, provision_one, runtime.config.audit.concurrency, label, show_progress
+    )
     if store is not None:
         for outcome in outcomes:
             if not outcome.ok:

@@ -1,0 +1,77 @@
+"""`make demo`, as the README's quick start runs it: the whole story, then exit 0."""
+
+from __future__ import annotations
+
+import os
+import re
+import sqlite3
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from conftest import REPO
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> tuple[subprocess.CompletedProcess[str], Path]:
+    out = tmp_path_factory.mktemp("demo")
+    completed = subprocess.run(
+        [str(REPO / ".venv" / "bin" / "auditor"), "demo", "--out", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=REPO,
+        env={**os.environ, "COLUMNS": "200"},
+        check=False,
+    )
+    return completed, out
+
+
+def test_the_demo_tells_the_whole_story_and_exits_0(
+    demo: tuple[subprocess.CompletedProcess[str], Path],
+) -> None:
+    completed, _ = demo
+    assert completed.returncode == 0, completed.stdout[-3000:] + completed.stderr[-3000:]
+    story = completed.stdout
+    steps = re.findall(r"^(\d)\. ", story, flags=re.MULTILINE)
+    assert steps == ["1", "2", "3", "4", "5", "6", "7"]
+    assert "That is the whole story" in story
+    assert "unexpected" not in story
+
+
+def test_the_demo_shows_each_drift_with_its_effect_and_severity(
+    demo: tuple[subprocess.CompletedProcess[str], Path],
+) -> None:
+    story = demo[0].stdout
+    assert re.search(r"pair-01\s+critical\s+trust_policy\s+widened\s+trust policy lets any principal", story)
+    assert re.search(
+        r"pair-02\s+medium\s+inline_policy\s+narrowed\s+inline policy LambdaS3ListBucketsPolicy", story
+    )
+    assert re.search(r"solo-01\s+high\s+lambda_code\s+changed", story)
+
+
+def test_the_demo_resets_a_lab_and_tears_everything_down(
+    demo: tuple[subprocess.CompletedProcess[str], Path],
+) -> None:
+    completed, out = demo
+    story = completed.stdout
+    assert "restored: create    inline_policy" in story
+    assert "pair-02 is now conformant" in story
+    assert story.count("nothing of the lab is left") == 3
+    with sqlite3.connect(out / "demo.db") as database:
+        states = dict(database.execute("select name, state from labs"))
+    assert set(states.values()) == {"torn_down"}
+
+
+def test_the_demo_writes_a_self_contained_report(demo: tuple[subprocess.CompletedProcess[str], Path]) -> None:
+    completed, out = demo
+    report = out / "report.html"
+    assert str(report.resolve()) in completed.stdout.replace("\n", "")
+    html = report.read_text(encoding="utf-8")
+    assert "pair-01" in html and "solo-01" in html
+    assert not re.search(r"""(src|href)\s*=\s*["']?https?://""", html)
+
+
+def test_the_demo_output_is_plain_when_piped(demo: tuple[subprocess.CompletedProcess[str], Path]) -> None:
+    assert "\x1b[" not in demo[0].stdout
