@@ -212,6 +212,22 @@ def test_a_bad_config_names_file_key_and_problem(tmp_path: Path, text: str, key:
     assert problem in str(caught.value)
 
 
+@pytest.mark.parametrize("text,key,problem", BAD_CONFIGS.values(), ids=BAD_CONFIGS.keys())
+def test_the_cli_refuses_a_bad_config_with_exit_2_before_touching_anything(
+    tmp_path: Path, text: str, key: str, problem: str
+) -> None:
+    path = write(tmp_path, text)
+    runner = CliRunner()
+    with runner.isolated_filesystem(temp_dir=tmp_path) as cwd:
+        result = runner.invoke(main, ["provision", "--config", str(path)])
+        assert list(Path(cwd).iterdir()) == []  # no database file, nothing written
+    assert result.exit_code == 2
+    where = f"{path}: {key}: " if key else f"{path}: "
+    assert result.output.startswith(f"error: {where}"), result.output
+    assert problem in result.output
+    assert not database.exists()
+
+
 def test_a_bad_roster_names_its_file_and_line(tmp_path: Path) -> None:
     (tmp_path / "roster.csv").write_text(
         "name,origin_account_id,destination_account_id\npair-01,111111111111,22222\n", encoding="utf-8"
