@@ -553,6 +553,7 @@ def report_times(databases: Databases, plan: dict[int, list[Episode]], now: date
         "latest_runs(all labs)": best_time(lambda: store.latest_runs()),
         "status()": best_time(store.status),
         "runs_since(30 days ago, all labs)": best_time(lambda: store.runs_since(month_ago), 3),
+        "verdict_changes(30 days ago, all labs)": best_time(lambda: store.verdict_changes(month_ago), 3),
         "conformant_share(30 days ago), every lab": best_time(
             lambda: [store.conformant_share(name, month_ago) for name in names], 3
         ),

@@ -1,1 +1,34 @@
 """History: SQLAlchemy models and the store."""
+
+from auditor.store.digest import canonical_order
+from auditor.store.engine import DatabaseUnavailable, make_engine, safe_url
+from auditor.store.migrate import check, upgrade
+from auditor.store.records import (
+    LabState,
+    LabStatus,
+    LifecycleEntry,
+    LifecycleEvent,
+    Outcome,
+    RecordedRun,
+    RunPoint,
+)
+from auditor.store.store import Resource, Store, UnknownLab
+
+__all__ = [
+    "DatabaseUnavailable",
+    "LabState",
+    "LabStatus",
+    "LifecycleEntry",
+    "LifecycleEvent",
+    "Outcome",
+    "RecordedRun",
+    "Resource",
+    "RunPoint",
+    "Store",
+    "UnknownLab",
+    "canonical_order",
+    "check",
+    "make_engine",
+    "safe_url",
+    "upgrade",
+]

@@ -126,7 +126,7 @@ class InvokeResultRow(Base):
 
     run_id: Mapped[int] = mapped_column(ForeignKey("audit_runs.id", ondelete="CASCADE"), primary_key=True)
     ok: Mapped[bool]
-    cause: Mapped[str] = mapped_column(String(64))
+    cause: Mapped[str] = mapped_column(Text)
     detail: Mapped[str] = mapped_column(Text)
     duration_ms: Mapped[int]
 

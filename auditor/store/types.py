@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any
@@ -53,6 +54,16 @@ class UtcDateTime(TypeDecorator[datetime]):
             return from_epoch_microseconds(int(value))
         moment: datetime = value
         return moment.astimezone(UTC)
+
+    def result_processor(self, dialect: Dialect, coltype: Any) -> Callable[[Any], datetime | None]:
+        # The same as process_result_value, without its per-row dispatch: timelines read runs by the 100,000.
+        if dialect.name != "sqlite":
+            return lambda value: self.process_result_value(value, dialect)
+
+        def from_sqlite(value: int | None) -> datetime | None:
+            return None if value is None else _EPOCH + timedelta(microseconds=value)
+
+        return from_sqlite
 
 
 def enum_of(enum_class: type[StrEnum], name: str) -> Enum:

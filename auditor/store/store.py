@@ -1,0 +1,667 @@
+"""The history store: every write is one transaction, opened here; callers never commit.
+
+Writes about one lab (an audit run, a provisioning, a teardown claim) each run in their own
+transaction, so a crash leaves either the whole write or none of it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from typing import Any, TypeVar
+
+from sqlalchemy import (
+    ColumnElement,
+    Engine,
+    Result,
+    Select,
+    case,
+    delete,
+    exists,
+    func,
+    or_,
+    select,
+    update,
+)
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from auditor.model import Finding, InvokeResult, LabAudit, Trigger, Verdict
+from auditor.store.digest import PreparedFindings, decode_document, prepare_findings
+from auditor.store.engine import is_memory_database, make_engine, safe_url, unavailable_as, writing_engine
+from auditor.store.migrate import upgrade_engine
+from auditor.store.models import (
+    AuditRunRow,
+    DocumentRow,
+    FindingRow,
+    FindingSetRow,
+    InvokeResultRow,
+    LabResourceRow,
+    LabRow,
+    LifecycleEventRow,
+)
+from auditor.store.records import (
+    OUTCOME_OF,
+    LabState,
+    LabStatus,
+    LifecycleEntry,
+    LifecycleEvent,
+    RecordedRun,
+    RunPoint,
+)
+
+T = TypeVar("T")
+
+# Bulk DELETE/UPDATE statements: nothing they touch is loaded in the session, so there is nothing to sync.
+BULK = {"synchronize_session": False}
+
+# (kind, account, arn) of a resource the provisioner created, e.g. ("iam_role", "2222...", "arn:aws:iam::...").
+Resource = tuple[str, str, str]
+
+
+class UnknownLab(LookupError):
+    """A lifecycle write named a lab the store has never seen (call ensure_lab first)."""
+
+
+class Store:
+    """The history of a class of labs; each method is one transaction (see the module docstring).
+
+    `engine` should come from make_engine, which sets SQLite up for a daemon and a CLI writing at once.
+    """
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+        self._writer = writing_engine(engine)
+        self._url = engine.url
+
+    @classmethod
+    def from_url(cls, url: str) -> Store:
+        """A store on that database; an in-memory SQLite database is migrated here, as nothing else can reach it."""
+        engine = make_engine(url)
+        if is_memory_database(url):
+            upgrade_engine(engine)
+        return cls(engine)
+
+    @property
+    def url(self) -> str:
+        return safe_url(self._url)
+
+    def close(self) -> None:
+        self._engine.dispose()
+
+    # ------------------------------------------------------------------------------------ sessions
+
+    @contextmanager
+    def _writing(self) -> Iterator[Session]:
+        with unavailable_as(self._url), Session(self._writer) as session, session.begin():
+            yield session
+
+    @contextmanager
+    def _reading(self) -> Iterator[Session]:
+        with unavailable_as(self._url), Session(self._engine) as session, session.begin():
+            yield session
+
+    def _write_retrying_conflicts(self, write: Callable[[Session], T]) -> T:
+        """On PostgreSQL, two writers may insert the same new lab or finding set, or prune may collect a set
+        a writer is about to use; the loser's transaction fails whole, and once more sees the winner's work."""
+        try:
+            with self._writing() as session:
+                return write(session)
+        except IntegrityError:
+            with self._writing() as session:
+                return write(session)
+
+    # ---------------------------------------------------------------------------------------- labs
+
+    def ensure_lab(
+        self, name: str, origin_account: str, destination_account: str, expires_at: datetime | None
+    ) -> None:
+        """Create the lab, or update its accounts; a None expiry keeps the one already known."""
+        now = datetime.now(UTC)
+        with self._writing() as session:
+            insert = _insert_for(session)(LabRow).values(
+                name=name,
+                origin_account=origin_account,
+                destination_account=destination_account,
+                state=LabState.PLANNED,
+                expires_at=expires_at,
+                updated_at=now,
+            )
+            session.execute(
+                insert.on_conflict_do_update(
+                    index_elements=[LabRow.name],
+                    set_={
+                        "origin_account": insert.excluded.origin_account,
+                        "destination_account": insert.excluded.destination_account,
+                        "expires_at": func.coalesce(insert.excluded.expires_at, LabRow.expires_at),
+                        "updated_at": insert.excluded.updated_at,
+                    },
+                )
+            )
+
+    # -------------------------------------------------------------------------------------- audits
+
+    def record_audit(self, audit: LabAudit, trigger: Trigger) -> int:
+        """Store one lab's audit; returns the run id. Raises ValueError if a finding's document is not JSON."""
+        prepared = prepare_findings(audit.findings)
+        started_at, finished_at = audit_times(audit, now=datetime.now(UTC))
+
+        def write(session: Session) -> int:
+            lab_id = _lab_id_for_audit(session, audit, started_at)
+            set_id = _finding_set_id(session, prepared) if prepared else None
+            run = AuditRunRow(
+                lab_id=lab_id,
+                trigger=Trigger(trigger),
+                started_at=started_at,
+                finished_at=finished_at,
+                verdict=Verdict(audit.verdict),
+                error=audit.error,
+                requests=audit.requests,
+                finding_set_id=set_id,
+            )
+            session.add(run)
+            session.flush()
+            if audit.invoke is not None:
+                _insert_invoke_result(session, run.id, audit.invoke)
+            return run.id
+
+        return self._write_retrying_conflicts(write)
+
+    # ------------------------------------------------------------------------------------ lifecycle
+
+    def mark_provisioning(self, lab: str, at: datetime) -> None:
+        with self._writing() as session:
+            _set_state(session, _lab_id(session, lab), LabState.PROVISIONING, at)
+
+    def record_provisioned(
+        self,
+        lab: str,
+        resources: Sequence[Resource],
+        reset: bool,
+        at: datetime,
+        expires_at: datetime | None,
+    ) -> None:
+        """The lab is built: state active, its resources recorded, a provisioned (or reset) event."""
+        with self._writing() as session:
+            lab_id = _lab_id(session, lab)
+            values: dict[str, Any] = {"state": LabState.ACTIVE, "provisioned_at": at, "updated_at": at}
+            if expires_at is not None:
+                values["expires_at"] = expires_at
+            session.execute(update(LabRow).where(LabRow.id == lab_id).values(**values))
+            added = _record_resources(session, lab_id, resources, at)
+            event = LifecycleEvent.RESET if reset else LifecycleEvent.PROVISIONED
+            _add_event(session, lab_id, at, event, f"{len(resources)} resources, {added} new")
+
+    def record_provision_failed(self, lab: str, detail: str, at: datetime) -> None:
+        with self._writing() as session:
+            lab_id = _lab_id(session, lab)
+            _set_state(session, lab_id, LabState.FAILED, at)
+            _add_event(session, lab_id, at, LifecycleEvent.PROVISION_FAILED, detail)
+
+    def claim_teardown(self, lab: str, owner: str, at: datetime, lease: timedelta) -> bool:
+        """Take the lab's teardown lease; False if someone else holds an unexpired one."""
+        with self._writing() as session:
+            claimed_id = session.execute(
+                update(LabRow)
+                .where(
+                    LabRow.name == lab,
+                    or_(LabRow.teardown_claimed_at.is_(None), LabRow.teardown_claimed_at <= at - lease),
+                )
+                .values(teardown_owner=owner, teardown_claimed_at=at, updated_at=at)
+                .returning(LabRow.id)
+            ).scalar_one_or_none()
+            if claimed_id is None:
+                return False
+            _add_event(session, claimed_id, at, LifecycleEvent.TEARDOWN_STARTED, f"claimed by {owner}")
+            return True
+
+    def record_torn_down(self, lab: str, at: datetime) -> None:
+        with self._writing() as session:
+            lab_id = _lab_id(session, lab)
+            _set_state(session, lab_id, LabState.TORN_DOWN, at, release_claim=True)
+            deleted = session.execute(
+                update(LabResourceRow)
+                .where(LabResourceRow.lab_id == lab_id, LabResourceRow.deleted_at.is_(None))
+                .values(deleted_at=at)
+            )
+            _add_event(
+                session, lab_id, at, LifecycleEvent.TORN_DOWN, f"{_rowcount(deleted)} resources deleted"
+            )
+
+    def record_teardown_failed(self, lab: str, detail: str, at: datetime) -> None:
+        """The teardown stopped half way: the claim is released so a later one can finish it."""
+        with self._writing() as session:
+            lab_id = _lab_id(session, lab)
+            _release_claim(session, lab_id, at)
+            _add_event(session, lab_id, at, LifecycleEvent.TEARDOWN_FAILED, detail)
+
+    def expired_labs(self, now: datetime) -> list[str]:
+        with self._reading() as session:
+            names = session.scalars(
+                select(LabRow.name)
+                .where(LabRow.expires_at <= now, LabRow.state != LabState.TORN_DOWN)
+                .order_by(LabRow.name)
+            )
+            return list(names)
+
+    def mark_expired(self, lab: str, at: datetime) -> bool:
+        """State expired and an expired event, once; False if it was already expired or torn down."""
+        with self._writing() as session:
+            lab_id = session.execute(
+                update(LabRow)
+                .where(LabRow.name == lab, LabRow.state.not_in([LabState.EXPIRED, LabState.TORN_DOWN]))
+                .values(state=LabState.EXPIRED, updated_at=at)
+                .returning(LabRow.id)
+            ).scalar_one_or_none()
+            if lab_id is None:
+                return False
+            _add_event(session, lab_id, at, LifecycleEvent.EXPIRED, "")
+            return True
+
+    # ------------------------------------------------------------------------------------ retention
+
+    def prune(self, keep: timedelta, now: datetime) -> int:
+        """Delete runs older than now - keep, except each lab's latest; returns how many were deleted.
+
+        Lifecycle events are kept. One transaction per lab, so a daemon's writes go on in between.
+        """
+        cutoff = now - keep
+        deleted = 0
+        for lab_id in self._lab_ids():
+            with self._writing() as session:
+                deleted += _prune_lab(session, lab_id, cutoff)
+        self._write_retrying_conflicts(_collect_garbage)
+        return deleted
+
+    def _lab_ids(self) -> list[int]:
+        with self._reading() as session:
+            return list(session.scalars(select(LabRow.id).order_by(LabRow.id)))
+
+    # ---------------------------------------------------------------------------------------- reads
+
+    def status(self) -> list[LabStatus]:
+        with self._reading() as session:
+            labs = list(session.scalars(select(LabRow).order_by(LabRow.name)))
+            latest = _latest_runs_by_lab(session, [lab.id for lab in labs])
+            return [_lab_status(lab, latest.get(lab.id)) for lab in labs]
+
+    def runs_since(
+        self, since: datetime | None, labs: Sequence[str] | None = None
+    ) -> dict[str, list[RunPoint]]:
+        """Each lab's verdict timeline, oldest first; every selected lab appears, with no runs if need be."""
+        return self._timelines(since, labs, _timeline_points)
+
+    def verdict_changes(
+        self, since: datetime | None, labs: Sequence[str] | None = None
+    ) -> dict[str, list[RunPoint]]:
+        """The same timelines, but only each lab's first run and the runs whose verdict differs from the one
+        before: a month of a class in a few hundred points instead of 864,000, computed in the database."""
+        return self._timelines(since, labs, _timeline_changes)
+
+    def _timelines(
+        self,
+        since: datetime | None,
+        labs: Sequence[str] | None,
+        query_of: Callable[[list[int], datetime | None], Select[int, int, datetime, Verdict, Trigger]],
+    ) -> dict[str, list[RunPoint]]:
+        with self._reading() as session:
+            lab_ids = _selected_labs(session, labs)
+            timelines: dict[str, list[RunPoint]] = {name: [] for name in lab_ids.values()}
+            # Core rows, not ORM ones: these queries return runs by the hundred thousand.
+            rows = session.connection().execute(query_of(list(lab_ids), since))
+            for lab_id, run_id, started_at, verdict, trigger in rows:
+                timelines[lab_ids[lab_id]].append(RunPoint(run_id, started_at, verdict, trigger))
+            return timelines
+
+    def latest_runs(self, labs: Sequence[str] | None = None) -> dict[str, RecordedRun]:
+        """Each selected lab's latest run with its findings and invoke result; labs never audited are absent."""
+        with self._reading() as session:
+            lab_ids = _selected_labs(session, labs)
+            runs = _latest_runs_by_lab(session, list(lab_ids))
+            return _recorded_runs(session, lab_ids, list(runs.values()))
+
+    def lifecycle(self, lab: str) -> list[LifecycleEntry]:
+        with self._reading() as session:
+            rows = session.scalars(
+                select(LifecycleEventRow)
+                .join(LabRow, LabRow.id == LifecycleEventRow.lab_id)
+                .where(LabRow.name == lab)
+                .order_by(LifecycleEventRow.at, LifecycleEventRow.id)
+            )
+            return [LifecycleEntry(row.at, row.event, row.outcome, row.detail) for row in rows]
+
+    def first_conformant_at(self, lab: str) -> datetime | None:
+        return self._conformant_at(lab, AuditRunRow.started_at.asc())
+
+    def last_conformant_at(self, lab: str) -> datetime | None:
+        return self._conformant_at(lab, AuditRunRow.started_at.desc())
+
+    def _conformant_at(self, lab: str, order: ColumnElement[Any]) -> datetime | None:
+        with self._reading() as session:
+            query = (
+                _runs_of(lab, AuditRunRow.started_at)
+                .where(AuditRunRow.verdict == Verdict.CONFORMANT)
+                .order_by(order)
+                .limit(1)
+            )
+            return session.scalar(query)
+
+    def conformant_share(self, lab: str, since: datetime | None) -> float | None:
+        """The fraction of the lab's runs since then that were conformant; None without runs."""
+        conformant = func.sum(case((AuditRunRow.verdict == Verdict.CONFORMANT, 1), else_=0))
+        with self._reading() as session:
+            query = _runs_of(lab, func.count(), conformant).where(*_since(since))
+            total, good = session.execute(query).one()
+            return None if not total else int(good) / int(total)
+
+
+# ------------------------------------------------------------------------------------------- helpers
+
+
+def audit_times(audit: LabAudit, now: datetime) -> tuple[datetime, datetime | None]:
+    """The run's start and end from the audit's ISO strings.
+
+    An audit that failed before it noted its start still happened: it is recorded at its end, or now.
+    """
+    finished_at = _parse_instant(audit.finished_at) if audit.finished_at else None
+    started_at = _parse_instant(audit.started_at) if audit.started_at else (finished_at or now)
+    return started_at, finished_at
+
+
+def _parse_instant(text: str) -> datetime:
+    moment = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    if moment.tzinfo is None:
+        raise ValueError(f"timestamp {text!r} has no time zone")
+    return moment.astimezone(UTC)
+
+
+def _insert_for(session: Session) -> Callable[..., Any]:
+    """The INSERT construct with ON CONFLICT support for the session's database."""
+    return postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
+
+
+def _lab_id(session: Session, name: str) -> int:
+    lab_id = session.scalar(select(LabRow.id).where(LabRow.name == name))
+    if lab_id is None:
+        raise UnknownLab(f"no lab named {name!r} in the store")
+    return lab_id
+
+
+def _lab_id_for_audit(session: Session, audit: LabAudit, at: datetime) -> int:
+    lab_id = session.scalar(select(LabRow.id).where(LabRow.name == audit.lab))
+    if lab_id is not None:
+        return lab_id
+    lab = LabRow(
+        name=audit.lab,
+        origin_account=audit.origin_account,
+        destination_account=audit.destination_account,
+        state=LabState.PLANNED,
+        updated_at=at,
+    )
+    session.add(lab)
+    session.flush()
+    return lab.id
+
+
+def _finding_set_id(session: Session, prepared: PreparedFindings) -> int:
+    existing = session.scalar(select(FindingSetRow.id).where(FindingSetRow.digest == prepared.digest))
+    if existing is not None:
+        return existing
+    _store_documents(session, prepared.documents)
+    insert = _insert_for(session)(FindingSetRow).values(digest=prepared.digest, size=len(prepared.findings))
+    created = session.execute(insert.on_conflict_do_nothing().returning(FindingSetRow.id)).scalar()
+    if created is None:
+        # Another writer stored the same set between our look-up and our insert.
+        return session.execute(
+            select(FindingSetRow.id).where(FindingSetRow.digest == prepared.digest)
+        ).scalar_one()
+    session.execute(
+        _insert_for(session)(FindingRow),
+        [
+            {
+                "set_id": created,
+                "position": position,
+                "check": finding.check,
+                "resource": finding.resource,
+                "status": finding.status,
+                "effect": finding.effect,
+                "severity": finding.severity,
+                "message": finding.message,
+                "expected_digest": finding.expected_digest,
+                "actual_digest": finding.actual_digest,
+                "breaks_lab": finding.breaks_lab,
+            }
+            for position, finding in enumerate(prepared.findings)
+        ],
+    )
+    return int(created)
+
+
+def _store_documents(session: Session, documents: dict[str, str]) -> None:
+    if not documents:
+        return
+    # In digest order: two PostgreSQL writers sharing documents then wait on each other, never deadlock.
+    rows = [{"digest": digest, "body": documents[digest]} for digest in sorted(documents)]
+    session.execute(_insert_for(session)(DocumentRow).on_conflict_do_nothing(), rows)
+
+
+def _insert_invoke_result(session: Session, run_id: int, invoke: InvokeResult) -> None:
+    session.add(
+        InvokeResultRow(
+            run_id=run_id,
+            ok=invoke.ok,
+            cause=invoke.cause,
+            detail=invoke.detail,
+            duration_ms=invoke.duration_ms,
+        )
+    )
+    session.flush()
+
+
+def _set_state(
+    session: Session, lab_id: int, state: LabState, at: datetime, *, release_claim: bool = False
+) -> None:
+    values: dict[str, Any] = {"state": state, "updated_at": at}
+    if release_claim:
+        values.update(teardown_owner=None, teardown_claimed_at=None)
+    session.execute(update(LabRow).where(LabRow.id == lab_id).values(**values))
+
+
+def _release_claim(session: Session, lab_id: int, at: datetime) -> None:
+    session.execute(
+        update(LabRow)
+        .where(LabRow.id == lab_id)
+        .values(teardown_owner=None, teardown_claimed_at=None, updated_at=at)
+    )
+
+
+def _add_event(session: Session, lab_id: int, at: datetime, event: LifecycleEvent, detail: str) -> None:
+    session.add(
+        LifecycleEventRow(lab_id=lab_id, at=at, event=event, outcome=OUTCOME_OF[event], detail=detail)
+    )
+
+
+def _record_resources(session: Session, lab_id: int, resources: Iterable[Resource], at: datetime) -> int:
+    """Add the resources not already recorded as live for the lab; returns how many were new."""
+    live = set(
+        session.scalars(
+            select(LabResourceRow.arn).where(
+                LabResourceRow.lab_id == lab_id, LabResourceRow.deleted_at.is_(None)
+            )
+        )
+    )
+    new = [(kind, account, arn) for kind, account, arn in dict.fromkeys(resources) if arn not in live]
+    session.add_all(
+        LabResourceRow(lab_id=lab_id, kind=kind, account=account, arn=arn, created_at=at)
+        for kind, account, arn in new
+    )
+    return len(new)
+
+
+def _prune_lab(session: Session, lab_id: int, cutoff: datetime) -> int:
+    latest = session.scalar(_latest_run_id(AuditRunRow.lab_id == lab_id))
+    if latest is None:
+        return 0
+    old_runs = delete(AuditRunRow).where(
+        AuditRunRow.lab_id == lab_id, AuditRunRow.started_at < cutoff, AuditRunRow.id != latest
+    )
+    return _rowcount(session.execute(old_runs, execution_options=BULK))
+
+
+def _rowcount(result: Result[Any]) -> int:
+    return int(getattr(result, "rowcount", 0))
+
+
+def _collect_garbage(session: Session) -> None:
+    """Drop finding sets no run refers to, then documents no finding refers to."""
+    unused_sets = delete(FindingSetRow).where(~exists().where(AuditRunRow.finding_set_id == FindingSetRow.id))
+    unused_documents = delete(DocumentRow).where(
+        ~exists().where(FindingRow.expected_digest == DocumentRow.digest),
+        ~exists().where(FindingRow.actual_digest == DocumentRow.digest),
+    )
+    session.execute(unused_sets, execution_options=BULK)
+    session.execute(unused_documents, execution_options=BULK)
+
+
+def _latest_run_id(*conditions: ColumnElement[bool]) -> Select[int]:
+    return (
+        select(AuditRunRow.id)
+        .where(*conditions)
+        .order_by(AuditRunRow.started_at.desc(), AuditRunRow.id.desc())
+        .limit(1)
+    )
+
+
+def _latest_runs_by_lab(session: Session, lab_ids: list[int]) -> dict[int, AuditRunRow]:
+    """Each lab's latest run: one index probe per lab on (lab_id, started_at), then the rows by id."""
+    if not lab_ids:
+        return {}
+    latest_id = _latest_run_id(AuditRunRow.lab_id == LabRow.id).correlate(LabRow).scalar_subquery()
+    run_ids = [
+        run_id for run_id in session.scalars(select(latest_id).where(LabRow.id.in_(lab_ids))) if run_id
+    ]
+    if not run_ids:
+        return {}
+    runs = session.scalars(select(AuditRunRow).where(AuditRunRow.id.in_(run_ids)))
+    return {run.lab_id: run for run in runs}
+
+
+def _timeline_points(
+    lab_ids: list[int], since: datetime | None
+) -> Select[int, int, datetime, Verdict, Trigger]:
+    runs = AuditRunRow
+    return (
+        select(runs.lab_id, runs.id, runs.started_at, runs.verdict, runs.trigger)
+        .where(runs.lab_id.in_(lab_ids), *_since(since))
+        .order_by(runs.lab_id, runs.started_at, runs.id)
+    )
+
+
+def _timeline_changes(
+    lab_ids: list[int], since: datetime | None
+) -> Select[int, int, datetime, Verdict, Trigger]:
+    runs = AuditRunRow
+    previous = func.lag(runs.verdict).over(partition_by=runs.lab_id, order_by=(runs.started_at, runs.id))
+    points = (
+        _timeline_points(lab_ids, since).add_columns(previous.label("previous")).order_by(None).subquery()
+    )
+    return (
+        select(points.c.lab_id, points.c.id, points.c.started_at, points.c.verdict, points.c.trigger)
+        .where(or_(points.c.previous.is_(None), points.c.previous != points.c.verdict))
+        .order_by(points.c.lab_id, points.c.started_at, points.c.id)
+    )
+
+
+def _selected_labs(session: Session, names: Sequence[str] | None) -> dict[int, str]:
+    query = select(LabRow.id, LabRow.name).order_by(LabRow.name)
+    if names is not None:
+        query = query.where(LabRow.name.in_(list(names)))
+    return {lab_id: name for lab_id, name in session.execute(query)}
+
+
+def _runs_of(lab: str, *columns: Any) -> Select[Any]:
+    return select(*columns).join(LabRow, LabRow.id == AuditRunRow.lab_id).where(LabRow.name == lab)
+
+
+def _since(since: datetime | None) -> list[ColumnElement[bool]]:
+    return [] if since is None else [AuditRunRow.started_at >= since]
+
+
+def _lab_status(lab: LabRow, latest: AuditRunRow | None) -> LabStatus:
+    return LabStatus(
+        name=lab.name,
+        state=lab.state,
+        expires_at=lab.expires_at,
+        last_verdict=latest.verdict if latest else None,
+        last_audit_at=latest.started_at if latest else None,
+        origin=lab.origin_account,
+        destination=lab.destination_account,
+    )
+
+
+def _recorded_runs(
+    session: Session, lab_names: dict[int, str], runs: list[AuditRunRow]
+) -> dict[str, RecordedRun]:
+    findings = _findings_of_sets(session, {run.finding_set_id for run in runs if run.finding_set_id})
+    invokes = _invoke_results(session, [run.id for run in runs])
+    recorded = [
+        RecordedRun(
+            run_id=run.id,
+            lab=lab_names[run.lab_id],
+            trigger=run.trigger,
+            started_at=run.started_at,
+            finished_at=run.finished_at,
+            verdict=run.verdict,
+            error=run.error,
+            requests=run.requests,
+            findings=findings.get(run.finding_set_id, ()) if run.finding_set_id else (),
+            invoke=invokes.get(run.id),
+        )
+        for run in runs
+    ]
+    return {run.lab: run for run in sorted(recorded, key=lambda run: run.lab)}
+
+
+def _findings_of_sets(session: Session, set_ids: set[int]) -> dict[int, tuple[Finding, ...]]:
+    if not set_ids:
+        return {}
+    rows = list(
+        session.scalars(
+            select(FindingRow)
+            .where(FindingRow.set_id.in_(set_ids))
+            .order_by(FindingRow.set_id, FindingRow.position)
+        )
+    )
+    digests = {d for row in rows for d in (row.expected_digest, row.actual_digest) if d}
+    documents = select(DocumentRow.digest, DocumentRow.body).where(DocumentRow.digest.in_(digests))
+    bodies = {digest: body for digest, body in session.execute(documents)}
+    by_set: dict[int, list[Finding]] = {}
+    for row in rows:
+        by_set.setdefault(row.set_id, []).append(_finding(row, bodies))
+    return {set_id: tuple(found) for set_id, found in by_set.items()}
+
+
+def _finding(row: FindingRow, bodies: dict[str, str]) -> Finding:
+    return Finding(
+        check=row.check,
+        resource=row.resource,
+        status=row.status,
+        effect=row.effect,
+        severity=row.severity,
+        message=row.message,
+        expected=decode_document(bodies.get(row.expected_digest)) if row.expected_digest else None,
+        actual=decode_document(bodies.get(row.actual_digest)) if row.actual_digest else None,
+        breaks_lab=row.breaks_lab,
+    )
+
+
+def _invoke_results(session: Session, run_ids: list[int]) -> dict[int, InvokeResult]:
+    if not run_ids:
+        return {}
+    rows = session.scalars(select(InvokeResultRow).where(InvokeResultRow.run_id.in_(run_ids)))
+    return {
+        row.run_id: InvokeResult(ok=row.ok, cause=row.cause, detail=row.detail, duration_ms=row.duration_ms)
+        for row in rows
+    }
