@@ -491,9 +491,7 @@ def _blame(findings: list[Finding], link: Link) -> list[Finding]:
             and finding.resource.startswith(link.resource)
             and finding.effect is not Effect.WIDENED
         ):
-            finding = replace(
-                finding, breaks_lab=True, message=f"{finding.message}; so {link.description}"
-            )
+            finding = replace(finding, breaks_lab=True, message=f"{finding.message}; so {link.description}")
             blamed = True
         marked.append(finding)
     if not blamed:

@@ -42,7 +42,9 @@ def main() -> None:
             requests, parallel = audit_once(endpoint, args.labs, args.concurrency, invoke)
             _, serial = audit_once(endpoint, args.labs, 1, invoke)
             label = "with local invoke" if invoke else "without invoke"
-            print(f"audit {args.labs} labs {label}: {requests:.1f} requests a lab (first audit of a fresh process)")
+            print(
+                f"audit {args.labs} labs {label}: {requests:.1f} requests a lab (first audit of a fresh process)"
+            )
             print(f"  speed-up of concurrency {args.concurrency} over 1: {serial / parallel:.2f}x")
 
 

@@ -57,7 +57,8 @@ def classroom(size: int, first: int = 1) -> tuple[LabConfig, ...]:
         return AccountAccess(account, role_arn=f"arn:aws:iam::{account}:role/OrganizationAccountAccessRole")
 
     return tuple(
-        LabConfig(f"pair-{i:03d}", access(f"1{i:011d}"), access(f"2{i:011d}")) for i in range(first, first + size)
+        LabConfig(f"pair-{i:03d}", access(f"1{i:011d}"), access(f"2{i:011d}"))
+        for i in range(first, first + size)
     )
 
 

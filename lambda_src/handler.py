@@ -29,7 +29,12 @@ def _fail(stage: str, error: ClientError) -> dict[str, Any]:
 def lambda_handler(event: Any, context: Any) -> dict[str, Any]:
     role_arn = os.environ.get(ROLE_ARN_VARIABLE, "")
     if not role_arn:
-        return {"ok": False, "stage": "configuration", "error_code": "", "error": f"{ROLE_ARN_VARIABLE} is not set"}
+        return {
+            "ok": False,
+            "stage": "configuration",
+            "error_code": "",
+            "error": f"{ROLE_ARN_VARIABLE} is not set",
+        }
     try:
         assumed = boto3.client("sts").assume_role(
             RoleArn=role_arn, RoleSessionName=f"{uuid.uuid4().hex[:5]}-s3"

@@ -40,7 +40,9 @@ def fake_aws_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def assumed(account_id: str, external_id: str | None = None) -> AccountAccess:
     return AccountAccess(
-        account_id, role_arn=f"arn:aws:iam::{account_id}:role/OrganizationAccountAccessRole", external_id=external_id
+        account_id,
+        role_arn=f"arn:aws:iam::{account_id}:role/OrganizationAccountAccessRole",
+        external_id=external_id,
     )
 
 
@@ -55,7 +57,10 @@ def solo(index: int) -> LabConfig:
 
 
 def make_config(
-    labs: tuple[LabConfig, ...], endpoint_url: str | None = None, database_url: str = "sqlite://", **audit: object
+    labs: tuple[LabConfig, ...],
+    endpoint_url: str | None = None,
+    database_url: str = "sqlite://",
+    **audit: object,
 ) -> Config:
     return Config(
         path="test.toml",
@@ -120,7 +125,9 @@ def moto_server(moto_server_url: str) -> str:
     return moto_server_url
 
 
-def write_config(tmp_path: Path, endpoint_url: str, labs_toml: str, extra: str = "", database_url: str = "") -> Path:
+def write_config(
+    tmp_path: Path, endpoint_url: str, labs_toml: str, extra: str = "", database_url: str = ""
+) -> Path:
     database_url = database_url or f"sqlite:///{tmp_path / 'auditor.db'}"
     path = tmp_path / "config.toml"
     path.write_text(
@@ -156,7 +163,9 @@ def labs_toml(*labs: LabConfig) -> str:
     )
 
 
-def run_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+def run_cli(
+    *args: str, env: dict[str, str] | None = None, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
     """The real entry point, in its own process, as an operator or a script runs it."""
     return subprocess.run(
         [sys.executable, "-m", "auditor", *args],
@@ -177,4 +186,6 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if skipped:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
         if reporter is not None:
-            reporter.write_line(f"AUDITOR_STRICT_SKIPS: {skipped} test(s) skipped; CI requires all to run", red=True)
+            reporter.write_line(
+                f"AUDITOR_STRICT_SKIPS: {skipped} test(s) skipped; CI requires all to run", red=True
+            )

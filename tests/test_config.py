@@ -214,13 +214,14 @@ def test_a_bad_config_names_file_key_and_problem(tmp_path: Path, text: str, key:
 
 @pytest.mark.parametrize("text,key,problem", BAD_CONFIGS.values(), ids=BAD_CONFIGS.keys())
 def test_the_cli_refuses_a_bad_config_with_exit_2_before_touching_anything(
-    tmp_path: Path, text: str, key: str, problem: str
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, text: str, key: str, problem: str
 ) -> None:
     path = write(tmp_path, text)
-    runner = CliRunner()
-    with runner.isolated_filesystem(temp_dir=tmp_path) as cwd:
-        result = runner.invoke(main, ["provision", "--config", str(path)])
-        assert list(Path(cwd).iterdir()) == []  # no database file, nothing written
+    workdir = tmp_path / "cwd"
+    workdir.mkdir()
+    monkeypatch.chdir(workdir)
+    result = CliRunner().invoke(main, ["provision", "--config", str(path)])
+    assert list(workdir.iterdir()) == []  # no database file, nothing written
     assert result.exit_code == 2
     where = f"{path}: {key}: " if key else f"{path}: "
     assert result.output.startswith(f"error: {where}"), result.output
