@@ -119,15 +119,16 @@ def provision_targets(
         register_labs(store, targets)
 
     def provision_one(target: LabTarget) -> LabChange:
-        if store is not None:
-            store.mark_provisioning(target.name, utc_now())
         steps = plan(runtime.sessions, target)
         change = LabChange(tuple(steps), applied=not dry_run)
-        if not dry_run:
-            apply(runtime.sessions, target, steps)
-            log.info("lab_provisioned", lab=target.name, changes=len(change.changed))
-            if store is not None:
-                record_provisioned(runtime, store, target, change)
+        if dry_run or not change.changed:
+            return change  # a lab already as the spec says is neither provisioned nor reset again
+        if store is not None:
+            store.mark_provisioning(target.name, utc_now())
+        apply(runtime.sessions, target, steps)
+        log.info("lab_provisioned", lab=target.name, changes=len(change.changed))
+        if store is not None:
+            record_provisioned(runtime, store, target, change)
         return change
 
     label = "planning" if dry_run else "provisioning"
