@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from typing import TextIO
+from typing import IO
 
 from auditor.model import AuditRun, Severity, Verdict
 
@@ -22,7 +22,7 @@ SEVERITY_STYLE = {
 }
 
 
-def print_audit_table(run: AuditRun, out: TextIO | None = None) -> None:
+def print_audit_table(run: AuditRun, out: IO[str] | None = None) -> None:
     from rich.console import Console
     from rich.table import Table
 

@@ -12,7 +12,7 @@ import structlog
 from botocore.exceptions import ClientError
 
 from auditor.accounts import AccountSessions
-from auditor.collect import collect_lab
+from auditor.collect import ActualLab, collect_lab
 from auditor.config import LabConfig
 from auditor.spec import ExpectedLab, RoleSpec
 from provisioner.package import packaged
@@ -37,18 +37,18 @@ class LabTarget:
         return self.lab.name
 
 
-def plan(sessions: AccountSessions, target: LabTarget) -> list[Step]:
+def collect_everything(sessions: AccountSessions, target: LabTarget) -> ActualLab:
+    """All the spec names, in accounts checked to be the configured ones first."""
     for access in (target.lab.origin, target.lab.destination):
         sessions.verify(access)
-    actual = collect_lab(
-        sessions,
-        target.expected,
-        target.lab.origin,
-        target.lab.destination,
-        with_log_group=True,
-        with_event_rules=True,
+    lab = target.lab
+    return collect_lab(
+        sessions, target.expected, lab.origin, lab.destination, with_log_group=True, with_event_rules=True
     )
-    return plan_lab(target.expected, actual, packaged()[1])
+
+
+def plan(sessions: AccountSessions, target: LabTarget) -> list[Step]:
+    return plan_lab(target.expected, collect_everything(sessions, target), packaged()[1])
 
 
 def apply(

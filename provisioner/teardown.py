@@ -13,9 +13,9 @@ import structlog
 from botocore.exceptions import ClientError
 
 from auditor.accounts import AccountSessions
-from auditor.collect import ActualLab, ActualRole, collect_lab, is_not_found
+from auditor.collect import ActualLab, ActualRole, is_not_found
 from auditor.spec import ExpectedLab
-from provisioner.apply import LabTarget
+from provisioner.apply import LabTarget, collect_everything
 from provisioner.plan import Action, Kind, Step
 
 log = structlog.get_logger()
@@ -56,17 +56,7 @@ def plan_teardown(expected: ExpectedLab, actual: ActualLab) -> list[Step]:
 
 
 def teardown_plan(sessions: AccountSessions, target: LabTarget) -> list[Step]:
-    for access in (target.lab.origin, target.lab.destination):
-        sessions.verify(access)
-    actual = collect_lab(
-        sessions,
-        target.expected,
-        target.lab.origin,
-        target.lab.destination,
-        with_log_group=True,
-        with_event_rules=True,
-    )
-    return plan_teardown(target.expected, actual)
+    return plan_teardown(target.expected, collect_everything(sessions, target))
 
 
 def teardown(sessions: AccountSessions, target: LabTarget, steps: list[Step]) -> None:

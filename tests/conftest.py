@@ -6,7 +6,6 @@ import os
 import subprocess
 import sys
 import textwrap
-import threading
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import replace
@@ -16,6 +15,7 @@ import pytest
 
 from auditor.config import AccountAccess, AuditSettings, AwsSettings, Config, DatabaseSettings, LabConfig
 from auditor.runtime import Runtime, open_runtime
+from bench.common import moto_server as moto_server_process
 
 pytest_plugins = ["db_fixtures"]
 
@@ -87,34 +87,8 @@ def in_process_runtime(*labs: LabConfig, **audit: object) -> Runtime:
 @pytest.fixture(scope="session")
 def moto_server_url() -> Iterator[str]:
     """A moto server in its own process: a real HTTP endpoint, as an operator's emulator would be."""
-    process = subprocess.Popen(
-        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", "0"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    url = _wait_for_moto_url(process)
-    yield url
-    process.terminate()
-    process.wait(timeout=10)
-
-
-def _wait_for_moto_url(process: subprocess.Popen[str]) -> str:
-    assert process.stdout is not None
-    for line in process.stdout:
-        # werkzeug prints " * Running on http://127.0.0.1:PORT"
-        if "Running on http://" in line:
-            url = line.split("Running on ", 1)[1].split()[0].rstrip("/")
-            _drain(process)
-            return url
-    raise RuntimeError("the moto server did not start")
-
-
-def _drain(process: subprocess.Popen[str]) -> None:
-    """Keep reading the server's request log so that its pipe never fills up and blocks it."""
-    stream = process.stdout
-    assert stream is not None
-    threading.Thread(target=stream.read, daemon=True).start()
+    with moto_server_process() as url:
+        yield url
 
 
 @pytest.fixture
