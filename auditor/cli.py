@@ -248,3 +248,8 @@ def _register_commands_of_other_modules() -> None:
 
 
 _register_commands_of_other_modules()
+
+
+from auditor.report.command import report_command  # noqa: E402  (it uses this module's options)
+
+main.add_command(report_command, "report")

@@ -1,0 +1,178 @@
+"""What a report shows, as plain values: built once from the store, then rendered by pure functions."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from enum import StrEnum
+
+from auditor.model import Finding, InvokeResult, Severity, Verdict
+from auditor.store.records import LabState, LifecycleEntry, RecordedRun
+
+# Worst last: a time bucket's colour is the worst verdict of its audits. An error says nothing about the
+# lab itself, so a drifted or broken audit in the same bucket outranks it.
+VERDICT_ORDER: tuple[Verdict, ...] = (Verdict.CONFORMANT, Verdict.ERROR, Verdict.DRIFTED, Verdict.BROKEN)
+VERDICT_RANK = {verdict: rank for rank, verdict in enumerate(VERDICT_ORDER)}
+SEVERITIES: tuple[Severity, ...] = tuple(sorted(Severity, key=lambda s: -s.rank))
+
+
+@dataclass(frozen=True)
+class SeverityCounts:
+    critical: int = 0
+    high: int = 0
+    medium: int = 0
+    low: int = 0
+    info: int = 0
+
+    @classmethod
+    def of(cls, findings: Iterable[Finding]) -> SeverityCounts:
+        counts = dict.fromkeys((s.value for s in Severity), 0)
+        for finding in findings:
+            counts[finding.severity.value] += 1
+        return cls(**counts)
+
+    def get(self, severity: Severity) -> int:
+        count: int = getattr(self, severity.value)
+        return count
+
+    def items(self) -> tuple[tuple[Severity, int], ...]:
+        """Most severe first."""
+        return tuple((severity, self.get(severity)) for severity in SEVERITIES)
+
+    @property
+    def total(self) -> int:
+        return sum(count for _, count in self.items())
+
+
+class DiffKind(StrEnum):
+    SAME = "same"
+    CHANGED = "changed"  # a line of the expected document replaced by a line of the actual one
+    REMOVED = "removed"  # only in the expected document
+    ADDED = "added"  # only in the actual document
+
+
+@dataclass(frozen=True)
+class DiffRow:
+    """One line of a side-by-side comparison; the side a line is missing from is None."""
+
+    kind: DiffKind
+    expected: str | None
+    actual: str | None
+
+
+@dataclass(frozen=True)
+class DocumentDiff:
+    """A finding's expected and actual values, line by line, aligned."""
+
+    # True when both sides are IAM policies shown in auditor.policy's canonical form, so only
+    # differences of meaning remain (order, Sids, case and spelling are gone).
+    canonical_policy: bool
+    rows: tuple[DiffRow, ...]
+    has_expected: bool
+    has_actual: bool
+
+    @property
+    def changed(self) -> bool:
+        return any(row.kind is not DiffKind.SAME for row in self.rows)
+
+
+@dataclass(frozen=True)
+class FindingReport:
+    finding: Finding
+    diff: DocumentDiff | None  # None when the finding carries neither an expected nor an actual value
+
+
+@dataclass(frozen=True)
+class TimelineCell:
+    """One time bucket of a lab's history."""
+
+    start: datetime
+    verdict: Verdict | None  # the worst verdict audited in the bucket; None without an audit
+    audits: int
+    # The verdict the lab stood at when the bucket ended, carried over buckets without an audit;
+    # None before its first audit and after a teardown that followed its last one (it left the class).
+    standing: Verdict | None
+
+
+@dataclass(frozen=True)
+class LabReport:
+    name: str
+    origin_account: str
+    destination_account: str
+    state: LabState
+    expires_at: datetime | None
+    # The latest run ever, whatever the period: the lab's current state.
+    latest: RecordedRun | None
+    findings: tuple[FindingReport, ...]
+    severity_counts: SeverityCounts
+    # The rest covers the report's period only.
+    audits: int
+    conformant_audits: int
+    first_conformant_at: datetime | None
+    # In the period if it has a conformant audit, else the last one before it.
+    last_conformant_at: datetime | None
+    timeline: tuple[TimelineCell, ...]
+    lifecycle: tuple[LifecycleEntry, ...]
+
+    @property
+    def verdict(self) -> Verdict | None:
+        return self.latest.verdict if self.latest else None
+
+    @property
+    def invoke(self) -> InvokeResult | None:
+        return self.latest.invoke if self.latest else None
+
+    @property
+    def error(self) -> str | None:
+        return self.latest.error if self.latest else None
+
+    @property
+    def conformant_share(self) -> float | None:
+        return self.conformant_audits / self.audits if self.audits else None
+
+
+@dataclass(frozen=True)
+class ConformanceBucket:
+    """The class in one time bucket: each lab counted with its latest verdict known by the bucket's end."""
+
+    start: datetime
+    end: datetime
+    verdicts: dict[Verdict, int] = field(default_factory=dict)
+
+    @property
+    def labs(self) -> int:
+        return sum(self.verdicts.values())
+
+    @property
+    def conformant(self) -> int:
+        return self.verdicts.get(Verdict.CONFORMANT, 0)
+
+    @property
+    def share(self) -> float | None:
+        return self.conformant / self.labs if self.labs else None
+
+
+@dataclass(frozen=True)
+class ClassReport:
+    generated_at: datetime
+    since: datetime | None
+    # From `since` (or the first audit) to `generated_at`; no start when nothing was audited in it.
+    period_start: datetime | None
+    bucket_width: timedelta
+    labs: tuple[LabReport, ...]
+    conformance: tuple[ConformanceBucket, ...]
+    # Labs asked for that the store has never heard of (never provisioned, never audited).
+    unrecorded: tuple[str, ...] = ()
+
+    @property
+    def period_end(self) -> datetime:
+        return self.generated_at
+
+    def verdict_counts(self) -> dict[Verdict | None, int]:
+        """How many labs have each latest verdict (None: never audited), worst first."""
+        counts: dict[Verdict | None, int] = {verdict: 0 for verdict in reversed(VERDICT_ORDER)}
+        counts[None] = 0
+        for lab in self.labs:
+            counts[lab.verdict] += 1
+        return counts
