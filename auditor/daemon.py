@@ -12,6 +12,7 @@ import random
 import signal
 import threading
 import time
+import uuid
 from collections import deque
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -49,6 +50,7 @@ class DaemonState:
     """What the jobs share; every field is guarded by `lock`."""
 
     lock: threading.Lock = field(default_factory=threading.Lock)
+    flush_lock: threading.Lock = field(default_factory=threading.Lock)  # held while writing the backlog
     torn_down: set[str] = field(default_factory=set)
     in_flight: dict[str, datetime] = field(default_factory=dict)
     dirty: set[str] = field(default_factory=set)  # labs changed (an event) while their audit ran
@@ -85,22 +87,35 @@ class Daemon:
         return self.store
 
     def record(self, audit: LabAudit, trigger: Trigger) -> None:
-        """Record this result and any kept while the database was away; keep them all if it still is."""
+        """Record this result and any kept while the database was away; keep them all if it still is.
+
+        One worker at a time writes the backlog, oldest first, so that no result is written twice.
+        """
         with self.state.lock:
             self.state.unrecorded.append((audit, trigger))
+        with self.state.flush_lock:
+            try:
+                store = self.database()
+                while (pending := self._oldest_unrecorded()) is not None:
+                    self._record_one(store, *pending)
+            except DatabaseUnavailable as error:
+                self.metrics.database_errors.inc()
+                log.error("database_unavailable", error=str(error), unrecorded=len(self.state.unrecorded))
+
+    def _oldest_unrecorded(self) -> tuple[LabAudit, Trigger] | None:
+        with self.state.lock:
+            return self.state.unrecorded[0] if self.state.unrecorded else None
+
+    def _record_one(self, store: Store, audit: LabAudit, trigger: Trigger) -> None:
         try:
-            store = self.database()
-            while True:
-                with self.state.lock:
-                    if not self.state.unrecorded:
-                        return
-                    pending, pending_trigger = self.state.unrecorded[0]
-                store.record_audit(pending, pending_trigger)
-                with self.state.lock:
-                    self.state.unrecorded.popleft()
-        except DatabaseUnavailable as error:
-            self.metrics.database_errors.inc()
-            log.error("database_unavailable", error=str(error), unrecorded=len(self.state.unrecorded))
+            store.record_audit(audit, trigger)
+        except DatabaseUnavailable:
+            raise
+        except Exception:
+            # A result the store refuses would block every later one: log it and let it go.
+            log.exception("audit_not_recordable", lab=audit.lab)
+        with self.state.lock:
+            self.state.unrecorded.popleft()
 
     # ------------------------------------------------------------------------------------ schedule
 
@@ -155,13 +170,20 @@ class Daemon:
                 return
             self.state.in_flight[lab] = utc_now()
             self.state.dirty.discard(lab)
-        structlog.contextvars.bind_contextvars(lab=lab, trigger=trigger.value)
+        target = self.targets[lab]
+        structlog.contextvars.bind_contextvars(
+            lab=lab,
+            trigger=trigger.value,
+            origin_account=target.lab.origin.account_id,
+            destination_account=target.lab.destination.account_id,
+            run_id=uuid.uuid4().hex[:12],
+        )
         try:
             result = audit_lab(self.runtime, self.targets[lab], invoke=self.config.audit.invoke)
             self.metrics.observe_audit(result)
             self.record(result, trigger)
         finally:
-            structlog.contextvars.unbind_contextvars("lab", "trigger")
+            structlog.contextvars.clear_contextvars()
             with self.state.lock:
                 self.state.in_flight.pop(lab, None)
                 self.state.last_cycle_at = utc_now()
@@ -352,7 +374,12 @@ def _start_events(daemon: Daemon) -> Any:
     from auditor.events import EventListener
 
     try:
-        listener = EventListener(daemon.config, daemon.runtime, daemon.audit_soon)
+        listener = EventListener(
+            daemon.config,
+            daemon.runtime,
+            daemon.audit_soon,
+            on_message=lambda fate: daemon.metrics.events.labels(fate=fate).inc(),
+        )
     except OperationalError as error:
         log.error("events_disabled", error=str(error))
         return None

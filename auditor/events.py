@@ -116,12 +116,17 @@ class EventListener:
     """Long-polls the queue in a thread of its own; a bad message is logged and dropped, never fatal."""
 
     def __init__(
-        self, config: Config, runtime: Runtime, audit_soon: Callable[[str, timedelta], None]
+        self,
+        config: Config,
+        runtime: Runtime,
+        audit_soon: Callable[[str, timedelta], None],
+        on_message: Callable[[str], None] = lambda fate: None,
     ) -> None:
         assert config.events is not None
         self.settings = config.events
         self.index = labs_by_account(config)
         self.audit_soon = audit_soon
+        self.on_message = on_message  # "matched" or "dropped", for the metrics
         try:
             self.url = queue_url(self.settings, runtime)
         except (ClientError, BotoCoreError) as error:
@@ -164,6 +169,8 @@ class EventListener:
             for lab in match.labs:
                 self.audit_soon(lab, self.settings.coalesce)
             log.info("change_event", labs=list(match.labs))
+            self.on_message("matched")
         else:
             log.warning("event_dropped", reason=match.reason, message_id=message.get("MessageId"))
+            self.on_message("dropped")
         self.sqs.delete_message(QueueUrl=self.url, ReceiptHandle=message["ReceiptHandle"])

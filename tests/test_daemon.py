@@ -210,6 +210,13 @@ def test_a_change_event_is_audited_well_before_the_next_cycle(
     assert [r.trigger.value for r in runs_of(database, "pair-02")] == ["schedule"]
     assert daemon.log().count("event_dropped") >= 2
     assert daemon.process.poll() is None
+    _, metrics = daemon.get("/metrics")
+    assert 'auditor_change_events_total{fate="dropped"} 2.0' in metrics
+    assert 'auditor_change_events_total{fate="matched"} 3.0' in metrics
+    audit_line = next(
+        line for line in daemon.log().splitlines() if '"trigger": "event"' in line and "lab_audited" in line
+    )
+    assert '"run_id"' in audit_line and '"destination_account": "200000000001"' in audit_line
 
 
 def runtime_operator() -> Any:
