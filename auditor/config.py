@@ -21,9 +21,9 @@ EMBEDDED = "embedded"
 
 InvokeVia = Literal["auto", "lambda", "local"]
 
-_ACCOUNT_ID = re.compile(r"^\d{12}$")
+ACCOUNT_ID_PATTERN = re.compile(r"^\d{12}$")
 _ROLE_ARN = re.compile(r"^arn:aws[\w-]*:iam::(\d{12}):role/[\w+=,.@/-]{1,512}$")
-_EXTERNAL_ID = re.compile(r"^[\w+=,.@:/-]{2,1224}$")
+EXTERNAL_ID_PATTERN = re.compile(r"^[\w+=,.@:/-]{2,1224}$")
 _DURATION = re.compile(r"^(\d+)\s*(s|m|h|d)$")
 _DURATION_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
 _LAB_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
@@ -235,7 +235,7 @@ def _account(raw: object, file: str, key: str) -> AccountAccess:
         raise ConfigError(file, key, "give either profile or role_arn, not both")
     if role_arn:
         _check_role_arn(role_arn, account_id, file, table.path("role_arn"))
-    if external_id is not None and not _EXTERNAL_ID.match(external_id):
+    if external_id is not None and not EXTERNAL_ID_PATTERN.match(external_id):
         raise ConfigError(
             file, table.path("external_id"), "must be 2 to 1224 characters of letters, digits and +=,.@:/-"
         )
@@ -245,7 +245,7 @@ def _account(raw: object, file: str, key: str) -> AccountAccess:
 
 
 def _account_id(value: object, file: str, key: str) -> str:
-    if not isinstance(value, str) or not _ACCOUNT_ID.match(value):
+    if not isinstance(value, str) or not ACCOUNT_ID_PATTERN.match(value):
         raise ConfigError(file, key, f"{value!r} is not an AWS account id (12 digits, as a string)")
     return value
 

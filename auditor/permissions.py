@@ -24,7 +24,7 @@ from urllib.parse import urlsplit
 
 import click
 
-from auditor.config import AccountAccess, LabConfig, LabSettings
+from auditor.config import ACCOUNT_ID_PATTERN, EXTERNAL_ID_PATTERN, AccountAccess, LabConfig, LabSettings
 from auditor.spec import EVENT_RULE, render
 
 __all__ = [
@@ -69,8 +69,6 @@ ACCESS_ROLE = "LabAuditorAccess"
 LAMBDA_SERVICE = "lambda.amazonaws.com"
 
 POLICY_VERSION = "2012-10-17"
-_ACCOUNT_ID = re.compile(r"^\d{12}$")
-_EXTERNAL_ID = re.compile(r"^[\w+=,.@:/-]{2,1224}$")
 _ROLE_NAME = re.compile(r"^[\w+=,.@-]{1,64}$")
 _QUEUE_NAME = re.compile(r"^[\w-]{1,80}(\.fifo)?$")
 
@@ -473,12 +471,12 @@ def lab_account_trust_policy(operator_account_id: str, external_id: str | None) 
 
 
 def check_account_id(account_id: str) -> None:
-    if not _ACCOUNT_ID.match(account_id):
+    if not ACCOUNT_ID_PATTERN.match(account_id):
         raise ValueError(f"{account_id!r} is not an AWS account id (12 digits)")
 
 
 def check_external_id(external_id: str) -> None:
-    if not _EXTERNAL_ID.match(external_id):
+    if not EXTERNAL_ID_PATTERN.match(external_id):
         raise ValueError("an external id is 2 to 1224 characters of letters, digits and +=,.@:/-")
 
 
