@@ -68,7 +68,7 @@ def run_each(
 
     with (
         ThreadPoolExecutor(max_workers=max(1, min(concurrency, len(items) or 1))) as pool,
-        _progress(show_progress, label, len(items)) as advance,
+        _Progress(show_progress, label, len(items)) as advance,
     ):
         futures = [pool.submit(guarded, item) for item in items]
         for future in as_completed(futures):
@@ -78,7 +78,7 @@ def run_each(
     return [outcomes[name_of(item)] for item in items]
 
 
-class _progress:
+class _Progress:
     """A rich progress bar on a terminal; nothing otherwise (the log lines tell the story)."""
 
     def __init__(self, enabled: bool, label: str, total: int) -> None:
