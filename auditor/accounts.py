@@ -20,6 +20,7 @@ from botocore.config import Config as BotoConfig
 from botocore.credentials import AssumeRoleCredentialFetcher, DeferredRefreshableCredentials
 
 from auditor.config import AccountAccess, AwsSettings
+from auditor.errors import LabFault
 
 SESSION_NAME = "lab-auditor"
 RETRY_MODE = "standard"
@@ -29,7 +30,7 @@ RETRY_MODE = "standard"
 OPERATOR = AccountAccess(account_id="operator")
 
 
-class AccountAccessError(Exception):
+class AccountAccessError(LabFault):
     """An account could not be reached, or the credentials reach another account than configured."""
 
 

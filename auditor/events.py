@@ -50,7 +50,7 @@ def labs_for_message(body: str, index: Mapping[str, tuple[str, ...]]) -> EventMa
     """Which labs a queue message concerns; malformed or foreign messages match none, with a reason."""
     try:
         event = json.loads(body)
-    except (ValueError, TypeError):
+    except (ValueError, TypeError, RecursionError):  # nesting deep enough to exhaust the stack
         return EventMatch((), "not JSON")
     if not isinstance(event, dict) or "detail" not in event or "detail-type" not in event:
         return EventMatch((), "not an EventBridge event")
@@ -149,8 +149,8 @@ class EventListener:
             try:
                 self.poll_once()
                 backoff = 1.0
-            except (ClientError, BotoCoreError) as error:
-                log.warning("events_poll_failed", error=str(error), retry_in=backoff)
+            except Exception as error:  # the listener must outlive any one bad poll or message
+                log.warning("events_poll_failed", error=f"{type(error).__name__}: {error}", retry_in=backoff)
                 self._stop.wait(backoff)
                 backoff = min(backoff * 2, 60.0)
 

@@ -11,7 +11,7 @@ from typing import Generic, TypeVar
 import structlog
 from botocore.exceptions import BotoCoreError, ClientError
 
-from auditor.accounts import AccountAccessError
+from auditor.errors import LabFault
 
 log = structlog.get_logger()
 
@@ -20,7 +20,7 @@ R = TypeVar("R")
 
 # The faults that belong to one lab (its accounts, its credentials, AWS answering it) and must not
 # stop the others. Programming errors are not caught here.
-LAB_FAULTS = (ClientError, BotoCoreError, AccountAccessError)
+LAB_FAULTS = (ClientError, BotoCoreError, LabFault)
 
 
 @dataclass(frozen=True)

@@ -18,12 +18,12 @@ import structlog
 
 from auditor.audit import audit_targets
 from auditor.config import Config, lab_expiry
-from auditor.errors import OperationalError
+from auditor.errors import LabFault, OperationalError
 from auditor.fleet import Outcome, run_each
 from auditor.model import AuditRun, Trigger, Verdict
 from auditor.render_cli import print_audit_table
 from auditor.runtime import Runtime, open_runtime
-from auditor.store import DatabaseUnavailable, Store, upgrade
+from auditor.store import DatabaseUnavailable, LabState, Store, upgrade
 from provisioner.apply import LabTarget, apply, plan
 from provisioner.plan import Action, Step
 from provisioner.teardown import teardown, teardown_plan
@@ -66,10 +66,6 @@ class LabChange:
     @property
     def changed(self) -> tuple[Step, ...]:
         return tuple(step for step in self.steps if step.changes)
-
-    @property
-    def built_from_nothing(self) -> bool:
-        return bool(self.steps) and all(step.action is Action.CREATE for step in self.steps)
 
 
 def print_plan(out: Echo, name: str, steps: Sequence[Step], summary: str) -> None:
@@ -123,12 +119,16 @@ def provision_targets(
         change = LabChange(tuple(steps), applied=not dry_run)
         if dry_run or not change.changed:
             return change  # a lab already as the spec says is neither provisioned nor reset again
-        if store is not None:
-            store.mark_provisioning(target.name, utc_now())
+        if store is None:
+            apply(runtime.sessions, target, steps)
+            return change
+        # A lab that is not yet (or no longer) up starts its lifetime now, even when an earlier,
+        # interrupted run had built part of it; an active lab is being reset.
+        fresh = store.state_of(target.name) not in (LabState.ACTIVE, LabState.EXPIRED)
+        store.mark_provisioning(target.name, utc_now())
         apply(runtime.sessions, target, steps)
         log.info("lab_provisioned", lab=target.name, changes=len(change.changed))
-        if store is not None:
-            record_provisioned(runtime, store, target, change)
+        record_provisioned(runtime, store, target, change, fresh=fresh)
         return change
 
     label = "planning" if dry_run else "provisioning"
@@ -142,20 +142,16 @@ def provision_targets(
     return outcomes
 
 
-def record_provisioned(runtime: Runtime, store: Store, target: LabTarget, change: LabChange) -> None:
+def record_provisioned(
+    runtime: Runtime, store: Store, target: LabTarget, change: LabChange, *, fresh: bool
+) -> None:
     now = utc_now()
     created = [
         (step.kind.value, step.account_id, step.name) for step in change.steps if step.action is Action.CREATE
     ]
     # A fresh lab starts its lifetime now; a reset keeps the expiry it already has.
-    expires_at = (
-        lab_expiry(target.lab, runtime.config.lab, now)
-        if change.built_from_nothing
-        else target.lab.expires_at
-    )
-    store.record_provisioned(
-        target.name, created, reset=not change.built_from_nothing, at=now, expires_at=expires_at
-    )
+    expires_at = lab_expiry(target.lab, runtime.config.lab, now) if fresh else target.lab.expires_at
+    store.record_provisioned(target.name, created, reset=not fresh, at=now, expires_at=expires_at)
 
 
 # ----------------------------------------------------------------------------------------- teardown
@@ -203,8 +199,32 @@ def teardown_expired(
     return teardown_targets(runtime, due, dry_run=False, store=store) if due else []
 
 
-class TeardownBusy(OperationalError):
+class TeardownBusy(LabFault):
     """Another process holds this lab's teardown claim."""
+
+
+def dead_local_owner(owner: str | None) -> bool:
+    """Whether a lease holder (host:pid) is a process of this host that no longer runs."""
+    host, _, pid = (owner or "").rpartition(":")
+    if host != socket.gethostname() or not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False  # alive, under another user
+    return False
+
+
+def claim_teardown(store: Store, lab: str, owner: str) -> bool:
+    """Take the lab's teardown lease, also from a process of this host that died holding it."""
+    if store.claim_teardown(lab, owner, utc_now(), TEARDOWN_LEASE):
+        return True
+    holder = store.teardown_owner(lab)
+    return dead_local_owner(holder) and store.claim_teardown(
+        lab, owner, utc_now(), TEARDOWN_LEASE, take_over_from=(holder or "",)
+    )
 
 
 def teardown_targets(
@@ -216,8 +236,10 @@ def teardown_targets(
         steps = teardown_plan(runtime.sessions, target)
         if dry_run:
             return LabChange(tuple(steps), applied=False)
-        if store is not None and not store.claim_teardown(target.name, owner, utc_now(), TEARDOWN_LEASE):
-            raise TeardownBusy("another process is tearing this lab down")
+        if store is not None and not claim_teardown(store, target.name, owner):
+            raise TeardownBusy(
+                f"another process is tearing this lab down ({store.teardown_owner(target.name)})"
+            )
         try:
             teardown(runtime.sessions, target, steps)
         except Exception as error:

@@ -6,7 +6,7 @@ transaction, so a crash leaves either the whole write or none of it.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
@@ -200,14 +200,23 @@ class Store:
             _set_state(session, lab_id, LabState.FAILED, at)
             _add_event(session, lab_id, at, LifecycleEvent.PROVISION_FAILED, detail)
 
-    def claim_teardown(self, lab: str, owner: str, at: datetime, lease: timedelta) -> bool:
-        """Take the lab's teardown lease; False if someone else holds an unexpired one."""
+    def claim_teardown(
+        self, lab: str, owner: str, at: datetime, lease: timedelta, take_over_from: Collection[str] = ()
+    ) -> bool:
+        """Take the lab's teardown lease; False if someone else holds an unexpired one.
+
+        `take_over_from` names holders known to be dead, whose lease is taken however fresh it is.
+        """
         with self._writing() as session:
             claimed_id = session.execute(
                 update(LabRow)
                 .where(
                     LabRow.name == lab,
-                    or_(LabRow.teardown_claimed_at.is_(None), LabRow.teardown_claimed_at <= at - lease),
+                    or_(
+                        LabRow.teardown_claimed_at.is_(None),
+                        LabRow.teardown_claimed_at <= at - lease,
+                        LabRow.teardown_owner.in_(list(take_over_from)),
+                    ),
                 )
                 .values(teardown_owner=owner, teardown_claimed_at=at, updated_at=at)
                 .returning(LabRow.id)
@@ -216,6 +225,17 @@ class Store:
                 return False
             _add_event(session, claimed_id, at, LifecycleEvent.TEARDOWN_STARTED, f"claimed by {owner}")
             return True
+
+    def teardown_owner(self, lab: str) -> str | None:
+        """Who holds the lab's teardown lease, if anyone."""
+        with self._reading() as session:
+            return session.scalar(select(LabRow.teardown_owner).where(LabRow.name == lab))
+
+    def state_of(self, lab: str) -> LabState | None:
+        """The lab's life-cycle state; None for a lab the store has never seen."""
+        with self._reading() as session:
+            state = session.scalar(select(LabRow.state).where(LabRow.name == lab))
+            return None if state is None else LabState(state)
 
     def record_torn_down(self, lab: str, at: datetime) -> None:
         with self._writing() as session:
