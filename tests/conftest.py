@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import os
 import subprocess
 import sys
@@ -13,8 +14,10 @@ from pathlib import Path
 
 import pytest
 
+from auditor.collect import ActualBucket, ActualFunction, ActualLab, ActualRole
 from auditor.config import AccountAccess, AuditSettings, AwsSettings, Config, DatabaseSettings, LabConfig
 from auditor.runtime import Runtime, open_runtime
+from auditor.spec import ExpectedLab, RoleSpec
 from bench.common import moto_server as moto_server_process
 
 pytest_plugins = ["db_fixtures"]
@@ -54,6 +57,41 @@ def pair(index: int) -> LabConfig:
 def solo(index: int) -> LabConfig:
     access = assumed(f"3{index:011d}")
     return LabConfig(f"solo-{index:02d}", access, access)
+
+
+def role_as_built(spec: RoleSpec) -> ActualRole:
+    """A role exactly as the provisioner builds it (plain data, for the pure comparison)."""
+    return ActualRole(
+        account_id=spec.account_id,
+        name=spec.name,
+        exists=True,
+        arn=spec.arn,
+        trust_policy=copy.deepcopy(spec.trust_policy),
+        inline_policies=copy.deepcopy(spec.inline_policies),
+    )
+
+
+def lab_as_built(expected: ExpectedLab, code_sha256: str) -> ActualLab:
+    """A whole lab exactly as the provisioner builds it, its code having the digest given."""
+    function = expected.function
+    return ActualLab(
+        destination_role=role_as_built(expected.destination_role),
+        origin_role=role_as_built(expected.origin_role),
+        function=ActualFunction(
+            name=function.name,
+            exists=True,
+            arn=function.arn,
+            role=function.role_arn,
+            runtime=function.runtime,
+            handler=function.handler,
+            environment=dict(function.environment),
+            code_sha256=code_sha256,
+            state="Active",
+            timeout=function.timeout_seconds,
+            memory=function.memory_mb,
+        ),
+        marker_bucket=ActualBucket(expected.marker_bucket.name, True),
+    )
 
 
 def make_config(

@@ -20,13 +20,14 @@ from urllib.parse import quote
 
 import pytest
 
-from auditor.collect import ActualBucket, ActualFunction, ActualLab, ActualRole
+from auditor.collect import ActualFunction, ActualLab
 from auditor.compare import judge_lab
 from auditor.config import AccountAccess, LabConfig, LabSettings
 from auditor.events import labs_for_message
 from auditor.invoke import MAX_ANSWER_BYTES, _run_in_subprocess, judge_answer
 from auditor.model import Check, Severity, Verdict
-from auditor.spec import DESTINATION_POLICY, ORIGIN_POLICY, ExpectedLab, RoleSpec, render
+from auditor.spec import DESTINATION_POLICY, ORIGIN_POLICY, render
+from conftest import lab_as_built
 
 TODAY = date(2026, 11, 29)
 SHA = "packaged-sha"
@@ -39,41 +40,8 @@ MARKER = EXPECTED.marker_bucket.name
 TIME_LIMIT = 3.0
 
 
-def role_as_built(spec: RoleSpec) -> ActualRole:
-    return ActualRole(
-        account_id=spec.account_id,
-        name=spec.name,
-        exists=True,
-        arn=spec.arn,
-        trust_policy=copy.deepcopy(spec.trust_policy),
-        inline_policies=copy.deepcopy(spec.inline_policies),
-    )
-
-
-def lab_as_built(expected: ExpectedLab = EXPECTED) -> ActualLab:
-    function = expected.function
-    return ActualLab(
-        destination_role=role_as_built(expected.destination_role),
-        origin_role=role_as_built(expected.origin_role),
-        function=ActualFunction(
-            name=function.name,
-            exists=True,
-            arn=function.arn,
-            role=function.role_arn,
-            runtime=function.runtime,
-            handler=function.handler,
-            environment=dict(function.environment),
-            code_sha256=SHA,
-            state="Active",
-            timeout=function.timeout_seconds,
-            memory=function.memory_mb,
-        ),
-        marker_bucket=ActualBucket(expected.marker_bucket.name, True),
-    )
-
-
 def with_role(side: str, **changes: Any) -> ActualLab:
-    actual = lab_as_built()
+    actual = lab_as_built(EXPECTED, SHA)
     name = f"{side}_role"
     return replace(actual, **{name: replace(getattr(actual, name), **changes)})
 
@@ -235,7 +203,7 @@ def test_an_odd_but_valid_document_is_judged_in_time(document: Any, where: str) 
 
 
 def test_odd_names_and_values_in_the_function_are_judged() -> None:
-    actual = lab_as_built()
+    actual = lab_as_built(EXPECTED, SHA)
     actual = replace(
         actual,
         function=replace(

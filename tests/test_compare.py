@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
-import copy
 from dataclasses import replace
 from datetime import date
 from typing import Any
 
 import pytest
 
-from auditor.collect import ActualBucket, ActualFunction, ActualLab, ActualRole
+from auditor.collect import ActualLab
 from auditor.compare import access_path, judge_lab
 from auditor.config import AccountAccess, LabConfig, LabSettings
 from auditor.model import Check, Effect, InvokeResult, Severity, Status, Verdict
-from auditor.spec import ExpectedLab, RoleSpec, render
+from auditor.spec import render
+from conftest import lab_as_built
 
 TODAY = date(2026, 11, 29)
 SHA = "packaged-sha"
@@ -22,50 +22,17 @@ EXPECTED = render(
 )
 
 
-def role_as_built(spec: RoleSpec) -> ActualRole:
-    return ActualRole(
-        account_id=spec.account_id,
-        name=spec.name,
-        exists=True,
-        arn=spec.arn,
-        trust_policy=copy.deepcopy(spec.trust_policy),
-        inline_policies=copy.deepcopy(spec.inline_policies),
-    )
-
-
-def lab_as_built(expected: ExpectedLab = EXPECTED) -> ActualLab:
-    function = expected.function
-    return ActualLab(
-        destination_role=role_as_built(expected.destination_role),
-        origin_role=role_as_built(expected.origin_role),
-        function=ActualFunction(
-            name=function.name,
-            exists=True,
-            arn=function.arn,
-            role=function.role_arn,
-            runtime=function.runtime,
-            handler=function.handler,
-            environment=dict(function.environment),
-            code_sha256=SHA,
-            state="Active",
-            timeout=function.timeout_seconds,
-            memory=function.memory_mb,
-        ),
-        marker_bucket=ActualBucket(expected.marker_bucket.name, True),
-    )
-
-
 def judged(actual: ActualLab, invoke: InvokeResult | None = None) -> Any:
     return judge_lab(EXPECTED, actual, SHA, TODAY, invoke)
 
 
 def with_function(**changes: Any) -> ActualLab:
-    actual = lab_as_built()
+    actual = lab_as_built(EXPECTED, SHA)
     return replace(actual, function=replace(actual.function, **changes))
 
 
 def with_role(side: str, **changes: Any) -> ActualLab:
-    actual = lab_as_built()
+    actual = lab_as_built(EXPECTED, SHA)
     name = f"{side}_role"
     return replace(actual, **{name: replace(getattr(actual, name), **changes)})
 
@@ -79,13 +46,13 @@ def significant(judgement: Any) -> list[tuple[Check, Status, Effect, Severity]]:
 
 
 def test_the_lab_as_built_is_conformant() -> None:
-    judgement = judged(lab_as_built())
+    judgement = judged(lab_as_built(EXPECTED, SHA))
     assert judgement.verdict is Verdict.CONFORMANT
     assert judgement.findings == ()
 
 
 def test_the_lab_as_built_passes_every_step_of_the_access_path() -> None:
-    links = access_path(EXPECTED, lab_as_built())
+    links = access_path(EXPECTED, lab_as_built(EXPECTED, SHA))
     assert [link.works for link in links] == [True, True, True, True]
 
 
@@ -93,7 +60,7 @@ def test_a_single_account_lab_as_built_is_conformant() -> None:
     single = render(
         LabConfig("solo", AccountAccess("111111111111"), AccountAccess("111111111111")), LabSettings()
     )
-    assert judge_lab(single, lab_as_built(single), SHA, TODAY).verdict is Verdict.CONFORMANT
+    assert judge_lab(single, lab_as_built(single, SHA), SHA, TODAY).verdict is Verdict.CONFORMANT
 
 
 FUNCTION_CASES = {
@@ -239,7 +206,7 @@ def test_an_attached_admin_policy_is_critical() -> None:
 
 def test_a_failed_invoke_breaks_the_lab_and_names_its_cause() -> None:
     judgement = judged(
-        lab_as_built(), InvokeResult(False, "listing_denied", "list_buckets: AccessDenied: no")
+        lab_as_built(EXPECTED, SHA), InvokeResult(False, "listing_denied", "list_buckets: AccessDenied: no")
     )
     assert judgement.verdict is Verdict.BROKEN
     failure = next(f for f in judgement.findings if f.check is Check.INVOKE)
@@ -248,7 +215,7 @@ def test_a_failed_invoke_breaks_the_lab_and_names_its_cause() -> None:
 
 
 def test_a_passing_invoke_adds_nothing() -> None:
-    assert judged(lab_as_built(), InvokeResult(True, "ok", "listed")).findings == ()
+    assert judged(lab_as_built(EXPECTED, SHA), InvokeResult(True, "ok", "listed")).findings == ()
 
 
 def test_the_worst_findings_come_first() -> None:
