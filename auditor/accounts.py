@@ -7,10 +7,8 @@ which is most of the cost of a new session (see bench/).
 
 from __future__ import annotations
 
-import functools
 import json
 import threading
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -83,6 +81,7 @@ class AccountSessions:
         self._root = botocore.session.get_session()
         self._loader = self._root.get_component("data_loader")
         self._sessions: dict[tuple[str, str | None, str | None], boto3.Session] = {}
+        self._source_session: boto3.Session | None = None
         self._clients: dict[tuple[Any, ...], Any] = {}
         self._verified: set[str] = set()
         self.calls: dict[str, int] = {}
@@ -109,33 +108,40 @@ class AccountSessions:
         return session
 
     def _assumed_role_credentials(self, access: AccountAccess) -> DeferredRefreshableCredentials:
-        source = boto3.Session(botocore_session=self._source_session())
-        source_credentials = source.get_credentials()
+        source_credentials = self._source().get_credentials()
         if source_credentials is None:
             raise AccountAccessError(f"no AWS credentials to assume {access.role_arn} from")
         extra_args: dict[str, Any] = {"RoleSessionName": SESSION_NAME}
         if access.external_id:
             extra_args["ExternalId"] = access.external_id
         fetcher = AssumeRoleCredentialFetcher(
-            client_creator=self._sts_client_creator(source),
+            client_creator=self._source_sts_client,
             source_credentials=source_credentials,
             role_arn=access.role_arn,
             extra_args=extra_args,
         )
         return DeferredRefreshableCredentials(method="assume-role", refresh_using=fetcher.fetch_credentials)
 
-    def _source_session(self) -> botocore.session.Session:
-        core = botocore.session.Session()
-        core.register_component("data_loader", self._loader)
-        core.register("before-call", self._count_call)
-        return core
+    def _source(self) -> boto3.Session:
+        """The operator's own credentials, whence every role is assumed: one session for all accounts
+        (a botocore session costs more to make than the clients made from it)."""
+        with self._lock:
+            if self._source_session is None:
+                core = botocore.session.Session()
+                core.register_component("data_loader", self._loader)
+                core.register("before-call", self._count_call)
+                self._source_session = boto3.Session(botocore_session=core)
+            return self._source_session
 
-    def _sts_client_creator(self, source: boto3.Session) -> Callable[..., Any]:
-        return functools.partial(
-            source._session.create_client,
-            endpoint_url=self.settings.endpoint_url,
-            config=self.settings.botocore_config(),
-        )
+    def _source_sts_client(self, service_name: str, **kwargs: Any) -> Any:
+        # Credential refreshes run on whichever worker needs them; sessions are not thread-safe.
+        with self._lock:
+            return self._source()._session.create_client(
+                service_name,
+                endpoint_url=self.settings.endpoint_url,
+                config=self.settings.botocore_config(),
+                **kwargs,
+            )
 
     # -------------------------------------------------------------------------------- clients
 
