@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 import os
 import subprocess
 import sys
@@ -44,7 +45,9 @@ def moto_server() -> Iterator[str]:
         if "Running on http://" in line:
             url = line.split("Running on ", 1)[1].split()[0].rstrip("/")
             break
-    threading.Thread(target=process.stdout.read, daemon=True).start()
+    # Drain the server's request log without keeping it: a pipe left full would block the server.
+    stream = process.stdout
+    threading.Thread(target=lambda: collections.deque(stream, maxlen=0), daemon=True).start()
     try:
         yield url
     finally:
