@@ -159,13 +159,6 @@ class AccountSessions:
                 self._clients[key] = client
         return client
 
-    def credentials(self, access: AccountAccess) -> Any:
-        """Frozen current credentials of the account (refreshed first if they are about to expire)."""
-        credentials = self.session(access).get_credentials()
-        if credentials is None:
-            raise AccountAccessError(f"no AWS credentials for account {access.account_id}")
-        return credentials.get_frozen_credentials()
-
     def verify(self, access: AccountAccess) -> None:
         """Make sure the credentials land in the configured account before anything is changed there.
 

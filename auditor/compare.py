@@ -6,7 +6,7 @@ follows the lab's access path as IAM would to decide whether the lab still works
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import date
 from typing import Any
@@ -563,7 +563,3 @@ def judge_lab(
         findings.append(failure)
     ordered = tuple(sorted(findings, key=lambda f: (-f.severity.rank, f.check.value, f.resource)))
     return Judgement(ordered, verdict_of(ordered))
-
-
-def worst(findings: Iterable[Finding]) -> Severity | None:
-    return max((f.severity for f in findings), key=lambda s: s.rank, default=None)

@@ -61,7 +61,6 @@ def register_labs(store: Store, targets: Sequence[LabTarget]) -> None:
 @dataclass(frozen=True)
 class LabChange:
     steps: tuple[Step, ...]
-    applied: bool
 
     @property
     def changed(self) -> tuple[Step, ...]:
@@ -116,7 +115,7 @@ def provision_targets(
 
     def provision_one(target: LabTarget) -> LabChange:
         steps = plan(runtime.sessions, target)
-        change = LabChange(tuple(steps), applied=not dry_run)
+        change = LabChange(tuple(steps))
         if dry_run or not change.changed:
             return change  # a lab already as the spec says is neither provisioned nor reset again
         if store is None:
@@ -235,7 +234,7 @@ def teardown_targets(
     def teardown_one(target: LabTarget) -> LabChange:
         steps = teardown_plan(runtime.sessions, target)
         if dry_run:
-            return LabChange(tuple(steps), applied=False)
+            return LabChange(tuple(steps))
         if store is not None and not claim_teardown(store, target.name, owner):
             raise TeardownBusy(
                 f"another process is tearing this lab down ({store.teardown_owner(target.name)})"
@@ -249,7 +248,7 @@ def teardown_targets(
         if store is not None:
             store.record_torn_down(target.name, utc_now())
         log.info("lab_torn_down", lab=target.name, removed=len(steps))
-        return LabChange(tuple(steps), applied=True)
+        return LabChange(tuple(steps))
 
     label = "planning teardown" if dry_run else "tearing down"
     return run_each(targets, lambda t: t.name, teardown_one, runtime.config.audit.concurrency, label)
