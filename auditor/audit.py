@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import UTC, datetime
 
 import structlog
 
+from auditor.clock import iso, utc_now
 from auditor.collect import ActualFunction, collect_lab
 from auditor.compare import judge_lab
 from auditor.fleet import LAB_FAULTS, describe_fault, run_each
@@ -17,14 +17,6 @@ from provisioner.apply import LabTarget
 from provisioner.package import packaged
 
 log = structlog.get_logger()
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
-
-
-def iso(moment: datetime) -> str:
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def invoke_mode(runtime: Runtime) -> str:

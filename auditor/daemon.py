@@ -25,6 +25,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
 from auditor.audit import audit_lab
+from auditor.clock import iso, utc_now
 from auditor.config import EMBEDDED, Config
 from auditor.errors import OperationalError
 from auditor.health import HealthServer, Metrics
@@ -39,10 +40,6 @@ log = structlog.get_logger()
 PRUNE_EVERY = timedelta(hours=6)
 UNRECORDED_LIMIT = 10_000  # results kept in memory while the database is away
 _current: Daemon | None = None
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 @dataclass
@@ -250,7 +247,7 @@ class Daemon:
         age = utc_now() - last
         if age > limit:
             return False, f"last cycle {int(age.total_seconds())} s ago"
-        return True, last.strftime("%Y-%m-%dT%H:%M:%SZ")
+        return True, iso(last)
 
     def stop(self) -> None:
         """Stop taking work; give running audits the stop timeout, then record the rest as abandoned."""
@@ -271,15 +268,14 @@ class Daemon:
 
     def abandoned(self, lab: str, started: datetime) -> LabAudit:
         target = self.targets[lab]
-        stamp = "%Y-%m-%dT%H:%M:%SZ"
         return LabAudit(
             lab=lab,
             origin_account=target.lab.origin.account_id,
             destination_account=target.lab.destination.account_id,
             verdict=Verdict.ERROR,
             error="abandoned: the daemon stopped before the audit finished",
-            started_at=started.strftime(stamp),
-            finished_at=utc_now().strftime(stamp),
+            started_at=iso(started),
+            finished_at=iso(utc_now()),
         )
 
 

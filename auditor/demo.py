@@ -18,6 +18,7 @@ from typing import Any
 from rich.console import Console
 
 from auditor.audit import audit_targets
+from auditor.clock import utc_now
 from auditor.config import (
     AccountAccess,
     AuditSettings,
@@ -33,7 +34,6 @@ from auditor.operations import (
     provision_targets,
     record_run,
     teardown_expired,
-    utc_now,
 )
 from auditor.render_cli import print_audit_table
 from auditor.runtime import Runtime, open_runtime

@@ -12,11 +12,12 @@ import socket
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 import structlog
 
 from auditor.audit import audit_targets
+from auditor.clock import iso, utc_now
 from auditor.config import Config, lab_expiry
 from auditor.errors import LabFault, OperationalError
 from auditor.fleet import Outcome, run_each
@@ -33,10 +34,6 @@ Echo = Callable[[str], None]
 
 # A teardown claim older than this is taken to belong to a process that died.
 TEARDOWN_LEASE = timedelta(minutes=15)
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 def owner_id() -> str:
@@ -310,4 +307,4 @@ def status_lines(config: Config, names: Sequence[str]) -> list[str]:
 
 
 def _when(moment: datetime | None) -> str:
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ") if moment else "-"
+    return iso(moment) if moment else "-"
