@@ -5,6 +5,7 @@ Nothing here talks to AWS, a clock or a database.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -69,6 +70,65 @@ class Trigger(StrEnum):
     EVENT = "event"
 
 
+class Side(StrEnum):
+    """Which of two compared policies allows a witness request."""
+
+    ACTUAL = "actual"
+    EXPECTED = "expected"
+
+
+@dataclass(frozen=True)
+class Witness:
+    """One concrete request that one side of a policy comparison allows and the other does not."""
+
+    allowed_by: Side
+    action: str
+    resource: str
+    principal: str | None = None
+    # Only the context values that matter to the difference; a list for a multi-valued key.
+    context: Mapping[str, str | tuple[str, ...]] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "allowed_by": self.allowed_by.value,
+            "principal": self.principal,
+            "action": self.action,
+            "resource": self.resource,
+            "context": {
+                key: list(value) if isinstance(value, tuple) else value
+                for key, value in sorted(self.context.items())
+            },
+        }
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who made the API call behind a change (from CloudTrail); never guessed."""
+
+    arn: str
+    type: str
+    event_name: str
+    event_time: str  # ISO 8601, UTC, as CloudTrail wrote it
+    event_id: str
+    source_ip: str = ""
+    user_agent: str = ""
+    session_issuer: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        document = {
+            "arn": self.arn,
+            "type": self.type,
+            "event_name": self.event_name,
+            "event_time": self.event_time,
+            "event_id": self.event_id,
+            "source_ip": self.source_ip,
+            "user_agent": self.user_agent,
+        }
+        if self.session_issuer:
+            document["session_issuer"] = self.session_issuer
+        return document
+
+
 @dataclass(frozen=True)
 class Finding:
     """One difference between the spec and the account, as interface.md's JSON shows it."""
@@ -83,9 +143,12 @@ class Finding:
     actual: Any = None
     # True when this finding means the lab cannot work (missing, narrowed on the access path, failed invoke).
     breaks_lab: bool = False
+    # interface.md, "A witness and an actor": on every widened, narrowed or changed policy finding.
+    witness: Witness | None = None
+    changed_by: Actor | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        document = {
             "check": self.check.value,
             "resource": self.resource,
             "status": self.status.value,
@@ -95,6 +158,11 @@ class Finding:
             "expected": self.expected,
             "actual": self.actual,
         }
+        if self.witness is not None:
+            document["witness"] = self.witness.to_json()
+        if self.changed_by is not None:
+            document["changed_by"] = self.changed_by.to_json()
+        return document
 
 
 @dataclass(frozen=True)
