@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import threading
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -40,6 +41,8 @@ class ClientSettings:
     max_pool_connections: int
     connect_timeout: float
     read_timeout: float
+    # On an emulator endpoint, for an operator without AWS credentials: fake ones, given to the sessions.
+    fake_credentials: Mapping[str, str] | None = None
 
     def botocore_config(self, **overrides: Any) -> BotoConfig:
         options: dict[str, Any] = {
@@ -55,7 +58,11 @@ class ClientSettings:
 
 
 def client_settings(
-    aws: AwsSettings, region: str, concurrency: int, endpoint_url: str | None
+    aws: AwsSettings,
+    region: str,
+    concurrency: int,
+    endpoint_url: str | None,
+    fake_credentials: Mapping[str, str] | None = None,
 ) -> ClientSettings:
     # Several threads may share an account's client (a lab's origin is another lab's destination).
     return ClientSettings(
@@ -65,6 +72,7 @@ def client_settings(
         max_pool_connections=max(10, concurrency * 2),
         connect_timeout=aws.connect_timeout,
         read_timeout=aws.read_timeout,
+        fake_credentials=fake_credentials,
     )
 
 
@@ -103,6 +111,8 @@ class AccountSessions:
         core.register_component("data_loader", self._loader)
         if access.role_arn:
             core._credentials = self._assumed_role_credentials(access)  # botocore has no public setter
+        elif not access.profile:
+            self._use_fake_credentials(core)
         session = boto3.Session(botocore_session=core, region_name=self.settings.region)
         session.events.register("before-call", self._count_call)
         return session
@@ -130,8 +140,16 @@ class AccountSessions:
                 core = botocore.session.Session()
                 core.register_component("data_loader", self._loader)
                 core.register("before-call", self._count_call)
+                self._use_fake_credentials(core)
                 self._source_session = boto3.Session(botocore_session=core)
             return self._source_session
+
+    def _use_fake_credentials(self, core: botocore.session.Session) -> None:
+        fake = self.settings.fake_credentials
+        if fake:
+            core.set_credentials(
+                fake["AWS_ACCESS_KEY_ID"], fake["AWS_SECRET_ACCESS_KEY"], fake.get("AWS_SESSION_TOKEN")
+            )
 
     def _source_sts_client(self, service_name: str, **kwargs: Any) -> Any:
         # Credential refreshes run on whichever worker needs them; sessions are not thread-safe.

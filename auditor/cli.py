@@ -2,61 +2,15 @@
 
 from __future__ import annotations
 
-import functools
 import sys
-from collections.abc import Callable
-from typing import Any, TypeVar
 
 import click
 
 from auditor import __version__
-from auditor.config import Config, ConfigError, load_config
-from auditor.errors import OperationalError
+from auditor.cli_options import config_option, handles_errors, lab_option, read_config
 from auditor.logs import configure_logging
-from auditor.store import DatabaseUnavailable
-
-F = TypeVar("F", bound=Callable[..., Any])
-
-EXIT_OK, EXIT_OPERATIONAL, EXIT_USAGE, EXIT_NOT_CONFORMANT = 0, 1, 2, 3
-
-
-def config_option(command: F) -> F:
-    return click.option(
-        "--config",
-        "config_path",
-        envvar="AUDITOR_CONFIG",
-        default="config.toml",
-        show_default=True,
-        type=click.Path(dir_okay=False),
-        help="The configuration file (or $AUDITOR_CONFIG).",
-    )(command)
-
-
-def lab_option(command: F) -> F:
-    return click.option(
-        "--lab", "labs", multiple=True, metavar="NAME", help="Only this lab (repeatable; default: every lab)."
-    )(command)
-
-
-def handles_errors(command: F) -> F:
-    """Configuration errors exit 2, operational ones 1, each with one clear line on standard error."""
-
-    @functools.wraps(command)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return command(*args, **kwargs)
-        except ConfigError as error:
-            click.echo(f"error: {error}", err=True)
-            sys.exit(EXIT_USAGE)
-        except (OperationalError, DatabaseUnavailable) as error:
-            click.echo(f"error: {error}", err=True)
-            sys.exit(EXIT_OPERATIONAL)
-
-    return wrapper  # type: ignore[return-value]
-
-
-def read_config(path: str) -> Config:
-    return load_config(path)
+from auditor.permissions import permissions_command
+from auditor.report.command import report_command
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -241,15 +195,5 @@ def demo(workdir: str) -> None:
     sys.exit(run_demo(Path(workdir)))
 
 
-def _register_commands_of_other_modules() -> None:
-    from auditor.permissions import permissions_command
-
-    main.add_command(permissions_command)
-
-
-_register_commands_of_other_modules()
-
-
-from auditor.report.command import report_command  # noqa: E402  (it uses this module's options)
-
+main.add_command(permissions_command)
 main.add_command(report_command, "report")

@@ -1,9 +1,9 @@
 """`auditor daemon`: scheduled and event-driven audits, teardown at expiry, health and metrics.
 
 The truth about labs and expiry lives in the database; the scheduler only says when to look. Jobs
-are module-level functions with plain arguments (APScheduler's rule), fixed ids, `replace_existing`,
-`coalesce` and `max_instances=1`, so a lab is never audited twice at once and a missed run is run
-once, late, rather than several times.
+are the daemon's own methods with plain arguments (APScheduler 3's memory job store takes bound
+methods), fixed ids, `replace_existing`, `coalesce` and `max_instances=1`, so a lab is never audited
+twice at once and a missed run is run once, late, rather than several times.
 """
 
 from __future__ import annotations
@@ -17,7 +17,6 @@ from collections import deque
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from types import FrameType
-from typing import Any
 
 import structlog
 from apscheduler.executors.pool import ThreadPoolExecutor
@@ -27,19 +26,19 @@ from apscheduler.triggers.interval import IntervalTrigger
 from auditor.audit import audit_lab
 from auditor.clock import iso, utc_now
 from auditor.config import EMBEDDED, Config
+from auditor.context import Context, open_context
 from auditor.errors import OperationalError
+from auditor.events import EventListener
 from auditor.health import HealthServer, Metrics
 from auditor.model import LabAudit, Trigger, Verdict
 from auditor.operations import provision_targets, register_labs, teardown_expired
-from auditor.runtime import Runtime, open_runtime
 from auditor.store import DatabaseUnavailable, LabState, Store, upgrade
-from provisioner.apply import LabTarget
+from auditor.target import LabTarget
 
 log = structlog.get_logger()
 
 PRUNE_EVERY = timedelta(hours=6)
 UNRECORDED_LIMIT = 10_000  # results kept in memory while the database is away
-_current: Daemon | None = None
 
 
 @dataclass
@@ -58,9 +57,9 @@ class DaemonState:
 
 
 class Daemon:
-    def __init__(self, config: Config, runtime: Runtime) -> None:
-        self.config, self.runtime = config, runtime
-        self.targets: dict[str, LabTarget] = {t.name: t for t in runtime.targets()}
+    def __init__(self, config: Config, context: Context) -> None:
+        self.config, self.context = config, context
+        self.targets: dict[str, LabTarget] = {t.name: t for t in context.targets()}
         self.state = DaemonState()
         self.metrics = Metrics()
         self.stop_event = threading.Event()
@@ -124,7 +123,7 @@ class Daemon:
             # Spread the first audits over the jitter window so that a class never fires all at once.
             first = now + timedelta(seconds=random.uniform(0, min(interval, jitter)))
             self.scheduler.add_job(
-                audit_job,
+                self.audit_job,
                 IntervalTrigger(seconds=interval, jitter=jitter or None, timezone=UTC),
                 args=[name, Trigger.SCHEDULE.value],
                 id=audit_job_id(name),
@@ -133,7 +132,7 @@ class Daemon:
                 misfire_grace_time=int(interval),
             )
         self.scheduler.add_job(
-            reconcile_job,
+            self.reconcile,
             IntervalTrigger(seconds=self.config.daemon.reconcile_interval.total_seconds(), timezone=UTC),
             id="reconcile",
             replace_existing=True,
@@ -141,7 +140,7 @@ class Daemon:
             misfire_grace_time=None,  # never drop it: expiry must be acted on however late
         )
         self.scheduler.add_job(
-            prune_job,
+            self.prune,
             IntervalTrigger(seconds=PRUNE_EVERY.total_seconds(), timezone=UTC),
             id="prune",
             replace_existing=True,
@@ -161,6 +160,9 @@ class Daemon:
 
     # ------------------------------------------------------------------------------------ the jobs
 
+    def audit_job(self, lab: str, trigger: str) -> None:
+        self.audit(lab, Trigger(trigger))
+
     def audit(self, lab: str, trigger: Trigger) -> None:
         with self.state.lock:
             if lab in self.state.torn_down or self.stop_event.is_set():
@@ -176,7 +178,7 @@ class Daemon:
             run_id=uuid.uuid4().hex[:12],
         )
         try:
-            result = audit_lab(self.runtime, self.targets[lab], invoke=self.config.audit.invoke)
+            result = audit_lab(self.context, self.targets[lab], invoke=self.config.audit.invoke)
             self.metrics.observe_audit(result)
             self.record(result, trigger)
         finally:
@@ -214,7 +216,7 @@ class Daemon:
 
     def tear_down_expired(self, store: Store) -> None:
         try:
-            outcomes = teardown_expired(self.runtime, store, list(self.targets.values()), utc_now())
+            outcomes = teardown_expired(self.context, store, list(self.targets.values()), utc_now())
         except DatabaseUnavailable as error:
             self.metrics.database_errors.inc()
             log.error("teardown_deferred", reason="database unavailable", error=str(error))
@@ -283,29 +285,14 @@ def audit_job_id(lab: str) -> str:
     return f"audit:{lab}"
 
 
-def _daemon() -> Daemon:
-    if _current is None:
-        raise RuntimeError("no daemon is running in this process")
-    return _current
-
-
-def audit_job(lab: str, trigger: str) -> None:
-    _daemon().audit(lab, Trigger(trigger))
-
-
-def reconcile_job() -> None:
-    _daemon().reconcile()
-
-
-def prune_job() -> None:
-    _daemon().prune()
-
-
 def run_daemon(config: Config) -> int:
     """Run until SIGTERM or SIGINT; returns the exit code."""
-    global _current
-    daemon = Daemon(config, open_runtime(config))
-    _current = daemon
+    with open_context(config) as context:
+        return serve(Daemon(config, context))
+
+
+def serve(daemon: Daemon) -> int:
+    config = daemon.config
     stop = threading.Event()
 
     def on_signal(signum: int, _frame: FrameType | None) -> None:
@@ -338,7 +325,6 @@ def run_daemon(config: Config) -> int:
         events.stop()
     daemon.stop()
     health.stop()
-    _current = None
     return 0
 
 
@@ -360,19 +346,18 @@ def _provision_if_embedded(daemon: Daemon) -> None:
     if daemon.config.aws.endpoint_url != EMBEDDED:
         return
     log.info("provisioning_embedded_class", labs=len(daemon.targets))
-    targets = daemon.runtime.targets(for_provisioning=True)
-    provision_targets(daemon.runtime, targets, dry_run=False, store=daemon.database(), show_progress=False)
+    targets = list(daemon.targets.values())
+    provision_targets(daemon.context, targets, dry_run=False, store=daemon.database(), show_progress=False)
 
 
-def _start_events(daemon: Daemon) -> Any:
+def _start_events(daemon: Daemon) -> EventListener | None:
     if daemon.config.events is None:
         return None
-    from auditor.events import EventListener
-
     try:
         listener = EventListener(
             daemon.config,
-            daemon.runtime,
+            daemon.context.sessions,
+            daemon.context.endpoint_url,
             daemon.audit_soon,
             on_message=lambda fate: daemon.metrics.events.labels(fate=fate).inc(),
         )

@@ -28,6 +28,7 @@ from auditor.config import (
     LabConfig,
     LabSettings,
 )
+from auditor.context import Context, open_context
 from auditor.model import AuditRun, Trigger, Verdict
 from auditor.operations import (
     open_store,
@@ -36,7 +37,6 @@ from auditor.operations import (
     teardown_expired,
 )
 from auditor.render_cli import print_audit_table
-from auditor.runtime import Runtime, open_runtime
 from auditor.spec import DESTINATION_POLICY, DESTINATION_ROLE, EVENT_RULE, FUNCTION, ORIGIN_ROLE
 from auditor.store import Store
 
@@ -65,7 +65,7 @@ def demo_config(workdir: Path) -> Config:
 
 @dataclass
 class Story:
-    runtime: Runtime
+    context: Context
     store: Store
     console: Console
     workdir: Path
@@ -84,10 +84,10 @@ class Story:
             self.console.print(f"[bold red]unexpected:[/] {problem}")
 
     def client(self, lab: LabConfig, side: str, service: str) -> Any:
-        return self.runtime.sessions.client(getattr(lab, side), service)
+        return self.context.sessions.client(getattr(lab, side), service)
 
     def audit(self) -> AuditRun:
-        run = audit_targets(self.runtime, self.runtime.targets(), invoke=True, show_progress=False)
+        run = audit_targets(self.context, self.context.targets(), invoke=True, show_progress=False)
         record_run(self.store, run, Trigger.MANUAL)
         print_audit_table(run, out=self.console.file)
         return run
@@ -167,18 +167,9 @@ def run_demo(workdir: Path, console: Console | None = None) -> int:
     (workdir / "demo.db").unlink(missing_ok=True)
     config = demo_config(workdir)
     console = console or Console()
-    story = Story(open_runtime(config), open_store(config), console, workdir, [])
-    console.print("[bold]lab-auditor demo[/]: a class of two account pairs and one single-account student,")
-    console.print(
-        f"on the embedded AWS emulator at {story.runtime.endpoint_url}. Nothing leaves this machine."
-    )
-    provision(story)
-    audit_all_conformant(story)
-    mischief(story)
-    drift = audit_drift(story)
-    reset(story, drift)
-    report(story)
-    expire(story)
+    with open_context(config) as context:
+        story = Story(context, open_store(config), console, workdir, [])
+        tell(story)
     console.print()
     if story.problems:
         console.print(f"[bold red]The demo did not go as expected:[/] {'; '.join(story.problems)}")
@@ -189,11 +180,25 @@ def run_demo(workdir: Path, console: Console | None = None) -> int:
     return 0
 
 
+def tell(story: Story) -> None:
+    story.console.print(
+        "[bold]lab-auditor demo[/]: a class of two account pairs and one single-account student,"
+    )
+    story.console.print(
+        f"on the embedded AWS emulator at {story.context.endpoint_url}. Nothing leaves this machine."
+    )
+    provision(story)
+    audit_all_conformant(story)
+    mischief(story)
+    drift = audit_drift(story)
+    reset(story, drift)
+    report(story)
+    expire(story)
+
+
 def provision(story: Story) -> None:
     story.step(1, "Provision the class from the lab spec")
-    outcomes = provision_targets(
-        story.runtime, story.runtime.targets(for_provisioning=True), dry_run=False, store=story.store
-    )
+    outcomes = provision_targets(story.context, story.context.targets(), dry_run=False, store=story.store)
     for outcome in outcomes:
         changed = len(outcome.result.changed) if outcome.result else 0
         story.say(
@@ -228,11 +233,11 @@ def audit_drift(story: Story) -> AuditRun:
 
 def reset(story: Story, drift: AuditRun) -> None:
     story.step(5, "Reset pair-02 with the provisioner, and audit it")
-    targets = story.runtime.targets(["pair-02"], for_provisioning=True)
-    outcome = provision_targets(story.runtime, targets, dry_run=False, store=story.store)[0]
+    targets = story.context.targets(["pair-02"])
+    outcome = provision_targets(story.context, targets, dry_run=False, store=story.store)[0]
     for step in outcome.result.changed if outcome.result else ():
         story.say(f"  restored: {step.describe()}")
-    run = audit_targets(story.runtime, story.runtime.targets(["pair-02"]), invoke=True, show_progress=False)
+    run = audit_targets(story.context, story.context.targets(["pair-02"]), invoke=True, show_progress=False)
     record_run(story.store, run, Trigger.MANUAL)
     story.say(f"  pair-02 is now [bold]{run.labs[0].verdict.value}[/]")
     story.expect(run.labs[0].verdict is Verdict.CONFORMANT, "the reset did not restore pair-02")
@@ -250,9 +255,9 @@ def report(story: Story) -> None:
 
 def expire(story: Story) -> None:
     story.step(7, "The labs expire: teardown at expiry, as the daemon does it")
-    later = utc_now() + story.runtime.config.lab.ttl + timedelta(minutes=1)
+    later = utc_now() + story.context.config.lab.ttl + timedelta(minutes=1)
     story.say(f"  (the clock moves on to {later:%Y-%m-%d %H:%M} UTC, past every lab's expiry)")
-    outcomes = teardown_expired(story.runtime, story.store, story.runtime.targets(), later)
+    outcomes = teardown_expired(story.context, story.store, story.context.targets(), later)
     for outcome in outcomes:
         removed = len(outcome.result.steps) if outcome.result else 0
         story.say(

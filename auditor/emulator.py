@@ -1,15 +1,10 @@
-"""The embedded AWS emulator: a moto server on a free loopback port inside this process."""
+"""The embedded AWS emulator: a moto server on a free loopback port, owned by whoever started it."""
 
 from __future__ import annotations
 
 import logging
 import os
-import threading
-from typing import Any
-
-_lock = threading.Lock()
-_server: Any = None
-_url: str | None = None
+from collections.abc import Mapping
 
 # moto answers for any credentials; these fake ones keep botocore from looking for real ones.
 FAKE_CREDENTIALS = {
@@ -19,33 +14,23 @@ FAKE_CREDENTIALS = {
 }
 
 
-def embedded_endpoint() -> str:
-    """Start the emulator once per process and return its URL."""
-    global _server, _url
-    with _lock:
-        if _url is None:
-            from moto.server import ThreadedMotoServer
+class EmbeddedEmulator:
+    """A moto server in this process, from construction until close()."""
 
-            logging.getLogger("werkzeug").setLevel(logging.WARNING)  # one line a request is noise here
+    def __init__(self) -> None:
+        # moto takes a second to import, and only this optional emulator needs it: not every command.
+        from moto.server import ThreadedMotoServer
 
-            server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-            server.start()
-            host, port = server.get_host_and_port()
-            _server, _url = server, f"http://{host}:{port}"
-        return _url
+        logging.getLogger("werkzeug").setLevel(logging.WARNING)  # one line a request is noise here
+        self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+        self._server.start()
+        host, port = self._server.get_host_and_port()
+        self.url = f"http://{host}:{port}"
 
-
-def use_fake_credentials_if_none() -> None:
-    """On an emulator, the operator may have no AWS credentials at all; give botocore fake ones."""
-    if not os.environ.get("AWS_ACCESS_KEY_ID") and not os.environ.get("AWS_PROFILE"):
-        os.environ.update(FAKE_CREDENTIALS)
+    def close(self) -> None:
+        self._server.stop()
 
 
-def resolve_endpoint(endpoint_url: str | None) -> str | None:
-    """ "embedded" -> the in-process emulator's URL; a URL stays; None means real AWS."""
-    if endpoint_url == "embedded":
-        use_fake_credentials_if_none()
-        return embedded_endpoint()
-    if endpoint_url:
-        use_fake_credentials_if_none()
-    return endpoint_url
+def operator_has_credentials(environ: Mapping[str, str] = os.environ) -> bool:
+    """Whether the operator configured AWS credentials of their own (an emulator accepts fake ones)."""
+    return bool(environ.get("AWS_ACCESS_KEY_ID") or environ.get("AWS_PROFILE"))

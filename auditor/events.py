@@ -17,10 +17,10 @@ from typing import Any
 import structlog
 from botocore.exceptions import BotoCoreError, ClientError
 
-from auditor.accounts import OPERATOR
+from auditor.accounts import OPERATOR, AccountSessions
 from auditor.config import Config, EventsSettings
 from auditor.errors import OperationalError
-from auditor.runtime import Runtime
+from auditor.resources.kinds.event_rule import TARGET_ID
 from auditor.spec import DESTINATION_ROLE, EVENT_RULE, FUNCTION, ORIGIN_ROLE, change_event_pattern
 
 log = structlog.get_logger()
@@ -80,36 +80,39 @@ def _names_a_lab_resource(detail: Mapping[str, Any]) -> bool:
 # ------------------------------------------------------------------------------------ the queue
 
 
-def queue_url(settings: EventsSettings, runtime: Runtime) -> str:
+def queue_url(settings: EventsSettings, sessions: AccountSessions, endpoint_url: str | None) -> str:
     """The configured queue, or on an emulator with none configured, one made for the purpose."""
     if settings.queue_url:
         return settings.queue_url
-    if not runtime.endpoint_url:
+    if not endpoint_url:
         raise OperationalError("[events] queue_url is required on real AWS")
-    sqs = runtime.sessions.client(OPERATOR, "sqs")
+    sqs = sessions.client(OPERATOR, "sqs")
     return str(sqs.create_queue(QueueName=DEFAULT_QUEUE_NAME)["QueueUrl"])
 
 
-def queue_arn(runtime: Runtime, url: str) -> str:
-    sqs = runtime.sessions.client(OPERATOR, "sqs")
+def queue_arn(sessions: AccountSessions, url: str) -> str:
+    sqs = sessions.client(OPERATOR, "sqs")
     attributes = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]
     return str(attributes["QueueArn"])
 
 
-def wire_operator_bus(runtime: Runtime) -> str:
+def operator_bus_arn(sessions: AccountSessions, region: str) -> str:
+    """The operator's default event bus, which the lab accounts' rules target (a read: nothing is wired)."""
+    account = sessions.client(OPERATOR, "sts").get_caller_identity()["Account"]
+    return f"arn:aws:events:{region}:{account}:event-bus/default"
+
+
+def wire_operator_bus(settings: EventsSettings, sessions: AccountSessions, endpoint_url: str | None) -> None:
     """The operator's side: a rule on its default event bus sending lab change events to the queue.
 
-    The rules in the lab accounts forward to this bus (cross-account delivery goes bus to bus); the
-    bus's resource policy must admit the lab accounts on real AWS (README, "Change events").
-    Returns the bus ARN the lab accounts' rules target.
+    The provisioner's explicit first step when [events] is on. The rules in the lab accounts forward to
+    this bus (cross-account delivery goes bus to bus); the bus's resource policy must admit the lab
+    accounts on real AWS (README, "Change events").
     """
-    assert runtime.config.events is not None
-    queue = queue_arn(runtime, queue_url(runtime.config.events, runtime))
-    events = runtime.sessions.client(OPERATOR, "events")
+    queue = queue_arn(sessions, queue_url(settings, sessions, endpoint_url))
+    events = sessions.client(OPERATOR, "events")
     events.put_rule(Name=EVENT_RULE, EventPattern=json.dumps(change_event_pattern()), State="ENABLED")
-    events.put_targets(Rule=EVENT_RULE, Targets=[{"Id": "lab-auditor-queue", "Arn": queue}])
-    account = runtime.sessions.client(OPERATOR, "sts").get_caller_identity()["Account"]
-    return f"arn:aws:events:{runtime.config.lab.region}:{account}:event-bus/default"
+    events.put_targets(Rule=EVENT_RULE, Targets=[{"Id": TARGET_ID, "Arn": queue}])
 
 
 class EventListener:
@@ -118,7 +121,8 @@ class EventListener:
     def __init__(
         self,
         config: Config,
-        runtime: Runtime,
+        sessions: AccountSessions,
+        endpoint_url: str | None,
         audit_soon: Callable[[str, timedelta], None],
         on_message: Callable[[str], None] = lambda fate: None,
     ) -> None:
@@ -128,10 +132,10 @@ class EventListener:
         self.audit_soon = audit_soon
         self.on_message = on_message  # "matched" or "dropped", for the metrics
         try:
-            self.url = queue_url(self.settings, runtime)
+            self.url = queue_url(self.settings, sessions, endpoint_url)
         except (ClientError, BotoCoreError) as error:
             raise OperationalError(f"cannot reach the events queue: {error}") from None
-        self.sqs = runtime.sessions.client(OPERATOR, "sqs", read_timeout=self.settings.wait_seconds + 10)
+        self.sqs = sessions.client(OPERATOR, "sqs", read_timeout=self.settings.wait_seconds + 10)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="events", daemon=True)
 

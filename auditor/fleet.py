@@ -24,7 +24,9 @@ LAB_FAULTS = (ClientError, BotoCoreError, LabFault)
 
 
 @dataclass(frozen=True)
-class Outcome(Generic[R]):
+class LabResult(Generic[R]):
+    """What one lab's job came to: its result, or the fault that stopped it."""
+
     name: str
     result: R | None = None
     error: str | None = None
@@ -49,20 +51,20 @@ def run_each(
     concurrency: int,
     label: str,
     show_progress: bool | None = None,
-) -> list[Outcome[R]]:
+) -> list[LabResult[R]]:
     """Results in the order of `items`."""
     if show_progress is None:
         show_progress = sys.stderr.isatty()
-    outcomes: dict[str, Outcome[R]] = {}
+    outcomes: dict[str, LabResult[R]] = {}
 
-    def guarded(item: T) -> Outcome[R]:
+    def guarded(item: T) -> LabResult[R]:
         name = name_of(item)
         structlog.contextvars.bind_contextvars(lab=name)
         try:
-            return Outcome(name, result=job(item))
+            return LabResult(name, result=job(item))
         except LAB_FAULTS as error:
             log.warning(f"{label}_failed", lab=name, error=describe_fault(error))
-            return Outcome(name, error=describe_fault(error))
+            return LabResult(name, error=describe_fault(error))
         finally:
             structlog.contextvars.unbind_contextvars("lab")
 

@@ -30,11 +30,12 @@ import structlog
 from botocore.exceptions import ClientError
 
 from auditor.accounts import AccountSessions
-from auditor.collect import ActualFunction, is_not_found
+from auditor.actual import ActualFunction
 from auditor.config import AccountAccess
+from auditor.errors import is_not_found
 from auditor.model import InvokeResult
+from auditor.package import code_sha256, packaged
 from auditor.spec import ExpectedLab
-from provisioner.package import code_sha256, packaged
 
 log = structlog.get_logger()
 

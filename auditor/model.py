@@ -20,6 +20,9 @@ class Check(StrEnum):
     LAMBDA_CONFIG = "lambda_config"
     LAMBDA_CODE = "lambda_code"
     INVOKE = "invoke"
+    # Added in 0.2: what the provisioner manages besides lab.md's resources.
+    LOG_GROUP = "log_group"
+    EVENT_RULE = "event_rule"
 
 
 class Status(StrEnum):
@@ -163,6 +166,39 @@ class Finding:
         if self.changed_by is not None:
             document["changed_by"] = self.changed_by.to_json()
         return document
+
+
+class Action(StrEnum):
+    CREATE = "create"
+    UPDATE = "update"
+    DELETE = "delete"
+    NO_CHANGE = "no change"
+
+
+@dataclass(frozen=True)
+class Step:
+    """One change the provisioner makes (or would make) to one resource, and the finding it answers."""
+
+    kind: str  # the name of the resource kind that carries it out (auditor/resources/kinds/)
+    account_id: str
+    owner: str  # the role a policy step belongs to; the resource's own name otherwise
+    name: str
+    action: Action
+    reason: str = ""
+    resource: str = ""  # the resource of the finding this step answers (interface.md's `resource`)
+
+    @property
+    def changes(self) -> bool:
+        return self.action is not Action.NO_CHANGE
+
+    @property
+    def key(self) -> tuple[str, str, str, str]:
+        return (self.kind, self.account_id, self.owner, self.name)
+
+    def describe(self) -> str:
+        target = f"{self.owner}/{self.name}" if self.owner != self.name else self.name
+        reason = f" ({self.reason})" if self.reason else ""
+        return f"{self.action.value:<9} {self.kind:<20} {self.account_id} {target}{reason}"
 
 
 @dataclass(frozen=True)

@@ -19,14 +19,16 @@ import structlog
 from auditor.audit import audit_targets
 from auditor.clock import iso, utc_now
 from auditor.config import Config, lab_expiry
+from auditor.context import Context, open_context
 from auditor.errors import LabFault, OperationalError
-from auditor.fleet import Outcome, run_each
-from auditor.model import AuditRun, Trigger, Verdict
+from auditor.events import wire_operator_bus
+from auditor.fleet import LabResult, run_each
+from auditor.model import Action, AuditRun, Step, Trigger, Verdict
 from auditor.render_cli import print_audit_table
-from auditor.runtime import Runtime, open_runtime
 from auditor.store import DatabaseUnavailable, LabState, Store, upgrade
-from provisioner.apply import LabTarget, apply, plan
-from provisioner.plan import Action, Step
+from auditor.target import LabTarget
+from provisioner.apply import apply
+from provisioner.plan import plan
 from provisioner.teardown import teardown, teardown_plan
 
 log = structlog.get_logger()
@@ -72,7 +74,7 @@ def print_plan(out: Echo, name: str, steps: Sequence[Step], summary: str) -> Non
         out(f"  {step.describe()}")
 
 
-def _exit_code(outcomes: Sequence[Outcome[LabChange]], out: Echo) -> int:
+def _exit_code(outcomes: Sequence[LabResult[LabChange]], out: Echo) -> int:
     failed = [outcome for outcome in outcomes if not outcome.ok]
     for outcome in failed:
         out(f"{outcome.name}: FAILED: {outcome.error}")
@@ -83,11 +85,10 @@ def _exit_code(outcomes: Sequence[Outcome[LabChange]], out: Echo) -> int:
 
 
 def provision_labs(config: Config, names: Sequence[str], *, dry_run: bool, out: Echo) -> int:
-    runtime = open_runtime(config)
-    # A dry run must not wire the change-event bus either: it changes nothing anywhere.
-    targets = runtime.targets(names, for_provisioning=not dry_run)
-    store = None if dry_run else open_store(config)
-    outcomes = provision_targets(runtime, targets, dry_run=dry_run, store=store)
+    with open_context(config) as context:
+        targets = context.targets(names)
+        store = None if dry_run else open_store(config)
+        outcomes = provision_targets(context, targets, dry_run=dry_run, store=store)
     for outcome in outcomes:
         if outcome.result is not None:
             summary = (
@@ -100,36 +101,40 @@ def provision_labs(config: Config, names: Sequence[str], *, dry_run: bool, out: 
 
 
 def provision_targets(
-    runtime: Runtime,
+    context: Context,
     targets: Sequence[LabTarget],
     *,
     dry_run: bool,
     store: Store | None = None,
     show_progress: bool | None = None,
-) -> list[Outcome[LabChange]]:
+) -> list[LabResult[LabChange]]:
     if store is not None:
         register_labs(store, targets)
+    events = context.config.events
+    if events is not None and not dry_run:
+        # The operator's end of the change events: a dry run changes nothing anywhere.
+        wire_operator_bus(events, context.sessions, context.endpoint_url)
 
     def provision_one(target: LabTarget) -> LabChange:
-        steps = plan(runtime.sessions, target)
+        steps = plan(context.sessions, target)
         change = LabChange(tuple(steps))
         if dry_run or not change.changed:
             return change  # a lab already as the spec says is neither provisioned nor reset again
         if store is None:
-            apply(runtime.sessions, target, steps)
+            apply(context.sessions, target, steps)
             return change
         # A lab that is not yet (or no longer) up starts its lifetime now, even when an earlier,
         # interrupted run had built part of it; an active lab is being reset.
         fresh = store.state_of(target.name) not in (LabState.ACTIVE, LabState.EXPIRED)
         store.mark_provisioning(target.name, utc_now())
-        apply(runtime.sessions, target, steps)
+        apply(context.sessions, target, steps)
         log.info("lab_provisioned", lab=target.name, changes=len(change.changed))
-        record_provisioned(runtime, store, target, change, fresh=fresh)
+        record_provisioned(context, store, target, change, fresh=fresh)
         return change
 
     label = "planning" if dry_run else "provisioning"
     outcomes = run_each(
-        targets, lambda t: t.name, provision_one, runtime.config.audit.concurrency, label, show_progress
+        targets, lambda t: t.name, provision_one, context.config.audit.concurrency, label, show_progress
     )
     if store is not None:
         for outcome in outcomes:
@@ -139,14 +144,14 @@ def provision_targets(
 
 
 def record_provisioned(
-    runtime: Runtime, store: Store, target: LabTarget, change: LabChange, *, fresh: bool
+    context: Context, store: Store, target: LabTarget, change: LabChange, *, fresh: bool
 ) -> None:
     now = utc_now()
     created = [
-        (step.kind.value, step.account_id, step.name) for step in change.steps if step.action is Action.CREATE
+        (step.kind, step.account_id, step.name) for step in change.steps if step.action is Action.CREATE
     ]
     # A fresh lab starts its lifetime now; a reset keeps the expiry it already has.
-    expires_at = lab_expiry(target.lab, runtime.config.lab, now) if fresh else target.lab.expires_at
+    expires_at = lab_expiry(target.lab, context.config.lab, now) if fresh else target.lab.expires_at
     store.record_provisioned(target.name, created, reset=not fresh, at=now, expires_at=expires_at)
 
 
@@ -156,19 +161,19 @@ def record_provisioned(
 def teardown_labs(
     config: Config, names: Sequence[str], *, expired_only: bool, dry_run: bool, out: Echo
 ) -> int:
-    runtime = open_runtime(config)
-    store = open_store(config)
-    targets = runtime.targets(names)
-    register_labs(store, targets)
-    if expired_only:
-        targets = expired_targets(store, targets, utc_now())
-        if not targets:
-            out("no expired labs")
-            return 0
-    if expired_only and not dry_run:
-        outcomes = teardown_expired(runtime, store, targets, utc_now())
-    else:
-        outcomes = teardown_targets(runtime, targets, dry_run=dry_run, store=None if dry_run else store)
+    with open_context(config) as context:
+        store = open_store(config)
+        targets = context.targets(names)
+        register_labs(store, targets)
+        if expired_only:
+            targets = expired_targets(store, targets, utc_now())
+            if not targets:
+                out("no expired labs")
+                return 0
+        if expired_only and not dry_run:
+            outcomes = teardown_expired(context, store, targets, utc_now())
+        else:
+            outcomes = teardown_targets(context, targets, dry_run=dry_run, store=None if dry_run else store)
     for outcome in outcomes:
         if outcome.result is not None:
             print_plan(
@@ -186,13 +191,13 @@ def expired_targets(store: Store, targets: Sequence[LabTarget], now: datetime) -
 
 
 def teardown_expired(
-    runtime: Runtime, store: Store, targets: Sequence[LabTarget], now: datetime
-) -> list[Outcome[LabChange]]:
+    context: Context, store: Store, targets: Sequence[LabTarget], now: datetime
+) -> list[LabResult[LabChange]]:
     """Tear down every lab past its expiry at `now`, however long ago that was: the database knows."""
     due = expired_targets(store, targets, now)
     for target in due:
         store.mark_expired(target.name, now)
-    return teardown_targets(runtime, due, dry_run=False, store=store) if due else []
+    return teardown_targets(context, due, dry_run=False, store=store) if due else []
 
 
 class TeardownBusy(LabFault):
@@ -224,12 +229,12 @@ def claim_teardown(store: Store, lab: str, owner: str) -> bool:
 
 
 def teardown_targets(
-    runtime: Runtime, targets: Sequence[LabTarget], *, dry_run: bool, store: Store | None = None
-) -> list[Outcome[LabChange]]:
+    context: Context, targets: Sequence[LabTarget], *, dry_run: bool, store: Store | None = None
+) -> list[LabResult[LabChange]]:
     owner = owner_id()
 
     def teardown_one(target: LabTarget) -> LabChange:
-        steps = teardown_plan(runtime.sessions, target)
+        steps = teardown_plan(context.sessions, target)
         if dry_run:
             return LabChange(tuple(steps))
         if store is not None and not claim_teardown(store, target.name, owner):
@@ -237,7 +242,7 @@ def teardown_targets(
                 f"another process is tearing this lab down ({store.teardown_owner(target.name)})"
             )
         try:
-            teardown(runtime.sessions, target, steps)
+            teardown(context.sessions, target, steps)
         except Exception as error:
             if store is not None:
                 store.record_teardown_failed(target.name, f"{type(error).__name__}: {error}", utc_now())
@@ -248,7 +253,7 @@ def teardown_targets(
         return LabChange(tuple(steps))
 
     label = "planning teardown" if dry_run else "tearing down"
-    return run_each(targets, lambda t: t.name, teardown_one, runtime.config.audit.concurrency, label)
+    return run_each(targets, lambda t: t.name, teardown_one, context.config.audit.concurrency, label)
 
 
 # -------------------------------------------------------------------------------------------- audit
@@ -269,9 +274,9 @@ def record_run(store: Store, run: AuditRun, trigger: Trigger) -> None:
 def audit_labs(
     config: Config, names: Sequence[str], *, output_format: str, invoke: bool, record: bool
 ) -> int:
-    runtime = open_runtime(config)
-    targets = runtime.targets(names)
-    run = audit_targets(runtime, targets, invoke=invoke and config.audit.invoke)
+    with open_context(config) as context:
+        targets = context.targets(names)
+        run = audit_targets(context, targets, invoke=invoke and config.audit.invoke)
     if output_format == "json":
         sys.stdout.write(json.dumps(run.to_json(), indent=2) + "\n")
     else:

@@ -1,15 +1,13 @@
-"""The AWS permissions the auditor needs, declared call by call, and the least-privilege policies built from them.
+"""The least-privilege policies the auditor needs, built from the API calls the code declares.
 
 `API_CALLS` names every AWS API operation the code makes (service and operation as botocore names them:
 what `AccountSessions.calls` counts), the IAM actions each one needs, on which resources, who makes it
 (the role in a lab account, or the operator's own credentials) and which part of the program makes it.
-The policies printed by `auditor permissions` are built from this table and nothing else.
+Each kind of resource declares its own calls (auditor/resources/kinds/), auditor/resources/support.py
+the others; the policies printed by `auditor permissions` are built from them and nothing else.
 
-tests/test_permissions.py keeps the table true: it provisions, drifts, audits and tears down labs on moto
-and fails on a call the table does not declare, or on a declared call the code no longer makes.
-
-Resources come from the lab spec rendered with wildcards for the account ids and the region, so that the
-policies name exactly what the spec names (auditor/spec.py) and no name is written twice.
+tests/test_permissions.py keeps the declarations true: it provisions, drifts, audits and tears down labs
+on moto and fails on a call nothing declares, or on a declared call the code no longer makes.
 """
 
 from __future__ import annotations
@@ -17,377 +15,28 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
-from enum import StrEnum
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
 import click
 
-from auditor.config import ACCOUNT_ID_PATTERN, EXTERNAL_ID_PATTERN, AccountAccess, LabConfig, LabSettings
-from auditor.spec import EVENT_RULE, render
-
-__all__ = [
-    "ACCESS_ROLE",
-    "ACCESS_ROLES",
-    "API_CALLS",
-    "ATTACHED_POLICIES",
-    "EVENT_QUEUE",
-    "EXECUTION_ROLE",
-    "EXECUTION_ROLE_TO_LAMBDA",
-    "LAB_EVENT_RULE",
-    "LAB_FUNCTION",
-    "LAB_LOG_GROUP",
-    "LAB_ROLES",
-    "MARKER_BUCKET",
-    "MARKER_OBJECTS",
-    "OPERATOR_EVENT_RULE",
-    "OPERATOR_UNSCOPED",
-    "UNSCOPED",
-    "ApiCall",
-    "Caller",
-    "Coverage",
-    "Grant",
-    "Part",
-    "Scope",
-    "calls_by",
-    "check_account_id",
-    "check_external_id",
-    "check_role_name",
-    "lab_account_policy",
-    "lab_account_trust_policy",
-    "operator_policy",
-    "permission_documents",
-    "permissions_command",
-    "queue_arn_from_url",
-]
+from auditor.config import ACCOUNT_ID_PATTERN, EXTERNAL_ID_PATTERN
+from auditor.resources.base import ApiCall, Caller, Coverage, Scope
+from auditor.resources.registry import REGISTRY
 
 # The role the auditor assumes in each lab account (the role_arn of each account in the configuration):
 # a dedicated role holding lab_account_policy(), rather than an administrator role such as
 # OrganizationAccountAccessRole.
 ACCESS_ROLE = "LabAuditorAccess"
-LAMBDA_SERVICE = "lambda.amazonaws.com"
 
 POLICY_VERSION = "2012-10-17"
 _ROLE_NAME = re.compile(r"^[\w+=,.@-]{1,64}$")
 _QUEUE_NAME = re.compile(r"^[\w-]{1,80}(\.fifo)?$")
 
 
-class Part(StrEnum):
-    """The part of the program that makes a call."""
-
-    PROVISION = "provision"
-    AUDIT = "audit"
-    TEARDOWN = "teardown"
-    INVOKE = "invoke"  # the audit's run of the lab's function
-    EVENTS = "events"  # the daemon's change events: EventBridge rules in the labs, the operator's SQS queue
-
-
-class Caller(StrEnum):
-    """Whose credentials make the call."""
-
-    LAB_ACCOUNT = "lab account"  # the role assumed in a lab account (or a profile of that account)
-    OPERATOR = "operator"  # the operator's own credentials
-
-
-class Coverage(StrEnum):
-    """Where the permissions test sees the call made."""
-
-    MOTO = "moto"  # tests/test_permissions.py runs it on moto: it must be called there
-    REAL_AWS = "real AWS"  # only on real AWS (moto cannot run a function here)
-    EMULATOR = "emulator"  # only against an emulator endpoint: left out of the real-AWS policies
-    DAEMON = "daemon"  # only the daemon's listener makes it
-
-
-@dataclass(frozen=True)
-class Scope:
-    """Resources (and a condition) that one policy statement grants its actions on."""
-
-    sid: str
-    resources: tuple[str, ...]
-    condition: Mapping[str, Mapping[str, str]] = field(default_factory=dict, hash=False)
-
-
-@dataclass(frozen=True)
-class Grant:
-    action: str
-    scope: Scope
-
-
-@dataclass(frozen=True)
-class ApiCall:
-    """One AWS API operation the code calls, and what it takes to be allowed to."""
-
-    operation: str  # "service:OperationName" as botocore names it, e.g. "s3:HeadBucket"
-    grants: tuple[Grant, ...]
-    parts: frozenset[Part]
-    used_by: str
-    caller: Caller = Caller.LAB_ACCOUNT
-    coverage: Coverage = Coverage.MOTO
-
-    @property
-    def actions(self) -> tuple[str, ...]:
-        return tuple(grant.action for grant in self.grants)
-
-
-# ------------------------------------------------------------------------------------------- resources
-
-# The lab spec rendered for any account and any region: its names, with "*" where a lab's own values go.
-_ANY_LAB = render(LabConfig("any", AccountAccess("*"), AccountAccess("*")), LabSettings(region="*"))
-_FUNCTION = _ANY_LAB.function
-_LOG_GROUP_ARN = f"arn:aws:logs:*:*:log-group:{_FUNCTION.log_group}"
-_MARKER_BUCKET_ARN = f"arn:aws:s3:::{_ANY_LAB.marker_bucket.name}"
-
-LAB_ROLES = Scope("LabRoles", tuple(role.arn for role in _ANY_LAB.roles))
-EXECUTION_ROLE_TO_LAMBDA = Scope(
-    "PassExecutionRoleToLambda",
-    (_ANY_LAB.origin_role.arn,),
-    {"StringEquals": {"iam:PassedToService": LAMBDA_SERVICE}},
-)
-# Documents of whatever managed policy or boundary a student attached (customer or AWS managed).
-ATTACHED_POLICIES = Scope("ReadAttachedPolicies", ("arn:aws:iam::*:policy/*",))
-LAB_FUNCTION = Scope("LabFunction", (_FUNCTION.arn,))
-LAB_LOG_GROUP = Scope("LabLogGroup", (_LOG_GROUP_ARN, f"{_LOG_GROUP_ARN}:*"))
-MARKER_BUCKET = Scope("MarkerBucket", (_MARKER_BUCKET_ARN,))
-MARKER_OBJECTS = Scope("MarkerBucketObjects", (f"{_MARKER_BUCKET_ARN}/*",))
-LAB_EVENT_RULE = Scope("ChangeEventRule", (f"arn:aws:events:*:*:rule/{EVENT_RULE}",))
-# These actions take no resource narrower than "*".
-UNSCOPED = Scope("NoResourceLevelPermissions", ("*",))
-# Only against an emulator (the local stand-in for the Lambda runtime); never in a real-AWS policy.
-EXECUTION_ROLE = Scope("AssumeExecutionRole", (_ANY_LAB.origin_role.arn,))
-
-# Operator scopes: filled in by operator_policy().
-ACCESS_ROLES = Scope("AssumeLabAccessRole", ("arn:aws:iam::*:role/{access_role}",))
-EVENT_QUEUE = Scope("ChangeEventQueue", ("{queue_arn}",))
-OPERATOR_EVENT_RULE = Scope(
-    "OperatorChangeEventRule", ("arn:aws:events:*:{operator_account}:rule/" + EVENT_RULE,)
-)
-OPERATOR_UNSCOPED = Scope("OperatorNoResourceLevelPermissions", ("*",))
-
-
-def _call(
-    operation: str,
-    scope: Scope,
-    *parts: Part,
-    used_by: str,
-    also: Iterable[Grant] = (),
-    action: str | None = None,
-    caller: Caller = Caller.LAB_ACCOUNT,
-    coverage: Coverage = Coverage.MOTO,
-) -> ApiCall:
-    """A call whose IAM action is named like the operation (unless `action` says otherwise)."""
-    service, _, name = operation.partition(":")
-    grant = Grant(action or f"{service}:{name}", scope)
-    return ApiCall(operation, (grant, *also), frozenset(parts), used_by, caller, coverage)
-
-
-_P, _A, _T, _I, _E = Part.PROVISION, Part.AUDIT, Part.TEARDOWN, Part.INVOKE, Part.EVENTS
-_READ = (_P, _A, _T)  # collect_lab: the provisioner and the teardown plan from what the audit reads
-_PASS_ROLE = Grant("iam:PassRole", EXECUTION_ROLE_TO_LAMBDA)
-
-API_CALLS: tuple[ApiCall, ...] = (
-    # Reaching the accounts ------------------------------------------------------------------------
-    _call(
-        "sts:AssumeRole",
-        ACCESS_ROLES,
-        _P,
-        _A,
-        _T,
-        _E,
-        caller=Caller.OPERATOR,
-        used_by="auditor/accounts.py: refreshable credentials of each lab account's role_arn",
-    ),
-    _call(
-        "sts:GetCallerIdentity",
-        UNSCOPED,
-        *_READ,
-        used_by="auditor/accounts.py verify(): profiles and the operator's own credentials",
-    ),
-    # Collecting a lab (auditor/collect.py) --------------------------------------------------------
-    _call("iam:GetRole", LAB_ROLES, *_READ, used_by="collect_role"),
-    _call("iam:ListRolePolicies", LAB_ROLES, *_READ, used_by="collect_role (paginator)"),
-    _call("iam:GetRolePolicy", LAB_ROLES, *_READ, used_by="collect_role"),
-    _call("iam:ListAttachedRolePolicies", LAB_ROLES, *_READ, used_by="collect_role (paginator)"),
-    _call("iam:GetPolicy", ATTACHED_POLICIES, *_READ, used_by="collect_role: an attached policy or boundary"),
-    _call(
-        "iam:GetPolicyVersion",
-        ATTACHED_POLICIES,
-        *_READ,
-        used_by="collect_role: an attached policy or boundary",
-    ),
-    _call(
-        "lambda:GetFunction",
-        LAB_FUNCTION,
-        *_READ,
-        used_by="collect_function; the provisioner's function_active_v2 and function_updated_v2 waiters",
-    ),
-    _call("s3:HeadBucket", MARKER_BUCKET, *_READ, action="s3:ListBucket", used_by="collect_bucket"),
-    _call("logs:DescribeLogGroups", UNSCOPED, _P, _T, used_by="collect_log_group (provision, teardown)"),
-    # Provisioning (provisioner/apply.py) ----------------------------------------------------------
-    _call(
-        "iam:CreateRole",
-        LAB_ROLES,
-        _P,
-        also=[Grant("iam:TagRole", LAB_ROLES)],
-        used_by="_Applier.role (created with tags)",
-    ),
-    _call("iam:UpdateAssumeRolePolicy", LAB_ROLES, _P, used_by="_Applier.role: restore the trust policy"),
-    _call("iam:PutRolePolicy", LAB_ROLES, _P, used_by="_Applier.inline_policy"),
-    _call("iam:DeleteRolePolicy", LAB_ROLES, _P, _T, used_by="an inline policy not in the spec; teardown"),
-    _call("iam:DetachRolePolicy", LAB_ROLES, _P, _T, used_by="an attached managed policy; teardown"),
-    _call(
-        "iam:DeleteRolePermissionsBoundary",
-        LAB_ROLES,
-        _P,
-        _T,
-        used_by="a permissions boundary; teardown",
-    ),
-    _call(
-        "lambda:CreateFunction",
-        LAB_FUNCTION,
-        _P,
-        also=[Grant("lambda:TagResource", LAB_FUNCTION), _PASS_ROLE],
-        used_by="_Applier.function (created with tags, passing the execution role)",
-    ),
-    _call(
-        "lambda:UpdateFunctionConfiguration",
-        LAB_FUNCTION,
-        _P,
-        also=[_PASS_ROLE],
-        used_by="_Applier.function (passes the execution role again)",
-    ),
-    _call("lambda:UpdateFunctionCode", LAB_FUNCTION, _P, used_by="_Applier.function_code"),
-    _call(
-        "logs:CreateLogGroup",
-        LAB_LOG_GROUP,
-        _P,
-        also=[Grant("logs:TagResource", LAB_LOG_GROUP)],
-        used_by="_Applier.log_group (created with tags)",
-    ),
-    _call("logs:PutRetentionPolicy", LAB_LOG_GROUP, _P, used_by="_Applier.log_group"),
-    _call("s3:CreateBucket", MARKER_BUCKET, _P, used_by="_Applier.marker_bucket"),
-    _call("s3:PutBucketTagging", MARKER_BUCKET, _P, used_by="_Applier.marker_bucket"),
-    # Teardown (provisioner/teardown.py) -----------------------------------------------------------
-    _call("lambda:DeleteFunction", LAB_FUNCTION, _T, used_by="_delete"),
-    _call("logs:DeleteLogGroup", LAB_LOG_GROUP, _T, used_by="_delete"),
-    _call(
-        "s3:ListObjectVersions",
-        MARKER_BUCKET,
-        _T,
-        action="s3:ListBucketVersions",
-        used_by="_delete_bucket (paginator)",
-    ),
-    _call(
-        "s3:DeleteObjects",
-        MARKER_OBJECTS,
-        _T,
-        action="s3:DeleteObject",
-        also=[Grant("s3:DeleteObjectVersion", MARKER_OBJECTS)],
-        used_by="_delete_bucket: whatever a student put into the marker bucket, by version",
-    ),
-    _call("s3:DeleteBucket", MARKER_BUCKET, _T, used_by="_delete_bucket"),
-    _call("iam:DeleteRole", LAB_ROLES, _T, used_by="_delete"),
-    # Invoking the function (auditor/invoke.py) ----------------------------------------------------
-    _call(
-        "lambda:Invoke",
-        LAB_FUNCTION,
-        _I,
-        action="lambda:InvokeFunction",
-        coverage=Coverage.REAL_AWS,
-        used_by="invoke_lambda (moto needs Docker to run a function)",
-    ),
-    _call(
-        "sts:AssumeRole",
-        EXECUTION_ROLE,
-        _I,
-        coverage=Coverage.EMULATOR,
-        used_by="invoke_local: the local stand-in runs as the execution role (emulators only)",
-    ),
-    # Change events: a rule in each lab account forwards to the operator's bus, whose rule fills the queue
-    _call(
-        "events:DescribeRule",
-        LAB_EVENT_RULE,
-        _P,
-        _T,
-        _E,
-        used_by="collect_event_rule",
-    ),
-    _call(
-        "events:ListTargetsByRule",
-        LAB_EVENT_RULE,
-        _P,
-        _T,
-        _E,
-        used_by="collect_event_rule; teardown's _delete_rule",
-    ),
-    _call(
-        "events:PutRule",
-        LAB_EVENT_RULE,
-        _P,
-        _E,
-        also=[Grant("events:TagResource", LAB_EVENT_RULE)],
-        used_by="_Applier.event_rule (created with tags)",
-    ),
-    _call("events:PutTargets", LAB_EVENT_RULE, _P, _E, used_by="_Applier.event_rule"),
-    _call("events:RemoveTargets", LAB_EVENT_RULE, _T, _E, used_by="_delete_rule"),
-    _call("events:DeleteRule", LAB_EVENT_RULE, _T, _E, used_by="_delete_rule"),
-    _call(
-        "sts:GetCallerIdentity",
-        OPERATOR_UNSCOPED,
-        _P,
-        _E,
-        caller=Caller.OPERATOR,
-        used_by="auditor/events.py wire_operator_bus: the operator's bus ARN",
-    ),
-    _call(
-        "sqs:GetQueueAttributes",
-        EVENT_QUEUE,
-        _P,
-        _E,
-        caller=Caller.OPERATOR,
-        used_by="auditor/events.py queue_arn",
-    ),
-    _call(
-        "events:PutRule",
-        OPERATOR_EVENT_RULE,
-        _P,
-        _E,
-        caller=Caller.OPERATOR,
-        used_by="auditor/events.py wire_operator_bus: the operator's rule",
-    ),
-    _call(
-        "events:PutTargets",
-        OPERATOR_EVENT_RULE,
-        _P,
-        _E,
-        caller=Caller.OPERATOR,
-        used_by="auditor/events.py wire_operator_bus: the queue as its target",
-    ),
-    _call(
-        "sqs:CreateQueue",
-        EVENT_QUEUE,
-        _E,
-        caller=Caller.OPERATOR,
-        coverage=Coverage.EMULATOR,
-        used_by="auditor/events.py queue_url: a queue of its own on an emulator",
-    ),
-    _call(
-        "sqs:ReceiveMessage",
-        EVENT_QUEUE,
-        _E,
-        caller=Caller.OPERATOR,
-        coverage=Coverage.DAEMON,
-        used_by="auditor/events.py EventListener.poll_once",
-    ),
-    _call(
-        "sqs:DeleteMessage",
-        EVENT_QUEUE,
-        _E,
-        caller=Caller.OPERATOR,
-        coverage=Coverage.DAEMON,
-        used_by="auditor/events.py EventListener.handle",
-    ),
-)
+# Every call the program makes: the kinds of resource declare theirs, auditor/resources/support.py the rest.
+API_CALLS: tuple[ApiCall, ...] = REGISTRY.api_calls()
 
 
 def calls_by(caller: Caller, *, on_real_aws: bool = True) -> tuple[ApiCall, ...]:

@@ -23,6 +23,7 @@ HANDLER = "handler.lambda_handler"
 ROLE_ARN_VARIABLE = "DESTINATION_ROLE_ARN"
 LAMBDA_USER_AGENT_PATTERN = "*AWS_Lambda_python*"
 EVENT_RULE = "lab-auditor-changes"
+LAMBDA_SERVICE = "lambda.amazonaws.com"
 
 # The API calls that can change a lab, as CloudTrail names them on the default event bus.
 WATCHED_CALLS: dict[str, tuple[str, ...]] = {
@@ -69,9 +70,7 @@ _DESTINATION_INLINE: dict[str, Any] = {
 }
 _ORIGIN_TRUST: dict[str, Any] = {
     "Version": "2012-10-17",
-    "Statement": [
-        {"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}
-    ],
+    "Statement": [{"Effect": "Allow", "Principal": {"Service": LAMBDA_SERVICE}, "Action": "sts:AssumeRole"}],
 }
 _ORIGIN_INLINE: dict[str, Any] = {
     "Version": "2012-10-17",

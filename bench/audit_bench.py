@@ -12,20 +12,20 @@ from __future__ import annotations
 import argparse
 
 from auditor.audit import audit_targets
+from auditor.context import open_context
 from auditor.logs import configure_logging
 from auditor.operations import provision_targets
-from auditor.runtime import open_runtime
 from bench.common import classroom, config, fake_credentials, moto_server, timed
 
 
 def audit_once(endpoint: str, labs: int, concurrency: int, invoke: bool) -> tuple[float, float]:
-    runtime = open_runtime(config(classroom(labs), endpoint, concurrency))
-    targets = runtime.targets()
-    audit_targets(runtime, targets[:1], invoke=False, show_progress=False)  # warm: credentials, models
-    before = runtime.sessions.total_calls()
-    run, seconds = timed(lambda: audit_targets(runtime, targets, invoke=invoke, show_progress=False))
+    context = open_context(config(classroom(labs), endpoint, concurrency))
+    targets = context.targets()
+    audit_targets(context, targets[:1], invoke=False, show_progress=False)  # warm: credentials, models
+    before = context.sessions.total_calls()
+    run, seconds = timed(lambda: audit_targets(context, targets, invoke=invoke, show_progress=False))
     assert all(lab.verdict.value == "conformant" for lab in run.labs), [lab.verdict for lab in run.labs]
-    return (runtime.sessions.total_calls() - before) / labs, seconds
+    return (context.sessions.total_calls() - before) / labs, seconds
 
 
 def main() -> None:
@@ -36,8 +36,8 @@ def main() -> None:
     fake_credentials()
     configure_logging("warning")
     with moto_server() as endpoint:
-        runtime = open_runtime(config(classroom(args.labs), endpoint, args.concurrency))
-        assert all(o.ok for o in provision_targets(runtime, runtime.targets(), dry_run=False))
+        context = open_context(config(classroom(args.labs), endpoint, args.concurrency))
+        assert all(o.ok for o in provision_targets(context, context.targets(), dry_run=False))
         for invoke in (False, True):
             requests, parallel = audit_once(endpoint, args.labs, args.concurrency, invoke)
             _, serial = audit_once(endpoint, args.labs, 1, invoke)

@@ -28,11 +28,11 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
 
+from auditor.context import open_context
 from auditor.daemon import Daemon
 from auditor.logs import configure_logging
 from auditor.model import Trigger
 from auditor.operations import provision_targets
-from auditor.runtime import open_runtime
 from bench.common import classroom, config, fake_credentials
 from bench.latency_bench import started as helper_process
 
@@ -77,9 +77,9 @@ def main() -> None:
         settings = replace(
             settings, database=replace(settings.database, url=f"sqlite:///{Path(folder) / 'a.db'}")
         )
-        runtime = open_runtime(settings)
-        assert all(outcome.ok for outcome in provision_targets(runtime, runtime.targets(), dry_run=False))
-        daemon = Daemon(settings, runtime)
+        context = open_context(settings)
+        assert all(outcome.ok for outcome in provision_targets(context, context.targets(), dry_run=False))
+        daemon = Daemon(settings, context)
         daemon.database()
         names = sorted(daemon.targets)
         cpu_per_cycle: list[float] = []

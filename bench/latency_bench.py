@@ -43,13 +43,13 @@ from auditor import invoke
 from auditor.accounts import AccountSessions, client_settings
 from auditor.audit import audit_targets
 from auditor.config import AccountAccess, AwsSettings, LabConfig
+from auditor.context import Context, open_context
 from auditor.logs import configure_logging
 from auditor.model import AuditRun
 from auditor.operations import provision_targets
+from auditor.package import packaged
 from auditor.policy import expand_action
-from auditor.runtime import Runtime, open_runtime
 from bench.common import classroom, config, fake_credentials
-from provisioner.package import packaged
 
 SERVICES = ("iam", "lambda", "s3", "sts")
 EXEC_ENV = "exec-env/AWS_Lambda_python"
@@ -150,9 +150,9 @@ class Measured:
 
 
 def measure(
-    where: Stage, runtime: Runtime, run: Callable[[], object], labs: int, concurrency: int
+    where: Stage, context: Context, run: Callable[[], object], labs: int, concurrency: int
 ) -> tuple[Measured, object]:
-    proxied, calls = proxy_stats(where.proxy)["requests"], runtime.sessions.total_calls()
+    proxied, calls = proxy_stats(where.proxy)["requests"], context.sessions.total_calls()
     own, children, moto = time.process_time(), children_cpu(), process_cpu(where.moto_pid)
     begun = time.perf_counter()
     result = run()
@@ -165,7 +165,7 @@ def measure(
         own_cpu=own,
         cpu=own + children_cpu() - children,
         moto_cpu=process_cpu(where.moto_pid) - moto,
-        requests=runtime.sessions.total_calls() - calls,
+        requests=context.sessions.total_calls() - calls,
         proxied=proxy_stats(where.proxy)["requests"] - proxied,
     )
     return measured, result
@@ -211,16 +211,16 @@ def conformant(run: object) -> None:
     assert not bad, f"labs not conformant: {bad}"
 
 
-def fresh_runtime(labs: Sequence[LabConfig], endpoint: str, concurrency: int) -> Runtime:
-    return open_runtime(config(tuple(labs), endpoint, concurrency, invoke_via="local"))
+def fresh_context(labs: Sequence[LabConfig], endpoint: str, concurrency: int) -> Context:
+    return open_context(config(tuple(labs), endpoint, concurrency, invoke_via="local"))
 
 
-def timed_audit(where: Stage, runtime: Runtime, labs: int, workers: int, *, invoke: bool) -> Measured:
-    targets = runtime.targets()
+def timed_audit(where: Stage, context: Context, labs: int, workers: int, *, invoke: bool) -> Measured:
+    targets = context.targets()
     measured, run = measure(
         where,
-        runtime,
-        lambda: audit_targets(runtime, targets, invoke=invoke, show_progress=False),
+        context,
+        lambda: audit_targets(context, targets, invoke=invoke, show_progress=False),
         labs,
         workers,
     )
@@ -258,9 +258,9 @@ def audits(where: Stage, labs: int, serial_labs: int, concurrency: int) -> None:
     everyone = classroom(labs)
     first, again = [], []
     for workers, count in ((concurrency, labs), (1, serial_labs)):
-        runtime = fresh_runtime(everyone[:count], where.proxy, workers)
-        first.append(timed_audit(where, runtime, count, workers, invoke=False))
-        again.append(timed_audit(where, runtime, count, workers, invoke=False))
+        context = fresh_context(everyone[:count], where.proxy, workers)
+        first.append(timed_audit(where, context, count, workers, invoke=False))
+        again.append(timed_audit(where, context, count, workers, invoke=False))
     report(
         "audit without invoke, the first of a fresh runtime (as `auditor audit` runs)",
         first[0],
@@ -285,12 +285,12 @@ def invoke_audits(where: Stage, labs: int, serial_labs: int, concurrency: int) -
         invoke.stop_local_runtime()
         by_mode[preforked] = []
         for workers, count in ((concurrency, labs), (1, serial_labs)):
-            runtime = fresh_runtime(everyone[:count], where.proxy, workers)
-            timed_audit(where, runtime, count, workers, invoke=False)  # sessions and credentials
+            context = fresh_context(everyone[:count], where.proxy, workers)
+            timed_audit(where, context, count, workers, invoke=False)  # sessions and credentials
             if preforked:
                 invoke._the_zygote()  # started once per process, as in `auditor audit` or the daemon
             agents = exec_env_requests(where.proxy)
-            by_mode[preforked].append(timed_audit(where, runtime, count, workers, invoke=True))
+            by_mode[preforked].append(timed_audit(where, context, count, workers, invoke=True))
             by_function = exec_env_requests(where.proxy) - agents
             assert by_function == 2 * count, f"{by_function} requests carried {EXEC_ENV}, not 2 a lab"
         label = "the pre-forked runtime (after)" if preforked else "a fresh Python per invoke (before)"
@@ -319,11 +319,11 @@ def exec_env_requests(proxy: str) -> int:
 def provisioning(where: Stage, labs: int, serial_labs: int, concurrency: int) -> None:
     results = []
     for workers, count, first in ((concurrency, labs, 1), (1, serial_labs, labs + 1)):
-        runtime = fresh_runtime(classroom(count, first), where.proxy, workers)
+        context = fresh_context(classroom(count, first), where.proxy, workers)
         measured, outcomes = measure(
             where,
-            runtime,
-            lambda runtime=runtime: provision_targets(runtime, runtime.targets(), dry_run=False),
+            context,
+            lambda context=context: provision_targets(context, context.targets(), dry_run=False),
             count,
             workers,
         )
@@ -389,8 +389,8 @@ def main() -> None:
         packaged()
         proxy_alone(where, args.concurrency)
         # The class that the audits look at, built without the delay (provisioning is measured apart).
-        runtime = fresh_runtime(classroom(args.labs), where.endpoint, args.concurrency)
-        assert all(outcome.ok for outcome in provision_targets(runtime, runtime.targets(), dry_run=False))
+        context = fresh_context(classroom(args.labs), where.endpoint, args.concurrency)
+        assert all(outcome.ok for outcome in provision_targets(context, context.targets(), dry_run=False))
         if "audit" not in args.skip:
             audits(where, args.labs, serial_labs, args.concurrency)
         if "invoke" not in args.skip:

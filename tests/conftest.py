@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from auditor.collect import ActualBucket, ActualFunction, ActualLab, ActualRole
+from auditor.actual import ActualBucket, ActualFunction, ActualLab, ActualRole
 from auditor.config import AccountAccess, AuditSettings, AwsSettings, Config, DatabaseSettings, LabConfig
-from auditor.runtime import Runtime, open_runtime
+from auditor.context import Context, open_context
 from auditor.spec import ExpectedLab, RoleSpec
 from bench.common import moto_server as moto_server_process
 
@@ -117,9 +117,9 @@ def moto_in_process() -> Iterator[None]:
         yield
 
 
-def in_process_runtime(*labs: LabConfig, **audit: object) -> Runtime:
+def in_process_context(*labs: LabConfig, **audit: object) -> Context:
     """A runtime whose clients go to moto's in-process mock (use inside the moto_in_process fixture)."""
-    return open_runtime(make_config(labs, endpoint_url=None, **audit))
+    return open_context(make_config(labs, endpoint_url=None, **audit))
 
 
 @pytest.fixture(scope="session")

@@ -10,7 +10,7 @@ from auditor.accounts import RETRY_MODE, AccountSessions, client_settings
 from auditor.audit import audit_lab
 from auditor.config import AccountAccess, AwsSettings
 from auditor.operations import provision_targets
-from conftest import in_process_runtime, pair, solo
+from conftest import in_process_context, pair, solo
 
 ORIGIN = AccountAccess(
     "111111111111", role_arn="arn:aws:iam::111111111111:role/Access", external_id="class-1"
@@ -67,9 +67,9 @@ def test_assumed_role_credentials_are_refreshable_and_assumed_lazily() -> None:
 @pytest.mark.usefixtures("moto_in_process")
 @pytest.mark.parametrize("lab", [pair(1), solo(1)], ids=["pair", "single-account"])
 def test_an_audit_without_the_invoke_makes_at_most_12_requests_sts_included(lab: object) -> None:
-    provisioning = in_process_runtime(lab)  # type: ignore[arg-type]
+    provisioning = in_process_context(lab)  # type: ignore[arg-type]
     provision_targets(provisioning, provisioning.targets(), dry_run=False, show_progress=False)
-    fresh = in_process_runtime(lab)  # a new process: its credentials must be assumed again
+    fresh = in_process_context(lab)  # a new process: its credentials must be assumed again
     audit = audit_lab(fresh, fresh.targets()[0], invoke=False)
     assert audit.verdict.value == "conformant"
     assert audit.requests <= 12, fresh.sessions.calls

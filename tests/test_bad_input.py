@@ -20,7 +20,7 @@ from urllib.parse import quote
 
 import pytest
 
-from auditor.collect import ActualFunction, ActualLab
+from auditor.actual import ActualFunction, ActualLab
 from auditor.compare import judge_lab
 from auditor.config import AccountAccess, LabConfig, LabSettings
 from auditor.events import labs_for_message

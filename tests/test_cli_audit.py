@@ -18,8 +18,8 @@ from typing import Any
 import pytest
 
 from auditor.config import LabConfig
+from auditor.context import Context, open_context
 from auditor.operations import provision_targets
-from auditor.runtime import Runtime, open_runtime
 from auditor.spec import (
     DESTINATION_POLICY,
     DESTINATION_ROLE,
@@ -35,18 +35,18 @@ Mutation = Callable[["Lab"], None]
 
 @dataclass
 class Lab:
-    runtime: Runtime
+    context: Context
     config: LabConfig
 
     def iam(self, side: str) -> Any:
-        return self.runtime.sessions.client(getattr(self.config, side), "iam")
+        return self.context.sessions.client(getattr(self.config, side), "iam")
 
     def client(self, side: str, service: str) -> Any:
-        return self.runtime.sessions.client(getattr(self.config, side), service)
+        return self.context.sessions.client(getattr(self.config, side), service)
 
     @property
     def expected(self) -> Any:
-        return render(self.config, self.runtime.config.lab)
+        return render(self.config, self.context.config.lab)
 
     @property
     def origin(self) -> str:
@@ -441,10 +441,10 @@ def audited(moto_server_url: str, tmp_path_factory: pytest.TempPathFactory) -> I
 
     urllib.request.urlopen(urllib.request.Request(f"{moto_server_url}/moto-api/reset", method="POST")).close()
     labs = tuple(lab_for(i) for i in range(len(CASES)))
-    runtime = open_runtime(make_config(labs, endpoint_url=moto_server_url))
-    assert all(outcome.ok for outcome in provision_targets(runtime, runtime.targets(), dry_run=False))
+    context = open_context(make_config(labs, endpoint_url=moto_server_url))
+    assert all(outcome.ok for outcome in provision_targets(context, context.targets(), dry_run=False))
     for lab, case in zip(labs, CASES.values(), strict=True):
-        case.mutate(Lab(runtime, lab))
+        case.mutate(Lab(context, lab))
     tmp_path = tmp_path_factory.mktemp("audit")
     config = write_config(tmp_path, moto_server_url, labs_toml(*labs))
     result = run_cli("audit", "--format", "json", "--no-record", "--config", str(config))
@@ -491,8 +491,8 @@ def test_the_json_document_follows_the_interface(audited: dict[str, Any]) -> Non
 
 def test_a_conformant_class_exits_0_and_prints_a_table(moto_server: str, tmp_path: Path) -> None:
     labs = (pair(1), pair(2))
-    runtime = open_runtime(make_config(labs, endpoint_url=moto_server))
-    provision_targets(runtime, runtime.targets(), dry_run=False)
+    context = open_context(make_config(labs, endpoint_url=moto_server))
+    provision_targets(context, context.targets(), dry_run=False)
     config = write_config(tmp_path, moto_server, labs_toml(*labs))
     result = run_cli("audit", "--no-record", "--config", str(config))
     assert result.returncode == 0, result.stderr
@@ -503,8 +503,8 @@ def test_a_lab_that_cannot_be_reached_is_an_error_and_the_others_go_on(
     moto_server: str, tmp_path: Path
 ) -> None:
     labs = (pair(1),)
-    runtime = open_runtime(make_config(labs, endpoint_url=moto_server))
-    provision_targets(runtime, runtime.targets(), dry_run=False)
+    context = open_context(make_config(labs, endpoint_url=moto_server))
+    provision_targets(context, context.targets(), dry_run=False)
     broken = '\n[[labs]]\nname = "wrong-account"\norigin = { account_id = "999999999999" }\n'
     config = write_config(tmp_path, moto_server, labs_toml(*labs) + broken)
     result = run_cli("audit", "--format", "json", "--no-record", "--config", str(config))
@@ -519,8 +519,8 @@ def test_a_lab_that_cannot_be_reached_is_an_error_and_the_others_go_on(
 
 def test_no_invoke_judges_the_policies_only(moto_server: str, tmp_path: Path) -> None:
     labs = (pair(1),)
-    runtime = open_runtime(make_config(labs, endpoint_url=moto_server))
-    provision_targets(runtime, runtime.targets(), dry_run=False)
+    context = open_context(make_config(labs, endpoint_url=moto_server))
+    provision_targets(context, context.targets(), dry_run=False)
     config = write_config(tmp_path, moto_server, labs_toml(*labs))
     result = run_cli("audit", "--format", "json", "--no-invoke", "--no-record", "--config", str(config))
     assert result.returncode == 0

@@ -6,7 +6,7 @@ import json
 import re
 from pathlib import Path
 
-from auditor.runtime import open_runtime
+from auditor.context import open_context
 from auditor.store import Store
 from conftest import labs_toml, make_config, pair, run_cli, write_config
 
@@ -39,8 +39,8 @@ def test_a_reset_and_a_teardown_are_life_cycle_events(moto_server: str, tmp_path
     config = write_config(tmp_path, moto_server, labs_toml(pair(1)))
     run_cli("provision", "--config", str(config))
     run_cli("provision", "--config", str(config))  # nothing to change: nothing to record
-    runtime = open_runtime(make_config((pair(1),), endpoint_url=moto_server))
-    runtime.sessions.client(pair(1).destination, "iam").delete_role_policy(
+    context = open_context(make_config((pair(1),), endpoint_url=moto_server))
+    context.sessions.client(pair(1).destination, "iam").delete_role_policy(
         RoleName="LambdaS3ListBuckets", PolicyName="LambdaS3ListBucketsPolicy"
     )
     run_cli("provision", "--config", str(config))  # the operator's "reset this lab"

@@ -8,8 +8,9 @@ from typing import Any
 
 import pytest
 
-from auditor.collect import ActualLab
-from auditor.compare import access_path, judge_lab
+from auditor.access import access_path
+from auditor.actual import ActualLab
+from auditor.compare import judge_lab
 from auditor.config import AccountAccess, LabConfig, LabSettings
 from auditor.model import Check, Effect, InvokeResult, Severity, Status, Verdict
 from auditor.spec import render

@@ -23,9 +23,9 @@ import pytest
 from sqlalchemy.exc import ProgrammingError
 
 from auditor.config import LabConfig
+from auditor.context import open_context
 from auditor.model import Verdict
 from auditor.operations import provision_targets
-from auditor.runtime import open_runtime
 from auditor.spec import DESTINATION_ROLE
 from auditor.store import DatabaseUnavailable, Store
 from conftest import labs_toml, make_config, pair, write_config
@@ -120,10 +120,10 @@ def provision(moto: str, labs: tuple[LabConfig, ...], events: bool = False) -> A
         from dataclasses import replace
 
         config = replace(config, events=EventsSettings(wait_seconds=1, coalesce=timedelta(seconds=1)))
-    runtime = open_runtime(config)
-    outcomes = provision_targets(runtime, runtime.targets(for_provisioning=True), dry_run=False)
+    context = open_context(config)
+    outcomes = provision_targets(context, context.targets(), dry_run=False)
     assert all(outcome.ok for outcome in outcomes), outcomes
-    return runtime
+    return context
 
 
 def runs_of(database: Path, lab: str) -> list[Any]:
@@ -131,8 +131,8 @@ def runs_of(database: Path, lab: str) -> list[Any]:
     return pg_runs(f"sqlite:///{database}", lab) if database.exists() else []
 
 
-def open_trust(runtime: Any, lab: LabConfig) -> None:
-    iam = runtime.sessions.client(lab.destination, "iam")
+def open_trust(context: Any, lab: LabConfig) -> None:
+    iam = context.sessions.client(lab.destination, "iam")
     document = {
         "Version": "2012-10-17",
         "Statement": [{"Effect": "Allow", "Principal": {"AWS": "*"}, "Action": "sts:AssumeRole"}],
@@ -144,7 +144,7 @@ def test_scheduled_audits_are_recorded_and_a_change_is_caught_on_the_next_cycle(
     moto_server: str, tmp_path: Path, start_daemon: Callable[..., RunningDaemon]
 ) -> None:
     labs = (pair(1), pair(2))
-    runtime = provision(moto_server, labs)
+    context = provision(moto_server, labs)
     daemon = start_daemon(config_text(tmp_path, moto_server, labs, "2s", free_port()))
     database = tmp_path / "auditor.db"
     for lab in labs:
@@ -152,7 +152,7 @@ def test_scheduled_audits_are_recorded_and_a_change_is_caught_on_the_next_cycle(
     assert runs_of(database, "pair-01")[-1].verdict is Verdict.CONFORMANT
     status, body = daemon.get("/healthz")
     assert status == 200 and json.loads(body)["healthy"] is True
-    open_trust(runtime, labs[0])
+    open_trust(context, labs[0])
     wait_for(lambda: runs_of(database, "pair-01")[-1].verdict is Verdict.DRIFTED, 30, "the drift to be seen")
     assert runs_of(database, "pair-02")[-1].verdict is Verdict.CONFORMANT
     status, metrics = daemon.get("/metrics")
@@ -165,7 +165,7 @@ def test_scheduled_audits_are_recorded_and_a_change_is_caught_on_the_next_cycle(
     assert "daemon_stopped" in log and "lab_audited" in log
 
 
-def send_change_event(runtime: Any, lab: LabConfig) -> None:
+def send_change_event(context: Any, lab: LabConfig) -> None:
     detail = {
         "eventSource": "iam.amazonaws.com",
         "eventName": "UpdateAssumeRolePolicy",
@@ -173,7 +173,7 @@ def send_change_event(runtime: Any, lab: LabConfig) -> None:
         "requestParameters": {"roleName": DESTINATION_ROLE},
     }
     entry = {"Source": "aws.iam", "DetailType": "AWS API Call via CloudTrail", "Detail": json.dumps(detail)}
-    answer = runtime.sessions.client(lab.destination, "events").put_events(Entries=[entry])
+    answer = context.sessions.client(lab.destination, "events").put_events(Entries=[entry])
     assert answer["FailedEntryCount"] == 0
 
 
@@ -181,23 +181,23 @@ def test_a_change_event_is_audited_well_before_the_next_cycle(
     moto_server: str, tmp_path: Path, start_daemon: Callable[..., RunningDaemon]
 ) -> None:
     labs = (pair(1), pair(2))
-    runtime = provision(moto_server, labs, events=True)
+    context = provision(moto_server, labs, events=True)
     extra = '[events]\nwait_seconds = 1\ncoalesce = "1s"\n'
     daemon = start_daemon(config_text(tmp_path, moto_server, labs, "1h", free_port(), extra=extra))
     database = tmp_path / "auditor.db"
     wait_for(lambda: runs_of(database, "pair-01"), 60, "the first audit")
     wait_for(lambda: "events_listening" in daemon.log(), 30, "the event listener")
     # Foreign and malformed messages are dropped without harm.
-    sqs = runtime.sessions.client(runtime_operator(), "sqs")
+    sqs = context.sessions.client(runtime_operator(), "sqs")
     queue = sqs.get_queue_url(QueueName="lab-auditor-events")["QueueUrl"]
     sqs.send_message(QueueUrl=queue, MessageBody="not an event at all")
     sqs.send_message(
         QueueUrl=queue, MessageBody=json.dumps({"detail-type": "x", "detail": {}, "account": "999999999999"})
     )
-    open_trust(runtime, labs[0])
+    open_trust(context, labs[0])
     sent = time.monotonic()
     for _ in range(3):  # a burst: one audit, not three
-        send_change_event(runtime, labs[0])
+        send_change_event(context, labs[0])
     event_run = wait_for(
         lambda: [r for r in runs_of(database, "pair-01") if r.trigger.value == "event"],
         30,
@@ -229,7 +229,7 @@ def test_a_lab_that_expired_while_the_daemon_was_killed_is_torn_down_after_the_r
     moto_server: str, tmp_path: Path, start_daemon: Callable[..., RunningDaemon]
 ) -> None:
     lab = pair(1)
-    runtime = provision(moto_server, (lab, pair(2)))
+    context = provision(moto_server, (lab, pair(2)))
     config = config_text(tmp_path, moto_server, (lab, pair(2)), "1h", free_port())
     first = start_daemon(config)
     database = tmp_path / "auditor.db"
@@ -244,7 +244,7 @@ def test_a_lab_that_expired_while_the_daemon_was_killed_is_torn_down_after_the_r
     )
     while datetime.now(UTC) < expires + timedelta(seconds=1):
         time.sleep(0.5)
-    iam = runtime.sessions.client(lab.destination, "iam")
+    iam = context.sessions.client(lab.destination, "iam")
     assert iam.get_role(RoleName=DESTINATION_ROLE)  # still there: nobody was running
     start_daemon(config)
 
@@ -260,7 +260,7 @@ def test_a_lab_that_expired_while_the_daemon_was_killed_is_torn_down_after_the_r
     wait_for(torn_down, 60, "the expired lab to be torn down")
     roles = {r["RoleName"] for r in iam.list_roles()["Roles"]}
     assert DESTINATION_ROLE not in roles
-    other = runtime.sessions.client(pair(2).destination, "iam")
+    other = context.sessions.client(pair(2).destination, "iam")
     assert other.get_role(RoleName=DESTINATION_ROLE)  # the lab that did not expire stays
 
 

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from auditor.context import open_context
 from auditor.daemon import Daemon
 from auditor.model import LabAudit, Trigger, Verdict
-from auditor.runtime import open_runtime
 from auditor.store import Store, upgrade
 from conftest import make_config, pair
 
@@ -30,7 +30,7 @@ def audit(number: int) -> LabAudit:
 def daemon_on(url: str) -> Daemon:
     upgrade(url)
     config = make_config((pair(1),), database_url=url)
-    return Daemon(config, open_runtime(config))
+    return Daemon(config, open_context(config))
 
 
 def recorded(url: str) -> int:

@@ -41,6 +41,7 @@ from botocore.retries.standard import ExponentialBackoff
 from auditor.audit import audit_targets
 from auditor.collect import collect_lab
 from auditor.config import LabConfig, load_config
+from auditor.context import Context, open_context
 from auditor.model import Verdict
 from auditor.operations import (
     TEARDOWN_LEASE,
@@ -51,7 +52,6 @@ from auditor.operations import (
     teardown_labs,
     teardown_targets,
 )
-from auditor.runtime import Runtime, open_runtime
 from auditor.store import LabState, LifecycleEvent, Store, upgrade
 from bench.latency_proxy import Faults, LatencyProxy
 from conftest import REPO, labs_toml, make_config, pair, write_config
@@ -110,69 +110,69 @@ def classroom(first: int, size: int) -> tuple[LabConfig, ...]:
     return tuple(pair(first + n) for n in range(size))
 
 
-def runtime_for(endpoint: str, labs: tuple[LabConfig, ...], **aws: Any) -> Runtime:
+def context_for(endpoint: str, labs: tuple[LabConfig, ...], **aws: Any) -> Context:
     config = make_config(labs, endpoint_url=endpoint)
     if aws:
         config = replace(config, aws=replace(config.aws, **aws))
-    return open_runtime(config)
+    return open_context(config)
 
 
-def provisioned(endpoint: str, labs: tuple[LabConfig, ...]) -> Runtime:
-    runtime = runtime_for(endpoint, labs)
-    outcomes = provision_targets(runtime, runtime.targets(), dry_run=False)
+def provisioned(endpoint: str, labs: tuple[LabConfig, ...]) -> Context:
+    context = context_for(endpoint, labs)
+    outcomes = provision_targets(context, context.targets(), dry_run=False)
     assert all(outcome.ok for outcome in outcomes), [outcome.error for outcome in outcomes]
-    return runtime
+    return context
 
 
-def audited(runtime: Runtime) -> dict[str, tuple[Verdict, str]]:
-    run = audit_targets(runtime, runtime.targets(), invoke=False, show_progress=False)
+def audited(context: Context) -> dict[str, tuple[Verdict, str]]:
+    run = audit_targets(context, context.targets(), invoke=False, show_progress=False)
     return {lab.lab: (lab.verdict, lab.error or "") for lab in run.labs}
 
 
 # ------------------------------------------------------------------------------------- bystanders
 
 
-def add_bystanders(runtime: Runtime, labs: tuple[LabConfig, ...]) -> None:
+def add_bystanders(context: Context, labs: tuple[LabConfig, ...]) -> None:
     """What students and other courses keep in the lab accounts: none of it is the lab's."""
     for lab in labs:
         for side in (lab.origin, lab.destination):
-            runtime.sessions.client(side, "iam").create_role(
+            context.sessions.client(side, "iam").create_role(
                 RoleName="StudentOwnRole", AssumeRolePolicyDocument=LAMBDA_TRUST
             )
-        runtime.sessions.client(lab.destination, "s3").create_bucket(
+        context.sessions.client(lab.destination, "s3").create_bucket(
             Bucket=f"student-own-{lab.destination.account_id}"
         )
         code = io.BytesIO()
         with zipfile.ZipFile(code, "w") as archive:
             archive.writestr("handler.py", "def lambda_handler(event, context):\n    return 1\n")
-        runtime.sessions.client(lab.origin, "lambda").create_function(
+        context.sessions.client(lab.origin, "lambda").create_function(
             FunctionName="StudentOwnFunction",
             Role=f"arn:aws:iam::{lab.origin.account_id}:role/StudentOwnRole",
             Runtime="python3.12",
             Handler="handler.lambda_handler",
             Code={"ZipFile": code.getvalue()},
         )
-        runtime.sessions.client(lab.origin, "logs").create_log_group(
+        context.sessions.client(lab.origin, "logs").create_log_group(
             logGroupName="/aws/lambda/StudentOwnFunction"
         )
 
 
-def missing_bystanders(runtime: Runtime, labs: tuple[LabConfig, ...]) -> list[str]:
+def missing_bystanders(context: Context, labs: tuple[LabConfig, ...]) -> list[str]:
     missing = []
     for lab in labs:
         for side in (lab.origin, lab.destination):
-            roles = {r["RoleName"] for r in runtime.sessions.client(side, "iam").list_roles()["Roles"]}
+            roles = {r["RoleName"] for r in context.sessions.client(side, "iam").list_roles()["Roles"]}
             if "StudentOwnRole" not in roles:
                 missing.append(f"{side.account_id}: role StudentOwnRole")
         buckets = {
-            b["Name"] for b in runtime.sessions.client(lab.destination, "s3").list_buckets()["Buckets"]
+            b["Name"] for b in context.sessions.client(lab.destination, "s3").list_buckets()["Buckets"]
         }
         if f"student-own-{lab.destination.account_id}" not in buckets:
             missing.append(f"{lab.destination.account_id}: bucket")
-        functions = runtime.sessions.client(lab.origin, "lambda").list_functions()["Functions"]
+        functions = context.sessions.client(lab.origin, "lambda").list_functions()["Functions"]
         if "StudentOwnFunction" not in {f["FunctionName"] for f in functions}:
             missing.append(f"{lab.origin.account_id}: function StudentOwnFunction")
-        groups = runtime.sessions.client(lab.origin, "logs").describe_log_groups(
+        groups = context.sessions.client(lab.origin, "logs").describe_log_groups(
             logGroupNamePrefix="/aws/lambda/StudentOwnFunction"
         )["logGroups"]
         if not groups:
@@ -180,13 +180,11 @@ def missing_bystanders(runtime: Runtime, labs: tuple[LabConfig, ...]) -> list[st
     return missing
 
 
-def lab_resources_left(runtime: Runtime) -> dict[str, list[str]]:
+def lab_resources_left(context: Context) -> dict[str, list[str]]:
     """Each lab's own resources that exist now (empty lists after a complete teardown)."""
     left = {}
-    for target in runtime.targets():
-        actual = collect_lab(
-            runtime.sessions, target.expected, target.lab.origin, target.lab.destination, with_log_group=True
-        )
+    for target in context.targets():
+        actual = collect_lab(context.sessions, target)
         present = [role.name for role in actual.roles if role.exists]
         present += [actual.function.name] if actual.function.exists else []
         present += [actual.marker_bucket.name] if actual.marker_bucket.exists else []
@@ -203,8 +201,8 @@ def test_throttling_and_server_errors_are_retried_or_reported_never_taken_for_dr
 ) -> None:
     labs = built
     proxy.set_faults(Faults(throttle=0.25, server_error=0.1, seed=7))
-    runtime = runtime_for(proxy.url, labs, max_attempts=5)  # the product's default
-    verdicts = audited(runtime)
+    context = context_for(proxy.url, labs, max_attempts=5)  # the product's default
+    verdicts = audited(context)
     stats = proxy.snapshot()
     assert stats["faults"].get("throttle", 0) > 5 and stats["faults"].get("server_error", 0) > 2, stats
     for name, (verdict, error) in verdicts.items():
@@ -215,7 +213,7 @@ def test_throttling_and_server_errors_are_retried_or_reported_never_taken_for_dr
     assert sum(verdict is Verdict.CONFORMANT for verdict, _ in verdicts.values()) >= 4, verdicts
 
     proxy.set_faults(Faults())
-    assert set(audited(runtime).values()) == {(Verdict.CONFORMANT, "")}  # the same runtime recovers
+    assert set(audited(context).values()) == {(Verdict.CONFORMANT, "")}  # the same runtime recovers
 
 
 def test_connection_resets_and_slow_answers_are_retried(
@@ -224,8 +222,8 @@ def test_connection_resets_and_slow_answers_are_retried(
     labs = built[:4]
     proxy.set_faults(Faults(reset=0.15, slow=0.08, slow_delay=1.0, seed=3))
     # A read timeout well below the slow answer's delay: a slow answer is a timeout, and is retried.
-    runtime = runtime_for(proxy.url, labs, read_timeout=0.3, max_attempts=4)
-    verdicts = audited(runtime)
+    context = context_for(proxy.url, labs, read_timeout=0.3, max_attempts=4)
+    verdicts = audited(context)
     faults = proxy.snapshot()["faults"]
     assert faults.get("reset", 0) >= 3 and faults.get("slow", 0) >= 1, faults
     for name, (verdict, error) in verdicts.items():
@@ -239,15 +237,15 @@ def test_a_lab_whose_every_request_times_out_is_an_error_and_the_others_go_on(
     moto: str, built: tuple[LabConfig, ...]
 ) -> None:
     labs = built[:3]
-    runtime = runtime_for(moto, labs)
+    context = context_for(moto, labs)
     doomed = labs[1].destination
 
     def time_out(request: Any, **_: Any) -> None:
         raise ReadTimeoutError(endpoint_url=request.url)
 
-    runtime.sessions.session(doomed).events.register_first("before-send", time_out)
-    runtime.sessions._clients.clear()  # the clients made from now on carry the hook
-    verdicts = audited(runtime)
+    context.sessions.session(doomed).events.register_first("before-send", time_out)
+    context.sessions._clients.clear()  # the clients made from now on carry the hook
+    verdicts = audited(context)
     assert verdicts[labs[1].name][0] is Verdict.ERROR
     assert "Read timeout" in verdicts[labs[1].name][1]
     assert verdicts[labs[0].name] == verdicts[labs[2].name] == (Verdict.CONFORMANT, "")
@@ -257,14 +255,14 @@ def test_provisioning_under_faults_ends_done_or_failed_and_a_rerun_completes(
     moto: str, proxy: LatencyProxy, tmp_path: Path
 ) -> None:
     labs = classroom(31, 3)
-    direct = runtime_for(moto, labs)
+    direct = context_for(moto, labs)
     add_bystanders(direct, labs)
     store = store_in(tmp_path)
     # Lost responses are the nasty one: the request was done, the client never heard, and a retried
     # CreateRole meets EntityAlreadyExists.
     proxy.set_faults(Faults(throttle=0.15, lost_response=0.08, reset=0.05, seed=11))
-    runtime = runtime_for(proxy.url, labs)
-    outcomes = provision_targets(runtime, runtime.targets(), dry_run=False, store=store)
+    context = context_for(proxy.url, labs)
+    outcomes = provision_targets(context, context.targets(), dry_run=False, store=store)
     assert proxy.snapshot()["faults"], "no fault was injected"
     states = {status.name: status.state for status in store.status()}
     for outcome in outcomes:
@@ -274,19 +272,19 @@ def test_provisioning_under_faults_ends_done_or_failed_and_a_rerun_completes(
             assert outcome.error, outcome
             assert states[outcome.name] is LabState.FAILED  # recorded, with its cause in the history
     proxy.set_faults(Faults())
-    rerun = provision_targets(runtime_for(proxy.url, labs), runtime.targets(), dry_run=False, store=store)
+    rerun = provision_targets(context_for(proxy.url, labs), context.targets(), dry_run=False, store=store)
     assert all(outcome.ok for outcome in rerun), [outcome.error for outcome in rerun]
     assert {status.state for status in store.status()} == {LabState.ACTIVE}
-    assert set(audited(runtime_for(moto, labs)).values()) == {(Verdict.CONFORMANT, "")}
+    assert set(audited(context_for(moto, labs)).values()) == {(Verdict.CONFORMANT, "")}
     assert missing_bystanders(direct, labs) == []
 
 
 # ------------------------------------------------------------------------------------- credentials
 
 
-def refreshable_credentials(runtime: Runtime) -> list[RefreshableCredentials]:
+def refreshable_credentials(context: Context) -> list[RefreshableCredentials]:
     found = []
-    for session in list(runtime.sessions._sessions.values()):
+    for session in list(context.sessions._sessions.values()):
         credentials = session._session._credentials
         if isinstance(credentials, RefreshableCredentials):
             found.append(credentials)
@@ -308,14 +306,14 @@ def expire(credentials: RefreshableCredentials) -> bool:
     return True
 
 
-def expire_midway(runtime: Runtime, after: int) -> Callable[[str, str, bytes, bytes], None]:
+def expire_midway(context: Context, after: int) -> Callable[[str, str, bytes, bytes], None]:
     """A proxy observer that lets `after` requests through, then expires every account's credentials."""
     seen = {"requests": 0, "expired": 0}
 
     def observe(method: str, path: str, request: bytes, response: bytes) -> None:
         seen["requests"] += 1
         if seen["requests"] == after:
-            seen["expired"] = sum(expire(credentials) for credentials in refreshable_credentials(runtime))
+            seen["expired"] = sum(expire(credentials) for credentials in refreshable_credentials(context))
 
     observe.seen = seen  # type: ignore[attr-defined]
     return observe
@@ -326,9 +324,9 @@ def test_credentials_that_expire_in_the_middle_of_a_run_are_refreshed(
 ) -> None:
     labs = built
     with LatencyProxy(moto, delay=0.0) as watching:  # it only watches, and expires
-        runtime = runtime_for(watching.url, labs)
-        watching.observe = observe = expire_midway(runtime, after=36)  # of 72
-        verdicts = audited(runtime)
+        context = context_for(watching.url, labs)
+        watching.observe = observe = expire_midway(context, after=36)  # of 72
+        verdicts = audited(context)
         first_keys = dict(watching.snapshot()["faults"])  # nothing injected
         seen = observe.seen  # type: ignore[attr-defined]
         assert first_keys == {}
@@ -336,30 +334,30 @@ def test_credentials_that_expire_in_the_middle_of_a_run_are_refreshed(
         assert set(verdicts.values()) == {(Verdict.CONFORMANT, "")}
         # Each account assumed its role at first use, and again if it was used after the expiry.
         accounts = 2 * len(labs)
-        assert accounts < runtime.sessions.calls["sts:AssumeRole"] <= accounts + seen["expired"]
+        assert accounts < context.sessions.calls["sts:AssumeRole"] <= accounts + seen["expired"]
         # The next run refreshes the rest, and the same runtime goes on with fresh credentials.
-        assert set(audited(runtime).values()) == {(Verdict.CONFORMANT, "")}
-    assert runtime.sessions.calls["sts:AssumeRole"] == accounts + seen["expired"]
-    assert not any(credentials.refresh_needed() for credentials in refreshable_credentials(runtime))
+        assert set(audited(context).values()) == {(Verdict.CONFORMANT, "")}
+    assert context.sessions.calls["sts:AssumeRole"] == accounts + seen["expired"]
+    assert not any(credentials.refresh_needed() for credentials in refreshable_credentials(context))
 
 
 def test_a_refresh_that_fails_is_that_labs_error_and_a_rerun_completes(
     built: tuple[LabConfig, ...], proxy: LatencyProxy
 ) -> None:
     labs = built[:4]
-    runtime = runtime_for(proxy.url, labs)
-    assert set(audited(runtime).values()) == {(Verdict.CONFORMANT, "")}  # credentials in hand
-    for credentials in refreshable_credentials(runtime):
+    context = context_for(proxy.url, labs)
+    assert set(audited(context).values()) == {(Verdict.CONFORMANT, "")}  # credentials in hand
+    for credentials in refreshable_credentials(context):
         expire(credentials)
     proxy.set_faults(Faults(server_error=1.0, services=("sts",)))  # STS is down; the rest is fine
-    verdicts = audited(runtime)
+    verdicts = audited(context)
     for name, (verdict, error) in verdicts.items():
         assert verdict is Verdict.ERROR and "AssumeRole" in error and "InternalFailure" in error, (
             name,
             error,
         )
     proxy.set_faults(Faults())
-    assert set(audited(runtime).values()) == {(Verdict.CONFORMANT, "")}  # the same runtime recovers
+    assert set(audited(context).values()) == {(Verdict.CONFORMANT, "")}  # the same runtime recovers
 
 
 # ------------------------------------------------------------------------------------- killed half way
@@ -415,7 +413,7 @@ def test_a_provisioning_killed_half_way_is_on_record_and_a_rerun_completes_it(
     moto: str, proxy: LatencyProxy, tmp_path: Path
 ) -> None:
     labs = classroom(61, 2)
-    direct = runtime_for(moto, labs)
+    direct = context_for(moto, labs)
     add_bystanders(direct, labs)
     config = write_config(tmp_path, proxy.url, labs_toml(*labs))
     proxy.delay = 0.05  # slow enough to be caught in the act
@@ -436,7 +434,7 @@ def test_a_provisioning_killed_half_way_is_on_record_and_a_rerun_completes_it(
     printed: list[str] = []
     assert provision_labs(load_config(config), (), dry_run=False, out=printed.append) == 0, printed
     assert {state for state, _ in states(tmp_path / "auditor.db").values()} == {LabState.ACTIVE.value}
-    assert set(audited(runtime_for(moto, labs)).values()) == {(Verdict.CONFORMANT, "")}
+    assert set(audited(context_for(moto, labs)).values()) == {(Verdict.CONFORMANT, "")}
     assert missing_bystanders(direct, labs) == []
 
 
@@ -444,7 +442,7 @@ def test_a_teardown_killed_half_way_is_finished_by_a_rerun(
     moto: str, built: tuple[LabConfig, ...], proxy: LatencyProxy, tmp_path: Path
 ) -> None:
     labs = built[:3]
-    direct = runtime_for(moto, labs)
+    direct = context_for(moto, labs)
     config = write_config(tmp_path, proxy.url, labs_toml(*labs))
     proxy.delay = 0.05
     proxy.observe = changes = Changes()
@@ -501,17 +499,17 @@ def store_in(tmp_path: Path) -> Store:
 
 def test_a_first_provisioning_finished_by_a_rerun_starts_the_labs_lifetime(moto: str, tmp_path: Path) -> None:
     labs = classroom(81, 1)
-    runtime = runtime_for(moto, labs)
+    context = context_for(moto, labs)
     store = store_in(tmp_path)
-    register_labs(store, runtime.targets())
+    register_labs(store, context.targets())
     # What a killed first run leaves: the lab marked provisioning, its first resource built.
     store.mark_provisioning(labs[0].name, datetime.now(UTC))
-    target = runtime.targets()[0]
+    target = context.targets()[0]
     role = target.expected.destination_role
-    runtime.sessions.client(labs[0].destination, "iam").create_role(
+    context.sessions.client(labs[0].destination, "iam").create_role(
         RoleName=role.name, AssumeRolePolicyDocument=json.dumps(role.trust_policy)
     )
-    assert all(outcome.ok for outcome in provision_targets(runtime, [target], dry_run=False, store=store))
+    assert all(outcome.ok for outcome in provision_targets(context, [target], dry_run=False, store=store))
     status = store.status()[0]
     assert status.state is LabState.ACTIVE
     assert status.expires_at is not None, "the lab's lifetime never started"
@@ -520,23 +518,23 @@ def test_a_first_provisioning_finished_by_a_rerun_starts_the_labs_lifetime(moto:
 
 def test_a_lab_busy_with_another_teardown_is_reported_and_the_others_go_on(moto: str, tmp_path: Path) -> None:
     labs = classroom(85, 2)
-    runtime = provisioned(moto, labs)
+    context = provisioned(moto, labs)
     store = store_in(tmp_path)
-    register_labs(store, runtime.targets())
+    register_labs(store, context.targets())
     assert store.claim_teardown(labs[0].name, "elsewhere:1", datetime.now(UTC), TEARDOWN_LEASE)
-    outcomes = {o.name: o for o in teardown_targets(runtime, runtime.targets(), dry_run=False, store=store)}
+    outcomes = {o.name: o for o in teardown_targets(context, context.targets(), dry_run=False, store=store)}
     assert not outcomes[labs[0].name].ok and "another process" in (outcomes[labs[0].name].error or "")
     assert outcomes[labs[1].name].ok
 
 
 def test_a_teardown_claim_of_a_dead_process_on_this_host_is_taken_over(moto: str, tmp_path: Path) -> None:
     labs = classroom(88, 1)
-    runtime = provisioned(moto, labs)
+    context = provisioned(moto, labs)
     store = store_in(tmp_path)
-    register_labs(store, runtime.targets())
+    register_labs(store, context.targets())
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
     owner = f"{socket.gethostname()}:{dead.pid}"
     assert store.claim_teardown(labs[0].name, owner, datetime.now(UTC), TEARDOWN_LEASE)
-    (outcome,) = teardown_targets(runtime, runtime.targets(), dry_run=False, store=store)
+    (outcome,) = teardown_targets(context, context.targets(), dry_run=False, store=store)
     assert outcome.ok

@@ -8,11 +8,11 @@ import zipfile
 
 import pytest
 
-from auditor.collect import ActualFunction
+from auditor.actual import ActualFunction
 from auditor.config import AccountAccess, LabConfig, LabSettings
 from auditor.invoke import MAX_ANSWER_BYTES, _run_in_subprocess, deployed_code, judge_answer
+from auditor.package import code_sha256, packaged
 from auditor.spec import render
-from provisioner.package import code_sha256, packaged
 
 EXPECTED = render(
     LabConfig("pair-01", AccountAccess("111111111111"), AccountAccess("222222222222")), LabSettings()

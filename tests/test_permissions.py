@@ -25,28 +25,12 @@ from moto.core import DEFAULT_ACCOUNT_ID
 
 from auditor.audit import audit_targets
 from auditor.config import AccountAccess, EventsSettings, LabConfig, LabSettings
+from auditor.context import Context, open_context
 from auditor.model import Verdict
 from auditor.operations import provision_targets, teardown_targets
 from auditor.permissions import (
     ACCESS_ROLE,
-    ACCESS_ROLES,
     API_CALLS,
-    ATTACHED_POLICIES,
-    EVENT_QUEUE,
-    EXECUTION_ROLE_TO_LAMBDA,
-    LAB_EVENT_RULE,
-    LAB_FUNCTION,
-    LAB_LOG_GROUP,
-    LAB_ROLES,
-    MARKER_BUCKET,
-    MARKER_OBJECTS,
-    OPERATOR_EVENT_RULE,
-    OPERATOR_UNSCOPED,
-    UNSCOPED,
-    ApiCall,
-    Caller,
-    Coverage,
-    Part,
     calls_by,
     lab_account_policy,
     lab_account_trust_policy,
@@ -55,7 +39,14 @@ from auditor.permissions import (
     queue_arn_from_url,
 )
 from auditor.policy import Policy, expand_action, is_allowed, parse_policy
-from auditor.runtime import Runtime, open_runtime
+from auditor.resources.base import UNSCOPED, ApiCall, Caller, Coverage, Part
+from auditor.resources.kinds.event_rule import LAB_EVENT_RULE
+from auditor.resources.kinds.function import EXECUTION_ROLE_TO_LAMBDA, LAB_FUNCTION
+from auditor.resources.kinds.log_group import LAB_LOG_GROUP
+from auditor.resources.kinds.managed_policies import ATTACHED_POLICIES
+from auditor.resources.kinds.marker_bucket import MARKER_BUCKET, MARKER_OBJECTS
+from auditor.resources.kinds.role import LAB_ROLES
+from auditor.resources.support import ACCESS_ROLES, EVENT_QUEUE, OPERATOR_EVENT_RULE, OPERATOR_UNSCOPED
 from auditor.spec import (
     DESTINATION_ROLE,
     EVENT_RULE,
@@ -65,7 +56,7 @@ from auditor.spec import (
     marker_bucket_name,
     render,
 )
-from conftest import in_process_runtime, make_config, pair
+from conftest import in_process_context, make_config, pair
 
 OPERATOR = "999988887777"
 # A lab reached with the operator's own credentials (moto's default account): verify() asks STS who it is.
@@ -85,8 +76,8 @@ Calls = dict[str, int]
 # ------------------------------------------------------------------------------------- the lifecycle
 
 
-def _client(runtime: Runtime, access: AccountAccess, service: str) -> Any:
-    return runtime.sessions.client(access, service)
+def _client(context: Context, access: AccountAccess, service: str) -> Any:
+    return context.sessions.client(access, service)
 
 
 def _code_zip(text: str) -> bytes:
@@ -96,9 +87,9 @@ def _code_zip(text: str) -> bytes:
     return buffer.getvalue()
 
 
-def _student_policies(runtime: Runtime, suffix: str) -> None:
+def _student_policies(context: Context, suffix: str) -> None:
     """What students do to the origin role: a managed policy, a boundary, an inline policy of their own."""
-    iam = _client(runtime, DRIFTED.origin, "iam")
+    iam = _client(context, DRIFTED.origin, "iam")
     document = json.dumps(
         {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "s3:Get*", "Resource": "*"}]}
     )
@@ -109,46 +100,46 @@ def _student_policies(runtime: Runtime, suffix: str) -> None:
     iam.put_role_policy(RoleName=ORIGIN_ROLE, PolicyName=f"student-extra{suffix}", PolicyDocument=document)
 
 
-def _drift_everything_the_provisioner_restores(runtime: Runtime) -> None:
-    _student_policies(runtime, "1")
+def _drift_everything_the_provisioner_restores(context: Context) -> None:
+    _student_policies(context, "1")
     open_trust = {
         "Version": "2012-10-17",
         "Statement": [{"Effect": "Allow", "Principal": {"AWS": "*"}, "Action": "sts:AssumeRole"}],
     }
-    _client(runtime, DRIFTED.destination, "iam").update_assume_role_policy(
+    _client(context, DRIFTED.destination, "iam").update_assume_role_policy(
         RoleName=DESTINATION_ROLE, PolicyDocument=json.dumps(open_trust)
     )
-    function = _client(runtime, DRIFTED.origin, "lambda")
+    function = _client(context, DRIFTED.origin, "lambda")
     function.update_function_configuration(FunctionName=FUNCTION, Timeout=60)
     function.update_function_code(FunctionName=FUNCTION, ZipFile=_code_zip("x = 1\n"))
 
 
-def _drift_what_the_audit_reads_and_the_teardown_removes(runtime: Runtime) -> None:
-    _student_policies(runtime, "2")
-    bucket = marker_bucket_name(DRIFTED.destination.account_id, runtime.config.lab.region)
-    _client(runtime, DRIFTED.destination, "s3").put_object(Bucket=bucket, Key="notes.txt", Body=b"mine")
+def _drift_what_the_audit_reads_and_the_teardown_removes(context: Context) -> None:
+    _student_policies(context, "2")
+    bucket = marker_bucket_name(DRIFTED.destination.account_id, context.config.lab.region)
+    _client(context, DRIFTED.destination, "s3").put_object(Bucket=bucket, Key="notes.txt", Body=b"mine")
 
 
-def _provision(runtime: Runtime) -> None:
-    outcomes = provision_targets(runtime, runtime.targets(for_provisioning=True), dry_run=False)
+def _provision(context: Context) -> None:
+    outcomes = provision_targets(context, context.targets(), dry_run=False)
     assert [o.error for o in outcomes if not o.ok] == []
 
 
-def _audit(runtime: Runtime) -> None:
-    run = audit_targets(runtime, runtime.targets(), invoke=False, show_progress=False)
+def _audit(context: Context) -> None:
+    run = audit_targets(context, context.targets(), invoke=False, show_progress=False)
     assert [(lab.lab, lab.error) for lab in run.labs if lab.verdict is Verdict.ERROR] == []
 
 
-def _teardown(runtime: Runtime) -> None:
-    outcomes = teardown_targets(runtime, runtime.targets(), dry_run=False)
+def _teardown(context: Context) -> None:
+    outcomes = teardown_targets(context, context.targets(), dry_run=False)
     assert [o.error for o in outcomes if not o.ok] == []
 
 
-def _phase(step: Callable[[Runtime], None], queue_url: str) -> Calls:
+def _phase(step: Callable[[Context], None], queue_url: str) -> Calls:
     """One command's worth of work on a runtime of its own, with change events on."""
-    runtime = open_runtime(replace(make_config(LABS), events=EventsSettings(queue_url=queue_url)))
-    step(runtime)
-    return dict(runtime.sessions.calls)
+    context = open_context(replace(make_config(LABS), events=EventsSettings(queue_url=queue_url)))
+    step(context)
+    return dict(context.sessions.calls)
 
 
 def _merged(*phases: Calls) -> Calls:
@@ -202,7 +193,9 @@ def test_every_call_the_code_makes_is_declared(calls_by_phase: dict[str, Calls])
         for operation in calls
         if not _declaring(operation)
     )
-    assert undeclared == [], "declare these calls and their IAM actions in auditor/permissions.py"
+    assert undeclared == [], (
+        "declare these calls and their IAM actions with the kind that makes them (auditor/resources/)"
+    )
 
 
 def test_every_call_is_declared_for_the_part_that_makes_it(calls_by_phase: dict[str, Calls]) -> None:
@@ -224,7 +217,7 @@ def test_every_declared_call_is_still_made(calls_by_phase: dict[str, Calls]) -> 
         for part in call.parts
         if part.value in calls_by_phase and call.operation not in calls_by_phase[part.value]
     )
-    assert stale == [], "remove stale entries from auditor/permissions.py, or mark where they are made"
+    assert stale == [], "remove stale declarations from auditor/resources/, or mark where they are made"
 
 
 def test_every_call_declared_as_tested_belongs_to_a_tested_part() -> None:
@@ -238,11 +231,11 @@ def test_every_call_declared_as_tested_belongs_to_a_tested_part() -> None:
 
 @pytest.mark.usefixtures("moto_in_process")
 def test_an_audit_through_the_lambda_invoke_api_makes_only_declared_calls() -> None:
-    runtime = in_process_runtime(pair(1), invoke_via="lambda")
-    _provision(runtime)
-    before = dict(runtime.sessions.calls)
-    audit_targets(runtime, runtime.targets(), invoke=True, show_progress=False)
-    made = {op for op, count in runtime.sessions.calls.items() if count > before.get(op, 0)}
+    context = in_process_context(pair(1), invoke_via="lambda")
+    _provision(context)
+    before = dict(context.sessions.calls)
+    audit_targets(context, context.targets(), invoke=True, show_progress=False)
+    made = {op for op, count in context.sessions.calls.items() if count > before.get(op, 0)}
     assert "lambda:Invoke" in made
     assert [op for op in made if not any(c.parts & PHASE_PARTS["audit"] for c in _declaring(op))] == []
 

@@ -25,7 +25,7 @@ from urllib.parse import quote
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from auditor.collect import ActualBucket, ActualFunction, ActualLab, ActualRole
+from auditor.actual import ActualBucket, ActualFunction, ActualLab, ActualRole
 from auditor.compare import judge_lab
 from auditor.config import AccountAccess, LabConfig, LabSettings
 from auditor.model import Effect, Severity, Verdict
@@ -304,6 +304,8 @@ def rewritten_lab(draw: st.DrawFn) -> ActualLab:
             environment=dict(function.environment),
             code_sha256="sha",
             state="Active",
+            timeout=function.timeout_seconds,
+            memory=function.memory_mb,
         ),
         marker_bucket=ActualBucket(EXPECTED.marker_bucket.name, True),
     )
@@ -378,6 +380,8 @@ def test_an_allow_added_to_the_lab_is_never_reported_as_narrowing(
             environment=dict(EXPECTED.function.environment),
             code_sha256="sha",
             state="Active",
+            timeout=EXPECTED.function.timeout_seconds,
+            memory=EXPECTED.function.memory_mb,
         ),
         marker_bucket=ActualBucket(EXPECTED.marker_bucket.name, True),
     )

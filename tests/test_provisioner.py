@@ -9,7 +9,10 @@ import boto3
 import pytest
 from botocore.exceptions import ClientError
 
-from auditor.runtime import Runtime
+from auditor.context import Context
+from auditor.model import Action
+from auditor.package import build_zip, code_sha256, packaged
+from auditor.resources.kinds.function import retry_until_role_ready
 from auditor.spec import (
     DESTINATION_POLICY,
     DESTINATION_ROLE,
@@ -17,65 +20,65 @@ from auditor.spec import (
     ORIGIN_ROLE,
     PROJECT_TAG,
 )
-from conftest import in_process_runtime, pair, solo
-from provisioner.apply import LabTarget, apply, plan
-from provisioner.package import build_zip, code_sha256, packaged
-from provisioner.plan import Action, Kind
+from auditor.target import LabTarget
+from conftest import in_process_context, pair, solo
+from provisioner.apply import apply
+from provisioner.plan import plan
 from provisioner.teardown import teardown, teardown_plan
 
 pytestmark = pytest.mark.usefixtures("moto_in_process")
 
 
-def provision(runtime: Runtime, target: LabTarget) -> list[Any]:
-    steps = plan(runtime.sessions, target)
-    apply(runtime.sessions, target, steps, sleep=lambda _: None)
+def provision(context: Context, target: LabTarget) -> list[Any]:
+    steps = plan(context.sessions, target)
+    apply(context.sessions, target, steps, sleep=lambda _: None)
     return steps
 
 
-def client(runtime: Runtime, account_id: str, service: str) -> Any:
+def client(context: Context, account_id: str, service: str) -> Any:
     lab = next(
         lab
-        for lab in runtime.config.labs
+        for lab in context.config.labs
         if account_id in (lab.origin.account_id, lab.destination.account_id)
     )
     access = lab.origin if lab.origin.account_id == account_id else lab.destination
-    return runtime.sessions.client(access, service)
+    return context.sessions.client(access, service)
 
 
 def changing(steps: list[Any]) -> list[tuple[str, str, str]]:
-    return [(step.action.value, step.kind.value, step.name) for step in steps if step.changes]
+    return [(step.action.value, step.kind, step.name) for step in steps if step.changes]
 
 
 def test_a_new_lab_is_planned_in_dependency_order() -> None:
-    runtime = in_process_runtime(pair(1))
-    steps = plan(runtime.sessions, runtime.targets()[0])
+    context = in_process_context(pair(1))
+    steps = plan(context.sessions, context.targets()[0])
     assert [(s.action, s.kind) for s in steps] == [
-        (Action.CREATE, Kind.ROLE),
-        (Action.CREATE, Kind.INLINE_POLICY),
-        (Action.CREATE, Kind.ROLE),
-        (Action.CREATE, Kind.INLINE_POLICY),
-        (Action.CREATE, Kind.FUNCTION),
-        (Action.CREATE, Kind.LOG_GROUP),
-        (Action.CREATE, Kind.MARKER_BUCKET),
+        (Action.CREATE, "role"),
+        (Action.CREATE, "inline_policy"),
+        (Action.CREATE, "role"),
+        (Action.CREATE, "inline_policy"),
+        (Action.CREATE, "function"),
+        (Action.CREATE, "log_group"),
+        (Action.CREATE, "marker_bucket"),
     ]
 
 
 def test_provisioning_twice_changes_nothing_the_second_time() -> None:
-    runtime = in_process_runtime(pair(1))
-    target = runtime.targets()[0]
-    provision(runtime, target)
-    assert changing(plan(runtime.sessions, target)) == []
+    context = in_process_context(pair(1))
+    target = context.targets()[0]
+    provision(context, target)
+    assert changing(plan(context.sessions, target)) == []
 
 
 def test_resources_land_in_the_accounts_reached_through_assumed_roles() -> None:
-    runtime = in_process_runtime(pair(1))
-    provision(runtime, runtime.targets()[0])
+    context = in_process_context(pair(1))
+    provision(context, context.targets()[0])
     origin, destination = "100000000001", "200000000001"
-    origin_roles = {r["RoleName"] for r in client(runtime, origin, "iam").list_roles()["Roles"]}
-    destination_roles = {r["RoleName"] for r in client(runtime, destination, "iam").list_roles()["Roles"]}
+    origin_roles = {r["RoleName"] for r in client(context, origin, "iam").list_roles()["Roles"]}
+    destination_roles = {r["RoleName"] for r in client(context, destination, "iam").list_roles()["Roles"]}
     assert origin_roles == {ORIGIN_ROLE}
     assert destination_roles == {DESTINATION_ROLE}
-    function = client(runtime, origin, "lambda").get_function(FunctionName=FUNCTION)["Configuration"]
+    function = client(context, origin, "lambda").get_function(FunctionName=FUNCTION)["Configuration"]
     assert function["Role"] == f"arn:aws:iam::{origin}:role/{ORIGIN_ROLE}"
     assert function["Environment"]["Variables"] == {
         "DESTINATION_ROLE_ARN": f"arn:aws:iam::{destination}:role/{DESTINATION_ROLE}"
@@ -83,39 +86,39 @@ def test_resources_land_in_the_accounts_reached_through_assumed_roles() -> None:
     assert function["CodeSha256"] == packaged()[1]
     assert function["State"] == "Active"
     assert f"lab-auditor-marker-{destination}-us-east-1" in {
-        b["Name"] for b in client(runtime, destination, "s3").list_buckets()["Buckets"]
+        b["Name"] for b in client(context, destination, "s3").list_buckets()["Buckets"]
     }
 
 
 def test_what_the_provisioner_creates_carries_the_project_tag() -> None:
-    runtime = in_process_runtime(pair(1))
-    provision(runtime, runtime.targets()[0])
-    role = client(runtime, "100000000001", "iam").get_role(RoleName=ORIGIN_ROLE)["Role"]
+    context = in_process_context(pair(1))
+    provision(context, context.targets()[0])
+    role = client(context, "100000000001", "iam").get_role(RoleName=ORIGIN_ROLE)["Role"]
     assert {"Key": PROJECT_TAG, "Value": "true"} in role["Tags"]
-    bucket_tags = client(runtime, "200000000001", "s3").get_bucket_tagging(
+    bucket_tags = client(context, "200000000001", "s3").get_bucket_tagging(
         Bucket="lab-auditor-marker-200000000001-us-east-1"
     )
     assert {"Key": PROJECT_TAG, "Value": "true"} in bucket_tags["TagSet"]
 
 
 def test_the_log_group_gets_a_retention_period() -> None:
-    runtime = in_process_runtime(pair(1))
-    provision(runtime, runtime.targets()[0])
-    groups = client(runtime, "100000000001", "logs").describe_log_groups()["logGroups"]
+    context = in_process_context(pair(1))
+    provision(context, context.targets()[0])
+    groups = client(context, "100000000001", "logs").describe_log_groups()["logGroups"]
     assert [(g["logGroupName"], g["retentionInDays"]) for g in groups] == [(f"/aws/lambda/{FUNCTION}", 7)]
 
 
 def test_a_single_account_lab_is_built_in_one_account() -> None:
-    runtime = in_process_runtime(solo(1))
-    provision(runtime, runtime.targets()[0])
-    roles = {r["RoleName"] for r in client(runtime, "300000000001", "iam").list_roles()["Roles"]}
+    context = in_process_context(solo(1))
+    provision(context, context.targets()[0])
+    roles = {r["RoleName"] for r in client(context, "300000000001", "iam").list_roles()["Roles"]}
     assert roles == {ORIGIN_ROLE, DESTINATION_ROLE}
-    assert changing(plan(runtime.sessions, runtime.targets()[0])) == []
+    assert changing(plan(context.sessions, context.targets()[0])) == []
 
 
-def drift_the_lab(runtime: Runtime) -> None:
-    origin_iam = client(runtime, "100000000001", "iam")
-    destination_iam = client(runtime, "200000000001", "iam")
+def drift_the_lab(context: Context) -> None:
+    origin_iam = client(context, "100000000001", "iam")
+    destination_iam = client(context, "200000000001", "iam")
     open_trust = {
         "Version": "2012-10-17",
         "Statement": [{"Effect": "Allow", "Principal": {"AWS": "*"}, "Action": "sts:AssumeRole"}],
@@ -132,10 +135,10 @@ def drift_the_lab(runtime: Runtime) -> None:
         ),
     )
     origin_iam.attach_role_policy(RoleName=ORIGIN_ROLE, PolicyArn=managed_policy(origin_iam))
-    lambda_client = client(runtime, "100000000001", "lambda")
+    lambda_client = client(context, "100000000001", "lambda")
     lambda_client.update_function_configuration(FunctionName=FUNCTION, Handler="other.handler", Timeout=60)
     lambda_client.update_function_code(FunctionName=FUNCTION, ZipFile=build_zip_of({"handler.py": "x = 1\n"}))
-    client(runtime, "100000000001", "logs").delete_retention_policy(logGroupName=f"/aws/lambda/{FUNCTION}")
+    client(context, "100000000001", "logs").delete_retention_policy(logGroupName=f"/aws/lambda/{FUNCTION}")
 
 
 def managed_policy(iam: Any) -> str:
@@ -161,11 +164,11 @@ def build_zip_of(files: dict[str, str]) -> bytes:
 
 
 def test_provisioning_a_drifted_lab_restores_the_spec() -> None:
-    runtime = in_process_runtime(pair(1))
-    target = runtime.targets()[0]
-    provision(runtime, target)
-    drift_the_lab(runtime)
-    steps = provision(runtime, target)
+    context = in_process_context(pair(1))
+    target = context.targets()[0]
+    provision(context, target)
+    drift_the_lab(context)
+    steps = provision(context, target)
     assert set(changing(steps)) == {
         ("update", "role", DESTINATION_ROLE),
         ("create", "inline_policy", DESTINATION_POLICY),
@@ -175,20 +178,20 @@ def test_provisioning_a_drifted_lab_restores_the_spec() -> None:
         ("update", "function_code", FUNCTION),
         ("update", "log_group", f"/aws/lambda/{FUNCTION}"),
     }
-    assert changing(plan(runtime.sessions, target)) == []
+    assert changing(plan(context.sessions, target)) == []
     # the managed policy was detached, never deleted
-    assert client(runtime, "100000000001", "iam").get_policy(
+    assert client(context, "100000000001", "iam").get_policy(
         PolicyArn="arn:aws:iam::100000000001:policy/StudentReadOnly"
     )
 
 
 def test_a_dry_run_changes_nothing() -> None:
-    runtime = in_process_runtime(pair(1))
-    plan(runtime.sessions, runtime.targets()[0])
-    assert client(runtime, "100000000001", "iam").list_roles()["Roles"] == []
+    context = in_process_context(pair(1))
+    plan(context.sessions, context.targets()[0])
+    assert client(context, "100000000001", "iam").list_roles()["Roles"] == []
 
 
-def make_unrelated_resources(runtime: Runtime) -> None:
+def make_unrelated_resources(context: Context) -> None:
     trust = json.dumps(
         {
             "Version": "2012-10-17",
@@ -202,24 +205,24 @@ def make_unrelated_resources(runtime: Runtime) -> None:
         }
     )
     for account in ("100000000001", "200000000001"):
-        iam = client(runtime, account, "iam")
+        iam = client(context, account, "iam")
         iam.create_role(RoleName="StudentOwnRole", AssumeRolePolicyDocument=trust)
-        client(runtime, account, "s3").create_bucket(Bucket=f"student-bucket-{account}")
+        client(context, account, "s3").create_bucket(Bucket=f"student-bucket-{account}")
     role_arn = "arn:aws:iam::100000000001:role/StudentOwnRole"
-    client(runtime, "100000000001", "lambda").create_function(
+    client(context, "100000000001", "lambda").create_function(
         FunctionName="StudentFunction",
         Role=role_arn,
         Runtime="python3.12",
         Handler="handler.lambda_handler",
         Code={"ZipFile": build_zip()},
     )
-    client(runtime, "100000000001", "logs").create_log_group(logGroupName="/aws/lambda/StudentFunction")
+    client(context, "100000000001", "logs").create_log_group(logGroupName="/aws/lambda/StudentFunction")
 
 
-def lab_leftovers(runtime: Runtime) -> list[str]:
+def lab_leftovers(context: Context) -> list[str]:
     left = []
     for account in ("100000000001", "200000000001"):
-        iam = client(runtime, account, "iam")
+        iam = client(context, account, "iam")
         left += [
             r["RoleName"]
             for r in iam.list_roles()["Roles"]
@@ -227,46 +230,46 @@ def lab_leftovers(runtime: Runtime) -> list[str]:
         ]
         left += [
             b["Name"]
-            for b in client(runtime, account, "s3").list_buckets()["Buckets"]
+            for b in client(context, account, "s3").list_buckets()["Buckets"]
             if b["Name"].startswith("lab-auditor-marker")
         ]
-    lambda_client = client(runtime, "100000000001", "lambda")
+    lambda_client = client(context, "100000000001", "lambda")
     left += [
         f["FunctionName"]
         for f in lambda_client.list_functions()["Functions"]
         if f["FunctionName"] == FUNCTION
     ]
-    groups = client(runtime, "100000000001", "logs").describe_log_groups()["logGroups"]
+    groups = client(context, "100000000001", "logs").describe_log_groups()["logGroups"]
     left += [g["logGroupName"] for g in groups if g["logGroupName"] == f"/aws/lambda/{FUNCTION}"]
     return left
 
 
 def test_teardown_removes_the_lab_and_nothing_else() -> None:
-    runtime = in_process_runtime(pair(1))
-    target = runtime.targets()[0]
-    provision(runtime, target)
-    make_unrelated_resources(runtime)
-    destination_iam = client(runtime, "200000000001", "iam")
+    context = in_process_context(pair(1))
+    target = context.targets()[0]
+    provision(context, target)
+    make_unrelated_resources(context)
+    destination_iam = client(context, "200000000001", "iam")
     destination_iam.attach_role_policy(RoleName=DESTINATION_ROLE, PolicyArn=managed_policy(destination_iam))
-    teardown(runtime.sessions, target, teardown_plan(runtime.sessions, target))
-    assert lab_leftovers(runtime) == []
+    teardown(context.sessions, target, teardown_plan(context.sessions, target))
+    assert lab_leftovers(context) == []
     for account in ("100000000001", "200000000001"):
-        assert client(runtime, account, "iam").get_role(RoleName="StudentOwnRole")
-        assert client(runtime, account, "s3").head_bucket(Bucket=f"student-bucket-{account}")
-    assert client(runtime, "100000000001", "lambda").get_function(FunctionName="StudentFunction")
-    assert client(runtime, "100000000001", "logs").describe_log_groups(
+        assert client(context, account, "iam").get_role(RoleName="StudentOwnRole")
+        assert client(context, account, "s3").head_bucket(Bucket=f"student-bucket-{account}")
+    assert client(context, "100000000001", "lambda").get_function(FunctionName="StudentFunction")
+    assert client(context, "100000000001", "logs").describe_log_groups(
         logGroupNamePrefix="/aws/lambda/StudentFunction"
     )["logGroups"]
-    assert client(runtime, "200000000001", "iam").get_policy(
+    assert client(context, "200000000001", "iam").get_policy(
         PolicyArn="arn:aws:iam::200000000001:policy/StudentReadOnly"
     )
 
 
 def test_teardown_removes_policies_attachments_and_boundary_before_the_role() -> None:
-    runtime = in_process_runtime(pair(1))
-    target = runtime.targets()[0]
-    provision(runtime, target)
-    iam = client(runtime, "200000000001", "iam")
+    context = in_process_context(pair(1))
+    target = context.targets()[0]
+    provision(context, target)
+    iam = client(context, "200000000001", "iam")
     boundary = iam.create_policy(
         PolicyName="Boundary",
         PolicyDocument=json.dumps(
@@ -284,49 +287,48 @@ def test_teardown_removes_policies_attachments_and_boundary_before_the_role() ->
             }
         ),
     )
-    steps = teardown_plan(runtime.sessions, target)
+    steps = teardown_plan(context.sessions, target)
     kinds_on_destination = [
-        s.kind for s in steps if s.account_id == "200000000001" and s.kind is not Kind.MARKER_BUCKET
+        s.kind for s in steps if s.account_id == "200000000001" and s.kind != "marker_bucket"
     ]
     assert kinds_on_destination == [
-        Kind.INLINE_POLICY,
-        Kind.INLINE_POLICY,
-        Kind.PERMISSIONS_BOUNDARY,
-        Kind.ROLE,
+        "inline_policy",
+        "inline_policy",
+        "permissions_boundary",
+        "role",
     ]
-    teardown(runtime.sessions, target, steps)
-    assert lab_leftovers(runtime) == []
+    teardown(context.sessions, target, steps)
+    assert lab_leftovers(context) == []
     assert iam.get_policy(PolicyArn=boundary)  # the boundary policy is the account's: it stays
 
 
 def test_a_teardown_interrupted_half_way_is_finished_by_a_rerun() -> None:
-    runtime = in_process_runtime(pair(1))
-    target = runtime.targets()[0]
-    provision(runtime, target)
-    steps = teardown_plan(runtime.sessions, target)
-    teardown(runtime.sessions, target, steps[: len(steps) // 2])  # the process died here
-    remaining = teardown_plan(runtime.sessions, target)
+    context = in_process_context(pair(1))
+    target = context.targets()[0]
+    provision(context, target)
+    steps = teardown_plan(context.sessions, target)
+    teardown(context.sessions, target, steps[: len(steps) // 2])  # the process died here
+    remaining = teardown_plan(context.sessions, target)
     assert 0 < len(remaining) < len(steps)
-    teardown(runtime.sessions, target, remaining)
-    assert lab_leftovers(runtime) == []
-    assert teardown_plan(runtime.sessions, target) == []
+    teardown(context.sessions, target, remaining)
+    assert lab_leftovers(context) == []
+    assert teardown_plan(context.sessions, target) == []
 
 
 def test_a_stale_teardown_plan_is_harmless_when_things_are_already_gone() -> None:
-    runtime = in_process_runtime(pair(1))
-    target = runtime.targets()[0]
-    provision(runtime, target)
-    steps = teardown_plan(runtime.sessions, target)
-    teardown(runtime.sessions, target, steps)
-    teardown(runtime.sessions, target, steps)  # a second worker with the same plan: no error
-    assert lab_leftovers(runtime) == []
+    context = in_process_context(pair(1))
+    target = context.targets()[0]
+    provision(context, target)
+    steps = teardown_plan(context.sessions, target)
+    teardown(context.sessions, target, steps)
+    teardown(context.sessions, target, steps)  # a second worker with the same plan: no error
+    assert lab_leftovers(context) == []
 
 
 def test_only_the_lambda_role_propagation_error_is_retried() -> None:
-    from provisioner.apply import _Applier
+    def retry(call: Any) -> Any:
+        return retry_until_role_ready(call, lambda _: None, "pair-01")
 
-    runtime = in_process_runtime(pair(1))
-    applier = _Applier(runtime.sessions, runtime.targets()[0], sleep=lambda _: None)
     not_ready = ClientError(
         {
             "Error": {
@@ -344,7 +346,7 @@ def test_only_the_lambda_role_propagation_error_is_retried() -> None:
             raise not_ready
         return "created"
 
-    assert applier.retry_until_role_ready(flaky) == "created"
+    assert retry(flaky) == "created"
     assert len(attempts) == 3
 
     other = ClientError(
@@ -358,7 +360,7 @@ def test_only_the_lambda_role_propagation_error_is_retried() -> None:
 
     attempts.clear()
     with pytest.raises(ClientError):
-        applier.retry_until_role_ready(broken)
+        retry(broken)
     assert len(attempts) == 1
 
 
@@ -370,8 +372,8 @@ def test_the_package_is_deterministic() -> None:
 def test_the_function_answers_json_without_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
     from lambda_src.handler import lambda_handler
 
-    runtime = in_process_runtime(pair(1))
-    provision(runtime, runtime.targets()[0])
+    context = in_process_context(pair(1))
+    provision(context, context.targets()[0])
     monkeypatch.setenv("DESTINATION_ROLE_ARN", f"arn:aws:iam::200000000001:role/{DESTINATION_ROLE}")
     answer = lambda_handler({}, None)
     text = json.dumps(answer)
@@ -399,9 +401,9 @@ def test_the_origin_account_is_checked_before_anything_changes_there() -> None:
     from auditor.config import AccountAccess, LabConfig
 
     wrong = AccountAccess("999999999999")  # the operator's own credentials reach 123456789012 in moto
-    runtime = in_process_runtime(LabConfig("wrong", wrong, wrong))
+    context = in_process_context(LabConfig("wrong", wrong, wrong))
     with pytest.raises(
         AccountAccessError, match="reach account 123456789012, but the configuration says 999999999999"
     ):
-        plan(runtime.sessions, runtime.targets()[0])
+        plan(context.sessions, context.targets()[0])
     assert boto3.client("iam").list_roles()["Roles"] == []

@@ -26,6 +26,7 @@ from sqlalchemy import Engine, event
 
 from auditor.audit import audit_targets
 from auditor.config import LabConfig
+from auditor.context import Context, open_context
 from auditor.model import Check, Effect, Finding, LabAudit, Severity, Status, Trigger, Verdict
 from auditor.operations import provision_targets, record_run, teardown_targets
 from auditor.report import (
@@ -45,7 +46,6 @@ from auditor.report.markdown_report import code, fenced, text
 from auditor.report.model import DiffKind
 from auditor.report.text import span
 from auditor.report.timeline import grid_for, summarise
-from auditor.runtime import Runtime, open_runtime
 from auditor.spec import DESTINATION_POLICY, DESTINATION_ROLE, FUNCTION
 from auditor.store import LabState, RunPoint, Store, upgrade
 from conftest import labs_toml, make_config, pair, write_config
@@ -67,20 +67,20 @@ class History:
 # ------------------------------------------------------------------------------------------ the class
 
 
-def open_trust_to_everyone(runtime: Runtime, lab: LabConfig) -> None:
+def open_trust_to_everyone(context: Context, lab: LabConfig) -> None:
     document = {
         "Version": "2012-10-17",
         "Statement": [{"Effect": "Allow", "Principal": {"AWS": "*"}, "Action": "sts:AssumeRole"}],
     }
-    iam = runtime.sessions.client(lab.destination, "iam")
+    iam = context.sessions.client(lab.destination, "iam")
     iam.update_assume_role_policy(RoleName=DESTINATION_ROLE, PolicyDocument=json.dumps(document))
 
 
-def delete_function(runtime: Runtime, lab: LabConfig) -> None:
-    runtime.sessions.client(lab.origin, "lambda").delete_function(FunctionName=FUNCTION)
+def delete_function(context: Context, lab: LabConfig) -> None:
+    context.sessions.client(lab.origin, "lambda").delete_function(FunctionName=FUNCTION)
 
 
-def script_in_a_condition(runtime: Runtime, lab: LabConfig) -> None:
+def script_in_a_condition(context: Context, lab: LabConfig) -> None:
     """IAM only takes alphanumeric Sids, but any string as a condition value."""
     statement = {
         "Sid": "S3ListAllMyBuckets",
@@ -89,7 +89,7 @@ def script_in_a_condition(runtime: Runtime, lab: LabConfig) -> None:
         "Resource": "*",
         "Condition": {"StringLike": {"aws:UserAgent": SCRIPT}},
     }
-    iam = runtime.sessions.client(lab.destination, "iam")
+    iam = context.sessions.client(lab.destination, "iam")
     iam.put_role_policy(
         RoleName=DESTINATION_ROLE,
         PolicyName=DESTINATION_POLICY,
@@ -144,8 +144,8 @@ def record_store_only_labs(store: Store, errored: LabConfig, marked: LabConfig, 
     )
 
 
-def audit_round(runtime: Runtime, store: Store, names: list[str]) -> None:
-    run = audit_targets(runtime, runtime.targets(names), invoke=True, show_progress=False)
+def audit_round(context: Context, store: Store, names: list[str]) -> None:
+    run = audit_targets(context, context.targets(names), invoke=True, show_progress=False)
     record_run(store, run, Trigger.MANUAL)
 
 
@@ -169,20 +169,20 @@ def history(moto_server_url: str, tmp_path_factory: pytest.TempPathFactory) -> I
     audited, store_only = labs[:5], labs[5:]  # the last two: recorded directly, never on AWS
     with pytest.MonkeyPatch.context() as env:
         fake_credentials(env)
-        runtime = open_runtime(make_config(audited, endpoint_url=moto_server_url))
+        context = open_context(make_config(audited, endpoint_url=moto_server_url))
         now = datetime.now(UTC)
-        outcomes = provision_targets(runtime, runtime.targets(), dry_run=False, store=store)
+        outcomes = provision_targets(context, context.targets(), dry_run=False, store=store)
         assert all(outcome.ok for outcome in outcomes), outcomes
         old_runs_at = record_old_runs(store, labs[0], now)
         names = [lab.name for lab in audited]
-        audit_round(runtime, store, names)
-        open_trust_to_everyone(runtime, labs[1])
-        delete_function(runtime, labs[2])
-        script_in_a_condition(runtime, labs[4])
-        audit_round(runtime, store, names)
-        audit_round(runtime, store, names)
+        audit_round(context, store, names)
+        open_trust_to_everyone(context, labs[1])
+        delete_function(context, labs[2])
+        script_in_a_condition(context, labs[4])
+        audit_round(context, store, names)
+        audit_round(context, store, names)
         assert all(
-            o.ok for o in teardown_targets(runtime, runtime.targets([TORN_DOWN]), dry_run=False, store=store)
+            o.ok for o in teardown_targets(context, context.targets([TORN_DOWN]), dry_run=False, store=store)
         )
         record_store_only_labs(store, store_only[0], store_only[1], datetime.now(UTC))
     config = write_config(

@@ -23,8 +23,8 @@ from pathlib import Path
 import pytest
 
 from auditor.config import LabConfig
+from auditor.context import open_context
 from auditor.operations import provision_targets
-from auditor.runtime import open_runtime
 from auditor.spec import DESTINATION_ROLE
 from bench.latency_proxy import LatencyProxy
 from conftest import assumed, make_config, run_cli
@@ -127,16 +127,16 @@ def test_a_failing_audit_and_its_reports_write_no_secret(moto_server: str, tmp_p
         LabConfig("drifted", assumed("100000000071", EXTERNAL_ID), assumed("200000000071", EXTERNAL_ID)),
         LabConfig("broken", assumed("100000000072", EXTERNAL_ID), assumed("200000000072", EXTERNAL_ID)),
     )
-    runtime = open_runtime(make_config(labs, endpoint_url=moto_server))
-    assert all(outcome.ok for outcome in provision_targets(runtime, runtime.targets(), dry_run=False))
-    iam = runtime.sessions.client(labs[0].destination, "iam")
+    context = open_context(make_config(labs, endpoint_url=moto_server))
+    assert all(outcome.ok for outcome in provision_targets(context, context.targets(), dry_run=False))
+    iam = context.sessions.client(labs[0].destination, "iam")
     iam.update_assume_role_policy(
         RoleName=DESTINATION_ROLE,
         PolicyDocument='{"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": "*", '
         '"Action": "sts:AssumeRole"}]}',
     )
-    runtime.sessions.client(labs[1].destination, "s3").delete_bucket(
-        Bucket=runtime.targets()[1].expected.marker_bucket.name
+    context.sessions.client(labs[1].destination, "s3").delete_bucket(
+        Bucket=context.targets()[1].expected.marker_bucket.name
     )
 
     issued = IssuedCredentials()

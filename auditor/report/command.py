@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from auditor.cli import config_option, handles_errors, lab_option, read_config
+from auditor.cli_options import config_option, handles_errors, lab_option, read_config
 from auditor.config import Config, parse_duration
 from auditor.report.model import ClassReport
 from auditor.report.output import write_report

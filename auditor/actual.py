@@ -1,0 +1,103 @@
+"""The actual state of a lab, as plain values: what the resource kinds collect and compare.
+
+Missing resources are values (`exists=False`), not errors. Nothing here talks to AWS.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from auditor.spec import ExpectedLab
+
+
+@dataclass(frozen=True)
+class ActualRole:
+    account_id: str
+    name: str
+    exists: bool
+    arn: str = ""
+    unique_id: str = ""
+    trust_policy: Any = None
+    inline_policies: dict[str, Any] = field(default_factory=dict)
+    # ARN -> default version document (None when it could not be read)
+    managed_policies: dict[str, Any] = field(default_factory=dict)
+    boundary_arn: str | None = None
+    boundary_policy: Any = None
+    tags: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ActualFunction:
+    name: str
+    exists: bool
+    arn: str = ""
+    role: str = ""
+    runtime: str = ""
+    handler: str = ""
+    environment: dict[str, str] = field(default_factory=dict)
+    code_sha256: str = ""
+    state: str = ""
+    timeout: int = 0
+    memory: int = 0
+    code_location: str = ""
+
+
+@dataclass(frozen=True)
+class ActualBucket:
+    name: str
+    exists: bool
+
+
+@dataclass(frozen=True)
+class ActualLogGroup:
+    name: str
+    exists: bool
+    retention_days: int | None = None
+
+
+@dataclass(frozen=True)
+class ActualEventRule:
+    account_id: str
+    name: str
+    exists: bool
+    pattern: Any = None
+    target_arns: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class ActualLab:
+    destination_role: ActualRole
+    origin_role: ActualRole
+    function: ActualFunction
+    marker_bucket: ActualBucket
+    log_group: ActualLogGroup | None = None  # None: not collected
+    event_rules: tuple[ActualEventRule, ...] = ()
+    # The state of a kind that no other part of the program reads, by the kind's name: a kind added
+    # later keeps what it collects here and needs no field of its own.
+    more: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def roles(self) -> tuple[ActualRole, ActualRole]:
+        return (self.destination_role, self.origin_role)
+
+    @classmethod
+    def before_collection(cls, expected: ExpectedLab) -> ActualLab:
+        """Where collection starts: the kinds fill in what they read, in their order."""
+        return cls(
+            destination_role=ActualRole(
+                expected.destination_role.account_id, expected.destination_role.name, False
+            ),
+            origin_role=ActualRole(expected.origin_role.account_id, expected.origin_role.name, False),
+            function=ActualFunction(expected.function.name, exists=False),
+            marker_bucket=ActualBucket(expected.marker_bucket.name, exists=False),
+        )
+
+    def with_role(self, role: ActualRole) -> ActualLab:
+        destination = self.destination_role
+        if (role.account_id, role.name) == (destination.account_id, destination.name):
+            return replace(self, destination_role=role)
+        return replace(self, origin_role=role)
+
+    def role_of(self, account_id: str, name: str) -> ActualRole:
+        return next(role for role in self.roles if (role.account_id, role.name) == (account_id, name))

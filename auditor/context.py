@@ -1,0 +1,83 @@
+"""What a command or a scheduler job opens at the edge and passes in, and closes at the end.
+
+A `Context` holds the configuration, the AWS sessions, and what it owns: the embedded emulator when
+the configuration asks for one (and the local stand-in for the Lambda runtime). Open it with
+`open_context(config)` as a context manager; closing it stops what it owns.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from types import TracebackType
+from typing import Protocol
+
+from auditor.accounts import AccountSessions, client_settings
+from auditor.config import EMBEDDED, Config
+from auditor.emulator import FAKE_CREDENTIALS, EmbeddedEmulator, operator_has_credentials
+from auditor.events import operator_bus_arn
+from auditor.spec import render
+from auditor.target import LabTarget
+
+
+class Closable(Protocol):
+    def close(self) -> None: ...
+
+
+class Context:
+    def __init__(
+        self,
+        config: Config,
+        sessions: AccountSessions,
+        endpoint_url: str | None,
+        *,
+        emulator: Closable | None = None,
+        local_lambda: Closable | None = None,
+    ) -> None:
+        self.config, self.sessions, self.endpoint_url = config, sessions, endpoint_url
+        self.emulator = emulator
+        # The local stand-in for the Lambda Python runtime (auditor/invoke.py), when one is made for
+        # this context: it is closed with the context.
+        self.local_lambda = local_lambda
+        self._lock = threading.Lock()
+        self._bus_arn: str | None = None
+
+    def targets(self, names: Sequence[str] = ()) -> list[LabTarget]:
+        """The labs named (or all), rendered; with [events], their rules target the operator's bus."""
+        bus = self.events_bus_arn()
+        return [LabTarget(lab, render(lab, self.config.lab, bus)) for lab in self.config.select(tuple(names))]
+
+    def events_bus_arn(self) -> str | None:
+        """Where the lab accounts send change events (read once); wiring it is the provisioner's step."""
+        if self.config.events is None:
+            return None
+        with self._lock:
+            if self._bus_arn is None:
+                self._bus_arn = operator_bus_arn(self.sessions, self.config.lab.region)
+            return self._bus_arn
+
+    def close(self) -> None:
+        for owned in (self.local_lambda, self.emulator):
+            if owned is not None:
+                owned.close()
+
+    def __enter__(self) -> Context:
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+def open_context(config: Config) -> Context:
+    """Sessions for the configured endpoint; "embedded" starts an emulator that the context owns."""
+    emulator = EmbeddedEmulator() if config.aws.endpoint_url == EMBEDDED else None
+    endpoint_url = emulator.url if emulator is not None else (config.aws.endpoint_url or None)
+    # An emulator takes any credentials; an operator without any gets fake ones rather than an error.
+    fake = FAKE_CREDENTIALS if endpoint_url and not operator_has_credentials() else None
+    settings = client_settings(config.aws, config.lab.region, config.audit.concurrency, endpoint_url, fake)
+    return Context(config, AccountSessions(settings), endpoint_url, emulator=emulator)

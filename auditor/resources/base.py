@@ -1,0 +1,256 @@
+"""What a kind of resource declares, in the way Cloud Custodian declares its resources.
+
+A `Kind` says, for one kind of the lab's resources: what it reads (collect), how it differs from the
+spec (compare: its findings), which of the audit's findings it can fix and with which steps (fixes),
+how it carries out a step (apply) and removes the resource (removals, delete), and which AWS API calls
+each of those makes (`calls`: the data `auditor permissions` builds its policies from). The registry
+(auditor/resources/registry.py) finds every kind in auditor/resources/kinds/ and derives the audit,
+the provisioner's plan, the teardown and the permissions from them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import date
+from enum import StrEnum
+from typing import Any, ClassVar, Protocol
+
+from auditor.actual import ActualLab
+from auditor.config import AccountAccess, LabConfig, LabSettings
+from auditor.model import Action, Check, Effect, Finding, Severity, Status, Step
+from auditor.policy import Policy, PolicyError, parse_policy
+from auditor.spec import ExpectedLab, render
+
+Sleep = Callable[[float], None]
+
+# ----------------------------------------------------------------------------------------- API calls
+
+
+class Part(StrEnum):
+    """The part of the program that makes a call."""
+
+    PROVISION = "provision"
+    AUDIT = "audit"
+    TEARDOWN = "teardown"
+    INVOKE = "invoke"  # the audit's run of the lab's function
+    EVENTS = "events"  # the daemon's change events: EventBridge rules in the labs, the operator's SQS queue
+
+
+class Caller(StrEnum):
+    """Whose credentials make the call."""
+
+    LAB_ACCOUNT = "lab account"  # the role assumed in a lab account (or a profile of that account)
+    OPERATOR = "operator"  # the operator's own credentials
+
+
+class Coverage(StrEnum):
+    """Where the permissions test sees the call made."""
+
+    MOTO = "moto"  # tests/test_permissions.py runs it on moto: it must be called there
+    REAL_AWS = "real AWS"  # only on real AWS (moto cannot run a function here)
+    EMULATOR = "emulator"  # only against an emulator endpoint: left out of the real-AWS policies
+    DAEMON = "daemon"  # only the daemon's listener makes it
+
+
+@dataclass(frozen=True)
+class Scope:
+    """Resources (and a condition) that one policy statement grants its actions on."""
+
+    sid: str
+    resources: tuple[str, ...]
+    condition: Mapping[str, Mapping[str, str]] = field(default_factory=dict, hash=False)
+
+
+@dataclass(frozen=True)
+class Grant:
+    action: str
+    scope: Scope
+
+
+@dataclass(frozen=True)
+class ApiCall:
+    """One AWS API operation the code calls, and what it takes to be allowed to."""
+
+    operation: str  # "service:OperationName" as botocore names it, e.g. "s3:HeadBucket"
+    grants: tuple[Grant, ...]
+    parts: frozenset[Part]
+    used_by: str
+    caller: Caller = Caller.LAB_ACCOUNT
+    coverage: Coverage = Coverage.MOTO
+
+    @property
+    def actions(self) -> tuple[str, ...]:
+        return tuple(grant.action for grant in self.grants)
+
+
+def call(
+    operation: str,
+    scope: Scope,
+    *parts: Part,
+    used_by: str,
+    also: Iterable[Grant] = (),
+    action: str | None = None,
+    caller: Caller = Caller.LAB_ACCOUNT,
+    coverage: Coverage = Coverage.MOTO,
+) -> ApiCall:
+    """A call whose IAM action is named like the operation (unless `action` says otherwise)."""
+    service, _, name = operation.partition(":")
+    grant = Grant(action or f"{service}:{name}", scope)
+    return ApiCall(operation, (grant, *also), frozenset(parts), used_by, caller, coverage)
+
+
+# Every kind's collection runs for the audit, for the provisioner's plan and for the teardown's.
+READ = (Part.PROVISION, Part.AUDIT, Part.TEARDOWN)
+
+# The lab spec rendered for any account and any region: its names, with "*" where a lab's own values go,
+# so that the policies name exactly what the spec names.
+ANY_LAB = render(LabConfig("any", AccountAccess("*"), AccountAccess("*")), LabSettings(region="*"))
+# These actions take no resource narrower than "*".
+UNSCOPED = Scope("NoResourceLevelPermissions", ("*",))
+
+
+# --------------------------------------------------------------------------------------------- kinds
+
+
+class Clients(Protocol):
+    """The clients of one lab's accounts (auditor.target.LabClients)."""
+
+    def client(self, account_id: str, service: str) -> Any: ...
+
+
+@dataclass(frozen=True)
+class Facts:
+    """What a comparison needs besides the two states: the packaged code's digest, and today."""
+
+    code_sha256: str
+    today: date
+
+
+class Kind:
+    """One kind of resource of the lab. Subclasses override what applies to them."""
+
+    name: ClassVar[str]  # as the plan and the teardown name it ("role", "inline_policy", ...)
+    # Order of collection and of the provisioner's steps: (stage, order within the stage's owner).
+    apply_rank: ClassVar[tuple[int, int]]
+    # Order of the teardown's steps.
+    removal_rank: ClassVar[tuple[int, int]]
+    calls: ClassVar[tuple[ApiCall, ...]] = ()
+
+    def collect(
+        self, clients: Clients, expected: ExpectedLab, actual: ActualLab, *, for_teardown: bool
+    ) -> ActualLab:
+        """`actual` with what this kind reads filled in (kinds run in their apply order)."""
+        return actual
+
+    def compare(self, expected: ExpectedLab, actual: ActualLab, facts: Facts) -> list[Finding]:
+        return []
+
+    def managed(self, expected: ExpectedLab, actual: ActualLab) -> list[Step]:
+        """The resources of this kind the provisioner manages in the lab, each as a `no change` step."""
+        return []
+
+    def fixes(self, finding: Finding, expected: ExpectedLab, actual: ActualLab) -> list[Step]:
+        """The steps of this kind that answer a finding (of any kind); none when it cannot fix it."""
+        return []
+
+    def apply(self, step: Step, clients: Clients, expected: ExpectedLab, sleep: Sleep) -> None:
+        raise NotImplementedError(f"{self.name} has no {step.action.value}")
+
+    def removals(self, expected: ExpectedLab, actual: ActualLab) -> list[Step]:
+        """What the teardown removes of this kind: only what the spec names and exists."""
+        return []
+
+    def delete(self, step: Step, clients: Clients) -> None:
+        raise NotImplementedError(f"{self.name} deletes nothing")
+
+    def owner_rank(self, step: Step, expected: ExpectedLab, *, removal: bool) -> int:
+        """Among the steps of one stage, whose come first (see role_rank)."""
+        return 0
+
+
+def role_rank(step: Step, expected: ExpectedLab, *, removal: bool) -> int:
+    """Built destination role first, the origin role that depends on it next; torn down the other way."""
+    roles = expected.roles[::-1] if removal else expected.roles
+    for rank, role in enumerate(roles):
+        if (role.account_id, role.name) == (step.account_id, step.owner):
+            return rank
+    return len(roles)
+
+
+# ------------------------------------------------------------------------------------------ findings
+
+
+def finding(
+    check: Check,
+    resource: str,
+    status: Status,
+    effect: Effect,
+    severity: Severity,
+    message: str,
+    expected: Any = None,
+    actual: Any = None,
+    breaks_lab: bool = False,
+) -> Finding:
+    return Finding(check, resource, status, effect, severity, message, expected, actual, breaks_lab)
+
+
+def parse_or_none(document: Any) -> Policy | None:
+    try:
+        return parse_policy(document)
+    except PolicyError:
+        return None
+
+
+def unreadable(check: Check, resource: str, document: Any, expected: Any) -> Finding:
+    return finding(
+        check,
+        resource,
+        Status.MODIFIED,
+        Effect.CHANGED,
+        Severity.HIGH,
+        f"{check.value.replace('_', ' ')} cannot be read as an IAM policy",
+        expected,
+        str(document)[:2000],
+    )
+
+
+def missing(check: Check, resource: str, what: str) -> Finding:
+    return finding(
+        check,
+        resource,
+        Status.MISSING,
+        Effect.NARROWED,
+        Severity.MEDIUM,
+        f"{what} is missing",
+        breaks_lab=True,
+    )
+
+
+def is_about(finding: Finding, check: Check, resource: str, *statuses: Status) -> bool:
+    return (
+        finding.check is check
+        and finding.resource == resource
+        and (not statuses or finding.status in statuses)
+    )
+
+
+def step_for(
+    kind: Kind,
+    finding: Finding,
+    account_id: str,
+    owner: str,
+    name: str,
+    action: Action,
+    reason: str | None = None,
+) -> Step:
+    """A step of `kind` that answers `finding`; its reason is the finding's own sentence unless given."""
+    return Step(
+        kind.name,
+        account_id,
+        owner,
+        name,
+        action,
+        finding.message if reason is None else reason,
+        finding.resource,
+    )

@@ -1,0 +1,52 @@
+"""The function's code: exactly the packaged lambda_src/ (its CodeSha256 comes with GetFunction)."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from auditor.actual import ActualLab
+from auditor.model import Action, Check, Effect, Finding, Severity, Status, Step
+from auditor.package import packaged
+from auditor.resources.base import Clients, Facts, Kind, Part, Sleep, call, finding, is_about, step_for
+from auditor.resources.kinds.function import LAB_FUNCTION, wait_until_ready
+from auditor.spec import ExpectedLab
+
+
+class FunctionCode(Kind):
+    name = "function_code"
+    apply_rank = (1, 1)
+    removal_rank = (1, 1)  # goes with the function
+    calls: ClassVar = (
+        call("lambda:UpdateFunctionCode", LAB_FUNCTION, Part.PROVISION, used_by="function_code.apply"),
+    )
+
+    def compare(self, expected: ExpectedLab, actual: ActualLab, facts: Facts) -> list[Finding]:
+        function = actual.function
+        if not function.exists or function.code_sha256 == facts.code_sha256:
+            return []
+        return [
+            finding(
+                Check.LAMBDA_CODE,
+                expected.function.arn,
+                Status.MODIFIED,
+                Effect.CHANGED,
+                Severity.HIGH,
+                "the function's code is not the packaged lambda_src: it was replaced",
+                {"CodeSha256": facts.code_sha256},
+                {"CodeSha256": function.code_sha256},
+            )
+        ]
+
+    def fixes(self, finding: Finding, expected: ExpectedLab, actual: ActualLab) -> list[Step]:
+        spec = expected.function
+        if not is_about(finding, Check.LAMBDA_CODE, spec.arn):
+            return []
+        return [step_for(self, finding, spec.account_id, spec.name, spec.name, Action.UPDATE)]
+
+    def apply(self, step: Step, clients: Clients, expected: ExpectedLab, sleep: Sleep) -> None:
+        lambda_client = clients.client(step.account_id, "lambda")
+        lambda_client.update_function_code(FunctionName=step.name, ZipFile=packaged()[0])
+        wait_until_ready(lambda_client, step.name)
+
+
+KIND = FunctionCode()

@@ -1,0 +1,215 @@
+"""The roles' inline policies: the spec's, by meaning, and any a student added."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from typing import Any, ClassVar
+
+from botocore.exceptions import ClientError
+
+from auditor.actual import ActualLab, ActualRole
+from auditor.errors import is_not_found
+from auditor.model import Action, Check, Effect, Finding, Severity, Status, Step
+from auditor.policy import Policy, PolicyDiff, compare_permissions, parse_policy, severity_for
+from auditor.resources.base import (
+    READ,
+    Clients,
+    Facts,
+    Kind,
+    Part,
+    Sleep,
+    call,
+    finding,
+    is_about,
+    parse_or_none,
+    role_rank,
+    step_for,
+    unreadable,
+)
+from auditor.resources.kinds.role import LAB_ROLES
+from auditor.spec import ExpectedLab, RoleSpec
+
+_PREFIX = "/inline-policy/"
+
+
+def inline_policy_arn(role: RoleSpec, name: str) -> str:
+    return f"{role.arn}{_PREFIX}{name}"
+
+
+def read_inline_policies(iam: Any, role_name: str) -> dict[str, Any]:
+    names: list[str] = []
+    for page in iam.get_paginator("list_role_policies").paginate(RoleName=role_name):
+        names.extend(page["PolicyNames"])
+    documents = {}
+    for name in names:
+        try:
+            documents[name] = iam.get_role_policy(RoleName=role_name, PolicyName=name)["PolicyDocument"]
+        except ClientError as error:
+            if not is_not_found(error):  # deleted between the two calls
+                raise
+    return documents
+
+
+def _policy_finding(
+    diff: PolicyDiff, resource: str, status: Status, expected: Any, actual: Any, message: str = ""
+) -> Finding:
+    return finding(
+        Check.INLINE_POLICY,
+        resource,
+        status,
+        diff.effect,
+        severity_for(diff, is_trust=False),
+        message or diff.message,
+        expected,
+        actual,
+    )
+
+
+def compare_inline_policies(spec: RoleSpec, actual: ActualRole) -> list[Finding]:
+    findings: list[Finding] = []
+    for name, document in spec.inline_policies.items():
+        resource = inline_policy_arn(spec, name)
+        if name not in actual.inline_policies:
+            findings.append(
+                finding(
+                    Check.INLINE_POLICY,
+                    resource,
+                    Status.MISSING,
+                    Effect.NARROWED,
+                    Severity.MEDIUM,
+                    f"inline policy {name} of role {spec.name} was deleted",
+                    document,
+                    None,
+                )
+            )
+            continue
+        have = actual.inline_policies[name]
+        policy = parse_or_none(have)
+        if policy is None:
+            findings.append(unreadable(Check.INLINE_POLICY, resource, have, document))
+            continue
+        diff = compare_permissions([parse_policy(document)], [policy])
+        if diff.effect is not Effect.NONE:
+            findings.append(_policy_finding(diff, resource, Status.MODIFIED, document, have))
+    expected_policies = [parse_policy(d) for d in spec.inline_policies.values()]
+    for name in sorted(set(actual.inline_policies) - set(spec.inline_policies)):
+        findings.append(_extra_policy_finding(spec, name, actual.inline_policies[name], expected_policies))
+    return findings
+
+
+def _extra_policy_finding(spec: RoleSpec, name: str, document: Any, expected: list[Policy]) -> Finding:
+    resource = inline_policy_arn(spec, name)
+    policy = parse_or_none(document)
+    if policy is None:
+        return unreadable(Check.INLINE_POLICY, resource, document, None)
+    diff = compare_permissions(expected, [*expected, policy])
+    if diff.effect is Effect.NONE:
+        return finding(
+            Check.INLINE_POLICY,
+            resource,
+            Status.UNEXPECTED,
+            Effect.NONE,
+            Severity.INFO,
+            f"extra inline policy {name} on role {spec.name} grants nothing beyond the spec",
+            None,
+            document,
+        )
+    return _policy_finding(
+        diff,
+        resource,
+        Status.UNEXPECTED,
+        None,
+        document,
+        f"extra inline policy {name} on role {spec.name}: {diff.message}",
+    )
+
+
+class InlinePolicy(Kind):
+    name = "inline_policy"
+    apply_rank = (0, 1)
+    removal_rank = (4, 0)  # a role with inline policies cannot be deleted
+    calls: ClassVar = (
+        call(
+            "iam:ListRolePolicies", LAB_ROLES, *READ, used_by="inline_policy.read_inline_policies (paginator)"
+        ),
+        call("iam:GetRolePolicy", LAB_ROLES, *READ, used_by="inline_policy.read_inline_policies"),
+        call("iam:PutRolePolicy", LAB_ROLES, Part.PROVISION, used_by="inline_policy.apply"),
+        call(
+            "iam:DeleteRolePolicy",
+            LAB_ROLES,
+            Part.PROVISION,
+            Part.TEARDOWN,
+            used_by="inline_policy.delete: a policy not in the spec; teardown",
+        ),
+    )
+
+    def collect(
+        self, clients: Clients, expected: ExpectedLab, actual: ActualLab, *, for_teardown: bool
+    ) -> ActualLab:
+        for role in actual.roles:
+            if role.exists:
+                policies = read_inline_policies(clients.client(role.account_id, "iam"), role.name)
+                actual = actual.with_role(replace(role, inline_policies=policies))
+        return actual
+
+    def compare(self, expected: ExpectedLab, actual: ActualLab, facts: Facts) -> list[Finding]:
+        return [
+            found
+            for spec, role in zip(expected.roles, actual.roles, strict=True)
+            if role.exists
+            for found in compare_inline_policies(spec, role)
+        ]
+
+    def managed(self, expected: ExpectedLab, actual: ActualLab) -> list[Step]:
+        return [
+            Step(self.name, spec.account_id, spec.name, name, Action.NO_CHANGE)
+            for spec in expected.roles
+            for name in spec.inline_policies
+        ]
+
+    def fixes(self, finding: Finding, expected: ExpectedLab, actual: ActualLab) -> list[Step]:
+        for spec in expected.roles:
+            if is_about(finding, Check.RESOURCE, spec.arn, Status.MISSING):
+                # A role is created whole: its inline policies answer its absence too.
+                return [
+                    step_for(self, finding, spec.account_id, spec.name, name, Action.CREATE, "")
+                    for name in spec.inline_policies
+                ]
+            if finding.check is Check.INLINE_POLICY and finding.resource.startswith(spec.arn + _PREFIX):
+                name = finding.resource.removeprefix(spec.arn + _PREFIX)
+                action = {
+                    Status.MISSING: Action.CREATE,
+                    Status.MODIFIED: Action.UPDATE if name in spec.inline_policies else Action.DELETE,
+                    Status.UNEXPECTED: Action.DELETE,
+                }.get(finding.status)
+                return [step_for(self, finding, spec.account_id, spec.name, name, action)] if action else []
+        return []
+
+    def apply(self, step: Step, clients: Clients, expected: ExpectedLab, sleep: Sleep) -> None:
+        if step.action is Action.DELETE:
+            self.delete(step, clients)
+            return
+        spec = next(role for role in expected.roles if role.name == step.owner)
+        clients.client(step.account_id, "iam").put_role_policy(
+            RoleName=step.owner,
+            PolicyName=step.name,
+            PolicyDocument=json.dumps(spec.inline_policies[step.name]),
+        )
+
+    def removals(self, expected: ExpectedLab, actual: ActualLab) -> list[Step]:
+        return [
+            Step(self.name, role.account_id, role.name, name, Action.DELETE)
+            for role in actual.roles
+            if role.exists
+            for name in sorted(role.inline_policies)
+        ]
+
+    def delete(self, step: Step, clients: Clients) -> None:
+        clients.client(step.account_id, "iam").delete_role_policy(RoleName=step.owner, PolicyName=step.name)
+
+    def owner_rank(self, step: Step, expected: ExpectedLab, *, removal: bool) -> int:
+        return role_rank(step, expected, removal=removal)
+
+
+KIND = InlinePolicy()

@@ -1,0 +1,145 @@
+"""The function's log group, with the retention of `[lab] log_retention_days` (lab.md: it must go at teardown).
+
+Lambda creates it on the function's first run when it is absent, but without a retention: a missing
+log group is a finding of severity info (the lab works), a retention other than the spec's one of
+severity low (its logs, and their cost, are kept longer than the lab wants).
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any, ClassVar
+
+from botocore.exceptions import ClientError
+
+from auditor.actual import ActualLab, ActualLogGroup
+from auditor.model import Action, Check, Effect, Finding, Severity, Status, Step
+from auditor.resources.base import (
+    ANY_LAB,
+    READ,
+    UNSCOPED,
+    Clients,
+    Facts,
+    Grant,
+    Kind,
+    Part,
+    Scope,
+    Sleep,
+    call,
+    finding,
+    is_about,
+    step_for,
+)
+from auditor.spec import ExpectedLab, FunctionSpec
+
+_LOG_GROUP_ARN = f"arn:aws:logs:*:*:log-group:{ANY_LAB.function.log_group}"
+LAB_LOG_GROUP = Scope("LabLogGroup", (_LOG_GROUP_ARN, f"{_LOG_GROUP_ARN}:*"))
+
+
+def log_group_arn(spec: FunctionSpec) -> str:
+    return f"arn:aws:logs:{spec.region}:{spec.account_id}:log-group:{spec.log_group}"
+
+
+def collect_log_group(logs: Any, name: str) -> ActualLogGroup:
+    groups = logs.describe_log_groups(logGroupNamePrefix=name).get("logGroups", [])
+    for group in groups:
+        if group["logGroupName"] == name:
+            return ActualLogGroup(name, True, group.get("retentionInDays"))
+    return ActualLogGroup(name, exists=False)
+
+
+def compare_log_group(spec: FunctionSpec, actual: ActualLogGroup) -> list[Finding]:
+    resource = log_group_arn(spec)
+    if not actual.exists:
+        return [
+            finding(
+                Check.LOG_GROUP,
+                resource,
+                Status.MISSING,
+                Effect.NONE,
+                Severity.INFO,
+                f"log group {spec.log_group} is missing: Lambda creates it on the next run, with no retention",
+                {"retentionInDays": spec.log_retention_days},
+                None,
+            )
+        ]
+    if actual.retention_days != spec.log_retention_days:
+        kept = f"{actual.retention_days} days" if actual.retention_days else "forever"
+        return [
+            finding(
+                Check.LOG_GROUP,
+                resource,
+                Status.MODIFIED,
+                Effect.NONE,
+                Severity.LOW,
+                f"log group {spec.log_group} keeps its logs {kept}, the spec {spec.log_retention_days} days",
+                {"retentionInDays": spec.log_retention_days},
+                {"retentionInDays": actual.retention_days},
+            )
+        ]
+    return []
+
+
+class LogGroup(Kind):
+    name = "log_group"
+    apply_rank = (2, 0)
+    removal_rank = (2, 0)
+    calls: ClassVar = (
+        call("logs:DescribeLogGroups", UNSCOPED, *READ, used_by="log_group.collect_log_group"),
+        call(
+            "logs:CreateLogGroup",
+            LAB_LOG_GROUP,
+            Part.PROVISION,
+            also=[Grant("logs:TagResource", LAB_LOG_GROUP)],
+            used_by="log_group.apply (created with tags)",
+        ),
+        call("logs:PutRetentionPolicy", LAB_LOG_GROUP, Part.PROVISION, used_by="log_group.apply"),
+        call("logs:DeleteLogGroup", LAB_LOG_GROUP, Part.TEARDOWN, used_by="log_group.delete"),
+    )
+
+    def collect(
+        self, clients: Clients, expected: ExpectedLab, actual: ActualLab, *, for_teardown: bool
+    ) -> ActualLab:
+        spec = expected.function
+        group = collect_log_group(clients.client(spec.account_id, "logs"), spec.log_group)
+        return replace(actual, log_group=group)
+
+    def compare(self, expected: ExpectedLab, actual: ActualLab, facts: Facts) -> list[Finding]:
+        if actual.log_group is None:
+            return []  # not collected
+        return compare_log_group(expected.function, actual.log_group)
+
+    def managed(self, expected: ExpectedLab, actual: ActualLab) -> list[Step]:
+        spec = expected.function
+        return [Step(self.name, spec.account_id, spec.log_group, spec.log_group, Action.NO_CHANGE)]
+
+    def fixes(self, finding: Finding, expected: ExpectedLab, actual: ActualLab) -> list[Step]:
+        spec = expected.function
+        if not is_about(finding, Check.LOG_GROUP, log_group_arn(spec)):
+            return []
+        action = Action.CREATE if finding.status is Status.MISSING else Action.UPDATE
+        reason = "" if action is Action.CREATE else None
+        return [step_for(self, finding, spec.account_id, spec.log_group, spec.log_group, action, reason)]
+
+    def apply(self, step: Step, clients: Clients, expected: ExpectedLab, sleep: Sleep) -> None:
+        spec = expected.function
+        logs = clients.client(spec.account_id, "logs")
+        if step.action is Action.CREATE:
+            try:
+                logs.create_log_group(logGroupName=spec.log_group, tags=expected.tags)
+            except ClientError as error:
+                if error.response.get("Error", {}).get("Code") != "ResourceAlreadyExistsException":
+                    raise
+        logs.put_retention_policy(logGroupName=spec.log_group, retentionInDays=spec.log_retention_days)
+
+    def removals(self, expected: ExpectedLab, actual: ActualLab) -> list[Step]:
+        spec = expected.function
+        if actual.log_group is not None and not actual.log_group.exists:
+            return []
+        return [Step(self.name, spec.account_id, spec.log_group, spec.log_group, Action.DELETE)]
+
+    def delete(self, step: Step, clients: Clients) -> None:
+        clients.client(step.account_id, "logs").delete_log_group(logGroupName=step.name)
+
+
+KIND = LogGroup()

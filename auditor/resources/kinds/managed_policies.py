@@ -1,0 +1,168 @@
+"""Managed policies attached to the lab's roles: the spec wants none; they are detached, never deleted
+(they belong to the account, not to the lab)."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any, ClassVar
+
+from botocore.exceptions import ClientError
+
+from auditor.actual import ActualLab, ActualRole
+from auditor.errors import is_not_found
+from auditor.model import Action, Check, Effect, Finding, Severity, Status, Step
+from auditor.policy import compare_permissions, parse_policy
+from auditor.resources.base import (
+    READ,
+    Clients,
+    Facts,
+    Kind,
+    Part,
+    Scope,
+    Sleep,
+    call,
+    finding,
+    parse_or_none,
+    role_rank,
+    step_for,
+)
+from auditor.resources.kinds.role import LAB_ROLES
+from auditor.spec import ExpectedLab, RoleSpec
+
+# Documents of whatever managed policy or boundary a student attached (customer or AWS managed).
+ATTACHED_POLICIES = Scope("ReadAttachedPolicies", ("arn:aws:iam::*:policy/*",))
+
+
+def read_policy_document(iam: Any, arn: str) -> Any:
+    """The default version of a managed policy (None when it is gone or unreadable as such)."""
+    try:
+        version = iam.get_policy(PolicyArn=arn)["Policy"]["DefaultVersionId"]
+        return iam.get_policy_version(PolicyArn=arn, VersionId=version)["PolicyVersion"]["Document"]
+    except ClientError as error:
+        if is_not_found(error):
+            return None
+        raise
+
+
+def attached_policy_arns(iam: Any, role_name: str) -> list[str]:
+    arns: list[str] = []
+    for page in iam.get_paginator("list_attached_role_policies").paginate(RoleName=role_name):
+        arns.extend(policy["PolicyArn"] for policy in page["AttachedPolicies"])
+    return arns
+
+
+def compare_managed_policies(spec: RoleSpec, actual: ActualRole) -> list[Finding]:
+    expected = [parse_policy(d) for d in spec.inline_policies.values()]
+    findings = []
+    for arn, document in sorted(actual.managed_policies.items()):
+        if arn in spec.managed_policy_arns:
+            continue
+        policy = parse_or_none(document) if document is not None else None
+        diff = compare_permissions(expected, [*expected, policy]) if policy else None
+        severity = Severity.CRITICAL if diff and diff.grants_everything else Severity.HIGH
+        grants = f": {diff.message}" if diff and diff.effect is not Effect.NONE else ""
+        findings.append(
+            finding(
+                Check.MANAGED_POLICIES,
+                spec.arn,
+                Status.UNEXPECTED,
+                Effect.WIDENED,
+                severity,
+                f"managed policy {arn.rsplit('/', 1)[-1]} is attached to role {spec.name}{grants}",
+                None,
+                {"PolicyArn": arn, "Document": document},
+            )
+        )
+    return findings
+
+
+class ManagedPolicies(Kind):
+    name = "managed_policy"
+    apply_rank = (0, 2)
+    removal_rank = (4, 1)
+    calls: ClassVar = (
+        call(
+            "iam:ListAttachedRolePolicies",
+            LAB_ROLES,
+            *READ,
+            used_by="managed_policies.attached_policy_arns (paginator)",
+        ),
+        call(
+            "iam:GetPolicy",
+            ATTACHED_POLICIES,
+            *READ,
+            used_by="managed_policies.read_policy_document: an attached policy or boundary",
+        ),
+        call(
+            "iam:GetPolicyVersion",
+            ATTACHED_POLICIES,
+            *READ,
+            used_by="managed_policies.read_policy_document: an attached policy or boundary",
+        ),
+        call(
+            "iam:DetachRolePolicy",
+            LAB_ROLES,
+            Part.PROVISION,
+            Part.TEARDOWN,
+            used_by="managed_policies.delete: an attached managed policy; teardown",
+        ),
+    )
+
+    def collect(
+        self, clients: Clients, expected: ExpectedLab, actual: ActualLab, *, for_teardown: bool
+    ) -> ActualLab:
+        for role in actual.roles:
+            if role.exists:
+                iam = clients.client(role.account_id, "iam")
+                documents = {
+                    arn: read_policy_document(iam, arn) for arn in attached_policy_arns(iam, role.name)
+                }
+                actual = actual.with_role(replace(role, managed_policies=documents))
+        return actual
+
+    def compare(self, expected: ExpectedLab, actual: ActualLab, facts: Facts) -> list[Finding]:
+        return [
+            found
+            for spec, role in zip(expected.roles, actual.roles, strict=True)
+            if role.exists
+            for found in compare_managed_policies(spec, role)
+        ]
+
+    def fixes(self, finding: Finding, expected: ExpectedLab, actual: ActualLab) -> list[Step]:
+        if finding.check is not Check.MANAGED_POLICIES or not isinstance(finding.actual, dict):
+            return []
+        spec = next((role for role in expected.roles if role.arn == finding.resource), None)
+        if spec is None:
+            return []
+        arn = str(finding.actual["PolicyArn"])
+        return [
+            step_for(
+                self,
+                finding,
+                spec.account_id,
+                spec.name,
+                arn,
+                Action.DELETE,
+                "detach; the policy itself stays",
+            )
+        ]
+
+    def apply(self, step: Step, clients: Clients, expected: ExpectedLab, sleep: Sleep) -> None:
+        self.delete(step, clients)
+
+    def removals(self, expected: ExpectedLab, actual: ActualLab) -> list[Step]:
+        return [
+            Step(self.name, role.account_id, role.name, arn, Action.DELETE)
+            for role in actual.roles
+            if role.exists
+            for arn in sorted(role.managed_policies)
+        ]
+
+    def delete(self, step: Step, clients: Clients) -> None:
+        clients.client(step.account_id, "iam").detach_role_policy(RoleName=step.owner, PolicyArn=step.name)
+
+    def owner_rank(self, step: Step, expected: ExpectedLab, *, removal: bool) -> int:
+        return role_rank(step, expected, removal=removal)
+
+
+KIND = ManagedPolicies()

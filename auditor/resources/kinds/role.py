@@ -1,0 +1,168 @@
+"""The lab's two IAM roles and their trust policies (lab.md, "Resources").
+
+The trust policy is the role's own attribute (CreateRole takes it, GetRole returns it,
+UpdateAssumeRolePolicy replaces it), so one kind declares both: a drifted trust policy is planned as
+"update role".
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any, ClassVar
+
+from botocore.exceptions import ClientError
+
+from auditor.actual import ActualLab, ActualRole
+from auditor.errors import is_not_found
+from auditor.model import Action, Check, Effect, Finding, Status, Step
+from auditor.policy import compare_trust, parse_policy, severity_for
+from auditor.resources.base import (
+    ANY_LAB,
+    READ,
+    Clients,
+    Facts,
+    Grant,
+    Kind,
+    Part,
+    Scope,
+    Sleep,
+    call,
+    finding,
+    is_about,
+    missing,
+    parse_or_none,
+    role_rank,
+    step_for,
+    unreadable,
+)
+from auditor.spec import ExpectedLab, RoleSpec
+
+LAB_ROLES = Scope("LabRoles", tuple(role.arn for role in ANY_LAB.roles))
+
+
+def collect_role(iam: Any, spec: RoleSpec) -> ActualRole:
+    """GetRole: whether the role exists, its trust policy, its boundary's ARN, its tags."""
+    try:
+        role = iam.get_role(RoleName=spec.name)["Role"]
+    except ClientError as error:
+        if is_not_found(error):
+            return ActualRole(spec.account_id, spec.name, exists=False)
+        raise
+    return ActualRole(
+        account_id=spec.account_id,
+        name=spec.name,
+        exists=True,
+        arn=role["Arn"],
+        unique_id=role.get("RoleId", ""),
+        trust_policy=role.get("AssumeRolePolicyDocument"),
+        boundary_arn=(role.get("PermissionsBoundary") or {}).get("PermissionsBoundaryArn"),
+        tags={tag["Key"]: tag["Value"] for tag in role.get("Tags", [])},
+    )
+
+
+def compare_trust_policy(
+    spec: RoleSpec, actual: ActualRole, hardening_principals: Sequence[str]
+) -> list[Finding]:
+    policy = parse_or_none(actual.trust_policy)
+    if policy is None:
+        return [unreadable(Check.TRUST_POLICY, spec.arn, actual.trust_policy, spec.trust_policy)]
+    diff = compare_trust(parse_policy(spec.trust_policy), policy, hardening_principals=hardening_principals)
+    if diff.effect is Effect.NONE and not diff.hardening:
+        return []
+    return [
+        finding(
+            Check.TRUST_POLICY,
+            spec.arn,
+            Status.MODIFIED,
+            diff.effect,
+            severity_for(diff, is_trust=True),
+            diff.message,
+            spec.trust_policy,
+            actual.trust_policy,
+        )
+    ]
+
+
+class Role(Kind):
+    name = "role"
+    apply_rank = (0, 0)
+    removal_rank = (4, 3)  # after the role's policies, attachments and boundary
+    calls: ClassVar = (
+        call("iam:GetRole", LAB_ROLES, *READ, used_by="role.collect_role"),
+        call(
+            "iam:CreateRole",
+            LAB_ROLES,
+            Part.PROVISION,
+            also=[Grant("iam:TagRole", LAB_ROLES)],
+            used_by="role.apply (created with tags)",
+        ),
+        call(
+            "iam:UpdateAssumeRolePolicy", LAB_ROLES, Part.PROVISION, used_by="role.apply: restore the trust"
+        ),
+        call("iam:DeleteRole", LAB_ROLES, Part.TEARDOWN, used_by="role.delete"),
+    )
+
+    def collect(
+        self, clients: Clients, expected: ExpectedLab, actual: ActualLab, *, for_teardown: bool
+    ) -> ActualLab:
+        for spec in expected.roles:
+            actual = actual.with_role(collect_role(clients.client(spec.account_id, "iam"), spec))
+        return actual
+
+    def compare(self, expected: ExpectedLab, actual: ActualLab, facts: Facts) -> list[Finding]:
+        # A trust narrowed to exactly the origin's role is a hardening of the destination's trust.
+        hardening = {expected.destination_role.name: [expected.origin_role.arn]}
+        findings = []
+        for spec, role in zip(expected.roles, actual.roles, strict=True):
+            if not role.exists:
+                findings.append(
+                    missing(Check.RESOURCE, spec.arn, f"role {spec.name} in account {spec.account_id}")
+                )
+            else:
+                findings += compare_trust_policy(spec, role, hardening.get(spec.name, ()))
+        return findings
+
+    def managed(self, expected: ExpectedLab, actual: ActualLab) -> list[Step]:
+        return [
+            Step(self.name, spec.account_id, spec.name, spec.name, Action.NO_CHANGE)
+            for spec in expected.roles
+        ]
+
+    def fixes(self, finding: Finding, expected: ExpectedLab, actual: ActualLab) -> list[Step]:
+        for spec in expected.roles:
+            if is_about(finding, Check.RESOURCE, spec.arn, Status.MISSING):
+                return [step_for(self, finding, spec.account_id, spec.name, spec.name, Action.CREATE, "")]
+            if is_about(finding, Check.TRUST_POLICY, spec.arn, Status.MODIFIED):
+                return [step_for(self, finding, spec.account_id, spec.name, spec.name, Action.UPDATE)]
+        return []
+
+    def apply(self, step: Step, clients: Clients, expected: ExpectedLab, sleep: Sleep) -> None:
+        spec = next(role for role in expected.roles if role.name == step.owner)
+        iam = clients.client(step.account_id, "iam")
+        trust = json.dumps(spec.trust_policy)
+        if step.action is Action.CREATE:
+            iam.create_role(
+                RoleName=spec.name,
+                AssumeRolePolicyDocument=trust,
+                Description=f"lab-auditor lab {expected.name}",
+                Tags=[{"Key": key, "Value": value} for key, value in expected.tags.items()],
+            )
+        else:
+            iam.update_assume_role_policy(RoleName=spec.name, PolicyDocument=trust)
+
+    def removals(self, expected: ExpectedLab, actual: ActualLab) -> list[Step]:
+        return [
+            Step(self.name, role.account_id, role.name, role.name, Action.DELETE)
+            for role in actual.roles
+            if role.exists
+        ]
+
+    def delete(self, step: Step, clients: Clients) -> None:
+        clients.client(step.account_id, "iam").delete_role(RoleName=step.name)
+
+    def owner_rank(self, step: Step, expected: ExpectedLab, *, removal: bool) -> int:
+        return role_rank(step, expected, removal=removal)
+
+
+KIND = Role()

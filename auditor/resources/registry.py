@@ -1,0 +1,119 @@
+"""The registry of the lab's kinds of resources, and everything the program derives from it.
+
+Every module of auditor/resources/kinds/ that defines `KIND` is a kind of resource; nothing else lists
+them. Collection, the audit's findings, the provisioner's plan (the fixes of those findings), the
+teardown and the API calls that `auditor permissions` grants all come from the kinds, in their order.
+"""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import replace
+from types import ModuleType
+
+import auditor.resources.kinds
+from auditor.actual import ActualLab
+from auditor.model import Action, Finding, Step
+from auditor.resources.base import ApiCall, Clients, Facts, Kind
+from auditor.resources.support import SUPPORT_CALLS
+from auditor.spec import ExpectedLab
+
+
+def discover(package: ModuleType = auditor.resources.kinds) -> tuple[Kind, ...]:
+    """The `KIND` of every module in the package, as Cloud Custodian loads its resources."""
+    found = []
+    for module_info in pkgutil.iter_modules(package.__path__):
+        module = importlib.import_module(f"{package.__name__}.{module_info.name}")
+        kind = getattr(module, "KIND", None)
+        if isinstance(kind, Kind):
+            found.append(kind)
+    return tuple(found)
+
+
+class Registry:
+    """The kinds by name, in the order they are collected and applied (frozen once built)."""
+
+    def __init__(self, kinds: Iterable[Kind]) -> None:
+        ordered = sorted(kinds, key=lambda kind: (kind.apply_rank, kind.name))
+        self._kinds = {kind.name: kind for kind in ordered}
+        if len(self._kinds) != len(ordered):
+            raise ValueError("two kinds of resource share a name")
+
+    def __iter__(self) -> Iterator[Kind]:
+        return iter(self._kinds.values())
+
+    def __getitem__(self, name: str) -> Kind:
+        return self._kinds[name]
+
+    def names(self) -> tuple[str, ...]:
+        return tuple(self._kinds)
+
+    # ------------------------------------------------------------------------------------- reading
+
+    def collect(self, clients: Clients, expected: ExpectedLab, *, for_teardown: bool = False) -> ActualLab:
+        """Everything the spec names, as it is now; the teardown also looks for rules the spec no longer wires."""
+        actual = ActualLab.before_collection(expected)
+        for kind in self:
+            actual = kind.collect(clients, expected, actual, for_teardown=for_teardown)
+        return actual
+
+    def compare(self, expected: ExpectedLab, actual: ActualLab, facts: Facts) -> list[Finding]:
+        return [found for kind in self for found in kind.compare(expected, actual, facts)]
+
+    # ------------------------------------------------------------------------------------- changing
+
+    def fixes(self, finding: Finding, expected: ExpectedLab, actual: ActualLab) -> list[Step]:
+        """How the provisioner fixes one finding (in apply order); none when it cannot."""
+        return self.in_apply_order(
+            [step for kind in self for step in kind.fixes(finding, expected, actual)], expected
+        )
+
+    def plan(self, expected: ExpectedLab, actual: ActualLab, findings: Sequence[Finding]) -> list[Step]:
+        """The fixes of the findings, over every resource the provisioner manages (`no change` for the rest)."""
+        steps = {step.key: step for kind in self for step in kind.managed(expected, actual)}
+        for found in findings:
+            for step in self.fixes(found, expected, actual):
+                steps[step.key] = _merged(steps.get(step.key), step)
+        return self.in_apply_order(list(steps.values()), expected)
+
+    def removals(self, expected: ExpectedLab, actual: ActualLab) -> list[Step]:
+        """What the teardown removes, in an order AWS accepts (a role's policies before the role)."""
+        steps = [step for kind in self for step in kind.removals(expected, actual)]
+
+        def rank(step: Step) -> tuple[int, int, int]:
+            kind = self[step.kind]
+            stage, order = kind.removal_rank
+            return (stage, kind.owner_rank(step, expected, removal=True), order)
+
+        return sorted(steps, key=rank)
+
+    def in_apply_order(self, steps: list[Step], expected: ExpectedLab) -> list[Step]:
+        """Roles before the function that runs as one; a resource's changes before its removals."""
+
+        def rank(step: Step) -> tuple[int, int, int, bool]:
+            kind = self[step.kind]
+            stage, order = kind.apply_rank
+            return (
+                stage,
+                kind.owner_rank(step, expected, removal=False),
+                order,
+                step.action is Action.DELETE,
+            )
+
+        return sorted(steps, key=rank)
+
+    def api_calls(self) -> tuple[ApiCall, ...]:
+        return (*SUPPORT_CALLS, *(api_call for kind in self for api_call in kind.calls))
+
+
+def _merged(planned: Step | None, fix: Step) -> Step:
+    """One step answers several findings of one resource (an update of the function for each setting)."""
+    if planned is None or not planned.changes:
+        return fix
+    reasons = [r for r in (planned.reason, fix.reason) if r]
+    return replace(planned, reason="; ".join(dict.fromkeys(reasons)))
+
+
+REGISTRY = Registry(discover())

@@ -1,0 +1,117 @@
+"""The API calls that belong to no kind of resource: reaching the accounts, running the function, and
+the operator's side of the change events. With the kinds' own, they are every call the program makes."""
+
+from __future__ import annotations
+
+from auditor.resources.base import ANY_LAB, READ, UNSCOPED, ApiCall, Caller, Coverage, Part, Scope, call
+from auditor.resources.kinds.function import LAB_FUNCTION
+from auditor.spec import EVENT_RULE
+
+# Only against an emulator (the local stand-in for the Lambda runtime); never in a real-AWS policy.
+EXECUTION_ROLE = Scope("AssumeExecutionRole", (ANY_LAB.origin_role.arn,))
+
+# Operator scopes: filled in by auditor.permissions.operator_policy().
+ACCESS_ROLES = Scope("AssumeLabAccessRole", ("arn:aws:iam::*:role/{access_role}",))
+EVENT_QUEUE = Scope("ChangeEventQueue", ("{queue_arn}",))
+OPERATOR_EVENT_RULE = Scope(
+    "OperatorChangeEventRule", ("arn:aws:events:*:{operator_account}:rule/" + EVENT_RULE,)
+)
+OPERATOR_UNSCOPED = Scope("OperatorNoResourceLevelPermissions", ("*",))
+
+_P, _A, _T, _I, _E = Part.PROVISION, Part.AUDIT, Part.TEARDOWN, Part.INVOKE, Part.EVENTS
+_OPERATOR = Caller.OPERATOR
+
+SUPPORT_CALLS: tuple[ApiCall, ...] = (
+    # Reaching the accounts ------------------------------------------------------------------------
+    call(
+        "sts:AssumeRole",
+        ACCESS_ROLES,
+        _P,
+        _A,
+        _T,
+        _E,
+        caller=_OPERATOR,
+        used_by="auditor/accounts.py: refreshable credentials of each lab account's role_arn",
+    ),
+    call(
+        "sts:GetCallerIdentity",
+        UNSCOPED,
+        *READ,
+        used_by="auditor/accounts.py verify(): profiles and the operator's own credentials",
+    ),
+    # Invoking the function (auditor/invoke.py) ----------------------------------------------------
+    call(
+        "lambda:Invoke",
+        LAB_FUNCTION,
+        _I,
+        action="lambda:InvokeFunction",
+        coverage=Coverage.REAL_AWS,
+        used_by="invoke_lambda (moto needs Docker to run a function)",
+    ),
+    call(
+        "sts:AssumeRole",
+        EXECUTION_ROLE,
+        _I,
+        coverage=Coverage.EMULATOR,
+        used_by="invoke_local: the local stand-in runs as the execution role (emulators only)",
+    ),
+    # Change events, the operator's side (auditor/events.py) ---------------------------------------
+    call(
+        "sts:GetCallerIdentity",
+        OPERATOR_UNSCOPED,
+        _P,
+        _A,
+        _T,
+        _E,
+        caller=_OPERATOR,
+        used_by="auditor/events.py operator_bus_arn: where the lab accounts' rules send their events",
+    ),
+    call(
+        "sqs:GetQueueAttributes",
+        EVENT_QUEUE,
+        _P,
+        _E,
+        caller=_OPERATOR,
+        used_by="auditor/events.py queue_arn",
+    ),
+    call(
+        "events:PutRule",
+        OPERATOR_EVENT_RULE,
+        _P,
+        _E,
+        caller=_OPERATOR,
+        used_by="auditor/events.py wire_operator_bus: the operator's rule",
+    ),
+    call(
+        "events:PutTargets",
+        OPERATOR_EVENT_RULE,
+        _P,
+        _E,
+        caller=_OPERATOR,
+        used_by="auditor/events.py wire_operator_bus: the queue as its target",
+    ),
+    call(
+        "sqs:CreateQueue",
+        EVENT_QUEUE,
+        _E,
+        caller=_OPERATOR,
+        coverage=Coverage.EMULATOR,
+        used_by="auditor/events.py queue_url: a queue of its own on an emulator",
+    ),
+    call(
+        "sqs:ReceiveMessage",
+        EVENT_QUEUE,
+        _E,
+        caller=_OPERATOR,
+        coverage=Coverage.DAEMON,
+        used_by="auditor/events.py EventListener.poll_once",
+    ),
+    call(
+        "sqs:DeleteMessage",
+        EVENT_QUEUE,
+        _E,
+        caller=_OPERATOR,
+        coverage=Coverage.DAEMON,
+        used_by="auditor/events.py EventListener.handle",
+    ),
+)

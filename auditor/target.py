@@ -1,0 +1,43 @@
+"""One lab as the program works on it: its configuration, its rendered spec, and how its accounts are reached."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from auditor.accounts import AccountSessions
+from auditor.config import AccountAccess, LabConfig
+from auditor.spec import ExpectedLab
+
+
+@dataclass(frozen=True)
+class LabTarget:
+    """One lab, its rendered spec and how to reach its two accounts."""
+
+    lab: LabConfig
+    expected: ExpectedLab
+
+    @property
+    def name(self) -> str:
+        return self.lab.name
+
+    def access(self, account_id: str) -> AccountAccess:
+        """Which access reaches one of the lab's accounts (a single-account lab has one)."""
+        lab = self.lab
+        return lab.origin if account_id == lab.origin.account_id else lab.destination
+
+
+@dataclass(frozen=True)
+class LabClients:
+    """The clients of one lab's accounts: what the resource kinds read and change the lab through."""
+
+    sessions: AccountSessions
+    target: LabTarget
+
+    def client(self, account_id: str, service: str) -> Any:
+        return self.sessions.client(self.target.access(account_id), service)
+
+    def verify(self) -> None:
+        """The credentials land in the configured accounts, checked before anything is read or changed."""
+        for access in (self.target.lab.origin, self.target.lab.destination):
+            self.sessions.verify(access)
