@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 import click
 
 from auditor import __version__
 from auditor.cli_options import config_option, handles_errors, lab_option, read_config
+from auditor.daemon import run_daemon
+from auditor.demo import run_demo
 from auditor.logs import configure_logging
+from auditor.operations import audit_labs, open_store, provision_labs, status_lines, teardown_labs
 from auditor.permissions import permissions_command
 from auditor.report.command import report_command
+from auditor.store import safe_url
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -44,8 +49,6 @@ def provision(config_path: str, labs: tuple[str, ...], dry_run: bool) -> None:
     Example:
       auditor provision --dry-run --lab pair-01
     """
-    from auditor.operations import provision_labs
-
     config = read_config(config_path)
     sys.exit(provision_labs(config, labs, dry_run=dry_run, out=click.echo))
 
@@ -63,8 +66,6 @@ def teardown(config_path: str, labs: tuple[str, ...], expired: bool, dry_run: bo
     Example:
       auditor teardown --expired
     """
-    from auditor.operations import teardown_labs
-
     config = read_config(config_path)
     sys.exit(teardown_labs(config, labs, expired_only=expired, dry_run=dry_run, out=click.echo))
 
@@ -90,8 +91,6 @@ def audit(
     Example:
       auditor audit --format json --lab pair-01 > audit.json
     """
-    from auditor.operations import audit_labs
-
     config = read_config(config_path)
     sys.exit(
         audit_labs(config, labs, output_format=output_format, invoke=not no_invoke, record=not no_record)
@@ -112,8 +111,6 @@ def status(config_path: str, labs: tuple[str, ...]) -> None:
     Example:
       auditor status --lab pair-01
     """
-    from auditor.operations import status_lines
-
     for line in status_lines(read_config(config_path), labs):
         click.echo(line)
 
@@ -141,9 +138,6 @@ def db_upgrade(config_path: str) -> None:
     Example:
       AUDITOR_DATABASE_URL=postgresql+psycopg://auditor@db/auditor auditor db upgrade
     """
-    from auditor.operations import open_store
-    from auditor.store import safe_url
-
     config = read_config(config_path)
     open_store(config).close()
     click.echo(f"database {safe_url(config.database.url)} is at the latest migration")
@@ -164,8 +158,6 @@ def daemon(config_path: str) -> None:
     Example:
       auditor daemon --config /etc/lab-auditor/config.toml
     """
-    from auditor.daemon import run_daemon
-
     sys.exit(run_daemon(read_config(config_path)))
 
 
@@ -188,10 +180,6 @@ def demo(workdir: str) -> None:
     Example:
       auditor demo --out /tmp/lab-auditor-demo
     """
-    from pathlib import Path
-
-    from auditor.demo import run_demo
-
     sys.exit(run_demo(Path(workdir)))
 
 

@@ -37,6 +37,7 @@ from auditor.operations import (
     teardown_expired,
 )
 from auditor.render_cli import print_audit_table
+from auditor.report.output import write_html_report
 from auditor.spec import DESTINATION_POLICY, DESTINATION_ROLE, EVENT_RULE, FUNCTION, ORIGIN_ROLE
 from auditor.store import Store
 
@@ -245,8 +246,6 @@ def reset(story: Story, drift: AuditRun) -> None:
 
 def report(story: Story) -> None:
     story.step(6, "The operators' report")
-    from auditor.report.demo_hook import write_html_report
-
     path = write_html_report(story.store, story.workdir / "report.html", utc_now())
     story.say(
         f"  HTML report written to [bold]{path.resolve()}[/] (self-contained: open it offline or mail it)"

@@ -7,6 +7,7 @@ the account, not the lab.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
 
 import structlog
@@ -36,7 +37,7 @@ def teardown_plan(sessions: AccountSessions, target: LabTarget) -> list[Step]:
 def teardown(sessions: AccountSessions, target: LabTarget, steps: Sequence[Step]) -> None:
     clients = LabClients(sessions, target)
     for step in steps:
-        _ignore_if_gone(lambda step=step: REGISTRY[step.kind].delete(step, clients))  # type: ignore[misc]
+        _ignore_if_gone(functools.partial(REGISTRY[step.kind].delete, step, clients))
         log.info("teardown_step", lab=target.name, kind=step.kind, name=step.name)
 
 

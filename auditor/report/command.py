@@ -10,6 +10,8 @@ import click
 
 from auditor.cli_options import config_option, handles_errors, lab_option, read_config
 from auditor.config import Config, parse_duration
+from auditor.operations import open_store
+from auditor.report import RENDERERS, build_report
 from auditor.report.model import ClassReport
 from auditor.report.output import write_report
 
@@ -46,8 +48,6 @@ def report_command(
       auditor report --format csv --out grades.csv
       auditor report --format md --lab pair-01 --lab pair-02
     """
-    from auditor.report import RENDERERS
-
     config = read_config(config_path)
     names = [lab.name for lab in config.select(labs)]
     now = datetime.now(UTC)
@@ -62,9 +62,6 @@ def report_command(
 
 
 def read_report(config: Config, names: list[str], since: datetime | None, now: datetime) -> ClassReport:
-    from auditor.operations import open_store
-    from auditor.report import build_report
-
     store = open_store(config)
     try:
         return build_report(store, names, since, now)

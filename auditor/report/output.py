@@ -6,6 +6,8 @@ from datetime import datetime
 from pathlib import Path
 
 from auditor.errors import OperationalError
+from auditor.report.build import build_report
+from auditor.report.html_report import render_html
 from auditor.store import Store
 
 
@@ -22,7 +24,5 @@ def write_report(path: Path, document: str) -> None:
 
 def write_html_report(store: Store, path: Path, now: datetime) -> Path:
     """The whole history of every lab in the store as an HTML report at `path`."""
-    from auditor.report import build_report, render_html
-
     write_report(path, render_html(build_report(store, None, None, now)))
     return path
