@@ -15,19 +15,16 @@ from auditor.policy import Policy, PolicyDiff, compare_permissions, parse_policy
 from auditor.resources.base import (
     READ,
     Clients,
-    Facts,
-    Kind,
     Part,
     Sleep,
     call,
     finding,
     is_about,
     parse_or_none,
-    role_rank,
     step_for,
     unreadable,
 )
-from auditor.resources.kinds.role import LAB_ROLES
+from auditor.resources.kinds.role import LAB_ROLES, RoleAspect
 from auditor.spec import ExpectedLab, RoleSpec
 
 _PREFIX = "/inline-policy/"
@@ -125,7 +122,7 @@ def _extra_policy_finding(spec: RoleSpec, name: str, document: Any, expected: li
     )
 
 
-class InlinePolicy(Kind):
+class InlinePolicy(RoleAspect):
     name = "inline_policy"
     apply_rank = (0, 1)
     removal_rank = (4, 0)  # a role with inline policies cannot be deleted
@@ -144,22 +141,14 @@ class InlinePolicy(Kind):
         ),
     )
 
-    def collect(
-        self, clients: Clients, expected: ExpectedLab, actual: ActualLab, *, for_teardown: bool
-    ) -> ActualLab:
-        for role in actual.roles:
-            if role.exists:
-                policies = read_inline_policies(clients.client(role.account_id, "iam"), role.name)
-                actual = actual.with_role(replace(role, inline_policies=policies))
-        return actual
+    def read(self, iam: Any, role: ActualRole) -> ActualRole:
+        return replace(role, inline_policies=read_inline_policies(iam, role.name))
 
-    def compare(self, expected: ExpectedLab, actual: ActualLab, facts: Facts) -> list[Finding]:
-        return [
-            found
-            for spec, role in zip(expected.roles, actual.roles, strict=True)
-            if role.exists
-            for found in compare_inline_policies(spec, role)
-        ]
+    def compare_role(self, spec: RoleSpec, role: ActualRole) -> list[Finding]:
+        return compare_inline_policies(spec, role)
+
+    def removals_of(self, role: ActualRole) -> list[str]:
+        return sorted(role.inline_policies)
 
     def managed(self, expected: ExpectedLab, actual: ActualLab) -> list[Step]:
         return [
@@ -197,19 +186,8 @@ class InlinePolicy(Kind):
             PolicyDocument=json.dumps(spec.inline_policies[step.name]),
         )
 
-    def removals(self, expected: ExpectedLab, actual: ActualLab) -> list[Step]:
-        return [
-            Step(self.name, role.account_id, role.name, name, Action.DELETE)
-            for role in actual.roles
-            if role.exists
-            for name in sorted(role.inline_policies)
-        ]
-
     def delete(self, step: Step, clients: Clients) -> None:
         clients.client(step.account_id, "iam").delete_role_policy(RoleName=step.owner, PolicyName=step.name)
-
-    def owner_rank(self, step: Step, expected: ExpectedLab, *, removal: bool) -> int:
-        return role_rank(step, expected, removal=removal)
 
 
 KIND = InlinePolicy()

@@ -15,18 +15,14 @@ from auditor.policy import compare_permissions, parse_policy
 from auditor.resources.base import (
     READ,
     Clients,
-    Facts,
-    Kind,
     Part,
     Scope,
-    Sleep,
     call,
     finding,
     parse_or_none,
-    role_rank,
     step_for,
 )
-from auditor.resources.kinds.role import LAB_ROLES
+from auditor.resources.kinds.role import LAB_ROLES, RoleAspect
 from auditor.spec import ExpectedLab, RoleSpec
 
 # Documents of whatever managed policy or boundary a student attached (customer or AWS managed).
@@ -76,7 +72,7 @@ def compare_managed_policies(spec: RoleSpec, actual: ActualRole) -> list[Finding
     return findings
 
 
-class ManagedPolicies(Kind):
+class ManagedPolicies(RoleAspect):
     name = "managed_policy"
     apply_rank = (0, 2)
     removal_rank = (4, 1)
@@ -108,25 +104,15 @@ class ManagedPolicies(Kind):
         ),
     )
 
-    def collect(
-        self, clients: Clients, expected: ExpectedLab, actual: ActualLab, *, for_teardown: bool
-    ) -> ActualLab:
-        for role in actual.roles:
-            if role.exists:
-                iam = clients.client(role.account_id, "iam")
-                documents = {
-                    arn: read_policy_document(iam, arn) for arn in attached_policy_arns(iam, role.name)
-                }
-                actual = actual.with_role(replace(role, managed_policies=documents))
-        return actual
+    def read(self, iam: Any, role: ActualRole) -> ActualRole:
+        arns = attached_policy_arns(iam, role.name)
+        return replace(role, managed_policies={arn: read_policy_document(iam, arn) for arn in arns})
 
-    def compare(self, expected: ExpectedLab, actual: ActualLab, facts: Facts) -> list[Finding]:
-        return [
-            found
-            for spec, role in zip(expected.roles, actual.roles, strict=True)
-            if role.exists
-            for found in compare_managed_policies(spec, role)
-        ]
+    def compare_role(self, spec: RoleSpec, role: ActualRole) -> list[Finding]:
+        return compare_managed_policies(spec, role)
+
+    def removals_of(self, role: ActualRole) -> list[str]:
+        return sorted(role.managed_policies)
 
     def fixes(self, finding: Finding, expected: ExpectedLab, actual: ActualLab) -> list[Step]:
         if finding.check is not Check.MANAGED_POLICIES or not isinstance(finding.actual, dict):
@@ -147,22 +133,8 @@ class ManagedPolicies(Kind):
             )
         ]
 
-    def apply(self, step: Step, clients: Clients, expected: ExpectedLab, sleep: Sleep) -> None:
-        self.delete(step, clients)
-
-    def removals(self, expected: ExpectedLab, actual: ActualLab) -> list[Step]:
-        return [
-            Step(self.name, role.account_id, role.name, arn, Action.DELETE)
-            for role in actual.roles
-            if role.exists
-            for arn in sorted(role.managed_policies)
-        ]
-
     def delete(self, step: Step, clients: Clients) -> None:
         clients.client(step.account_id, "iam").detach_role_policy(RoleName=step.owner, PolicyArn=step.name)
-
-    def owner_rank(self, step: Step, expected: ExpectedLab, *, removal: bool) -> int:
-        return role_rank(step, expected, removal=removal)
 
 
 KIND = ManagedPolicies()

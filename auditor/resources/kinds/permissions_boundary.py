@@ -3,23 +3,19 @@
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from auditor.actual import ActualLab, ActualRole
 from auditor.model import Action, Check, Effect, Finding, Severity, Status, Step
 from auditor.resources.base import (
     Clients,
-    Facts,
-    Kind,
     Part,
-    Sleep,
     call,
     finding,
-    role_rank,
     step_for,
 )
 from auditor.resources.kinds.managed_policies import read_policy_document
-from auditor.resources.kinds.role import LAB_ROLES
+from auditor.resources.kinds.role import LAB_ROLES, RoleAspect
 from auditor.spec import ExpectedLab, RoleSpec
 
 
@@ -40,7 +36,7 @@ def compare_boundary(spec: RoleSpec, actual: ActualRole) -> list[Finding]:
     ]
 
 
-class PermissionsBoundary(Kind):
+class PermissionsBoundary(RoleAspect):
     name = "permissions_boundary"
     apply_rank = (0, 3)
     removal_rank = (4, 2)
@@ -55,22 +51,16 @@ class PermissionsBoundary(Kind):
         ),
     )
 
-    def collect(
-        self, clients: Clients, expected: ExpectedLab, actual: ActualLab, *, for_teardown: bool
-    ) -> ActualLab:
-        for role in actual.roles:
-            if role.exists and role.boundary_arn:
-                document = read_policy_document(clients.client(role.account_id, "iam"), role.boundary_arn)
-                actual = actual.with_role(replace(role, boundary_policy=document))
-        return actual
+    def read(self, iam: Any, role: ActualRole) -> ActualRole:
+        if not role.boundary_arn:
+            return role
+        return replace(role, boundary_policy=read_policy_document(iam, role.boundary_arn))
 
-    def compare(self, expected: ExpectedLab, actual: ActualLab, facts: Facts) -> list[Finding]:
-        return [
-            found
-            for spec, role in zip(expected.roles, actual.roles, strict=True)
-            if role.exists
-            for found in compare_boundary(spec, role)
-        ]
+    def compare_role(self, spec: RoleSpec, role: ActualRole) -> list[Finding]:
+        return compare_boundary(spec, role)
+
+    def removals_of(self, role: ActualRole) -> list[str]:
+        return [role.boundary_arn] if role.boundary_arn else []
 
     def fixes(self, finding: Finding, expected: ExpectedLab, actual: ActualLab) -> list[Step]:
         if finding.check is not Check.PERMISSIONS_BOUNDARY:
@@ -80,21 +70,8 @@ class PermissionsBoundary(Kind):
                 return [step_for(self, finding, spec.account_id, spec.name, role.boundary_arn, Action.DELETE)]
         return []
 
-    def apply(self, step: Step, clients: Clients, expected: ExpectedLab, sleep: Sleep) -> None:
-        self.delete(step, clients)
-
-    def removals(self, expected: ExpectedLab, actual: ActualLab) -> list[Step]:
-        return [
-            Step(self.name, role.account_id, role.name, role.boundary_arn, Action.DELETE)
-            for role in actual.roles
-            if role.exists and role.boundary_arn
-        ]
-
     def delete(self, step: Step, clients: Clients) -> None:
         clients.client(step.account_id, "iam").delete_role_permissions_boundary(RoleName=step.owner)
-
-    def owner_rank(self, step: Step, expected: ExpectedLab, *, removal: bool) -> int:
-        return role_rank(step, expected, removal=removal)
 
 
 KIND = PermissionsBoundary()

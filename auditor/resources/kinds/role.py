@@ -165,4 +165,50 @@ class Role(Kind):
         return role_rank(step, expected, removal=removal)
 
 
+class RoleAspect(Kind):
+    """What is attached to an existing role (inline policies, managed policies, a boundary): read and
+    compared role by role, changed with the role's own IAM calls, removed before the role."""
+
+    def read(self, iam: Any, role: ActualRole) -> ActualRole:
+        """The role with this aspect read in."""
+        return role
+
+    def compare_role(self, spec: RoleSpec, role: ActualRole) -> list[Finding]:
+        return []
+
+    def removals_of(self, role: ActualRole) -> list[str]:
+        """The names of this aspect's steps that remove it from an existing role."""
+        return []
+
+    def collect(
+        self, clients: Clients, expected: ExpectedLab, actual: ActualLab, *, for_teardown: bool
+    ) -> ActualLab:
+        for role in actual.roles:
+            if role.exists:
+                actual = actual.with_role(self.read(clients.client(role.account_id, "iam"), role))
+        return actual
+
+    def compare(self, expected: ExpectedLab, actual: ActualLab, facts: Facts) -> list[Finding]:
+        return [
+            found
+            for spec, role in zip(expected.roles, actual.roles, strict=True)
+            if role.exists
+            for found in self.compare_role(spec, role)
+        ]
+
+    def apply(self, step: Step, clients: Clients, expected: ExpectedLab, sleep: Sleep) -> None:
+        self.delete(step, clients)  # what the spec does not want is removed; subclasses that add override
+
+    def removals(self, expected: ExpectedLab, actual: ActualLab) -> list[Step]:
+        return [
+            Step(self.name, role.account_id, role.name, name, Action.DELETE)
+            for role in actual.roles
+            if role.exists
+            for name in self.removals_of(role)
+        ]
+
+    def owner_rank(self, step: Step, expected: ExpectedLab, *, removal: bool) -> int:
+        return role_rank(step, expected, removal=removal)
+
+
 KIND = Role()
