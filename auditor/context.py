@@ -12,12 +12,18 @@ from collections.abc import Sequence
 from types import TracebackType
 from typing import Protocol
 
+import structlog
+from botocore.exceptions import BotoCoreError, ClientError
+
 from auditor.accounts import AccountSessions, client_settings
 from auditor.config import EMBEDDED, Config
 from auditor.emulator import FAKE_CREDENTIALS, EmbeddedEmulator, operator_has_credentials
 from auditor.events import operator_bus_arn
+from auditor.fleet import describe_fault
 from auditor.spec import render
 from auditor.target import LabTarget
+
+log = structlog.get_logger()
 
 
 class Closable(Protocol):
@@ -48,12 +54,19 @@ class Context:
         return [LabTarget(lab, render(lab, self.config.lab, bus)) for lab in self.config.select(tuple(names))]
 
     def events_bus_arn(self) -> str | None:
-        """Where the lab accounts send change events (read once); wiring it is the provisioner's step."""
+        """Where the lab accounts send change events (read once); wiring it is the provisioner's step.
+
+        None without [events], or while the operator's account cannot be read: the labs' rules are then
+        only named (as without [events]), and a later call tries again.
+        """
         if self.config.events is None:
             return None
         with self._lock:
             if self._bus_arn is None:
-                self._bus_arn = operator_bus_arn(self.sessions, self.config.lab.region)
+                try:
+                    self._bus_arn = operator_bus_arn(self.sessions, self.config.lab.region)
+                except (ClientError, BotoCoreError) as error:
+                    log.warning("events_bus_unknown", error=describe_fault(error))
             return self._bus_arn
 
     def close(self) -> None:
