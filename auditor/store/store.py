@@ -28,7 +28,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from auditor.model import Finding, InvokeResult, LabAudit, Trigger, Verdict
+from auditor.model import Actor, Finding, InvokeResult, LabAudit, Trigger, Verdict, Witness
 from auditor.store.digest import PreparedFindings, decode_document, prepare_findings
 from auditor.store.engine import is_memory_database, make_engine, safe_url, unavailable_as, writing_engine
 from auditor.store.migrate import upgrade_engine
@@ -342,6 +342,15 @@ class Store:
             runs = _latest_runs_by_lab(session, list(lab_ids))
             return _recorded_runs(session, lab_ids, list(runs.values()))
 
+    def change_marker(self) -> tuple[int, int, datetime | None]:
+        """What changes whenever a run, a life-cycle event or a lab's row is written: (latest run id,
+        latest life-cycle event id, latest lab update). Three index look-ups, for pages that poll."""
+        with self._reading() as session:
+            run_id = session.scalar(select(func.max(AuditRunRow.id)))
+            event_id = session.scalar(select(func.max(LifecycleEventRow.id)))
+            updated_at = session.scalar(select(func.max(LabRow.updated_at)))
+            return (run_id or 0, event_id or 0, updated_at)
+
     def lifecycle(self, lab: str) -> list[LifecycleEntry]:
         with self._reading() as session:
             rows = session.scalars(
@@ -452,6 +461,8 @@ def _finding_set_id(session: Session, prepared: PreparedFindings) -> int:
                 "expected_digest": finding.expected_digest,
                 "actual_digest": finding.actual_digest,
                 "breaks_lab": finding.breaks_lab,
+                "witness_digest": finding.witness_digest,
+                "changed_by_digest": finding.changed_by_digest,
             }
             for position, finding in enumerate(prepared.findings)
         ],
@@ -540,6 +551,8 @@ def _collect_garbage(session: Session) -> None:
     unused_documents = delete(DocumentRow).where(
         ~exists().where(FindingRow.expected_digest == DocumentRow.digest),
         ~exists().where(FindingRow.actual_digest == DocumentRow.digest),
+        ~exists().where(FindingRow.witness_digest == DocumentRow.digest),
+        ~exists().where(FindingRow.changed_by_digest == DocumentRow.digest),
     )
     session.execute(unused_sets, execution_options=BULK)
     session.execute(unused_documents, execution_options=BULK)
@@ -654,7 +667,12 @@ def _findings_of_sets(session: Session, set_ids: set[int]) -> dict[int, tuple[Fi
             .order_by(FindingRow.set_id, FindingRow.position)
         )
     )
-    digests = {d for row in rows for d in (row.expected_digest, row.actual_digest) if d}
+    digests = {
+        digest
+        for row in rows
+        for digest in (row.expected_digest, row.actual_digest, row.witness_digest, row.changed_by_digest)
+        if digest
+    }
     documents = select(DocumentRow.digest, DocumentRow.body).where(DocumentRow.digest.in_(digests))
     bodies = {digest: body for digest, body in session.execute(documents)}
     by_set: dict[int, list[Finding]] = {}
@@ -674,7 +692,13 @@ def _finding(row: FindingRow, bodies: dict[str, str]) -> Finding:
         expected=decode_document(bodies.get(row.expected_digest)) if row.expected_digest else None,
         actual=decode_document(bodies.get(row.actual_digest)) if row.actual_digest else None,
         breaks_lab=row.breaks_lab,
+        witness=Witness.from_json(_document(bodies, row.witness_digest)),
+        changed_by=Actor.from_json(_document(bodies, row.changed_by_digest)),
     )
+
+
+def _document(bodies: dict[str, str], digest: str | None) -> Any:
+    return decode_document(bodies.get(digest)) if digest else None
 
 
 def _invoke_results(session: Session, run_ids: list[int]) -> dict[int, InvokeResult]:
