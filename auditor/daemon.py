@@ -8,8 +8,10 @@ once, late, rather than several times.
 
 from __future__ import annotations
 
+import os
 import random
 import signal
+import socket
 import threading
 import time
 import uuid
@@ -28,11 +30,13 @@ from auditor.audit import audit_lab
 from auditor.clock import iso, utc_now
 from auditor.config import EMBEDDED, Config
 from auditor.errors import OperationalError
-from auditor.health import HealthServer, Metrics
+from auditor.health import Metrics
 from auditor.model import LabAudit, Trigger, Verdict
+from auditor.notify import LabWatch, open_watch
 from auditor.operations import provision_targets, register_labs, teardown_expired
 from auditor.runtime import Runtime, open_runtime
 from auditor.store import DatabaseUnavailable, LabState, Store, upgrade
+from auditor.web import open_page
 from provisioner.apply import LabTarget
 
 log = structlog.get_logger()
@@ -65,6 +69,7 @@ class Daemon:
         self.metrics = Metrics()
         self.stop_event = threading.Event()
         self.store: Store | None = None
+        self.watch: LabWatch | None = None  # notifications, when [notify] names somewhere to send them
         self.scheduler = BackgroundScheduler(
             timezone=UTC,
             executors={"default": ThreadPoolExecutor(max_workers=config.audit.concurrency)},
@@ -81,6 +86,12 @@ class Daemon:
             register_labs(store, list(self.targets.values()))
             self.store = store
             log.info("database_ready", url=store.url)
+        return self.store
+
+    def ready_store(self) -> Store:
+        """The store once the daemon has it, for the page's own thread (which must not migrate it)."""
+        if self.store is None:
+            raise DatabaseUnavailable("the daemon is still waiting for its database")
         return self.store
 
     def record(self, audit: LabAudit, trigger: Trigger) -> None:
@@ -179,6 +190,8 @@ class Daemon:
             result = audit_lab(self.runtime, self.targets[lab], invoke=self.config.audit.invoke)
             self.metrics.observe_audit(result)
             self.record(result, trigger)
+            if self.watch is not None:
+                self.watch.audited(result)
         finally:
             structlog.contextvars.clear_contextvars()
             with self.state.lock:
@@ -222,6 +235,11 @@ class Daemon:
         for outcome in outcomes:
             self.metrics.teardowns.labels(outcome="ok" if outcome.ok else "failed").inc()
             log.info("lab_expired_teardown", lab=outcome.name, ok=outcome.ok, error=outcome.error)
+            if self.watch is not None:
+                if outcome.ok:
+                    self.watch.torn_down(outcome.name)
+                else:
+                    self.watch.teardown_failed(outcome.name, outcome.error or "")
             if outcome.ok:
                 with self.state.lock:
                     self.state.torn_down.add(outcome.name)
@@ -315,14 +333,19 @@ def run_daemon(config: Config) -> int:
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
-    health = HealthServer(
-        config.daemon.health_host, config.daemon.health_port, daemon.healthy, daemon.metrics
-    )
-    health.start()
+    # First, before anything is touched: a missing token or a port already taken ends it here (exit 2).
+    page = open_page(config, daemon.ready_store, daemon.healthy, daemon.metrics, os.environ)
+    if page is not None:
+        page.start()
     _wait_for_database(daemon)
     if stop.is_set():
-        health.stop()
+        if page is not None:
+            page.stop()
         return 0
+    notifications = open_watch(config, lambda: daemon.database().latest_runs(), socket.getfqdn)
+    if notifications is not None:
+        daemon.watch, notifier = notifications
+        notifier.start()
     _provision_if_embedded(daemon)
     events = _start_events(daemon)
     daemon.schedule()
@@ -331,13 +354,17 @@ def run_daemon(config: Config) -> int:
         "daemon_started",
         labs=len(daemon.targets),
         interval=str(config.audit.interval),
-        health_port=health.port,
+        health_port=page.port if page is not None else 0,
+        notify_targets=notifications[1].targets if notifications is not None else 0,
     )
     stop.wait()
     if events is not None:
         events.stop()
     daemon.stop()
-    health.stop()
+    if notifications is not None:
+        notifications[1].stop()
+    if page is not None:
+        page.stop()
     _current = None
     return 0
 

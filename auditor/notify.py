@@ -20,10 +20,10 @@ from urllib.parse import quote
 import apprise
 import structlog
 
-from auditor.config import NotifyEvent, NotifySettings
+from auditor.config import Config, NotifyEvent, NotifySettings
 from auditor.explain import explanation
 from auditor.model import Finding, LabAudit, Severity, Verdict
-from auditor.store import RecordedRun
+from auditor.store import DatabaseUnavailable, RecordedRun
 
 log = structlog.get_logger()
 
@@ -345,3 +345,24 @@ def page_address(page_url: str, host: str, port: int, hostname: Callable[[], str
     if ":" in host:
         host = f"[{host}]"
     return f"http://{host}:{port}"
+
+
+def open_watch(
+    config: Config, runs: Callable[[], Mapping[str, RecordedRun]], hostname: Callable[[], str]
+) -> tuple[LabWatch, Notifier] | None:
+    """The watch and its notifier as `[notify]` sets them (not yet started); None without any URL.
+
+    Each lab's standing is seeded from its latest recorded run, so a restart announces nothing again.
+    """
+    settings = config.notify
+    if settings is None or not settings.urls:
+        return None
+    notifier = Notifier(settings.urls)
+    daemon = config.daemon
+    page = page_address(settings.page_url, daemon.health_host, daemon.health_port, hostname)
+    try:
+        standings = standings_of(runs())
+    except DatabaseUnavailable as error:
+        log.warning("notify_standings_unknown", error=str(error))
+        standings = {}
+    return LabWatch(settings, notifier.send, page, standings), notifier
