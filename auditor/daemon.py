@@ -342,7 +342,12 @@ def run_daemon(config: Config) -> int:
         if page is not None:
             page.stop()
         return 0
-    notifications = open_watch(config, lambda: daemon.database().latest_runs(), socket.getfqdn)
+    notifications = open_watch(
+        config,
+        lambda: daemon.database().latest_runs(),
+        socket.getfqdn,
+        lambda outcome: daemon.metrics.notifications.labels(outcome=outcome).inc(),
+    )
     if notifications is not None:
         daemon.watch, notifier = notifications
         notifier.start()

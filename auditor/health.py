@@ -43,6 +43,12 @@ class Metrics:
             "Writes or reads refused because the database was away",
             registry=self.registry,
         )
+        self.notifications = Counter(
+            "auditor_notifications",
+            "Notification sends to one target, by outcome (sent, retried, failed, dropped)",
+            ["outcome"],
+            registry=self.registry,
+        )
         self.cycles = Counter(
             "auditor_reconcile_cycles", "Reconcile cycles completed", registry=self.registry
         )

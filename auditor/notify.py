@@ -174,14 +174,21 @@ _STOP = object()
 class _Target:
     """One Apprise URL with its own queue and worker; known in logs by its number and service only."""
 
-    def __init__(self, number: int, url: str, delays: Sequence[float], stopping: threading.Event) -> None:
+    def __init__(
+        self,
+        number: int,
+        url: str,
+        delays: Sequence[float],
+        stopping: threading.Event,
+        count: Callable[[str], None],
+    ) -> None:
         plugin = apprise.Apprise.instantiate(url)
         if plugin is None:  # the configuration was checked; this is a URL that bypassed it
             raise ValueError(f"notification target {number} is not a URL Apprise can send to")
         self.name = f"{number} ({plugin.service_name})"
         self._apprise = apprise.Apprise()
         self._apprise.add(plugin)
-        self._delays, self._stopping = delays, stopping
+        self._delays, self._stopping, self._count = delays, stopping, count
         self.queue: queue.Queue[object] = queue.Queue(maxsize=QUEUE_LIMIT)
         self.thread = threading.Thread(target=self._work, name=f"notify-{number}", daemon=True)
 
@@ -189,6 +196,7 @@ class _Target:
         try:
             self.queue.put_nowait(message)
         except queue.Full:
+            self._count("dropped")
             log.error(
                 "notification_dropped",
                 lab=message.lab,
@@ -208,6 +216,7 @@ class _Target:
         while True:
             attempt += 1
             if self._send_once(message):
+                self._count("sent")
                 log.info(
                     "notification_sent",
                     lab=message.lab,
@@ -219,6 +228,7 @@ class _Target:
             if attempt > len(self._delays) or self._stopping.is_set():
                 break
             delay = self._delays[attempt - 1]
+            self._count("retried")
             log.warning(
                 "notification_retrying",
                 lab=message.lab,
@@ -229,6 +239,7 @@ class _Target:
             )
             if self._stopping.wait(delay):
                 break
+        self._count("failed")
         log.error(
             "notification_failed",
             lab=message.lab,
@@ -248,10 +259,16 @@ class _Target:
 class Notifier:
     """Sends messages to every target, off the caller's thread; `send` never blocks and never raises."""
 
-    def __init__(self, urls: Sequence[str], retry_delays: Sequence[float] = RETRY_DELAYS) -> None:
+    def __init__(
+        self,
+        urls: Sequence[str],
+        retry_delays: Sequence[float] = RETRY_DELAYS,
+        count: Callable[[str], None] = lambda outcome: None,
+    ) -> None:
+        """`count` is told each outcome: sent, retried, failed or dropped (the daemon's metrics)."""
         self._stopping = threading.Event()
         self._targets = [
-            _Target(number, url, tuple(retry_delays), self._stopping)
+            _Target(number, url, tuple(retry_delays), self._stopping, count)
             for number, url in enumerate(urls, start=1)
         ]
 
@@ -348,7 +365,10 @@ def page_address(page_url: str, host: str, port: int, hostname: Callable[[], str
 
 
 def open_watch(
-    config: Config, runs: Callable[[], Mapping[str, RecordedRun]], hostname: Callable[[], str]
+    config: Config,
+    runs: Callable[[], Mapping[str, RecordedRun]],
+    hostname: Callable[[], str],
+    count: Callable[[str], None] = lambda outcome: None,
 ) -> tuple[LabWatch, Notifier] | None:
     """The watch and its notifier as `[notify]` sets them (not yet started); None without any URL.
 
@@ -357,7 +377,7 @@ def open_watch(
     settings = config.notify
     if settings is None or not settings.urls:
         return None
-    notifier = Notifier(settings.urls)
+    notifier = Notifier(settings.urls, count=count)
     daemon = config.daemon
     page = page_address(settings.page_url, daemon.health_host, daemon.health_port, hostname)
     try:

@@ -67,6 +67,9 @@ def test_a_transition_is_notified_once_within_10_s_and_the_page_shows_it(
 
         status, page = daemon.get("/labs/pair-01")
         assert status == 200 and '<span class="badge drifted">drifted</span>' in page
+        _, metrics = daemon.get("/metrics")
+        assert 'auditor_notifications_total{outcome="sent"} 1.0' in metrics
+        assert 'auditor_notifications_total{outcome="retried"}' in metrics  # the dead target
         status, api = daemon.get("/api/labs")
         verdicts = {lab["lab"]: lab["verdict"] for lab in json.loads(api)["labs"]}
         assert status == 200 and verdicts == {"pair-01": "drifted", "pair-02": "conformant"}

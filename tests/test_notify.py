@@ -290,8 +290,9 @@ def test_a_message_reaches_the_receiver_exactly_once() -> None:
 
 
 def test_a_failed_send_is_retried_with_backoff_until_it_goes_through() -> None:
+    outcomes: list[str] = []
     with running_receiver(statuses=[500, 503]) as receiver, capture_logs() as logs:
-        notifier = Notifier([receiver.url()], retry_delays=(0.05, 0.1, 0.2))
+        notifier = Notifier([receiver.url()], retry_delays=(0.05, 0.1, 0.2), count=outcomes.append)
         notifier.start()
         notifier.send(sample())
         receiver.next(timeout=10)
@@ -300,6 +301,7 @@ def test_a_failed_send_is_retried_with_backoff_until_it_goes_through() -> None:
     retries = [entry for entry in logs if entry["event"] == "notification_retrying"]
     assert [entry["retry_in"] for entry in retries] == [0.05, 0.1]
     assert [entry["attempts"] for entry in logs if entry["event"] == "notification_sent"] == [3]
+    assert outcomes == ["retried", "retried", "sent"]
 
 
 def closed_port() -> int:
