@@ -35,7 +35,7 @@ from auditor.model import LabAudit, Trigger, Verdict
 from auditor.notify import LabWatch, open_watch
 from auditor.operations import provision_targets, register_labs, teardown_expired
 from auditor.runtime import Runtime, open_runtime
-from auditor.store import DatabaseUnavailable, LabState, Store, upgrade
+from auditor.store import DatabaseUnavailable, LabState, LifecycleEvent, Store, upgrade
 from auditor.web import open_page
 from provisioner.apply import LabTarget
 
@@ -238,7 +238,7 @@ class Daemon:
             if self.watch is not None:
                 if outcome.ok:
                     self.watch.torn_down(outcome.name)
-                else:
+                elif _teardown_failed(store, outcome.name):  # not merely busy in another process
                     self.watch.teardown_failed(outcome.name, outcome.error or "")
             if outcome.ok:
                 with self.state.lock:
@@ -295,6 +295,14 @@ class Daemon:
             started_at=iso(started),
             finished_at=iso(utc_now()),
         )
+
+
+def _teardown_failed(store: Store, lab: str) -> bool:
+    try:
+        entries = store.lifecycle(lab)
+    except DatabaseUnavailable:
+        return True  # unknown: better a message too many than a failure nobody hears of
+    return bool(entries) and entries[-1].event is LifecycleEvent.TEARDOWN_FAILED
 
 
 def audit_job_id(lab: str) -> str:
