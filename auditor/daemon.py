@@ -32,7 +32,7 @@ from auditor.config import EMBEDDED, Config
 from auditor.errors import OperationalError
 from auditor.health import Metrics
 from auditor.model import LabAudit, Trigger, Verdict
-from auditor.notify import LabWatch, open_watch
+from auditor.notify import ABANDONED_PREFIX, LabWatch, open_watch
 from auditor.operations import provision_targets, register_labs, teardown_expired
 from auditor.runtime import Runtime, open_runtime
 from auditor.store import DatabaseUnavailable, LabState, LifecycleEvent, Store, upgrade
@@ -291,7 +291,7 @@ class Daemon:
             origin_account=target.lab.origin.account_id,
             destination_account=target.lab.destination.account_id,
             verdict=Verdict.ERROR,
-            error="abandoned: the daemon stopped before the audit finished",
+            error=f"{ABANDONED_PREFIX} the daemon stopped before the audit finished",
             started_at=iso(started),
             finished_at=iso(utc_now()),
         )
@@ -352,7 +352,7 @@ def run_daemon(config: Config) -> int:
         return 0
     notifications = open_watch(
         config,
-        lambda: daemon.database().latest_runs(),
+        daemon.database,
         socket.getfqdn,
         lambda outcome: daemon.metrics.notifications.labels(outcome=outcome).inc(),
     )

@@ -23,7 +23,7 @@ import structlog
 from auditor.config import Config, NotifyEvent, NotifySettings
 from auditor.explain import explanation
 from auditor.model import Finding, LabAudit, Severity, Verdict
-from auditor.store import DatabaseUnavailable, RecordedRun
+from auditor.store import DatabaseUnavailable, RecordedRun, Store
 
 log = structlog.get_logger()
 
@@ -32,7 +32,7 @@ RETRY_DELAYS: tuple[float, ...] = (2, 5, 15, 30, 60, 120)  # seconds before each
 QUEUE_LIMIT = 1000  # messages waiting per target; beyond that the newest are dropped (and logged)
 ERROR_CHARS = 300
 # The daemon records the audits it cut short at a stop as errors that start so; they say nothing about
-# the lab, so they must not make its next audit look like a recovery.
+# the lab, so a restart reads each lab's standing from the run before (see open_watch).
 ABANDONED_PREFIX = "abandoned:"
 
 
@@ -343,12 +343,8 @@ class LabWatch:
 
 
 def standings_of(runs: Mapping[str, RecordedRun]) -> dict[str, Standing]:
-    """Each lab's standing from its latest recorded run; a run the daemon abandoned says nothing."""
-    return {
-        lab: Standing.of(run.verdict, run.findings)
-        for lab, run in runs.items()
-        if not (run.error or "").startswith(ABANDONED_PREFIX)
-    }
+    """Each lab's standing from its latest recorded run."""
+    return {lab: Standing.of(run.verdict, run.findings) for lab, run in runs.items()}
 
 
 def page_address(page_url: str, host: str, port: int, hostname: Callable[[], str]) -> str | None:
@@ -366,13 +362,14 @@ def page_address(page_url: str, host: str, port: int, hostname: Callable[[], str
 
 def open_watch(
     config: Config,
-    runs: Callable[[], Mapping[str, RecordedRun]],
+    store: Callable[[], Store],
     hostname: Callable[[], str],
     count: Callable[[str], None] = lambda outcome: None,
 ) -> tuple[LabWatch, Notifier] | None:
     """The watch and its notifier as `[notify]` sets them (not yet started); None without any URL.
 
-    Each lab's standing is seeded from its latest recorded run, so a restart announces nothing again.
+    Each lab's standing is seeded from its latest recorded run (passing over audits the daemon
+    abandoned at a stop), so a restart announces nothing again.
     """
     settings = config.notify
     if settings is None or not settings.urls:
@@ -381,7 +378,7 @@ def open_watch(
     daemon = config.daemon
     page = page_address(settings.page_url, daemon.health_host, daemon.health_port, hostname)
     try:
-        standings = standings_of(runs())
+        standings = standings_of(store().latest_runs(except_errors_starting=ABANDONED_PREFIX))
     except DatabaseUnavailable as error:
         log.warning("notify_standings_unknown", error=str(error))
         standings = {}

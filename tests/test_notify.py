@@ -29,7 +29,6 @@ from auditor.model import (
     Severity,
     Side,
     Status,
-    Trigger,
     Verdict,
     Witness,
 )
@@ -41,10 +40,8 @@ from auditor.notify import (
     finding_lines,
     page_address,
     render_audit_message,
-    standings_of,
     transition,
 )
-from auditor.store import RecordedRun
 
 SETTINGS = NotifySettings(urls=("json://127.0.0.1:9/x",))
 ROLE = "arn:aws:iam::222222222222:role/LambdaS3ListBuckets"
@@ -236,18 +233,6 @@ def test_a_standing_known_from_the_store_is_not_announced_again() -> None:
     lab_watch, sent = watch(**{"pair-07": Standing(B, HIGH)})
     lab_watch.audited(lab_audit(B, opened_trust()))
     assert sent == []
-
-
-def test_the_standings_come_from_the_latest_runs_but_an_abandoned_audit_says_nothing() -> None:
-    def run(lab: str, verdict: Verdict, error: str | None = None) -> RecordedRun:
-        return RecordedRun(1, lab, Trigger.SCHEDULE, None, None, verdict, error, 0, (finding(HIGH),), None)  # type: ignore[arg-type]
-
-    runs = {
-        "pair-01": run("pair-01", D),
-        "pair-02": run("pair-02", E, "abandoned: the daemon stopped before the audit finished"),
-        "pair-03": run("pair-03", E, "AccessDenied"),
-    }
-    assert standings_of(runs) == {"pair-01": Standing(D, HIGH), "pair-03": Standing(E, HIGH)}
 
 
 def test_a_failing_teardown_is_announced_once_until_it_succeeds() -> None:

@@ -335,11 +335,20 @@ class Store:
                 timelines[lab_ids[lab_id]].append(RunPoint(run_id, started_at, verdict, trigger))
             return timelines
 
-    def latest_runs(self, labs: Sequence[str] | None = None) -> dict[str, RecordedRun]:
-        """Each selected lab's latest run with its findings and invoke result; labs never audited are absent."""
+    def latest_runs(
+        self, labs: Sequence[str] | None = None, *, except_errors_starting: str | None = None
+    ) -> dict[str, RecordedRun]:
+        """Each selected lab's latest run with its findings and invoke result; labs never audited are absent.
+
+        `except_errors_starting` passes over runs whose error starts so (the daemon's abandoned audits)."""
+        conditions = []
+        if except_errors_starting is not None:
+            conditions.append(
+                or_(AuditRunRow.error.is_(None), ~AuditRunRow.error.startswith(except_errors_starting))
+            )
         with self._reading() as session:
             lab_ids = _selected_labs(session, labs)
-            runs = _latest_runs_by_lab(session, list(lab_ids))
+            runs = _latest_runs_by_lab(session, list(lab_ids), *conditions)
             return _recorded_runs(session, lab_ids, list(runs.values()))
 
     def change_marker(self) -> tuple[int, int, datetime | None]:
@@ -567,11 +576,15 @@ def _latest_run_id(*conditions: ColumnElement[bool]) -> Select[int]:
     )
 
 
-def _latest_runs_by_lab(session: Session, lab_ids: list[int]) -> dict[int, AuditRunRow]:
+def _latest_runs_by_lab(
+    session: Session, lab_ids: list[int], *conditions: ColumnElement[bool]
+) -> dict[int, AuditRunRow]:
     """Each lab's latest run: one index probe per lab on (lab_id, started_at), then the rows by id."""
     if not lab_ids:
         return {}
-    latest_id = _latest_run_id(AuditRunRow.lab_id == LabRow.id).correlate(LabRow).scalar_subquery()
+    latest_id = (
+        _latest_run_id(AuditRunRow.lab_id == LabRow.id, *conditions).correlate(LabRow).scalar_subquery()
+    )
     run_ids = [
         run_id for run_id in session.scalars(select(latest_id).where(LabRow.id.in_(lab_ids))) if run_id
     ]
