@@ -356,6 +356,7 @@ def run_daemon(config: Config) -> int:
         socket.getfqdn,
         lambda outcome: daemon.metrics.notifications.labels(outcome=outcome).inc(),
     )
+    notifier = None
     if notifications is not None:
         daemon.watch, notifier = notifications
         notifier.start()
@@ -368,14 +369,14 @@ def run_daemon(config: Config) -> int:
         labs=len(daemon.targets),
         interval=str(config.audit.interval),
         health_port=page.port if page is not None else 0,
-        notify_targets=notifications[1].targets if notifications is not None else 0,
+        notify_targets=notifier.targets if notifier is not None else 0,
     )
     stop.wait()
     if events is not None:
         events.stop()
     daemon.stop()
-    if notifications is not None:
-        notifications[1].stop()
+    if notifier is not None:
+        notifier.stop()
     if page is not None:
         page.stop()
     _current = None
