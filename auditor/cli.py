@@ -152,7 +152,8 @@ def db_upgrade(config_path: str) -> None:
 def daemon(config_path: str) -> None:
     """The long-running service: scheduled audits, change-event audits, teardown at expiry.
 
-    Serves /healthz and /metrics on [daemon] health_port; stops cleanly on SIGTERM or SIGINT.
+    Serves the live page, /healthz and /metrics on [daemon] health_port, sends [notify]'s
+    notifications, and stops cleanly on SIGTERM or SIGINT.
 
     \b
     Example:

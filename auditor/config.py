@@ -13,8 +13,11 @@ import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from enum import StrEnum
 from pathlib import Path
 from typing import Any, Literal
+
+from auditor.model import Severity
 
 DEFAULT_CONFIG_PATH = "config.toml"
 EMBEDDED = "embedded"
@@ -28,6 +31,7 @@ _DURATION = re.compile(r"^(\d+)\s*(s|m|h|d)$")
 _DURATION_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
 _LAB_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 _RUNTIME = re.compile(r"^python3\.(\d+)$")
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
 class ConfigError(Exception):
@@ -113,9 +117,32 @@ class EventsSettings:
 class DaemonSettings:
     health_port: int = 8080
     health_host: str = "127.0.0.1"
+    # The NAME of the environment variable holding the page's token (needed when bound off loopback).
+    web_token_env: str = ""
     jitter: timedelta = timedelta(seconds=30)
     reconcile_interval: timedelta = timedelta(minutes=1)
     stop_timeout: timedelta = timedelta(seconds=20)
+
+
+class NotifyEvent(StrEnum):
+    """The transitions of a lab that `[notify] on` may name (interface.md, "Notifications")."""
+
+    BROKEN = "broken"
+    DRIFTED = "drifted"
+    ERROR = "error"
+    RECOVERED = "recovered"
+    TEARDOWN_FAILED = "teardown_failed"
+
+
+@dataclass(frozen=True)
+class NotifySettings:
+    """Where and when to notify. The URLs hold secrets (tokens, passwords): never log or show them."""
+
+    urls: tuple[str, ...] = field(default=(), repr=False)  # from `urls` and then from `urls_env`
+    urls_env: str = ""
+    on: frozenset[NotifyEvent] = frozenset(NotifyEvent)
+    min_severity: Severity = Severity.HIGH
+    page_url: str = ""  # the page's address as people reach it; "" derives it from [daemon]
 
 
 @dataclass(frozen=True)
@@ -128,6 +155,7 @@ class Config:
     database: DatabaseSettings = DatabaseSettings()
     daemon: DaemonSettings = DaemonSettings()
     events: EventsSettings | None = None
+    notify: NotifySettings | None = None
 
     def select(self, names: tuple[str, ...] | list[str]) -> tuple[LabConfig, ...]:
         """The labs named on the command line, or all of them; an unknown name is a usage error."""
@@ -474,15 +502,104 @@ def _daemon_settings(table: _Table) -> DaemonSettings:
     port = table.get("health_port", int, 8080)
     if not 0 <= port <= 65535:
         raise ConfigError(file, table.path("health_port"), f"{port} is not a port (0 turns the endpoint off)")
+    token_env = table.get("web_token_env", str, "")
+    if token_env and not _ENV_NAME.match(token_env):
+        raise ConfigError(
+            file, table.path("web_token_env"), f"{token_env!r} is not the name of an environment variable"
+        )
     return DaemonSettings(
         health_port=port,
         health_host=table.get("health_host", str, "127.0.0.1"),
+        web_token_env=token_env,
         jitter=_optional_duration(table, "jitter", "30s"),
         reconcile_interval=parse_duration(
             table.get("reconcile_interval", str, "1m"), file, table.path("reconcile_interval")
         ),
         stop_timeout=parse_duration(table.get("stop_timeout", str, "20s"), file, table.path("stop_timeout")),
     )
+
+
+def _notify_settings(top: _Table, env: Mapping[str, str]) -> NotifySettings | None:
+    if "notify" not in top.raw:
+        top.read.add("notify")
+        return None
+    table = top.table("notify")
+    file = table.file
+    urls = _strings(table, "urls")
+    for index, url in enumerate(urls):
+        _check_notify_url(url, file, f"{table.path('urls')}[{index}]")
+    urls_env = table.get("urls_env", str, "")
+    if urls_env:
+        if not _ENV_NAME.match(urls_env):
+            raise ConfigError(
+                file, table.path("urls_env"), f"{urls_env!r} is not the name of an environment variable"
+            )
+        from_env = env.get(urls_env, "").split()
+        for index, url in enumerate(from_env):
+            _check_notify_url(url, "environment", f"{urls_env} (URL {index + 1})")
+        urls = [*urls, *from_env]
+    settings = NotifySettings(
+        urls=tuple(urls),
+        urls_env=urls_env,
+        on=frozenset(_notify_events(table)),
+        min_severity=_severity(table, "min_severity", Severity.HIGH),
+        page_url=_page_url(table),
+    )
+    table.refuse_unknown()
+    return settings
+
+
+def _strings(table: _Table, name: str) -> list[str]:
+    values: list[object] = table.get(name, list, [])
+    for index, value in enumerate(values):
+        if not isinstance(value, str):
+            raise ConfigError(table.file, f"{table.path(name)}[{index}]", f"must be a string, not {value!r}")
+    return [str(value) for value in values]
+
+
+def _check_notify_url(url: str, file: str, key: str) -> None:
+    """Apprise knows every service's URL form; the URL itself is never repeated (it may hold a secret)."""
+    import apprise  # here, not at the top: only a [notify] section needs its 0.2 s of imports
+
+    if apprise.Apprise.instantiate(url) is None:
+        scheme = url.split("://", 1)[0] if "://" in url else ""
+        what = f"a {scheme}:// URL" if scheme.isalnum() and len(scheme) <= 20 else "this"
+        raise ConfigError(
+            file, key, f"{what} is not a notification URL Apprise can send to (the value is not shown)"
+        )
+
+
+def _notify_events(table: _Table) -> list[NotifyEvent]:
+    names = _strings(table, "on") if "on" in table.raw else [event.value for event in NotifyEvent]
+    known = {event.value for event in NotifyEvent}
+    for index, name in enumerate(names):
+        if name not in known:
+            hint = _closest(name, known)
+            raise ConfigError(
+                table.file,
+                f"{table.path('on')}[{index}]",
+                f"{name!r} is not a notification event (use {', '.join(e.value for e in NotifyEvent)})"
+                + (f"; did you mean {hint!r}?" if hint else ""),
+            )
+    return [NotifyEvent(name) for name in names]
+
+
+def _severity(table: _Table, name: str, default: Severity) -> Severity:
+    value = table.get(name, str, default.value)
+    if value not in {severity.value for severity in Severity}:
+        raise ConfigError(
+            table.file,
+            table.path(name),
+            f"{value!r} is not a severity (use {', '.join(s.value for s in Severity)})",
+        )
+    return Severity(value)
+
+
+def _page_url(table: _Table) -> str:
+    url = table.get("page_url", str, "").strip().rstrip("/")
+    if url and not re.match(r"^https?://[^\s/]+(/\S*)?$", url):
+        raise ConfigError(table.file, table.path("page_url"), f"{url!r} is not an http(s) URL")
+    return url
 
 
 def _optional_duration(table: _Table, name: str, default: str) -> timedelta:
@@ -522,6 +639,7 @@ def _config_from(data: dict[str, Any], file: str, config_dir: Path, env: Mapping
         database=_database_settings(sections["database"], env),
         daemon=_daemon_settings(sections["daemon"]),
         events=_events_settings(top),
+        notify=_notify_settings(top, env),
     )
     for table in sections.values():
         table.refuse_unknown()

@@ -8,8 +8,10 @@ twice at once and a missed run is run once, late, rather than several times.
 
 from __future__ import annotations
 
+import os
 import random
 import signal
+import socket
 import threading
 import time
 import uuid
@@ -29,11 +31,13 @@ from auditor.config import EMBEDDED, Config
 from auditor.context import Context, open_context
 from auditor.errors import OperationalError
 from auditor.events import EventListener
-from auditor.health import HealthServer, Metrics
+from auditor.health import Metrics
 from auditor.model import LabAudit, Trigger, Verdict
+from auditor.notify import ABANDONED_PREFIX, LabWatch, open_watch
 from auditor.operations import provision_targets, register_labs, teardown_expired
-from auditor.store import DatabaseUnavailable, LabState, Store, upgrade
+from auditor.store import DatabaseUnavailable, LabState, LifecycleEvent, Store, upgrade
 from auditor.target import LabTarget
+from auditor.web import open_page
 
 log = structlog.get_logger()
 
@@ -64,6 +68,7 @@ class Daemon:
         self.metrics = Metrics()
         self.stop_event = threading.Event()
         self.store: Store | None = None
+        self.watch: LabWatch | None = None  # notifications, when [notify] names somewhere to send them
         self.scheduler = BackgroundScheduler(
             timezone=UTC,
             executors={"default": ThreadPoolExecutor(max_workers=config.audit.concurrency)},
@@ -80,6 +85,12 @@ class Daemon:
             register_labs(store, list(self.targets.values()))
             self.store = store
             log.info("database_ready", url=store.url)
+        return self.store
+
+    def ready_store(self) -> Store:
+        """The store once the daemon has it, for the page's own thread (which must not migrate it)."""
+        if self.store is None:
+            raise DatabaseUnavailable("the daemon is still waiting for its database")
         return self.store
 
     def record(self, audit: LabAudit, trigger: Trigger) -> None:
@@ -181,6 +192,8 @@ class Daemon:
             result = audit_lab(self.context, self.targets[lab], invoke=self.config.audit.invoke)
             self.metrics.observe_audit(result)
             self.record(result, trigger)
+            if self.watch is not None:
+                self.watch.audited(result)
         finally:
             structlog.contextvars.clear_contextvars()
             with self.state.lock:
@@ -224,6 +237,11 @@ class Daemon:
         for outcome in outcomes:
             self.metrics.teardowns.labels(outcome="ok" if outcome.ok else "failed").inc()
             log.info("lab_expired_teardown", lab=outcome.name, ok=outcome.ok, error=outcome.error)
+            if self.watch is not None:
+                if outcome.ok:
+                    self.watch.torn_down(outcome.name)
+                elif _teardown_failed(store, outcome.name):  # not merely busy in another process
+                    self.watch.teardown_failed(outcome.name, outcome.error or "")
             if outcome.ok:
                 with self.state.lock:
                     self.state.torn_down.add(outcome.name)
@@ -275,10 +293,18 @@ class Daemon:
             origin_account=target.lab.origin.account_id,
             destination_account=target.lab.destination.account_id,
             verdict=Verdict.ERROR,
-            error="abandoned: the daemon stopped before the audit finished",
+            error=f"{ABANDONED_PREFIX} the daemon stopped before the audit finished",
             started_at=iso(started),
             finished_at=iso(utc_now()),
         )
+
+
+def _teardown_failed(store: Store, lab: str) -> bool:
+    try:
+        entries = store.lifecycle(lab)
+    except DatabaseUnavailable:
+        return True  # unknown: better a message too many than a failure nobody hears of
+    return bool(entries) and entries[-1].event is LifecycleEvent.TEARDOWN_FAILED
 
 
 def audit_job_id(lab: str) -> str:
@@ -302,14 +328,25 @@ def serve(daemon: Daemon) -> int:
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
-    health = HealthServer(
-        config.daemon.health_host, config.daemon.health_port, daemon.healthy, daemon.metrics
-    )
-    health.start()
+    # First, before anything is touched: a missing token or a port already taken ends it here (exit 2).
+    page = open_page(config, daemon.ready_store, daemon.healthy, daemon.metrics, os.environ)
+    if page is not None:
+        page.start()
     _wait_for_database(daemon)
     if stop.is_set():
-        health.stop()
+        if page is not None:
+            page.stop()
         return 0
+    notifications = open_watch(
+        config,
+        daemon.database,
+        socket.getfqdn,
+        lambda outcome: daemon.metrics.notifications.labels(outcome=outcome).inc(),
+    )
+    notifier = None
+    if notifications is not None:
+        daemon.watch, notifier = notifications
+        notifier.start()
     _provision_if_embedded(daemon)
     events = _start_events(daemon)
     daemon.schedule()
@@ -318,13 +355,17 @@ def serve(daemon: Daemon) -> int:
         "daemon_started",
         labs=len(daemon.targets),
         interval=str(config.audit.interval),
-        health_port=health.port,
+        health_port=page.port if page is not None else 0,
+        notify_targets=notifier.targets if notifier is not None else 0,
     )
     stop.wait()
     if events is not None:
         events.stop()
     daemon.stop()
-    health.stop()
+    if notifier is not None:
+        notifier.stop()
+    if page is not None:
+        page.stop()
     return 0
 
 

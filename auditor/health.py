@@ -1,16 +1,11 @@
-"""The daemon's HTTP endpoint: `/healthz` (the last completed cycle) and `/metrics` (Prometheus)."""
+"""The daemon's health check and metrics; auditor.web serves them as `/healthz` and `/metrics`."""
 
 from __future__ import annotations
 
-import json
-import threading
 from collections.abc import Callable
 from datetime import datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
-from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from auditor.model import LabAudit
 
@@ -48,6 +43,12 @@ class Metrics:
             "Writes or reads refused because the database was away",
             registry=self.registry,
         )
+        self.notifications = Counter(
+            "auditor_notifications",
+            "Notification sends to one target, by outcome (sent, retried, failed, dropped)",
+            ["outcome"],
+            registry=self.registry,
+        )
         self.cycles = Counter(
             "auditor_reconcile_cycles", "Reconcile cycles completed", registry=self.registry
         )
@@ -65,56 +66,3 @@ class Metrics:
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)
-
-
-class HealthServer:
-    """A small threaded HTTP server; port 0 in the config turns it off."""
-
-    def __init__(self, host: str, port: int, health: HealthCheck, metrics: Metrics) -> None:
-        self.enabled = port != 0
-        self.health, self.metrics = health, metrics
-        self._server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
-        if self.enabled:
-            self._server = ThreadingHTTPServer((host, port), self._handler())
-            self._server.daemon_threads = True
-
-    @property
-    def port(self) -> int:
-        return self._server.server_address[1] if self._server else 0
-
-    def _handler(self) -> type[BaseHTTPRequestHandler]:
-        server = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                if self.path == "/healthz":
-                    healthy, detail = server.health()
-                    body = json.dumps({"healthy": healthy, "last_cycle": detail}).encode()
-                    self._answer(200 if healthy else 503, "application/json", body)
-                elif self.path == "/metrics":
-                    self._answer(200, CONTENT_TYPE_LATEST, server.metrics.exposition())
-                else:
-                    self._answer(404, "text/plain", b"not found\n")
-
-            def _answer(self, code: int, content_type: str, body: bytes) -> None:
-                self.send_response(code)
-                self.send_header("Content-Type", content_type)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass  # probes every few seconds would drown the daemon's own log
-
-        return Handler
-
-    def start(self) -> None:
-        if self._server is not None:
-            self._thread = threading.Thread(target=self._server.serve_forever, name="health", daemon=True)
-            self._thread.start()
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()

@@ -42,3 +42,6 @@ def configure_logging(level: str = "info", json_lines: bool | None = None) -> No
     # The emulator's request log and botocore's chatter are noise to an operator.
     for name in ("werkzeug", "botocore", "urllib3", "moto", "alembic"):
         logging.getLogger(name).setLevel(logging.WARNING)
+    # Apprise's own messages may repeat a notification URL, and those hold secrets: the notifier logs
+    # every failure itself, without the URL.
+    logging.getLogger("apprise").setLevel(logging.CRITICAL + 1)

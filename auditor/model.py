@@ -91,6 +91,22 @@ class Witness:
     # Only the context values that matter to the difference; a list for a multi-valued key.
     context: Mapping[str, str | tuple[str, ...]] = field(default_factory=dict)
 
+    @classmethod
+    def from_json(cls, document: Mapping[str, Any] | None) -> Witness | None:
+        """The witness as to_json wrote it (a stored finding); None for None."""
+        if document is None:
+            return None
+        return cls(
+            allowed_by=Side(document["allowed_by"]),
+            action=document["action"],
+            resource=document["resource"],
+            principal=document.get("principal"),
+            context={
+                key: tuple(value) if isinstance(value, list) else value
+                for key, value in (document.get("context") or {}).items()
+            },
+        )
+
     def to_json(self) -> dict[str, Any]:
         return {
             "allowed_by": self.allowed_by.value,
@@ -116,6 +132,16 @@ class Actor:
     source_ip: str = ""
     user_agent: str = ""
     session_issuer: str = ""
+
+    @classmethod
+    def from_json(cls, document: Mapping[str, Any] | None) -> Actor | None:
+        """The actor as to_json wrote it (a stored finding); None for None."""
+        if document is None:
+            return None
+        fields = ("arn", "type", "event_name", "event_time", "event_id", "source_ip", "user_agent")
+        return cls(
+            **{name: document[name] for name in fields}, session_issuer=document.get("session_issuer", "")
+        )
 
     def to_json(self) -> dict[str, Any]:
         document = {

@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 from typing import IO
 
+from auditor.explain import explanation
 from auditor.model import AuditRun, Severity, Verdict
 
 VERDICT_STYLE = {
@@ -57,3 +58,5 @@ def print_audit_table(run: AuditRun, out: IO[str] | None = None) -> None:
                 highlight=False,
             )
             console.print(finding.message, markup=False, highlight=False)
+            if explained := explanation(finding):
+                console.print(f"    {explained}", markup=False, highlight=False)

@@ -290,6 +290,16 @@ def test_the_sample_configurations_match_the_container(services: dict[str, dict[
     assert "moto" in services
 
 
+def test_off_loopback_the_page_token_and_notification_urls_come_from_the_shell(
+    services: dict[str, dict[str, Any]],
+) -> None:
+    env = environment(services["auditor"])
+    for config in deploy_configs():
+        token_variable = config.daemon.web_token_env
+        assert token_variable and env.get(token_variable, "missing") is None  # passed through, never written
+    assert env.get("AUDITOR_NOTIFY_URLS", "missing") is None
+
+
 def test_the_roster_assumes_the_role_that_auditor_permissions_describes() -> None:
     for lab in deploy_configs()[0].labs:
         for access in (lab.origin, lab.destination):

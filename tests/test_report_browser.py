@@ -51,7 +51,9 @@ def chromium() -> Path:
     pytest.skip(reason)
 
 
-def chromium_command(user_data_dir: Path, *flags: str) -> list[str]:
+def chromium_command(
+    user_data_dir: Path, *flags: str, network: tuple[str, ...] = NETWORK_BLOCKED
+) -> list[str]:
     return [
         str(chromium()),
         "--headless",
@@ -63,7 +65,7 @@ def chromium_command(user_data_dir: Path, *flags: str) -> list[str]:
         "--disable-sync",
         "--disable-dev-shm-usage",
         f"--user-data-dir={user_data_dir}",
-        *NETWORK_BLOCKED,
+        *network,
         *flags,
     ]
 
@@ -267,7 +269,7 @@ class DevTools:
     next_id: int = 0
 
     @classmethod
-    def launch(cls, user_data_dir: Path) -> DevTools:
+    def launch(cls, user_data_dir: Path, network: tuple[str, ...] = NETWORK_BLOCKED) -> DevTools:
         command_read, command_write = os.pipe()
         reply_read, reply_write = os.pipe()
 
@@ -279,7 +281,7 @@ class DevTools:
             os.dup2(high_write, 4)
 
         process = subprocess.Popen(
-            chromium_command(user_data_dir, "--remote-debugging-pipe", "about:blank"),
+            chromium_command(user_data_dir, "--remote-debugging-pipe", "about:blank", network=network),
             preexec_fn=onto_fds_3_and_4,
             close_fds=False,
             stdout=subprocess.DEVNULL,

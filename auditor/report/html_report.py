@@ -13,9 +13,12 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import cache
 from itertools import groupby
+from typing import Any
+from urllib.parse import quote
 
 from jinja2 import Environment, PackageLoader, StrictUndefined
 
+from auditor.explain import explanation
 from auditor.model import Verdict
 from auditor.report.diff import folded
 from auditor.report.model import (
@@ -45,6 +48,11 @@ def render_html(report: ClassReport) -> str:
     )
 
 
+def render_page(template: str, **context: Any) -> str:
+    """Another page on the report's templates, filters and styles (the daemon's live page)."""
+    return _environment().get_template(template).render(verdicts=VERDICT_ORDER, **context)
+
+
 @cache
 def _environment() -> Environment:
     environment = Environment(
@@ -64,7 +72,12 @@ def _environment() -> Environment:
         fold=folded,
     )
     environment.globals.update(
-        last_conformant=last_conformant, expires_in=expires_in, is_quiet=is_quiet, retired=RETIRED
+        last_conformant=last_conformant,
+        expires_in=expires_in,
+        is_quiet=is_quiet,
+        retired=RETIRED,
+        explain=explanation,
+        lab_link=lab_link,
     )
     return environment
 
@@ -72,6 +85,11 @@ def _environment() -> Environment:
 def anchor(name: str) -> str:
     """An id for a lab's section, safe as a URL fragment whatever the name holds."""
     return "lab-" + _UNSAFE_IN_ID.sub("-", name)
+
+
+def lab_link(name: str, live: bool) -> str:
+    """A lab's section in the report file, or its own page on the daemon's live page."""
+    return f"/labs/{quote(name, safe='')}" if live else f"#{anchor(name)}"
 
 
 def is_quiet(lab: LabReport) -> bool:

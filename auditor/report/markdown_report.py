@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 
+from auditor.explain import explanation
 from auditor.model import Effect, Severity, Verdict
 from auditor.report.diff import unified_lines
 from auditor.report.model import SEVERITIES, ClassReport, FindingReport, LabReport
@@ -119,6 +120,8 @@ def _finding(report: FindingReport) -> Iterator[str]:
         f" {text(finding.message)}"
     )
     yield f"  - resource: {code(finding.resource)}"
+    if explained := explanation(finding):
+        yield f"  - {text(explained)}"
     if report.diff and report.diff.changed:
         yield from _indented(fenced("diff", list(unified_lines(report.diff))))
 

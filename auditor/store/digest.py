@@ -12,7 +12,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from auditor.model import Check, Effect, Finding, Severity, Status
+from auditor.model import Actor, Check, Effect, Finding, Severity, Status, Witness
 
 
 def canonical_json(value: Any) -> str:
@@ -37,6 +37,8 @@ class StoredFinding:
     expected_digest: str | None
     actual_digest: str | None
     breaks_lab: bool
+    witness_digest: str | None = None
+    changed_by_digest: str | None = None
 
     def sort_key(self) -> tuple[Any, ...]:
         # Most severe first, so a report can show findings in the order they are stored.
@@ -53,7 +55,13 @@ class StoredFinding:
             self.expected_digest or "",
             self.actual_digest or "",
             self.breaks_lab,
+            # Only when present, so that a set stored before these existed keeps its digest.
+            *([self.witness_digest or "", self.changed_by_digest or ""] if self.explained else []),
         ]
+
+    @property
+    def explained(self) -> bool:
+        return self.witness_digest is not None or self.changed_by_digest is not None
 
 
 @dataclass(frozen=True)
@@ -93,6 +101,8 @@ def _stored(finding: Finding, documents: dict[str, str]) -> StoredFinding:
         expected_digest=_document_digest(finding, "expected", documents),
         actual_digest=_document_digest(finding, "actual", documents),
         breaks_lab=bool(finding.breaks_lab),
+        witness_digest=_document_digest(finding, "witness", documents),
+        changed_by_digest=_document_digest(finding, "changed_by", documents),
     )
 
 
@@ -100,6 +110,8 @@ def _document_digest(finding: Finding, field: str, documents: dict[str, str]) ->
     value = getattr(finding, field)
     if value is None:
         return None
+    if isinstance(value, Witness | Actor):
+        value = value.to_json()
     try:
         body = canonical_json(value)
     except (TypeError, ValueError) as exc:

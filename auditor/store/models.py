@@ -94,6 +94,9 @@ class FindingRow(Base):
     expected_digest: Mapped[str | None] = mapped_column(ForeignKey("documents.digest"))
     actual_digest: Mapped[str | None] = mapped_column(ForeignKey("documents.digest"))
     breaks_lab: Mapped[bool]
+    # interface.md 0.2: which request the difference allows, and who made the change (revision 0002).
+    witness_digest: Mapped[str | None] = mapped_column(ForeignKey("documents.digest"))
+    changed_by_digest: Mapped[str | None] = mapped_column(ForeignKey("documents.digest"))
 
 
 class AuditRunRow(Base):

@@ -28,7 +28,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from auditor.model import Finding, InvokeResult, LabAudit, Trigger, Verdict
+from auditor.model import Actor, Finding, InvokeResult, LabAudit, Trigger, Verdict, Witness
 from auditor.store.digest import PreparedFindings, decode_document, prepare_findings
 from auditor.store.engine import is_memory_database, make_engine, safe_url, unavailable_as, writing_engine
 from auditor.store.migrate import upgrade_engine
@@ -335,12 +335,30 @@ class Store:
                 timelines[lab_ids[lab_id]].append(RunPoint(run_id, started_at, verdict, trigger))
             return timelines
 
-    def latest_runs(self, labs: Sequence[str] | None = None) -> dict[str, RecordedRun]:
-        """Each selected lab's latest run with its findings and invoke result; labs never audited are absent."""
+    def latest_runs(
+        self, labs: Sequence[str] | None = None, *, except_errors_starting: str | None = None
+    ) -> dict[str, RecordedRun]:
+        """Each selected lab's latest run with its findings and invoke result; labs never audited are absent.
+
+        `except_errors_starting` passes over runs whose error starts so (the daemon's abandoned audits)."""
+        conditions = []
+        if except_errors_starting is not None:
+            conditions.append(
+                or_(AuditRunRow.error.is_(None), ~AuditRunRow.error.startswith(except_errors_starting))
+            )
         with self._reading() as session:
             lab_ids = _selected_labs(session, labs)
-            runs = _latest_runs_by_lab(session, list(lab_ids))
+            runs = _latest_runs_by_lab(session, list(lab_ids), *conditions)
             return _recorded_runs(session, lab_ids, list(runs.values()))
+
+    def change_marker(self) -> tuple[int, int, datetime | None]:
+        """What changes whenever a run, a life-cycle event or a lab's row is written: (latest run id,
+        latest life-cycle event id, latest lab update). Three index look-ups, for pages that poll."""
+        with self._reading() as session:
+            run_id = session.scalar(select(func.max(AuditRunRow.id)))
+            event_id = session.scalar(select(func.max(LifecycleEventRow.id)))
+            updated_at = session.scalar(select(func.max(LabRow.updated_at)))
+            return (run_id or 0, event_id or 0, updated_at)
 
     def lifecycle(self, lab: str) -> list[LifecycleEntry]:
         with self._reading() as session:
@@ -452,6 +470,8 @@ def _finding_set_id(session: Session, prepared: PreparedFindings) -> int:
                 "expected_digest": finding.expected_digest,
                 "actual_digest": finding.actual_digest,
                 "breaks_lab": finding.breaks_lab,
+                "witness_digest": finding.witness_digest,
+                "changed_by_digest": finding.changed_by_digest,
             }
             for position, finding in enumerate(prepared.findings)
         ],
@@ -540,6 +560,8 @@ def _collect_garbage(session: Session) -> None:
     unused_documents = delete(DocumentRow).where(
         ~exists().where(FindingRow.expected_digest == DocumentRow.digest),
         ~exists().where(FindingRow.actual_digest == DocumentRow.digest),
+        ~exists().where(FindingRow.witness_digest == DocumentRow.digest),
+        ~exists().where(FindingRow.changed_by_digest == DocumentRow.digest),
     )
     session.execute(unused_sets, execution_options=BULK)
     session.execute(unused_documents, execution_options=BULK)
@@ -554,11 +576,15 @@ def _latest_run_id(*conditions: ColumnElement[bool]) -> Select[int]:
     )
 
 
-def _latest_runs_by_lab(session: Session, lab_ids: list[int]) -> dict[int, AuditRunRow]:
+def _latest_runs_by_lab(
+    session: Session, lab_ids: list[int], *conditions: ColumnElement[bool]
+) -> dict[int, AuditRunRow]:
     """Each lab's latest run: one index probe per lab on (lab_id, started_at), then the rows by id."""
     if not lab_ids:
         return {}
-    latest_id = _latest_run_id(AuditRunRow.lab_id == LabRow.id).correlate(LabRow).scalar_subquery()
+    latest_id = (
+        _latest_run_id(AuditRunRow.lab_id == LabRow.id, *conditions).correlate(LabRow).scalar_subquery()
+    )
     run_ids = [
         run_id for run_id in session.scalars(select(latest_id).where(LabRow.id.in_(lab_ids))) if run_id
     ]
@@ -654,7 +680,12 @@ def _findings_of_sets(session: Session, set_ids: set[int]) -> dict[int, tuple[Fi
             .order_by(FindingRow.set_id, FindingRow.position)
         )
     )
-    digests = {d for row in rows for d in (row.expected_digest, row.actual_digest) if d}
+    digests = {
+        digest
+        for row in rows
+        for digest in (row.expected_digest, row.actual_digest, row.witness_digest, row.changed_by_digest)
+        if digest
+    }
     documents = select(DocumentRow.digest, DocumentRow.body).where(DocumentRow.digest.in_(digests))
     bodies = {digest: body for digest, body in session.execute(documents)}
     by_set: dict[int, list[Finding]] = {}
@@ -674,7 +705,13 @@ def _finding(row: FindingRow, bodies: dict[str, str]) -> Finding:
         expected=decode_document(bodies.get(row.expected_digest)) if row.expected_digest else None,
         actual=decode_document(bodies.get(row.actual_digest)) if row.actual_digest else None,
         breaks_lab=row.breaks_lab,
+        witness=Witness.from_json(_document(bodies, row.witness_digest)),
+        changed_by=Actor.from_json(_document(bodies, row.changed_by_digest)),
     )
+
+
+def _document(bodies: dict[str, str], digest: str | None) -> Any:
+    return decode_document(bodies.get(digest)) if digest else None
 
 
 def _invoke_results(session: Session, run_ids: list[int]) -> dict[int, InvokeResult]:

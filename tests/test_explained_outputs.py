@@ -1,0 +1,34 @@
+"""A finding's witness and actor, in one line, in every output a person reads (interface.md 0.2)."""
+
+from __future__ import annotations
+
+import io
+from datetime import UTC, datetime
+
+from test_web import fill, lab_audit, opened_trust
+
+from auditor.model import AuditRun, Verdict
+from auditor.render_cli import print_audit_table
+from auditor.report import build_report, render_html, render_markdown
+from auditor.store import Store
+
+LINE = (
+    "admits arn:aws:iam::999999999999:root to sts:AssumeRole; "
+    "changed by assumed-role/student/alice at 14:02 from 203.0.113.5"
+)
+
+
+def test_the_html_and_markdown_reports_show_who_changed_what(store: Store) -> None:
+    now = datetime.now(UTC)
+    fill(store, now)
+    report = build_report(store, None, None, now)
+    assert f'<p class="explained">{LINE}</p>' in render_html(report)
+    assert "changed by assumed-role/student/alice at 14:02 from 203.0.113.5" in render_markdown(report)
+
+
+def test_the_audit_table_shows_who_changed_what_under_the_finding() -> None:
+    out = io.StringIO()
+    run = AuditRun("", "", (lab_audit(1, Verdict.DRIFTED, datetime.now(UTC), opened_trust()),))
+    print_audit_table(run, out)
+    printed = " ".join(line.strip() for line in out.getvalue().splitlines())  # rich wraps at 80 columns
+    assert f"trust policy lets any principal assume the role <script>alert(1)</script> {LINE}" in printed

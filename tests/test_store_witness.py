@@ -1,0 +1,105 @@
+"""A finding's witness and actor are kept in the history (migration 0003), on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import func, select
+
+from auditor.model import (
+    Actor,
+    Check,
+    Effect,
+    Finding,
+    LabAudit,
+    Severity,
+    Side,
+    Status,
+    Trigger,
+    Verdict,
+    Witness,
+)
+from auditor.store import Store
+from auditor.store.digest import prepare_findings
+from auditor.store.engine import make_engine
+from auditor.store.models import DocumentRow
+
+ROLE = "arn:aws:iam::200000000001:role/LambdaS3ListBuckets"
+WITNESS = Witness(
+    Side.ACTUAL,
+    "sts:AssumeRole",
+    ROLE,
+    principal="arn:aws:iam::999999999999:root",
+    context={"aws:PrincipalAccount": "999999999999", "aws:SourceIp": ("203.0.113.5", "203.0.113.6")},
+)
+ACTOR = Actor(
+    "arn:aws:sts::200000000001:assumed-role/student/alice",
+    "AssumedRole",
+    "UpdateAssumeRolePolicy",
+    "2026-11-29T14:02:11Z",
+    "3f1c",
+    "203.0.113.5",
+    "console.amazonaws.com",
+    session_issuer="arn:aws:iam::200000000001:role/student",
+)
+PLAIN = Finding(Check.TRUST_POLICY, ROLE, Status.MODIFIED, Effect.WIDENED, Severity.CRITICAL, "opened")
+EXPLAINED = replace(PLAIN, witness=WITNESS, changed_by=ACTOR)
+
+
+def audit(at: datetime, *findings: Finding) -> LabAudit:
+    return LabAudit(
+        "pair-01",
+        "100000000001",
+        "200000000001",
+        Verdict.DRIFTED,
+        findings,
+        started_at=at.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        finished_at=at.strftime("%Y-%m-%dT%H:%M:%SZ"),
+    )
+
+
+def test_a_witness_and_an_actor_come_back_as_they_were_recorded(store: Store) -> None:
+    store.record_audit(audit(datetime.now(UTC), EXPLAINED), Trigger.EVENT)
+    (finding,) = store.latest_runs()["pair-01"].findings
+    assert finding.witness == WITNESS
+    assert finding.changed_by == ACTOR
+    assert finding.to_json() == EXPLAINED.to_json()
+
+
+def test_a_finding_without_them_comes_back_without_them(store: Store) -> None:
+    store.record_audit(audit(datetime.now(UTC), PLAIN), Trigger.SCHEDULE)
+    (finding,) = store.latest_runs()["pair-01"].findings
+    assert (finding.witness, finding.changed_by) == (None, None)
+
+
+def test_a_set_without_them_keeps_the_digest_it_had_before_they_existed() -> None:
+    prepared = prepare_findings([PLAIN])
+    assert prepared is not None
+    # The digest the code before revision 0002 gave this set: a set recorded then is shared, not stored again.
+    assert prepared.digest == "f77c7bfdb22f822e3c99c0a447eeafbebbfd08df2dc3de52ac8e3fb84b08a266"
+    explained = prepare_findings([EXPLAINED])
+    assert explained is not None and explained.digest != prepared.digest
+
+
+def test_prune_keeps_the_documents_of_the_latest_run_and_drops_those_of_pruned_ones(
+    store: Store, database_url: str
+) -> None:
+    now = datetime.now(UTC)
+    other_actor = replace(ACTOR, event_id="older", source_ip="198.51.100.1")
+    store.record_audit(
+        audit(now - timedelta(days=10), replace(EXPLAINED, changed_by=other_actor)), Trigger.EVENT
+    )
+    store.record_audit(audit(now, EXPLAINED), Trigger.EVENT)
+    engine = make_engine(database_url)
+    try:
+        with engine.connect() as connection:
+            before = connection.execute(select(func.count()).select_from(DocumentRow)).scalar_one()
+        store.prune(timedelta(days=1), now)
+        with engine.connect() as connection:
+            after = connection.execute(select(func.count()).select_from(DocumentRow)).scalar_one()
+    finally:
+        engine.dispose()
+    assert after == before - 1  # the older actor's document went with its run; the witness is shared
+    (finding,) = store.latest_runs()["pair-01"].findings
+    assert (finding.witness, finding.changed_by) == (WITNESS, ACTOR)
