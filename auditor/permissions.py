@@ -24,7 +24,14 @@ from urllib.parse import urlsplit
 
 import click
 
-from auditor.config import ACCOUNT_ID_PATTERN, EXTERNAL_ID_PATTERN, AccountAccess, LabConfig, LabSettings
+from auditor.config import (
+    ACCOUNT_ID_PATTERN,
+    EXTERNAL_ID_PATTERN,
+    AccountAccess,
+    LabConfig,
+    LabSettings,
+    unvalidated,
+)
 from auditor.spec import EVENT_RULE, render
 
 __all__ = [
@@ -133,7 +140,8 @@ class ApiCall:
 # ------------------------------------------------------------------------------------------- resources
 
 # The lab spec rendered for any account and any region: its names, with "*" where a lab's own values go.
-_ANY_LAB = render(LabConfig("any", AccountAccess("*"), AccountAccess("*")), LabSettings(region="*"))
+_ANY_ACCOUNT = unvalidated(AccountAccess, account_id="*")
+_ANY_LAB = render(LabConfig("any", _ANY_ACCOUNT, _ANY_ACCOUNT), unvalidated(LabSettings, region="*"))
 _FUNCTION = _ANY_LAB.function
 _LOG_GROUP_ARN = f"arn:aws:logs:*:*:log-group:{_FUNCTION.log_group}"
 _MARKER_BUCKET_ARN = f"arn:aws:s3:::{_ANY_LAB.marker_bucket.name}"
