@@ -274,8 +274,8 @@ class Daemon:
             destination_account=target.lab.destination.account_id,
             verdict=Verdict.ERROR,
             error="abandoned: the daemon stopped before the audit finished",
-            started_at=iso(started),
-            finished_at=iso(utc_now()),
+            started_at=started,
+            finished_at=utc_now(),
         )
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Callable
-from datetime import datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -58,10 +57,8 @@ class Metrics:
             self.findings.labels(severity=finding.severity.value).inc()
         if audit.error:
             self.audit_errors.inc()
-        if audit.started_at and audit.finished_at:
-            started = datetime.fromisoformat(audit.started_at.replace("Z", "+00:00"))
-            finished = datetime.fromisoformat(audit.finished_at.replace("Z", "+00:00"))
-            self.audit_seconds.observe((finished - started).total_seconds())
+        if audit.duration is not None:
+            self.audit_seconds.observe(audit.duration.total_seconds())
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from structlog.testing import capture_logs
 
 from auditor.daemon import Daemon
 from auditor.model import LabAudit, Trigger, Verdict
@@ -15,6 +17,9 @@ from conftest import make_config, pair
 
 pytestmark = pytest.mark.usefixtures("moto_in_process")
 
+T0 = datetime(2026, 11, 29, 10, tzinfo=UTC)
+NAIVE = datetime(2026, 11, 29, 10)
+
 
 def audit(number: int) -> LabAudit:
     return LabAudit(
@@ -22,8 +27,8 @@ def audit(number: int) -> LabAudit:
         origin_account="100000000001",
         destination_account="200000000001",
         verdict=Verdict.CONFORMANT,
-        started_at=f"2026-11-29T10:{number // 60:02d}:{number % 60:02d}Z",
-        finished_at=f"2026-11-29T10:{number // 60:02d}:{number % 60:02d}Z",
+        started_at=T0 + timedelta(seconds=number),
+        finished_at=T0 + timedelta(seconds=number),
     )
 
 
@@ -67,8 +72,12 @@ def test_results_are_kept_while_the_database_is_away_and_written_when_it_is_back
 def test_a_result_the_store_refuses_does_not_block_the_others(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'auditor.db'}"
     daemon = daemon_on(url)
-    broken = LabAudit("pair-01", "100000000001", "200000000001", Verdict.CONFORMANT, started_at="not a time")
-    daemon.record(broken, Trigger.SCHEDULE)
+    # A naive instant: the store refuses it (it cannot know which time it is).
+    broken = LabAudit("pair-01", "100000000001", "200000000001", Verdict.CONFORMANT, started_at=NAIVE)
+    with capture_logs() as logs:
+        daemon.record(broken, Trigger.SCHEDULE)
     daemon.record(audit(1), Trigger.SCHEDULE)
     assert recorded(url) == 1
     assert not daemon.state.unrecorded
+    refused = [(e["lab"], e["log_level"]) for e in logs if e["event"] == "audit_not_recordable"]
+    assert refused == [("pair-01", "error")]

@@ -131,8 +131,8 @@ def audit(
         destination_account=f"2{lab:011d}",
         verdict=verdict,
         findings=findings,
-        started_at=at.strftime("%Y-%m-%dT%H:%M:%SZ"),
-        finished_at=(at + timedelta(seconds=4)).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        started_at=at,
+        finished_at=at + timedelta(seconds=4),
         **fields,
     )
 
