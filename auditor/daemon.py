@@ -11,7 +11,6 @@ from __future__ import annotations
 import random
 import signal
 import threading
-import time
 import uuid
 from collections import deque
 from dataclasses import dataclass, field
@@ -44,7 +43,10 @@ _current: Daemon | None = None
 
 @dataclass
 class DaemonState:
-    """What the jobs share; every field is guarded by `lock`."""
+    """What the jobs share; every field is guarded by `lock`.
+
+    `audit_ended` (on the same lock) is notified whenever an audit leaves `in_flight`.
+    """
 
     lock: threading.Lock = field(default_factory=threading.Lock)
     flush_lock: threading.Lock = field(default_factory=threading.Lock)  # held while writing the backlog
@@ -55,6 +57,10 @@ class DaemonState:
         default_factory=lambda: deque(maxlen=UNRECORDED_LIMIT)
     )
     last_cycle_at: datetime | None = None
+    audit_ended: threading.Condition = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.audit_ended = threading.Condition(self.lock)
 
 
 class Daemon:
@@ -185,6 +191,7 @@ class Daemon:
                 self.state.in_flight.pop(lab, None)
                 self.state.last_cycle_at = utc_now()
                 changed_meanwhile = lab in self.state.dirty
+                self.state.audit_ended.notify_all()
             self.restore_schedule(lab, again_now=changed_meanwhile)
 
     def restore_schedule(self, lab: str, again_now: bool) -> None:
@@ -253,13 +260,10 @@ class Daemon:
         """Stop taking work; give running audits the stop timeout, then record the rest as abandoned."""
         self.stop_event.set()
         self.scheduler.pause()
-        deadline = time.monotonic() + self.config.daemon.stop_timeout.total_seconds()
-        while time.monotonic() < deadline:
-            with self.state.lock:
-                if not self.state.in_flight:
-                    break
-            time.sleep(0.1)
-        with self.state.lock:
+        with self.state.audit_ended:
+            self.state.audit_ended.wait_for(
+                lambda: not self.state.in_flight, timeout=self.config.daemon.stop_timeout.total_seconds()
+            )
             abandoned = dict(self.state.in_flight)
         for lab, started in abandoned.items():
             self.record(self.abandoned(lab, started), Trigger.SCHEDULE)

@@ -358,13 +358,20 @@ def test_no_request_leaves_the_machine_and_the_page_is_complete_anyway(
     session = devtools.call("Target.attachToTarget", targetId=target, flatten=True)["sessionId"]
     for domain in ("Network", "Page", "Log", "Runtime"):
         devtools.call(f"{domain}.enable", session)
-    devtools.call("Page.navigate", session, url=report_file.as_uri())
+    devtools.call("Page.setLifecycleEventsEnabled", session, enabled=True)
+    loader = devtools.call("Page.navigate", session, url=report_file.as_uri())["loaderId"]
     devtools.wait_for(lambda m: m.get("method") == "Page.loadEventFired" and m.get("sessionId") == session)
     facts = devtools.call("Runtime.evaluate", session, expression=PAGE_FACTS, returnByValue=True)["result"][
         "value"
     ]
-    time.sleep(0.3)  # a late fetch (a lazy image, a font) would show up now
-    devtools.call("Runtime.evaluate", session, expression="1")
+    # Chromium's own "no request for 500 ms" after the load: a late fetch (a lazy image, a font) comes first.
+    devtools.wait_for(
+        lambda m: (
+            m.get("method") == "Page.lifecycleEvent"
+            and m["params"]["name"] == "networkIdle"
+            and m["params"]["loaderId"] == loader
+        )
+    )
 
     requests = [
         e["params"]["request"]["url"] for e in devtools.events if e["method"] == "Network.requestWillBeSent"
