@@ -348,6 +348,7 @@ def test_an_unknown_lab_on_the_command_line_exits_2(tmp_path: Path) -> None:
     assert "--lab: no lab named 'pair-99'" in result.output
 
 
+@pytest.mark.slow
 def test_a_missing_config_file_exits_2_through_the_real_entry_point(tmp_path: Path) -> None:
     completed = subprocess.run(
         [sys.executable, "-m", "auditor", "provision", "--config", str(tmp_path / "none.toml")],
@@ -444,7 +445,7 @@ DOCUMENTS = table_of(
 
 
 @given(DOCUMENTS, st.booleans())
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=200, deadline=None)
 def test_whatever_the_file_holds_becomes_a_config_or_a_config_error(
     document: dict[str, object], good_labs: bool
 ) -> None:

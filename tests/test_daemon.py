@@ -31,6 +31,8 @@ from auditor.spec import DESTINATION_ROLE
 from auditor.store import DatabaseUnavailable, Store
 from conftest import labs_toml, make_config, pair, write_config
 
+pytestmark = pytest.mark.slow  # the daemon in a process of its own, on a moto server
+
 DAEMON_SETTINGS = """
 [daemon]
 health_port = {port}

@@ -195,6 +195,7 @@ def _declaring(operation: str) -> list[ApiCall]:
     return [call for call in API_CALLS if call.operation == operation]
 
 
+@pytest.mark.slow  # calls_by_phase: a lab's whole life on moto in process
 def test_every_call_the_code_makes_is_declared(calls_by_phase: dict[str, Calls]) -> None:
     undeclared = sorted(
         f"{operation} (in {phase})"
@@ -205,6 +206,7 @@ def test_every_call_the_code_makes_is_declared(calls_by_phase: dict[str, Calls])
     assert undeclared == [], "declare these calls and their IAM actions in auditor/permissions.py"
 
 
+@pytest.mark.slow  # calls_by_phase: a lab's whole life on moto in process
 def test_every_call_is_declared_for_the_part_that_makes_it(calls_by_phase: dict[str, Calls]) -> None:
     misplaced = sorted(
         f"{operation} is made by {phase}"
@@ -216,6 +218,7 @@ def test_every_call_is_declared_for_the_part_that_makes_it(calls_by_phase: dict[
     assert misplaced == []
 
 
+@pytest.mark.slow  # calls_by_phase: a lab's whole life on moto in process
 def test_every_declared_call_is_still_made(calls_by_phase: dict[str, Calls]) -> None:
     stale = sorted(
         f"{call.operation} is declared for {part.value} but {part.value} did not call it"

@@ -34,6 +34,8 @@ SCRIPT = "<script>alert(1)</script>"
 IMAGE = "<img src=x onerror=alert(2)>"
 LABS = ("pair-01", "pair-02", "pair-03", "pair-04")
 TIMEOUT = 20.0
+
+pytestmark = pytest.mark.slow  # a browser
 # Every way out is closed: names resolve to nothing, and any proxied request goes to a closed port.
 NETWORK_BLOCKED = (
     "--host-resolver-rules=MAP * ~NOTFOUND",

@@ -302,6 +302,7 @@ def _write_runs(url: str, lab: str, count: int, start: StartLine) -> None:
         store.close()
 
 
+@pytest.mark.slow  # processes of their own
 def test_two_writer_processes_at_once_lose_no_run(store: Store, database_url: str) -> None:
     context = multiprocessing.get_context("spawn")
     start = context.Barrier(2)
