@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+import structlog
 from structlog.testing import capture_logs
 
 from auditor.config import DaemonSettings
@@ -150,3 +151,15 @@ def test_an_audit_still_running_at_the_stop_timeout_is_recorded_as_abandoned(tmp
     finally:
         release.set()
         worker.join(30)
+
+
+def test_an_audit_logs_one_line_with_its_lab_run_and_result(tmp_path: Path) -> None:
+    daemon = daemon_on(f"sqlite:///{tmp_path / 'auditor.db'}")
+    with capture_logs(processors=[structlog.contextvars.merge_contextvars]) as logs:
+        daemon.audit("pair-01", Trigger.SCHEDULE)
+    (line,) = [e for e in logs if e["event"] == "lab_audited"]
+    assert (line["lab"], line["trigger"], line["verdict"]) == ("pair-01", "schedule", "broken")  # never built
+    assert line["origin_account"] == "100000000001" and line["destination_account"] == "200000000001"
+    assert len(line["run_id"]) == 12 and line["findings"] > 0 and line["requests"] > 0
+    assert line["duration_ms"] >= 0
+    assert not {key for key in line if "secret" in key or "token" in key or "credential" in key}
