@@ -15,7 +15,7 @@ import os
 import re
 import tomllib
 from collections.abc import Mapping, Sequence
-from dataclasses import field, fields, is_dataclass
+from dataclasses import MISSING, field, fields, is_dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal, Self, TypeVar, get_args, get_type_hints
@@ -475,8 +475,14 @@ def unvalidated(kind: type[_Table], **values: Any) -> _Table:
     """A table holding values that no file may give, built without the file's rules: the operator's own
     credentials (whose account is not known) and the lab rendered for any account (`*`) by `auditor
     permissions`. Everything read from a file goes through `_validated`."""
+    items = fields(kind)  # type: ignore[arg-type]
+    missing = [f.name for f in items if f.name not in values and f.default is MISSING]
+    if unknown := values.keys() - {f.name for f in items}:
+        raise TypeError(f"{kind.__name__} has no field {', '.join(sorted(unknown))}")
+    if missing:
+        raise TypeError(f"{kind.__name__} needs {', '.join(missing)}")
     table = object.__new__(kind)
-    for item in fields(kind):  # type: ignore[arg-type]
+    for item in items:
         object.__setattr__(table, item.name, values.get(item.name, item.default))
     return table
 

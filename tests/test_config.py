@@ -5,7 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import textwrap
-from dataclasses import fields
+from dataclasses import fields, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -13,12 +13,14 @@ import pytest
 from click.testing import CliRunner
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from pydantic import ValidationError
 
 from auditor.cli import main
 from auditor.config import (
     AccountAccess,
     AuditSettings,
     AwsSettings,
+    Config,
     ConfigError,
     DaemonSettings,
     DatabaseSettings,
@@ -27,6 +29,7 @@ from auditor.config import (
     LabSettings,
     config_from,
     load_config,
+    unvalidated,
 )
 
 GOOD_LAB = """
@@ -458,3 +461,25 @@ def test_whatever_the_file_holds_becomes_a_config_or_a_config_error(
         assert "Input should" not in error.problem, f"pydantic's own words reached the operator: {error}"
     else:
         assert config.labs and config.path == "fuzz.toml"
+
+
+def test_tables_built_in_code_obey_the_same_rules() -> None:
+    access = AccountAccess("111111111111", role_arn="arn:aws:iam::111111111111:role/Admin")
+    lab = LabConfig("pair-01", access, access)
+    with pytest.raises(ValidationError, match="not an AWS account id"):
+        AccountAccess("12345")
+    with pytest.raises(ValidationError, match="is a role of account 111111111111, not of 222222222222"):
+        replace(access, account_id="222222222222")
+    with pytest.raises(ValidationError, match="no labs"):
+        Config(path="code", labs=())
+    with pytest.raises(ValidationError, match="duplicate lab name"):
+        Config(path="code", labs=(lab, replace(lab, origin=AccountAccess("333333333333"))))
+
+
+def test_a_table_no_file_may_give_is_built_only_on_purpose() -> None:
+    wildcard = unvalidated(AccountAccess, account_id="*")
+    assert (wildcard.account_id, wildcard.profile, wildcard.role_arn) == ("*", None, None)
+    with pytest.raises(TypeError, match="no field acount_id"):
+        unvalidated(AccountAccess, acount_id="*")
+    with pytest.raises(TypeError, match="needs account_id"):
+        unvalidated(AccountAccess)
