@@ -575,20 +575,31 @@ def config_from(
     data: Mapping[str, Any], file: str, config_dir: Path = Path("."), env: Mapping[str, str] | None = None
 ) -> Config:
     """A parsed TOML document as a Config; `file` names it in errors, a roster is read beside it."""
-    env = {} if env is None else env
+    _refuse_keys_not_in_the_file(data, file)
+    labs = data.get("labs", [])
+    if isinstance(labs, list):  # anything else is the validation's to report
+        labs = [*labs, *_roster_labs(data, config_dir)]
+    document = {**data, "path": file, "labs": labs}
+    if url := (env or {}).get("AUDITOR_DATABASE_URL"):
+        check_database_url(url, "environment", "AUDITOR_DATABASE_URL")
+        if isinstance(database := data.get("database", {}), Mapping):
+            document["database"] = {**database, "url": url}
+    return _validated(Config, document, file)
+
+
+def _refuse_keys_not_in_the_file(data: Mapping[str, Any], file: str) -> None:
     for name in _NOT_IN_THE_FILE & data.keys():
         hint = _closest(name, {f.name for f in fields(Config)} - _NOT_IN_THE_FILE)
         raise ConfigError(file, name, "unknown key" + (f" (did you mean {hint!r}?)" if hint else ""))
-    document = {**data, "path": file, "labs": data.get("labs", [])}
-    roster = data.get("lab", {}).get("roster") if isinstance(data.get("lab"), Mapping) else None
-    if isinstance(roster, str) and roster and isinstance(document["labs"], list):
-        document["labs"] = [*document["labs"], *_roster(config_dir / roster)]
-    if url := env.get("AUDITOR_DATABASE_URL"):
-        check_database_url(url, "environment", "AUDITOR_DATABASE_URL")
-        database = data.get("database", {})
-        if isinstance(database, Mapping):
-            document["database"] = {**database, "url": url}
-    return _validated(Config, document, file)
+
+
+def _roster_labs(data: Mapping[str, Any], config_dir: Path) -> list[LabConfig]:
+    """The labs of `[lab] roster`, when it names a file (a wrong value is the validation's to report)."""
+    lab = data.get("lab")
+    roster = lab.get("roster") if isinstance(lab, Mapping) else None
+    if not isinstance(roster, str) or not roster:
+        return []
+    return _roster(config_dir / roster)
 
 
 def lab_expiry(lab: LabConfig, settings: LabSettings, provisioned_at: datetime | None) -> datetime | None:
