@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo run test lint typecheck unit bench clean
+.PHONY: install demo run test check lint typecheck unit fast bench clean
 
 install: $(STAMP)
 
@@ -31,7 +31,15 @@ typecheck: install
 unit: install
 	$(BIN)/pytest -n auto --dist loadfile -q
 
+# The tests that need no AWS emulator, no PostgreSQL, no browser and no process of the CLI (the rest
+# is marked `slow`, see tests/conftest.py); one process beats two here, most of the time being imports.
+fast: install
+	$(BIN)/pytest -p no:xdist -q -m "not slow"
+
 test: lint typecheck unit
+
+# The quick loop while you work: lint, types and the fast tests, in well under 30 s on 2 cores.
+check: lint typecheck fast
 
 bench: install
 	$(BIN)/python bench/run_all.py

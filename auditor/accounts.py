@@ -18,7 +18,7 @@ import botocore.session
 from botocore.config import Config as BotoConfig
 from botocore.credentials import AssumeRoleCredentialFetcher, DeferredRefreshableCredentials
 
-from auditor.config import AccountAccess, AwsSettings
+from auditor.config import AccountAccess, AwsSettings, unvalidated
 from auditor.errors import LabFault
 
 SESSION_NAME = "lab-auditor"
@@ -26,7 +26,7 @@ RETRY_MODE = "standard"
 
 
 # The operator's own credentials (no role assumed), e.g. for the change-event queue.
-OPERATOR = AccountAccess(account_id="operator")
+OPERATOR = unvalidated(AccountAccess, account_id="operator")
 
 
 class AccountAccessError(LabFault):

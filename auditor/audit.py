@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import structlog
 
 from auditor.actual import ActualFunction
-from auditor.clock import iso, utc_now
+from auditor.clock import utc_now
 from auditor.collect import collect_lab
 from auditor.compare import judge_lab
 from auditor.context import Context
@@ -38,8 +38,8 @@ def audit_lab(context: Context, target: LabTarget, *, invoke: bool) -> LabAudit:
             origin_account=lab.origin.account_id,
             destination_account=lab.destination.account_id,
             verdict=verdict,
-            started_at=iso(started),
-            finished_at=iso(utc_now()),
+            started_at=started,
+            finished_at=utc_now(),
             requests=context.sessions.calls_in_this_thread() - calls_before,
             **fields,  # type: ignore[arg-type]
         )
@@ -85,4 +85,4 @@ def audit_targets(
         show_progress=show_progress,
     )
     labs = tuple(outcome.result for outcome in outcomes if outcome.result is not None)
-    return AuditRun(started_at=iso(started), finished_at=iso(utc_now()), labs=labs)
+    return AuditRun(started_at=started, finished_at=utc_now(), labs=labs)

@@ -1,21 +1,30 @@
 """`config.toml`: loaded and validated once into frozen typed values.
 
-Every problem is reported as a `ConfigError` naming the file, the key and what is wrong, before
-anything is touched (interface.md). The CLI turns it into exit code 2.
+The values are pydantic dataclasses: each setting is one typed field with its default, and its rule
+is a validator on that field (or on its table, for rules that tie keys together). Adding a setting
+is one line in its table's class. Loading reads the TOML (and the roster CSV) and hands the plain
+data to pydantic; the first problem it finds is reported as a `ConfigError` naming the file, the key
+and what is wrong, before anything is touched (interface.md). The CLI turns it into exit code 2.
 """
 
 from __future__ import annotations
 
 import csv
+import difflib
 import os
 import re
 import tomllib
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
+from dataclasses import MISSING, field, fields, is_dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal, Self, TypeVar, get_args, get_type_hints
+
+from pydantic import AfterValidator, BeforeValidator, ConfigDict, Strict, TypeAdapter, ValidationError
+from pydantic import model_validator as table_rule
+from pydantic.dataclasses import dataclass
+from pydantic_core import ErrorDetails
 
 from auditor.model import Severity
 
@@ -30,8 +39,17 @@ EXTERNAL_ID_PATTERN = re.compile(r"^[\w+=,.@:/-]{2,1224}$")
 _DURATION = re.compile(r"^(\d+)\s*(s|m|h|d)$")
 _DURATION_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
 _LAB_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+_REGION = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d$")
 _RUNTIME = re.compile(r"^python3\.(\d+)$")
+_ENDPOINT = re.compile(r"^https?://[^\s/]+")
+_LOG_RETENTION_DAYS = {1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557}
+_INVOKE_VIA = get_args(InvokeVia)
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_PAGE_URL = re.compile(r"^https?://[^\s/]+(/\S*)?$")
+
+# Every table of the file is a pydantic dataclass made with `@dataclass(frozen=True, config=TABLE)`:
+# frozen once built (mypy knows it from the decorator), and a key it does not know is a typo to refuse.
+TABLE = ConfigDict(extra="forbid", hide_input_in_errors=True)
 
 
 class ConfigError(Exception):
@@ -43,85 +61,350 @@ class ConfigError(Exception):
         super().__init__(f"{where}: {problem}")
 
 
-@dataclass(frozen=True)
+class Problem(ValueError):
+    """What a validator finds wrong, in the operator's words; `key` names a key inside the value checked."""
+
+    def __init__(self, problem: str, key: str = "") -> None:
+        super().__init__(problem)
+        self.problem, self.key = problem, key
+
+
+# ---------------------------------------------------------------------------------- value rules (pure)
+
+_TYPE_WORDS = {
+    str: "a string (in quotes)",
+    int: "a whole number",
+    float: "a number",
+    bool: "true or false",
+    list: "a list",
+    datetime: "a timestamp",
+}
+
+
+def _wrong_type(value: object, *kinds: type) -> Problem:
+    wanted = " or ".join(_TYPE_WORDS[kind] for kind in kinds)
+    return Problem(f"must be {wanted}, not {value!r}")
+
+
+def _text(value: object) -> str:
+    if not isinstance(value, str):
+        raise _wrong_type(value, str)
+    return value
+
+
+def duration_of(text: object) -> timedelta:
+    """`90s`, `5m`, `8h`, `2d` as a timedelta longer than zero; raises Problem otherwise."""
+    if not isinstance(text, str) or not (match := _DURATION.match(text.strip())):
+        raise Problem(f"{text!r} is not a duration (write it like 90s, 5m, 8h or 2d)")
+    amount = int(match.group(1))
+    if amount == 0:
+        raise Problem(f"{text!r} must be longer than zero")
+    return timedelta(**{_DURATION_UNITS[match.group(2)]: amount})
+
+
+def instant_of(value: str | datetime) -> datetime:
+    """An ISO 8601 timestamp with a zone (or a TOML offset date-time) as an aware UTC datetime."""
+    if isinstance(value, str):
+        try:
+            moment = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+        except ValueError:
+            raise Problem(f"{value!r} is not a timestamp (write it like 2026-12-01T17:00:00Z)") from None
+    else:
+        moment = value
+    if moment.tzinfo is None or moment.utcoffset() is None:
+        raise Problem(f"{value!s} has no time zone (end it with Z for UTC)")
+    return moment.astimezone(UTC)
+
+
+def database_url_problem(url: str) -> str | None:
+    """Why no installed driver serves this URL (naming it without any password), or None."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError, NoSuchModuleError
+
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        return "is not a database URL (sqlite:///file.db or postgresql+psycopg://...)"
+    shown = parsed.render_as_string(hide_password=True)
+    try:
+        parsed.get_dialect().import_dbapi()
+    except (NoSuchModuleError, ImportError):
+        return f"{shown!r}: no installed driver serves it (use sqlite:/// or postgresql+psycopg://)"
+    return None
+
+
+def _duration(value: object) -> timedelta:
+    return value if isinstance(value, timedelta) else duration_of(_text(value))
+
+
+def _duration_or_forever(value: object) -> timedelta | None:
+    return None if value in ("", "forever", None) else _duration(value)
+
+
+def _duration_or_zero(value: object) -> timedelta:
+    return timedelta(0) if value in ("0", "0s") else _duration(value)
+
+
+def _timestamp(value: object) -> datetime | None:
+    if value in ("", None):
+        return None
+    if not isinstance(value, str | datetime):
+        raise _wrong_type(value, str, datetime)
+    return instant_of(value)
+
+
+def _account_id(value: object) -> str:
+    if not isinstance(value, str) or not ACCOUNT_ID_PATTERN.match(value):
+        raise Problem(f"{value!r} is not an AWS account id (12 digits, as a string)")
+    return value
+
+
+def _empty_is_none(value: object) -> object:
+    return None if value == "" else value
+
+
+def _role_arn(arn: str | None) -> str | None:
+    if arn is not None and not _ROLE_ARN.match(arn):
+        raise Problem(f"{arn!r} is not an IAM role ARN (arn:aws:iam::<account>:role/<name>)")
+    return arn
+
+
+def _external_id(external_id: str | None) -> str | None:
+    if external_id is not None and not EXTERNAL_ID_PATTERN.match(external_id):
+        raise Problem("must be 2 to 1224 characters of letters, digits and +=,.@:/-")
+    return external_id
+
+
+def _lab_name(name: str) -> str:
+    if not _LAB_NAME.match(name):
+        raise Problem(f"{name!r} is not a lab name (letters, digits, '-', '_', '.'; at most 64)")
+    return name
+
+
+def _region(region: str) -> str:
+    if not _REGION.match(region):
+        raise Problem(f"{region!r} is not an AWS region name")
+    return region
+
+
+def _runtime(runtime: str) -> str:
+    match = _RUNTIME.match(runtime)
+    if not match or int(match.group(1)) < 12:
+        raise Problem(f"{runtime!r}: use a supported Python runtime, python3.12 or newer")
+    return runtime
+
+
+def _log_retention(days: int) -> int:
+    if days not in _LOG_RETENTION_DAYS:
+        raise Problem(f"{days} is not a CloudWatch retention period")
+    return days
+
+
+def _endpoint_url(value: object) -> str | None:
+    if value is None:
+        return None
+    endpoint = _text(value).strip()
+    if endpoint and endpoint != EMBEDDED and not _ENDPOINT.match(endpoint):
+        raise Problem(f'{endpoint!r}: use "embedded", "" or an http(s) URL')
+    return endpoint or None
+
+
+def _invoke_via(value: object) -> object:
+    if value not in _INVOKE_VIA:
+        raise Problem(f'{value!r}: use "auto", "lambda" or "local"')
+    return value
+
+
+def _database_url(url: str) -> str:
+    if problem := database_url_problem(url):
+        raise Problem(problem)
+    return url
+
+
+def _env_name(name: str) -> str:
+    if name and not _ENV_NAME.match(name):
+        raise Problem(f"{name!r} is not the name of an environment variable")
+    return name
+
+
+def notify_url_problem(url: str) -> str | None:
+    """Why Apprise cannot send to this URL, without repeating it (it may hold a secret), or None."""
+    import apprise  # here, not at the top: only a [notify] section needs its 0.2 s of imports
+
+    if apprise.Apprise.instantiate(url) is not None:
+        return None
+    scheme = url.split("://", 1)[0] if "://" in url else ""
+    what = f"a {scheme}:// URL" if scheme.isalnum() and len(scheme) <= 20 else "this"
+    return f"{what} is not a notification URL Apprise can send to (the value is not shown)"
+
+
+def _notify_url(url: str) -> str:
+    if problem := notify_url_problem(url):
+        raise Problem(problem)
+    return url
+
+
+def _notify_event(value: object) -> object:
+    known = [event.value for event in NotifyEvent]
+    if not isinstance(value, str):
+        raise _wrong_type(value, str)
+    if value not in known:
+        hint = _closest(value, set(known))
+        raise Problem(
+            f"{value!r} is not a notification event (use {', '.join(known)})"
+            + (f"; did you mean {hint!r}?" if hint else "")
+        )
+    return value
+
+
+def _severity(value: object) -> object:
+    if not isinstance(value, str):
+        raise _wrong_type(value, str)
+    if value not in {severity.value for severity in Severity}:
+        raise Problem(f"{value!r} is not a severity (use {', '.join(s.value for s in Severity)})")
+    return value
+
+
+def _page_url(url: str) -> str:
+    url = url.strip().rstrip("/")
+    if url and not _PAGE_URL.match(url):
+        raise Problem(f"{url!r} is not an http(s) URL")
+    return url
+
+
+def _within(low: int, high: int, problem: str) -> AfterValidator:
+    """A whole number from low to high; `problem` may name the number as {value}."""
+
+    def check(value: int) -> int:
+        if not low <= value <= high:
+            raise Problem(problem.format(value=value))
+        return value
+
+    return AfterValidator(check)
+
+
+# ------------------------------------------------------------------------------------- value types
+
+Text = Annotated[str, Strict()]
+Whole = Annotated[int, Strict()]
+Number = Annotated[float, Strict()]  # a whole number is a number too
+Flag = Annotated[bool, Strict()]
+OptionalText = Annotated[Text | None, BeforeValidator(_empty_is_none)]
+Duration = Annotated[timedelta, BeforeValidator(_duration)]
+Timestamp = Annotated[datetime | None, BeforeValidator(_timestamp)]
+AccountId = Annotated[str, BeforeValidator(_account_id)]
+RoleArn = Annotated[OptionalText, AfterValidator(_role_arn)]
+ExternalId = Annotated[OptionalText, AfterValidator(_external_id)]
+EnvName = Annotated[Text, AfterValidator(_env_name)]
+
+
+# ------------------------------------------------------------------------------------------- tables
+
+
+@dataclass(frozen=True, config=TABLE)
 class AccountAccess:
     """How to reach one account: a profile, a role to assume, or the operator's own credentials."""
 
-    account_id: str
-    profile: str | None = None
-    role_arn: str | None = None
-    external_id: str | None = field(default=None, repr=False)
+    account_id: AccountId
+    profile: OptionalText = None
+    role_arn: RoleArn = None
+    external_id: ExternalId = field(default=None, repr=False)
+
+    @table_rule(mode="after")
+    def _one_way_in(self) -> Self:
+        if self.profile and self.role_arn:
+            raise Problem("give either profile or role_arn, not both")
+        if self.role_arn and (owner := _ROLE_ARN.match(self.role_arn)) and owner.group(1) != self.account_id:
+            raise Problem(
+                f"{self.role_arn!r} is a role of account {owner.group(1)}, not of {self.account_id}",
+                "role_arn",
+            )
+        if self.external_id and not self.role_arn:
+            raise Problem("an external_id needs a role_arn to go with it", "external_id")
+        return self
 
     @property
     def key(self) -> tuple[str, str | None, str | None]:
         return (self.account_id, self.profile, self.role_arn)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, config=TABLE)
 class LabConfig:
-    name: str
+    name: Annotated[Text, AfterValidator(_lab_name)]
     origin: AccountAccess
     destination: AccountAccess
-    expires_at: datetime | None = None
+    expires_at: Timestamp = None
+
+    @table_rule(mode="before")
+    @classmethod
+    def _single_account(cls, data: Any) -> Any:
+        """A single-account lab may leave out its destination: it is the origin."""
+        if isinstance(data, Mapping) and "origin" in data and "destination" not in data:
+            return {**data, "destination": data["origin"]}
+        return data
 
     @property
     def single_account(self) -> bool:
         return self.origin.account_id == self.destination.account_id
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, config=TABLE)
 class LabSettings:
-    region: str = "us-east-1"
-    ttl: timedelta = timedelta(hours=8)
-    runtime: str = "python3.12"
-    log_retention_days: int = 7
+    region: Annotated[Text, AfterValidator(_region)] = "us-east-1"
+    ttl: Duration = timedelta(hours=8)
+    runtime: Annotated[Text, AfterValidator(_runtime)] = "python3.12"
+    log_retention_days: Annotated[Whole, AfterValidator(_log_retention)] = 7
+    roster: OptionalText = None  # a CSV beside the file, standing for [[labs]] tables
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, config=TABLE)
 class AwsSettings:
-    # None: real AWS; "embedded": a moto server inside the process; otherwise an http(s) URL.
-    endpoint_url: str | None = EMBEDDED
-    max_attempts: int = 5
-    connect_timeout: float = 5.0
-    read_timeout: float = 30.0
+    # None: real AWS (written ""); "embedded": a moto server inside the process; otherwise an http(s) URL.
+    endpoint_url: Annotated[str | None, BeforeValidator(_endpoint_url)] = EMBEDDED
+    max_attempts: Annotated[Whole, _within(1, 20, "{value} must be between 1 and 20")] = 5
+    connect_timeout: Number = 5.0
+    read_timeout: Number = 30.0
 
     @property
     def emulated(self) -> bool:
         return self.endpoint_url is not None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, config=TABLE)
 class AuditSettings:
-    interval: timedelta = timedelta(minutes=5)
-    invoke: bool = True
-    invoke_via: InvokeVia = "auto"
-    concurrency: int = 16
+    interval: Duration = timedelta(minutes=5)
+    invoke: Flag = True
+    invoke_via: Annotated[InvokeVia, BeforeValidator(_invoke_via)] = "auto"
+    concurrency: Annotated[Whole, _within(1, 256, "{value} must be between 1 and 256")] = 16
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, config=TABLE)
 class DatabaseSettings:
-    url: str = "sqlite:///auditor.db"
-    keep: timedelta | None = timedelta(days=90)
+    url: Annotated[Text, AfterValidator(_database_url)] = "sqlite:///auditor.db"
+    # "" or "forever": never prune.
+    keep: Annotated[timedelta | None, BeforeValidator(_duration_or_forever)] = timedelta(days=90)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, config=TABLE)
 class EventsSettings:
     """Change events: an EventBridge rule in each lab account delivering to the operator's SQS queue."""
 
-    queue_url: str = ""
-    wait_seconds: int = 10
-    coalesce: timedelta = timedelta(seconds=2)
+    queue_url: Text = ""
+    wait_seconds: Annotated[Whole, _within(0, 20, "must be between 0 and 20 (the SQS long-poll limit)")] = 10
+    coalesce: Duration = timedelta(seconds=2)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, config=TABLE)
 class DaemonSettings:
-    health_port: int = 8080
-    health_host: str = "127.0.0.1"
+    health_port: Annotated[Whole, _within(0, 65535, "{value} is not a port (0 turns the endpoint off)")] = (
+        8080
+    )
+    health_host: Text = "127.0.0.1"
     # The NAME of the environment variable holding the page's token (needed when bound off loopback).
-    web_token_env: str = ""
-    jitter: timedelta = timedelta(seconds=30)
-    reconcile_interval: timedelta = timedelta(minutes=1)
-    stop_timeout: timedelta = timedelta(seconds=20)
+    web_token_env: EnvName = ""
+    jitter: Annotated[timedelta, BeforeValidator(_duration_or_zero)] = timedelta(seconds=30)
+    reconcile_interval: Duration = timedelta(minutes=1)
+    stop_timeout: Duration = timedelta(seconds=20)
 
 
 class NotifyEvent(StrEnum):
@@ -134,28 +417,41 @@ class NotifyEvent(StrEnum):
     TEARDOWN_FAILED = "teardown_failed"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, config=TABLE)
 class NotifySettings:
     """Where and when to notify. The URLs hold secrets (tokens, passwords): never log or show them."""
 
-    urls: tuple[str, ...] = field(default=(), repr=False)  # from `urls` and then from `urls_env`
-    urls_env: str = ""
-    on: frozenset[NotifyEvent] = frozenset(NotifyEvent)
-    min_severity: Severity = Severity.HIGH
-    page_url: str = ""  # the page's address as people reach it; "" derives it from [daemon]
+    # From `urls` and then from the variable `urls_env` names (space separated).
+    urls: tuple[Annotated[Text, AfterValidator(_notify_url)], ...] = field(default=(), repr=False)
+    urls_env: EnvName = ""
+    on: frozenset[Annotated[NotifyEvent, BeforeValidator(_notify_event)]] = frozenset(NotifyEvent)
+    min_severity: Annotated[Severity, BeforeValidator(_severity)] = Severity.HIGH
+    page_url: Annotated[Text, AfterValidator(_page_url)] = ""  # as people reach the page; "": from [daemon]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, config=TABLE)
 class Config:
-    path: str
+    path: str  # the file it was read from; not a key of the file
     labs: tuple[LabConfig, ...]
     lab: LabSettings = LabSettings()
     aws: AwsSettings = AwsSettings()
     audit: AuditSettings = AuditSettings()
     database: DatabaseSettings = DatabaseSettings()
     daemon: DaemonSettings = DaemonSettings()
-    events: EventsSettings | None = None
-    notify: NotifySettings | None = None
+    events: EventsSettings | None = None  # no [events] table: no change events
+    notify: NotifySettings | None = None  # no [notify] table: no notifications
+
+    @table_rule(mode="after")
+    def _labs_fit_together(self) -> Self:
+        if not self.labs:
+            raise Problem("no labs: add [[labs]] tables or a roster in [lab]", "labs")
+        names: set[str] = set()
+        for lab in self.labs:
+            if lab.name in names:
+                raise Problem(f"duplicate lab name {lab.name!r}", "labs")
+            names.add(lab.name)
+        _refuse_shared_accounts(self.labs)
+        return self
 
     def select(self, names: tuple[str, ...] | list[str]) -> tuple[LabConfig, ...]:
         """The labs named on the command line, or all of them; an unknown name is a usage error."""
@@ -170,151 +466,139 @@ class Config:
         return tuple(known[n] for n in dict.fromkeys(names))
 
 
-# ---------------------------------------------------------------------------------------------- parsing
-
-
-def parse_duration(text: object, file: str, key: str) -> timedelta:
-    if not isinstance(text, str) or not (match := _DURATION.match(text.strip())):
-        raise ConfigError(file, key, f"{text!r} is not a duration (write it like 90s, 5m, 8h or 2d)")
-    amount = int(match.group(1))
-    if amount == 0:
-        raise ConfigError(file, key, f"{text!r} must be longer than zero")
-    return timedelta(**{_DURATION_UNITS[match.group(2)]: amount})
-
-
-def parse_timestamp(text: object, file: str, key: str) -> datetime:
-    if isinstance(text, datetime):
-        moment = text
-    elif isinstance(text, str):
-        try:
-            moment = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
-        except ValueError:
-            raise ConfigError(
-                file, key, f"{text!r} is not a timestamp (write it like 2026-12-01T17:00:00Z)"
-            ) from None
-    else:
-        raise ConfigError(file, key, f"{text!r} is not a timestamp (write it like 2026-12-01T17:00:00Z)")
-    if moment.tzinfo is None:
-        raise ConfigError(file, key, f"{text!s} has no time zone (end it with Z for UTC)")
-    return moment.astimezone(UTC)
-
-
-_TYPE_NAMES = {
-    str: "a string (in quotes)",
-    int: "a whole number",
-    float: "a number",
-    bool: "true or false",
-    list: "a list",
-    datetime: "a timestamp",
-}
-
-
-class _Table:
-    """A TOML table read key by key, so that unknown keys (typos) can be refused afterwards."""
-
-    def __init__(self, raw: object, file: str, key: str) -> None:
-        if not isinstance(raw, Mapping):
-            raise ConfigError(file, key, f"must be a table, not {type(raw).__name__}")
-        self.raw, self.file, self.key = raw, file, key
-        self.read: set[str] = set()
-
-    def path(self, name: str) -> str:
-        return f"{self.key}.{name}" if self.key else name
-
-    def get(self, name: str, kind: type | tuple[type, ...], default: Any = None) -> Any:
-        self.read.add(name)
-        if name not in self.raw:
-            return default
-        value = self.raw[name]
-        if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
-            kinds = (kind,) if isinstance(kind, type) else kind
-            wanted = " or ".join(_TYPE_NAMES.get(k, k.__name__) for k in kinds)
-            raise ConfigError(self.file, self.path(name), f"must be {wanted}, not {value!r}")
-        return value
-
-    def table(self, name: str) -> _Table:
-        self.read.add(name)
-        return _Table(self.raw.get(name, {}), self.file, self.path(name))
-
-    def refuse_unknown(self) -> None:
-        for name in self.raw:
-            if name not in self.read:
-                hint = _closest(name, self.read)
-                raise ConfigError(
-                    self.file, self.path(name), "unknown key" + (f" (did you mean {hint!r}?)" if hint else "")
+def _refuse_shared_accounts(labs: Sequence[LabConfig]) -> None:
+    """Role and function names are fixed by the lab, so two labs on one side of an account would collide."""
+    for side in ("origin", "destination"):
+        owner: dict[str, str] = {}
+        for lab in labs:
+            account = getattr(lab, side).account_id
+            if account in owner:
+                raise Problem(
+                    f"account {account} is the {side} of both {owner[account]!r} and {lab.name!r}", "labs"
                 )
+            owner[account] = lab.name
+
+
+_NOT_IN_THE_FILE = frozenset({"path"})
+
+
+# ---------------------------------------------------------------------------------------- errors
+
+# pydantic's error types for a value of the wrong type, as the types the operator was asked for.
+_WRONG_TYPE: dict[str, tuple[type, ...]] = {
+    "string_type": (str,),
+    "int_type": (int,),
+    "float_type": (int, float),
+    "bool_type": (bool,),
+    "tuple_type": (list,),
+    "list_type": (list,),
+    "frozen_set_type": (list,),
+    "set_type": (list,),
+}
+_NOT_A_TABLE = {"dataclass_type", "dataclass_exact_type", "dict_type", "model_type"}
+_UNKNOWN_KEY = {"unexpected_keyword_argument", "extra_forbidden"}
+
+
+def _config_error(error: ValidationError, root: type, file: str, prefix: str) -> ConfigError:
+    """The first problem pydantic found, in the words and with the dotted key of interface.md."""
+    details: ErrorDetails = error.errors()[0]
+    loc: list[str | int] = list(details["loc"])
+    kind = details["type"]
+    cause = details.get("ctx", {}).get("error")
+    if isinstance(cause, Problem):
+        problem = cause.problem
+        loc += [cause.key] if cause.key else []
+    elif kind in _UNKNOWN_KEY:
+        hint = _closest(str(loc[-1]), _keys_at(root, loc[:-1]))
+        problem = "unknown key" + (f" (did you mean {hint!r}?)" if hint else "")
+    elif kind == "missing":
+        problem = "is missing"
+    elif kind in _WRONG_TYPE:
+        problem = _wrong_type(details["input"], *_WRONG_TYPE[kind]).problem
+    elif kind in _NOT_A_TABLE:
+        problem = f"must be a table, not {type(details['input']).__name__}"
+    else:
+        problem = details["msg"]
+    return ConfigError(file, _dotted(prefix, loc), problem)
+
+
+def _dotted(prefix: str, loc: Sequence[str | int]) -> str:
+    key = prefix
+    for part in loc:
+        key += f"[{part}]" if isinstance(part, int) else (f".{part}" if key else part)
+    return key
+
+
+def _table_class(kind: Any) -> type | None:
+    """The table class inside a field's type (`X`, `X | None`, `tuple[X, ...]`)."""
+    if isinstance(kind, type) and is_dataclass(kind):
+        return kind
+    return next((found for arg in get_args(kind) if (found := _table_class(arg)) is not None), None)
+
+
+def _keys_at(root: type, loc: Sequence[str | int]) -> set[str]:
+    """The keys the table at `loc` knows."""
+    table: type | None = root
+    for part in loc:
+        if isinstance(part, str) and table is not None:
+            table = _table_class(get_type_hints(table).get(part))
+    if table is None:
+        return set()
+    return {f.name for f in fields(table)} - (_NOT_IN_THE_FILE if table is root else set())
 
 
 def _closest(name: str, known: set[str]) -> str | None:
-    import difflib
-
     matches = difflib.get_close_matches(name, sorted(known), n=1)
     return matches[0] if matches else None
 
 
-def _account(raw: object, file: str, key: str) -> AccountAccess:
-    table = _Table(raw, file, key)
-    account_id = _account_id(table.get("account_id", object), file, table.path("account_id"))
-    profile = table.get("profile", str) or None
-    role_arn = table.get("role_arn", str) or None
-    external_id = table.get("external_id", str) or None
-    table.refuse_unknown()
-    if profile and role_arn:
-        raise ConfigError(file, key, "give either profile or role_arn, not both")
-    if role_arn:
-        _check_role_arn(role_arn, account_id, file, table.path("role_arn"))
-    if external_id is not None and not EXTERNAL_ID_PATTERN.match(external_id):
-        raise ConfigError(
-            file, table.path("external_id"), "must be 2 to 1224 characters of letters, digits and +=,.@:/-"
-        )
-    if external_id and not role_arn:
-        raise ConfigError(file, table.path("external_id"), "an external_id needs a role_arn to go with it")
-    return AccountAccess(account_id, profile, role_arn, external_id)
+_Table = TypeVar("_Table")
 
 
-def _account_id(value: object, file: str, key: str) -> str:
-    if not isinstance(value, str) or not ACCOUNT_ID_PATTERN.match(value):
-        raise ConfigError(file, key, f"{value!r} is not an AWS account id (12 digits, as a string)")
-    return value
+def unvalidated(kind: type[_Table], **values: Any) -> _Table:
+    """A table holding values that no file may give, built without the file's rules: the operator's own
+    credentials (whose account is not known) and the lab rendered for any account (`*`) by `auditor
+    permissions`. Everything read from a file goes through `_validated`."""
+    items = fields(kind)  # type: ignore[arg-type]
+    missing = [f.name for f in items if f.name not in values and f.default is MISSING]
+    if unknown := values.keys() - {f.name for f in items}:
+        raise TypeError(f"{kind.__name__} has no field {', '.join(sorted(unknown))}")
+    if missing:
+        raise TypeError(f"{kind.__name__} needs {', '.join(missing)}")
+    table = object.__new__(kind)
+    for item in items:
+        object.__setattr__(table, item.name, values.get(item.name, item.default))
+    return table
 
 
-def _check_role_arn(arn: str, account_id: str, file: str, key: str) -> None:
-    match = _ROLE_ARN.match(arn)
-    if not match:
-        raise ConfigError(file, key, f"{arn!r} is not an IAM role ARN (arn:aws:iam::<account>:role/<name>)")
-    if match.group(1) != account_id:
-        raise ConfigError(file, key, f"{arn!r} is a role of account {match.group(1)}, not of {account_id}")
+def _validated(kind: type[_Table], data: object, file: str, prefix: str = "") -> _Table:
+    try:
+        return TypeAdapter(kind).validate_python(data)
+    except ValidationError as error:
+        raise _config_error(error, kind, file, prefix) from None
 
 
-def _lab(raw: object, file: str, key: str) -> LabConfig:
-    table = _Table(raw, file, key)
-    name = table.get("name", str)
-    if name is None or not _LAB_NAME.match(name):
-        raise ConfigError(
-            file,
-            table.path("name"),
-            f"{name!r} is not a lab name (letters, digits, '-', '_', '.'; at most 64)",
-        )
-    if "origin" not in table.raw:
-        raise ConfigError(file, table.path("origin"), "is missing")
-    table.read.update({"origin", "destination"})
-    origin = _account(table.raw["origin"], file, table.path("origin"))
-    destination = (
-        _account(table.raw["destination"], file, table.path("destination"))
-        if "destination" in table.raw
-        else origin
-    )
-    raw_expiry = table.get("expires_at", (str, datetime))
-    expires_at = parse_timestamp(raw_expiry, file, table.path("expires_at")) if raw_expiry else None
-    table.refuse_unknown()
-    return LabConfig(name, origin, destination, expires_at)
+# ---------------------------------------------------------------------------------------- loading
+
+
+def parse_duration(text: object, file: str, key: str) -> timedelta:
+    try:
+        return duration_of(text)
+    except Problem as problem:
+        raise ConfigError(file, key, problem.problem) from None
+
+
+def check_database_url(url: str, file: str, key: str) -> None:
+    """Refuse a URL that no installed driver serves, naming it (without any password)."""
+    if problem := database_url_problem(url):
+        raise ConfigError(file, key, problem)
 
 
 _ROSTER_REQUIRED = ("name", "origin_account_id", "destination_account_id")
 _ROSTER_OPTIONAL = ("origin_role_arn", "destination_role_arn", "expires_at")
 
 
-def _roster(path: Path) -> tuple[LabConfig, ...]:
+def _roster(path: Path) -> list[LabConfig]:
     file = str(path)
     try:
         with path.open(newline="", encoding="utf-8") as handle:
@@ -331,280 +615,28 @@ def _roster(path: Path) -> tuple[LabConfig, ...]:
     unknown = [c for c in columns if c not in _ROSTER_REQUIRED + _ROSTER_OPTIONAL]
     if unknown:
         raise ConfigError(file, "header", f"unknown column(s) {', '.join(unknown)}")
-    return tuple(_roster_row(row, file, f"line {number}") for number, row in enumerate(rows, start=2))
+    return [
+        _validated(LabConfig, _roster_lab(row), file, f"line {number}")
+        for number, row in enumerate(rows, start=2)
+    ]
 
 
-def _roster_row(row: dict[str, str], file: str, where: str) -> LabConfig:
+def _roster_lab(row: dict[str, str]) -> dict[str, object]:
+    """One roster line as the [[labs]] table it stands for."""
+
+    def cell(column: str) -> str:
+        return (row.get(column) or "").strip()
+
     def side(prefix: str) -> dict[str, str]:
-        account: dict[str, str] = {"account_id": (row.get(f"{prefix}_account_id") or "").strip()}
-        if arn := (row.get(f"{prefix}_role_arn") or "").strip():
-            account["role_arn"] = arn
-        return account
+        account = {"account_id": cell(f"{prefix}_account_id")}
+        return account | ({"role_arn": arn} if (arn := cell(f"{prefix}_role_arn")) else {})
 
-    raw: dict[str, object] = {
-        "name": (row.get("name") or "").strip(),
+    lab: dict[str, object] = {
+        "name": cell("name"),
         "origin": side("origin"),
         "destination": side("destination"),
     }
-    if expiry := (row.get("expires_at") or "").strip():
-        raw["expires_at"] = expiry
-    return _lab(raw, file, where)
-
-
-def _labs(top: _Table, settings: _Table, config_dir: Path) -> tuple[LabConfig, ...]:
-    file = top.file
-    labs: list[LabConfig] = []
-    raw_labs = top.get("labs", list, [])
-    for index, raw in enumerate(raw_labs):
-        labs.append(_lab(raw, file, f"labs[{index}]"))
-    roster = settings.get("roster", str)
-    if roster:
-        labs.extend(_roster(config_dir / roster))
-    if not labs:
-        raise ConfigError(file, "labs", "no labs: add [[labs]] tables or a roster in [lab]")
-    seen: set[str] = set()
-    for lab in labs:
-        if lab.name in seen:
-            raise ConfigError(file, "labs", f"duplicate lab name {lab.name!r}")
-        seen.add(lab.name)
-    _refuse_shared_accounts(labs, file)
-    return tuple(labs)
-
-
-def _refuse_shared_accounts(labs: list[LabConfig], file: str) -> None:
-    """Role and function names are fixed by the lab, so two labs on one side of an account would collide."""
-    for side in ("origin", "destination"):
-        owner: dict[str, str] = {}
-        for lab in labs:
-            account = getattr(lab, side).account_id
-            if account in owner:
-                raise ConfigError(
-                    file,
-                    "labs",
-                    f"account {account} is the {side} of both {owner[account]!r} and {lab.name!r}",
-                )
-            owner[account] = lab.name
-
-
-def _lab_settings(table: _Table) -> LabSettings:
-    file = table.file
-    region = table.get("region", str, "us-east-1")
-    if not re.match(r"^[a-z]{2}(-[a-z]+)+-\d$", region):
-        raise ConfigError(file, table.path("region"), f"{region!r} is not an AWS region name")
-    runtime = table.get("runtime", str, "python3.12")
-    runtime_match = _RUNTIME.match(runtime)
-    if not runtime_match or int(runtime_match.group(1)) < 12:
-        raise ConfigError(
-            file, table.path("runtime"), f"{runtime!r}: use a supported Python runtime, python3.12 or newer"
-        )
-    retention = table.get("log_retention_days", int, 7)
-    if retention not in _LOG_RETENTION_DAYS:
-        raise ConfigError(
-            file, table.path("log_retention_days"), f"{retention} is not a CloudWatch retention period"
-        )
-    return LabSettings(
-        region=region,
-        ttl=parse_duration(table.get("ttl", str, "8h"), file, table.path("ttl")),
-        runtime=runtime,
-        log_retention_days=retention,
-    )
-
-
-_LOG_RETENTION_DAYS = {1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557}
-
-
-def _aws_settings(table: _Table) -> AwsSettings:
-    file = table.file
-    endpoint = table.get("endpoint_url", str, EMBEDDED).strip()
-    if endpoint and endpoint != EMBEDDED and not re.match(r"^https?://[^\s/]+", endpoint):
-        raise ConfigError(
-            file, table.path("endpoint_url"), f'{endpoint!r}: use "embedded", "" or an http(s) URL'
-        )
-    attempts = table.get("max_attempts", int, 5)
-    if not 1 <= attempts <= 20:
-        raise ConfigError(file, table.path("max_attempts"), f"{attempts} must be between 1 and 20")
-    return AwsSettings(
-        endpoint_url=endpoint or None,
-        max_attempts=attempts,
-        connect_timeout=float(table.get("connect_timeout", (int, float), 5)),
-        read_timeout=float(table.get("read_timeout", (int, float), 30)),
-    )
-
-
-def _audit_settings(table: _Table) -> AuditSettings:
-    file = table.file
-    invoke_via = table.get("invoke_via", str, "auto")
-    if invoke_via not in ("auto", "lambda", "local"):
-        raise ConfigError(file, table.path("invoke_via"), f'{invoke_via!r}: use "auto", "lambda" or "local"')
-    concurrency = table.get("concurrency", int, 16)
-    if not 1 <= concurrency <= 256:
-        raise ConfigError(file, table.path("concurrency"), f"{concurrency} must be between 1 and 256")
-    return AuditSettings(
-        interval=parse_duration(table.get("interval", str, "5m"), file, table.path("interval")),
-        invoke=table.get("invoke", bool, True),
-        invoke_via=invoke_via,
-        concurrency=concurrency,
-    )
-
-
-def _database_settings(table: _Table, env: Mapping[str, str]) -> DatabaseSettings:
-    file = table.file
-    url = table.get("url", str, "sqlite:///auditor.db")
-    key = table.path("url")
-    if env.get("AUDITOR_DATABASE_URL"):
-        url, file, key = env["AUDITOR_DATABASE_URL"], "environment", "AUDITOR_DATABASE_URL"
-    check_database_url(url, file, key)
-    keep_raw = table.get("keep", str, "90d")
-    keep = None if keep_raw in ("", "forever") else parse_duration(keep_raw, table.file, table.path("keep"))
-    return DatabaseSettings(url=url, keep=keep)
-
-
-def check_database_url(url: str, file: str, key: str) -> None:
-    """Refuse a URL that no installed driver serves, naming it (without any password)."""
-    from sqlalchemy.engine import make_url
-    from sqlalchemy.exc import ArgumentError, NoSuchModuleError
-
-    try:
-        parsed = make_url(url)
-    except ArgumentError:
-        raise ConfigError(
-            file, key, "is not a database URL (sqlite:///file.db or postgresql+psycopg://...)"
-        ) from None
-    shown = parsed.render_as_string(hide_password=True)
-    try:
-        parsed.get_dialect().import_dbapi()
-    except (NoSuchModuleError, ImportError):
-        raise ConfigError(
-            file, key, f"{shown!r}: no installed driver serves it (use sqlite:/// or postgresql+psycopg://)"
-        ) from None
-
-
-def _events_settings(top: _Table) -> EventsSettings | None:
-    if "events" not in top.raw:
-        top.read.add("events")
-        return None
-    table = top.table("events")
-    settings = EventsSettings(
-        queue_url=table.get("queue_url", str, ""),
-        wait_seconds=table.get("wait_seconds", int, 10),
-        coalesce=parse_duration(table.get("coalesce", str, "2s"), table.file, table.path("coalesce")),
-    )
-    if not 0 <= settings.wait_seconds <= 20:
-        raise ConfigError(
-            table.file, table.path("wait_seconds"), "must be between 0 and 20 (the SQS long-poll limit)"
-        )
-    table.refuse_unknown()
-    return settings
-
-
-def _daemon_settings(table: _Table) -> DaemonSettings:
-    file = table.file
-    port = table.get("health_port", int, 8080)
-    if not 0 <= port <= 65535:
-        raise ConfigError(file, table.path("health_port"), f"{port} is not a port (0 turns the endpoint off)")
-    token_env = table.get("web_token_env", str, "")
-    if token_env and not _ENV_NAME.match(token_env):
-        raise ConfigError(
-            file, table.path("web_token_env"), f"{token_env!r} is not the name of an environment variable"
-        )
-    return DaemonSettings(
-        health_port=port,
-        health_host=table.get("health_host", str, "127.0.0.1"),
-        web_token_env=token_env,
-        jitter=_optional_duration(table, "jitter", "30s"),
-        reconcile_interval=parse_duration(
-            table.get("reconcile_interval", str, "1m"), file, table.path("reconcile_interval")
-        ),
-        stop_timeout=parse_duration(table.get("stop_timeout", str, "20s"), file, table.path("stop_timeout")),
-    )
-
-
-def _notify_settings(top: _Table, env: Mapping[str, str]) -> NotifySettings | None:
-    if "notify" not in top.raw:
-        top.read.add("notify")
-        return None
-    table = top.table("notify")
-    file = table.file
-    urls = _strings(table, "urls")
-    for index, url in enumerate(urls):
-        _check_notify_url(url, file, f"{table.path('urls')}[{index}]")
-    urls_env = table.get("urls_env", str, "")
-    if urls_env:
-        if not _ENV_NAME.match(urls_env):
-            raise ConfigError(
-                file, table.path("urls_env"), f"{urls_env!r} is not the name of an environment variable"
-            )
-        from_env = env.get(urls_env, "").split()
-        for index, url in enumerate(from_env):
-            _check_notify_url(url, "environment", f"{urls_env} (URL {index + 1})")
-        urls = [*urls, *from_env]
-    settings = NotifySettings(
-        urls=tuple(urls),
-        urls_env=urls_env,
-        on=frozenset(_notify_events(table)),
-        min_severity=_severity(table, "min_severity", Severity.HIGH),
-        page_url=_page_url(table),
-    )
-    table.refuse_unknown()
-    return settings
-
-
-def _strings(table: _Table, name: str) -> list[str]:
-    values: list[object] = table.get(name, list, [])
-    for index, value in enumerate(values):
-        if not isinstance(value, str):
-            raise ConfigError(table.file, f"{table.path(name)}[{index}]", f"must be a string, not {value!r}")
-    return [str(value) for value in values]
-
-
-def _check_notify_url(url: str, file: str, key: str) -> None:
-    """Apprise knows every service's URL form; the URL itself is never repeated (it may hold a secret)."""
-    import apprise  # here, not at the top: only a [notify] section needs its 0.2 s of imports
-
-    if apprise.Apprise.instantiate(url) is None:
-        scheme = url.split("://", 1)[0] if "://" in url else ""
-        what = f"a {scheme}:// URL" if scheme.isalnum() and len(scheme) <= 20 else "this"
-        raise ConfigError(
-            file, key, f"{what} is not a notification URL Apprise can send to (the value is not shown)"
-        )
-
-
-def _notify_events(table: _Table) -> list[NotifyEvent]:
-    names = _strings(table, "on") if "on" in table.raw else [event.value for event in NotifyEvent]
-    known = {event.value for event in NotifyEvent}
-    for index, name in enumerate(names):
-        if name not in known:
-            hint = _closest(name, known)
-            raise ConfigError(
-                table.file,
-                f"{table.path('on')}[{index}]",
-                f"{name!r} is not a notification event (use {', '.join(e.value for e in NotifyEvent)})"
-                + (f"; did you mean {hint!r}?" if hint else ""),
-            )
-    return [NotifyEvent(name) for name in names]
-
-
-def _severity(table: _Table, name: str, default: Severity) -> Severity:
-    value = table.get(name, str, default.value)
-    if value not in {severity.value for severity in Severity}:
-        raise ConfigError(
-            table.file,
-            table.path(name),
-            f"{value!r} is not a severity (use {', '.join(s.value for s in Severity)})",
-        )
-    return Severity(value)
-
-
-def _page_url(table: _Table) -> str:
-    url = table.get("page_url", str, "").strip().rstrip("/")
-    if url and not re.match(r"^https?://[^\s/]+(/\S*)?$", url):
-        raise ConfigError(table.file, table.path("page_url"), f"{url!r} is not an http(s) URL")
-    return url
-
-
-def _optional_duration(table: _Table, name: str, default: str) -> timedelta:
-    raw = table.get(name, str, default)
-    return timedelta(0) if raw in ("0", "0s") else parse_duration(raw, table.file, table.path(name))
+    return lab | ({"expires_at": expiry} if (expiry := cell("expires_at")) else {})
 
 
 def load_config(path: str | os.PathLike[str] | None = None, env: Mapping[str, str] | None = None) -> Config:
@@ -620,31 +652,53 @@ def load_config(path: str | os.PathLike[str] | None = None, env: Mapping[str, st
         raise ConfigError(file, "", f"cannot read it: {exc}") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(file, "", f"TOML syntax error: {exc}") from None
-    return _config_from(data, file, file_path.parent, env)
+    return config_from(data, file, file_path.parent, env)
 
 
-def _config_from(data: dict[str, Any], file: str, config_dir: Path, env: Mapping[str, str]) -> Config:
-    top = _Table(data, file, "")
-    lab_table = top.table("lab")
-    lab_settings = _lab_settings(lab_table)
-    labs = _labs(top, lab_table, config_dir)
-    lab_table.refuse_unknown()
-    sections = {name: top.table(name) for name in ("aws", "audit", "database", "daemon")}
-    config = Config(
-        path=file,
-        labs=labs,
-        lab=lab_settings,
-        aws=_aws_settings(sections["aws"]),
-        audit=_audit_settings(sections["audit"]),
-        database=_database_settings(sections["database"], env),
-        daemon=_daemon_settings(sections["daemon"]),
-        events=_events_settings(top),
-        notify=_notify_settings(top, env),
-    )
-    for table in sections.values():
-        table.refuse_unknown()
-    top.refuse_unknown()
-    return config
+def config_from(
+    data: Mapping[str, Any], file: str, config_dir: Path = Path("."), env: Mapping[str, str] | None = None
+) -> Config:
+    """A parsed TOML document as a Config; `file` names it in errors, a roster is read beside it."""
+    _refuse_keys_not_in_the_file(data, file)
+    labs = data.get("labs", [])
+    if isinstance(labs, list):  # anything else is the validation's to report
+        labs = [*labs, *_roster_labs(data, config_dir)]
+    document = {**data, "path": file, "labs": labs}
+    if url := (env or {}).get("AUDITOR_DATABASE_URL"):
+        check_database_url(url, "environment", "AUDITOR_DATABASE_URL")
+        if isinstance(database := data.get("database", {}), Mapping):
+            document["database"] = {**database, "url": url}
+    if isinstance(notify := data.get("notify"), Mapping):
+        document["notify"] = _with_urls_from_the_environment(notify, file, env or {})
+    return _validated(Config, document, file)
+
+
+def _with_urls_from_the_environment(notify: Mapping[str, Any], file: str, env: Mapping[str, str]) -> Any:
+    """`[notify] urls_env` names a variable of space-separated URLs: checked there (naming the
+    variable, never the URL), then appended to the file's own."""
+    name, urls = notify.get("urls_env"), notify.get("urls", [])
+    if not isinstance(name, str) or not name or not _ENV_NAME.match(name) or not isinstance(urls, list):
+        return notify  # the validation reports what is wrong with them
+    from_env = env.get(name, "").split()
+    for number, url in enumerate(from_env, start=1):
+        if problem := notify_url_problem(url):
+            raise ConfigError("environment", f"{name} (URL {number})", problem)
+    return {**notify, "urls": [*urls, *from_env]}
+
+
+def _refuse_keys_not_in_the_file(data: Mapping[str, Any], file: str) -> None:
+    for name in _NOT_IN_THE_FILE & data.keys():
+        hint = _closest(name, {f.name for f in fields(Config)} - _NOT_IN_THE_FILE)
+        raise ConfigError(file, name, "unknown key" + (f" (did you mean {hint!r}?)" if hint else ""))
+
+
+def _roster_labs(data: Mapping[str, Any], config_dir: Path) -> list[LabConfig]:
+    """The labs of `[lab] roster`, when it names a file (a wrong value is the validation's to report)."""
+    lab = data.get("lab")
+    roster = lab.get("roster") if isinstance(lab, Mapping) else None
+    if not isinstance(roster, str) or not roster:
+        return []
+    return _roster(config_dir / roster)
 
 
 def lab_expiry(lab: LabConfig, settings: LabSettings, provisioned_at: datetime | None) -> datetime | None:

@@ -13,7 +13,6 @@ import random
 import signal
 import socket
 import threading
-import time
 import uuid
 from collections import deque
 from dataclasses import dataclass, field
@@ -47,7 +46,10 @@ UNRECORDED_LIMIT = 10_000  # results kept in memory while the database is away
 
 @dataclass
 class DaemonState:
-    """What the jobs share; every field is guarded by `lock`."""
+    """What the jobs share; every field is guarded by `lock`.
+
+    `audit_ended` (on the same lock) is notified whenever an audit leaves `in_flight`.
+    """
 
     lock: threading.Lock = field(default_factory=threading.Lock)
     flush_lock: threading.Lock = field(default_factory=threading.Lock)  # held while writing the backlog
@@ -58,6 +60,10 @@ class DaemonState:
         default_factory=lambda: deque(maxlen=UNRECORDED_LIMIT)
     )
     last_cycle_at: datetime | None = None
+    audit_ended: threading.Condition = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.audit_ended = threading.Condition(self.lock)
 
 
 class Daemon:
@@ -200,6 +206,7 @@ class Daemon:
                 self.state.in_flight.pop(lab, None)
                 self.state.last_cycle_at = utc_now()
                 changed_meanwhile = lab in self.state.dirty
+                self.state.audit_ended.notify_all()
             self.restore_schedule(lab, again_now=changed_meanwhile)
 
     def restore_schedule(self, lab: str, again_now: bool) -> None:
@@ -273,13 +280,10 @@ class Daemon:
         """Stop taking work; give running audits the stop timeout, then record the rest as abandoned."""
         self.stop_event.set()
         self.scheduler.pause()
-        deadline = time.monotonic() + self.config.daemon.stop_timeout.total_seconds()
-        while time.monotonic() < deadline:
-            with self.state.lock:
-                if not self.state.in_flight:
-                    break
-            time.sleep(0.1)
-        with self.state.lock:
+        with self.state.audit_ended:
+            self.state.audit_ended.wait_for(
+                lambda: not self.state.in_flight, timeout=self.config.daemon.stop_timeout.total_seconds()
+            )
             abandoned = dict(self.state.in_flight)
         for lab, started in abandoned.items():
             self.record(self.abandoned(lab, started), Trigger.SCHEDULE)
@@ -294,8 +298,8 @@ class Daemon:
             destination_account=target.lab.destination.account_id,
             verdict=Verdict.ERROR,
             error=f"{ABANDONED_PREFIX} the daemon stopped before the audit finished",
-            started_at=iso(started),
-            finished_at=iso(utc_now()),
+            started_at=started,
+            finished_at=utc_now(),
         )
 
 

@@ -54,12 +54,6 @@ def who(arn: str) -> str:
     return f"the root user of {account}" if resource == "root" else resource
 
 
-def clock_time(moment: str) -> str:
-    """`14:02` from an ISO 8601 instant (in UTC); the text unchanged if it is not one."""
-    try:
-        parsed = datetime.fromisoformat(moment.strip().replace("Z", "+00:00"))
-    except ValueError:
-        return moment
-    if parsed.tzinfo is None:
-        return moment
-    return parsed.astimezone(UTC).strftime("%H:%M")
+def clock_time(moment: datetime) -> str:
+    """`14:02` of an instant, in UTC."""
+    return moment.astimezone(UTC).strftime("%H:%M")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 
@@ -59,10 +58,8 @@ class Metrics:
             self.findings.labels(severity=finding.severity.value).inc()
         if audit.error:
             self.audit_errors.inc()
-        if audit.started_at and audit.finished_at:
-            started = datetime.fromisoformat(audit.started_at.replace("Z", "+00:00"))
-            finished = datetime.fromisoformat(audit.finished_at.replace("Z", "+00:00"))
-            self.audit_seconds.observe((finished - started).total_seconds())
+        if audit.duration is not None:
+            self.audit_seconds.observe(audit.duration.total_seconds())
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)

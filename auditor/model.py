@@ -1,14 +1,18 @@
 """The plain values that flow between collection, comparison, storage and reports.
 
-Nothing here talks to AWS, a clock or a database.
+Nothing here talks to AWS, a clock or a database. Instants are aware UTC datetimes; they become text
+only in `to_json`, as interface.md writes them.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
+
+from auditor.clock import iso
 
 
 class Check(StrEnum):
@@ -127,7 +131,7 @@ class Actor:
     arn: str
     type: str
     event_name: str
-    event_time: str  # ISO 8601, UTC, as CloudTrail wrote it
+    event_time: datetime | None  # CloudTrail always gives it; None only where a caller has none
     event_id: str
     source_ip: str = ""
     user_agent: str = ""
@@ -138,9 +142,12 @@ class Actor:
         """The actor as to_json wrote it (a stored finding); None for None."""
         if document is None:
             return None
-        fields = ("arn", "type", "event_name", "event_time", "event_id", "source_ip", "user_agent")
+        fields = ("arn", "type", "event_name", "event_id", "source_ip", "user_agent")
+        stamp = document.get("event_time")
         return cls(
-            **{name: document[name] for name in fields}, session_issuer=document.get("session_issuer", "")
+            **{name: document[name] for name in fields},
+            event_time=datetime.fromisoformat(stamp.replace("Z", "+00:00")) if stamp else None,
+            session_issuer=document.get("session_issuer", ""),
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -148,7 +155,7 @@ class Actor:
             "arn": self.arn,
             "type": self.type,
             "event_name": self.event_name,
-            "event_time": self.event_time,
+            "event_time": iso(self.event_time) if self.event_time is not None else None,
             "event_id": self.event_id,
             "source_ip": self.source_ip,
             "user_agent": self.user_agent,
@@ -247,9 +254,16 @@ class LabAudit:
     findings: tuple[Finding, ...] = ()
     invoke: InvokeResult | None = None
     error: str | None = None
-    started_at: str = ""
-    finished_at: str = ""
+    # None only for an audit that failed before it could note the time.
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
     requests: int = 0
+
+    @property
+    def duration(self) -> timedelta | None:
+        if self.started_at is None or self.finished_at is None:
+            return None
+        return self.finished_at - self.started_at
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -280,14 +294,14 @@ def verdict_of(findings: tuple[Finding, ...] | list[Finding]) -> Verdict:
 class AuditRun:
     """One `auditor audit` (or daemon cycle) over several labs."""
 
-    started_at: str
-    finished_at: str
+    started_at: datetime
+    finished_at: datetime
     labs: tuple[LabAudit, ...] = field(default_factory=tuple)
 
     def to_json(self) -> dict[str, Any]:
         return {
             "schema": "auditor.audit/v1",
-            "started_at": self.started_at,
-            "finished_at": self.finished_at,
+            "started_at": iso(self.started_at),
+            "finished_at": iso(self.finished_at),
             "labs": [lab.to_json() for lab in self.labs],
         }

@@ -15,6 +15,7 @@ import queue
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from urllib.parse import quote
 
 import apprise
@@ -157,9 +158,9 @@ def _message(lab: str, event: NotifyEvent, lines: list[str], page_url: str | Non
     return Message(lab, event, _TITLES[event].format(lab=lab), "\n".join(line for line in lines if line))
 
 
-def _clock(moment: str) -> str:
-    """`2026-11-29 14:02 UTC` from the audit's ISO instant."""
-    return moment.replace("T", " ")[:16] + " UTC" if len(moment) >= 16 else moment
+def _clock(moment: datetime | None) -> str:
+    """`2026-11-29 14:02 UTC`, or "" when the audit noted no time."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC") if moment is not None else ""
 
 
 def _shortened(text: str) -> str:

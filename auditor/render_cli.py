@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 from typing import IO
 
+from auditor.clock import iso
 from auditor.explain import explanation
 from auditor.model import AuditRun, Severity, Verdict
 
@@ -28,7 +29,7 @@ def print_audit_table(run: AuditRun, out: IO[str] | None = None) -> None:
     from rich.table import Table
 
     console = Console(file=out or sys.stdout, soft_wrap=False)
-    table = Table(title=f"Audit {run.started_at}", show_lines=False)
+    table = Table(title=f"Audit {iso(run.started_at)}", show_lines=False)
     for column in ("lab", "origin", "destination", "verdict", "findings"):
         table.add_column(column)
     for lab in run.labs:

@@ -242,18 +242,14 @@ def lab_audit(index: int, at: datetime, findings: tuple[Finding, ...], rng: rand
         verdict=verdict_of(findings),
         findings=findings,
         invoke=invoke_of(findings, rng),
-        started_at=iso(at),
-        finished_at=iso(at + timedelta(seconds=rng.randint(2, 6))),
+        started_at=at,
+        finished_at=at + timedelta(seconds=rng.randint(2, 6)),
         requests=rng.randint(18, 24),
     )
 
 
 def lab_name(index: int) -> str:
     return f"pair-{index:03d}"
-
-
-def iso(moment: datetime) -> str:
-    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 # ------------------------------------------------------------------------------------ the baseline
@@ -369,7 +365,7 @@ def _run_row(run_id: int, lab_id: int, run: Run, audit: LabAudit, set_id: int | 
         "lab_id": lab_id,
         "trigger": run.trigger,
         "started_at": run.at,
-        "finished_at": datetime.fromisoformat(audit.finished_at.replace("Z", "+00:00")),
+        "finished_at": audit.finished_at,
         "verdict": audit.verdict,
         "error": None,
         "requests": audit.requests,

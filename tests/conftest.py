@@ -189,6 +189,20 @@ def run_cli(
     )
 
 
+# The fast tier (`make check`, `pytest -m "not slow"`) is every test that needs none of these (an AWS
+# emulator, PostgreSQL); a test that runs the CLI in a process of its own, or a browser, is marked
+# `slow` where it is written.
+SLOW_FIXTURES = frozenset({"moto_server_url", "moto_in_process", "postgres_server", "own_postgres"})
+SLOW_MARKS = ("postgres", "server")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        needs = SLOW_FIXTURES.intersection(getattr(item, "fixturenames", ()))
+        if needs or any(item.get_closest_marker(mark) for mark in SLOW_MARKS):
+            item.add_marker(pytest.mark.slow)
+
+
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     """In CI a skipped test is a required part that did not run: fail the run."""
     if os.environ.get("AUDITOR_STRICT_SKIPS") != "1":

@@ -30,6 +30,8 @@ from auditor.spec import (
 )
 from conftest import labs_toml, make_config, pair, run_cli, write_config
 
+pytestmark = pytest.mark.slow  # the CLI in processes of its own, on a moto server
+
 Mutation = Callable[["Lab"], None]
 
 

@@ -5,8 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import boto3
+import pytest
 
 from conftest import labs_toml, pair, run_cli, solo, write_config
+
+pytestmark = pytest.mark.slow  # the CLI in processes of its own, on a moto server
 
 
 def roles_in(moto_server: str, account_id: str) -> set[str]:

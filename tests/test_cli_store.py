@@ -6,9 +6,13 @@ import json
 import re
 from pathlib import Path
 
+import pytest
+
 from auditor.context import open_context
 from auditor.store import Store
 from conftest import labs_toml, make_config, pair, run_cli, write_config
+
+pytestmark = pytest.mark.slow  # the CLI in processes of its own
 
 DOWN = "postgresql+psycopg://postgres:hunter2@127.0.0.1:1/nowhere"
 

@@ -5,14 +5,32 @@ from __future__ import annotations
 import subprocess
 import sys
 import textwrap
+from dataclasses import fields, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from pydantic import ValidationError
 
 from auditor.cli import main
-from auditor.config import ConfigError, load_config
+from auditor.config import (
+    AccountAccess,
+    AuditSettings,
+    AwsSettings,
+    Config,
+    ConfigError,
+    DaemonSettings,
+    DatabaseSettings,
+    EventsSettings,
+    LabConfig,
+    LabSettings,
+    config_from,
+    load_config,
+    unvalidated,
+)
 
 GOOD_LAB = """
 [[labs]]
@@ -199,6 +217,62 @@ BAD_CONFIGS = {
         "labs",
         "account 111111111111 is the origin of both 'pair-01' and 'pair-02'",
     ),
+    "typo_in_a_top_level_table": ('[audti]\ninterval = "5m"\n' + GOOD_LAB, "audti", "did you mean 'audit'"),
+    "typo_in_events": (
+        "[events]\nwait_second = 3\n" + GOOD_LAB,
+        "events.wait_second",
+        "did you mean 'wait_seconds'",
+    ),
+    "path_is_not_a_key_of_the_file": ('path = "other.toml"\n' + GOOD_LAB, "path", "unknown key"),
+    "labs_written_as_one_table": ('[labs]\nname = "a"\n', "labs", "must be a list"),
+    "a_section_that_is_not_a_table": ("aws = 5\n" + GOOD_LAB, "aws", "must be a table, not int"),
+    "a_lab_that_is_not_a_table": ("labs = [5]\n", "labs[0]", "must be a table, not int"),
+    "lab_without_a_name": (
+        '[[labs]]\norigin = { account_id = "111111111111" }\n',
+        "labs[0].name",
+        "is missing",
+    ),
+    "lab_without_an_origin": ('[[labs]]\nname = "a"\n', "labs[0].origin", "is missing"),
+    "bad_lab_name": (
+        '[[labs]]\nname = "-a b"\norigin = { account_id = "111111111111" }\n',
+        "labs[0].name",
+        "not a lab name",
+    ),
+    "flag_not_a_boolean": (
+        '[audit]\ninvoke = "yes"\n' + GOOD_LAB,
+        "audit.invoke",
+        "must be true or false, not 'yes'",
+    ),
+    "timeout_not_a_number": (
+        '[aws]\nread_timeout = "slow"\n' + GOOD_LAB,
+        "aws.read_timeout",
+        "a number, not 'slow'",
+    ),
+    "attempts_out_of_range": ("[aws]\nmax_attempts = 0\n" + GOOD_LAB, "aws.max_attempts", "between 1 and 20"),
+    "port_out_of_range": ("[daemon]\nhealth_port = 70000\n" + GOOD_LAB, "daemon.health_port", "not a port"),
+    "long_poll_out_of_range": (
+        "[events]\nwait_seconds = 30\n" + GOOD_LAB,
+        "events.wait_seconds",
+        "SQS long-poll",
+    ),
+    "odd_retention": (
+        "[lab]\nlog_retention_days = 8\n" + GOOD_LAB,
+        "lab.log_retention_days",
+        "retention period",
+    ),
+    "bad_region": ('[lab]\nregion = "Europe"\n' + GOOD_LAB, "lab.region", "not an AWS region"),
+    "short_external_id": (GOOD_LAB.replace('"class-1"', '"x"'), "labs[0].origin.external_id", "2 to 1224"),
+    "roster_not_a_string": (
+        "[lab]\nroster = 5\n" + GOOD_LAB,
+        "lab.roster",
+        "must be a string (in quotes), not 5",
+    ),
+    "timestamp_a_number": (
+        GOOD_LAB.replace('"2026-12-01T17:00:00Z"', "5"),
+        "labs[0].expires_at",
+        "a timestamp, not 5",
+    ),
+    "duration_a_number": ("[lab]\nttl = 8\n" + GOOD_LAB, "lab.ttl", "must be a string (in quotes), not 8"),
 }
 
 
@@ -277,6 +351,7 @@ def test_an_unknown_lab_on_the_command_line_exits_2(tmp_path: Path) -> None:
     assert "--lab: no lab named 'pair-99'" in result.output
 
 
+@pytest.mark.slow
 def test_a_missing_config_file_exits_2_through_the_real_entry_point(tmp_path: Path) -> None:
     completed = subprocess.run(
         [sys.executable, "-m", "auditor", "provision", "--config", str(tmp_path / "none.toml")],
@@ -286,3 +361,125 @@ def test_a_missing_config_file_exits_2_through_the_real_entry_point(tmp_path: Pa
     )
     assert completed.returncode == 2
     assert "none.toml: file not found" in completed.stderr
+
+
+def test_a_file_that_sets_nothing_gets_each_table_s_own_defaults(tmp_path: Path) -> None:
+    config = load_config(
+        write(tmp_path, '[[labs]]\nname = "solo"\norigin = { account_id = "111111111111" }\n'), env={}
+    )
+    assert (config.lab, config.aws, config.audit) == (LabSettings(), AwsSettings(), AuditSettings())
+    assert (config.database, config.daemon, config.events) == (DatabaseSettings(), DaemonSettings(), None)
+    with_events = load_config(write(tmp_path, "[events]\n" + GOOD_LAB), env={})
+    assert with_events.events == EventsSettings()
+
+
+def test_empty_and_forever_mean_none_and_zero_turns_the_jitter_off(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        '[lab]\nroster = ""\n[database]\nkeep = "forever"\n[daemon]\njitter = "0"\n'
+        + GOOD_LAB.replace('profile = "student-02"', 'profile = ""'),
+    )
+    config = load_config(path, env={})
+    assert (config.lab.roster, config.database.keep, config.daemon.jitter) == (None, None, timedelta(0))
+    assert config.labs[0].destination.profile is None
+
+
+# Documents shaped like the file, each key holding a good value or anything TOML can hold (typos too),
+# so that every rule and every kind of wrong value is reached.
+GOOD_VALUES: dict[str, object] = {
+    "region": "eu-west-1", "ttl": "8h", "runtime": "python3.13", "log_retention_days": 14, "roster": "",
+    "endpoint_url": "", "max_attempts": 3, "connect_timeout": 2.5, "read_timeout": 10,
+    "interval": "5m", "invoke": False, "invoke_via": "local", "concurrency": 4,
+    "url": "sqlite://", "keep": "forever", "health_port": 0, "health_host": "0.0.0.0", "jitter": "0s",
+    "reconcile_interval": "1m", "stop_timeout": "20s", "queue_url": "", "wait_seconds": 5, "coalesce": "2s",
+    "name": "pair-01", "account_id": "111111111111", "profile": "", "expires_at": "2026-12-01T17:00:00Z",
+    "role_arn": "arn:aws:iam::111111111111:role/Admin", "external_id": "class-1",
+}  # fmt: skip
+ANY_VALUE = st.one_of(
+    st.text(max_size=12),
+    st.integers(),
+    st.booleans(),
+    st.floats(allow_nan=False),
+    st.datetimes(timezones=st.none() | st.just(UTC)),
+    st.lists(st.integers(), max_size=2),
+    st.dictionaries(st.text(max_size=5), st.integers(), max_size=2),
+)
+
+
+def mostly(good: st.SearchStrategy[object]) -> st.SearchStrategy[object]:
+    """The good value nine times in ten, so that a document gets past its first key now and then."""
+    return st.sampled_from([True] * 9 + [False]).flatmap(lambda use_good: good if use_good else ANY_VALUE)
+
+
+def value_of(key: str) -> st.SearchStrategy[object]:
+    return mostly(st.just(GOOD_VALUES[key])) if key in GOOD_VALUES else ANY_VALUE
+
+
+def keys_of(kind: type, **inner: st.SearchStrategy[object]) -> dict[str, st.SearchStrategy[object]]:
+    return {f.name: inner.get(f.name, value_of(f.name)) for f in fields(kind)}
+
+
+def table_of(
+    keys: dict[str, st.SearchStrategy[object]], typo: str, required: tuple[str, ...] = ()
+) -> st.SearchStrategy[object]:
+    optional = {name: value for name, value in keys.items() if name not in required}
+    known = st.fixed_dictionaries({name: keys[name] for name in required}, optional=optional)
+    typos = st.integers(0, 9).flatmap(
+        lambda n: st.fixed_dictionaries({typo: ANY_VALUE}) if n == 0 else st.just({})
+    )
+    return mostly(st.builds(lambda known, typo: {**known, **typo}, known, typos))
+
+
+ACCOUNT = table_of(keys_of(AccountAccess), "rolearn", ("account_id",))
+LAB = table_of(keys_of(LabConfig, origin=ACCOUNT, destination=ACCOUNT), "expires", ("name", "origin"))
+DOCUMENTS = table_of(
+    {
+        "lab": table_of(keys_of(LabSettings), "regoin"),
+        "aws": table_of(keys_of(AwsSettings), "endpoint"),
+        "audit": table_of(keys_of(AuditSettings), "intervall"),
+        "database": table_of(keys_of(DatabaseSettings), "uri"),
+        "daemon": table_of(keys_of(DaemonSettings), "port"),
+        "events": table_of(keys_of(EventsSettings), "queue"),
+        "labs": mostly(st.lists(LAB, min_size=1, max_size=2)),
+    },
+    "labz",
+    ("labs",),
+).filter(lambda document: isinstance(document, dict))  # a TOML document is always a table
+
+
+@given(DOCUMENTS, st.booleans())
+@settings(max_examples=200, deadline=None)
+def test_whatever_the_file_holds_becomes_a_config_or_a_config_error(
+    document: dict[str, object], good_labs: bool
+) -> None:
+    if good_labs:  # half the time, so that the tables after [[labs]] are reached too
+        document = {**document, "labs": [{"name": "pair-01", "origin": {"account_id": "111111111111"}}]}
+    try:
+        config = config_from(document, "fuzz.toml", Path("/nonexistent"), env={})
+    except ConfigError as error:
+        assert error.file == "fuzz.toml" or error.file.startswith("/nonexistent/"), error  # a roster
+        assert "Input should" not in error.problem, f"pydantic's own words reached the operator: {error}"
+    else:
+        assert config.labs and config.path == "fuzz.toml"
+
+
+def test_tables_built_in_code_obey_the_same_rules() -> None:
+    access = AccountAccess("111111111111", role_arn="arn:aws:iam::111111111111:role/Admin")
+    lab = LabConfig("pair-01", access, access)
+    with pytest.raises(ValidationError, match="not an AWS account id"):
+        AccountAccess("12345")
+    with pytest.raises(ValidationError, match="is a role of account 111111111111, not of 222222222222"):
+        replace(access, account_id="222222222222")
+    with pytest.raises(ValidationError, match="no labs"):
+        Config(path="code", labs=())
+    with pytest.raises(ValidationError, match="duplicate lab name"):
+        Config(path="code", labs=(lab, replace(lab, origin=AccountAccess("333333333333"))))
+
+
+def test_a_table_no_file_may_give_is_built_only_on_purpose() -> None:
+    wildcard = unvalidated(AccountAccess, account_id="*")
+    assert (wildcard.account_id, wildcard.profile, wildcard.role_arn) == ("*", None, None)
+    with pytest.raises(TypeError, match="no field acount_id"):
+        unvalidated(AccountAccess, acount_id="*")
+    with pytest.raises(TypeError, match="needs account_id"):
+        unvalidated(AccountAccess)

@@ -418,12 +418,14 @@ def run_auditor(*args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+@pytest.mark.slow
 def test_the_entrypoint_answers_help() -> None:
     result = run_auditor("--help")
     assert result.returncode == 0, result.stderr
     assert "daemon" in result.stdout
 
 
+@pytest.mark.slow
 def test_the_default_command_exists_with_the_options_it_is_given(dockerfile: Any) -> None:
     command = exec_form(dockerfile.cmd)
     result = run_auditor(command[0], "--help")

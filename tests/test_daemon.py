@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy.exc import ProgrammingError
 
 from auditor.config import LabConfig
@@ -29,6 +30,8 @@ from auditor.operations import provision_targets
 from auditor.spec import DESTINATION_ROLE
 from auditor.store import DatabaseUnavailable, Store
 from conftest import labs_toml, make_config, pair, write_config
+
+pytestmark = pytest.mark.slow  # the daemon in a process of its own, on a moto server
 
 DAEMON_SETTINGS = """
 [daemon]
@@ -46,12 +49,13 @@ def free_port() -> int:
 
 
 def wait_for(condition: Callable[[], Any], timeout: float, what: str) -> Any:
+    """Poll an observable condition (the database, the log, /metrics) until it holds, or fail by a deadline."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         value = condition()
         if value:
             return value
-        time.sleep(0.25)
+        time.sleep(0.25)  # the poll's period, not a wait for something to have happened
     raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
 
@@ -63,6 +67,26 @@ class RunningDaemon:
 
     def log(self) -> str:
         return self.log_path.read_text(encoding="utf-8", errors="replace")
+
+    def events(self, name: str | None = None) -> list[dict[str, Any]]:
+        """The daemon's log as structlog wrote it (JSON lines, its output being no terminal), by event name."""
+        found = []
+        for line in self.log().splitlines():
+            with contextlib.suppress(ValueError):
+                entry = json.loads(line)
+                if isinstance(entry, dict) and (name is None or entry.get("event") == name):
+                    found.append(entry)
+        return found
+
+    def metric(self, name: str, **labels: str) -> float:
+        """The sum of the samples of /metrics of that name and labels (0 when nothing was counted yet)."""
+        _, body = self.get("/metrics")
+        return sum(
+            float(sample.value)
+            for family in text_string_to_metric_families(body)
+            for sample in family.samples
+            if sample.name == name and labels.items() <= sample.labels.items()
+        )
 
     def get(self, path: str) -> tuple[int, str]:
         try:
@@ -161,8 +185,7 @@ def test_scheduled_audits_are_recorded_and_a_change_is_caught_on_the_next_cycle(
     assert 'auditor_findings_total{severity="critical"}' in metrics
     daemon.signal(signal.SIGTERM)
     assert daemon.process.wait(timeout=15) == 0
-    log = daemon.log()
-    assert "daemon_stopped" in log and "lab_audited" in log
+    assert daemon.events("daemon_stopped") and daemon.events("lab_audited")
 
 
 def send_change_event(context: Any, lab: LabConfig) -> None:
@@ -186,7 +209,7 @@ def test_a_change_event_is_audited_well_before_the_next_cycle(
     daemon = start_daemon(config_text(tmp_path, moto_server, labs, "1h", free_port(), extra=extra))
     database = tmp_path / "auditor.db"
     wait_for(lambda: runs_of(database, "pair-01"), 60, "the first audit")
-    wait_for(lambda: "events_listening" in daemon.log(), 30, "the event listener")
+    wait_for(lambda: daemon.events("events_listening"), 30, "the event listener")
     # Foreign and malformed messages are dropped without harm.
     sqs = context.sessions.client(runtime_operator(), "sqs")
     queue = sqs.get_queue_url(QueueName="lab-auditor-events")["QueueUrl"]
@@ -198,25 +221,29 @@ def test_a_change_event_is_audited_well_before_the_next_cycle(
     sent = time.monotonic()
     for _ in range(3):  # a burst: one audit, not three
         send_change_event(context, labs[0])
-    event_run = wait_for(
-        lambda: [r for r in runs_of(database, "pair-01") if r.trigger.value == "event"],
-        30,
-        "an event-triggered audit",
-    )
+
+    def event_runs() -> list[Any]:
+        return [r for r in runs_of(database, "pair-01") if r.trigger.value == "event"]
+
+    event_run = wait_for(event_runs, 30, "an event-triggered audit")
     assert time.monotonic() - sent < 20
     assert event_run[0].verdict is Verdict.DRIFTED
-    time.sleep(3)
-    assert len([r for r in runs_of(database, "pair-01") if r.trigger.value == "event"]) == 1
+
+    def burst_handled_then_audited() -> bool:
+        """All three events taken off the queue, and an audit started after the last of them: from
+        then on no further audit can come of the burst (any would have started by now)."""
+        handled = [datetime.fromisoformat(e["timestamp"]) for e in daemon.events("change_event")]
+        return len(handled) == 3 and any(run.started_at > max(handled) for run in event_runs())
+
+    wait_for(burst_handled_then_audited, 30, "the whole burst to be handled and audited")
+    assert len(event_runs()) == 1
     assert [r.trigger.value for r in runs_of(database, "pair-02")] == ["schedule"]
-    assert daemon.log().count("event_dropped") >= 2
+    assert len(daemon.events("event_dropped")) >= 2
     assert daemon.process.poll() is None
-    _, metrics = daemon.get("/metrics")
-    assert 'auditor_change_events_total{fate="dropped"} 2.0' in metrics
-    assert 'auditor_change_events_total{fate="matched"} 3.0' in metrics
-    audit_line = next(
-        line for line in daemon.log().splitlines() if '"trigger": "event"' in line and "lab_audited" in line
-    )
-    assert '"run_id"' in audit_line and '"destination_account": "200000000001"' in audit_line
+    assert daemon.metric("auditor_change_events_total", fate="dropped") == 2.0
+    assert daemon.metric("auditor_change_events_total", fate="matched") == 3.0
+    audit_event = next(e for e in daemon.events("lab_audited") if e.get("trigger") == "event")
+    assert "run_id" in audit_event and audit_event["destination_account"] == "200000000001"
 
 
 def runtime_operator() -> Any:
@@ -236,14 +263,13 @@ def test_a_lab_that_expired_while_the_daemon_was_killed_is_torn_down_after_the_r
     wait_for(lambda: runs_of(database, "pair-01"), 60, "the first audit")
     first.process.kill()  # SIGKILL: no clean-up at all
     first.process.wait(timeout=10)
-    # The lab's expiry falls while no daemon is running.
-    expires = datetime.now(UTC) + timedelta(seconds=2)
-    stamp = expires.strftime("%Y-%m-%dT%H:%M:%SZ")
+    # The lab's expiry falls while no daemon is running: now, just after the kill.
+    expires = datetime.now(UTC)
     config.write_text(
-        config.read_text().replace('name = "pair-01"\n', f'name = "pair-01"\nexpires_at = "{stamp}"\n')
+        config.read_text().replace(
+            'name = "pair-01"\n', f'name = "pair-01"\nexpires_at = "{expires.isoformat()}"\n'
+        )
     )
-    while datetime.now(UTC) < expires + timedelta(seconds=1):
-        time.sleep(0.5)
     iam = context.sessions.client(lab.destination, "iam")
     assert iam.get_role(RoleName=DESTINATION_ROLE)  # still there: nobody was running
     start_daemon(config)
@@ -346,8 +372,13 @@ def test_the_daemon_survives_a_database_restart_and_loses_no_result(
     before_outage = len(pg_runs(own_postgres.url, "pair-01"))
     own_postgres.stop()
     outage_started = datetime.now(UTC)
-    wait_for(lambda: "database_unavailable" in daemon.log(), 30, "the daemon to notice the outage")
-    time.sleep(4)  # more cycles while the database is away
+    wait_for(lambda: daemon.events("database_unavailable"), 30, "the daemon to notice the outage")
+    audits_when_noticed = daemon.metric("auditor_audits_total")
+    wait_for(
+        lambda: daemon.metric("auditor_audits_total") >= audits_when_noticed + 2,
+        30,
+        "more audits while the database is away",
+    )
     assert daemon.process.poll() is None
     outage_ended = datetime.now(UTC)
     own_postgres.start()

@@ -2,18 +2,27 @@
 
 from __future__ import annotations
 
+import threading
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+import structlog
+from structlog.testing import capture_logs
 
+from auditor.config import DaemonSettings
 from auditor.context import open_context
 from auditor.daemon import Daemon
 from auditor.model import LabAudit, Trigger, Verdict
-from auditor.store import Store, upgrade
+from auditor.store import RecordedRun, Store, upgrade
 from conftest import make_config, pair
 
 pytestmark = pytest.mark.usefixtures("moto_in_process")
+
+T0 = datetime(2026, 11, 29, 10, tzinfo=UTC)
+NAIVE = datetime(2026, 11, 29, 10)
 
 
 def audit(number: int) -> LabAudit:
@@ -22,8 +31,8 @@ def audit(number: int) -> LabAudit:
         origin_account="100000000001",
         destination_account="200000000001",
         verdict=Verdict.CONFORMANT,
-        started_at=f"2026-11-29T10:{number // 60:02d}:{number % 60:02d}Z",
-        finished_at=f"2026-11-29T10:{number // 60:02d}:{number % 60:02d}Z",
+        started_at=T0 + timedelta(seconds=number),
+        finished_at=T0 + timedelta(seconds=number),
     )
 
 
@@ -37,6 +46,14 @@ def recorded(url: str) -> int:
     store = Store.from_url(url)
     try:
         return len(store.runs_since(None, ["pair-01"]).get("pair-01", []))
+    finally:
+        store.close()
+
+
+def latest(url: str) -> RecordedRun:
+    store = Store.from_url(url)
+    try:
+        return store.latest_runs(["pair-01"])["pair-01"]
     finally:
         store.close()
 
@@ -67,8 +84,82 @@ def test_results_are_kept_while_the_database_is_away_and_written_when_it_is_back
 def test_a_result_the_store_refuses_does_not_block_the_others(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'auditor.db'}"
     daemon = daemon_on(url)
-    broken = LabAudit("pair-01", "100000000001", "200000000001", Verdict.CONFORMANT, started_at="not a time")
-    daemon.record(broken, Trigger.SCHEDULE)
+    # A naive instant: the store refuses it (it cannot know which time it is).
+    broken = LabAudit("pair-01", "100000000001", "200000000001", Verdict.CONFORMANT, started_at=NAIVE)
+    with capture_logs() as logs:
+        daemon.record(broken, Trigger.SCHEDULE)
     daemon.record(audit(1), Trigger.SCHEDULE)
     assert recorded(url) == 1
     assert not daemon.state.unrecorded
+    refused = [(e["lab"], e["log_level"]) for e in logs if e["event"] == "audit_not_recordable"]
+    assert refused == [("pair-01", "error")]
+
+
+def held_at_its_first_request(daemon: Daemon) -> tuple[threading.Event, threading.Event]:
+    """Hold the daemon's next audit of pair-01 at its first AWS request until `release` is set."""
+    entered, release = threading.Event(), threading.Event()
+
+    def hold(**_: object) -> None:
+        entered.set()
+        release.wait(30)
+
+    lab = daemon.targets["pair-01"].lab
+    for access in (lab.origin, lab.destination):
+        daemon.context.sessions.session(access).events.register("before-call", hold)
+    return entered, release
+
+
+def stopping_daemon(tmp_path: Path, stop_timeout: timedelta) -> tuple[Daemon, str]:
+    url = f"sqlite:///{tmp_path / 'auditor.db'}"
+    daemon = daemon_on(url)
+    daemon.config = replace(daemon.config, daemon=DaemonSettings(stop_timeout=stop_timeout))
+    daemon.scheduler.start(paused=True)
+    return daemon, url
+
+
+def test_stop_lets_a_running_audit_finish_and_records_its_result(tmp_path: Path) -> None:
+    daemon, url = stopping_daemon(tmp_path, timedelta(seconds=30))
+    entered, release = held_at_its_first_request(daemon)
+    worker = threading.Thread(target=daemon.audit, args=("pair-01", Trigger.SCHEDULE))
+    worker.start()
+    assert entered.wait(30), "the audit never reached AWS"
+    stopper = threading.Thread(target=daemon.stop)
+    stopper.start()
+    release.set()
+    stopper.join(30)
+    worker.join(30)
+    assert not stopper.is_alive() and not worker.is_alive()
+    assert recorded(url) == 1
+    assert latest(url).error is None  # its own result, not an abandoned one
+
+
+def test_an_audit_still_running_at_the_stop_timeout_is_recorded_as_abandoned(tmp_path: Path) -> None:
+    daemon, url = stopping_daemon(tmp_path, timedelta(milliseconds=200))
+    entered, release = held_at_its_first_request(daemon)
+    worker = threading.Thread(target=daemon.audit, args=("pair-01", Trigger.SCHEDULE))
+    worker.start()
+    try:
+        assert entered.wait(30), "the audit never reached AWS"
+        with capture_logs() as logs:
+            daemon.stop()
+        assert (latest(url).verdict, latest(url).error) == (
+            Verdict.ERROR,
+            "abandoned: the daemon stopped before the audit finished",
+        )
+        stopped = [e for e in logs if e["event"] == "daemon_stopped"]
+        assert [e["abandoned"] for e in stopped] == [["pair-01"]]
+    finally:
+        release.set()
+        worker.join(30)
+
+
+def test_an_audit_logs_one_line_with_its_lab_run_and_result(tmp_path: Path) -> None:
+    daemon = daemon_on(f"sqlite:///{tmp_path / 'auditor.db'}")
+    with capture_logs(processors=[structlog.contextvars.merge_contextvars]) as logs:
+        daemon.audit("pair-01", Trigger.SCHEDULE)
+    (line,) = [e for e in logs if e["event"] == "lab_audited"]
+    assert (line["lab"], line["trigger"], line["verdict"]) == ("pair-01", "schedule", "broken")  # never built
+    assert line["origin_account"] == "100000000001" and line["destination_account"] == "200000000001"
+    assert len(line["run_id"]) == 12 and line["findings"] > 0 and line["requests"] > 0
+    assert line["duration_ms"] >= 0
+    assert not {key for key in line if "secret" in key or "token" in key or "credential" in key}

@@ -28,7 +28,8 @@ def test_the_html_and_markdown_reports_show_who_changed_what(store: Store) -> No
 
 def test_the_audit_table_shows_who_changed_what_under_the_finding() -> None:
     out = io.StringIO()
-    run = AuditRun("", "", (lab_audit(1, Verdict.DRIFTED, datetime.now(UTC), opened_trust()),))
+    now = datetime.now(UTC)
+    run = AuditRun(now, now, (lab_audit(1, Verdict.DRIFTED, now, opened_trust()),))
     print_audit_table(run, out)
     printed = " ".join(line.strip() for line in out.getvalue().splitlines())  # rich wraps at 80 columns
     assert f"trust policy lets any principal assume the role <script>alert(1)</script> {LINE}" in printed

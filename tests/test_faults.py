@@ -381,24 +381,28 @@ class Changes:
 
     def __init__(self) -> None:
         self.count = 0
-        self.lock = threading.Lock()
+        self.counted = threading.Condition()
 
     def __call__(self, method: str, path: str, request: bytes, response: bytes) -> None:
         changing = method in ("PUT", "DELETE") or (
             method == "POST" and (bool(_CHANGING_CALL.search(request)) or "/functions" in path)
         )
         if changing:
-            with self.lock:
+            with self.counted:
                 self.count += 1
+                self.counted.notify_all()
 
 
 def kill_after(process: subprocess.Popen[str], changes: Changes, count: int, timeout: float = 60) -> None:
     """SIGKILL the process once `count` of its requests that change something went through."""
     deadline = time.monotonic() + timeout
-    while changes.count < count:
-        assert process.poll() is None, f"it finished before it could be killed: {process.communicate()[0]}"
-        assert time.monotonic() < deadline, "it made too few changes"
-        time.sleep(0.005)
+    with changes.counted:
+        # Woken by each change; every half second also looks whether the process ended by itself.
+        while not changes.counted.wait_for(lambda: changes.count >= count, timeout=0.5):
+            assert process.poll() is None, (
+                f"it finished before it could be killed: {process.communicate()[0]}"
+            )
+            assert time.monotonic() < deadline, "it made too few changes"
     process.send_signal(signal.SIGKILL)
     process.communicate(timeout=10)
 

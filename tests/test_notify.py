@@ -10,6 +10,7 @@ import socket
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import replace
+from datetime import UTC, datetime
 
 import pytest
 import structlog
@@ -50,7 +51,7 @@ ACTOR = Actor(
     arn="arn:aws:sts::222222222222:assumed-role/student/alice",
     type="AssumedRole",
     event_name="UpdateAssumeRolePolicy",
-    event_time="2026-11-29T14:02:11Z",
+    event_time=datetime(2026, 11, 29, 14, 2, 11, tzinfo=UTC),
     event_id="3f1c",
     source_ip="203.0.113.5",
     user_agent="console.amazonaws.com",
@@ -85,8 +86,8 @@ def lab_audit(verdict: Verdict, *findings: Finding, lab: str = "pair-07", **fiel
         destination_account="200000000007",
         verdict=verdict,
         findings=findings,
-        started_at="2026-11-29T14:05:00Z",
-        finished_at="2026-11-29T14:05:03Z",
+        started_at=datetime(2026, 11, 29, 14, 5, 0, tzinfo=UTC),
+        finished_at=datetime(2026, 11, 29, 14, 5, 3, tzinfo=UTC),
         **fields,  # type: ignore[arg-type]
     )
 
@@ -114,7 +115,7 @@ def test_a_narrowed_witness_says_what_is_no_longer_allowed_and_under_which_conte
 
 
 def test_an_actor_without_address_or_time_still_reads() -> None:
-    root = replace(ACTOR, arn="arn:aws:iam::222222222222:root", event_time="", source_ip="")
+    root = replace(ACTOR, arn="arn:aws:iam::222222222222:root", event_time=None, source_ip="")
     assert actor_line(root) == "changed by the root user of 222222222222"
 
 

@@ -186,6 +186,7 @@ def _declaring(operation: str) -> list[ApiCall]:
     return [call for call in API_CALLS if call.operation == operation]
 
 
+@pytest.mark.slow  # calls_by_phase: a lab's whole life on moto in process
 def test_every_call_the_code_makes_is_declared(calls_by_phase: dict[str, Calls]) -> None:
     undeclared = sorted(
         f"{operation} (in {phase})"
@@ -198,6 +199,7 @@ def test_every_call_the_code_makes_is_declared(calls_by_phase: dict[str, Calls])
     )
 
 
+@pytest.mark.slow  # calls_by_phase: a lab's whole life on moto in process
 def test_every_call_is_declared_for_the_part_that_makes_it(calls_by_phase: dict[str, Calls]) -> None:
     misplaced = sorted(
         f"{operation} is made by {phase}"
@@ -209,6 +211,7 @@ def test_every_call_is_declared_for_the_part_that_makes_it(calls_by_phase: dict[
     assert misplaced == []
 
 
+@pytest.mark.slow  # calls_by_phase: a lab's whole life on moto in process
 def test_every_declared_call_is_still_made(calls_by_phase: dict[str, Calls]) -> None:
     stale = sorted(
         f"{call.operation} is declared for {part.value} but {part.value} did not call it"

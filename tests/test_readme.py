@@ -45,6 +45,7 @@ def test_the_readme_configuration_block_is_a_valid_configuration(tmp_path: Path)
     assert config.labs[0].name == "pair-01"
 
 
+@pytest.mark.slow
 def test_the_readme_permissions_example_runs() -> None:
     result = run_cli("permissions", "--operator-account", "123456789012", "--external-id", "class-2026")
     assert result.returncode == 0, result.stderr
@@ -55,5 +56,5 @@ def test_the_quick_start_is_make_demo_and_make_test() -> None:
     quick_start = README.split("## Quick start", 1)[1].split("##", 1)[0]
     assert "make demo" in quick_start and "make test" in quick_start
     makefile = (REPO / "Makefile").read_text(encoding="utf-8")
-    for target in ("install", "demo", "run", "test", "bench"):
+    for target in ("install", "demo", "run", "test", "check", "bench"):
         assert re.search(rf"^{target}:", makefile, flags=re.MULTILINE), target

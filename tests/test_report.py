@@ -107,8 +107,8 @@ def recorded_directly(lab: LabConfig, at: datetime, verdict: Verdict, **fields: 
         origin_account=lab.origin.account_id,
         destination_account=lab.destination.account_id,
         verdict=verdict,
-        started_at=iso(at),
-        finished_at=iso(at + timedelta(seconds=3)),
+        started_at=at,
+        finished_at=at + timedelta(seconds=3),
         **fields,
     )
 
@@ -130,7 +130,7 @@ def record_old_runs(store: Store, lab: LabConfig, now: datetime) -> tuple[dateti
     three_days_ago, two_days_ago = now - timedelta(days=3), now - timedelta(days=2)
     store.record_audit(recorded_directly(lab, three_days_ago, Verdict.BROKEN), Trigger.SCHEDULE)
     store.record_audit(recorded_directly(lab, two_days_ago, Verdict.CONFORMANT), Trigger.SCHEDULE)
-    return three_days_ago.replace(microsecond=0), two_days_ago.replace(microsecond=0)
+    return three_days_ago, two_days_ago  # recorded to the microsecond
 
 
 def record_store_only_labs(store: Store, errored: LabConfig, marked: LabConfig, now: datetime) -> None:

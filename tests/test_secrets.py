@@ -29,6 +29,8 @@ from auditor.spec import DESTINATION_ROLE
 from bench.latency_proxy import LatencyProxy
 from conftest import assumed, make_config, run_cli
 
+pytestmark = pytest.mark.slow  # the CLI in processes of its own, on a moto server
+
 FAKE_ACCESS_KEY_ID = "AKIAFAKEFORTESTS0001"
 FAKE_SECRET_KEY = "fakeSecretKey/ForLeakTests+0123456789ABCD"
 FAKE_SESSION_TOKEN = "FakeSessionTokenForLeakTests//" + "Zm9vYmFy" * 12 + "=="

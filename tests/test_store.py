@@ -117,8 +117,8 @@ def lab_audit(
         findings=tuple(findings),
         invoke=invoke,
         error=error,
-        started_at=at.strftime("%Y-%m-%dT%H:%M:%SZ"),
-        finished_at=(at + timedelta(seconds=3)).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        started_at=at,
+        finished_at=at + timedelta(seconds=3),
         requests=17,
     )
 
@@ -179,8 +179,15 @@ def test_an_errored_audit_without_findings_or_invoke_keeps_its_error(store: Stor
     )
 
 
+def test_a_recorded_audit_keeps_its_fractions_of_a_second(store: Store) -> None:
+    at = T0 + timedelta(microseconds=123_456)
+    store.record_audit(lab_audit(at=at), Trigger.SCHEDULE)
+    latest = store.latest_runs()["pair-01"]
+    assert (latest.started_at, latest.finished_at) == (at, at + timedelta(seconds=3))
+
+
 def test_audit_times_fall_back_when_the_audit_did_not_note_its_start() -> None:
-    audit = LabAudit("pair-01", ORIGIN, DESTINATION, Verdict.ERROR, finished_at="2026-11-29T10:00:03Z")
+    audit = LabAudit("pair-01", ORIGIN, DESTINATION, Verdict.ERROR, finished_at=T0 + timedelta(seconds=3))
     assert audit_times(audit, now=T0) == (T0 + timedelta(seconds=3), T0 + timedelta(seconds=3))
     assert audit_times(LabAudit("pair-01", ORIGIN, DESTINATION, Verdict.ERROR), now=T0) == (T0, None)
 
@@ -295,6 +302,7 @@ def _write_runs(url: str, lab: str, count: int, start: StartLine) -> None:
         store.close()
 
 
+@pytest.mark.slow  # processes of their own
 def test_two_writer_processes_at_once_lose_no_run(store: Store, database_url: str) -> None:
     context = multiprocessing.get_context("spawn")
     start = context.Barrier(2)

@@ -37,7 +37,7 @@ ACTOR = Actor(
     "arn:aws:sts::200000000001:assumed-role/student/alice",
     "AssumedRole",
     "UpdateAssumeRolePolicy",
-    "2026-11-29T14:02:11Z",
+    datetime(2026, 11, 29, 14, 2, 11, tzinfo=UTC),
     "3f1c",
     "203.0.113.5",
     "console.amazonaws.com",
@@ -54,8 +54,8 @@ def audit(at: datetime, *findings: Finding) -> LabAudit:
         "200000000001",
         Verdict.DRIFTED,
         findings,
-        started_at=at.strftime("%Y-%m-%dT%H:%M:%SZ"),
-        finished_at=at.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        started_at=at,
+        finished_at=at,
     )
 
 

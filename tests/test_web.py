@@ -62,7 +62,7 @@ def opened_trust() -> Finding:
             "arn:aws:sts::200000000001:assumed-role/student/alice",
             "AssumedRole",
             "UpdateAssumeRolePolicy",
-            "2026-11-29T14:02:11Z",
+            datetime(2026, 11, 29, 14, 2, 11, tzinfo=UTC),
             "3f1c",
             source_ip="203.0.113.5",
         ),
@@ -76,8 +76,8 @@ def lab_audit(number: int, verdict: Verdict, at: datetime, *findings: Finding, *
         destination_account=f"2{number:011d}",
         verdict=verdict,
         findings=findings,
-        started_at=at.strftime("%Y-%m-%dT%H:%M:%SZ"),
-        finished_at=(at + timedelta(seconds=3)).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        started_at=at,
+        finished_at=at + timedelta(seconds=3),
         **fields,  # type: ignore[arg-type]
     )
 

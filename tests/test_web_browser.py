@@ -32,9 +32,8 @@ PAGE_STATE = """({
 
 
 def lab_audit(number: int, verdict: Verdict, at: datetime) -> LabAudit:
-    stamp = at.strftime("%Y-%m-%dT%H:%M:%SZ")
     return LabAudit(
-        f"pair-0{number}", f"1{number:011d}", f"2{number:011d}", verdict, started_at=stamp, finished_at=stamp
+        f"pair-0{number}", f"1{number:011d}", f"2{number:011d}", verdict, started_at=at, finished_at=at
     )
 
 

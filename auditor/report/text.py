@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+from auditor import clock
 from auditor.model import Verdict
 from auditor.report.model import ClassReport, LabReport
 from auditor.store import LabState
@@ -15,7 +16,7 @@ _UNITS = (("d", 86_400), ("h", 3_600), ("min", 60), ("s", 1))
 
 def iso(moment: datetime | None) -> str | None:
     """The machine form, as `auditor audit --format json` writes times."""
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ") if moment else None
+    return clock.iso(moment) if moment else None
 
 
 def when(moment: datetime | None, missing: str = "–", *, seconds: bool = False) -> str:

@@ -17,7 +17,7 @@ from enum import StrEnum
 from typing import Any, ClassVar, Protocol
 
 from auditor.actual import ActualLab
-from auditor.config import AccountAccess, LabConfig, LabSettings
+from auditor.config import AccountAccess, LabConfig, LabSettings, unvalidated
 from auditor.model import Action, Check, Effect, Finding, Severity, Status, Step
 from auditor.policy import Policy, PolicyError, parse_policy
 from auditor.spec import ExpectedLab, render
@@ -105,7 +105,8 @@ READ = (Part.PROVISION, Part.AUDIT, Part.TEARDOWN)
 
 # The lab spec rendered for any account and any region: its names, with "*" where a lab's own values go,
 # so that the policies name exactly what the spec names.
-ANY_LAB = render(LabConfig("any", AccountAccess("*"), AccountAccess("*")), LabSettings(region="*"))
+_ANY_ACCOUNT = unvalidated(AccountAccess, account_id="*")
+ANY_LAB = render(LabConfig("any", _ANY_ACCOUNT, _ANY_ACCOUNT), unvalidated(LabSettings, region="*"))
 # These actions take no resource narrower than "*".
 UNSCOPED = Scope("NoResourceLevelPermissions", ("*",))
 

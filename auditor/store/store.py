@@ -399,20 +399,11 @@ class Store:
 
 
 def audit_times(audit: LabAudit, now: datetime) -> tuple[datetime, datetime | None]:
-    """The run's start and end from the audit's ISO strings.
+    """The run's start and end.
 
     An audit that failed before it noted its start still happened: it is recorded at its end, or now.
     """
-    finished_at = _parse_instant(audit.finished_at) if audit.finished_at else None
-    started_at = _parse_instant(audit.started_at) if audit.started_at else (finished_at or now)
-    return started_at, finished_at
-
-
-def _parse_instant(text: str) -> datetime:
-    moment = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
-    if moment.tzinfo is None:
-        raise ValueError(f"timestamp {text!r} has no time zone")
-    return moment.astimezone(UTC)
+    return audit.started_at or audit.finished_at or now, audit.finished_at
 
 
 def _insert_for(session: Session) -> Callable[..., Any]:

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from auditor.clock import iso, utc_now
+from auditor.clock import utc_now
 from auditor.model import AuditRun, LabAudit
 from auditor.report import ClassReport, LabReport, build_report
 from auditor.store import LabStatus, RecordedRun, RunPoint, Store
@@ -58,10 +58,11 @@ class ClassView:
         statuses = {status.name: status for status in store.status()}
         runs = store.latest_runs()
         labs = tuple(lab_audit(run, statuses[name]) for name, run in runs.items() if name in statuses)
+        started = [lab.started_at for lab in labs if lab.started_at is not None]
+        finished = [lab.finished_at for lab in labs if lab.finished_at is not None]
+        now = utc_now()
         return AuditRun(
-            started_at=min((lab.started_at for lab in labs), default=""),
-            finished_at=max((lab.finished_at for lab in labs), default=""),
-            labs=labs,
+            started_at=min(started, default=now), finished_at=max(finished, default=now), labs=labs
         )
 
 
@@ -74,7 +75,7 @@ def lab_audit(run: RecordedRun, status: LabStatus) -> LabAudit:
         findings=run.findings,
         invoke=run.invoke,
         error=run.error,
-        started_at=iso(run.started_at),
-        finished_at=iso(run.finished_at or run.started_at),
+        started_at=run.started_at,
+        finished_at=run.finished_at or run.started_at,
         requests=run.requests,
     )
