@@ -68,7 +68,12 @@ def run_invoke(runtime: Runtime, target: LabTarget, function: ActualFunction) ->
         return InvokeResult(False, "function_missing", "the function does not exist")
     if invoke_mode(runtime) == "local":
         return invoke_local(
-            runtime.sessions, target.lab.origin, target.expected, function, runtime.endpoint_url
+            runtime.local_lambda,
+            runtime.sessions,
+            target.lab.origin,
+            target.expected,
+            function,
+            runtime.endpoint_url,
         )
     return invoke_lambda(runtime.sessions, target.lab.origin, target.expected)
 

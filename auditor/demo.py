@@ -167,7 +167,12 @@ def run_demo(workdir: Path, console: Console | None = None) -> int:
     (workdir / "demo.db").unlink(missing_ok=True)
     config = demo_config(workdir)
     console = console or Console()
-    story = Story(open_runtime(config), open_store(config), console, workdir, [])
+    with open_runtime(config) as runtime:
+        return tell(Story(runtime, open_store(config), console, workdir, []))
+
+
+def tell(story: Story) -> int:
+    console = story.console
     console.print("[bold]lab-auditor demo[/]: a class of two account pairs and one single-account student,")
     console.print(
         f"on the embedded AWS emulator at {story.runtime.endpoint_url}. Nothing leaves this machine."

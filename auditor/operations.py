@@ -269,9 +269,9 @@ def record_run(store: Store, run: AuditRun, trigger: Trigger) -> None:
 def audit_labs(
     config: Config, names: Sequence[str], *, output_format: str, invoke: bool, record: bool
 ) -> int:
-    runtime = open_runtime(config)
-    targets = runtime.targets(names)
-    run = audit_targets(runtime, targets, invoke=invoke and config.audit.invoke)
+    with open_runtime(config) as runtime:
+        targets = runtime.targets(names)
+        run = audit_targets(runtime, targets, invoke=invoke and config.audit.invoke)
     if output_format == "json":
         sys.stdout.write(json.dumps(run.to_json(), indent=2) + "\n")
     else:
