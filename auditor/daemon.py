@@ -321,7 +321,6 @@ def run_daemon(config: Config) -> int:
     health.start()
     _wait_for_database(daemon)
     if stop.is_set():
-        daemon.runtime.close()
         health.stop()
         return 0
     _provision_if_embedded(daemon)
@@ -338,7 +337,6 @@ def run_daemon(config: Config) -> int:
     if events is not None:
         events.stop()
     daemon.stop()
-    daemon.runtime.close()
     health.stop()
     _current = None
     return 0
