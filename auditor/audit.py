@@ -67,7 +67,12 @@ def run_invoke(context: Context, target: LabTarget, function: ActualFunction) ->
         return InvokeResult(False, "function_missing", "the function does not exist")
     if invoke_mode(context) == "local":
         return invoke_local(
-            context.sessions, target.lab.origin, target.expected, function, context.endpoint_url
+            context.local_lambda,
+            context.sessions,
+            target.lab.origin,
+            target.expected,
+            function,
+            context.endpoint_url,
         )
     return invoke_lambda(context.sessions, target.lab.origin, target.expected)
 

@@ -1,7 +1,7 @@
 """What a command or a scheduler job opens at the edge and passes in, and closes at the end.
 
 A `Context` holds the configuration, the AWS sessions, and what it owns: the embedded emulator when
-the configuration asks for one (and the local stand-in for the Lambda runtime). Open it with
+the configuration asks for one, and the local stand-in for the Lambda Python runtime. Open it with
 `open_context(config)` as a context manager; closing it stops what it owns.
 """
 
@@ -20,6 +20,7 @@ from auditor.config import EMBEDDED, Config
 from auditor.emulator import FAKE_CREDENTIALS, EmbeddedEmulator, operator_has_credentials
 from auditor.events import operator_bus_arn
 from auditor.fleet import describe_fault
+from auditor.local_lambda import LocalLambda
 from auditor.spec import render
 from auditor.target import LabTarget
 
@@ -37,13 +38,13 @@ class Context:
         sessions: AccountSessions,
         endpoint_url: str | None,
         *,
+        local_lambda: LocalLambda,
         emulator: Closable | None = None,
-        local_lambda: Closable | None = None,
     ) -> None:
         self.config, self.sessions, self.endpoint_url = config, sessions, endpoint_url
         self.emulator = emulator
-        # The local stand-in for the Lambda Python runtime (auditor/invoke.py), when one is made for
-        # this context: it is closed with the context.
+        # The local stand-in for the Lambda Python runtime (auditor/local_lambda): it starts its
+        # processes on first use only, and is closed with the context.
         self.local_lambda = local_lambda
         self._lock = threading.Lock()
         self._bus_arn: str | None = None
@@ -86,11 +87,18 @@ class Context:
         self.close()
 
 
-def open_context(config: Config) -> Context:
-    """Sessions for the configured endpoint; "embedded" starts an emulator that the context owns."""
+def open_context(config: Config, *, local_lambda: LocalLambda | None = None) -> Context:
+    """Sessions for the configured endpoint; "embedded" starts an emulator that the context owns, and
+    it owns `local_lambda` (a new one if None) too."""
     emulator = EmbeddedEmulator() if config.aws.endpoint_url == EMBEDDED else None
     endpoint_url = emulator.url if emulator is not None else (config.aws.endpoint_url or None)
     # An emulator takes any credentials; an operator without any gets fake ones rather than an error.
     fake = FAKE_CREDENTIALS if endpoint_url and not operator_has_credentials() else None
     settings = client_settings(config.aws, config.lab.region, config.audit.concurrency, endpoint_url, fake)
-    return Context(config, AccountSessions(settings), endpoint_url, emulator=emulator)
+    return Context(
+        config,
+        AccountSessions(settings),
+        endpoint_url,
+        local_lambda=local_lambda or LocalLambda(),
+        emulator=emulator,
+    )

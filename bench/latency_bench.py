@@ -1,5 +1,6 @@
 """Provision and audit a class through real-world latency: requests a lab, wall time against the ideal,
-speed-up over concurrency 1, the cost of the local invoke before and after the pre-forked runtime, and
+speed-up over concurrency 1, the cost of the local invoke with a fresh Python per run and with the
+pre-forked local Lambda stand-in, and
 the CPU cost of a fresh boto3 session per account against the shared-loader sessions.
 
     python -m bench.latency_bench [--labs 48] [--delay 0.1] [--concurrency 16] [--serial-labs 8]
@@ -39,11 +40,11 @@ from urllib.parse import urlsplit
 
 import boto3
 
-from auditor import invoke
 from auditor.accounts import AccountSessions, client_settings
 from auditor.audit import audit_targets
 from auditor.config import AccountAccess, AwsSettings, LabConfig
 from auditor.context import Context, open_context
+from auditor.local_lambda import LocalLambda
 from auditor.logs import configure_logging
 from auditor.model import AuditRun
 from auditor.operations import provision_targets
@@ -116,11 +117,11 @@ def proxy_stats(url: str) -> dict[str, Any]:
         return json.loads(response.read())  # type: ignore[no-any-return]
 
 
-def children_cpu() -> float:
-    """CPU of our reaped children, and of the pre-forked runtime's children (which it reaps itself)."""
+def children_cpu(context: Context) -> float:
+    """CPU of our reaped children, and of the zygote's children (which it reaps itself)."""
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    zygote = invoke._zygote
-    return usage.ru_utime + usage.ru_stime + (process_cpu(zygote.pid, children=True) if zygote else 0.0)
+    zygote = context.local_lambda.zygote_pid
+    return usage.ru_utime + usage.ru_stime + (process_cpu(zygote, children=True) if zygote else 0.0)
 
 
 # ------------------------------------------------------------------------------------------- measuring
@@ -153,7 +154,7 @@ def measure(
     where: Stage, context: Context, run: Callable[[], object], labs: int, concurrency: int
 ) -> tuple[Measured, object]:
     proxied, calls = proxy_stats(where.proxy)["requests"], context.sessions.total_calls()
-    own, children, moto = time.process_time(), children_cpu(), process_cpu(where.moto_pid)
+    own, children, moto = time.process_time(), children_cpu(context), process_cpu(where.moto_pid)
     begun = time.perf_counter()
     result = run()
     wall = time.perf_counter() - begun
@@ -163,7 +164,7 @@ def measure(
         concurrency=concurrency,
         wall=wall,
         own_cpu=own,
-        cpu=own + children_cpu() - children,
+        cpu=own + children_cpu(context) - children,
         moto_cpu=process_cpu(where.moto_pid) - moto,
         requests=context.sessions.total_calls() - calls,
         proxied=proxy_stats(where.proxy)["requests"] - proxied,
@@ -211,8 +212,13 @@ def conformant(run: object) -> None:
     assert not bad, f"labs not conformant: {bad}"
 
 
-def fresh_context(labs: Sequence[LabConfig], endpoint: str, concurrency: int) -> Context:
-    return open_context(config(tuple(labs), endpoint, concurrency, invoke_via="local"))
+def fresh_context(
+    labs: Sequence[LabConfig], endpoint: str, concurrency: int, *, preforked: bool = True
+) -> Context:
+    return open_context(
+        config(tuple(labs), endpoint, concurrency, invoke_via="local"),
+        local_lambda=LocalLambda(preforked=preforked),
+    )
 
 
 def timed_audit(where: Stage, context: Context, labs: int, workers: int, *, invoke: bool) -> Measured:
@@ -262,14 +268,14 @@ def audits(where: Stage, labs: int, serial_labs: int, concurrency: int) -> None:
         first.append(timed_audit(where, context, count, workers, invoke=False))
         again.append(timed_audit(where, context, count, workers, invoke=False))
     report(
-        "audit without invoke, the first of a fresh runtime (as `auditor audit` runs)",
+        "audit without invoke, the first of a fresh context (as `auditor audit` runs)",
         first[0],
         first[1],
         where.delay,
         target=True,
     )
     report(
-        "audit without invoke, again on the same runtime (as the daemon runs)",
+        "audit without invoke, again on the same context (as the daemon runs)",
         again[0],
         again[1],
         where.delay,
@@ -281,25 +287,21 @@ def invoke_audits(where: Stage, labs: int, serial_labs: int, concurrency: int) -
     everyone = classroom(labs)
     by_mode: dict[bool, list[Measured]] = {}
     for preforked in (False, True):
-        invoke.PREFORKED = preforked
-        invoke.stop_local_runtime()
         by_mode[preforked] = []
         for workers, count in ((concurrency, labs), (1, serial_labs)):
-            context = fresh_context(everyone[:count], where.proxy, workers)
-            timed_audit(where, context, count, workers, invoke=False)  # sessions and credentials
-            if preforked:
-                invoke._the_zygote()  # started once per process, as in `auditor audit` or the daemon
-            agents = exec_env_requests(where.proxy)
-            by_mode[preforked].append(timed_audit(where, context, count, workers, invoke=True))
-            by_function = exec_env_requests(where.proxy) - agents
-            assert by_function == 2 * count, f"{by_function} requests carried {EXEC_ENV}, not 2 a lab"
-        label = "the pre-forked runtime (after)" if preforked else "a fresh Python per invoke (before)"
-        report(f"audit with the local invoke, {label}, warm runtime", *by_mode[preforked], where.delay)
-    invoke.PREFORKED = True
+            with fresh_context(everyone[:count], where.proxy, workers, preforked=preforked) as context:
+                timed_audit(where, context, count, workers, invoke=False)  # sessions and credentials
+                context.local_lambda.start()  # once per process, as in `auditor audit` or the daemon
+                agents = exec_env_requests(where.proxy)
+                by_mode[preforked].append(timed_audit(where, context, count, workers, invoke=True))
+                by_function = exec_env_requests(where.proxy) - agents
+                assert by_function == 2 * count, f"{by_function} requests carried {EXEC_ENV}, not 2 a lab"
+        label = "the pre-forked stand-in (after)" if preforked else "a fresh Python per invoke (before)"
+        report(f"audit with the local invoke, {label}, warm context", *by_mode[preforked], where.delay)
     (before, serial_before), (after, serial_after) = by_mode[False], by_mode[True]
     cpu_before = serial_before.cpu / serial_before.labs
     cpu_after = serial_after.cpu / serial_after.labs
-    print("the local invoke, before -> after")
+    print("the local invoke, a fresh Python per invoke -> the pre-forked stand-in")
     print(
         f"  CPU an audit with invoke (the auditor and the function's process): {cpu_before * 1000:.0f} ms"
         f" -> {cpu_after * 1000:.0f} ms: {cpu_before / cpu_after:.1f}x less"
@@ -330,7 +332,7 @@ def provisioning(where: Stage, labs: int, serial_labs: int, concurrency: int) ->
         failed = [outcome.error for outcome in outcomes if not outcome.ok]  # type: ignore[attr-defined]
         assert not failed, failed
         results.append(measured)
-    report("provision (new labs, fresh runtime)", results[0], results[1], where.delay)
+    report("provision (new labs, fresh context)", results[0], results[1], where.delay)
 
 
 def session_cost(endpoint: str, accounts: int) -> None:

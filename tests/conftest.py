@@ -17,6 +17,7 @@ import pytest
 from auditor.actual import ActualBucket, ActualFunction, ActualLab, ActualRole
 from auditor.config import AccountAccess, AuditSettings, AwsSettings, Config, DatabaseSettings, LabConfig
 from auditor.context import Context, open_context
+from auditor.local_lambda import LocalLambda
 from auditor.spec import ExpectedLab, RoleSpec
 from bench.common import moto_server as moto_server_process
 
@@ -120,6 +121,27 @@ def moto_in_process() -> Iterator[None]:
 def in_process_context(*labs: LabConfig, **audit: object) -> Context:
     """A runtime whose clients go to moto's in-process mock (use inside the moto_in_process fixture)."""
     return open_context(make_config(labs, endpoint_url=None, **audit))
+
+
+@pytest.fixture(scope="session")
+def preforked_local_lambda() -> Iterator[LocalLambda]:
+    """The local Lambda stand-in as a runtime opens it (runs forked from its zygote), shared."""
+    with LocalLambda() as stand_in:
+        yield stand_in
+
+
+@pytest.fixture(scope="session")
+def fresh_local_lambda() -> Iterator[LocalLambda]:
+    """The local Lambda stand-in that starts a fresh interpreter for every run, shared."""
+    with LocalLambda(preforked=False) as stand_in:
+        yield stand_in
+
+
+@pytest.fixture(params=["preforked", "fresh"])
+def local_lambda(request: pytest.FixtureRequest) -> LocalLambda:
+    """Each way the stand-in runs a function: what it guarantees holds both ways."""
+    stand_in: LocalLambda = request.getfixturevalue(f"{request.param}_local_lambda")
+    return stand_in
 
 
 @pytest.fixture(scope="session")

@@ -26,7 +26,8 @@ from auditor.actual import ActualFunction, ActualLab
 from auditor.compare import judge_lab
 from auditor.config import AccountAccess, LabConfig, LabSettings
 from auditor.events import labs_for_message
-from auditor.invoke import MAX_ANSWER_BYTES, _run_in_subprocess, judge_answer
+from auditor.invoke import MAX_ANSWER_BYTES, judge_answer, run_deployed
+from auditor.local_lambda import LocalLambda
 from auditor.model import Check, Severity, Verdict
 from auditor.spec import DESTINATION_POLICY, ORIGIN_POLICY, render
 from conftest import lab_as_built
@@ -359,23 +360,23 @@ HOSTILE_FUNCTIONS: dict[str, tuple[str, str, str]] = {
     ("source", "cause", "detail"), HOSTILE_FUNCTIONS.values(), ids=HOSTILE_FUNCTIONS.keys()
 )
 def test_a_hostile_function_in_the_local_stand_in_is_judged_with_a_cause(
-    source: str, cause: str, detail: str
+    source: str, cause: str, detail: str, local_lambda: LocalLambda
 ) -> None:
     started = time.monotonic()
-    result = _run_in_subprocess(archive_of(source), function(), {"PATH": "/usr/bin:/bin"}, EXPECTED)
+    result = run_deployed(local_lambda, archive_of(source), function(), {"PATH": "/usr/bin:/bin"}, EXPECTED)
     assert time.monotonic() - started < 10
     assert (result.ok, result.cause) == (cause == "ok", cause), result.detail
     assert detail in result.detail
     assert len(result.detail) <= 301
 
 
-def test_a_function_that_forks_and_hangs_is_stopped_with_all_it_started() -> None:
+def test_a_function_that_forks_and_hangs_is_stopped_with_all_it_started(local_lambda: LocalLambda) -> None:
     source = (
         "import os, time\ndef lambda_handler(e, c):\n"
         "    if os.fork() == 0:\n        time.sleep(60)\n    time.sleep(60)\n"
     )
     started = time.monotonic()
-    result = _run_in_subprocess(archive_of(source), function(timeout=1), {}, EXPECTED)
+    result = run_deployed(local_lambda, archive_of(source), function(timeout=1), {}, EXPECTED)
     assert (result.ok, result.cause) == (False, "timeout")
     assert time.monotonic() - started < 10
 
@@ -400,39 +401,40 @@ def _gone(pid: int) -> bool:
         return True
 
 
-def test_what_a_function_leaves_running_goes_with_it() -> None:
+def test_what_a_function_leaves_running_goes_with_it(local_lambda: LocalLambda) -> None:
     source = (
         "import subprocess, sys\ndef lambda_handler(e, c):\n"
         "    stray = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)'])\n"
         "    return {'ok': False, 'stage': 'probe', 'error_code': '', 'error': str(stray.pid)}\n"
     )
-    result = _run_in_subprocess(archive_of(source), function(), {"PATH": "/usr/bin:/bin"}, EXPECTED)
+    result = run_deployed(local_lambda, archive_of(source), function(), {"PATH": "/usr/bin:/bin"}, EXPECTED)
     assert result.detail.startswith("probe: : "), result.detail
     pid = int(result.detail.split(": : ", 1)[1])
     _wait_for_exit(pid, timeout=5)
     assert _gone(pid), "a process the function started outlived the run"
 
 
-def test_a_function_that_kills_the_local_runtime_fails_alone() -> None:
-    """It may kill the pre-started runtime it was forked from: its own run fails with a cause, and the
-    next run gets a new runtime."""
+def test_a_function_that_kills_the_zygote_fails_alone(preforked_local_lambda: LocalLambda) -> None:
+    """It may kill the zygote it was forked from: its own run fails with a cause, and the next run
+    gets a new zygote."""
+    local_lambda = preforked_local_lambda
     source = (
         "import os, signal\ndef lambda_handler(e, c):\n"
         "    with open(f'/proc/{os.getppid()}/cmdline', 'rb') as f:\n"
-        "        if b'lab-auditor local runtime' not in f.read():\n"
-        "            return {'ok': False, 'stage': 'probe', 'error': 'not run by the local runtime'}\n"
+        "        if b'local_lambda/sandbox.py\\x00zygote' not in f.read():\n"
+        "            return {'ok': False, 'stage': 'probe', 'error': 'not forked from the zygote'}\n"
         "    os.kill(os.getppid(), signal.SIGKILL)\n"
         "    return {'ok': False, 'stage': 'probe', 'error': 'still here'}\n"
     )
-    result = _run_in_subprocess(archive_of(source), function(), {}, EXPECTED)
+    result = run_deployed(local_lambda, archive_of(source), function(), {}, EXPECTED)
     assert (result.ok, result.cause) == (False, "function_error"), result.detail
-    assert "local runtime stopped" in result.detail
+    assert "local Lambda stand-in stopped" in result.detail
     proof = f"def lambda_handler(e, c):\n    return {PROOF}\n"
-    result = _run_in_subprocess(archive_of(proof), function(), {}, EXPECTED)
+    result = run_deployed(local_lambda, archive_of(proof), function(), {}, EXPECTED)
     assert (result.ok, result.cause) == (True, "ok"), result.detail
 
 
-def test_each_run_sees_only_its_own_environment() -> None:
+def test_each_run_sees_only_its_own_environment(local_lambda: LocalLambda) -> None:
     """Credentials of one lab's run never reach another's: not in os.environ, not in the environment
     the process started with (/proc/self/environ)."""
     source = (
@@ -444,7 +446,7 @@ def test_each_run_sees_only_its_own_environment() -> None:
     seen = []
     for lab in ("LAB-A", "LAB-B"):
         environment = {"AWS_SECRET_ACCESS_KEY": f"SECRET-OF-{lab}", "ONLY_IN": lab}
-        result = _run_in_subprocess(archive_of(source), function(), environment, EXPECTED)
+        result = run_deployed(local_lambda, archive_of(source), function(), environment, EXPECTED)
         seen.append(json.loads(result.detail.split(": : ", 1)[1]))
     for names, initial_secrets in seen:
         assert names == ["AWS_SECRET_ACCESS_KEY", "ONLY_IN"]

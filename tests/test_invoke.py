@@ -10,7 +10,8 @@ import pytest
 
 from auditor.actual import ActualFunction
 from auditor.config import AccountAccess, LabConfig, LabSettings
-from auditor.invoke import MAX_ANSWER_BYTES, _run_in_subprocess, deployed_code, judge_answer
+from auditor.invoke import MAX_ANSWER_BYTES, deployed_code, judge_answer, run_deployed
+from auditor.local_lambda import LocalLambda
 from auditor.package import code_sha256, packaged
 from auditor.spec import render
 
@@ -84,28 +85,32 @@ def lambda_handler(event, context):
 """
 
 
-def test_the_stand_in_sets_the_execution_environment_that_the_user_agent_carries() -> None:
+def test_the_stand_in_sets_the_execution_environment_that_the_user_agent_carries(
+    local_lambda: LocalLambda,
+) -> None:
     environment = {"AWS_EXECUTION_ENV": "AWS_Lambda_python3.12", "AWS_DEFAULT_REGION": "us-east-1"}
-    result = _run_in_subprocess(archive_of(ENVIRONMENT_PROBE), function(), environment, EXPECTED)
+    result = run_deployed(local_lambda, archive_of(ENVIRONMENT_PROBE), function(), environment, EXPECTED)
     assert "AWS_Lambda_python3.12" in result.detail
     assert "exec-env/AWS_Lambda_python3.12" in result.detail
 
 
-def test_an_exception_in_the_function_is_a_function_error() -> None:
+def test_an_exception_in_the_function_is_a_function_error(local_lambda: LocalLambda) -> None:
     source = "def lambda_handler(event, context):\n    raise RuntimeError('boom')\n"
-    result = _run_in_subprocess(archive_of(source), function(), {}, EXPECTED)
+    result = run_deployed(local_lambda, archive_of(source), function(), {}, EXPECTED)
     assert (result.ok, result.cause) == (False, "function_error")
     assert "boom" in result.detail
 
 
-def test_a_missing_handler_is_a_function_error() -> None:
-    result = _run_in_subprocess(archive_of("x = 1\n"), function(handler="handler.nothing"), {}, EXPECTED)
+def test_a_missing_handler_is_a_function_error(local_lambda: LocalLambda) -> None:
+    result = run_deployed(
+        local_lambda, archive_of("x = 1\n"), function(handler="handler.nothing"), {}, EXPECTED
+    )
     assert (result.ok, result.cause) == (False, "function_error")
 
 
-def test_a_function_that_outlives_its_timeout_is_stopped() -> None:
+def test_a_function_that_outlives_its_timeout_is_stopped(local_lambda: LocalLambda) -> None:
     source = "import time\ndef lambda_handler(event, context):\n    time.sleep(30)\n"
-    result = _run_in_subprocess(archive_of(source), function(timeout=1), {}, EXPECTED)
+    result = run_deployed(local_lambda, archive_of(source), function(timeout=1), {}, EXPECTED)
     assert (result.ok, result.cause) == (False, "timeout")
 
 

@@ -185,6 +185,7 @@ def history(moto_server_url: str, tmp_path_factory: pytest.TempPathFactory) -> I
             o.ok for o in teardown_targets(context, context.targets([TORN_DOWN]), dry_run=False, store=store)
         )
         record_store_only_labs(store, store_only[0], store_only[1], datetime.now(UTC))
+        context.close()
     config = write_config(
         folder, moto_server_url, labs_toml(*labs), database_url=f"sqlite:///{folder / 'auditor.db'}"
     )
