@@ -43,6 +43,18 @@ MARKER = EXPECTED.marker_bucket.name
 TIME_LIMIT = 3.0
 
 
+@pytest.fixture(autouse=True, scope="module")
+def engine_loaded() -> None:
+    """The action catalogue and the solver load once per process, before the clock starts: the limit
+    is on what a hostile document costs, not on starting the program."""
+    judge_lab(
+        EXPECTED,
+        with_role("destination", trust_policy=document(statement(Principal="*", Action="sts:*"))),
+        SHA,
+        TODAY,
+    )
+
+
 def with_role(side: str, **changes: Any) -> ActualLab:
     actual = lab_as_built(EXPECTED, SHA)
     name = f"{side}_role"
