@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import os
 import subprocess
 import sys
@@ -14,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from auditor.actual import ActualBucket, ActualFunction, ActualLab, ActualRole
+from auditor.actual import ActualLab, ActualRole
 from auditor.config import AccountAccess, AuditSettings, AwsSettings, Config, DatabaseSettings, LabConfig
 from auditor.context import Context, open_context
 from auditor.local_lambda import LocalLambda
@@ -62,37 +61,12 @@ def solo(index: int) -> LabConfig:
 
 def role_as_built(spec: RoleSpec) -> ActualRole:
     """A role exactly as the provisioner builds it (plain data, for the pure comparison)."""
-    return ActualRole(
-        account_id=spec.account_id,
-        name=spec.name,
-        exists=True,
-        arn=spec.arn,
-        trust_policy=copy.deepcopy(spec.trust_policy),
-        inline_policies=copy.deepcopy(spec.inline_policies),
-    )
+    return ActualRole.as_specified(spec)
 
 
 def lab_as_built(expected: ExpectedLab, code_sha256: str) -> ActualLab:
     """A whole lab exactly as the provisioner builds it, its code having the digest given."""
-    function = expected.function
-    return ActualLab(
-        destination_role=role_as_built(expected.destination_role),
-        origin_role=role_as_built(expected.origin_role),
-        function=ActualFunction(
-            name=function.name,
-            exists=True,
-            arn=function.arn,
-            role=function.role_arn,
-            runtime=function.runtime,
-            handler=function.handler,
-            environment=dict(function.environment),
-            code_sha256=code_sha256,
-            state="Active",
-            timeout=function.timeout_seconds,
-            memory=function.memory_mb,
-        ),
-        marker_bucket=ActualBucket(expected.marker_bucket.name, True),
-    )
+    return ActualLab.as_specified(expected, code_sha256)
 
 
 def make_config(

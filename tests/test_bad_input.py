@@ -40,6 +40,8 @@ MARKER = EXPECTED.marker_bucket.name
 
 # A second is far more than any of these needs; a judge that takes longer on hostile input is a
 # denial of service on the auditor (one lab's student stalls the audit of the class).
+# CPU seconds, not wall time: the judge's own limits bound its work, and a loaded CI machine
+# must not turn that into a flaky test.
 TIME_LIMIT = 3.0
 
 
@@ -62,9 +64,9 @@ def with_role(side: str, **changes: Any) -> ActualLab:
 
 
 def judged_in_time(actual: ActualLab) -> Any:
-    started = time.monotonic()
+    started = time.process_time()
     judgement = judge_lab(EXPECTED, actual, SHA, TODAY)
-    assert time.monotonic() - started < TIME_LIMIT, "judging took too long"
+    assert time.process_time() - started < TIME_LIMIT, "judging took too much CPU"
     # Whatever came in, the result must be writable as the audit JSON of interface.md.
     json.dumps([finding.to_json() for finding in judgement.findings], default=str)
     return judgement
@@ -287,9 +289,9 @@ ANSWERS: dict[str, tuple[str | bytes, str]] = {
 
 @pytest.mark.parametrize(("raw", "cause"), ANSWERS.values(), ids=ANSWERS.keys())
 def test_whatever_the_function_answers_is_judged_with_a_cause(raw: str | bytes, cause: str) -> None:
-    started = time.monotonic()
+    started = time.process_time()
     result = judge_answer(raw, EXPECTED)
-    assert time.monotonic() - started < TIME_LIMIT
+    assert time.process_time() - started < TIME_LIMIT
     assert (result.ok, result.cause) == (cause == "ok", cause)
     assert len(result.detail) <= 301  # clipped, whatever came in
     json.dumps({"detail": result.detail, "answer": result.answer})  # it can go into the audit JSON
