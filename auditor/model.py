@@ -95,8 +95,6 @@ class Witness:
     # The context values that matter to the difference (a key the policies test and the request lacks
     # is left out); a tuple for a multi-valued key.
     context: Mapping[str, str | tuple[str, ...]] = field(default_factory=dict)
-    # "Account", "User", "AssumedRole", "Service", ...: how to read `principal` (a trust's witness).
-    principal_type: str | None = None
 
     @classmethod
     def from_json(cls, document: Mapping[str, Any] | None) -> Witness | None:
@@ -112,11 +110,10 @@ class Witness:
                 key: tuple(value) if isinstance(value, list) else value
                 for key, value in (document.get("context") or {}).items()
             },
-            principal_type=document.get("principal_type"),
         )
 
     def to_json(self) -> dict[str, Any]:
-        document: dict[str, Any] = {
+        return {
             "allowed_by": self.allowed_by.value,
             "principal": self.principal,
             "action": self.action,
@@ -126,9 +123,6 @@ class Witness:
                 for key, value in sorted(self.context.items())
             },
         }
-        if self.principal_type is not None:
-            document["principal_type"] = self.principal_type
-        return document
 
 
 @dataclass(frozen=True)

@@ -26,6 +26,7 @@ from auditor.iam.document import (
 )
 from auditor.iam.evaluate import Request, allows, request
 from auditor.iam.explain import admitted_accounts
+from auditor.iam.keys import display_key
 from auditor.iam.principals import Kind, Principal, parse_principal
 from auditor.iam.solve import DEFAULT_TIME_LIMIT, Comparison, Difference, compare
 from auditor.model import Effect, Severity, Side, Witness
@@ -39,6 +40,7 @@ __all__ = [
     "Statement",
     "compare_permissions",
     "compare_trust",
+    "display_key",
     "expand_action",
     "is_allowed",
     "is_unique_id",
@@ -52,45 +54,6 @@ __all__ = [
 _MAX_DETAILS = 3
 _MAX_CONTEXT_SHOWN = 3
 UNDECIDED = "could not be decided in time"
-
-# The global condition keys as AWS writes them (keys are compared in lower case).
-_KEY_NAMES = {
-    name.lower(): name
-    for name in (
-        "aws:CalledVia",
-        "aws:CurrentTime",
-        "aws:EpochTime",
-        "aws:MultiFactorAuthAge",
-        "aws:MultiFactorAuthPresent",
-        "aws:PrincipalAccount",
-        "aws:PrincipalArn",
-        "aws:PrincipalIsAWSService",
-        "aws:PrincipalOrgID",
-        "aws:PrincipalOrgPaths",
-        "aws:PrincipalServiceName",
-        "aws:PrincipalType",
-        "aws:RequestedRegion",
-        "aws:ResourceAccount",
-        "aws:SecureTransport",
-        "aws:SourceAccount",
-        "aws:SourceArn",
-        "aws:SourceIp",
-        "aws:SourceVpc",
-        "aws:SourceVpce",
-        "aws:TagKeys",
-        "aws:TokenIssueTime",
-        "aws:UserAgent",
-        "aws:userid",
-        "aws:username",
-        "lambda:SourceFunctionArn",
-        "sts:ExternalId",
-        "sts:RoleSessionName",
-        "sts:SourceIdentity",
-    )
-}
-
-
-_TAG_PREFIXES = {name.lower(): name for name in ("aws:PrincipalTag", "aws:ResourceTag", "aws:RequestTag")}
 
 
 @dataclass(frozen=True)
@@ -238,7 +201,6 @@ def witness_of(
         action=display_action(found.action),
         resource=(role_arn or "*") if trust else found.resource,
         principal=principal.display() if principal else None,
-        principal_type=principal.kind.value if principal else None,
         context=context,
     )
 
@@ -252,20 +214,11 @@ def witness_request(witness: Witness) -> Request:
     if witness.principal is not None:
         role_arn = witness.context.get("aws:PrincipalArn")
         principal = parse_principal(
-            witness.principal, witness.principal_type, role_arn if isinstance(role_arn, str) else None
+            witness.principal, principal_arn=role_arn if isinstance(role_arn, str) else None
         )
     return Request(
         witness.action.lower(), witness.resource, principal, {k.lower(): v for k, v in context.items()}
     )
-
-
-def display_key(key: str) -> str:
-    """A condition key as AWS writes it (keys are compared in lower case; a tag's name keeps the case
-    the engine has for it)."""
-    prefix, slash, tag = key.partition("/")
-    if slash and prefix in _TAG_PREFIXES:
-        return f"{_TAG_PREFIXES[prefix]}/{tag}"
-    return _KEY_NAMES.get(key, key)
 
 
 def describe_witness(witness: Witness, *, trust: bool) -> str:

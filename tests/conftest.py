@@ -136,6 +136,8 @@ def moto_server(moto_server_url: str) -> str:
 def write_config(
     tmp_path: Path, endpoint_url: str, labs_toml: str, extra: str = "", database_url: str = ""
 ) -> Path:
+    """A config for the end-to-end suites. They check verdicts, so the policy time limit is generous:
+    a loaded CI machine must not turn a decision into "undecided" (the limit has its own tests)."""
     database_url = database_url or f"sqlite:///{tmp_path / 'auditor.db'}"
     path = tmp_path / "config.toml"
     path.write_text(
@@ -148,6 +150,7 @@ def write_config(
             max_attempts = 3
             [audit]
             concurrency = 8
+            policy_time_limit = "60s"
             [database]
             url = "{database_url}"
             [daemon]

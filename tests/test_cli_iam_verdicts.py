@@ -141,6 +141,16 @@ def deny_when_the_user_agent_is_not_lambdas(lab: Lab) -> None:
 def logs_limited_to_the_group(lab: Lab) -> None:
     policy = lab.spec_origin_policy()
     policy["Statement"][1]["Resource"] = (
+        f"arn:aws:logs:us-east-1:{lab.origin}:log-group:/aws/lambda/{FUNCTION}:log-stream:*/*"
+    )
+    lab.origin_policy(policy)
+
+
+def logs_to_any_stream_of_the_group(lab: Lab) -> None:
+    """Looks like a hardening, but the spec's `...Roles*/*` needs a slash that `log-stream:*` does
+    not: a stream named without one is newly allowed. IAM says changed, and so must the auditor."""
+    policy = lab.spec_origin_policy()
+    policy["Statement"][1]["Resource"] = (
         f"arn:aws:logs:us-east-1:{lab.origin}:log-group:/aws/lambda/{FUNCTION}:log-stream:*"
     )
     lab.origin_policy(policy)
@@ -204,8 +214,9 @@ CASES: dict[str, Case] = {
     # more hardening exercises and student changes
     "deny_plain_http": Case(deny_plain_http, "drifted", "inline_policy", "narrowed", "low", "hardening"),
     "deny_other_accounts": Case(deny_other_accounts, "conformant"),
+    # The trust is what leaves hop 2 in doubt, so the finding that says so is the trust's.
     "source_ip_on_the_trust": Case(
-        source_ip_on_the_trust, "drifted", "inline_policy", "none", "medium", "aws:SourceIp"
+        source_ip_on_the_trust, "drifted", "trust_policy", "none", "medium", "aws:SourceIp"
     ),
     "principal_tag_on_the_assume": Case(
         principal_tag_on_the_assume, "drifted", "inline_policy", "none", "medium", "aws:PrincipalTag/team"
@@ -225,11 +236,16 @@ CASES: dict[str, Case] = {
     "logs_limited_to_the_group": Case(
         logs_limited_to_the_group, "drifted", "inline_policy", "narrowed", "low", "hardening"
     ),
+    "logs_to_any_stream_of_the_group": Case(
+        logs_to_any_stream_of_the_group, "drifted", "inline_policy", "changed", "high", "log-stream"
+    ),
     "create_log_group_dropped": Case(
         create_log_group_dropped, "drifted", "inline_policy", "narrowed", "low", "hardening"
     ),
+    # s3:ListAllMyBuckets never carries s3:max-keys (the service's condition keys), so neither Deny
+    # applies to the lab's request: a narrowing the lab gets through, a hardening.
     "deny_with_condition_split": Case(
-        deny_with_condition_split, "drifted", "inline_policy", "none", "medium", "s3:max-keys"
+        deny_with_condition_split, "drifted", "inline_policy", "narrowed", "low", "hardening"
     ),
     "secure_transport_required_on_the_assume": Case(
         secure_transport_required_on_the_assume, "drifted", "inline_policy", "narrowed", "low", "hardening"
@@ -276,7 +292,7 @@ def test_the_verdict_is_iams(audited: dict[str, Any], name: str) -> None:
         if (f["check"], f["effect"], f["severity"]) == (case.check, case.effect, case.severity)
         and case.message_has in f["message"]
     ]
-    assert chosen, significant
+    assert chosen, [(f["check"], f["effect"], f["severity"], f["message"]) for f in significant]
 
 
 @pytest.mark.parametrize("name", CASES)
@@ -305,6 +321,18 @@ def test_the_tls_deny_names_the_request_it_refuses(audited: dict[str, Any]) -> N
         "*",
     )
     assert witness["context"]["aws:SecureTransport"] == "true"
+
+
+def test_a_stream_without_a_slash_is_what_the_any_stream_policy_newly_allows(audited: dict[str, Any]) -> None:
+    finding = next(
+        f for f in audited["logs_to_any_stream_of_the_group"]["findings"] if f["check"] == "inline_policy"
+    )
+    witness = finding["witness"]
+    group, _, stream = witness["resource"].partition(":log-stream:")
+    assert witness["allowed_by"] == "actual"
+    assert witness["action"] in ("logs:CreateLogStream", "logs:PutLogEvents")
+    assert group.endswith(f":log-group:/aws/lambda/{FUNCTION}")
+    assert "/" not in stream
 
 
 def test_an_unprovable_hop_names_the_key_it_depends_on(audited: dict[str, Any]) -> None:

@@ -14,6 +14,7 @@ from functools import lru_cache
 
 from auditor.iam.catalogue import ANY, catalogue, display_action, expand_action, has_wildcard
 from auditor.iam.document import ACCOUNT_ID, ALLOW, DENY, Condition, Statement, is_unique_id
+from auditor.iam.keys import display_key
 
 
 def _arn_parts(arn: str) -> list[str] | None:
@@ -417,9 +418,12 @@ def _allow_sentences(gap: _Gap, *, gained: bool, trust: bool) -> list[str]:
 
 
 def _condition_sentence(key: str, had: bool, action: str, *, gained: bool) -> str:
+    shown = display_key(key)
     if gained:
-        return f"condition {key} loosened on {action}" if had else f"condition {key} removed from {action}"
-    return f"condition {key} tightened on {action}" if had else f"condition {key} added to {action}"
+        return (
+            f"condition {shown} loosened on {action}" if had else f"condition {shown} removed from {action}"
+        )
+    return f"condition {shown} tightened on {action}" if had else f"condition {shown} added to {action}"
 
 
 def _deny_sentence(gap: _Gap, *, added: bool, trust: bool) -> str:
@@ -434,7 +438,7 @@ def _deny_sentence(gap: _Gap, *, added: bool, trust: bool) -> str:
 def _condition_suffix(conditions: tuple[Condition, ...]) -> str:
     if not conditions:
         return ""
-    return " under a condition on " + ", ".join(dict.fromkeys(c.key for c in conditions))
+    return " under a condition on " + ", ".join(dict.fromkeys(display_key(c.key) for c in conditions))
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from collections.abc import Hashable
+from collections.abc import Callable, Hashable
 from typing import Generic, TypeVar
 
 K = TypeVar("K", bound=Hashable)
@@ -18,6 +18,32 @@ class Memo(Generic[K, V]):
         self._entries: OrderedDict[K, V] = OrderedDict()
         self._lock = threading.Lock()
         self._size = size
+        self._in_flight: dict[K, threading.Event] = {}
+
+    def computed(self, key: K, compute: Callable[[], tuple[V, bool]]) -> V:
+        """The answer for `key`, computed once however many threads ask at the same time.
+
+        `compute` gives the answer and whether to keep it. At a thousand labs the labs of one class
+        ask the same question together; without this, each would spend the solver's time on it.
+        """
+        while True:
+            with self._lock:
+                if key in self._entries:
+                    self._entries.move_to_end(key)
+                    return self._entries[key]
+                running = self._in_flight.get(key)
+                if running is None:
+                    self._in_flight[key] = threading.Event()
+                    break
+            running.wait()  # the one computing it is bounded by its own deadline
+        try:
+            value, keep = compute()
+            if keep:
+                self.put(key, value)
+            return value
+        finally:
+            with self._lock:
+                self._in_flight.pop(key).set()
 
     def get(self, key: K) -> V | None:
         with self._lock:

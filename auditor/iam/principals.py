@@ -68,8 +68,11 @@ class Principal:
         return frozenset({_prefixed(self)})
 
     def display(self) -> str:
+        """How a witness names the caller: one string that parse_principal reads back as this caller."""
         if self.kind is Kind.ASSUMED_ROLE:
             return self.session_arn
+        if self.kind in (Kind.WEB_IDENTITY, Kind.CANONICAL_USER):
+            return _prefixed(self)  # "accounts.google.com" alone would read as a service
         return self.arn
 
 

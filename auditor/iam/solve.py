@@ -516,18 +516,21 @@ def compare(
         frozenset(names.statement(s) for s in actual),
         trust,
     )
-    result = _comparisons.get(key)
-    if result is None:
-        deadline = _Deadline.after(time_limit)
-        try:
-            result = _compare(sorted(key[0]), sorted(key[1]), trust, deadline)
-            _comparisons.put(key, result)
-        except (_TimeUp, TooComplex) as why:
-            log.warning("policy_comparison_undecided", reason=str(why) or "time limit", time_limit=time_limit)
-            result = Comparison(Difference(decided=False), Difference(decided=False))
-            if deadline.own:  # cut by its own limit: it will be again; by a shared budget: try again later
-                _comparisons.put(key, result)
+    result = _comparisons.computed(key, lambda: _compared(key, trust, time_limit))
     return _named(result, names)
+
+
+def _compared(
+    key: tuple[frozenset[Statement], frozenset[Statement], bool], trust: bool, time_limit: float
+) -> tuple[Comparison, bool]:
+    """The comparison, and whether to keep it (not when the judgement's shared budget cut it)."""
+    deadline = _Deadline.after(time_limit)
+    try:
+        return _compare(sorted(key[0]), sorted(key[1]), trust, deadline), True
+    except (_TimeUp, TooComplex) as why:
+        log.warning("policy_comparison_undecided", reason=str(why) or "time limit", time_limit=time_limit)
+        # cut by its own limit, it will be again; by a shared budget, it is worth another try later
+        return Comparison(Difference(decided=False), Difference(decided=False)), deadline.own
 
 
 def _named(comparison: Comparison, names: Renaming) -> Comparison:
@@ -567,9 +570,6 @@ def _compare(
     deadline.check()
     gained = z3.And(allowed_actual, z3.Not(allowed_expected))
     wider = _difference(problem, gained, deadline, actual, expected)
-    narrower = _difference(
-        problem, z3.And(allowed_expected, z3.Not(allowed_actual)), deadline, expected, actual
-    )
     lost = z3.And(allowed_expected, z3.Not(allowed_actual))
     narrower = _difference(problem, lost, deadline, expected, actual)
     public = administrative = False
@@ -769,22 +769,21 @@ _decisions: Memo[tuple[Hop, Policies], Verdict] = Memo(_CACHE_SIZE)
 def decide(hop: Hop, policies: Policies, *, time_limit: float = DEFAULT_TIME_LIMIT) -> Verdict:
     """Whether IAM allows the hop, for every value the auditor cannot know, for none, or it depends."""
     hop, policies = _canonical(hop, policies)
-    cached = _decisions.get((hop, policies))
-    if cached is not None:
-        return cached
+    return _decisions.computed((hop, policies), lambda: _decided(hop, policies, time_limit))
+
+
+def _decided(hop: Hop, policies: Policies, time_limit: float) -> tuple[Verdict, bool]:
+    """The verdict, and whether to keep it (not when the judgement's shared budget cut it)."""
     unknown = _unknown_keys(hop, policies)
     if not unknown and hop.resource_pattern is None:
-        verdict = Verdict(Decision.WORKS if _concretely_allowed(hop.request(), policies) else Decision.FAILS)
-    else:
-        deadline = _Deadline.after(time_limit)
-        try:
-            verdict = _decide(hop, policies, unknown, deadline)
-        except (_TimeUp, TooComplex):
-            verdict = Verdict(Decision.UNKNOWN, unknown, in_time=False)
-            if not deadline.own:
-                return verdict  # cut by the judgement's shared budget: not an answer to keep
-    _decisions.put((hop, policies), verdict)
-    return verdict
+        return Verdict(
+            Decision.WORKS if _concretely_allowed(hop.request(), policies) else Decision.FAILS
+        ), True
+    deadline = _Deadline.after(time_limit)
+    try:
+        return _decide(hop, policies, unknown, deadline), True
+    except (_TimeUp, TooComplex):
+        return Verdict(Decision.UNKNOWN, unknown, in_time=False), deadline.own
 
 
 def _canonical(hop: Hop, policies: Policies) -> tuple[Hop, Policies]:
