@@ -13,6 +13,8 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 from urllib.parse import unquote
 
+from auditor.iam.memo import Memo
+
 ALLOW = "Allow"
 DENY = "Deny"
 ANY = "*"
@@ -82,7 +84,35 @@ class Policy:
 
 
 def parse_policy(doc: str | bytes | Mapping[str, Any]) -> Policy:
-    """Parse a policy given as a dict, JSON text or URL-encoded JSON text; raise PolicyError if malformed."""
+    """Parse a policy given as a dict, JSON text or URL-encoded JSON text; raise PolicyError if malformed.
+
+    By content, once: every audit reads the same few documents of every lab again.
+    """
+    key = _content_key(doc)
+    if key is None:
+        return _parsed(doc)
+    return _parses.computed(key, lambda: (_parsed(doc), True))
+
+
+_parses: Memo[str | bytes, Policy] = Memo(8192)
+
+
+def clear_parsed_documents() -> None:
+    _parses.clear()
+
+
+def _content_key(doc: object) -> str | bytes | None:
+    if isinstance(doc, str | bytes):
+        return doc
+    try:
+        text = json.dumps(doc, sort_keys=True, separators=(",", ":"))
+        same = json.loads(text) == doc  # e.g. an int key would come back as a string
+    except (ValueError, TypeError, RecursionError):
+        return None
+    return text if same else None  # not plain JSON: parsed (and refused) without the memo
+
+
+def _parsed(doc: object) -> Policy:
     try:
         return _policy_from(_load_document(doc))
     except PolicyError:

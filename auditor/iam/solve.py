@@ -31,7 +31,7 @@ from auditor.iam.automata import Atom
 from auditor.iam.canonical import Renaming, accounts_in, renaming
 from auditor.iam.catalogue import catalogue, never_in_a_request_for
 from auditor.iam.conditions import Family, address, epoch_seconds, number, operator
-from auditor.iam.document import Policy, Statement
+from auditor.iam.document import Policy, Statement, clear_parsed_documents
 from auditor.iam.evaluate import Request, allows, assume_role_allowed, identity_allowed
 from auditor.iam.explain import Explained, explain, grants_everything
 from auditor.iam.memo import Memo
@@ -55,7 +55,8 @@ DEFAULT_TIME_LIMIT = 2.0  # seconds for one comparison or one decision, both dir
 _POLISH_LIMIT = 0.25  # seconds for each attempt to make a witness easier to read
 _QUICK_TRY = 0.25  # seconds for z3's plain core before its default solver takes over
 _MAX_EXPLAINED = 6  # candidate sentences the solver checks, each way
-_CACHE_SIZE = 4096
+_CACHE_SIZE = 4096  # questions of a class of labs (their account ids as placeholders)
+_LAB_CACHE_SIZE = 32768  # the same questions as each lab asks them: a few a lab, a thousand labs
 _PARTITION = re.compile(r"^arn:(aws[a-z-]*):")
 _ACCOUNT = re.compile(r"[0-9]{12}")
 _PLACEHOLDER = re.compile(r"\$\{([^}]*)\}")
@@ -497,6 +498,9 @@ class Comparison:
 
 SAME = Comparison(Difference(), Difference())
 _comparisons: Memo[tuple[frozenset[Statement], frozenset[Statement], bool], Comparison] = Memo(_CACHE_SIZE)
+_lab_comparisons: Memo[tuple[frozenset[Statement], frozenset[Statement], bool], Comparison] = Memo(
+    _LAB_CACHE_SIZE
+)
 
 
 def compare(
@@ -509,6 +513,16 @@ def compare(
     """Both directions of containment of the requests each side allows, with witnesses."""
     if frozenset(expected) == frozenset(actual):
         return SAME
+    asked = (frozenset(expected), frozenset(actual), trust)
+    return _lab_comparisons.computed(
+        asked, lambda: _compared_for_the_class(expected, actual, trust, time_limit)
+    )
+
+
+def _compared_for_the_class(
+    expected: Sequence[Statement], actual: Sequence[Statement], trust: bool, time_limit: float
+) -> tuple[Comparison, bool]:
+    """Compared once for every lab that differs only in its account ids, told with this lab's."""
     ordered = [*sorted(set(expected)), *sorted(set(actual))]
     names = renaming(accounts_in(_texts(ordered)), ordered)
     key = (
@@ -517,7 +531,7 @@ def compare(
         trust,
     )
     result = _comparisons.computed(key, lambda: _compared(key, trust, time_limit))
-    return _named(result, names)
+    return _named(result, names), result.decided
 
 
 def _compared(
@@ -764,12 +778,27 @@ class Policies:
 
 
 _decisions: Memo[tuple[Hop, Policies], Verdict] = Memo(_CACHE_SIZE)
+_lab_decisions: Memo[tuple[Hop, Policies], Verdict] = Memo(_LAB_CACHE_SIZE)
 
 
 def decide(hop: Hop, policies: Policies, *, time_limit: float = DEFAULT_TIME_LIMIT) -> Verdict:
     """Whether IAM allows the hop, for every value the auditor cannot know, for none, or it depends."""
+    return _lab_decisions.computed((hop, policies), lambda: _decided_for_the_class(hop, policies, time_limit))
+
+
+def clear_caches() -> None:
+    """Forget every answer and parsed document (benchmarks measure the engine cold with it)."""
+    for memo in (_comparisons, _lab_comparisons, _decisions, _lab_decisions):
+        memo.clear()
+    clear_parsed_documents()
+
+
+def _decided_for_the_class(hop: Hop, policies: Policies, time_limit: float) -> tuple[Verdict, bool]:
+    """Decided once for every lab that differs only in its account ids (kept by the lab's own
+    documents too: the next audit of the same lab skips the renaming)."""
     hop, policies = _canonical(hop, policies)
-    return _decisions.computed((hop, policies), lambda: _decided(hop, policies, time_limit))
+    verdict = _decisions.computed((hop, policies), lambda: _decided(hop, policies, time_limit))
+    return verdict, verdict.in_time
 
 
 def _decided(hop: Hop, policies: Policies, time_limit: float) -> tuple[Verdict, bool]:
@@ -1015,12 +1044,6 @@ def _equals(problem: Problem, key: str, family: Family, slot: int, value: str) -
     if parsed_number is None:
         return None
     return variable == z3.RealVal(repr(parsed_number), problem.ctx)
-
-
-def clear_caches() -> None:
-    """Forget every answer (for benchmarks measuring a cold start)."""
-    _comparisons.clear()
-    _decisions.clear()
 
 
 __all__ = [
