@@ -716,13 +716,13 @@ def test_unique_id_after_hardened_role_was_deleted_is_narrowed() -> None:
 
 def test_removed_condition_is_named() -> None:
     diff = permission_diff(origin_policy(), edited(origin_policy(), STS, Condition=None))
-    assert diff.widened == ("condition aws:useragent removed from sts:AssumeRole",)
+    assert diff.widened == ("condition aws:UserAgent removed from sts:AssumeRole",)
 
 
 def test_added_condition_is_named() -> None:
     actual = edited(origin_policy(), LOG_GROUP, Condition={"IpAddress": {"aws:SourceIp": "10.0.0.0/8"}})
     assert permission_diff(origin_policy(), actual).narrowed == (
-        "condition aws:sourceip added to logs:CreateLogGroup",
+        "condition aws:SourceIp added to logs:CreateLogGroup",
     )
 
 

@@ -110,7 +110,13 @@ def _add_unmatched(
 
 
 def _bits(mask: int) -> frozenset[int]:
-    return frozenset(i for i in range(mask.bit_length()) if mask >> i & 1)
+    """The set bits, lowest first, in time of their number (a class has few; the patterns can be many)."""
+    bits = []
+    while mask:
+        lowest = mask & -mask
+        bits.append(lowest.bit_length() - 1)
+        mask ^= lowest
+    return frozenset(bits)
 
 
 def _representative(members: list[str], patterns: tuple[str, ...]) -> str:

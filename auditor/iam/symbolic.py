@@ -131,6 +131,7 @@ class Symbols:
         self.slot_presence: dict[tuple[str, int], z3.BoolRef] = {}
         self.principal = _Caller(self, partitions, strict_principal) if with_principal else None
         self._members: dict[int, z3.BoolRef] = {}
+        self._by_pattern: dict[int, list[int]] | None = None
 
     # ------------------------------------------------------------------------------ variables
 
@@ -240,15 +241,24 @@ class Symbols:
 
     def member(self, pattern_index: int) -> z3.BoolRef:
         if pattern_index not in self._members:
-            classes = self.universe.classes
-            inside = [i for i, c in enumerate(classes) if pattern_index in c.patterns]
-            if len(inside) <= len(classes) // 2:
+            count = len(self.universe.classes)
+            inside = self._classes_by_pattern().get(pattern_index, [])
+            if len(inside) <= count // 2:
                 formula = _any([self.action == i for i in inside], self.ctx)
             else:
-                outside = [i for i, c in enumerate(classes) if pattern_index not in c.patterns]
+                outside = sorted(set(range(count)) - set(inside))
                 formula = z3.Not(_any([self.action == i for i in outside], self.ctx))
             self._members[pattern_index] = formula
         return self._members[pattern_index]
+
+    def _classes_by_pattern(self) -> dict[int, list[int]]:
+        """Each pattern's classes, in one pass (thousands of patterns would make a scan each quadratic)."""
+        if self._by_pattern is None:
+            self._by_pattern = {}
+            for number, action_class in enumerate(self.universe.classes):
+                for pattern in action_class.patterns:
+                    self._by_pattern.setdefault(pattern, []).append(number)
+        return self._by_pattern
 
     def action_is(self, classes: Iterable[int]) -> z3.BoolRef:
         return _any([self.action == i for i in classes], self.ctx)
