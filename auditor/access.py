@@ -1,7 +1,11 @@
-"""Whether the lab still works: its access path, hop by hop, as IAM would decide it (pure).
+"""Whether the lab still works: IAM's evaluation of each request of its access path (pure).
 
-One entry point, `judge_access`: it marks the findings that break a hop of the path, and adds one
-where no finding explains a broken hop (an emulator may let through what IAM would refuse).
+The requests are the lab's hops with the context AWS sets (auditor/lab_context.py, lab.md's table);
+each is decided by IAM's evaluation logic for every value the auditor cannot know (auditor.iam):
+it works, it does not, or it cannot be told. One entry point, `judge_access`: the findings that
+break a hop are marked (one is added where none explains it: an emulator may let through what IAM
+would refuse); a hop that cannot be told adds a finding that says what could not be proven; a
+narrowed policy that the lab's requests still get through is a hardening (low).
 """
 
 from __future__ import annotations
@@ -9,118 +13,73 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
-from auditor.actual import ActualLab, ActualRole
+from auditor.actual import ActualLab
+from auditor.iam.solve import DEFAULT_TIME_LIMIT, Decision, decide
+from auditor.lab_context import LabHop, Suspect, lab_hops
 from auditor.model import Check, Effect, Finding, Severity, Status
-from auditor.policy import Policy, is_allowed, permission_boundary_allows
-from auditor.resources.base import finding, parse_or_none
-from auditor.spec import LAMBDA_SERVICE, ExpectedLab
-
-LAMBDA_PRINCIPAL = f"service:{LAMBDA_SERVICE}"
-
-
-def lambda_user_agent(runtime: str) -> str:
-    """What botocore sends from inside the Lambda Python runtime: exec-env carries AWS_EXECUTION_ENV."""
-    version = runtime.removeprefix("python")
-    return (
-        f"Boto3/1.34.0 md/Botocore#1.34.0 ua/2.0 os/linux#5.10 md/arch#x86_64 lang/python#{version} "
-        f"exec-env/AWS_Lambda_python{version} cfg/retry-mode#legacy Botocore/1.34.0"
-    )
+from auditor.policy import display_key
+from auditor.resources.base import finding
+from auditor.spec import ExpectedLab
 
 
 @dataclass(frozen=True)
 class Link:
-    """One step the lab's call must take, and the resource to blame when it cannot."""
+    """One hop of the lab's call as IAM decides it: works (True), does not (False) or cannot tell (None)."""
 
-    description: str  # what it means when the step fails
-    works: bool
+    description: str  # what it means when the hop fails
+    works: bool | None
     check: Check
     resource: str
+    suspects: tuple[Suspect, ...] = ()
+    unknown_keys: tuple[str, ...] = ()
+    in_time: bool = True
 
 
-def _documents(role: ActualRole) -> list[Policy]:
-    documents = [
-        *role.inline_policies.values(),
-        *(d for d in role.managed_policies.values() if d is not None),
-    ]
-    return [policy for policy in map(parse_or_none, documents) if policy is not None]
+def access_path(
+    expected: ExpectedLab, actual: ActualLab, time_limit: float = DEFAULT_TIME_LIMIT
+) -> list[Link]:
+    """The lab's call, hop by hop, as IAM would decide it (only for resources that exist)."""
+    return [_link(hop, time_limit) for hop in lab_hops(expected, actual)]
 
 
-def _role_may(role: ActualRole, action: str, resource: str, context: dict[str, str]) -> bool:
-    boundary = parse_or_none(role.boundary_policy) if role.boundary_arn else None
-    if role.boundary_arn and boundary is None:
-        return False  # a boundary we cannot read lets nothing through that we can vouch for
-    return is_allowed(_documents(role), action, resource, context) and permission_boundary_allows(
-        boundary, action, resource, context
+def _link(hop: LabHop, time_limit: float) -> Link:
+    verdicts = [decide(request, hop.policies, time_limit=time_limit) for request in hop.requests]
+    decisions = {v.decision for v in verdicts}
+    works = False if Decision.FAILS in decisions else None if Decision.UNKNOWN in decisions else True
+    unknown = tuple(sorted({k for v in verdicts for k in v.unknown_keys}))
+    suspects = hop.suspects
+    if works is not True and hop.sides:
+        suspects = _sides_deciding(hop, Decision.FAILS if works is False else Decision.UNKNOWN, time_limit)
+    first = suspects[0]
+    return Link(
+        hop.failure,
+        works,
+        next(iter(sorted(first.checks))),
+        first.role_arn,
+        suspects,
+        unknown if works is None else (),
+        all(v.in_time for v in verdicts),
     )
 
 
-def _trust_admits(role: ActualRole, principal: str, context: dict[str, str]) -> bool:
-    policy = parse_or_none(role.trust_policy)
-    return policy is not None and is_allowed(
-        [policy], "sts:AssumeRole", role.arn, context, principal=principal
+def _sides_deciding(hop: LabHop, decision: Decision, time_limit: float) -> tuple[Suspect, ...]:
+    """Of the documents on both sides of a hop, those that refuse it (or leave it in doubt) on their own."""
+    deciding = tuple(
+        suspect
+        for policies, suspect in hop.sides
+        if any(
+            decide(request, policies, time_limit=time_limit).decision is decision for request in hop.requests
+        )
     )
-
-
-def access_path(expected: ExpectedLab, actual: ActualLab) -> list[Link]:
-    """The lab's call, step by step, as IAM would decide it (only for resources that exist)."""
-    origin, destination, function = actual.origin_role, actual.destination_role, actual.function
-    runtime = function.runtime or expected.function.runtime
-    context = {"aws:UserAgent": lambda_user_agent(runtime)}
-    session = f"arn:aws:sts::{expected.origin_account}:assumed-role/{expected.origin_role.name}/{expected.function.name}"
-    dest_arn, origin_arn = expected.destination_role.arn, expected.origin_role.arn
-    links = []
-    if origin.exists:
-        links.append(
-            Link(
-                "Lambda can no longer assume the origin role",
-                _trust_admits(origin, LAMBDA_PRINCIPAL, {}),
-                Check.TRUST_POLICY,
-                origin_arn,
-            )
-        )
-        links.append(
-            Link(
-                "the origin role can no longer assume the destination role",
-                _role_may(origin, "sts:AssumeRole", dest_arn, context),
-                Check.INLINE_POLICY,
-                origin_arn,
-            )
-        )
-    if destination.exists:
-        links.append(
-            Link(
-                "the destination role no longer trusts the origin role",
-                _trust_admits(destination, session, context),
-                Check.TRUST_POLICY,
-                dest_arn,
-            )
-        )
-        links.append(
-            Link(
-                "the destination role can no longer list buckets",
-                _role_may(destination, "s3:ListAllMyBuckets", "*", {}),
-                Check.INLINE_POLICY,
-                dest_arn,
-            )
-        )
-    return links
+    return deciding or hop.suspects
 
 
 def _blame(findings: list[Finding], link: Link) -> list[Finding]:
     """Mark the findings that explain a broken link; add one when none does (e.g. an emulator let it pass)."""
-    role_checks = (
-        {Check.TRUST_POLICY}
-        if link.check is Check.TRUST_POLICY
-        else {Check.INLINE_POLICY, Check.MANAGED_POLICIES, Check.PERMISSIONS_BOUNDARY}
-    )
     blamed = False
     marked = []
     for found in findings:
-        if (
-            found.check in role_checks
-            and found.resource.startswith(link.resource)
-            and found.effect is not Effect.WIDENED
-        ):
+        if _suspected(found, link) and found.effect is not Effect.WIDENED:
             found = replace(found, breaks_lab=True, message=f"{found.message}; so {link.description}")
             blamed = True
         marked.append(found)
@@ -139,10 +98,66 @@ def _blame(findings: list[Finding], link: Link) -> list[Finding]:
     return marked
 
 
-def judge_access(expected: ExpectedLab, actual: ActualLab, findings: Sequence[Finding]) -> list[Finding]:
-    """The findings, with those that break the lab's access path marked (and added where none explains it)."""
+def _suspected(found: Finding, link: Link) -> bool:
+    return any(
+        found.check in suspect.checks and found.resource.startswith(suspect.role_arn)
+        for suspect in link.suspects
+    )
+
+
+def _undecided_finding(link: Link) -> Finding:
+    """A hop that may or may not work: say what could not be proven (lab.md: broken needs proof)."""
+    what = link.description.replace("can no longer", "can still").replace("no longer", "still")
+    if not link.in_time:
+        reason = "IAM's evaluation of it could not be decided in time"
+    else:
+        keys = ", ".join(display_key(k) for k in link.unknown_keys) or "values the auditor cannot know"
+        reason = f"it depends on {keys}, which the auditor cannot know"
+    return finding(
+        link.check,
+        link.resource,
+        Status.MODIFIED,
+        Effect.NONE,
+        Severity.MEDIUM,
+        f"cannot prove that {what}: {reason}",
+    )
+
+
+def _as_hardening(findings: list[Finding], links: list[Link]) -> list[Finding]:
+    """A narrowed policy the lab's requests still get through is a hardening: low, not medium."""
+    doubtful = [link for link in links if link.works is not True]
+    hardened = []
+    for found in findings:
+        narrowed_policy = (
+            found.check in (Check.TRUST_POLICY, Check.INLINE_POLICY)
+            and found.effect is Effect.NARROWED
+            and found.status is not Status.MISSING
+            and not found.breaks_lab
+            and found.severity is not Severity.LOW
+        )
+        if narrowed_policy and not any(_suspected(found, link) for link in doubtful):
+            found = replace(
+                found,
+                severity=Severity.LOW,
+                message=f"{found.message}; the lab's own requests still get through: a hardening",
+            )
+        hardened.append(found)
+    return hardened
+
+
+def judge_access(
+    expected: ExpectedLab,
+    actual: ActualLab,
+    findings: Sequence[Finding],
+    time_limit: float = DEFAULT_TIME_LIMIT,
+) -> list[Finding]:
+    """The findings, with those that break the lab's access path marked (and added where none
+    explains it), what could not be proven said, and hardenings lowered to low."""
     judged = list(findings)
-    for link in access_path(expected, actual):
-        if not link.works:
+    links = access_path(expected, actual, time_limit)
+    for link in links:
+        if link.works is False:
             judged = _blame(judged, link)
-    return judged
+        elif link.works is None:
+            judged.append(_undecided_finding(link))
+    return _as_hardening(judged, links)

@@ -5,10 +5,11 @@ Missing resources are values (`exists=False`), not errors. Nothing here talks to
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from auditor.spec import ExpectedLab
+from auditor.spec import ExpectedLab, RoleSpec
 
 
 @dataclass(frozen=True)
@@ -25,6 +26,18 @@ class ActualRole:
     boundary_arn: str | None = None
     boundary_policy: Any = None
     tags: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def as_specified(cls, spec: RoleSpec) -> ActualRole:
+        """A role exactly as the provisioner builds it."""
+        return cls(
+            account_id=spec.account_id,
+            name=spec.name,
+            exists=True,
+            arn=spec.arn,
+            trust_policy=copy.deepcopy(spec.trust_policy),
+            inline_policies=copy.deepcopy(spec.inline_policies),
+        )
 
 
 @dataclass(frozen=True)
@@ -80,6 +93,30 @@ class ActualLab:
     @property
     def roles(self) -> tuple[ActualRole, ActualRole]:
         return (self.destination_role, self.origin_role)
+
+    @classmethod
+    def as_specified(cls, expected: ExpectedLab, code_sha256: str) -> ActualLab:
+        """The lab exactly as the provisioner builds it (plain data), its code having this digest: what
+        the judge sees of a conformant lab (tests and benchmarks start from it)."""
+        function = expected.function
+        return cls(
+            destination_role=ActualRole.as_specified(expected.destination_role),
+            origin_role=ActualRole.as_specified(expected.origin_role),
+            function=ActualFunction(
+                name=function.name,
+                exists=True,
+                arn=function.arn,
+                role=function.role_arn,
+                runtime=function.runtime,
+                handler=function.handler,
+                environment=dict(function.environment),
+                code_sha256=code_sha256,
+                state="Active",
+                timeout=function.timeout_seconds,
+                memory=function.memory_mb,
+            ),
+            marker_bucket=ActualBucket(expected.marker_bucket.name, True),
+        )
 
     @classmethod
     def before_collection(cls, expected: ExpectedLab) -> ActualLab:

@@ -56,7 +56,14 @@ def audit_lab(context: Context, target: LabTarget, *, invoke: bool) -> LabAudit:
     try:
         actual = collect_lab(context.sessions, target)
         invoked = run_invoke(context, target, actual.function) if invoke else None
-        judgement = judge_lab(expected, actual, packaged()[1], started.date(), invoked)
+        judgement = judge_lab(
+            expected,
+            actual,
+            packaged()[1],
+            started.date(),
+            invoked,
+            policy_time_limit=context.config.audit.policy_time_limit.total_seconds(),
+        )
     except LAB_FAULTS as error:
         return result(Verdict.ERROR, error=describe_fault(error))
     return result(judgement.verdict, findings=judgement.findings, invoke=invoked)

@@ -12,6 +12,7 @@ from datetime import date
 
 from auditor.access import judge_access
 from auditor.actual import ActualLab
+from auditor.iam.solve import DEFAULT_TIME_LIMIT, time_budget
 from auditor.model import Check, Effect, Finding, InvokeResult, Severity, Status, Verdict, verdict_of
 from auditor.resources.base import Facts, finding
 from auditor.resources.registry import REGISTRY, Registry
@@ -48,9 +49,15 @@ def judge_lab(
     today: date,
     invoke: InvokeResult | None = None,
     registry: Registry = REGISTRY,
+    *,
+    policy_time_limit: float = DEFAULT_TIME_LIMIT,
 ) -> Judgement:
     """All findings of one lab, and its verdict."""
-    findings = judge_access(expected, actual, registry.compare(expected, actual, Facts(code_sha256, today)))
+    facts = Facts(code_sha256, today, policy_time_limit)
+    with time_budget(policy_time_limit):
+        findings = judge_access(
+            expected, actual, registry.compare(expected, actual, facts), policy_time_limit
+        )
     if invoke is not None and (failure := invoke_finding(expected, invoke)) is not None:
         findings.append(failure)
     ordered = tuple(sorted(findings, key=lambda f: (-f.severity.rank, f.check.value, f.resource)))

@@ -376,6 +376,9 @@ class AuditSettings:
     invoke: Flag = True
     invoke_via: Annotated[InvokeVia, BeforeValidator(_invoke_via)] = "auto"
     concurrency: Annotated[Whole, _within(1, 256, "{value} must be between 1 and 256")] = 16
+    # How long the policy engine may take to decide one comparison or one request of the lab's path;
+    # past it the answer is "could not be decided in time" (a hostile policy never stalls an audit).
+    policy_time_limit: Duration = timedelta(seconds=2)
 
 
 @dataclass(frozen=True, config=TABLE)

@@ -92,7 +92,8 @@ class Witness:
     action: str
     resource: str
     principal: str | None = None
-    # Only the context values that matter to the difference; a list for a multi-valued key.
+    # The context values that matter to the difference (a key the policies test and the request lacks
+    # is left out); a tuple for a multi-valued key.
     context: Mapping[str, str | tuple[str, ...]] = field(default_factory=dict)
 
     @classmethod

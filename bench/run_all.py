@@ -12,6 +12,7 @@ BENCHMARKS = [
     ["bench.store_bench", "--days", "30"],
     ["bench.report_bench"],
     ["bench.daemon_bench"],
+    ["bench.judge_bench"],
 ]
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import os
 import subprocess
 import sys
@@ -14,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from auditor.actual import ActualBucket, ActualFunction, ActualLab, ActualRole
+from auditor.actual import ActualLab, ActualRole
 from auditor.config import AccountAccess, AuditSettings, AwsSettings, Config, DatabaseSettings, LabConfig
 from auditor.context import Context, open_context
 from auditor.local_lambda import LocalLambda
@@ -62,37 +61,12 @@ def solo(index: int) -> LabConfig:
 
 def role_as_built(spec: RoleSpec) -> ActualRole:
     """A role exactly as the provisioner builds it (plain data, for the pure comparison)."""
-    return ActualRole(
-        account_id=spec.account_id,
-        name=spec.name,
-        exists=True,
-        arn=spec.arn,
-        trust_policy=copy.deepcopy(spec.trust_policy),
-        inline_policies=copy.deepcopy(spec.inline_policies),
-    )
+    return ActualRole.as_specified(spec)
 
 
 def lab_as_built(expected: ExpectedLab, code_sha256: str) -> ActualLab:
     """A whole lab exactly as the provisioner builds it, its code having the digest given."""
-    function = expected.function
-    return ActualLab(
-        destination_role=role_as_built(expected.destination_role),
-        origin_role=role_as_built(expected.origin_role),
-        function=ActualFunction(
-            name=function.name,
-            exists=True,
-            arn=function.arn,
-            role=function.role_arn,
-            runtime=function.runtime,
-            handler=function.handler,
-            environment=dict(function.environment),
-            code_sha256=code_sha256,
-            state="Active",
-            timeout=function.timeout_seconds,
-            memory=function.memory_mb,
-        ),
-        marker_bucket=ActualBucket(expected.marker_bucket.name, True),
-    )
+    return ActualLab.as_specified(expected, code_sha256)
 
 
 def make_config(
@@ -162,6 +136,8 @@ def moto_server(moto_server_url: str) -> str:
 def write_config(
     tmp_path: Path, endpoint_url: str, labs_toml: str, extra: str = "", database_url: str = ""
 ) -> Path:
+    """A config for the end-to-end suites. They check verdicts, so the policy time limit is generous:
+    a loaded CI machine must not turn a decision into "undecided" (the limit has its own tests)."""
     database_url = database_url or f"sqlite:///{tmp_path / 'auditor.db'}"
     path = tmp_path / "config.toml"
     path.write_text(
@@ -174,6 +150,7 @@ def write_config(
             max_attempts = 3
             [audit]
             concurrency = 8
+            policy_time_limit = "60s"
             [database]
             url = "{database_url}"
             [daemon]

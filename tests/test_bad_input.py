@@ -38,9 +38,24 @@ ORIGIN, DESTINATION = "111111111111", "222222222222"
 EXPECTED = render(LabConfig("pair-01", AccountAccess(ORIGIN), AccountAccess(DESTINATION)), LabSettings())
 MARKER = EXPECTED.marker_bucket.name
 
-# A second is far more than any of these needs; a judge that takes longer on hostile input is a
-# denial of service on the auditor (one lab's student stalls the audit of the class).
-TIME_LIMIT = 3.0
+# A judge that takes longer on hostile input is a denial of service on the auditor (one lab's student
+# stalls the audit of the class). The policy engine gets POLICY_TIME_LIMIT for the lab (a short one, so
+# the test is quick: the bound is what is tested, not its size); the whole judgement, parsing included,
+# must stay within TIME_LIMIT. CPU seconds, not wall time: a loaded CI machine must not make it flaky.
+POLICY_TIME_LIMIT = 0.5
+TIME_LIMIT = 2.0
+
+
+@pytest.fixture(autouse=True, scope="module")
+def engine_loaded() -> None:
+    """The action catalogue and the solver load once per process, before the clock starts: the limit
+    is on what a hostile document costs, not on starting the program."""
+    judge_lab(
+        EXPECTED,
+        with_role("destination", trust_policy=document(statement(Principal="*", Action="sts:*"))),
+        SHA,
+        TODAY,
+    )
 
 
 def with_role(side: str, **changes: Any) -> ActualLab:
@@ -50,9 +65,9 @@ def with_role(side: str, **changes: Any) -> ActualLab:
 
 
 def judged_in_time(actual: ActualLab) -> Any:
-    started = time.monotonic()
-    judgement = judge_lab(EXPECTED, actual, SHA, TODAY)
-    assert time.monotonic() - started < TIME_LIMIT, "judging took too long"
+    started = time.process_time()
+    judgement = judge_lab(EXPECTED, actual, SHA, TODAY, policy_time_limit=POLICY_TIME_LIMIT)
+    assert time.process_time() - started < TIME_LIMIT, "judging took too much CPU"
     # Whatever came in, the result must be writable as the audit JSON of interface.md.
     json.dumps([finding.to_json() for finding in judgement.findings], default=str)
     return judgement
@@ -275,9 +290,9 @@ ANSWERS: dict[str, tuple[str | bytes, str]] = {
 
 @pytest.mark.parametrize(("raw", "cause"), ANSWERS.values(), ids=ANSWERS.keys())
 def test_whatever_the_function_answers_is_judged_with_a_cause(raw: str | bytes, cause: str) -> None:
-    started = time.monotonic()
+    started = time.process_time()
     result = judge_answer(raw, EXPECTED)
-    assert time.monotonic() - started < TIME_LIMIT
+    assert time.process_time() - started < TIME_LIMIT
     assert (result.ok, result.cause) == (cause == "ok", cause)
     assert len(result.detail) <= 301  # clipped, whatever came in
     json.dumps({"detail": result.detail, "answer": result.answer})  # it can go into the audit JSON

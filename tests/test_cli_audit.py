@@ -324,8 +324,12 @@ CASES: dict[str, Case] = {
     "empty_condition": Case(empty_condition, "conformant"),
     "duplicate_statements": Case(duplicate_statements, "conformant"),
     "whitespace_and_key_order": Case(whitespace_and_key_order, "conformant"),
+    # lab.md: a hardening is narrowed with a low severity, so the lab is drifted (it still works).
     "trust_hardened_to_origin_role": Case(
-        trust_hardened_to_the_origin_role, "conformant", info=("trust_policy",)
+        trust_hardened_to_the_origin_role,
+        "drifted",
+        (("trust_policy", "modified", "narrowed", "low"),),
+        message_has="hardening",
     ),
     "trust_open_to_everyone": Case(
         trust_open_to_everyone,
@@ -353,8 +357,13 @@ CASES: dict[str, Case] = {
     "managed_policy_attached": Case(
         managed_policy_attached, "drifted", (("managed_policies", "unexpected", "widened", "critical"),)
     ),
+    # Hop 4 of lab.md's access path: IAM refuses the function's own log writes, so the lab is broken
+    # (the invoke itself still lists the buckets).
     "missing_statement": Case(
-        logs_statement_missing, "drifted", (("inline_policy", "modified", "narrowed", "medium"),)
+        logs_statement_missing,
+        "broken",
+        (("inline_policy", "modified", "narrowed", "medium"),),
+        message_has="can no longer write its logs",
     ),
     "inline_policy_deleted": Case(
         inline_policy_deleted,
@@ -372,7 +381,10 @@ CASES: dict[str, Case] = {
         invoke_cause=None,
     ),
     "narrower_resource": Case(
-        narrower_resource, "drifted", (("inline_policy", "modified", "narrowed", "medium"),)
+        narrower_resource,
+        "broken",
+        (("inline_policy", "modified", "narrowed", "medium"),),
+        message_has="can no longer write its logs",
     ),
     "assume_resource_swapped": Case(
         resource_swapped, "broken", (("inline_policy", "modified", "changed", "high"),), invoke_cause=None
@@ -477,17 +489,21 @@ def test_the_json_document_follows_the_interface(audited: dict[str, Any]) -> Non
     document = audited["document"]
     assert document["schema"] == "auditor.audit/v1"
     assert document["started_at"].endswith("Z") and document["finished_at"].endswith("Z")
-    finding = next(f for lab in document["labs"] for f in lab["findings"])
-    assert set(finding) == {
-        "check",
-        "resource",
-        "status",
-        "effect",
-        "severity",
-        "message",
-        "expected",
-        "actual",
-    }
+    findings = [f for lab in document["labs"] for f in lab["findings"]]
+    required = {"check", "resource", "status", "effect", "severity", "message", "expected", "actual"}
+    assert findings and all(required <= set(f) <= required | {"witness", "changed_by"} for f in findings)
+    policy_checks = {"trust_policy", "inline_policy", "managed_policies", "permissions_boundary"}
+    differences = [
+        f
+        for f in findings
+        if f["check"] in policy_checks
+        and f["effect"] in ("widened", "narrowed", "changed")
+        and "witness" in f
+    ]
+    assert differences
+    for found in differences:
+        assert set(found["witness"]) == {"allowed_by", "principal", "action", "resource", "context"}
+        assert found["witness"]["allowed_by"] in ("actual", "expected")
     assert {lab["verdict"] for lab in document["labs"]} <= {"conformant", "drifted", "broken", "error"}
 
 

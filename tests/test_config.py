@@ -69,6 +69,7 @@ def test_a_full_config_becomes_frozen_typed_values(tmp_path: Path) -> None:
         invoke = false
         invoke_via = "lambda"
         concurrency = 4
+        policy_time_limit = "5s"
         [database]
         url = "sqlite:///x.db"
         keep = "30d"
@@ -81,6 +82,7 @@ def test_a_full_config_becomes_frozen_typed_values(tmp_path: Path) -> None:
     assert config.aws.endpoint_url is None
     assert config.audit.interval == timedelta(seconds=90)
     assert (config.audit.invoke, config.audit.invoke_via, config.audit.concurrency) == (False, "lambda", 4)
+    assert config.audit.policy_time_limit == timedelta(seconds=5)
     assert config.database.keep == timedelta(days=30)
     lab = config.labs[0]
     assert lab.origin.role_arn == "arn:aws:iam::111111111111:role/Admin"
@@ -174,6 +176,11 @@ BAD_CONFIGS = {
     ),
     "bad_duration": ('[lab]\nttl = "8 hours"\n' + GOOD_LAB, "lab.ttl", "not a duration"),
     "zero_duration": ('[audit]\ninterval = "0m"\n' + GOOD_LAB, "audit.interval", "longer than zero"),
+    "zero_policy_time_limit": (
+        '[audit]\npolicy_time_limit = "0s"\n' + GOOD_LAB,
+        "audit.policy_time_limit",
+        "longer than zero",
+    ),
     "bad_timestamp": (
         GOOD_LAB.replace("2026-12-01T17:00:00Z", "tomorrow"),
         "labs[0].expires_at",

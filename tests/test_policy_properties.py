@@ -28,8 +28,9 @@ from hypothesis import strategies as st
 from auditor.actual import ActualBucket, ActualFunction, ActualLab, ActualRole
 from auditor.compare import judge_lab
 from auditor.config import AccountAccess, LabConfig, LabSettings
+from auditor.iam.catalogue import catalogue as _catalogue
 from auditor.model import Effect, Severity, Verdict
-from auditor.policy import _catalogue, compare_permissions, compare_trust, parse_policy
+from auditor.policy import compare_permissions, compare_trust, parse_policy
 from auditor.spec import RoleSpec, render
 
 ORIGIN, DESTINATION, OTHER = "111111111111", "222222222222", "333333333333"

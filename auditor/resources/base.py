@@ -18,8 +18,8 @@ from typing import Any, ClassVar, Protocol
 
 from auditor.actual import ActualLab
 from auditor.config import AccountAccess, LabConfig, LabSettings, unvalidated
-from auditor.model import Action, Check, Effect, Finding, Severity, Status, Step
-from auditor.policy import Policy, PolicyError, parse_policy
+from auditor.model import Action, Check, Effect, Finding, Severity, Status, Step, Witness
+from auditor.policy import DEFAULT_TIME_LIMIT, Policy, PolicyError, parse_policy
 from auditor.spec import ExpectedLab, render
 
 Sleep = Callable[[float], None]
@@ -122,10 +122,12 @@ class Clients(Protocol):
 
 @dataclass(frozen=True)
 class Facts:
-    """What a comparison needs besides the two states: the packaged code's digest, and today."""
+    """What a comparison needs besides the two states: the packaged code's digest, today, and how long
+    the policy engine may take over one question."""
 
     code_sha256: str
     today: date
+    policy_time_limit: float = DEFAULT_TIME_LIMIT
 
 
 class Kind:
@@ -192,8 +194,9 @@ def finding(
     expected: Any = None,
     actual: Any = None,
     breaks_lab: bool = False,
+    witness: Witness | None = None,
 ) -> Finding:
-    return Finding(check, resource, status, effect, severity, message, expected, actual, breaks_lab)
+    return Finding(check, resource, status, effect, severity, message, expected, actual, breaks_lab, witness)
 
 
 def parse_or_none(document: Any) -> Policy | None:

@@ -11,10 +11,18 @@ from botocore.exceptions import ClientError
 from auditor.actual import ActualLab, ActualRole
 from auditor.errors import is_not_found
 from auditor.model import Action, Check, Effect, Finding, Severity, Status, Step
-from auditor.policy import Policy, PolicyDiff, compare_permissions, parse_policy, severity_for
+from auditor.policy import (
+    DEFAULT_TIME_LIMIT,
+    Policy,
+    PolicyDiff,
+    compare_permissions,
+    parse_policy,
+    severity_for,
+)
 from auditor.resources.base import (
     READ,
     Clients,
+    Facts,
     Part,
     Sleep,
     call,
@@ -60,10 +68,13 @@ def _policy_finding(
         message or diff.message,
         expected,
         actual,
+        witness=diff.witness,
     )
 
 
-def compare_inline_policies(spec: RoleSpec, actual: ActualRole) -> list[Finding]:
+def compare_inline_policies(
+    spec: RoleSpec, actual: ActualRole, time_limit: float = DEFAULT_TIME_LIMIT
+) -> list[Finding]:
     findings: list[Finding] = []
     for name, document in spec.inline_policies.items():
         resource = inline_policy_arn(spec, name)
@@ -86,21 +97,24 @@ def compare_inline_policies(spec: RoleSpec, actual: ActualRole) -> list[Finding]
         if policy is None:
             findings.append(unreadable(Check.INLINE_POLICY, resource, have, document))
             continue
-        diff = compare_permissions([parse_policy(document)], [policy])
+        diff = compare_permissions([parse_policy(document)], [policy], time_limit=time_limit)
         if diff.effect is not Effect.NONE:
             findings.append(_policy_finding(diff, resource, Status.MODIFIED, document, have))
     expected_policies = [parse_policy(d) for d in spec.inline_policies.values()]
     for name in sorted(set(actual.inline_policies) - set(spec.inline_policies)):
-        findings.append(_extra_policy_finding(spec, name, actual.inline_policies[name], expected_policies))
+        document = actual.inline_policies[name]
+        findings.append(_extra_policy_finding(spec, name, document, expected_policies, time_limit))
     return findings
 
 
-def _extra_policy_finding(spec: RoleSpec, name: str, document: Any, expected: list[Policy]) -> Finding:
+def _extra_policy_finding(
+    spec: RoleSpec, name: str, document: Any, expected: list[Policy], time_limit: float
+) -> Finding:
     resource = inline_policy_arn(spec, name)
     policy = parse_or_none(document)
     if policy is None:
         return unreadable(Check.INLINE_POLICY, resource, document, None)
-    diff = compare_permissions(expected, [*expected, policy])
+    diff = compare_permissions(expected, [*expected, policy], time_limit=time_limit)
     if diff.effect is Effect.NONE:
         return finding(
             Check.INLINE_POLICY,
@@ -144,8 +158,8 @@ class InlinePolicy(RoleAspect):
     def read(self, iam: Any, role: ActualRole) -> ActualRole:
         return replace(role, inline_policies=read_inline_policies(iam, role.name))
 
-    def compare_role(self, spec: RoleSpec, role: ActualRole) -> list[Finding]:
-        return compare_inline_policies(spec, role)
+    def compare_role(self, spec: RoleSpec, role: ActualRole, facts: Facts) -> list[Finding]:
+        return compare_inline_policies(spec, role, facts.policy_time_limit)
 
     def removals_of(self, role: ActualRole) -> list[str]:
         return sorted(role.inline_policies)

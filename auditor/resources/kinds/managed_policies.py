@@ -11,10 +11,11 @@ from botocore.exceptions import ClientError
 from auditor.actual import ActualLab, ActualRole
 from auditor.errors import is_not_found
 from auditor.model import Action, Check, Effect, Finding, Severity, Status, Step
-from auditor.policy import compare_permissions, parse_policy
+from auditor.policy import DEFAULT_TIME_LIMIT, Policy, compare_permissions, parse_policy, severity_for
 from auditor.resources.base import (
     READ,
     Clients,
+    Facts,
     Part,
     Scope,
     call,
@@ -47,29 +48,61 @@ def attached_policy_arns(iam: Any, role_name: str) -> list[str]:
     return arns
 
 
-def compare_managed_policies(spec: RoleSpec, actual: ActualRole) -> list[Finding]:
+def compare_managed_policies(
+    spec: RoleSpec, actual: ActualRole, time_limit: float = DEFAULT_TIME_LIMIT
+) -> list[Finding]:
     expected = [parse_policy(d) for d in spec.inline_policies.values()]
-    findings = []
-    for arn, document in sorted(actual.managed_policies.items()):
-        if arn in spec.managed_policy_arns:
-            continue
-        policy = parse_or_none(document) if document is not None else None
-        diff = compare_permissions(expected, [*expected, policy]) if policy else None
-        severity = Severity.CRITICAL if diff and diff.grants_everything else Severity.HIGH
-        grants = f": {diff.message}" if diff and diff.effect is not Effect.NONE else ""
-        findings.append(
-            finding(
-                Check.MANAGED_POLICIES,
-                spec.arn,
-                Status.UNEXPECTED,
-                Effect.WIDENED,
-                severity,
-                f"managed policy {arn.rsplit('/', 1)[-1]} is attached to role {spec.name}{grants}",
-                None,
-                {"PolicyArn": arn, "Document": document},
-            )
+    return [
+        _attached_policy_finding(spec, arn, document, expected, time_limit)
+        for arn, document in sorted(actual.managed_policies.items())
+        if arn not in spec.managed_policy_arns
+    ]
+
+
+def _attached_policy_finding(
+    spec: RoleSpec, arn: str, document: Any, expected: list[Policy], time_limit: float
+) -> Finding:
+    """An attached managed policy, judged by what it grants beyond the spec's own policies."""
+    name = arn.rsplit("/", 1)[-1]
+    found = {"PolicyArn": arn, "Document": document}
+    subject = f"managed policy {name} is attached to role {spec.name}"
+    policy = parse_or_none(document) if document is not None else None
+    if policy is None:
+        message = f"{subject}; its document could not be read"
+        return finding(
+            Check.MANAGED_POLICIES,
+            spec.arn,
+            Status.UNEXPECTED,
+            Effect.CHANGED,
+            Severity.HIGH,
+            message,
+            None,
+            found,
         )
-    return findings
+    diff = compare_permissions(expected, [*expected, policy], time_limit=time_limit)
+    if diff.effect is Effect.NONE:
+        message = f"{subject} but grants nothing beyond the spec"
+        return finding(
+            Check.MANAGED_POLICIES,
+            spec.arn,
+            Status.UNEXPECTED,
+            Effect.NONE,
+            Severity.LOW,
+            message,
+            None,
+            found,
+        )
+    return finding(
+        Check.MANAGED_POLICIES,
+        spec.arn,
+        Status.UNEXPECTED,
+        diff.effect,
+        severity_for(diff, is_trust=False),
+        f"{subject}: {diff.message}",
+        None,
+        found,
+        witness=diff.witness,
+    )
 
 
 class ManagedPolicies(RoleAspect):
@@ -108,8 +141,8 @@ class ManagedPolicies(RoleAspect):
         arns = attached_policy_arns(iam, role.name)
         return replace(role, managed_policies={arn: read_policy_document(iam, arn) for arn in arns})
 
-    def compare_role(self, spec: RoleSpec, role: ActualRole) -> list[Finding]:
-        return compare_managed_policies(spec, role)
+    def compare_role(self, spec: RoleSpec, role: ActualRole, facts: Facts) -> list[Finding]:
+        return compare_managed_policies(spec, role, facts.policy_time_limit)
 
     def removals_of(self, role: ActualRole) -> list[str]:
         return sorted(role.managed_policies)

@@ -7,11 +7,14 @@ from typing import Any, ClassVar
 
 from auditor.actual import ActualLab, ActualRole
 from auditor.model import Action, Check, Effect, Finding, Severity, Status, Step
+from auditor.policy import DEFAULT_TIME_LIMIT, compare_permissions, describe_witness, parse_policy
 from auditor.resources.base import (
     Clients,
+    Facts,
     Part,
     call,
     finding,
+    parse_or_none,
     step_for,
 )
 from auditor.resources.kinds.managed_policies import read_policy_document
@@ -19,19 +22,48 @@ from auditor.resources.kinds.role import LAB_ROLES, RoleAspect
 from auditor.spec import ExpectedLab, RoleSpec
 
 
-def compare_boundary(spec: RoleSpec, actual: ActualRole) -> list[Finding]:
+def compare_boundary(
+    spec: RoleSpec, actual: ActualRole, time_limit: float = DEFAULT_TIME_LIMIT
+) -> list[Finding]:
+    """A boundary the spec does not have, judged by what it takes away from the spec's own access."""
     if not actual.boundary_arn or actual.boundary_arn == spec.permissions_boundary:
         return []
+    name = actual.boundary_arn.rsplit("/", 1)[-1]
+    subject = f"role {spec.name} has the permissions boundary {name}, the spec has none"
+    found = {"PolicyArn": actual.boundary_arn, "Document": actual.boundary_policy}
+    boundary = parse_or_none(actual.boundary_policy)
+    witness = None
+    if boundary is None:
+        effect, severity, message = (
+            Effect.NARROWED,
+            Severity.MEDIUM,
+            f"{subject}; its document could not be read",
+        )
+    else:
+        # What the spec's own policies allow that the boundary does not: the "narrower" side.
+        own = [parse_policy(d) for d in spec.inline_policies.values()]
+        diff = compare_permissions(own, [boundary], time_limit=time_limit)
+        witness = diff.narrower
+        if witness is None and diff.decided:
+            effect, severity, message = (
+                Effect.NONE,
+                Severity.LOW,
+                f"{subject}; it takes away none of the spec's access",
+            )
+        else:
+            effect, severity = Effect.NARROWED, Severity.MEDIUM
+            message = f"{subject}: it {describe_witness(witness, trust=False)}" if witness else subject
     return [
         finding(
             Check.PERMISSIONS_BOUNDARY,
             spec.arn,
             Status.UNEXPECTED,
-            Effect.NARROWED,
-            Severity.MEDIUM,
-            f"role {spec.name} has the permissions boundary {actual.boundary_arn.rsplit('/', 1)[-1]}, the spec has none",
+            effect,
+            severity,
+            message,
             spec.permissions_boundary,
-            {"PolicyArn": actual.boundary_arn, "Document": actual.boundary_policy},
+            found,
+            witness=witness,
         )
     ]
 
@@ -56,8 +88,8 @@ class PermissionsBoundary(RoleAspect):
             return role
         return replace(role, boundary_policy=read_policy_document(iam, role.boundary_arn))
 
-    def compare_role(self, spec: RoleSpec, role: ActualRole) -> list[Finding]:
-        return compare_boundary(spec, role)
+    def compare_role(self, spec: RoleSpec, role: ActualRole, facts: Facts) -> list[Finding]:
+        return compare_boundary(spec, role, facts.policy_time_limit)
 
     def removals_of(self, role: ActualRole) -> list[str]:
         return [role.boundary_arn] if role.boundary_arn else []

@@ -62,13 +62,19 @@ def collect_role(iam: Any, spec: RoleSpec) -> ActualRole:
 
 
 def compare_trust_policy(
-    spec: RoleSpec, actual: ActualRole, hardening_principals: Sequence[str]
+    spec: RoleSpec, actual: ActualRole, hardening_principals: Sequence[str], time_limit: float
 ) -> list[Finding]:
     policy = parse_or_none(actual.trust_policy)
     if policy is None:
         return [unreadable(Check.TRUST_POLICY, spec.arn, actual.trust_policy, spec.trust_policy)]
-    diff = compare_trust(parse_policy(spec.trust_policy), policy, hardening_principals=hardening_principals)
-    if diff.effect is Effect.NONE and not diff.hardening:
+    diff = compare_trust(
+        parse_policy(spec.trust_policy),
+        policy,
+        hardening_principals=hardening_principals,
+        role_arn=spec.arn,
+        time_limit=time_limit,
+    )
+    if diff.effect is Effect.NONE:
         return []
     return [
         finding(
@@ -80,6 +86,7 @@ def compare_trust_policy(
             diff.message,
             spec.trust_policy,
             actual.trust_policy,
+            witness=diff.witness,
         )
     ]
 
@@ -120,7 +127,8 @@ class Role(Kind):
                     missing(Check.RESOURCE, spec.arn, f"role {spec.name} in account {spec.account_id}")
                 )
             else:
-                findings += compare_trust_policy(spec, role, hardening.get(spec.name, ()))
+                limit = facts.policy_time_limit
+                findings += compare_trust_policy(spec, role, hardening.get(spec.name, ()), limit)
         return findings
 
     def managed(self, expected: ExpectedLab, actual: ActualLab) -> list[Step]:
@@ -173,7 +181,7 @@ class RoleAspect(Kind):
         """The role with this aspect read in."""
         return role
 
-    def compare_role(self, spec: RoleSpec, role: ActualRole) -> list[Finding]:
+    def compare_role(self, spec: RoleSpec, role: ActualRole, facts: Facts) -> list[Finding]:
         return []
 
     def removals_of(self, role: ActualRole) -> list[str]:
@@ -193,7 +201,7 @@ class RoleAspect(Kind):
             found
             for spec, role in zip(expected.roles, actual.roles, strict=True)
             if role.exists
-            for found in self.compare_role(spec, role)
+            for found in self.compare_role(spec, role, facts)
         ]
 
     def apply(self, step: Step, clients: Clients, expected: ExpectedLab, sleep: Sleep) -> None:

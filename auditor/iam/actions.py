@@ -1,0 +1,137 @@
+"""The actions two policies can tell apart, as a finite set of classes (pure, given the catalogue).
+
+Two actions that every Action/NotAction pattern of the policies matches alike (and that are alike in
+being administrative or not) can never be told apart by them, so the solver needs one representative
+of each class, not the twenty thousand actions of the catalogue.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from functools import lru_cache
+
+from auditor.iam.catalogue import ANY, catalogue, expand_action, glob_regex, has_wildcard, is_administrative
+from auditor.iam.patterns import pattern_matches
+
+# Where a representative is taken from when a class holds many actions: familiar services first.
+_FAMILIAR = ("s3", "ec2", "iam", "sts", "lambda", "logs", "dynamodb", "kms", "sqs", "sns")
+
+
+@dataclass(frozen=True)
+class ActionClass:
+    representative: str  # lower-case
+    patterns: frozenset[int]  # indices into ActionUniverse.patterns of the patterns matching it
+    administrative: bool
+
+
+@dataclass(frozen=True)
+class ActionUniverse:
+    patterns: tuple[str, ...]  # lower-case Action/NotAction patterns, sorted
+    classes: tuple[ActionClass, ...]
+
+    def index(self, pattern: str) -> int:
+        return self.patterns.index(pattern)
+
+    def class_of(self, action: str) -> int:
+        """The class a concrete action falls in (a catalogue action, or one the policies name)."""
+        lowered = action.lower()
+        signature = self._signature(lowered)
+        administrative = is_administrative(lowered)
+        for number, klass in enumerate(self.classes):
+            if klass.patterns == signature and klass.administrative == administrative:
+                return number
+        raise KeyError(action)
+
+    def _signature(self, action: str) -> frozenset[int]:
+        return frozenset(
+            i
+            for i, p in enumerate(self.patterns)
+            if p == ANY or action in _members(p) or _literal_match(p, action)
+        )
+
+
+def _literal_match(pattern: str, action: str) -> bool:
+    return action not in catalogue().everything and pattern_matches(
+        pattern, action, arn_aware=False, variables=False, ignore_case=True
+    )
+
+
+@lru_cache(maxsize=8192)
+def _members(pattern: str) -> frozenset[str]:
+    return expand_action(pattern)
+
+
+@lru_cache(maxsize=512)
+def action_universe(patterns: tuple[str, ...], extra_actions: tuple[str, ...] = ()) -> ActionUniverse:
+    """The classes of the catalogue's actions (and of `extra_actions`) under these patterns."""
+    ordered = tuple(sorted(set(patterns)))
+    known = catalogue()
+    masks: dict[str, int] = {}
+    outside: set[str] = set()  # actions the catalogue does not have, named literally
+    for number, pattern in enumerate(ordered):
+        if pattern == ANY:
+            continue
+        for action in _members(pattern):
+            masks[action] = masks.get(action, 0) | (1 << number)
+            if action not in known.everything:
+                outside.add(action)
+    for action in extra_actions:
+        lowered = action.lower()
+        if lowered not in known.everything:
+            outside.add(lowered)
+    wildcards = [(i, glob_regex(p)) for i, p in enumerate(ordered) if p != ANY and has_wildcard(p)]
+    for action in outside:
+        # A literal pattern names only itself (already in its mask); only wildcards need matching.
+        masks[action] = masks.get(action, 0) | sum(
+            1 << i for i, regex in wildcards if regex.fullmatch(action)
+        )
+    universal = sum(1 << i for i, p in enumerate(ordered) if p == ANY)
+    groups: dict[tuple[int, bool], list[str]] = {}
+    for action, mask in masks.items():
+        groups.setdefault((mask | universal, is_administrative(action)), []).append(action)
+    _add_unmatched(groups, known.everything - masks.keys(), universal)
+    classes = tuple(
+        ActionClass(_representative(members, ordered), _bits(mask), administrative)
+        for (mask, administrative), members in sorted(groups.items())
+    )
+    return ActionUniverse(ordered, classes)
+
+
+def _add_unmatched(
+    groups: dict[tuple[int, bool], list[str]], unmatched: Iterable[str], universal: int
+) -> None:
+    """The catalogue's actions no specific pattern names: one class of them, or two (administrative)."""
+    for action in unmatched:
+        key = (universal, is_administrative(action))
+        members = groups.setdefault(key, [])
+        if len(members) < 200:  # enough to choose a familiar representative from
+            members.append(action)
+
+
+def _bits(mask: int) -> frozenset[int]:
+    """The set bits, lowest first, in time of their number (a class has few; the patterns can be many)."""
+    bits = []
+    while mask:
+        lowest = mask & -mask
+        bits.append(lowest.bit_length() - 1)
+        mask ^= lowest
+    return frozenset(bits)
+
+
+def _representative(members: list[str], patterns: tuple[str, ...]) -> str:
+    """An action a person recognises: one the policies name, else one of a familiar service."""
+    named = sorted(m for m in members if m in patterns)
+    if named:
+        return named[0]
+
+    def familiarity(action: str) -> tuple[int, str]:
+        prefix = action.partition(":")[0]
+        rank = _FAMILIAR.index(prefix) if prefix in _FAMILIAR else len(_FAMILIAR)
+        return (rank, action)
+
+    return min(members, key=familiarity)
+
+
+def literal_actions(patterns: Iterable[str]) -> tuple[str, ...]:
+    return tuple(sorted({p for p in patterns if not has_wildcard(p)}))

@@ -1,0 +1,195 @@
+"""The lab's access path as the requests AWS makes, with the context values it sets (lab.md, "Judging
+by IAM's own rules: the lab's request context"). Pure: expected and collected state in, hops out.
+
+Each hop names the documents IAM evaluates for it; everything a hop does not fix (a principal tag,
+the source IP of the Lambda service, the random session name of the destination session) is left
+unknown, so that a condition on it is neither proof that the lab works nor that it is broken.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from auditor.actual import ActualLab, ActualRole
+from auditor.iam.document import Policy, PolicyError, parse_policy
+from auditor.iam.principals import Kind, Principal
+from auditor.iam.solve import Hop, Policies
+from auditor.model import Check
+from auditor.spec import ExpectedLab
+
+LAMBDA_SERVICE = "lambda.amazonaws.com"
+DESTINATION_SESSION = "lab-auditor-session"  # the function names it at random: never read by a hop
+
+# What lambda_src's AssumeRole call does not pass: no external id, no source identity, no tags (a key
+# ending in / stands for the family of keys it starts).
+FUNCTION_ASSUMES_WITHOUT = frozenset(
+    {"sts:externalid", "sts:sourceidentity", "aws:tagkeys", "sts:transitivetagkeys", "aws:requesttag/"}
+)
+
+IDENTITY_CHECKS = frozenset({Check.INLINE_POLICY, Check.MANAGED_POLICIES, Check.PERMISSIONS_BOUNDARY})
+TRUST_CHECKS = frozenset({Check.TRUST_POLICY})
+
+
+@dataclass(frozen=True)
+class Suspect:
+    """Documents that can explain a hop's failure: these checks on this role."""
+
+    checks: frozenset[Check]
+    role_arn: str
+
+
+@dataclass(frozen=True)
+class LabHop:
+    """One request of the access path, the documents IAM evaluates for it, and what it means to fail."""
+
+    name: str
+    failure: str  # what it means when the hop cannot work
+    requests: tuple[Hop, ...]  # the hop works when every one of these does
+    policies: Policies
+    suspects: tuple[Suspect, ...]
+    # The same request judged against one side at a time, to blame the side that refuses it.
+    sides: tuple[tuple[Policies, Suspect], ...] = ()
+
+
+def user_agent_patterns(runtime: str) -> tuple[str, ...]:
+    """What botocore sends from inside the Lambda Python runtime (exec-env carries AWS_EXECUTION_ENV):
+    the function uses boto3, whose User-Agent starts with Boto3/."""
+    version = runtime.removeprefix("python")
+    return ("Boto3/*", f"*exec-env/AWS_Lambda_python{version}*")
+
+
+def _documents(role: ActualRole) -> tuple[Policy, ...]:
+    raw = [*role.inline_policies.values(), *(d for d in role.managed_policies.values() if d is not None)]
+    return tuple(p for p in map(_parsed, raw) if p is not None)
+
+
+def _parsed(document: object) -> Policy | None:
+    try:
+        return parse_policy(document)  # type: ignore[arg-type]
+    except PolicyError:
+        return None
+
+
+# A document nobody can read vouches for nothing: as a trust or a boundary it lets nothing through.
+_NOTHING = Policy(())
+
+
+def _boundary(role: ActualRole) -> Policy | None:
+    return (_parsed(role.boundary_policy) or _NOTHING) if role.boundary_arn else None
+
+
+def _trust(role: ActualRole) -> Policy:
+    return _parsed(role.trust_policy) or _NOTHING
+
+
+def _session(role_arn: str, account: str, session: str) -> Principal:
+    return Principal(Kind.ASSUMED_ROLE, role_arn, account, role_arn.split(":")[1], session)
+
+
+def _known(pairs: Iterable[tuple[str, str | None]]) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    return tuple((key, (value,)) for key, value in pairs if value)
+
+
+def lab_hops(expected: ExpectedLab, actual: ActualLab) -> list[LabHop]:
+    """The hops whose documents exist (a missing role or function is its own finding)."""
+    origin, destination, function = actual.origin_role, actual.destination_role, actual.function
+    origin_arn = origin.arn or expected.origin_role.arn
+    destination_arn = destination.arn or expected.destination_role.arn
+    function_arn = function.arn or expected.function.arn
+    runtime = function.runtime or expected.function.runtime
+    user_agent = tuple(("aws:useragent", pattern) for pattern in user_agent_patterns(runtime))
+    region = expected.region
+    as_function = _session(origin_arn, expected.origin_account, expected.function.name)
+    from_function = _known(
+        [
+            ("aws:securetransport", "true"),
+            ("aws:requestedregion", region),
+            ("lambda:sourcefunctionarn", function_arn),
+            ("aws:userid", f"{origin.unique_id}:{expected.function.name}" if origin.unique_id else None),
+        ]
+    )
+    origin_trust, destination_trust = _trust(origin), _trust(destination)
+    origin_suspect = Suspect(IDENTITY_CHECKS, origin_arn)
+    hops: list[LabHop] = []
+    if origin.exists:
+        hops.append(
+            LabHop(
+                "lambda_assumes_origin_role",
+                "Lambda can no longer assume the origin role",
+                (
+                    Hop(
+                        "sts:AssumeRole",
+                        origin_arn,
+                        Principal(Kind.SERVICE, LAMBDA_SERVICE),
+                        _known([("aws:sourceaccount", expected.origin_account)]),
+                    ),
+                ),
+                Policies(trust=origin_trust, trust_only=True),
+                (Suspect(TRUST_CHECKS, origin_arn),),
+            )
+        )
+    if origin.exists and destination.exists:
+        identity = Policies(_documents(origin), _boundary(origin))
+        trust_side = Policies(trust=destination_trust, trust_only=True)
+        destination_suspect = Suspect(TRUST_CHECKS, destination_arn)
+        hops.append(
+            LabHop(
+                "origin_assumes_destination_role",
+                "the origin role can no longer assume the destination role",
+                (
+                    Hop(
+                        "sts:AssumeRole",
+                        destination_arn,
+                        as_function,
+                        from_function,
+                        user_agent,
+                        absent=FUNCTION_ASSUMES_WITHOUT,
+                    ),
+                ),
+                Policies(
+                    identity.identity,
+                    identity.boundary,
+                    destination_trust,
+                    same_account=expected.origin_account == expected.destination_account,
+                ),
+                (origin_suspect, destination_suspect),
+                sides=((identity, origin_suspect), (trust_side, destination_suspect)),
+            )
+        )
+    if destination.exists:
+        as_destination = _session(destination_arn, expected.destination_account, DESTINATION_SESSION)
+        hops.append(
+            LabHop(
+                "destination_lists_buckets",
+                "the destination role can no longer list buckets",
+                (
+                    Hop(
+                        "s3:ListAllMyBuckets",
+                        "*",
+                        as_destination,
+                        _known([("aws:securetransport", "true"), ("aws:requestedregion", region)]),
+                        user_agent,
+                    ),
+                ),
+                Policies(_documents(destination), _boundary(destination)),
+                (Suspect(IDENTITY_CHECKS, destination_arn),),
+            )
+        )
+    if origin.exists:
+        # Lambda names the function's log streams YYYY/MM/DD/[$LATEST]<hex>: any stream of that shape.
+        log_group = f"arn:aws:logs:{region}:{expected.origin_account}:log-group:{expected.function.log_group}"
+        streams = f"{log_group}:log-stream:*/*/*/[$LATEST]*"
+        hops.append(
+            LabHop(
+                "function_writes_logs",
+                "the function can no longer write its logs",
+                tuple(
+                    Hop(action, streams, as_function, from_function, user_agent, resource_pattern=streams)
+                    for action in ("logs:CreateLogStream", "logs:PutLogEvents")
+                ),
+                Policies(_documents(origin), _boundary(origin)),
+                (origin_suspect,),
+            )
+        )
+    return hops
