@@ -168,7 +168,8 @@ def run_demo(workdir: Path, console: Console | None = None) -> int:
     (workdir / "demo.db").unlink(missing_ok=True)
     config = demo_config(workdir)
     console = console or Console()
-    with open_context(config) as context:
+    # Its own emulator, empty, whatever else runs: the story starts from nothing.
+    with open_context(config, find_emulator=False) as context:
         story = Story(context, open_store(config), console, workdir, [])
         tell(story)
     console.print()

@@ -60,7 +60,7 @@ def _judge_failure(answer: dict[str, Any], result: Any) -> InvokeResult:
         str(answer.get("error", "")),
     )
     cause = {"assume_role": "assume_denied", "list_buckets": "listing_denied"}.get(stage, "function_error")
-    return result(False, cause, f"{stage}: {code}: {message}".strip(": "))
+    return result(False, cause, ": ".join(part for part in (stage, code, message) if part))
 
 
 def _judge_listing(answer: dict[str, Any], expected: ExpectedLab, result: Any) -> InvokeResult:
