@@ -19,6 +19,7 @@ from auditor.config import DEFAULT_CONFIG_PATH
 from auditor.explain import explanation
 from auditor.fleet import Interrupted
 from auditor.model import Action, AuditRun, Check, Finding, LabAudit, Severity, Step, Verdict
+from auditor.report.text import student_label
 from auditor.status import LabStatusRow
 
 VERDICT_STYLE = {
@@ -337,19 +338,11 @@ def status_table(rows: Sequence[LabStatusRow]) -> list[str]:
             _when(row.last_audit_at),
             row.origin_account,
             row.destination_account,
-            *([student_label(row.info)] if student else []),
+            *([student_label(row.info) or "-"] if student else []),
         ]
         for row in rows
     ]
     return aligned([[column.upper() for column in header], *table])
-
-
-def student_label(info: Any) -> str:
-    """`Ada Lovelace <ada@example.edu>` from a roster's student columns; `-` without them."""
-    name, email = info.get("student_name", ""), info.get("student_email", "")
-    if name and email:
-        return f"{name} <{email}>"
-    return name or email or "-"
 
 
 def status_document(rows: Sequence[LabStatusRow], now: datetime) -> dict[str, Any]:
