@@ -83,7 +83,8 @@ def _judge_listing(answer: dict[str, Any], expected: ExpectedLab, result: Any) -
             f"the listing lacks the marker bucket {expected.marker_bucket.name}",
             summary,
         )
-    return result(True, "ok", f"listed {len(buckets)} buckets of {account}, marker included", summary)
+    listed = f"{len(buckets)} bucket{'s' if len(buckets) != 1 else ''}"
+    return result(True, "ok", f"listed {listed} of {account}, marker included", summary)
 
 
 # ------------------------------------------------------------------------------------- Invoke API
