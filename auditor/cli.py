@@ -13,6 +13,7 @@ from auditor.cli_options import (
     config_option,
     handles_errors,
     lab_option,
+    log_choice,
     read_config,
     use_service_level,
     with_log_options,
@@ -21,7 +22,7 @@ from auditor.cli_options import (
 from auditor.daemon import run_daemon
 from auditor.demo import run_demo
 from auditor.emulator_command import emulator_command
-from auditor.logs import DEFAULT_LEVEL, configure_logging
+from auditor.logs import configure_logging
 from auditor.operations import audit_labs, open_store, provision_labs, status_output, teardown_labs
 from auditor.permissions import permissions_command
 from auditor.report.command import report_command
@@ -30,7 +31,8 @@ from auditor.store import safe_url
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(__version__, prog_name="auditor")
-def main() -> None:
+@click.pass_context
+def main(context: click.Context) -> None:
     """Provision, audit and tear down the cross-account Lambda lab for a whole class.
 
     Logs go to standard error, at warning and above unless -v (or --log-level) says otherwise; these
@@ -42,7 +44,7 @@ def main() -> None:
       auditor audit --format json
       auditor -v teardown --expired --yes
     """
-    configure_logging(DEFAULT_LEVEL)
+    configure_logging(log_choice(context).resolved())
 
 
 # ------------------------------------------------------------------------------------------ provision
