@@ -292,6 +292,19 @@ def test_the_progress_bar_has_no_log_lines_through_it(moto_server: str, tmp_path
     assert "provision_step" not in shown
 
 
+def test_verbose_logs_are_printed_above_the_progress_bar_not_through_it(
+    moto_server: str, tmp_path: Path
+) -> None:
+    config = write_config(tmp_path, moto_server, labs_toml(pair(1), pair(2)))
+    code, shown = run_in_terminal("provision", "-v", "--config", str(config))
+    assert code == 0, shown
+    # What a terminal shows of each line: what follows the last erase of the line.
+    visible = [line.rsplit("\x1b[2K", 1)[-1] for line in shown.split("\n")]
+    logged = [line for line in visible if "provision_step" in line]
+    assert len(logged) == 14
+    assert not [line for line in logged if "━" in line]  # no log line glued to a drawn bar
+
+
 # ------------------------------------------------------------------------------------------ status
 
 
