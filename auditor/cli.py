@@ -8,11 +8,22 @@ from pathlib import Path
 import click
 
 from auditor import __version__
-from auditor.cli_options import config_option, handles_errors, lab_option, read_config
+from auditor.cli_options import (
+    approval,
+    config_option,
+    handles_errors,
+    lab_option,
+    log_choice,
+    read_config,
+    use_service_level,
+    with_log_options,
+    yes_option,
+)
 from auditor.daemon import run_daemon
 from auditor.demo import run_demo
+from auditor.emulator_command import emulator_command
 from auditor.logs import configure_logging
-from auditor.operations import audit_labs, open_store, provision_labs, status_lines, teardown_labs
+from auditor.operations import audit_labs, open_store, provision_labs, status_output, teardown_labs
 from auditor.permissions import permissions_command
 from auditor.report.command import report_command
 from auditor.store import safe_url
@@ -20,16 +31,20 @@ from auditor.store import safe_url
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(__version__, prog_name="auditor")
-@click.option("--log-level", default="info", show_default=True, help="debug, info, warning or error.")
-def main(log_level: str) -> None:
+@click.pass_context
+def main(context: click.Context) -> None:
     """Provision, audit and tear down the cross-account Lambda lab for a whole class.
+
+    Logs go to standard error, at warning and above unless -v (or --log-level) says otherwise; these
+    options may come before or after the command.
 
     \b
     Example:
       auditor provision --dry-run
       auditor audit --format json
+      auditor -v teardown --expired --yes
     """
-    configure_logging(log_level)
+    configure_logging(log_choice(context).resolved())
 
 
 # ------------------------------------------------------------------------------------------ provision
@@ -39,18 +54,36 @@ def main(log_level: str) -> None:
 @config_option
 @lab_option
 @click.option(
-    "--dry-run", is_flag=True, help="Print the plan (create / update / no change) and change nothing."
+    "--dry-run", is_flag=True, help="Print the plan (what to create, update, delete) and change nothing."
 )
+@click.option(
+    "--diff", is_flag=True, help="Show each change's attributes: - as in the account, + as the spec."
+)
+@yes_option
 @handles_errors
-def provision(config_path: str, labs: tuple[str, ...], dry_run: bool) -> None:
+def provision(config_path: str, labs: tuple[str, ...], dry_run: bool, diff: bool, yes: bool) -> None:
     """Build each lab's resources idempotently; on a drifted lab, restore the spec.
+
+    A plan that deletes something (a student's extra policy, an attached managed policy) is shown and
+    asked about first on a terminal; scripts pass --yes. Ends with a summary (3 to create, 1 to update,
+    0 to delete); Ctrl-C lets the labs under way finish and says which were done and which not.
 
     \b
     Example:
-      auditor provision --dry-run --lab pair-01
+      auditor provision --dry-run --diff --lab pair-01
+      auditor provision --yes
     """
     config = read_config(config_path)
-    sys.exit(provision_labs(config, labs, dry_run=dry_run, out=click.echo))
+    sys.exit(
+        provision_labs(
+            config,
+            labs,
+            dry_run=dry_run,
+            diff=diff,
+            out=click.echo,
+            approve=approval(yes, "the plan deletes resources"),
+        )
+    )
 
 
 @main.command()
@@ -58,16 +91,30 @@ def provision(config_path: str, labs: tuple[str, ...], dry_run: bool) -> None:
 @lab_option
 @click.option("--expired", is_flag=True, help="Only labs past their expiry.")
 @click.option("--dry-run", is_flag=True, help="Print what would be removed and change nothing.")
+@yes_option
 @handles_errors
-def teardown(config_path: str, labs: tuple[str, ...], expired: bool, dry_run: bool) -> None:
+def teardown(config_path: str, labs: tuple[str, ...], expired: bool, dry_run: bool, yes: bool) -> None:
     """Remove each lab's resources (only what the lab spec names).
+
+    Shows what will go and asks first on a terminal; scripts pass --yes (without a terminal and without
+    --yes it refuses, exit 2). Ctrl-C lets the labs under way finish and says which were done.
 
     \b
     Example:
-      auditor teardown --expired
+      auditor teardown --expired --yes
+      auditor teardown --lab pair-01
     """
     config = read_config(config_path)
-    sys.exit(teardown_labs(config, labs, expired_only=expired, dry_run=dry_run, out=click.echo))
+    sys.exit(
+        teardown_labs(
+            config,
+            labs,
+            expired_only=expired,
+            dry_run=dry_run,
+            out=click.echo,
+            approve=approval(yes, "the teardown removes resources"),
+        )
+    )
 
 
 # ------------------------------------------------------------------------------------------- audit
@@ -87,6 +134,9 @@ def audit(
 ) -> None:
     """Audit each lab once, now: exit 0 if all are conformant, 3 if not, 1 on an operational error.
 
+    The table puts the worst labs first (broken or critical, then drifted); each finding names its
+    account and resource and ends with the command that fixes it.
+
     \b
     Example:
       auditor audit --format json --lab pair-01 > audit.json
@@ -103,16 +153,21 @@ def audit(
 @main.command()
 @config_option
 @lab_option
+@click.option(
+    "--format", "output_format", type=click.Choice(["table", "json"]), default="table", show_default=True
+)
 @handles_errors
-def status(config_path: str, labs: tuple[str, ...]) -> None:
+def status(config_path: str, labs: tuple[str, ...], output_format: str) -> None:
     """One line a lab: life-cycle state, expiry, last verdict, last audit time.
+
+    A lab still standing past its expiry shows as expired; a torn-down lab has no verdict.
 
     \b
     Example:
       auditor status --lab pair-01
+      auditor status --format json
     """
-    for line in status_lines(read_config(config_path), labs):
-        click.echo(line)
+    click.echo(status_output(read_config(config_path), labs, output_format), nl=False)
 
 
 # -------------------------------------------------------------------------------------- db upgrade
@@ -149,16 +204,18 @@ def db_upgrade(config_path: str) -> None:
 @main.command()
 @config_option
 @handles_errors
-def daemon(config_path: str) -> None:
+@click.pass_context
+def daemon(context: click.Context, config_path: str) -> None:
     """The long-running service: scheduled audits, change-event audits, teardown at expiry.
 
     Serves the live page, /healthz and /metrics on [daemon] health_port, sends [notify]'s
-    notifications, and stops cleanly on SIGTERM or SIGINT.
+    notifications, and stops cleanly on SIGTERM or SIGINT. Logs at info unless told otherwise.
 
     \b
     Example:
       auditor daemon --config /etc/lab-auditor/config.toml
     """
+    use_service_level(context)
     sys.exit(run_daemon(read_config(config_path)))
 
 
@@ -184,5 +241,7 @@ def demo(workdir: str) -> None:
     sys.exit(run_demo(Path(workdir)))
 
 
+main.add_command(emulator_command, "emulator")
 main.add_command(permissions_command)
 main.add_command(report_command, "report")
+with_log_options(main)

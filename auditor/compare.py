@@ -7,7 +7,7 @@ the lab still works; a failed run of the function is a finding of its own.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date
 
 from auditor.access import judge_access
@@ -60,5 +60,6 @@ def judge_lab(
         )
     if invoke is not None and (failure := invoke_finding(expected, invoke)) is not None:
         findings.append(failure)
-    ordered = tuple(sorted(findings, key=lambda f: (-f.severity.rank, f.check.value, f.resource)))
+    fixable = [replace(f, fixable=bool(registry.fixes(f, expected, actual))) for f in findings]
+    ordered = tuple(sorted(fixable, key=lambda f: (-f.severity.rank, f.check.value, f.resource)))
     return Judgement(ordered, verdict_of(ordered))

@@ -181,9 +181,19 @@ def _lab_name(name: str) -> str:
     return name
 
 
+def known_regions() -> set[str]:
+    """Every region of every partition in botocore's endpoint data (what this installation can reach)."""
+    import botocore.session  # here, not at the top: only the [lab] region check needs botocore's data
+
+    endpoints = botocore.session.get_session().get_data("endpoints")
+    return {region for partition in endpoints["partitions"] for region in partition["regions"]}
+
+
 def _region(region: str) -> str:
-    if not _REGION.match(region):
-        raise Problem(f"{region!r} is not an AWS region name")
+    known = known_regions()
+    if not _REGION.match(region) or region not in known:
+        hint = _closest(region, known)
+        raise Problem(f"{region!r} is not an AWS region" + (f" (did you mean {hint!r}?)" if hint else ""))
     return region
 
 
@@ -334,6 +344,9 @@ class LabConfig:
     origin: AccountAccess
     destination: AccountAccess
     expires_at: Timestamp = None
+    # What the class keeps about the lab (a roster's other columns: student_name, student_email, ...),
+    # shown in the status and the reports, never used to reach AWS.
+    info: dict[Text, Text] = field(default_factory=dict, hash=False)
 
     @table_rule(mode="before")
     @classmethod
@@ -463,8 +476,12 @@ class Config:
         known = {lab.name: lab for lab in self.labs}
         unknown = [n for n in names if n not in known]
         if unknown:
+            hint = _closest(unknown[0], set(known))
             raise ConfigError(
-                self.path, "--lab", f"no lab named {', '.join(map(repr, unknown))} in the configuration"
+                self.path,
+                "--lab",
+                f"no lab named {', '.join(map(repr, unknown))} in the configuration"
+                + (f" (did you mean {hint!r}?)" if hint else ""),
             )
         return tuple(known[n] for n in dict.fromkeys(names))
 
@@ -598,48 +615,102 @@ def check_database_url(url: str, file: str, key: str) -> None:
 
 
 _ROSTER_REQUIRED = ("name", "origin_account_id", "destination_account_id")
-_ROSTER_OPTIONAL = ("origin_role_arn", "destination_role_arn", "expires_at")
+_ROSTER_SIDES = ("origin", "destination")
+_ROSTER_ACCESS = ("role_arn", "external_id", "profile")
+_ROSTER_OPTIONAL = (*(f"{side}_{key}" for side in _ROSTER_SIDES for key in _ROSTER_ACCESS), "expires_at")
+# Every other column (student_name, student_email, ...) is kept as the lab's `info`.
 
 
 def _roster(path: Path) -> list[LabConfig]:
+    """The labs of a roster CSV (as Excel writes it too: a byte-order mark, spaces after the commas);
+    a problem names the file, the line and the column."""
     file = str(path)
     try:
-        with path.open(newline="", encoding="utf-8") as handle:
-            reader = csv.DictReader(handle)
-            columns = reader.fieldnames or []
-            rows = list(reader)
+        with path.open(newline="", encoding="utf-8-sig") as handle:
+            reader = csv.reader(handle, skipinitialspace=True)
+            header = [column.strip() for column in next(reader, [])]
+            rows = [(reader.line_num, row) for row in reader if any(cell.strip() for cell in row)]
     except FileNotFoundError:
         raise ConfigError(file, "", "roster file not found") from None
     except (OSError, UnicodeDecodeError, csv.Error) as exc:
         raise ConfigError(file, "", f"cannot read the roster: {exc}") from None
-    missing = [c for c in _ROSTER_REQUIRED if c not in columns]
-    if missing:
-        raise ConfigError(file, "header", f"missing column(s) {', '.join(missing)}")
-    unknown = [c for c in columns if c not in _ROSTER_REQUIRED + _ROSTER_OPTIONAL]
-    if unknown:
-        raise ConfigError(file, "header", f"unknown column(s) {', '.join(unknown)}")
-    return [
-        _validated(LabConfig, _roster_lab(row), file, f"line {number}")
-        for number, row in enumerate(rows, start=2)
-    ]
+    _check_roster_header(file, header)
+    labs = [(number, _roster_row(file, number, header, row)) for number, row in rows]
+    _refuse_roster_clashes(file, labs)
+    return [lab for _, lab in labs]
 
 
-def _roster_lab(row: dict[str, str]) -> dict[str, object]:
+def _check_roster_header(file: str, header: list[str]) -> None:
+    if missing := [column for column in _ROSTER_REQUIRED if column not in header]:
+        raise ConfigError(file, "line 1", f"missing column(s) {', '.join(missing)}")
+    named = [column for column in header if column]
+    if duplicated := sorted({column for column in named if named.count(column) > 1}):
+        raise ConfigError(file, "line 1", f"column(s) {', '.join(duplicated)} appear twice")
+
+
+def _roster_row(file: str, number: int, header: list[str], row: list[str]) -> LabConfig:
+    if len(row) > len(header) and any(cell.strip() for cell in row[len(header) :]):
+        raise ConfigError(
+            file, f"line {number}", f"{len(row)} cells, but the header has {len(header)} columns"
+        )
+    cells = {column: cell.strip() for column, cell in zip(header, row, strict=False) if column}
+    try:
+        return TypeAdapter(LabConfig).validate_python(_roster_lab(cells))
+    except ValidationError as error:
+        problem = _config_error(error, LabConfig, file, "")
+        raise ConfigError(
+            file, f"line {number}, column {_roster_column(problem.key)}", problem.problem
+        ) from None
+
+
+def _roster_column(key: str) -> str:
+    """The roster column a key of the lab's table comes from (`origin.account_id` → `origin_account_id`)."""
+    parts = key.split(".")
+    if parts[0] in _ROSTER_SIDES:
+        return f"{parts[0]}_{parts[1]}" if len(parts) > 1 else f"{parts[0]}_*"
+    return parts[-1] if parts[0] == "info" else parts[0]
+
+
+def _roster_lab(cells: dict[str, str]) -> dict[str, object]:
     """One roster line as the [[labs]] table it stands for."""
 
-    def cell(column: str) -> str:
-        return (row.get(column) or "").strip()
-
     def side(prefix: str) -> dict[str, str]:
-        account = {"account_id": cell(f"{prefix}_account_id")}
-        return account | ({"role_arn": arn} if (arn := cell(f"{prefix}_role_arn")) else {})
+        account = {"account_id": cells.get(f"{prefix}_account_id", "")}
+        return account | {key: value for key in _ROSTER_ACCESS if (value := cells.get(f"{prefix}_{key}", ""))}
 
+    known = {*_ROSTER_REQUIRED, *_ROSTER_OPTIONAL}
     lab: dict[str, object] = {
-        "name": cell("name"),
+        "name": cells.get("name", ""),
         "origin": side("origin"),
         "destination": side("destination"),
+        "info": {column: value for column, value in cells.items() if column not in known},
     }
-    return lab | ({"expires_at": expiry} if (expiry := cell("expires_at")) else {})
+    return lab | ({"expires_at": expiry} if (expiry := cells.get("expires_at")) else {})
+
+
+def _refuse_roster_clashes(file: str, labs: Sequence[tuple[int, LabConfig]]) -> None:
+    """Two lines with one name, or sharing an account on one side, named by their lines in the CSV."""
+    names: dict[str, int] = {}
+    for number, lab in labs:
+        if lab.name in names:
+            raise ConfigError(
+                file,
+                f"line {number}, column name",
+                f"duplicate lab name {lab.name!r} (also on line {names[lab.name]})",
+            )
+        names[lab.name] = number
+    for side in _ROSTER_SIDES:
+        owner: dict[str, tuple[int, str]] = {}
+        for number, lab in labs:
+            account = getattr(lab, side).account_id
+            if account in owner:
+                line, name = owner[account]
+                raise ConfigError(
+                    file,
+                    f"line {number}, column {side}_account_id",
+                    f"account {account} is the {side} of both {name!r} (line {line}) and {lab.name!r}",
+                )
+            owner[account] = (number, lab.name)
 
 
 def load_config(path: str | os.PathLike[str] | None = None, env: Mapping[str, str] | None = None) -> Config:

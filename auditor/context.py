@@ -17,7 +17,13 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from auditor.accounts import AccountSessions, client_settings
 from auditor.config import EMBEDDED, Config
-from auditor.emulator import FAKE_CREDENTIALS, EmbeddedEmulator, operator_has_credentials
+from auditor.emulator import (
+    FAKE_CREDENTIALS,
+    EmbeddedEmulator,
+    operator_has_credentials,
+    running_emulator,
+    state_file_for,
+)
 from auditor.events import operator_bus_arn
 from auditor.fleet import describe_fault
 from auditor.local_lambda import LocalLambda
@@ -48,6 +54,11 @@ class Context:
         self.local_lambda = local_lambda
         self._lock = threading.Lock()
         self._bus_arn: str | None = None
+
+    @property
+    def ephemeral_emulator(self) -> bool:
+        """Whether the labs live in an emulator that ends with this context."""
+        return self.emulator is not None
 
     def targets(self, names: Sequence[str] = ()) -> list[LabTarget]:
         """The labs named (or all), rendered; with [events], their rules target the operator's bus."""
@@ -87,11 +98,23 @@ class Context:
         self.close()
 
 
-def open_context(config: Config, *, local_lambda: LocalLambda | None = None) -> Context:
-    """Sessions for the configured endpoint; "embedded" starts an emulator that the context owns, and
-    it owns `local_lambda` (a new one if None) too."""
-    emulator = EmbeddedEmulator() if config.aws.endpoint_url == EMBEDDED else None
-    endpoint_url = emulator.url if emulator is not None else (config.aws.endpoint_url or None)
+def open_context(
+    config: Config, *, local_lambda: LocalLambda | None = None, find_emulator: bool = True
+) -> Context:
+    """Sessions for the configured endpoint; it owns `local_lambda` (a new one if None) too.
+
+    "embedded" is the lasting emulator beside the configuration when one runs (and `find_emulator`),
+    else an emulator that the context starts and owns, gone when it closes.
+    """
+    endpoint_url = config.aws.endpoint_url or None
+    emulator = None
+    if endpoint_url == EMBEDDED:
+        lasting = running_emulator(state_file_for(config.path)) if find_emulator else None
+        if lasting is not None:
+            endpoint_url = lasting.url
+        else:
+            emulator = EmbeddedEmulator()
+            endpoint_url = emulator.url
     # An emulator takes any credentials; an operator without any gets fake ones rather than an error.
     fake = FAKE_CREDENTIALS if endpoint_url and not operator_has_credentials() else None
     settings = client_settings(config.aws, config.lab.region, config.audit.concurrency, endpoint_url, fake)

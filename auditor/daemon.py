@@ -60,6 +60,7 @@ class DaemonState:
         default_factory=lambda: deque(maxlen=UNRECORDED_LIMIT)
     )
     last_cycle_at: datetime | None = None
+    verdicts: dict[str, Verdict] = field(default_factory=dict)  # each lab's latest, since the start
     audit_ended: threading.Condition = field(init=False)
 
     def __post_init__(self) -> None:
@@ -197,6 +198,7 @@ class Daemon:
         try:
             result = audit_lab(self.context, self.targets[lab], invoke=self.config.audit.invoke)
             self.metrics.observe_audit(result)
+            self.log_transition(result)
             self.record(result, trigger)
             if self.watch is not None:
                 self.watch.audited(result)
@@ -208,6 +210,23 @@ class Daemon:
                 changed_meanwhile = lab in self.state.dirty
                 self.state.audit_ended.notify_all()
             self.restore_schedule(lab, again_now=changed_meanwhile)
+
+    def log_transition(self, result: LabAudit) -> None:
+        """A lab that turns drifted, broken or error is a warning, once, not an info line like any other."""
+        with self.state.lock:
+            before = self.state.verdicts.get(result.lab)
+            self.state.verdicts[result.lab] = result.verdict
+        if before is result.verdict:
+            return
+        worst = max(result.findings, key=lambda finding: finding.severity.rank, default=None)
+        level = log.info if result.verdict is Verdict.CONFORMANT else log.warning
+        level(
+            "lab_verdict_changed",
+            lab=result.lab,
+            verdict=result.verdict.value,
+            previous=before.value if before is not None else None,
+            worst=f"{worst.severity.value}: {worst.message}" if worst is not None else result.error,
+        )
 
     def restore_schedule(self, lab: str, again_now: bool) -> None:
         job = self.scheduler.get_job(audit_job_id(lab))

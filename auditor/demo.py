@@ -36,7 +36,7 @@ from auditor.operations import (
     record_run,
     teardown_expired,
 )
-from auditor.render_cli import print_audit_table
+from auditor.render_cli import plural, print_audit_table
 from auditor.report.output import write_html_report
 from auditor.spec import DESTINATION_POLICY, DESTINATION_ROLE, EVENT_RULE, FUNCTION, ORIGIN_ROLE
 from auditor.store import Store
@@ -168,7 +168,8 @@ def run_demo(workdir: Path, console: Console | None = None) -> int:
     (workdir / "demo.db").unlink(missing_ok=True)
     config = demo_config(workdir)
     console = console or Console()
-    with open_context(config) as context:
+    # Its own emulator, empty, whatever else runs: the story starts from nothing.
+    with open_context(config, find_emulator=False) as context:
         story = Story(context, open_store(config), console, workdir, [])
         tell(story)
     console.print()
@@ -203,7 +204,7 @@ def provision(story: Story) -> None:
     for outcome in outcomes:
         changed = len(outcome.result.changed) if outcome.result else 0
         story.say(
-            f"  {outcome.name}: {'built, ' + str(changed) + ' resources' if outcome.ok else 'FAILED: ' + str(outcome.error)}"
+            f"  {outcome.name}: {'built, ' + plural(changed, 'resource') if outcome.ok else 'FAILED: ' + str(outcome.error)}"
         )
         story.expect(outcome.ok, f"{outcome.name} could not be provisioned")
 
@@ -260,7 +261,7 @@ def expire(story: Story) -> None:
     for outcome in outcomes:
         removed = len(outcome.result.steps) if outcome.result else 0
         story.say(
-            f"  {outcome.name}: {'removed ' + str(removed) + ' resources' if outcome.ok else 'FAILED: ' + str(outcome.error)}"
+            f"  {outcome.name}: {'removed ' + plural(removed, 'resource') if outcome.ok else 'FAILED: ' + str(outcome.error)}"
         )
     for lab in DEMO_LABS:
         left = lab_leftovers(story, lab)

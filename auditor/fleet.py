@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor, as_completed
+from concurrent.futures import Future, ThreadPoolExecutor, as_completed, wait
 from dataclasses import dataclass
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 import structlog
 from botocore.exceptions import BotoCoreError, ClientError
@@ -34,6 +34,14 @@ class LabResult(Generic[R]):
     @property
     def ok(self) -> bool:
         return self.error is None
+
+
+class Interrupted(Exception):
+    """Ctrl-C during a run over many labs: the labs under way were let finish, the others not started."""
+
+    def __init__(self, label: str, finished: Sequence[LabResult[Any]], not_started: Sequence[str]) -> None:
+        super().__init__(f"interrupted while {label}")
+        self.label, self.finished, self.not_started = label, tuple(finished), tuple(not_started)
 
 
 def describe_fault(error: BaseException) -> str:
@@ -68,16 +76,33 @@ def run_each(
         finally:
             structlog.contextvars.unbind_contextvars("lab")
 
-    with (
-        ThreadPoolExecutor(max_workers=max(1, min(concurrency, len(items) or 1))) as pool,
-        _Progress(show_progress, label, len(items)) as advance,
-    ):
-        futures = [pool.submit(guarded, item) for item in items]
-        for future in as_completed(futures):
-            outcome = future.result()
-            outcomes[outcome.name] = outcome
-            advance(outcome.name)
+    pool = ThreadPoolExecutor(max_workers=max(1, min(concurrency, len(items) or 1)))
+    futures: dict[Future[LabResult[R]], str] = {}
+    try:
+        with _Progress(show_progress, label, len(items)) as advance:
+            futures = {pool.submit(guarded, item): name_of(item) for item in items}
+            for future in as_completed(futures):
+                outcome = future.result()
+                outcomes[outcome.name] = outcome
+                advance(outcome.name)
+    except KeyboardInterrupt:
+        raise _interrupted(label, futures, [name_of(item) for item in items]) from None
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
     return [outcomes[name_of(item)] for item in items]
+
+
+def _interrupted(label: str, futures: dict[Future[LabResult[R]], str], names: list[str]) -> Interrupted:
+    """Stop what has not started; let the labs under way finish (half a lab is worse than none or all)."""
+    for future in futures:
+        future.cancel()
+    under_way = [future for future in futures if not future.cancelled()]
+    sys.stderr.write(f"interrupted: finishing the {len(under_way)} lab(s) under way, starting no other\n")
+    wait(under_way)
+    finished = {outcome.name: outcome for outcome in (future.result() for future in under_way)}
+    return Interrupted(
+        label, [finished[name] for name in names if name in finished], [n for n in names if n not in finished]
+    )
 
 
 class _Progress:

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
-from auditor.model import LabAudit
+from auditor.model import LabAudit, Verdict
+
+# The value of auditor_lab_verdict: alert on > 0.
+VERDICT_VALUE = {Verdict.CONFORMANT: 0, Verdict.DRIFTED: 1, Verdict.BROKEN: 2, Verdict.ERROR: 3}
 
 HealthCheck = Callable[[], tuple[bool, str]]
 
@@ -48,12 +51,19 @@ class Metrics:
             ["outcome"],
             registry=self.registry,
         )
+        self.lab_verdict = Gauge(
+            "auditor_lab_verdict",
+            "Each lab's latest verdict: 0 conformant, 1 drifted, 2 broken, 3 error",
+            ["lab"],
+            registry=self.registry,
+        )
         self.cycles = Counter(
             "auditor_reconcile_cycles", "Reconcile cycles completed", registry=self.registry
         )
 
     def observe_audit(self, audit: LabAudit) -> None:
         self.audits.labels(verdict=audit.verdict.value).inc()
+        self.lab_verdict.labels(lab=audit.lab).set(VERDICT_VALUE[audit.verdict])
         for finding in audit.findings:
             self.findings.labels(severity=finding.severity.value).inc()
         if audit.error:

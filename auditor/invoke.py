@@ -60,7 +60,7 @@ def _judge_failure(answer: dict[str, Any], result: Any) -> InvokeResult:
         str(answer.get("error", "")),
     )
     cause = {"assume_role": "assume_denied", "list_buckets": "listing_denied"}.get(stage, "function_error")
-    return result(False, cause, f"{stage}: {code}: {message}".strip(": "))
+    return result(False, cause, ": ".join(part for part in (stage, code, message) if part))
 
 
 def _judge_listing(answer: dict[str, Any], expected: ExpectedLab, result: Any) -> InvokeResult:
@@ -83,7 +83,8 @@ def _judge_listing(answer: dict[str, Any], expected: ExpectedLab, result: Any) -
             f"the listing lacks the marker bucket {expected.marker_bucket.name}",
             summary,
         )
-    return result(True, "ok", f"listed {len(buckets)} buckets of {account}, marker included", summary)
+    listed = f"{len(buckets)} bucket{'s' if len(buckets) != 1 else ''}"
+    return result(True, "ok", f"listed {listed} of {account}, marker included", summary)
 
 
 # ------------------------------------------------------------------------------------- Invoke API

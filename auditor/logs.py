@@ -11,6 +11,11 @@ import structlog
 
 _SECRET_KEYS = ("secret", "token", "password", "credential", "external_id", "access_key")
 
+LEVELS = ("debug", "info", "warning", "error", "critical")
+# The commands a person runs say only what goes wrong; the daemon, a service, tells its story.
+DEFAULT_LEVEL = "warning"
+SERVICE_LEVEL = "info"
+
 
 def _drop_secrets(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
     """Belt and braces: a field whose name smells of a secret is never written."""
@@ -20,7 +25,27 @@ def _drop_secrets(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableMa
     return event
 
 
+class StderrLogger:
+    """Writes each line to the standard error of the moment, not the one of configuration time: a
+    progress bar on a terminal swaps it for a proxy that prints lines above the bar."""
+
+    def msg(self, message: str) -> None:
+        stream = sys.stderr
+        stream.write(message + "\n")
+        stream.flush()
+
+    log = debug = info = warning = warn = error = critical = exception = fatal = msg
+
+
+def shifted_level(base: str, verbose: int = 0, quiet: int = 0) -> str:
+    """`base` moved one level down for each -v and up for each -q (pure)."""
+    index = LEVELS.index(base) - verbose + quiet
+    return LEVELS[max(0, min(len(LEVELS) - 1, index))]
+
+
 def configure_logging(level: str = "info", json_lines: bool | None = None) -> None:
+    if level.lower() not in LEVELS:
+        raise ValueError(f"{level!r} is not a log level (use {', '.join(LEVELS)})")
     if json_lines is None:
         json_lines = not sys.stderr.isatty()
     renderer: Any = (
@@ -36,7 +61,7 @@ def configure_logging(level: str = "info", json_lines: bool | None = None) -> No
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level.upper())),
-        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        logger_factory=lambda *_: StderrLogger(),
         cache_logger_on_first_use=False,
     )
     # The emulator's request log and botocore's chatter are noise to an operator.

@@ -183,6 +183,8 @@ class Finding:
     # interface.md, "A witness and an actor": on every widened, narrowed or changed policy finding.
     witness: Witness | None = None
     changed_by: Actor | None = None
+    # Whether `auditor provision` fixes it (the registry has a fix for it); not part of the JSON, not stored.
+    fixable: bool = field(default=False, compare=False)
 
     def to_json(self) -> dict[str, Any]:
         document = {

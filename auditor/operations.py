@@ -10,32 +10,58 @@ import json
 import os
 import socket
 import sys
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 
 import structlog
 
 from auditor.audit import audit_targets
+from auditor.changes import LabChange
 from auditor.clock import iso, utc_now
-from auditor.config import Config, lab_expiry
+from auditor.config import EMBEDDED, Config, lab_expiry
 from auditor.context import Context, open_context
+from auditor.emulator import EmulatorError, start_emulator, state_file_for
 from auditor.errors import LabFault, OperationalError
 from auditor.events import wire_operator_bus
-from auditor.fleet import LabResult, run_each
+from auditor.fleet import Interrupted, LabResult, run_each
 from auditor.model import Action, AuditRun, Step, Trigger, Verdict
-from auditor.render_cli import print_audit_table
+from auditor.render_cli import (
+    described_changes,
+    fix_command,
+    interruption_lines,
+    plan_lines,
+    plan_summary,
+    print_audit_table,
+    status_document,
+    status_table,
+    teardown_summary,
+)
+from auditor.status import LabStatusRow, status_rows
 from auditor.store import DatabaseUnavailable, LabState, Store, upgrade
 from auditor.target import LabTarget
 from provisioner.apply import apply
-from provisioner.plan import plan
+from provisioner.plan import plan_with_findings
 from provisioner.teardown import teardown, teardown_plan
 
 log = structlog.get_logger()
 Echo = Callable[[str], None]
+# Asked before anything is deleted: True to go on. It may raise Refused (no terminal, no --yes).
+Approval = Callable[[str], bool]
 
 # A teardown claim older than this is taken to belong to a process that died.
 TEARDOWN_LEASE = timedelta(minutes=15)
+
+
+class Refused(Exception):
+    """A destructive command that nobody approved (no --yes, no terminal to ask on): exit 2."""
+
+
+def approved(_question: str) -> bool:
+    return True
+
+
+def to_stderr(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
 
 
 def owner_id() -> str:
@@ -57,47 +83,134 @@ def register_labs(store: Store, targets: Sequence[LabTarget]) -> None:
         store.ensure_lab(lab.name, lab.origin.account_id, lab.destination.account_id, lab.expires_at)
 
 
-@dataclass(frozen=True)
-class LabChange:
-    steps: tuple[Step, ...]
-
-    @property
-    def changed(self) -> tuple[Step, ...]:
-        return tuple(step for step in self.steps if step.changes)
-
-
 def print_plan(out: Echo, name: str, steps: Sequence[Step], summary: str) -> None:
-    """`summary` is a format with {changing} and {unchanged}."""
-    changing = sum(step.changes for step in steps)
-    out(f"{name}: " + summary.format(changing=changing, unchanged=len(steps) - changing))
-    for step in steps:
-        out(f"  {step.describe()}")
+    """`summary` is a format with {changing} and {unchanged}; only the changing steps are listed."""
+    for line in plan_lines(name, LabChange(tuple(steps)).steps, summary):
+        out(line)
 
 
-def _exit_code(outcomes: Sequence[LabResult[LabChange]], out: Echo) -> int:
+def _failures(outcomes: Sequence[LabResult[LabChange]], out: Echo) -> int:
     failed = [outcome for outcome in outcomes if not outcome.ok]
     for outcome in failed:
         out(f"{outcome.name}: FAILED: {outcome.error}")
     return 1 if failed else 0
 
 
+def warn_embedded(context: Context, warn: Echo, *, builds: bool) -> None:
+    """Say loudly when the command works on an emulator that ends with it."""
+    if context.ephemeral_emulator:
+        what = "what it builds is gone when it ends" if builds else "it starts empty: every lab looks missing"
+        warn(
+            "warning: the embedded emulator lives only as long as this command, so "
+            f"{what}; run `auditor emulator start` first to keep one between commands"
+        )
+
+
+def keep_embedded_emulator(config: Config, warn: Echo) -> None:
+    """With "embedded", what a provisioning builds must outlive it: the lasting emulator, started if need be."""
+    if config.aws.endpoint_url != EMBEDDED:
+        return
+    try:
+        emulator, started = start_emulator(state_file_for(config.path))
+    except EmulatorError as error:
+        raise OperationalError(str(error)) from None
+    if started:
+        warn(
+            f"started the embedded emulator in the background at {emulator.url}: it keeps the labs for "
+            "the next commands (`auditor emulator stop` ends it)"
+        )
+
+
 # ---------------------------------------------------------------------------------------- provision
 
 
-def provision_labs(config: Config, names: Sequence[str], *, dry_run: bool, out: Echo) -> int:
+def provision_labs(
+    config: Config,
+    names: Sequence[str],
+    *,
+    dry_run: bool,
+    out: Echo,
+    diff: bool = False,
+    approve: Approval = approved,
+    warn: Echo = to_stderr,
+) -> int:
+    """Plan every lab, ask before anything is deleted, then apply; a summary in terraform's manner."""
+    if not dry_run:
+        keep_embedded_emulator(config, warn)
     with open_context(config) as context:
+        warn_embedded(context, warn, builds=not dry_run)
         targets = context.targets(names)
         store = None if dry_run else open_store(config)
-        outcomes = provision_targets(context, targets, dry_run=dry_run, store=store)
+        warn_expired(targets, store, warn)
+        try:
+            plans = provision_targets(context, targets, dry_run=True)
+            if dry_run:
+                return _report_provisioning(plans, out, dry_run=True, diff=diff)
+            ready = [outcome for outcome in plans if outcome.ok]
+            if not _deletions_approved(ready, approve, out, diff):
+                out("provisioning cancelled: nothing was changed")
+                return 1
+            planned = {o.name: o.result for o in ready if o.result is not None}
+            applied = provision_targets(
+                context, [t for t in targets if t.name in planned], dry_run=False, store=store, plans=planned
+            )
+        except Interrupted as stop:
+            for line in interruption_lines(stop, "provisioned"):
+                out(line)
+            return 130
+        by_name = {outcome.name: outcome for outcome in [*plans, *applied]}
+        return _report_provisioning([by_name[t.name] for t in targets], out, dry_run=False, diff=diff)
+
+
+def _deletions_approved(
+    planned: Sequence[LabResult[LabChange]], approve: Approval, out: Echo, diff: bool
+) -> bool:
+    doomed = [(o.name, o.result) for o in planned if o.result is not None and o.result.deletions]
+    if not doomed:
+        return True
+    out("The plan deletes what the spec does not have:")
+    for name, change in doomed:
+        for line in plan_lines(
+            name, change.steps, "{changing} to change", diff=diff, findings=change.findings
+        ):
+            out(line)
+    count = sum(len(change.deletions) for _, change in doomed)
+    return approve(
+        f"Provision and delete {count} resource{'s' if count != 1 else ''} in {len(doomed)} "
+        f"lab{'s' if len(doomed) != 1 else ''}?"
+    )
+
+
+def _report_provisioning(
+    outcomes: Sequence[LabResult[LabChange]], out: Echo, *, dry_run: bool, diff: bool
+) -> int:
+    summary = (
+        "{changing} to change, {unchanged} unchanged"
+        if dry_run
+        else "{changing} changed, {unchanged} unchanged"
+    )
     for outcome in outcomes:
         if outcome.result is not None:
-            summary = (
-                "{changing} to change, {unchanged} unchanged"
-                if dry_run
-                else "{changing} changed, {unchanged} unchanged"
+            for line in plan_lines(
+                outcome.name, outcome.result.steps, summary, diff=diff, findings=outcome.result.findings
+            ):
+                out(line)
+    code = _failures(outcomes, out)
+    out(plan_summary([o.result for o in outcomes if o.result is not None], dry_run=dry_run))
+    return code
+
+
+def warn_expired(targets: Sequence[LabTarget], store: Store | None, warn: Echo) -> None:
+    """A lab already past its expiry is built anyway, but the operator hears that it will not last."""
+    now = utc_now()
+    recorded = {status.name: status.expires_at for status in store.status()} if store is not None else {}
+    for target in targets:
+        expires = target.lab.expires_at or recorded.get(target.name)
+        if expires is not None and expires <= now:
+            warn(
+                f"warning: {target.name} expired at {iso(expires)}: it is provisioned anyway, and the "
+                "daemon tears it down at its next check (`auditor teardown --expired` does it now)"
             )
-            print_plan(out, outcome.name, outcome.result.steps, summary)
-    return _exit_code(outcomes, out)
 
 
 def provision_targets(
@@ -107,7 +220,9 @@ def provision_targets(
     dry_run: bool,
     store: Store | None = None,
     show_progress: bool | None = None,
+    plans: Mapping[str, LabChange] | None = None,
 ) -> list[LabResult[LabChange]]:
+    """Plan (and unless `dry_run`, apply) each lab; `plans` are plans already made and approved."""
     if store is not None:
         register_labs(store, targets)
     events = context.config.events
@@ -116,18 +231,21 @@ def provision_targets(
         wire_operator_bus(events, context.sessions, context.endpoint_url)
 
     def provision_one(target: LabTarget) -> LabChange:
-        steps = plan(context.sessions, target)
-        change = LabChange(tuple(steps))
+        if plans is not None and target.name in plans:
+            change = plans[target.name]
+        else:
+            steps, findings = plan_with_findings(context.sessions, target)
+            change = LabChange(tuple(steps), findings)
         if dry_run or not change.changed:
             return change  # a lab already as the spec says is neither provisioned nor reset again
         if store is None:
-            apply(context.sessions, target, steps)
+            apply(context.sessions, target, change.steps)
             return change
         # A lab that is not yet (or no longer) up starts its lifetime now, even when an earlier,
         # interrupted run had built part of it; an active lab is being reset.
         fresh = store.state_of(target.name) not in (LabState.ACTIVE, LabState.EXPIRED)
         store.mark_provisioning(target.name, utc_now())
-        apply(context.sessions, target, steps)
+        apply(context.sessions, target, change.steps)
         log.info("lab_provisioned", lab=target.name, changes=len(change.changed))
         record_provisioned(context, store, target, change, fresh=fresh)
         return change
@@ -152,16 +270,32 @@ def record_provisioned(
     ]
     # A fresh lab starts its lifetime now; a reset keeps the expiry it already has.
     expires_at = lab_expiry(target.lab, context.config.lab, now) if fresh else target.lab.expires_at
-    store.record_provisioned(target.name, created, reset=not fresh, at=now, expires_at=expires_at)
+    store.record_provisioned(
+        target.name,
+        created,
+        reset=not fresh,
+        at=now,
+        expires_at=expires_at,
+        detail=None if fresh else described_changes(change.changed),
+    )
 
 
 # ----------------------------------------------------------------------------------------- teardown
 
 
 def teardown_labs(
-    config: Config, names: Sequence[str], *, expired_only: bool, dry_run: bool, out: Echo
+    config: Config,
+    names: Sequence[str],
+    *,
+    expired_only: bool,
+    dry_run: bool,
+    out: Echo,
+    approve: Approval = approved,
+    warn: Echo = to_stderr,
 ) -> int:
+    """Plan the teardown, show what will go and ask, then remove it; Ctrl-C says what was done."""
     with open_context(config) as context:
+        warn_embedded(context, warn, builds=False)
         store = open_store(config)
         targets = context.targets(names)
         register_labs(store, targets)
@@ -170,10 +304,43 @@ def teardown_labs(
             if not targets:
                 out("no expired labs")
                 return 0
-        if expired_only and not dry_run:
-            outcomes = teardown_expired(context, store, targets, utc_now())
-        else:
-            outcomes = teardown_targets(context, targets, dry_run=dry_run, store=None if dry_run else store)
+        try:
+            planned = teardown_targets(context, targets, dry_run=True)
+            if dry_run:
+                return _report_teardown(planned, out, dry_run=True)
+            ready = {o.name: o.result for o in planned if o.ok and o.result is not None}
+            if not _teardown_approved(planned, approve, out):
+                out("teardown cancelled: nothing was removed")
+                return 1
+            chosen = [target for target in targets if target.name in ready]
+            if expired_only:
+                outcomes = teardown_expired(context, store, chosen, utc_now(), plans=ready)
+            else:
+                outcomes = teardown_targets(context, chosen, dry_run=False, store=store, plans=ready)
+        except Interrupted as stop:
+            for line in interruption_lines(stop, "torn down"):
+                out(line)
+            return 130
+    by_name = {outcome.name: outcome for outcome in [*planned, *outcomes]}
+    return _report_teardown([by_name[t.name] for t in targets if t.name in by_name], out, dry_run=False)
+
+
+def _teardown_approved(planned: Sequence[LabResult[LabChange]], approve: Approval, out: Echo) -> bool:
+    doomed = [o for o in planned if o.result is not None and o.result.steps]
+    if not doomed:
+        return True  # nothing to remove: nothing to ask
+    out("The teardown removes:")
+    _report_teardown(doomed, out, dry_run=True, summary=False)
+    count = sum(len(o.result.steps) for o in doomed if o.result is not None)
+    return approve(
+        f"Tear down {len(doomed)} lab{'s' if len(doomed) != 1 else ''}, "
+        f"removing {count} resource{'s' if count != 1 else ''}?"
+    )
+
+
+def _report_teardown(
+    outcomes: Sequence[LabResult[LabChange]], out: Echo, *, dry_run: bool, summary: bool = True
+) -> int:
     for outcome in outcomes:
         if outcome.result is not None:
             print_plan(
@@ -182,7 +349,10 @@ def teardown_labs(
                 outcome.result.steps,
                 "{changing} to remove" if dry_run else "{changing} removed",
             )
-    return _exit_code(outcomes, out)
+    code = _failures(outcomes, out)
+    if summary:
+        out(teardown_summary([o.result for o in outcomes if o.result is not None], dry_run=dry_run))
+    return code
 
 
 def expired_targets(store: Store, targets: Sequence[LabTarget], now: datetime) -> list[LabTarget]:
@@ -191,13 +361,17 @@ def expired_targets(store: Store, targets: Sequence[LabTarget], now: datetime) -
 
 
 def teardown_expired(
-    context: Context, store: Store, targets: Sequence[LabTarget], now: datetime
+    context: Context,
+    store: Store,
+    targets: Sequence[LabTarget],
+    now: datetime,
+    plans: Mapping[str, LabChange] | None = None,
 ) -> list[LabResult[LabChange]]:
     """Tear down every lab past its expiry at `now`, however long ago that was: the database knows."""
     due = expired_targets(store, targets, now)
     for target in due:
         store.mark_expired(target.name, now)
-    return teardown_targets(context, due, dry_run=False, store=store) if due else []
+    return teardown_targets(context, due, dry_run=False, store=store, plans=plans) if due else []
 
 
 class TeardownBusy(LabFault):
@@ -229,12 +403,21 @@ def claim_teardown(store: Store, lab: str, owner: str) -> bool:
 
 
 def teardown_targets(
-    context: Context, targets: Sequence[LabTarget], *, dry_run: bool, store: Store | None = None
+    context: Context,
+    targets: Sequence[LabTarget],
+    *,
+    dry_run: bool,
+    store: Store | None = None,
+    plans: Mapping[str, LabChange] | None = None,
 ) -> list[LabResult[LabChange]]:
+    """Remove each lab's resources; `plans` are the removals already shown and approved."""
     owner = owner_id()
 
     def teardown_one(target: LabTarget) -> LabChange:
-        steps = teardown_plan(context.sessions, target)
+        if plans is not None and target.name in plans:
+            steps = list(plans[target.name].steps)
+        else:
+            steps = teardown_plan(context.sessions, target)
         if dry_run:
             return LabChange(tuple(steps))
         if store is not None and not claim_teardown(store, target.name, owner):
@@ -272,15 +455,22 @@ def record_run(store: Store, run: AuditRun, trigger: Trigger) -> None:
 
 
 def audit_labs(
-    config: Config, names: Sequence[str], *, output_format: str, invoke: bool, record: bool
+    config: Config,
+    names: Sequence[str],
+    *,
+    output_format: str,
+    invoke: bool,
+    record: bool,
+    warn: Echo = to_stderr,
 ) -> int:
     with open_context(config) as context:
+        warn_embedded(context, warn, builds=False)
         targets = context.targets(names)
         run = audit_targets(context, targets, invoke=invoke and config.audit.invoke)
     if output_format == "json":
         sys.stdout.write(json.dumps(run.to_json(), indent=2) + "\n")
     else:
-        print_audit_table(run)
+        print_audit_table(run, fix=lambda lab: fix_command(lab, config.path))
     code = audit_exit_code(run)
     if record:
         try:
@@ -296,20 +486,18 @@ def audit_labs(
 # ------------------------------------------------------------------------------------------- status
 
 
-def status_lines(config: Config, names: Sequence[str]) -> list[str]:
-    """One line a lab: state, expiry, last verdict, last audit time (labs never seen show as planned)."""
+def lab_status(config: Config, names: Sequence[str]) -> list[LabStatusRow]:
+    """Each lab's standing now, from the database (labs never seen show as planned)."""
+    labs = config.select(tuple(names))
     store = open_store(config)
-    known = {status.name: status for status in store.status()}
-    lines = []
-    for lab in config.select(tuple(names)):
-        status = known.get(lab.name)
-        state = status.state.value if status else "planned"
-        expires = _when(status.expires_at if status else lab.expires_at)
-        verdict = status.last_verdict.value if status and status.last_verdict else "-"
-        audited = _when(status.last_audit_at if status else None)
-        lines.append(f"{lab.name:<20} {state:<12} expires {expires:<20} last {verdict:<11} audited {audited}")
-    return lines
+    try:
+        return status_rows(labs, store.status(), utc_now())
+    finally:
+        store.close()
 
 
-def _when(moment: datetime | None) -> str:
-    return iso(moment) if moment else "-"
+def status_output(config: Config, names: Sequence[str], output_format: str) -> str:
+    rows = lab_status(config, names)
+    if output_format == "json":
+        return json.dumps(status_document(rows, utc_now()), indent=2) + "\n"
+    return "\n".join(status_table(rows)) + "\n"

@@ -32,5 +32,13 @@ def audit_findings(expected: ExpectedLab, actual: ActualLab, today: date) -> tup
 
 
 def plan(sessions: AccountSessions, target: LabTarget) -> list[Step]:
+    return plan_with_findings(sessions, target)[0]
+
+
+def plan_with_findings(
+    sessions: AccountSessions, target: LabTarget
+) -> tuple[list[Step], tuple[Finding, ...]]:
+    """The plan and the findings it answers (whose expected and actual values `--diff` shows)."""
     actual = collect_lab(sessions, target)
-    return plan_lab(target.expected, actual, audit_findings(target.expected, actual, utc_now().date()))
+    findings = audit_findings(target.expected, actual, utc_now().date())
+    return plan_lab(target.expected, actual, findings), findings

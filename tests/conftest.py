@@ -41,6 +41,16 @@ def fake_aws_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("AUDITOR_CONFIG", raising=False)
 
 
+@pytest.fixture(autouse=True)
+def logging_restored() -> Iterator[None]:
+    """A command run in process (CliRunner) configures logging for its level; the next test starts over."""
+    import structlog
+
+    saved = structlog.get_config()
+    yield
+    structlog.configure(**saved)
+
+
 def assumed(account_id: str, external_id: str | None = None) -> AccountAccess:
     return AccountAccess(
         account_id,

@@ -40,11 +40,11 @@ def test_a_classroom_of_20_pairs_is_provisioned_then_unchanged_then_torn_down(
     assert second.stdout.count("0 changed, 7 unchanged") == 21
     assert roles_in(moto_server, "100000000020") == {"Lambda-Assume-Roles"}
     assert roles_in(moto_server, "300000000001") == {"Lambda-Assume-Roles", "LambdaS3ListBuckets"}
-    down = run_cli("teardown", "--config", str(config))
+    down = run_cli("teardown", "--yes", "--config", str(config))
     assert down.returncode == 0, down.stderr
     assert down.stdout.count("7 removed") == 21
     assert roles_in(moto_server, "100000000020") == set()
-    again = run_cli("teardown", "--config", str(config))
+    again = run_cli("teardown", "--yes", "--config", str(config))
     assert again.returncode == 0 and again.stdout.count("0 removed") == 21
 
 

@@ -316,7 +316,7 @@ def test_a_bad_roster_names_its_file_and_line(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as caught:
         load_config(write(tmp_path, '[lab]\nroster = "roster.csv"\n'), env={})
     assert caught.value.file == str(tmp_path / "roster.csv")
-    assert caught.value.key == "line 2.destination.account_id"
+    assert caught.value.key == "line 2, column destination_account_id"
 
 
 def test_a_roster_with_a_missing_column_is_refused(tmp_path: Path) -> None:

@@ -77,3 +77,13 @@ def test_the_demo_writes_a_self_contained_report(demo: tuple[subprocess.Complete
 
 def test_the_demo_output_is_plain_when_piped(demo: tuple[subprocess.CompletedProcess[str], Path]) -> None:
     assert "\x1b[" not in demo[0].stdout
+
+
+def test_the_demo_mixes_no_log_lines_into_its_story(
+    demo: tuple[subprocess.CompletedProcess[str], Path],
+) -> None:
+    completed, _ = demo
+    both = completed.stdout + completed.stderr  # what a terminal shows: both streams in one story
+    assert not [line for line in both.splitlines() if line.lstrip().startswith('{"')], completed.stderr[
+        -2000:
+    ]

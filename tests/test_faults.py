@@ -450,7 +450,7 @@ def test_a_teardown_killed_half_way_is_finished_by_a_rerun(
     config = write_config(tmp_path, proxy.url, labs_toml(*labs))
     proxy.delay = 0.05
     proxy.observe = changes = Changes()
-    process = start_cli("teardown", "--config", str(config))
+    process = start_cli("teardown", "--yes", "--config", str(config))
     kill_after(process, changes, count=8)  # of about 18
 
     left = lab_resources_left(direct)

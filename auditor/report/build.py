@@ -13,7 +13,7 @@ from datetime import datetime
 from auditor.model import Finding
 from auditor.report.diff import document_diff
 from auditor.report.model import ClassReport, FindingReport, LabReport, SeverityCounts
-from auditor.report.timeline import LabHistory, class_conformance, grid_for, summarise
+from auditor.report.timeline import LabHistory, class_conformance, conformant_time_share, grid_for, summarise
 from auditor.store import LabStatus, LifecycleEntry, LifecycleEvent, RecordedRun, RunPoint, Store
 
 
@@ -42,6 +42,7 @@ def build_report(
                 histories[status.name],
                 lifecycles[status.name],
                 earlier.get(status.name),
+                conformant_time_share(timelines[status.name], now, _teardowns(lifecycles[status.name])),
             )
             for status in statuses
         ),
@@ -95,6 +96,7 @@ def _lab_report(
     history: LabHistory,
     lifecycle: tuple[LifecycleEntry, ...],
     conformant_before_period: datetime | None,
+    time_share: float | None = None,
 ) -> LabReport:
     findings = latest.findings if latest else ()
     return LabReport(
@@ -112,6 +114,7 @@ def _lab_report(
         last_conformant_at=history.last_conformant_at or conformant_before_period,
         timeline=history.cells,
         lifecycle=lifecycle,
+        conformant_time_share=time_share,
     )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -12,7 +13,7 @@ from auditor.cli_options import config_option, handles_errors, lab_option, read_
 from auditor.config import Config, parse_duration
 from auditor.operations import open_store
 from auditor.report import RENDERERS, build_report
-from auditor.report.model import ClassReport
+from auditor.report.model import ClassReport, RosterEntry
 from auditor.report.output import write_report
 
 FORMATS = ("html", "md", "csv", "json")
@@ -62,8 +63,14 @@ def report_command(
 
 
 def read_report(config: Config, names: list[str], since: datetime | None, now: datetime) -> ClassReport:
+    """The history of those labs, with what the configuration says of each (accounts, student columns)."""
     store = open_store(config)
     try:
-        return build_report(store, names, since, now)
+        report = build_report(store, names, since, now)
     finally:
         store.close()
+    roster = {
+        lab.name: RosterEntry(lab.origin.account_id, lab.destination.account_id, dict(lab.info))
+        for lab in config.select(names)
+    }
+    return replace(report, roster=roster)

@@ -1,11 +1,16 @@
-"""The grade sheet: one row a lab, for a spreadsheet."""
+"""The grade sheet: one row a lab, for a spreadsheet.
+
+Every configured lab has its row, also one the history has never seen; the roster's own columns
+(student_name, student_email, ...) follow the lab's name.
+"""
 
 from __future__ import annotations
 
 import csv
 import io
 
-from auditor.report.model import SEVERITIES, ClassReport, LabReport
+from auditor.model import Finding, Severity
+from auditor.report.model import SEVERITIES, ClassReport, LabReport, RosterEntry
 from auditor.report.text import iso
 
 COLUMNS = (
@@ -14,9 +19,11 @@ COLUMNS = (
     "destination_account",
     "state",
     "latest_verdict",
+    "worst_finding",
     *(severity.value for severity in SEVERITIES),
     "first_conformant_at",
     "conformant_share",
+    "conformant_time_share",
     "audits",
 )
 
@@ -28,9 +35,19 @@ _FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 def render_csv(report: ClassReport) -> str:
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\r\n")
-    writer.writerow(COLUMNS)
-    writer.writerows(_row(lab) for lab in report.labs)
+    info_columns = report.info_columns()
+    writer.writerow([COLUMNS[0], *(safe_cell(column) for column in info_columns), *COLUMNS[1:]])
+    for lab in report.labs:
+        writer.writerow(_with_info(_row(lab), report, lab.name, info_columns))
+    for name in report.unrecorded:
+        entry = report.roster.get(name, RosterEntry("", ""))
+        writer.writerow(_with_info(_unrecorded_row(name, entry), report, name, info_columns))
     return buffer.getvalue()
+
+
+def _with_info(row: list[str], report: ClassReport, lab: str, columns: tuple[str, ...]) -> list[str]:
+    info = report.info_of(lab)
+    return [row[0], *(safe_cell(info.get(column, "")) for column in columns), *row[1:]]
 
 
 def _row(lab: LabReport) -> list[str]:
@@ -40,11 +57,44 @@ def _row(lab: LabReport) -> list[str]:
         safe_cell(lab.destination_account),
         lab.state.value,
         lab.verdict.value if lab.verdict else "",
+        safe_cell(worst_finding(tuple(item.finding for item in lab.findings))),
         *(str(count) for _, count in lab.severity_counts.items()),
         iso(lab.first_conformant_at) or "",
-        "" if lab.conformant_share is None else f"{lab.conformant_share:.4f}",
+        _share(lab.conformant_share),
+        _share(lab.conformant_time_share),
         str(lab.audits),
     ]
+
+
+def _unrecorded_row(name: str, entry: RosterEntry) -> list[str]:
+    """A configured lab the history has never seen: never provisioned, never audited."""
+    empty_counts = ["0"] * len(SEVERITIES)
+    return [
+        safe_cell(name),
+        safe_cell(entry.origin_account),
+        safe_cell(entry.destination_account),
+        "planned",
+        "",
+        "",
+        *empty_counts,
+        "",
+        "",
+        "",
+        "0",
+    ]
+
+
+def worst_finding(findings: tuple[Finding, ...]) -> str:
+    """The most severe finding above info, in words: `critical: trust policy lets any principal ...`."""
+    significant = [finding for finding in findings if finding.severity is not Severity.INFO]
+    if not significant:
+        return ""
+    worst = max(significant, key=lambda finding: finding.severity.rank)
+    return f"{worst.severity.value}: {worst.message}"
+
+
+def _share(value: float | None) -> str:
+    return "" if value is None else f"{value:.4f}"
 
 
 def safe_cell(text: str) -> str:

@@ -23,7 +23,8 @@ def document_diff(expected: Any, actual: Any) -> DocumentDiff | None:
         return None
     canonical = _canonical_policies(expected, actual)
     if canonical is not None:
-        expected, actual = canonical
+        spelling = _action_spellings(expected, actual)
+        expected, actual = (_as_written(side, spelling) for side in canonical)
     return DocumentDiff(
         canonical_policy=canonical is not None,
         rows=tuple(side_by_side(_lines(expected), _lines(actual))),
@@ -41,6 +42,45 @@ def _canonical_policies(expected: Any, actual: Any) -> tuple[Any, Any] | None:
         return _canonical_policy(expected), _canonical_policy(actual)
     except PolicyError:
         return None
+
+
+_ACTION_KEYS = ("Action", "NotAction")
+
+
+def _action_spellings(*documents: Any) -> dict[str, str]:
+    """Each action as the policies wrote it (`sts:AssumeRole`), by its canonical lower-case form."""
+    spelling: dict[str, str] = {}
+    for document in documents:
+        if isinstance(document, str):
+            try:
+                document = json.loads(document)
+            except ValueError:
+                continue
+        statements = document.get("Statement", []) if isinstance(document, dict) else []
+        for statement in statements if isinstance(statements, list) else [statements]:
+            for key in _ACTION_KEYS:
+                value = statement.get(key) if isinstance(statement, dict) else None
+                for action in [value] if isinstance(value, str) else value if isinstance(value, list) else []:
+                    if isinstance(action, str):
+                        spelling.setdefault(action.lower(), action)
+    return spelling
+
+
+def _as_written(document: dict[str, Any] | None, spelling: dict[str, str]) -> dict[str, Any] | None:
+    """The canonical document with its actions spelled as written: IAM ignores case, people do not."""
+    if document is None:
+        return None
+    statements = []
+    for statement in document.get("Statement", []):
+        restored = dict(statement)
+        for key in _ACTION_KEYS:
+            value = restored.get(key)
+            if isinstance(value, list):
+                restored[key] = [spelling.get(action, action) for action in value]
+            elif isinstance(value, str):
+                restored[key] = spelling.get(value, value)
+        statements.append(restored)
+    return {**document, "Statement": statements}
 
 
 def _canonical_policy(value: Any) -> dict[str, Any] | None:

@@ -28,7 +28,17 @@ from auditor.report.model import (
     LabReport,
     TimelineCell,
 )
-from auditor.report.text import RETIRED, iso, last_conformant, percent, period, span, verdict_summary, when
+from auditor.report.text import (
+    RETIRED,
+    iso,
+    last_conformant,
+    percent,
+    period,
+    span,
+    student_label,
+    verdict_summary,
+    when,
+)
 
 CHART_WIDTH, CHART_HEIGHT = 960, 220
 _PLOT_LEFT, _PLOT_RIGHT, _PLOT_TOP, _PLOT_BOTTOM = 44, 8, 10, 28
@@ -78,6 +88,7 @@ def _environment() -> Environment:
         retired=RETIRED,
         explain=explanation,
         lab_link=lab_link,
+        student_label=student_label,
     )
     return environment
 

@@ -13,7 +13,7 @@ from auditor.explain import explanation
 from auditor.model import Effect, Severity, Verdict
 from auditor.report.diff import unified_lines
 from auditor.report.model import SEVERITIES, ClassReport, FindingReport, LabReport
-from auditor.report.text import last_conformant, percent, period, verdict_summary, when
+from auditor.report.text import last_conformant, percent, period, student_label, verdict_summary, when
 
 VERDICT_MARK = {
     Verdict.CONFORMANT: "🟢",
@@ -92,6 +92,9 @@ def _has_news(lab: LabReport) -> bool:
 def _lab_section(lab: LabReport, report: ClassReport) -> Iterator[str]:
     yield f"## {text(lab.name)} — {_verdict(lab.verdict)}"
     yield ""
+    if student := student_label(report.info_of(lab.name)):
+        yield f"Student {text(student)}"
+        yield ""
     yield (
         f"Accounts {text(lab.origin_account)} → {text(lab.destination_account)} · state {_state(lab)}"
         f" · last audit {when(lab.latest.started_at if lab.latest else None)}"

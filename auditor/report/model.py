@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -114,6 +114,9 @@ class LabReport:
     last_conformant_at: datetime | None
     timeline: tuple[TimelineCell, ...]
     lifecycle: tuple[LifecycleEntry, ...]
+    # The share of the period's time the lab stood conformant, from its first audit in the period to the
+    # period's end (or its teardown); time under an audit that could not finish is not counted.
+    conformant_time_share: float | None = None
 
     @property
     def verdict(self) -> Verdict | None:
@@ -154,6 +157,15 @@ class ConformanceBucket:
 
 
 @dataclass(frozen=True)
+class RosterEntry:
+    """A lab as the configuration has it: for the labs the history has not seen, and the student columns."""
+
+    origin_account: str
+    destination_account: str
+    info: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class ClassReport:
     generated_at: datetime
     since: datetime | None
@@ -164,6 +176,16 @@ class ClassReport:
     conformance: tuple[ConformanceBucket, ...]
     # Labs asked for that the store has never heard of (never provisioned, never audited).
     unrecorded: tuple[str, ...] = ()
+    # The configured labs (the command fills it in), by name.
+    roster: Mapping[str, RosterEntry] = field(default_factory=dict)
+
+    def info_of(self, lab: str) -> Mapping[str, str]:
+        entry = self.roster.get(lab)
+        return entry.info if entry is not None else {}
+
+    def info_columns(self) -> tuple[str, ...]:
+        """The roster's own columns (student_name, student_email, ...), in the order they first appear."""
+        return tuple(dict.fromkeys(key for entry in self.roster.values() for key in entry.info))
 
     @property
     def period_end(self) -> datetime:

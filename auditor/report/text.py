@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 
 from auditor import clock
@@ -68,3 +69,11 @@ def verdict_summary(report: ClassReport) -> str:
     ]
     labs = len(report.labs)
     return f"{labs} lab{'s' if labs != 1 else ''}" + (f": {', '.join(parts)}" if parts else "")
+
+
+def student_label(info: Mapping[str, str]) -> str:
+    """`Ada Lovelace <ada@example.edu>` from a roster's student columns; "" without them."""
+    name, email = info.get("student_name", ""), info.get("student_email", "")
+    if name and email:
+        return f"{name} <{email}>"
+    return name or email

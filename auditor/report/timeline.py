@@ -122,3 +122,23 @@ def class_conformance(grid: Grid, histories: Sequence[LabHistory]) -> tuple[Conf
 
 def _in_order(counts: Counter[Verdict | None]) -> dict[Verdict, int]:
     return {verdict: counts[verdict] for verdict in VERDICT_RANK if counts[verdict]}
+
+
+def conformant_time_share(
+    runs: Sequence[RunPoint], end: datetime, torn_down: Sequence[datetime] = ()
+) -> float | None:
+    """The share of the time from the first run to `end` that the lab stood conformant (pure).
+
+    Each run's verdict stands until the next run, a teardown after it, or `end`; the time under an
+    audit that could not finish (error) is counted neither way. None without any time judged.
+    """
+    conformant = judged = timedelta(0)
+    for index, run in enumerate(runs):
+        until = runs[index + 1].started_at if index + 1 < len(runs) else end
+        until = min([until, *(at for at in torn_down if run.started_at < at < until)])
+        if run.verdict is Verdict.ERROR or until <= run.started_at:
+            continue
+        judged += until - run.started_at
+        if run.verdict is Verdict.CONFORMANT:
+            conformant += until - run.started_at
+    return conformant / judged if judged else None

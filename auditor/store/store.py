@@ -182,8 +182,10 @@ class Store:
         reset: bool,
         at: datetime,
         expires_at: datetime | None,
+        detail: str | None = None,
     ) -> None:
-        """The lab is built: state active, its resources recorded, a provisioned (or reset) event."""
+        """The lab is built: state active, its resources recorded, a provisioned (or reset) event whose
+        detail is `detail` (what a reset changed), else how many resources it created."""
         with self._writing() as session:
             lab_id = _lab_id(session, lab)
             values: dict[str, Any] = {"state": LabState.ACTIVE, "provisioned_at": at, "updated_at": at}
@@ -192,7 +194,8 @@ class Store:
             session.execute(update(LabRow).where(LabRow.id == lab_id).values(**values))
             added = _record_resources(session, lab_id, resources, at)
             event = LifecycleEvent.RESET if reset else LifecycleEvent.PROVISIONED
-            _add_event(session, lab_id, at, event, f"{len(resources)} resources, {added} new")
+            counted = f"{len(resources)} resource{'s' if len(resources) != 1 else ''}, {added} new"
+            _add_event(session, lab_id, at, event, counted if detail is None else detail)
 
     def record_provision_failed(self, lab: str, detail: str, at: datetime) -> None:
         with self._writing() as session:
@@ -246,9 +249,9 @@ class Store:
                 .where(LabResourceRow.lab_id == lab_id, LabResourceRow.deleted_at.is_(None))
                 .values(deleted_at=at)
             )
-            _add_event(
-                session, lab_id, at, LifecycleEvent.TORN_DOWN, f"{_rowcount(deleted)} resources deleted"
-            )
+            count = _rowcount(deleted)
+            detail = f"{count} resource{'s' if count != 1 else ''} deleted"
+            _add_event(session, lab_id, at, LifecycleEvent.TORN_DOWN, detail)
 
     def record_teardown_failed(self, lab: str, detail: str, at: datetime) -> None:
         """The teardown stopped half way: the claim is released so a later one can finish it."""
