@@ -15,14 +15,15 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import structlog
+from botocore.exceptions import BotoCoreError, ClientError
 
 from auditor.audit import audit_targets
 from auditor.clock import iso, utc_now
-from auditor.config import Config, lab_expiry
+from auditor.config import Config, LabConfig, lab_expiry
 from auditor.context import Context, open_context
 from auditor.errors import LabFault, OperationalError
-from auditor.events import wire_operator_bus
-from auditor.fleet import LabResult, run_each
+from auditor.events import lab_accounts, release_operator_bus, wire_operator_bus
+from auditor.fleet import LabResult, describe_fault, run_each
 from auditor.model import Action, AuditRun, Step, Trigger, Verdict
 from auditor.render_cli import print_audit_table
 from auditor.store import DatabaseUnavailable, LabState, Store, upgrade
@@ -113,7 +114,8 @@ def provision_targets(
     events = context.config.events
     if events is not None and not dry_run:
         # The operator's end of the change events: a dry run changes nothing anywhere.
-        wire_operator_bus(events, context.sessions, context.endpoint_url)
+        accounts = lab_accounts(target.lab for target in targets)
+        wire_operator_bus(events, context.sessions, context.endpoint_url, accounts)
 
     def provision_one(target: LabTarget) -> LabChange:
         steps = plan(context.sessions, target)
@@ -253,7 +255,22 @@ def teardown_targets(
         return LabChange(tuple(steps))
 
     label = "planning teardown" if dry_run else "tearing down"
-    return run_each(targets, lambda t: t.name, teardown_one, context.config.audit.concurrency, label)
+    outcomes = run_each(targets, lambda t: t.name, teardown_one, context.config.audit.concurrency, label)
+    if not dry_run and context.config.events is not None:
+        torn_down = {outcome.name for outcome in outcomes if outcome.ok}
+        in_use = lab_accounts(labs_in_use(context.config, store, torn_down))
+        try:
+            release_operator_bus(context.config.events, context.sessions, context.endpoint_url, in_use)
+        except (ClientError, BotoCoreError) as error:  # the labs are down; the next teardown tries again
+            log.warning("operator_bus_not_released", error=describe_fault(error))
+    return outcomes
+
+
+def labs_in_use(config: Config, store: Store | None, torn_down: set[str]) -> list[LabConfig]:
+    """The configured labs still up: not torn down now, nor (as the database says) before or never built."""
+    gone = {LabState.TORN_DOWN, LabState.PLANNED}
+    states = {status.name: status.state for status in store.status()} if store is not None else {}
+    return [lab for lab in config.labs if lab.name not in torn_down and states.get(lab.name) not in gone]
 
 
 # -------------------------------------------------------------------------------------------- audit
