@@ -133,6 +133,10 @@ def _account_trail(context: Context) -> None:
     _client(context, DRIFTED.origin, "s3").create_bucket(Bucket=bucket)
     cloudtrail = _client(context, DRIFTED.origin, "cloudtrail")
     cloudtrail.create_trail(Name="management", S3BucketName=bucket, IsMultiRegionTrail=True)
+    cloudtrail.put_event_selectors(
+        TrailName="management",
+        EventSelectors=[{"ReadWriteType": "WriteOnly", "IncludeManagementEvents": True}],
+    )
     cloudtrail.start_logging(Name="management")
 
 

@@ -9,8 +9,9 @@ removes none; the audit only reads it.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
+from functools import partial
 from typing import Any, ClassVar
 
 from auditor.actual import ActualLab
@@ -72,6 +73,13 @@ def _admits(field: Mapping[str, Any], value: str | None) -> bool:
     return not any(value.startswith(p) for p in field.get("NotStartsWith", ()))
 
 
+def _logged(trail: Mapping[str, Any], selectors: Mapping[str, Any], source: str) -> bool:
+    """No selectors at all on a trail without custom ones: CloudTrail's default, every management event."""
+    if not selectors.get("EventSelectors") and not selectors.get("AdvancedEventSelectors"):
+        return not trail.get("HasCustomEventSelectors")
+    return logs_writes_of(selectors, source)
+
+
 def trail_fits(trail: Mapping[str, Any], region: str, sources: Sequence[str]) -> bool:
     """A trail (DescribeTrails) can record the calls of `sources` made in `region`: it spans the region,
     and for IAM's (recorded in us-east-1 as global service events) it includes global service events."""
@@ -101,18 +109,19 @@ def compare_coverage(coverage: TrailCoverage) -> list[Finding]:
 # --------------------------------------------------------------------------------------------- reading
 
 
-def collect_coverage(cloudtrail: Any, rule: EventRuleSpec) -> TrailCoverage:
-    """The first trail that logs this rule's calls, reading status and selectors only of those that fit."""
+def collect_coverage(cloudtrail_in: Callable[[str], Any], rule: EventRuleSpec) -> TrailCoverage:
+    """The first trail that logs this rule's calls, reading status and selectors only of those that fit
+    (in the trail's home region, where CloudTrail answers for it)."""
     sources = tuple(_EVENT_SOURCES[source] for source in rule.pattern.get("source", ()))
-    trails = cloudtrail.describe_trails(includeShadowTrails=True).get("trailList", [])
+    trails = cloudtrail_in(rule.region).describe_trails(includeShadowTrails=True).get("trailList", [])
     for trail in trails:
         if not trail_fits(trail, rule.region, sources):
             continue
-        arn = trail["TrailARN"]
-        if not cloudtrail.get_trail_status(Name=arn).get("IsLogging"):
+        arn, home = trail["TrailARN"], cloudtrail_in(trail.get("HomeRegion") or rule.region)
+        if not home.get_trail_status(Name=arn).get("IsLogging"):
             continue
-        selectors = cloudtrail.get_event_selectors(TrailName=arn)
-        if all(logs_writes_of(selectors, source) for source in sources):
+        selectors = home.get_event_selectors(TrailName=arn)
+        if all(_logged(trail, selectors, source) for source in sources):
             return TrailCoverage(rule.account_id, rule.region, sources, arn)
     return TrailCoverage(rule.account_id, rule.region, sources, None)
 
@@ -158,7 +167,7 @@ class Trail(Kind):
         if for_teardown:
             return actual
         coverage = tuple(
-            collect_coverage(clients.client(rule.account_id, "cloudtrail", rule.region), rule)
+            collect_coverage(partial(clients.client, rule.account_id, "cloudtrail"), rule)
             for rule in _wired(expected)
         )
         return replace(actual, more={**actual.more, self.name: coverage})
