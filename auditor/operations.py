@@ -23,6 +23,7 @@ from auditor.config import Config, LabConfig, lab_expiry
 from auditor.context import Context, open_context
 from auditor.errors import LabFault, OperationalError
 from auditor.events import lab_accounts, release_operator_bus, wire_operator_bus
+from auditor.explain import actor_line
 from auditor.fleet import LabResult, describe_fault, run_each
 from auditor.model import Action, AuditRun, Step, Trigger, Verdict
 from auditor.render_cli import print_audit_table
@@ -317,14 +318,19 @@ def status_lines(config: Config, names: Sequence[str]) -> list[str]:
     """One line a lab: state, expiry, last verdict, last audit time (labs never seen show as planned)."""
     store = open_store(config)
     known = {status.name: status for status in store.status()}
+    selected = config.select(tuple(names))
+    latest = store.latest_runs([lab.name for lab in selected])
     lines = []
-    for lab in config.select(tuple(names)):
+    for lab in selected:
         status = known.get(lab.name)
         state = status.state.value if status else "planned"
         expires = _when(status.expires_at if status else lab.expires_at)
         verdict = status.last_verdict.value if status and status.last_verdict else "-"
         audited = _when(status.last_audit_at if status else None)
-        lines.append(f"{lab.name:<20} {state:<12} expires {expires:<20} last {verdict:<11} audited {audited}")
+        line = f"{lab.name:<20} {state:<12} expires {expires:<20} last {verdict:<11} audited {audited}"
+        run = latest.get(lab.name)
+        actor = next((f.changed_by for f in run.findings if f.changed_by), None) if run else None
+        lines.append(f"{line}; {actor_line(actor)}" if actor else line)  # who made the worst known change
     return lines
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 
+from auditor.explain import who
 from auditor.report.model import SEVERITIES, ClassReport, LabReport
 from auditor.report.text import iso
 
@@ -18,6 +19,7 @@ COLUMNS = (
     "first_conformant_at",
     "conformant_share",
     "audits",
+    "changed_by",  # who made the changes behind the open findings, when CloudTrail said so
 )
 
 # A spreadsheet runs a cell that starts with one of these as a formula (CSV injection); tab and
@@ -44,6 +46,11 @@ def _row(lab: LabReport) -> list[str]:
         iso(lab.first_conformant_at) or "",
         "" if lab.conformant_share is None else f"{lab.conformant_share:.4f}",
         str(lab.audits),
+        safe_cell(
+            " ".join(
+                dict.fromkeys(who(r.finding.changed_by.arn) for r in lab.findings if r.finding.changed_by)
+            )
+        ),
     ]
 
 
