@@ -230,7 +230,9 @@ class Daemon:
     def with_actors(self, result: LabAudit, changes: list[Change], trigger: Trigger) -> LabAudit:
         """Who made each change: the events' actors, those of the same findings last time, and for a
         scheduled audit, CloudTrail's history of what is still unexplained. Never fails the audit."""
-        if result.verdict is Verdict.ERROR:
+        if result.verdict is Verdict.ERROR:  # nothing to explain yet: the next audit gets the events
+            with self.state.lock:
+                self.state.changes[result.lab] = changes + self.state.changes.get(result.lab, [])
             return result
         result = explain_audit(result, changes, self.previous_findings(result.lab))
         if self.history is not None and trigger is Trigger.SCHEDULE:

@@ -20,7 +20,7 @@ from test_cloudtrail import FakeClock, lookup_event
 from auditor.cloudtrail import LOOKUP_PAGE, CloudTrailHistory, RateLimiter, change_from_record
 from auditor.context import open_context
 from auditor.daemon import Daemon
-from auditor.model import Check, Finding, Trigger, Verdict
+from auditor.model import Check, Finding, LabAudit, Trigger, Verdict
 from auditor.operations import provision_targets
 from auditor.spec import DESTINATION_ROLE, FUNCTION
 from auditor.store import Store, upgrade
@@ -182,3 +182,14 @@ def test_cloudtrail_failing_leaves_the_audit_recorded_without_actors(daemon: Dae
         daemon.audit(LAB.name, Trigger.SCHEDULE)
     assert trust_finding(daemon).changed_by is None
     assert [e["lab"] for e in logs if e["event"] == "actors_not_looked_up"] == [LAB.name]
+
+
+def test_an_audit_that_could_not_finish_hands_its_events_to_the_next(daemon: Daemon) -> None:
+    change = student_change("alice")
+    failed = LabAudit(LAB.name, LAB.origin.account_id, DEST, Verdict.ERROR, error="AWS unreachable")
+    assert daemon.with_actors(failed, [change], Trigger.EVENT) == failed
+    assert daemon.state.changes[LAB.name] == [change]
+    open_trust(daemon)
+    daemon.audit(LAB.name, Trigger.EVENT)
+    actor = trust_finding(daemon).changed_by
+    assert actor is not None and actor.arn.endswith("/alice")
