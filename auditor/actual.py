@@ -72,6 +72,7 @@ class ActualLogGroup:
 @dataclass(frozen=True)
 class ActualEventRule:
     account_id: str
+    region: str
     name: str
     exists: bool
     pattern: Any = None

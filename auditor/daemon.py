@@ -26,12 +26,20 @@ from apscheduler.triggers.interval import IntervalTrigger
 
 from auditor.audit import audit_lab
 from auditor.clock import iso, utc_now
+from auditor.cloudtrail import (
+    LOOKUP_RATE,
+    Change,
+    CloudTrailHistory,
+    RateLimiter,
+    explain_audit,
+    look_up_actors,
+)
 from auditor.config import EMBEDDED, Config
 from auditor.context import Context, open_context
 from auditor.errors import OperationalError
 from auditor.events import EventListener
 from auditor.health import Metrics
-from auditor.model import LabAudit, Trigger, Verdict
+from auditor.model import Finding, LabAudit, Trigger, Verdict
 from auditor.notify import ABANDONED_PREFIX, LabWatch, open_watch
 from auditor.operations import provision_targets, register_labs, teardown_expired
 from auditor.store import DatabaseUnavailable, LabState, LifecycleEvent, Store, upgrade
@@ -61,6 +69,10 @@ class DaemonState:
     )
     last_cycle_at: datetime | None = None
     verdicts: dict[str, Verdict] = field(default_factory=dict)  # each lab's latest, since the start
+    # Who changed what: the change events received for a lab since its last audit began, and the
+    # findings of its last audit (whose actors carry over to the same findings found again).
+    changes: dict[str, list[Change]] = field(default_factory=dict)
+    previous: dict[str, tuple[Finding, ...]] = field(default_factory=dict)
     audit_ended: threading.Condition = field(init=False)
 
     def __post_init__(self) -> None:
@@ -76,6 +88,8 @@ class Daemon:
         self.stop_event = threading.Event()
         self.store: Store | None = None
         self.watch: LabWatch | None = None  # notifications, when [notify] names somewhere to send them
+        # CloudTrail's event history, for changes found without an event: real AWS only (no emulator has it).
+        self.history = None if context.endpoint_url else cloudtrail_history(context)
         self.scheduler = BackgroundScheduler(
             timezone=UTC,
             executors={"default": ThreadPoolExecutor(max_workers=config.audit.concurrency)},
@@ -166,9 +180,11 @@ class Daemon:
             misfire_grace_time=None,
         )
 
-    def audit_soon(self, lab: str, delay: timedelta) -> None:
+    def audit_soon(self, lab: str, delay: timedelta, change: Change | None = None) -> None:
         """An event: audit the lab after `delay`; a burst of events moves the same run, it adds none."""
         with self.state.lock:
+            if change is not None:
+                self.state.changes.setdefault(lab, []).append(change)
             if lab in self.state.in_flight:
                 self.state.dirty.add(lab)
                 return
@@ -187,6 +203,7 @@ class Daemon:
                 return
             self.state.in_flight[lab] = utc_now()
             self.state.dirty.discard(lab)
+            changes = self.state.changes.pop(lab, [])
         target = self.targets[lab]
         structlog.contextvars.bind_contextvars(
             lab=lab,
@@ -197,6 +214,7 @@ class Daemon:
         )
         try:
             result = audit_lab(self.context, self.targets[lab], invoke=self.config.audit.invoke)
+            result = self.with_actors(result, changes, trigger)
             self.metrics.observe_audit(result)
             self.log_transition(result)
             self.record(result, trigger)
@@ -227,6 +245,35 @@ class Daemon:
             previous=before.value if before is not None else None,
             worst=f"{worst.severity.value}: {worst.message}" if worst is not None else result.error,
         )
+
+    def with_actors(self, result: LabAudit, changes: list[Change], trigger: Trigger) -> LabAudit:
+        """Who made each change: the events' actors, those of the same findings last time, and for a
+        scheduled audit, CloudTrail's history of what is still unexplained. Never fails the audit."""
+        if result.verdict is Verdict.ERROR:  # nothing to explain yet: the next audit gets the events
+            with self.state.lock:
+                self.state.changes[result.lab] = changes + self.state.changes.get(result.lab, [])
+            return result
+        result = explain_audit(result, changes, self.previous_findings(result.lab))
+        if self.history is not None and trigger is Trigger.SCHEDULE:
+            try:
+                since = self.database().last_conformant_at(result.lab)
+                if since is not None:
+                    result = look_up_actors(result, self.history, since)
+            except Exception as error:  # CloudTrail or the database: the audit stands without actors
+                log.warning("actors_not_looked_up", lab=result.lab, error=f"{type(error).__name__}: {error}")
+        with self.state.lock:
+            self.state.previous[result.lab] = result.findings
+        return result
+
+    def previous_findings(self, lab: str) -> tuple[Finding, ...]:
+        with self.state.lock:
+            if lab in self.state.previous:
+                return self.state.previous[lab]
+        try:  # after a restart: the last audit the database holds
+            run = self.database().latest_runs([lab], except_errors_starting=ABANDONED_PREFIX).get(lab)
+        except DatabaseUnavailable:
+            return ()
+        return run.findings if run is not None else ()
 
     def restore_schedule(self, lab: str, again_now: bool) -> None:
         job = self.scheduler.get_job(audit_job_id(lab))
@@ -328,6 +375,18 @@ def _teardown_failed(store: Store, lab: str) -> bool:
     except DatabaseUnavailable:
         return True  # unknown: better a message too many than a failure nobody hears of
     return bool(entries) and entries[-1].event is LifecycleEvent.TEARDOWN_FAILED
+
+
+def cloudtrail_history(context: Context) -> CloudTrailHistory:
+    """LookupEvents in each lab account, at CloudTrail's rate, one limiter for the whole process."""
+    accesses = {
+        side.account_id: side for lab in context.config.labs for side in (lab.origin, lab.destination)
+    }
+
+    def client_for(account: str, region: str) -> object:
+        return context.sessions.client(accesses[account], "cloudtrail", region_name=region)
+
+    return CloudTrailHistory(client_for, RateLimiter(LOOKUP_RATE))
 
 
 def audit_job_id(lab: str) -> str:

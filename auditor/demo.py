@@ -1,16 +1,19 @@
 """`auditor demo`: the whole story on the embedded emulator, in under a minute, then exit.
 
 Every step runs the product's own code paths (provision, audit, reset, report, teardown at
-expiry); only the students and the attacker are played by plain boto3 calls.
+expiry, the change events and the live page); only the students and the attacker are played by plain
+boto3 calls, and CloudTrail, which the emulator lacks, by the events it would put on each account's bus.
 """
 
 from __future__ import annotations
 
 import io
 import json
+import socket
+import urllib.request
 import zipfile
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -19,17 +22,23 @@ from rich.console import Console
 
 from auditor.audit import audit_targets
 from auditor.clock import utc_now
+from auditor.cloudtrail import Change, explain_audit
 from auditor.config import (
     AccountAccess,
     AuditSettings,
     AwsSettings,
     Config,
+    DaemonSettings,
     DatabaseSettings,
+    EventsSettings,
     LabConfig,
     LabSettings,
 )
 from auditor.context import Context, open_context
-from auditor.model import AuditRun, Trigger, Verdict
+from auditor.events import EventListener
+from auditor.explain import actor_line
+from auditor.health import Metrics
+from auditor.model import AuditRun, LabAudit, Trigger, Verdict
 from auditor.operations import (
     open_store,
     provision_targets,
@@ -38,8 +47,16 @@ from auditor.operations import (
 )
 from auditor.render_cli import plural, print_audit_table
 from auditor.report.output import write_html_report
-from auditor.spec import DESTINATION_POLICY, DESTINATION_ROLE, EVENT_RULE, FUNCTION, ORIGIN_ROLE
+from auditor.spec import (
+    DESTINATION_POLICY,
+    DESTINATION_ROLE,
+    EVENT_RULE,
+    FUNCTION,
+    IAM_EVENTS_REGION,
+    ORIGIN_ROLE,
+)
 from auditor.store import Store
+from auditor.web import open_page
 
 
 def _access(account_id: str) -> AccountAccess:
@@ -53,7 +70,7 @@ DEMO_LABS = (
 )
 
 
-def demo_config(workdir: Path) -> Config:
+def demo_config(workdir: Path, page_port: int = 0) -> Config:
     return Config(
         path="(demo)",
         labs=DEMO_LABS,
@@ -61,7 +78,15 @@ def demo_config(workdir: Path) -> Config:
         aws=AwsSettings(endpoint_url="embedded"),
         audit=AuditSettings(concurrency=8),
         database=DatabaseSettings(url=f"sqlite:///{workdir / 'demo.db'}"),
+        daemon=DaemonSettings(health_port=page_port),
+        events=EventsSettings(wait_seconds=0),
     )
+
+
+def free_loopback_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
 
 
 @dataclass
@@ -71,6 +96,8 @@ class Story:
     console: Console
     workdir: Path
     problems: list[str]
+    page_url: str = ""
+    changes: dict[str, list[Change]] = field(default_factory=dict)  # the change events, by lab
 
     def step(self, number: int, title: str) -> None:
         self.console.print()
@@ -96,6 +123,60 @@ class Story:
 
 # ------------------------------------------------------------------------------------ the students
 
+# Who does what (each a CloudTrail identity), and from where.
+MALLORY = ("AssumedRole", "assumed-role/student/mallory", "198.51.100.7")
+BOB = ("AssumedRole", "assumed-role/student/bob", "203.0.113.5")
+CAROL = ("IAMUser", "user/carol", "192.0.2.44")
+
+
+def cloudtrail_record(
+    account: str,
+    who: tuple[str, str, str],
+    service: str,
+    event_name: str,
+    parameters: dict[str, str],
+    region: str = IAM_EVENTS_REGION,
+) -> dict[str, Any]:
+    """The record CloudTrail writes for a call (the emulator has no CloudTrail: the demo plays it)."""
+    kind, name, address = who
+    service_of_arn = "sts" if kind == "AssumedRole" else "iam"
+    identity: dict[str, Any] = {
+        "type": kind,
+        "arn": f"arn:aws:{service_of_arn}::{account}:{name}",
+        "accountId": account,
+    }
+    if kind == "AssumedRole":
+        role = name.split("/")[1]
+        identity["sessionContext"] = {
+            "sessionIssuer": {"type": "Role", "arn": f"arn:aws:iam::{account}:role/{role}"}
+        }
+    return {
+        "eventVersion": "1.09",
+        "userIdentity": identity,
+        "eventTime": utc_now().strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "eventSource": f"{service}.amazonaws.com",
+        "eventName": event_name,
+        "awsRegion": region,
+        "sourceIPAddress": address,
+        "userAgent": "console.amazonaws.com",
+        "requestParameters": parameters,
+        "eventID": f"demo-{account}-{event_name}",
+        "readOnly": False,
+        "eventType": "AwsApiCall",
+        "recipientAccountId": account,
+    }
+
+
+def announce(story: Story, lab: LabConfig, side: str, detail: dict[str, Any]) -> None:
+    """Put the call's event on the account's bus in the call's region (us-east-1 for IAM), as CloudTrail does."""
+    entry = {
+        "Source": "aws." + str(detail["eventSource"]).split(".", 1)[0],
+        "DetailType": "AWS API Call via CloudTrail",
+        "Detail": json.dumps(detail),
+    }
+    bus = story.context.sessions.client(getattr(lab, side), "events", region_name=detail["awsRegion"])
+    bus.put_events(Entries=[entry])
+
 
 def open_trust_to_everyone(story: Story, lab: LabConfig) -> str:
     document = {
@@ -105,14 +186,27 @@ def open_trust_to_everyone(story: Story, lab: LabConfig) -> str:
     story.client(lab, "destination", "iam").update_assume_role_policy(
         RoleName=DESTINATION_ROLE, PolicyDocument=json.dumps(document)
     )
-    return f"{lab.name}: an attacker opens the trust of {DESTINATION_ROLE} to any principal"
+    parameters = {"roleName": DESTINATION_ROLE, "policyDocument": json.dumps(document)}
+    account = lab.destination.account_id
+    announce(
+        story,
+        lab,
+        "destination",
+        cloudtrail_record(account, MALLORY, "iam", "UpdateAssumeRolePolicy", parameters),
+    )
+    return f"{lab.name}: an attacker ({MALLORY[1]}) opens the trust of {DESTINATION_ROLE} to any principal"
 
 
 def delete_inline_policy(story: Story, lab: LabConfig) -> str:
     story.client(lab, "destination", "iam").delete_role_policy(
         RoleName=DESTINATION_ROLE, PolicyName=DESTINATION_POLICY
     )
-    return f"{lab.name}: a student deletes the inline policy {DESTINATION_POLICY}"
+    parameters = {"roleName": DESTINATION_ROLE, "policyName": DESTINATION_POLICY}
+    account = lab.destination.account_id
+    announce(
+        story, lab, "destination", cloudtrail_record(account, BOB, "iam", "DeleteRolePolicy", parameters)
+    )
+    return f"{lab.name}: a student ({BOB[1]}) deletes the inline policy {DESTINATION_POLICY}"
 
 
 def replace_function_code(story: Story, lab: LabConfig) -> str:
@@ -124,7 +218,17 @@ def replace_function_code(story: Story, lab: LabConfig) -> str:
     story.client(lab, "origin", "lambda").update_function_code(
         FunctionName=FUNCTION, ZipFile=buffer.getvalue()
     )
-    return f"{lab.name}: someone replaces the function's code"
+    region = story.context.config.lab.region
+    record = cloudtrail_record(
+        lab.origin.account_id,
+        CAROL,
+        "lambda",
+        "UpdateFunctionCode20150331v2",
+        {"functionName": FUNCTION},
+        region,
+    )
+    announce(story, lab, "origin", record)
+    return f"{lab.name}: someone ({CAROL[1]}) replaces the function's code"
 
 
 MISCHIEF: tuple[Callable[[Story, LabConfig], str], ...] = (
@@ -132,6 +236,7 @@ MISCHIEF: tuple[Callable[[Story, LabConfig], str], ...] = (
     delete_inline_policy,
     replace_function_code,
 )
+WHO_BROKE = {"pair-01": MALLORY[1], "pair-02": BOB[1], "solo-01": CAROL[1]}
 
 
 # ------------------------------------------------------------------------------------ leftovers
@@ -166,12 +271,20 @@ def lab_leftovers(story: Story, lab: LabConfig) -> list[str]:
 def run_demo(workdir: Path, console: Console | None = None) -> int:
     workdir.mkdir(parents=True, exist_ok=True)
     (workdir / "demo.db").unlink(missing_ok=True)
-    config = demo_config(workdir)
+    config = demo_config(workdir, free_loopback_port())
     console = console or Console()
     # Its own emulator, empty, whatever else runs: the story starts from nothing.
     with open_context(config, find_emulator=False) as context:
         story = Story(context, open_store(config), console, workdir, [])
-        tell(story)
+        # The daemon's live page, on the demo's history, for as long as the demo runs.
+        page = open_page(config, lambda: story.store, lambda: (True, "demo"), Metrics(), {})
+        assert page is not None
+        page.start()
+        story.page_url = f"http://127.0.0.1:{page.port}"
+        try:
+            tell(story)
+        finally:
+            page.stop()
     console.print()
     if story.problems:
         console.print(f"[bold red]The demo did not go as expected:[/] {'; '.join(story.problems)}")
@@ -189,6 +302,7 @@ def tell(story: Story) -> None:
     story.console.print(
         f"on the embedded AWS emulator at {story.context.endpoint_url}. Nothing leaves this machine."
     )
+    story.console.print(f"The daemon's live page for this class, while the demo runs: {story.page_url}/")
     provision(story)
     audit_all_conformant(story)
     mischief(story)
@@ -198,8 +312,22 @@ def tell(story: Story) -> None:
     expire(story)
 
 
+def account_trails(story: Story) -> None:
+    """What each account's owner set up: a trail logging management events (the change events need one)."""
+    for account, access in {
+        side.account_id: side for lab in DEMO_LABS for side in (lab.origin, lab.destination)
+    }.items():
+        bucket = f"cloudtrail-logs-{account}"
+        story.context.sessions.client(access, "s3").create_bucket(Bucket=bucket)
+        cloudtrail = story.context.sessions.client(access, "cloudtrail")
+        cloudtrail.create_trail(Name="management-events", S3BucketName=bucket, IsMultiRegionTrail=True)
+        cloudtrail.start_logging(Name="management-events")
+
+
 def provision(story: Story) -> None:
     story.step(1, "Provision the class from the lab spec")
+    account_trails(story)
+    story.say("  (each account already logs its management events to CloudTrail, as the school set it up)")
     outcomes = provision_targets(story.context, story.context.targets(), dry_run=False, store=story.store)
     for outcome in outcomes:
         changed = len(outcome.result.changed) if outcome.result else 0
@@ -223,14 +351,55 @@ def mischief(story: Story) -> None:
         story.say(f"  {action(story, lab)}")
 
 
+def receive_change_events(story: Story) -> int:
+    """The daemon's listener takes CloudTrail's events off the operator's queue: which lab, and who."""
+
+    def noted(lab: str, delay: timedelta, change: Change | None) -> None:
+        if change is not None:
+            story.changes.setdefault(lab, []).append(change)
+
+    listener = EventListener(story.context.config, story.context.sessions, story.context.endpoint_url, noted)
+    received = 0
+    while batch := listener.poll_once():
+        received += batch
+    return received
+
+
 def audit_drift(story: Story) -> AuditRun:
-    story.step(4, "Audit again: what changed, its effect and its severity")
-    run = story.audit()
+    story.step(4, "Audit again: what changed, its effect, its severity, and who did it")
+    received = receive_change_events(story)
+    story.say(f"  {received} change events arrived through EventBridge and the operator's queue")
+    run = audit_targets(story.context, story.context.targets(), invoke=True, show_progress=False)
+    labs = tuple(explain_audit(lab, story.changes.get(lab.lab, ())) for lab in run.labs)
+    run = replace(run, labs=labs)
+    record_run(story.store, run, Trigger.EVENT)
+    print_audit_table(run, out=story.console.file)
     verdicts = {lab.lab: lab.verdict for lab in run.labs}
     story.expect(verdicts["pair-01"] is Verdict.DRIFTED, "the open trust was not reported as drift")
     story.expect(verdicts["pair-02"] is Verdict.BROKEN, "the deleted policy did not break pair-02")
     story.expect(verdicts["solo-01"] is not Verdict.CONFORMANT, "the replaced code went unnoticed")
+    who_broke_what(story, run.labs)
     return run
+
+
+def who_broke_what(story: Story, labs: tuple[LabAudit, ...]) -> None:
+    story.say("")
+    for lab in labs:
+        actor = next((f.changed_by for f in lab.findings if f.changed_by is not None), None)
+        story.say(
+            f"  [bold]{lab.lab}[/] {lab.verdict.value}: {actor_line(actor) if actor else 'no one known'}"
+        )
+        story.expect(
+            actor is not None and actor.arn.endswith(WHO_BROKE[lab.lab]),
+            f"{lab.lab}: who broke it is not shown",
+        )
+    page = f"{story.page_url}/labs/pair-01"
+    with urllib.request.urlopen(page, timeout=10) as response:
+        shown = response.read().decode()
+    story.say(f"  The live page shows the same: {page}")
+    story.expect(
+        f"changed by {WHO_BROKE['pair-01']}" in shown, "the live page does not show who broke pair-01"
+    )
 
 
 def reset(story: Story, drift: AuditRun) -> None:
@@ -250,6 +419,10 @@ def report(story: Story) -> None:
     path = write_html_report(story.store, story.workdir / "report.html", utc_now())
     story.say(
         f"  HTML report written to [bold]{path.resolve()}[/] (self-contained: open it offline or mail it)"
+    )
+    story.say(
+        f"  The same class, live, on the daemon's page: {story.page_url}/ (here while the demo runs; "
+        "`make run` serves it at http://127.0.0.1:8080/)"
     )
 
 

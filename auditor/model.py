@@ -27,6 +27,8 @@ class Check(StrEnum):
     # Added in 0.2: what the provisioner manages besides lab.md's resources.
     LOG_GROUP = "log_group"
     EVENT_RULE = "event_rule"
+    # Added in 0.2: with [events], a lab account whose changes no CloudTrail trail logs.
+    CHANGE_EVENTS = "change_events"
 
 
 class Status(StrEnum):

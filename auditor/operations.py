@@ -14,17 +14,18 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 
 import structlog
+from botocore.exceptions import BotoCoreError, ClientError
 
 from auditor.audit import audit_targets
 from auditor.changes import LabChange
 from auditor.clock import iso, utc_now
-from auditor.config import EMBEDDED, Config, lab_expiry
+from auditor.config import EMBEDDED, Config, LabConfig, lab_expiry
 from auditor.context import Context, open_context
 from auditor.emulator import EmulatorError, start_emulator, state_file_for
 from auditor.errors import LabFault, OperationalError
-from auditor.events import wire_operator_bus
-from auditor.fleet import Interrupted, LabResult, run_each
-from auditor.model import Action, AuditRun, Step, Trigger, Verdict
+from auditor.events import lab_accounts, release_operator_bus, wire_operator_bus
+from auditor.fleet import Interrupted, LabResult, describe_fault, run_each
+from auditor.model import Action, Actor, AuditRun, Step, Trigger, Verdict
 from auditor.render_cli import (
     described_changes,
     fix_command,
@@ -37,7 +38,7 @@ from auditor.render_cli import (
     teardown_summary,
 )
 from auditor.status import LabStatusRow, status_rows
-from auditor.store import DatabaseUnavailable, LabState, Store, upgrade
+from auditor.store import DatabaseUnavailable, LabState, RecordedRun, Store, upgrade
 from auditor.target import LabTarget
 from provisioner.apply import apply
 from provisioner.plan import plan_with_findings
@@ -228,7 +229,8 @@ def provision_targets(
     events = context.config.events
     if events is not None and not dry_run:
         # The operator's end of the change events: a dry run changes nothing anywhere.
-        wire_operator_bus(events, context.sessions, context.endpoint_url)
+        accounts = lab_accounts(target.lab for target in targets)
+        wire_operator_bus(events, context.sessions, context.endpoint_url, accounts)
 
     def provision_one(target: LabTarget) -> LabChange:
         if plans is not None and target.name in plans:
@@ -436,7 +438,22 @@ def teardown_targets(
         return LabChange(tuple(steps))
 
     label = "planning teardown" if dry_run else "tearing down"
-    return run_each(targets, lambda t: t.name, teardown_one, context.config.audit.concurrency, label)
+    outcomes = run_each(targets, lambda t: t.name, teardown_one, context.config.audit.concurrency, label)
+    if not dry_run and context.config.events is not None:
+        torn_down = {outcome.name for outcome in outcomes if outcome.ok}
+        in_use = lab_accounts(labs_in_use(context.config, store, torn_down))
+        try:
+            release_operator_bus(context.config.events, context.sessions, context.endpoint_url, in_use)
+        except (ClientError, BotoCoreError) as error:  # the labs are down; the next teardown tries again
+            log.warning("operator_bus_not_released", error=describe_fault(error))
+    return outcomes
+
+
+def labs_in_use(config: Config, store: Store | None, torn_down: set[str]) -> list[LabConfig]:
+    """The configured labs still up: not torn down now, nor (as the database says) before or never built."""
+    gone = {LabState.TORN_DOWN, LabState.PLANNED}
+    states = {status.name: status.state for status in store.status()} if store is not None else {}
+    return [lab for lab in config.labs if lab.name not in torn_down and states.get(lab.name) not in gone]
 
 
 # -------------------------------------------------------------------------------------------- audit
@@ -491,9 +508,20 @@ def lab_status(config: Config, names: Sequence[str]) -> list[LabStatusRow]:
     labs = config.select(tuple(names))
     store = open_store(config)
     try:
-        return status_rows(labs, store.status(), utc_now())
+        latest = store.latest_runs([lab.name for lab in labs])
+        return status_rows(labs, store.status(), utc_now(), _worst_actors(latest))
     finally:
         store.close()
+
+
+def _worst_actors(latest: Mapping[str, RecordedRun]) -> dict[str, Actor]:
+    """Who made the worst known change of each lab (its findings come worst first)."""
+    actors = {}
+    for name, run in latest.items():
+        actor = next((f.changed_by for f in run.findings if f.changed_by), None)
+        if actor is not None:
+            actors[name] = actor
+    return actors
 
 
 def status_output(config: Config, names: Sequence[str], output_format: str) -> str:

@@ -16,7 +16,7 @@ from typing import IO, Any
 from auditor.changes import LabChange
 from auditor.clock import iso
 from auditor.config import DEFAULT_CONFIG_PATH
-from auditor.explain import explanation
+from auditor.explain import actor_line, explanation
 from auditor.fleet import Interrupted
 from auditor.model import Action, AuditRun, Check, Finding, LabAudit, Severity, Step, Verdict
 from auditor.report.text import student_label
@@ -328,7 +328,8 @@ STATUS_COLUMNS = ("lab", "state", "expires", "verdict", "audited", "origin", "de
 def status_table(rows: Sequence[LabStatusRow]) -> list[str]:
     """A header, then one line a lab (kubectl get's manner)."""
     student = any(row.info for row in rows)
-    header = [*STATUS_COLUMNS, *(["student"] if student else [])]
+    changes = any(row.changed_by for row in rows)
+    header = [*STATUS_COLUMNS, *(["student"] if student else []), *(["change"] if changes else [])]
     table = [
         [
             row.name,
@@ -339,6 +340,7 @@ def status_table(rows: Sequence[LabStatusRow]) -> list[str]:
             row.origin_account,
             row.destination_account,
             *([student_label(row.info) or "-"] if student else []),
+            *([actor_line(row.changed_by) if row.changed_by else "-"] if changes else []),
         ]
         for row in rows
     ]
@@ -359,6 +361,7 @@ def status_document(rows: Sequence[LabStatusRow], now: datetime) -> dict[str, An
                 "origin_account": row.origin_account,
                 "destination_account": row.destination_account,
                 "info": dict(row.info),
+                "changed_by": row.changed_by.to_json() if row.changed_by else None,
             }
             for row in rows
         ],

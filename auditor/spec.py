@@ -6,6 +6,7 @@ names. No resource name or policy document is written anywhere else.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,6 +24,8 @@ HANDLER = "handler.lambda_handler"
 ROLE_ARN_VARIABLE = "DESTINATION_ROLE_ARN"
 LAMBDA_USER_AGENT_PATTERN = "*AWS_Lambda_python*"
 EVENT_RULE = "lab-auditor-changes"
+# IAM is a global service: its CloudTrail events reach EventBridge (and its event history) in us-east-1 only.
+IAM_EVENTS_REGION = "us-east-1"
 LAMBDA_SERVICE = "lambda.amazonaws.com"
 
 # The API calls that can change a lab, as CloudTrail names them on the default event bus.
@@ -47,11 +50,13 @@ WATCHED_CALLS: dict[str, tuple[str, ...]] = {
 }
 
 
-def change_event_pattern() -> dict[str, Any]:
+def change_event_pattern(sources: Iterable[str] = WATCHED_CALLS) -> dict[str, Any]:
+    """The pattern of the watched calls of these sources (all of them by default)."""
+    chosen = sorted(set(sources))
     return {
-        "source": sorted(WATCHED_CALLS),
+        "source": chosen,
         "detail-type": ["AWS API Call via CloudTrail"],
-        "detail": {"eventName": sorted(name for names in WATCHED_CALLS.values() for name in names)},
+        "detail": {"eventName": sorted(name for source in chosen for name in WATCHED_CALLS[source])},
     }
 
 
@@ -142,6 +147,7 @@ class EventRuleSpec:
     """An EventBridge rule in a lab account that sends the lab's change events to the operator's queue."""
 
     account_id: str
+    region: str  # us-east-1 for IAM's events, the lab's region for Lambda's (one rule where both meet)
     name: str
     pattern: dict[str, Any]
     # None when change events are off: the rule is then only named, so that teardown can find it.
@@ -221,8 +227,20 @@ def render(lab: LabConfig, settings: LabSettings, events_target_arn: str | None 
         function=function,
         marker_bucket=BucketSpec(destination, region, marker_bucket_name(destination, region)),
         tags={PROJECT_TAG: "true", LAB_TAG: lab.name},
-        event_rules=tuple(
-            EventRuleSpec(account, EVENT_RULE, change_event_pattern(), events_target_arn)
-            for account in dict.fromkeys((origin, destination))
-        ),
+        event_rules=_event_rules(origin, destination, region, events_target_arn),
+    )
+
+
+def _event_rules(
+    origin: str, destination: str, region: str, target_arn: str | None
+) -> tuple[EventRuleSpec, ...]:
+    """One rule per (account, region) that sees the lab's changes: IAM's calls in us-east-1 for both
+    accounts (both hold a role), Lambda's in the lab's region for the origin (it holds the function)."""
+    sources: dict[tuple[str, str], list[str]] = {}
+    for account in dict.fromkeys((origin, destination)):
+        sources.setdefault((account, IAM_EVENTS_REGION), []).append("aws.iam")
+    sources.setdefault((origin, region), []).append("aws.lambda")
+    return tuple(
+        EventRuleSpec(account, rule_region, EVENT_RULE, change_event_pattern(chosen), target_arn)
+        for (account, rule_region), chosen in sources.items()
     )

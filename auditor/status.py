@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from auditor.config import LabConfig
-from auditor.model import Verdict
+from auditor.model import Actor, Verdict
 from auditor.store.records import LabState, LabStatus
 
 # The states in which a lab stands in its accounts, and so can be past its expiry without being gone yet.
@@ -26,17 +26,23 @@ class LabStatusRow:
     origin_account: str
     destination_account: str
     info: Mapping[str, str] = field(default_factory=dict)
+    # Who made the worst change its latest audit found, when a change event or CloudTrail said so.
+    changed_by: Actor | None = None
 
 
 def status_rows(
-    labs: Sequence[LabConfig], recorded: Sequence[LabStatus], now: datetime
+    labs: Sequence[LabConfig],
+    recorded: Sequence[LabStatus],
+    now: datetime,
+    actors: Mapping[str, Actor] | None = None,
 ) -> list[LabStatusRow]:
     """One row a configured lab, in the configuration's order."""
     known = {status.name: status for status in recorded}
-    return [_row(lab, known.get(lab.name), now) for lab in labs]
+    actors = actors or {}
+    return [_row(lab, known.get(lab.name), now, actors.get(lab.name)) for lab in labs]
 
 
-def _row(lab: LabConfig, status: LabStatus | None, now: datetime) -> LabStatusRow:
+def _row(lab: LabConfig, status: LabStatus | None, now: datetime, actor: Actor | None) -> LabStatusRow:
     if status is None:
         return LabStatusRow(
             lab.name,
@@ -61,4 +67,5 @@ def _row(lab: LabConfig, status: LabStatus | None, now: datetime) -> LabStatusRo
         status.origin,
         status.destination,
         dict(lab.info),
+        None if torn_down else actor,
     )

@@ -34,8 +34,11 @@ class LabClients:
     sessions: AccountSessions
     target: LabTarget
 
-    def client(self, account_id: str, service: str) -> Any:
-        return self.sessions.client(self.target.access(account_id), service)
+    def client(self, account_id: str, service: str, region: str | None = None) -> Any:
+        access = self.target.access(account_id)
+        if region is None or region == self.target.expected.region:
+            return self.sessions.client(access, service)
+        return self.sessions.client(access, service, region_name=region)
 
     def verify(self) -> None:
         """The credentials land in the configured accounts, checked before anything is read or changed."""

@@ -87,3 +87,20 @@ def test_the_demo_mixes_no_log_lines_into_its_story(
     assert not [line for line in both.splitlines() if line.lstrip().startswith('{"')], completed.stderr[
         -2000:
     ]
+
+
+def test_the_demo_shows_who_broke_each_lab_and_where_the_page_is(
+    demo: tuple[subprocess.CompletedProcess[str], Path],
+) -> None:
+    story = demo[0].stdout
+    assert "3 change events arrived through EventBridge and the operator's queue" in story
+    for lab, who in (
+        ("pair-01", "assumed-role/student/mallory"),
+        ("pair-02", "assumed-role/student/bob"),
+        ("solo-01", "user/carol"),
+    ):
+        assert re.search(rf"{lab} \w+: changed by {who} at \d\d:\d\d from [\d.]+", story), lab
+    assert re.search(
+        r"The daemon's live page for this class, while the demo runs: http://127\.0\.0\.1:\d+/", story
+    )
+    assert re.search(r"The live page shows the same: http://127\.0\.0\.1:\d+/labs/pair-01", story)

@@ -46,7 +46,14 @@ from auditor.resources.kinds.log_group import LAB_LOG_GROUP
 from auditor.resources.kinds.managed_policies import ATTACHED_POLICIES
 from auditor.resources.kinds.marker_bucket import MARKER_BUCKET, MARKER_OBJECTS
 from auditor.resources.kinds.role import LAB_ROLES
-from auditor.resources.support import ACCESS_ROLES, EVENT_QUEUE, OPERATOR_EVENT_RULE, OPERATOR_UNSCOPED
+from auditor.resources.kinds.trail import ANY_TRAIL
+from auditor.resources.support import (
+    ACCESS_ROLES,
+    EVENT_QUEUE,
+    OPERATOR_EVENT_BUS,
+    OPERATOR_EVENT_RULE,
+    OPERATOR_UNSCOPED,
+)
 from auditor.spec import (
     DESTINATION_ROLE,
     EVENT_RULE,
@@ -120,6 +127,19 @@ def _drift_what_the_audit_reads_and_the_teardown_removes(context: Context) -> No
     _client(context, DRIFTED.destination, "s3").put_object(Bucket=bucket, Key="notes.txt", Body=b"mine")
 
 
+def _account_trail(context: Context) -> None:
+    """What the owner of a lab account set up: a multi-region trail logging management events."""
+    bucket = "trail-logs-100000000001"
+    _client(context, DRIFTED.origin, "s3").create_bucket(Bucket=bucket)
+    cloudtrail = _client(context, DRIFTED.origin, "cloudtrail")
+    cloudtrail.create_trail(Name="management", S3BucketName=bucket, IsMultiRegionTrail=True)
+    cloudtrail.put_event_selectors(
+        TrailName="management",
+        EventSelectors=[{"ReadWriteType": "WriteOnly", "IncludeManagementEvents": True}],
+    )
+    cloudtrail.start_logging(Name="management")
+
+
 def _provision(context: Context) -> None:
     outcomes = provision_targets(context, context.targets(), dry_run=False)
     assert [o.error for o in outcomes if not o.ok] == []
@@ -173,6 +193,7 @@ def calls_by_phase() -> Iterator[dict[str, Calls]]:
         # The operator's queue for change events, made as the operator makes it (not counted).
         queue = boto3.client("sqs", region_name="us-east-1").create_queue(QueueName="lab-auditor-events")
         url = queue["QueueUrl"]
+        _phase(_account_trail, url)
         first = _phase(_provision, url)
         _phase(_drift_everything_the_provisioner_restores, url)
         restore = _phase(_provision, url)
@@ -293,8 +314,13 @@ def _resources_the_code_uses(lab: ExpectedLab) -> dict[str, list[str]]:
         MARKER_BUCKET.sid: [f"arn:aws:s3:::{bucket.name}"],
         MARKER_OBJECTS.sid: [f"arn:aws:s3:::{bucket.name}/notes.txt"],
         LAB_EVENT_RULE.sid: [
-            f"arn:aws:events:{lab.region}:{account}:rule/{EVENT_RULE}"
+            f"arn:aws:events:{region}:{account}:rule/{EVENT_RULE}"
             for account in (lab.origin_account, lab.destination_account)
+            for region in (lab.region, "us-east-1")
+        ],
+        ANY_TRAIL.sid: [
+            f"arn:aws:cloudtrail:{region}:{lab.origin_account}:trail/management"
+            for region in (lab.region, "us-east-1")
         ],
         UNSCOPED.sid: ["*"],
     }
@@ -388,6 +414,7 @@ def test_the_operator_policy_allows_each_declared_action_on_the_resources_the_co
         ],
         EVENT_QUEUE.sid: [f"arn:aws:sqs:us-east-1:{OPERATOR}:lab-auditor-events"],
         OPERATOR_EVENT_RULE.sid: [f"arn:aws:events:us-east-1:{OPERATOR}:rule/{EVENT_RULE}"],
+        OPERATOR_EVENT_BUS.sid: [f"arn:aws:events:eu-west-1:{OPERATOR}:event-bus/default"],
         OPERATOR_UNSCOPED.sid: ["*"],
     }
     refused = [
@@ -402,6 +429,12 @@ def test_the_operator_policy_allows_each_declared_action_on_the_resources_the_co
         policy, "events:PutRule", f"arn:aws:events:us-east-1:111122223333:rule/{EVENT_RULE}"
     )
     assert not is_allowed(policy, "events:PutRule", f"arn:aws:events:us-east-1:{OPERATOR}:rule/other")
+    assert not is_allowed(
+        policy, "events:PutPermission", f"arn:aws:events:us-east-1:{OPERATOR}:event-bus/operators-own"
+    )
+    assert not is_allowed(
+        policy, "events:RemovePermission", "arn:aws:events:us-east-1:111122223333:event-bus/default"
+    )
     assert not is_allowed(policy, "sqs:CreateQueue", f"arn:aws:sqs:us-east-1:{OPERATOR}:lab-auditor-events")
 
 

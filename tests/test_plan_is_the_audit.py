@@ -333,4 +333,5 @@ def test_every_kind_is_found_by_the_registry() -> None:
         "log_group",
         "marker_bucket",
         "event_rule",
+        "trail",
     }

@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import io
 
+from auditor.explain import who
 from auditor.model import Finding, Severity
 from auditor.report.model import SEVERITIES, ClassReport, LabReport, RosterEntry
 from auditor.report.text import iso
@@ -25,6 +26,7 @@ COLUMNS = (
     "conformant_share",
     "conformant_time_share",
     "audits",
+    "changed_by",  # who made the changes behind the open findings, when CloudTrail said so
 )
 
 # A spreadsheet runs a cell that starts with one of these as a formula (CSV injection); tab and
@@ -63,6 +65,11 @@ def _row(lab: LabReport) -> list[str]:
         _share(lab.conformant_share),
         _share(lab.conformant_time_share),
         str(lab.audits),
+        safe_cell(
+            " ".join(
+                dict.fromkeys(who(r.finding.changed_by.arn) for r in lab.findings if r.finding.changed_by)
+            )
+        ),
     ]
 
 
@@ -81,6 +88,7 @@ def _unrecorded_row(name: str, entry: RosterEntry) -> list[str]:
         "",
         "",
         "0",
+        "",
     ]
 
 

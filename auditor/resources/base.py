@@ -117,7 +117,8 @@ UNSCOPED = Scope("NoResourceLevelPermissions", ("*",))
 class Clients(Protocol):
     """The clients of one lab's accounts (auditor.target.LabClients)."""
 
-    def client(self, account_id: str, service: str) -> Any: ...
+    def client(self, account_id: str, service: str, region: str | None = None) -> Any:
+        """A client of the account's `service`, in `region` (the configured region when None)."""
 
 
 @dataclass(frozen=True)

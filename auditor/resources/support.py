@@ -16,6 +16,7 @@ EVENT_QUEUE = Scope("ChangeEventQueue", ("{queue_arn}",))
 OPERATOR_EVENT_RULE = Scope(
     "OperatorChangeEventRule", ("arn:aws:events:*:{operator_account}:rule/" + EVENT_RULE,)
 )
+OPERATOR_EVENT_BUS = Scope("OperatorEventBus", ("arn:aws:events:*:{operator_account}:event-bus/default",))
 OPERATOR_UNSCOPED = Scope("OperatorNoResourceLevelPermissions", ("*",))
 
 _P, _A, _T, _I, _E = Part.PROVISION, Part.AUDIT, Part.TEARDOWN, Part.INVOKE, Part.EVENTS
@@ -55,6 +56,14 @@ SUPPORT_CALLS: tuple[ApiCall, ...] = (
         coverage=Coverage.EMULATOR,
         used_by="invoke_local: the local stand-in runs as the execution role (emulators only)",
     ),
+    # Who made a change: CloudTrail's event history (auditor/cloudtrail.py) -------------------------
+    call(
+        "cloudtrail:LookupEvents",
+        UNSCOPED,
+        _A,
+        coverage=Coverage.REAL_AWS,
+        used_by="auditor/cloudtrail.py CloudTrailHistory: the daemon's scheduled audits (no emulator has it)",
+    ),
     # Change events, the operator's side (auditor/events.py) ---------------------------------------
     call(
         "sts:GetCallerIdentity",
@@ -70,9 +79,19 @@ SUPPORT_CALLS: tuple[ApiCall, ...] = (
         "sqs:GetQueueAttributes",
         EVENT_QUEUE,
         _P,
+        _T,
         _E,
         caller=_OPERATOR,
-        used_by="auditor/events.py queue_arn",
+        used_by="auditor/events.py wire_operator_bus, release_operator_bus: the queue's ARN and policy",
+    ),
+    call(
+        "sqs:SetQueueAttributes",
+        EVENT_QUEUE,
+        _P,
+        _T,
+        _E,
+        caller=_OPERATOR,
+        used_by="auditor/events.py: the queue policy's statement admitting the operator's rule (by its Sid)",
     ),
     call(
         "events:PutRule",
@@ -91,8 +110,59 @@ SUPPORT_CALLS: tuple[ApiCall, ...] = (
         used_by="auditor/events.py wire_operator_bus: the queue as its target",
     ),
     call(
+        "events:ListTargetsByRule",
+        OPERATOR_EVENT_RULE,
+        _T,
+        _E,
+        caller=_OPERATOR,
+        used_by="auditor/events.py release_operator_bus: whose targets the operator's rule has",
+    ),
+    call(
+        "events:RemoveTargets",
+        OPERATOR_EVENT_RULE,
+        _T,
+        _E,
+        caller=_OPERATOR,
+        used_by="auditor/events.py release_operator_bus: the queue off the operator's rule",
+    ),
+    call(
+        "events:DeleteRule",
+        OPERATOR_EVENT_RULE,
+        _T,
+        _E,
+        caller=_OPERATOR,
+        used_by="auditor/events.py release_operator_bus: the operator's rule, when no lab uses it",
+    ),
+    call(
+        "events:DescribeEventBus",
+        OPERATOR_EVENT_BUS,
+        _P,
+        _T,
+        _E,
+        caller=_OPERATOR,
+        used_by="auditor/events.py: which lab accounts the bus's policy admits (statements by Sid)",
+    ),
+    call(
+        "events:PutPermission",
+        OPERATOR_EVENT_BUS,
+        _P,
+        _E,
+        caller=_OPERATOR,
+        used_by="auditor/events.py wire_operator_bus: the bus admits a lab account's events",
+    ),
+    call(
+        "events:RemovePermission",
+        OPERATOR_EVENT_BUS,
+        _T,
+        _E,
+        caller=_OPERATOR,
+        used_by="auditor/events.py release_operator_bus: a lab account no lab uses any more",
+    ),
+    call(
         "sqs:CreateQueue",
         EVENT_QUEUE,
+        _P,
+        _T,
         _E,
         caller=_OPERATOR,
         coverage=Coverage.EMULATOR,

@@ -1,7 +1,10 @@
-"""The change-event rule in each lab account ([events]): it forwards the lab's IAM and Lambda API calls
-to the operator's event bus. Without [events] it is only named, so that the teardown still finds a rule
-left from before; the audit reports a missing or altered rule (severity low: the scheduled audits still
-see every change, only later).
+"""The change-event rules of the lab accounts ([events]): they forward the lab's IAM and Lambda API calls
+to the operator's event bus. One rule per (account, region) that sees the lab's changes: IAM's CloudTrail
+events reach EventBridge in us-east-1 only, whatever the lab's region, so both accounts have a rule there;
+the origin account has one in the lab's region for Lambda's (the same rule when that is us-east-1).
+
+Without [events] they are only named, so that the teardown still finds a rule left from before; the audit
+reports a missing or altered rule (severity low: the scheduled audits still see every change, only later).
 """
 
 from __future__ import annotations
@@ -29,14 +32,14 @@ from auditor.resources.base import (
     is_about,
     step_for,
 )
-from auditor.spec import EVENT_RULE, EventRuleSpec, ExpectedLab
+from auditor.spec import EVENT_RULE, IAM_EVENTS_REGION, EventRuleSpec, ExpectedLab
 
 LAB_EVENT_RULE = Scope("ChangeEventRule", (f"arn:aws:events:*:*:rule/{EVENT_RULE}",))
 TARGET_ID = "lab-auditor-queue"
 
 
-def event_rule_arn(region: str, spec: EventRuleSpec) -> str:
-    return f"arn:aws:events:{region}:{spec.account_id}:rule/{spec.name}"
+def event_rule_arn(spec: EventRuleSpec) -> str:
+    return f"arn:aws:events:{spec.region}:{spec.account_id}:rule/{spec.name}"
 
 
 def collect_event_rule(events: Any, spec: EventRuleSpec) -> ActualEventRule:
@@ -44,11 +47,12 @@ def collect_event_rule(events: Any, spec: EventRuleSpec) -> ActualEventRule:
         rule = events.describe_rule(Name=spec.name)
     except ClientError as error:
         if is_not_found(error):
-            return ActualEventRule(spec.account_id, spec.name, exists=False)
+            return ActualEventRule(spec.account_id, spec.region, spec.name, exists=False)
         raise
     targets = events.list_targets_by_rule(Rule=spec.name).get("Targets", [])
     return ActualEventRule(
         spec.account_id,
+        spec.region,
         spec.name,
         exists=True,
         pattern=json.loads(rule.get("EventPattern") or "null"),
@@ -56,8 +60,8 @@ def collect_event_rule(events: Any, spec: EventRuleSpec) -> ActualEventRule:
     )
 
 
-def compare_event_rule(region: str, spec: EventRuleSpec, actual: ActualEventRule) -> list[Finding]:
-    resource = event_rule_arn(region, spec)
+def compare_event_rule(spec: EventRuleSpec, actual: ActualEventRule) -> list[Finding]:
+    resource = event_rule_arn(spec)
     wanted = {"pattern": spec.pattern, "targets": [spec.target_arn]}
     if not actual.exists:
         message = f"change-event rule {spec.name} is missing: this account's changes are seen only at the next scheduled audit"
@@ -82,6 +86,20 @@ def compare_event_rule(region: str, spec: EventRuleSpec, actual: ActualEventRule
 
 def _wired(expected: ExpectedLab) -> list[EventRuleSpec]:
     return [rule for rule in expected.event_rules if rule.target_arn is not None]
+
+
+def _anywhere(expected: ExpectedLab) -> list[EventRuleSpec]:
+    """Where the teardown looks: every lab account in us-east-1 and in the lab's region, whatever the spec
+    wires now (an earlier version put every rule in the lab's region)."""
+    accounts = dict.fromkeys((expected.origin_account, expected.destination_account))
+    regions = dict.fromkeys((IAM_EVENTS_REGION, expected.region))
+    return [
+        EventRuleSpec(account, region, EVENT_RULE, {}, None) for account in accounts for region in regions
+    ]
+
+
+def _key(rule: EventRuleSpec | ActualEventRule) -> tuple[str, str, str]:
+    return (rule.account_id, rule.region, rule.name)
 
 
 class EventRule(Kind):
@@ -115,38 +133,42 @@ class EventRule(Kind):
     def collect(
         self, clients: Clients, expected: ExpectedLab, actual: ActualLab, *, for_teardown: bool
     ) -> ActualLab:
-        rules = expected.event_rules if for_teardown else tuple(_wired(expected))
+        rules = _anywhere(expected) if for_teardown else _wired(expected)
         collected = tuple(
-            collect_event_rule(clients.client(rule.account_id, "events"), rule) for rule in rules
+            collect_event_rule(clients.client(rule.account_id, "events", rule.region), rule) for rule in rules
         )
         return replace(actual, event_rules=collected)
 
     def compare(self, expected: ExpectedLab, actual: ActualLab, facts: Facts) -> list[Finding]:
-        collected = {(rule.account_id, rule.name): rule for rule in actual.event_rules}
+        collected = {_key(rule): rule for rule in actual.event_rules}
         return [
             found
             for spec in _wired(expected)
-            if (rule := collected.get((spec.account_id, spec.name))) is not None
-            for found in compare_event_rule(expected.region, spec, rule)
+            if (rule := collected.get(_key(spec))) is not None
+            for found in compare_event_rule(spec, rule)
         ]
+
+    # A step's owner is the rule's region: the same rule name lives in each region it is needed in.
 
     def managed(self, expected: ExpectedLab, actual: ActualLab) -> list[Step]:
         return [
-            Step(self.name, rule.account_id, rule.name, rule.name, Action.NO_CHANGE)
+            Step(self.name, rule.account_id, rule.region, rule.name, Action.NO_CHANGE)
             for rule in _wired(expected)
         ]
 
     def fixes(self, finding: Finding, expected: ExpectedLab, actual: ActualLab) -> list[Step]:
         for spec in _wired(expected):
-            if is_about(finding, Check.EVENT_RULE, event_rule_arn(expected.region, spec)):
+            if is_about(finding, Check.EVENT_RULE, event_rule_arn(spec)):
                 action = Action.CREATE if finding.status is Status.MISSING else Action.UPDATE
                 reason = "" if action is Action.CREATE else None
-                return [step_for(self, finding, spec.account_id, spec.name, spec.name, action, reason)]
+                return [step_for(self, finding, spec.account_id, spec.region, spec.name, action, reason)]
         return []
 
     def apply(self, step: Step, clients: Clients, expected: ExpectedLab, sleep: Sleep) -> None:
-        spec = next(rule for rule in expected.event_rules if rule.account_id == step.account_id)
-        events = clients.client(step.account_id, "events")
+        spec = next(
+            rule for rule in expected.event_rules if _key(rule) == (step.account_id, step.owner, step.name)
+        )
+        events = clients.client(step.account_id, "events", spec.region)
         events.put_rule(
             Name=spec.name,
             EventPattern=json.dumps(spec.pattern),
@@ -158,13 +180,13 @@ class EventRule(Kind):
 
     def removals(self, expected: ExpectedLab, actual: ActualLab) -> list[Step]:
         return [
-            Step(self.name, rule.account_id, rule.name, rule.name, Action.DELETE)
+            Step(self.name, rule.account_id, rule.region, rule.name, Action.DELETE)
             for rule in actual.event_rules
             if rule.exists
         ]
 
     def delete(self, step: Step, clients: Clients) -> None:
-        events = clients.client(step.account_id, "events")
+        events = clients.client(step.account_id, "events", step.owner)
         targets = [target["Id"] for target in events.list_targets_by_rule(Rule=step.name).get("Targets", [])]
         if targets:
             events.remove_targets(Rule=step.name, Ids=targets)
