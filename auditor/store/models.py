@@ -122,6 +122,27 @@ class AuditRunRow(Base):
     error: Mapped[str | None] = mapped_column(Text)
     requests: Mapped[int]
     finding_set_id: Mapped[int | None] = mapped_column(ForeignKey("finding_sets.id"))
+    # The moment the schedule meant this audit for (revision 0004): with several daemon replicas, one
+    # scheduled audit of a lab per due time, whoever ran it and however late. None off the schedule.
+    due_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+
+
+class VerdictHourRow(Base):
+    """The runs of one lab in one hour with one verdict, counted as they are recorded (revision 0004).
+
+    A report of a class over a month reads these (a row per lab and hour, one in twelve of the runs at a
+    five-minute interval) instead of every run; only the hours at the edges of its period, and the few
+    hours in which a lab's verdict changed, are read run by run.
+    """
+
+    __tablename__ = "verdict_hours"
+
+    lab_id: Mapped[int] = mapped_column(ForeignKey("labs.id", ondelete="CASCADE"), primary_key=True)
+    hour: Mapped[datetime] = mapped_column(UtcDateTime(), primary_key=True)
+    verdict: Mapped[Verdict] = mapped_column(enum_of(Verdict, "verdict"), primary_key=True)
+    runs: Mapped[int]
+    first_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    last_at: Mapped[datetime] = mapped_column(UtcDateTime())
 
 
 class InvokeResultRow(Base):
@@ -157,4 +178,5 @@ __all__ = [
     "LabResourceRow",
     "LabRow",
     "LifecycleEventRow",
+    "VerdictHourRow",
 ]
