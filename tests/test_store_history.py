@@ -21,7 +21,7 @@ from auditor.store import (
 )
 from auditor.store.history import ceil_hour, floor_hour
 from auditor.store.migrate import alembic_config
-from auditor.store.models import VerdictHourRow
+from auditor.store.models import VerdictTotalRow
 
 T0 = datetime(2026, 11, 29, 10, 0, tzinfo=UTC)
 VERDICTS = (
@@ -95,7 +95,8 @@ def test_verdicts_counted_by_bucket_in_the_database_match_the_runs(store: Store,
     timelines = random_history(store, seed)
     end = max(run.started_at for runs in timelines.values() for run in runs)
     cases = [
-        (floor_hour(T0), timedelta(hours=1), None),  # whole hours: read from verdict_hours
+        (floor_hour(T0), timedelta(hours=1), None),  # whole hours: read from the hourly totals
+        (datetime(2026, 11, 29, 6, tzinfo=UTC), timedelta(hours=12), T0 + timedelta(minutes=3)),  # six-hour
         (floor_hour(T0), timedelta(hours=2), T0 + timedelta(hours=5, minutes=17)),  # a cut hour at the start
         (T0, timedelta(minutes=30), T0 + timedelta(hours=3, seconds=5)),  # finer than an hour: the runs
         (floor_hour(end) - timedelta(hours=1), timedelta(hours=1), floor_hour(end) - timedelta(minutes=30)),
@@ -115,6 +116,8 @@ def test_time_at_each_verdict_in_the_database_matches_the_runs(store: Store, see
         (None, end + timedelta(hours=1)),
         (T0 + timedelta(hours=2, minutes=7, seconds=3), end + timedelta(minutes=1)),
         (ceil_hour(T0 + timedelta(hours=4)), floor_hour(end) - timedelta(hours=2)),  # whole hours only
+        (datetime(2026, 11, 29, 12, tzinfo=UTC), datetime(2026, 11, 30, 6, tzinfo=UTC)),  # whole spans
+        (T0, end - timedelta(hours=7)),  # the last counted run's next run past the period's end
         (T0 + timedelta(hours=1, minutes=1), T0 + timedelta(hours=1, minutes=59)),  # inside one hour
     ]
     for since, until in periods:
@@ -197,7 +200,9 @@ def test_the_migration_counts_the_runs_recorded_before_it(database_url: str) -> 
             command.downgrade(alembic_config(connection), "0003")
         with engine.begin() as connection:
             command.upgrade(alembic_config(connection), "head")
-            total = connection.execute(select(func.sum(VerdictHourRow.runs))).scalar_one()
+            total = connection.execute(
+                select(func.sum(VerdictTotalRow.runs)).where(VerdictTotalRow.span_hours == 1)
+            ).scalar_one()
             assert connection.execute(text("SELECT count(*) FROM audit_runs")).scalar_one() == total
         engine.dispose()
         assert total == sum(len(runs) for runs in timelines.values())

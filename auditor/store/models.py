@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, Index, MetaData, String, Text, text
+from sqlalchemy import BigInteger, ForeignKey, Index, MetaData, String, Text, text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from auditor.model import Check, Effect, Severity, Status, Trigger, Verdict
@@ -127,22 +127,26 @@ class AuditRunRow(Base):
     due_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
 
 
-class VerdictHourRow(Base):
-    """The runs of one lab in one hour with one verdict, counted as they are recorded (revision 0004).
+class VerdictTotalRow(Base):
+    """The runs of one lab with one verdict in one span of time (an hour, or six), counted as they are
+    recorded (revision 0004), with how long the lab stood at that verdict after them.
 
-    A report of a class over a month reads these (a row per lab and hour, one in twelve of the runs at a
-    five-minute interval) instead of every run; only the hours at the edges of its period, and the few
-    hours in which a lab's verdict changed, are read run by run.
+    A report of a class over a month reads these (four rows a day per lab for its six-hour spans, instead
+    of 288 runs) instead of every run; only the edges of its period are read run by run.
     """
 
-    __tablename__ = "verdict_hours"
+    __tablename__ = "verdict_totals"
 
     lab_id: Mapped[int] = mapped_column(ForeignKey("labs.id", ondelete="CASCADE"), primary_key=True)
-    hour: Mapped[datetime] = mapped_column(UtcDateTime(), primary_key=True)
+    span_hours: Mapped[int] = mapped_column(primary_key=True)  # 1 or 6: SPANS in auditor.store.history
+    start: Mapped[datetime] = mapped_column(UtcDateTime(), primary_key=True)  # a multiple of the span
     verdict: Mapped[Verdict] = mapped_column(enum_of(Verdict, "verdict"), primary_key=True)
     runs: Mapped[int]
     first_at: Mapped[datetime] = mapped_column(UtcDateTime())
     last_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    # Sum over these runs of (start of the lab's next run - their start), in microseconds; a run with no
+    # next run yet adds nothing until one comes.
+    standing_us: Mapped[int] = mapped_column(BigInteger)
 
 
 class InvokeResultRow(Base):
@@ -178,5 +182,5 @@ __all__ = [
     "LabResourceRow",
     "LabRow",
     "LifecycleEventRow",
-    "VerdictHourRow",
+    "VerdictTotalRow",
 ]

@@ -32,12 +32,14 @@ from auditor.model import Actor, Finding, InvokeResult, LabAudit, Trigger, Verdi
 from auditor.store.digest import PreparedFindings, decode_document, prepare_findings
 from auditor.store.engine import is_memory_database, make_engine, safe_url, unavailable_as, writing_engine
 from auditor.store.history import (
-    ceil_hour,
+    SPANS,
+    ceil_to,
     count_run,
+    edges_of_period,
     first_run_at,
     last_at_verdict_before,
-    recount_hours_before,
-    standing_before,
+    period_edges,
+    recount_before,
     time_at_verdicts,
     verdict_counts,
 )
@@ -178,7 +180,7 @@ class Store:
             )
             session.add(run)
             session.flush()
-            session.execute(count_run(_insert_for(session), lab_id, started_at, run.verdict))
+            count_run(session, _insert_for(session), lab_id, run.id, started_at, run.verdict)
             if audit.invoke is not None:
                 _insert_invoke_result(session, run.id, audit.invoke)
             return run.id
@@ -309,10 +311,15 @@ class Store:
             with self._writing() as session:
                 pruned = _prune_lab(session, lab_id, cutoff)
                 if pruned:
-                    recount_hours_before(session, lab_id, ceil_hour(cutoff))
+                    recount_before(session, lab_id, ceil_to(cutoff, SPANS[0]))
                 deleted += pruned
         self._write_retrying_conflicts(_collect_garbage)
         return deleted
+
+    def recount_verdict_hours(self) -> None:
+        """Count every lab's hours again from its runs: for runs written around the store (a bulk load)."""
+        with self._writing() as session:
+            recount_before(session, None, datetime.max.replace(tzinfo=UTC))
 
     def _lab_ids(self) -> list[int]:
         with self._reading() as session:
@@ -457,17 +464,18 @@ class Store:
                     )
 
             connection = session.connection()
-            for lab_id, verdict, microseconds in connection.execute(
-                time_at_verdicts(list(lab_ids), since, until)
-            ):
-                add(lab_id, verdict, microseconds)
-            if since is not None:
-                for lab_id, verdict, first_after in connection.execute(
-                    standing_before(list(lab_ids), since, until)
-                ):
-                    if verdict is not None:
-                        add(lab_id, verdict, ((first_after or until) - since) // timedelta(microseconds=1))
-            return {name: TimeShare(times) for name, times in standing.items()}
+            for query in time_at_verdicts(list(lab_ids), since, until):
+                for lab_id, verdict, microseconds in connection.execute(query):
+                    add(lab_id, verdict, microseconds)
+            edges, counted_until = edges_of_period(list(lab_ids), since, until)
+            for row in connection.execute(edges):
+                lab_edges = period_edges(row)
+                for verdict, microseconds in lab_edges.corrections(since, until, counted_until):
+                    add(lab_edges.lab_id, verdict, microseconds)
+            return {
+                name: TimeShare({verdict: time for verdict, time in times.items() if time})
+                for name, times in standing.items()
+            }
 
     def last_at_verdict_before(
         self, verdict: Verdict, before: datetime, labs: Sequence[str] | None = None
