@@ -487,6 +487,11 @@ class Config:
                 "replicas share their work through PostgreSQL: set [database] url to a postgresql+psycopg:// URL",
                 "daemon.mode",
             )
+        if self.aws.endpoint_url == EMBEDDED:
+            raise Problem(
+                "replicas cannot share an emulator embedded in each of them: set [aws] endpoint_url",
+                "daemon.mode",
+            )
         if problem := check_schedulable(self.audit.interval):
             raise Problem(f"with replicas, {problem}", "audit.interval")
         return self

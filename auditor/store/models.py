@@ -111,6 +111,14 @@ class AuditRunRow(Base):
             sqlite_where=text("finding_set_id IS NOT NULL"),
             postgresql_where=text("finding_set_id IS NOT NULL"),
         ),
+        # Replicas ask whether a lab's audit due at a tick is recorded; only scheduled replica runs have one.
+        Index(
+            None,
+            "lab_id",
+            "due_at",
+            sqlite_where=text("due_at IS NOT NULL"),
+            postgresql_where=text("due_at IS NOT NULL"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

@@ -377,6 +377,12 @@ class Store:
             runs = _latest_runs_by_lab(session, list(lab_ids), *conditions)
             return _recorded_runs(session, lab_ids, list(runs.values()))
 
+    def audited_for(self, lab: str, due_at: datetime) -> bool:
+        """Whether the lab's audit due at that moment is recorded (by whichever replica)."""
+        with self._reading() as session:
+            query = _runs_of(lab, AuditRunRow.id).where(AuditRunRow.due_at == due_at).limit(1)
+            return session.scalar(query) is not None
+
     def change_marker(self) -> tuple[int, int, datetime | None]:
         """What changes whenever a run, a life-cycle event or a lab's row is written: (latest run id,
         latest life-cycle event id, latest lab update). Three index look-ups, for pages that poll."""

@@ -32,6 +32,13 @@ VERDICTS = ("conformant", "drifted", "broken", "error")
 def upgrade() -> None:
     with op.batch_alter_table("audit_runs") as batch:
         batch.add_column(sa.Column("due_at", UtcDateTime(), nullable=True))
+    op.create_index(
+        op.f("ix_audit_runs_lab_id_due_at"),
+        "audit_runs",
+        ["lab_id", "due_at"],
+        sqlite_where=sa.text("due_at IS NOT NULL"),
+        postgresql_where=sa.text("due_at IS NOT NULL"),
+    )
     op.create_table(
         "verdict_totals",
         sa.Column("lab_id", sa.Integer(), nullable=False),
@@ -57,5 +64,6 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_table("verdict_totals")
+    op.drop_index(op.f("ix_audit_runs_lab_id_due_at"), table_name="audit_runs")
     with op.batch_alter_table("audit_runs") as batch:
         batch.drop_column("due_at")
