@@ -87,7 +87,9 @@ def counts_of(runs: Sequence[RunPoint], grid: Grid) -> list[VerdictCount]:
 def summarise_counts(
     counts: Sequence[VerdictCount], grid: Grid, torn_down: Sequence[datetime] = ()
 ) -> LabHistory:
-    """A lab's counts (Store.verdict_counts on this grid) as its timeline and totals in the period."""
+    """A lab's counts (Store.verdict_counts on this grid) as its timeline and totals in the period.
+
+    Plain loops: a class of 1,000 labs is 60,000 cells."""
     bounds = grid.boundaries()
     by_bucket: dict[int, list[VerdictCount]] = {}
     for count in counts:
@@ -96,27 +98,39 @@ def summarise_counts(
     cells: list[TimelineCell] = []
     current: Verdict | None = None
     last_run_at: datetime | None = None
-    totals: Counter[Verdict] = Counter()
+    audits = conformant_audits = 0
+    first_conformant: datetime | None = None
+    last_conformant: datetime | None = None
     for index in range(grid.count):
-        in_bucket = by_bucket.get(index, [])
-        counted = Counter({count.verdict: count.runs for count in in_bucket})
-        totals.update(counted)
-        if in_bucket:
+        in_bucket = by_bucket.get(index, ())
+        worst: Verdict | None = None
+        runs = 0
+        for count in in_bucket:
+            runs += count.runs
+            if worst is None or VERDICT_RANK[count.verdict] > VERDICT_RANK[worst]:
+                worst = count.verdict
             # The verdict of the bucket's last run; at the same instant, the worse one.
-            last = max(in_bucket, key=lambda count: (count.last_at, VERDICT_RANK[count.verdict]))
-            current, last_run_at = last.verdict, last.last_at
-        if current is not None and _retired(last_run_at, bounds[index + 1], torn_down):
+            if last_run_at is None or (count.last_at, VERDICT_RANK[count.verdict]) > (
+                last_run_at,
+                VERDICT_RANK[current] if current else -1,
+            ):
+                current, last_run_at = count.verdict, count.last_at
+            if count.verdict is Verdict.CONFORMANT:
+                conformant_audits += count.runs
+                if first_conformant is None or count.first_at < first_conformant:
+                    first_conformant = count.first_at
+                if last_conformant is None or count.last_at > last_conformant:
+                    last_conformant = count.last_at
+        audits += runs
+        if torn_down and current is not None and _retired(last_run_at, bounds[index + 1], torn_down):
             current = None
-        cells.append(TimelineCell(bounds[index], _worst(counted), sum(counted.values()), current))
-    conformant = [
-        count for bucket in by_bucket.values() for count in bucket if count.verdict is Verdict.CONFORMANT
-    ]
+        cells.append(TimelineCell(bounds[index], worst, runs, current))
     return LabHistory(
         cells=tuple(cells),
-        audits=sum(totals.values()),
-        conformant_audits=totals[Verdict.CONFORMANT],
-        first_conformant_at=min((count.first_at for count in conformant), default=None),
-        last_conformant_at=max((count.last_at for count in conformant), default=None),
+        audits=audits,
+        conformant_audits=conformant_audits,
+        first_conformant_at=first_conformant,
+        last_conformant_at=last_conformant,
     )
 
 

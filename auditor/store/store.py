@@ -442,7 +442,7 @@ class Store:
             lab_ids = _selected_labs(session, labs)
             counts: dict[str, list[VerdictCount]] = {name: [] for name in lab_ids.values()}
             query = verdict_counts(list(lab_ids), start, width, since)
-            for lab_id, bucket, verdict, runs, first_at, last_at in session.connection().execute(query):
+            for lab_id, bucket, verdict, runs, first_at, last_at in session.connection().execute(query).all():
                 counts[lab_ids[lab_id]].append(
                     VerdictCount(int(bucket), Verdict(verdict), int(runs), first_at, last_at)
                 )
