@@ -151,6 +151,7 @@ class Replica:
         self._refuse_when_stopping()
         if self._torn_down(lab) or self._already_audited(lab, due):
             return
+        log.info("scheduled_audit_started", lab=lab, due_at=due.isoformat(), job_id=context.job.id)
         self.daemon.audit(lab, Trigger.SCHEDULE, due_at=due)
         self._refuse_when_stopping()
 

@@ -598,6 +598,12 @@ def report_times(databases: Databases, plan: dict[int, list[Episode]], now: date
         "status()": best_time(store.status),
         "runs_since(30 days ago, all labs)": best_time(lambda: store.runs_since(month_ago), 3),
         "verdict_changes(30 days ago, all labs)": best_time(lambda: store.verdict_changes(month_ago), 3),
+        "verdict_counts(30 days ago, 12 h buckets, all labs)": best_time(
+            lambda: store.verdict_counts(START, timedelta(hours=12), month_ago), 3
+        ),
+        "time_at_verdicts(30 days ago .. now, all labs)": best_time(
+            lambda: store.time_at_verdicts(month_ago, now), 3
+        ),
         "conformant_share(30 days ago), every lab": best_time(
             lambda: [store.conformant_share(name, month_ago) for name in names], 3
         ),
