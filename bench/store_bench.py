@@ -385,7 +385,7 @@ def load_compact(store: Store, engine: Engine, plan: dict[int, list[Episode]], s
             _insert_raw(
                 connection, "invoke_results", ("run_id", "ok", "cause", "detail", "duration_ms"), invokes
             )
-    store.recount_verdict_hours()  # the bulk rows went around the store's own counting
+    store.recount_verdict_totals()  # the bulk rows went around the store's own counting
 
 
 def _trigger_of(step: int, episode: Episode) -> Trigger:

@@ -22,6 +22,7 @@ from sqlalchemy import (
     func,
     or_,
     select,
+    union_all,
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
@@ -316,7 +317,7 @@ class Store:
         self._write_retrying_conflicts(_collect_garbage)
         return deleted
 
-    def recount_verdict_hours(self) -> None:
+    def recount_verdict_totals(self) -> None:
         """Count every lab's hours again from its runs: for runs written around the store (a bulk load)."""
         with self._writing() as session:
             recount_before(session, None, datetime.max.replace(tzinfo=UTC))
@@ -470,9 +471,10 @@ class Store:
                     )
 
             connection = session.connection()
-            for query in time_at_verdicts(list(lab_ids), since, until):
-                for lab_id, verdict, microseconds in connection.execute(query):
-                    add(lab_id, verdict, microseconds)
+            for lab_id, verdict, microseconds in connection.execute(
+                union_all(*time_at_verdicts(list(lab_ids), since, until))
+            ):
+                add(lab_id, verdict, microseconds)
             edges, counted_until = edges_of_period(list(lab_ids), since, until)
             for row in connection.execute(edges):
                 lab_edges = period_edges(row)
