@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo run test check lint typecheck unit fast bench clean
+.PHONY: install demo run test check lint typecheck unit fast bench bench-scale clean
 
 install: $(STAMP)
 
@@ -43,6 +43,13 @@ check: lint typecheck fast
 
 bench: install
 	$(BIN)/python bench/run_all.py
+
+# Issue 15's class: three daemon replicas on the PostgreSQL at 127.0.0.1:5432 over 10 intervals, one killed
+# with SIGKILL mid-audit; then the report of 1,000 labs over 30 days (8.6 million runs: the load alone
+# takes several minutes).
+bench-scale: install
+	$(BIN)/python -m bench.replicas_bench
+	$(BIN)/python -m bench.report_bench --labs 1000 --repeat 2
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -69,6 +69,33 @@ class Change:
     def explains(self, finding: Finding) -> bool:
         return any(touched.explains(finding) for touched in self.touched)
 
+    def to_json(self) -> dict[str, Any]:
+        """As a replica's queued job carries it to whichever replica runs the audit."""
+        return {
+            "actor": self.actor.to_json(),
+            "touched": [
+                {
+                    "resource": t.resource,
+                    "checks": None if t.checks is None else sorted(c.value for c in t.checks),
+                }
+                for t in sorted(self.touched, key=lambda t: t.resource)
+            ],
+        }
+
+    @classmethod
+    def from_json(cls, document: Mapping[str, Any]) -> Change | None:
+        actor = Actor.from_json(document.get("actor"))
+        if actor is None:
+            return None
+        touched = frozenset(
+            Touched(
+                item["resource"],
+                None if item.get("checks") is None else frozenset(Check(c) for c in item["checks"]),
+            )
+            for item in document.get("touched", ())
+        )
+        return cls(actor, touched)
+
 
 # ------------------------------------------------------------------------------------ reading a record
 

@@ -25,8 +25,10 @@ from pydantic import AfterValidator, BeforeValidator, ConfigDict, Strict, TypeAd
 from pydantic import model_validator as table_rule
 from pydantic.dataclasses import dataclass
 from pydantic_core import ErrorDetails
+from sqlalchemy import make_url
 
 from auditor.model import Severity
+from auditor.schedule import check_schedulable
 
 DEFAULT_CONFIG_PATH = "config.toml"
 EMBEDDED = "embedded"
@@ -282,6 +284,21 @@ def _page_url(url: str) -> str:
     return url
 
 
+DAEMON_MODES = ("single", "replicas")
+
+
+def _daemon_mode(mode: str) -> str:
+    if mode not in DAEMON_MODES:
+        raise Problem(f"{mode!r} is not a mode: use one of {', '.join(map(repr, DAEMON_MODES))}")
+    return mode
+
+
+def _takeover(period: timedelta) -> timedelta:
+    if period < timedelta(seconds=2):
+        raise Problem("must be at least 2s (a replica's heartbeat comes four times in it)")
+    return period
+
+
 def _within(low: int, high: int, problem: str) -> AfterValidator:
     """A whole number from low to high; `problem` may name the number as {value}."""
 
@@ -421,6 +438,13 @@ class DaemonSettings:
     jitter: Annotated[timedelta, BeforeValidator(_duration_or_zero)] = timedelta(seconds=30)
     reconcile_interval: Duration = timedelta(minutes=1)
     stop_timeout: Duration = timedelta(seconds=20)
+    # "single": this process schedules the whole class (APScheduler; SQLite or PostgreSQL). "replicas":
+    # any number of daemons share it through a task queue in the PostgreSQL database (auditor.replicas).
+    mode: Annotated[Text, AfterValidator(_daemon_mode)] = "single"
+    # Replicas: one silent this long is taken for dead, and its labs' work is taken over by the others.
+    takeover: Annotated[timedelta, BeforeValidator(_duration), AfterValidator(_takeover)] = timedelta(
+        seconds=30
+    )
 
 
 class NotifyEvent(StrEnum):
@@ -467,6 +491,25 @@ class Config:
                 raise Problem(f"duplicate lab name {lab.name!r}", "labs")
             names.add(lab.name)
         _refuse_shared_accounts(self.labs)
+        return self
+
+    @table_rule(mode="after")
+    def _replicas_fit(self) -> Self:
+        """Replicas share their work through PostgreSQL, on audits due at the ticks of a cron schedule."""
+        if self.daemon.mode != "replicas":
+            return self
+        if make_url(self.database.url).get_backend_name() != "postgresql":
+            raise Problem(
+                "replicas share their work through PostgreSQL: set [database] url to a postgresql+psycopg:// URL",
+                "daemon.mode",
+            )
+        if self.aws.endpoint_url == EMBEDDED:
+            raise Problem(
+                "replicas cannot share an emulator embedded in each of them: set [aws] endpoint_url",
+                "daemon.mode",
+            )
+        if problem := check_schedulable(self.audit.interval):
+            raise Problem(f"with replicas, {problem}", "audit.interval")
         return self
 
     def select(self, names: tuple[str, ...] | list[str]) -> tuple[LabConfig, ...]:

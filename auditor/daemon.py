@@ -15,6 +15,7 @@ import socket
 import threading
 import uuid
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from types import FrameType
@@ -38,13 +39,15 @@ from auditor.config import EMBEDDED, Config
 from auditor.context import Context, open_context
 from auditor.errors import OperationalError
 from auditor.events import EventListener
+from auditor.fleet import LabResult
 from auditor.health import Metrics
 from auditor.model import Finding, LabAudit, Trigger, Verdict
-from auditor.notify import ABANDONED_PREFIX, LabWatch, open_watch
-from auditor.operations import provision_targets, register_labs, teardown_expired
+from auditor.notify import ABANDONED_PREFIX, LabWatch, Notifier, open_watch
+from auditor.operations import LabChange, provision_targets, register_labs, teardown_expired
+from auditor.replicas import Replica
 from auditor.store import DatabaseUnavailable, LabState, LifecycleEvent, Store, upgrade
 from auditor.target import LabTarget
-from auditor.web import open_page
+from auditor.web import WebServer, open_page
 
 log = structlog.get_logger()
 
@@ -64,7 +67,7 @@ class DaemonState:
     torn_down: set[str] = field(default_factory=set)
     in_flight: dict[str, datetime] = field(default_factory=dict)
     dirty: set[str] = field(default_factory=set)  # labs changed (an event) while their audit ran
-    unrecorded: deque[tuple[LabAudit, Trigger]] = field(
+    unrecorded: deque[tuple[LabAudit, Trigger, datetime | None]] = field(
         default_factory=lambda: deque(maxlen=UNRECORDED_LIMIT)
     )
     last_cycle_at: datetime | None = None
@@ -108,19 +111,33 @@ class Daemon:
             log.info("database_ready", url=store.url)
         return self.store
 
+    def torn_down(self, lab: str) -> bool:
+        with self.state.lock:
+            return lab in self.state.torn_down
+
+    def note_torn_down(self, lab: str) -> None:
+        with self.state.lock:
+            self.state.torn_down.add(lab)
+
+    def note_alive(self) -> None:
+        """A replica reached its queue: it is doing its share of the work (for /healthz)."""
+        with self.state.lock:
+            self.state.last_cycle_at = utc_now()
+
     def ready_store(self) -> Store:
         """The store once the daemon has it, for the page's own thread (which must not migrate it)."""
         if self.store is None:
             raise DatabaseUnavailable("the daemon is still waiting for its database")
         return self.store
 
-    def record(self, audit: LabAudit, trigger: Trigger) -> None:
+    def record(self, audit: LabAudit, trigger: Trigger, due_at: datetime | None = None) -> None:
         """Record this result and any kept while the database was away; keep them all if it still is.
 
         One worker at a time writes the backlog, oldest first, so that no result is written twice.
+        `due_at`: when the schedule meant the audit for (replicas).
         """
         with self.state.lock:
-            self.state.unrecorded.append((audit, trigger))
+            self.state.unrecorded.append((audit, trigger, due_at))
         with self.state.flush_lock:
             try:
                 store = self.database()
@@ -130,13 +147,13 @@ class Daemon:
                 self.metrics.database_errors.inc()
                 log.error("database_unavailable", error=str(error), unrecorded=len(self.state.unrecorded))
 
-    def _oldest_unrecorded(self) -> tuple[LabAudit, Trigger] | None:
+    def _oldest_unrecorded(self) -> tuple[LabAudit, Trigger, datetime | None] | None:
         with self.state.lock:
             return self.state.unrecorded[0] if self.state.unrecorded else None
 
-    def _record_one(self, store: Store, audit: LabAudit, trigger: Trigger) -> None:
+    def _record_one(self, store: Store, audit: LabAudit, trigger: Trigger, due_at: datetime | None) -> None:
         try:
-            store.record_audit(audit, trigger)
+            store.record_audit(audit, trigger, due_at)
         except DatabaseUnavailable:
             raise
         except Exception:
@@ -180,11 +197,16 @@ class Daemon:
             misfire_grace_time=None,
         )
 
+    def note_change(self, lab: str, change: Change | None) -> None:
+        """An event's change, for the lab's next audit to name who made it."""
+        if change is not None:
+            with self.state.lock:
+                self.state.changes.setdefault(lab, []).append(change)
+
     def audit_soon(self, lab: str, delay: timedelta, change: Change | None = None) -> None:
         """An event: audit the lab after `delay`; a burst of events moves the same run, it adds none."""
+        self.note_change(lab, change)
         with self.state.lock:
-            if change is not None:
-                self.state.changes.setdefault(lab, []).append(change)
             if lab in self.state.in_flight:
                 self.state.dirty.add(lab)
                 return
@@ -197,7 +219,7 @@ class Daemon:
     def audit_job(self, lab: str, trigger: str) -> None:
         self.audit(lab, Trigger(trigger))
 
-    def audit(self, lab: str, trigger: Trigger) -> None:
+    def audit(self, lab: str, trigger: Trigger, due_at: datetime | None = None) -> None:
         with self.state.lock:
             if lab in self.state.torn_down or self.stop_event.is_set():
                 return
@@ -217,7 +239,7 @@ class Daemon:
             result = self.with_actors(result, changes, trigger)
             self.metrics.observe_audit(result)
             self.log_transition(result)
-            self.record(result, trigger)
+            self.record(result, trigger, due_at)
             if self.watch is not None:
                 self.watch.audited(result)
         finally:
@@ -307,6 +329,10 @@ class Daemon:
             self.metrics.database_errors.inc()
             log.error("teardown_deferred", reason="database unavailable", error=str(error))
             return
+        self.report_teardowns(store, outcomes)
+
+    def report_teardowns(self, store: Store, outcomes: list[LabResult[LabChange]]) -> None:
+        """Count, log and announce teardowns; a lab torn down is audited no more."""
         for outcome in outcomes:
             self.metrics.teardowns.labels(outcome="ok" if outcome.ok else "failed").inc()
             log.info("lab_expired_teardown", lab=outcome.name, ok=outcome.ok, error=outcome.error)
@@ -345,7 +371,8 @@ class Daemon:
     def stop(self) -> None:
         """Stop taking work; give running audits the stop timeout, then record the rest as abandoned."""
         self.stop_event.set()
-        self.scheduler.pause()
+        if self.scheduler.running:  # a replica schedules nothing here (auditor.replicas)
+            self.scheduler.pause()
         with self.state.audit_ended:
             self.state.audit_ended.wait_for(
                 lambda: not self.state.in_flight, timeout=self.config.daemon.stop_timeout.total_seconds()
@@ -353,7 +380,8 @@ class Daemon:
             abandoned = dict(self.state.in_flight)
         for lab, started in abandoned.items():
             self.record(self.abandoned(lab, started), Trigger.SCHEDULE)
-        self.scheduler.shutdown(wait=False)
+        if self.scheduler.running:
+            self.scheduler.shutdown(wait=False)
         log.info("daemon_stopped", abandoned=sorted(abandoned))
 
     def abandoned(self, lab: str, started: datetime) -> LabAudit:
@@ -430,7 +458,9 @@ def serve(daemon: Daemon) -> int:
         daemon.watch, notifier = notifications
         notifier.start()
     _provision_if_embedded(daemon)
-    events = _start_events(daemon)
+    if config.daemon.mode == "replicas":
+        return _serve_as_replica(daemon, stop, page, notifier)
+    events = _start_events(daemon, daemon.audit_soon)
     daemon.schedule()
     daemon.scheduler.start()
     log.info(
@@ -444,6 +474,34 @@ def serve(daemon: Daemon) -> int:
     if events is not None:
         events.stop()
     daemon.stop()
+    if notifier is not None:
+        notifier.stop()
+    if page is not None:
+        page.stop()
+    return 0
+
+
+def _serve_as_replica(
+    daemon: Daemon, stop: threading.Event, page: WebServer | None, notifier: Notifier | None
+) -> int:
+    """The same daemon, its work shared with the other replicas through the queue (auditor.replicas)."""
+    replica = Replica(daemon)
+    worker = threading.Thread(target=replica.run, args=(stop,), name="replica")
+    worker.start()
+    events = _start_events(daemon, replica.audit_soon)
+    log.info(
+        "daemon_started",
+        mode="replicas",
+        labs=len(daemon.targets),
+        interval=str(daemon.config.audit.interval),
+        health_port=page.port if page is not None else 0,
+        notify_targets=notifier.targets if notifier is not None else 0,
+    )
+    stop.wait()
+    if events is not None:
+        events.stop()
+    daemon.stop()
+    worker.join()
     if notifier is not None:
         notifier.stop()
     if page is not None:
@@ -473,7 +531,9 @@ def _provision_if_embedded(daemon: Daemon) -> None:
     provision_targets(daemon.context, targets, dry_run=False, store=daemon.database(), show_progress=False)
 
 
-def _start_events(daemon: Daemon) -> EventListener | None:
+def _start_events(
+    daemon: Daemon, audit_soon: Callable[[str, timedelta, Change | None], None]
+) -> EventListener | None:
     if daemon.config.events is None:
         return None
     try:
@@ -481,7 +541,7 @@ def _start_events(daemon: Daemon) -> EventListener | None:
             daemon.config,
             daemon.context.sessions,
             daemon.context.endpoint_url,
-            daemon.audit_soon,
+            audit_soon,
             on_message=lambda fate: daemon.metrics.events.labels(fate=fate).inc(),
         )
     except OperationalError as error:

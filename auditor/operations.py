@@ -394,9 +394,13 @@ def dead_local_owner(owner: str | None) -> bool:
     return False
 
 
-def claim_teardown(store: Store, lab: str, owner: str) -> bool:
-    """Take the lab's teardown lease, also from a process of this host that died holding it."""
-    if store.claim_teardown(lab, owner, utc_now(), TEARDOWN_LEASE):
+def claim_teardown(store: Store, lab: str, owner: str, reclaim_own: bool = False) -> bool:
+    """Take the lab's teardown lease, also from a process of this host that died holding it.
+
+    `reclaim_own`: the owner names a piece of work that may be retried elsewhere (a replica's job), which
+    takes the lease back from its own earlier, interrupted attempt."""
+    own = (owner,) if reclaim_own else ()
+    if store.claim_teardown(lab, owner, utc_now(), TEARDOWN_LEASE, take_over_from=own):
         return True
     holder = store.teardown_owner(lab)
     return dead_local_owner(holder) and store.claim_teardown(
@@ -411,9 +415,12 @@ def teardown_targets(
     dry_run: bool,
     store: Store | None = None,
     plans: Mapping[str, LabChange] | None = None,
+    owner: str | None = None,
 ) -> list[LabResult[LabChange]]:
-    """Remove each lab's resources; `plans` are the removals already shown and approved."""
-    owner = owner_id()
+    """Remove each lab's resources; `plans` are the removals already shown and approved. `owner`: who
+    holds the teardown leases (default this process); one given may reclaim its own."""
+    reclaim_own = owner is not None
+    owner = owner or owner_id()
 
     def teardown_one(target: LabTarget) -> LabChange:
         if plans is not None and target.name in plans:
@@ -422,7 +429,7 @@ def teardown_targets(
             steps = teardown_plan(context.sessions, target)
         if dry_run:
             return LabChange(tuple(steps))
-        if store is not None and not claim_teardown(store, target.name, owner):
+        if store is not None and not claim_teardown(store, target.name, owner, reclaim_own):
             raise TeardownBusy(
                 f"another process is tearing this lab down ({store.teardown_owner(target.name)})"
             )

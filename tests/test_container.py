@@ -473,3 +473,33 @@ def test_the_health_check_passes_only_on_a_healthy_answer(
     )
     result = subprocess.run([sys.executable, "-c", probe], capture_output=True, timeout=30, check=False)
     assert (result.returncode == 0) is healthy
+
+
+# ------------------------------------------------------------------------------------- replicas
+
+
+def test_replicas_are_an_opt_in_profile_of_the_same_daemon(services: dict[str, dict[str, Any]]) -> None:
+    replica, single = services["replica"], services["auditor"]
+    assert replica["profiles"] == ["replicas"] and "profiles" not in single
+    shared = ("build", "image", "depends_on", "environment", "volumes", "user", "healthcheck", "restart")
+    assert {key: replica[key] for key in shared} == {key: single[key] for key in shared}
+    assert duration(replica["stop_grace_period"]) == duration(single["stop_grace_period"])
+    assert replica["deploy"]["replicas"] == 3
+    assert "ports" not in replica  # three containers cannot publish one host port
+
+
+def test_the_replicas_configuration_shares_the_class_through_postgres(
+    services: dict[str, dict[str, Any]],
+) -> None:
+    command = [interpolate(part) for part in services["replica"]["command"]]
+    assert command[:2] == ["daemon", "--config"]
+    path = Path(command[2])
+    assert path.parent == Path(CONFIG_IN_CONTAINER)
+    replicas = load_config(DEPLOY / path.name, env={})
+    url = environment(services["replica"])["AUDITOR_DATABASE_URL"]
+    with_env = load_config(DEPLOY / path.name, env={"AUDITOR_DATABASE_URL": interpolate(url)})
+    assert replicas.daemon.mode == with_env.daemon.mode == "replicas"
+    assert with_env.database.url.startswith("postgresql+psycopg://auditor:")
+    real = deploy_configs()[0]
+    assert [lab.name for lab in replicas.labs] == [lab.name for lab in real.labs]
+    assert replicas.daemon.stop_timeout < duration(services["replica"]["stop_grace_period"])

@@ -49,9 +49,8 @@ from auditor.render_cli import (
 from auditor.report import build_report, render_csv
 from auditor.report.diff import document_diff
 from auditor.report.model import RosterEntry
-from auditor.report.timeline import conformant_time_share
 from auditor.spec import render
-from auditor.store import RunPoint, Store
+from auditor.store import Store
 from conftest import pair
 
 NOW = datetime(2026, 11, 29, 12, 0, tzinfo=UTC)
@@ -342,21 +341,30 @@ def test_an_unknown_lab_gets_a_did_you_mean(tmp_path: Path) -> None:
 
 def test_time_conformant_is_a_share_of_time_not_of_audits() -> None:
     start = NOW - timedelta(hours=10)
-    runs = [
-        RunPoint(1, start, Verdict.CONFORMANT, Trigger.SCHEDULE),
-        # Nine manual audits in a minute, all drifted, then fixed: one minute of ten hours.
-        *(
-            RunPoint(2 + i, start + timedelta(hours=9, seconds=i), Verdict.DRIFTED, Trigger.MANUAL)
-            for i in range(9)
-        ),
-        RunPoint(20, start + timedelta(hours=9, minutes=1), Verdict.CONFORMANT, Trigger.SCHEDULE),
-    ]
-    share = conformant_time_share(runs, NOW)
-    assert share == pytest.approx(1 - 1 / 600)
-    torn_down = [start + timedelta(hours=5)]
-    assert (
-        conformant_time_share(runs[:1], NOW, torn_down) == 1.0
-    )  # the time after its teardown is not its own
+    store = Store.from_url("sqlite://")
+    for number in (1, 2, 3):
+        store.ensure_lab(f"pair-0{number}", f"1{number:011d}", f"2{number:011d}", None)
+    store.record_audit(lab_audit(1, Verdict.CONFORMANT, start), Trigger.SCHEDULE)
+    # Nine manual audits in a minute, all drifted, then fixed: one minute of ten hours.
+    for i in range(9):
+        at = start + timedelta(hours=9, seconds=i)
+        store.record_audit(lab_audit(1, Verdict.DRIFTED, at, opened_trust()), Trigger.MANUAL)
+    store.record_audit(
+        lab_audit(1, Verdict.CONFORMANT, start + timedelta(hours=9, minutes=1)), Trigger.SCHEDULE
+    )
+    # Four hours conformant, one drifted, then torn down: the time after the teardown is not its own.
+    store.record_audit(lab_audit(2, Verdict.CONFORMANT, start), Trigger.SCHEDULE)
+    store.record_audit(lab_audit(2, Verdict.DRIFTED, start + timedelta(hours=4)), Trigger.SCHEDULE)
+    store.record_torn_down("pair-02", start + timedelta(hours=5))
+    # Five hours conformant, then audits that could not finish: that time counts neither way.
+    store.record_audit(lab_audit(3, Verdict.CONFORMANT, start), Trigger.SCHEDULE)
+    store.record_audit(lab_audit(3, Verdict.ERROR, start + timedelta(hours=5)), Trigger.SCHEDULE)
+
+    shares = {lab.name: lab.conformant_time_share for lab in build_report(store, None, None, NOW).labs}
+
+    assert shares["pair-01"] == pytest.approx(1 - 1 / 600)
+    assert shares["pair-02"] == pytest.approx(4 / 5)
+    assert shares["pair-03"] == pytest.approx(1.0)
 
 
 def test_the_grade_sheet_has_every_lab_its_students_and_the_worst_finding(tmp_path: Path) -> None:

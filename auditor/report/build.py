@@ -1,8 +1,10 @@
-"""build_report: everything a report shows, read from the store in one pass.
+"""build_report: everything a report shows, read from the store in a fixed number of queries.
 
-Queries: status, runs_since and latest_runs once each for the whole class, then each lab's life-cycle
-events (the store has no bulk read for them; a lab has a handful), and, with --since, the last
-conformant audit before the period of each lab that has none in it.
+Whatever the size of the class and its history: status, latest_runs, the life-cycle events of every
+lab at once, the earliest run (without --since), the verdicts counted by lab, bucket and verdict
+(Store.verdict_counts: aggregated in the database, a row per bucket rather than per run), the time
+each lab stood at each verdict (Store.time_at_verdicts), and, with --since, the last conformant
+audit before the period of the labs that have none in it.
 """
 
 from __future__ import annotations
@@ -10,11 +12,11 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 
-from auditor.model import Finding
+from auditor.model import Finding, Verdict
 from auditor.report.diff import document_diff
 from auditor.report.model import ClassReport, FindingReport, LabReport, SeverityCounts
-from auditor.report.timeline import LabHistory, class_conformance, conformant_time_share, grid_for, summarise
-from auditor.store import LabStatus, LifecycleEntry, LifecycleEvent, RecordedRun, RunPoint, Store
+from auditor.report.timeline import LabHistory, class_conformance, grid_for, summarise_counts
+from auditor.store import LabStatus, LifecycleEntry, LifecycleEvent, RecordedRun, Store, TimeShare
 
 
 def build_report(
@@ -23,12 +25,13 @@ def build_report(
     """The report on those labs (None: every lab in the store) from `since` (None: all history) to now."""
     statuses = _selected(store.status(), labs)
     names = [status.name for status in statuses]
-    timelines = store.runs_since(since, names)
     latest = store.latest_runs(names)
-    lifecycles = {name: _in_period(store.lifecycle(name), since) for name in names}
-    period_start = _period_start(since, timelines, lifecycles)
+    lifecycles = {name: tuple(entries) for name, entries in store.lifecycles(names, since).items()}
+    period_start = since if since is not None else _first_activity(store, names, lifecycles)
     grid = grid_for(period_start or now, now)
-    histories = {name: summarise(timelines[name], grid, _teardowns(lifecycles[name])) for name in names}
+    counts = store.verdict_counts(grid.start, grid.width, since, names)
+    histories = {name: summarise_counts(counts[name], grid, _teardowns(lifecycles[name])) for name in names}
+    times = store.time_at_verdicts(period_start, now, names)
     earlier = _last_conformant_before_period(store, since, histories)
     return ClassReport(
         generated_at=now,
@@ -42,7 +45,9 @@ def build_report(
                 histories[status.name],
                 lifecycles[status.name],
                 earlier.get(status.name),
-                conformant_time_share(timelines[status.name], now, _teardowns(lifecycles[status.name])),
+                _not_after_teardown(
+                    times[status.name], latest.get(status.name), lifecycles[status.name], period_start, now
+                ),
             )
             for status in statuses
         ),
@@ -58,36 +63,44 @@ def _selected(statuses: list[LabStatus], labs: Sequence[str] | None) -> list[Lab
     return [status for status in statuses if status.name in wanted]
 
 
-def _in_period(entries: list[LifecycleEntry], since: datetime | None) -> tuple[LifecycleEntry, ...]:
-    return tuple(entry for entry in entries if since is None or entry.at >= since)
-
-
 def _teardowns(entries: Sequence[LifecycleEntry]) -> list[datetime]:
     return [entry.at for entry in entries if entry.event is LifecycleEvent.TORN_DOWN]
 
 
-def _period_start(
-    since: datetime | None,
-    timelines: Mapping[str, Sequence[RunPoint]],
-    lifecycles: Mapping[str, Sequence[LifecycleEntry]],
+def _not_after_teardown(
+    time: TimeShare,
+    latest: RecordedRun | None,
+    lifecycle: Sequence[LifecycleEntry],
+    period_start: datetime | None,
+    now: datetime,
+) -> TimeShare:
+    """The time after the lab's teardown is not its own (the database counts its last verdict until now)."""
+    if latest is None:
+        return time
+    gone = [at for at in _teardowns(lifecycle) if latest.started_at < at < now]
+    if not gone:
+        return time
+    gone_from = max(min(gone), period_start or min(gone))
+    return time.less(latest.verdict, now - gone_from)
+
+
+def _first_activity(
+    store: Store, names: list[str], lifecycles: Mapping[str, Sequence[LifecycleEntry]]
 ) -> datetime | None:
-    if since is not None:
-        return since
-    firsts = [runs[0].started_at for runs in timelines.values() if runs]
-    firsts += [entries[0].at for entries in lifecycles.values() if entries]
+    firsts = [entries[0].at for entries in lifecycles.values() if entries]
+    first_run = store.first_run_at(names)
+    if first_run is not None:
+        firsts.append(first_run)
     return min(firsts, default=None)
 
 
 def _last_conformant_before_period(
     store: Store, since: datetime | None, histories: Mapping[str, LabHistory]
-) -> dict[str, datetime | None]:
-    if since is None:
+) -> dict[str, datetime]:
+    without = [name for name, history in histories.items() if history.last_conformant_at is None]
+    if since is None or not without:
         return {}
-    return {
-        name: store.last_conformant_at(name)
-        for name, history in histories.items()
-        if history.last_conformant_at is None
-    }
+    return store.last_at_verdict_before(Verdict.CONFORMANT, since, without)
 
 
 def _lab_report(
@@ -96,7 +109,7 @@ def _lab_report(
     history: LabHistory,
     lifecycle: tuple[LifecycleEntry, ...],
     conformant_before_period: datetime | None,
-    time_share: float | None = None,
+    time: TimeShare,
 ) -> LabReport:
     findings = latest.findings if latest else ()
     return LabReport(
@@ -114,7 +127,7 @@ def _lab_report(
         last_conformant_at=history.last_conformant_at or conformant_before_period,
         timeline=history.cells,
         lifecycle=lifecycle,
-        conformant_time_share=time_share,
+        time_at_verdicts=time,
     )
 
 

@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 
 from auditor.model import Finding, InvokeResult, Severity, Verdict
-from auditor.store.records import LabState, LifecycleEntry, RecordedRun
+from auditor.store.records import LabState, LifecycleEntry, RecordedRun, TimeShare
 
 # Worst last: a time bucket's colour is the worst verdict of its audits. An error says nothing about the
 # lab itself, so a drifted or broken audit in the same bucket outranks it.
@@ -114,9 +114,8 @@ class LabReport:
     last_conformant_at: datetime | None
     timeline: tuple[TimelineCell, ...]
     lifecycle: tuple[LifecycleEntry, ...]
-    # The share of the period's time the lab stood conformant, from its first audit in the period to the
-    # period's end (or its teardown); time under an audit that could not finish is not counted.
-    conformant_time_share: float | None = None
+    # How long the lab stood at each verdict in the period (from each audit to the next).
+    time_at_verdicts: TimeShare = field(default_factory=lambda: TimeShare({}))
 
     @property
     def verdict(self) -> Verdict | None:
@@ -132,7 +131,14 @@ class LabReport:
 
     @property
     def conformant_share(self) -> float | None:
+        """The share of the period's audits that were conformant."""
         return self.conformant_audits / self.audits if self.audits else None
+
+    @property
+    def conformant_time_share(self) -> float | None:
+        """The share of the period's judged time the lab stood conformant: from each audit to the next,
+        the time under an audit that could not finish counted neither way."""
+        return self.time_at_verdicts.without(Verdict.ERROR).share(Verdict.CONFORMANT)
 
 
 @dataclass(frozen=True)

@@ -1,22 +1,21 @@
 """Verdict timelines cut into time buckets: one grid for the whole report (pure).
 
-A class audited every five minutes for a month is 864,000 runs; each lab's runs are cut into buckets
-with binary search and counted with Counter, so the Python-level work is per bucket, not per run.
+A class of 1,000 labs audited every five minutes for a month is 8.6 million runs; the store counts
+them by lab, bucket and verdict in the database (Store.verdict_counts), and the work here is per
+bucket, never per run.
 """
 
 from __future__ import annotations
 
 import math
-from bisect import bisect_left
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from operator import attrgetter
 
 from auditor.model import Verdict
 from auditor.report.model import VERDICT_RANK, ConformanceBucket, TimelineCell
-from auditor.store.records import RunPoint
+from auditor.store.records import RunPoint, VerdictCount
 
 MAX_BUCKETS = 60
 # Down to a second: `auditor demo` makes its whole history in a few seconds.
@@ -27,8 +26,6 @@ _NICE_WIDTHS = (
     *(timedelta(days=days) for days in (1, 2, 7)),
 )
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_started_at = attrgetter("started_at")
-_verdict = attrgetter("verdict")
 
 
 @dataclass(frozen=True)
@@ -70,29 +67,70 @@ class LabHistory:
 
 
 def summarise(runs: Sequence[RunPoint], grid: Grid, torn_down: Sequence[datetime] = ()) -> LabHistory:
-    """`runs` oldest first, as Store.runs_since returns them; `torn_down` the times of its teardowns."""
+    """`runs` as Store.runs_since returns them; `torn_down` the times of the lab's teardowns."""
+    return summarise_counts(counts_of(runs, grid), grid, torn_down)
+
+
+def counts_of(runs: Sequence[RunPoint], grid: Grid) -> list[VerdictCount]:
+    """The runs counted as Store.verdict_counts counts them in the database, from the grid's start on."""
+    groups: dict[tuple[int, Verdict], list[datetime]] = {}
+    for run in runs:
+        if run.started_at >= grid.start:
+            bucket = (run.started_at - grid.start) // grid.width
+            groups.setdefault((bucket, run.verdict), []).append(run.started_at)
+    return sorted(
+        VerdictCount(bucket, verdict, len(times), min(times), max(times))
+        for (bucket, verdict), times in groups.items()
+    )
+
+
+def summarise_counts(
+    counts: Sequence[VerdictCount], grid: Grid, torn_down: Sequence[datetime] = ()
+) -> LabHistory:
+    """A lab's counts (Store.verdict_counts on this grid) as its timeline and totals in the period.
+
+    Plain loops: a class of 1,000 labs is 60,000 cells."""
     bounds = grid.boundaries()
+    by_bucket: dict[int, list[VerdictCount]] = {}
+    for count in counts:
+        if 0 <= count.bucket < grid.count:
+            by_bucket.setdefault(count.bucket, []).append(count)
     cells: list[TimelineCell] = []
     current: Verdict | None = None
     last_run_at: datetime | None = None
-    low = bisect_left(runs, bounds[0], key=_started_at)
-    totals: Counter[Verdict] = Counter()
+    audits = conformant_audits = 0
+    first_conformant: datetime | None = None
+    last_conformant: datetime | None = None
     for index in range(grid.count):
-        high = bisect_left(runs, bounds[index + 1], lo=low, key=_started_at)
-        counts = Counter(map(_verdict, runs[low:high]))
-        totals.update(counts)
-        if high > low:
-            current, last_run_at = runs[high - 1].verdict, runs[high - 1].started_at
-        if current is not None and _retired(last_run_at, bounds[index + 1], torn_down):
+        in_bucket = by_bucket.get(index, ())
+        worst: Verdict | None = None
+        runs = 0
+        for count in in_bucket:
+            runs += count.runs
+            if worst is None or VERDICT_RANK[count.verdict] > VERDICT_RANK[worst]:
+                worst = count.verdict
+            # The verdict of the bucket's last run; at the same instant, the worse one.
+            if last_run_at is None or (count.last_at, VERDICT_RANK[count.verdict]) > (
+                last_run_at,
+                VERDICT_RANK[current] if current else -1,
+            ):
+                current, last_run_at = count.verdict, count.last_at
+            if count.verdict is Verdict.CONFORMANT:
+                conformant_audits += count.runs
+                if first_conformant is None or count.first_at < first_conformant:
+                    first_conformant = count.first_at
+                if last_conformant is None or count.last_at > last_conformant:
+                    last_conformant = count.last_at
+        audits += runs
+        if torn_down and current is not None and _retired(last_run_at, bounds[index + 1], torn_down):
             current = None
-        cells.append(TimelineCell(bounds[index], _worst(counts), high - low, current))
-        low = high
+        cells.append(TimelineCell(bounds[index], worst, runs, current))
     return LabHistory(
         cells=tuple(cells),
-        audits=sum(totals.values()),
-        conformant_audits=totals[Verdict.CONFORMANT],
-        first_conformant_at=_first_conformant(runs),
-        last_conformant_at=_first_conformant(reversed(runs)),
+        audits=audits,
+        conformant_audits=conformant_audits,
+        first_conformant_at=first_conformant,
+        last_conformant_at=last_conformant,
     )
 
 
@@ -102,10 +140,6 @@ def _worst(counts: Counter[Verdict]) -> Verdict | None:
 
 def _retired(last_run_at: datetime | None, bucket_end: datetime, torn_down: Sequence[datetime]) -> bool:
     return last_run_at is not None and any(last_run_at < at < bucket_end for at in torn_down)
-
-
-def _first_conformant(runs: Iterable[RunPoint]) -> datetime | None:
-    return next((run.started_at for run in runs if run.verdict is Verdict.CONFORMANT), None)
 
 
 def class_conformance(grid: Grid, histories: Sequence[LabHistory]) -> tuple[ConformanceBucket, ...]:
@@ -122,23 +156,3 @@ def class_conformance(grid: Grid, histories: Sequence[LabHistory]) -> tuple[Conf
 
 def _in_order(counts: Counter[Verdict | None]) -> dict[Verdict, int]:
     return {verdict: counts[verdict] for verdict in VERDICT_RANK if counts[verdict]}
-
-
-def conformant_time_share(
-    runs: Sequence[RunPoint], end: datetime, torn_down: Sequence[datetime] = ()
-) -> float | None:
-    """The share of the time from the first run to `end` that the lab stood conformant (pure).
-
-    Each run's verdict stands until the next run, a teardown after it, or `end`; the time under an
-    audit that could not finish (error) is counted neither way. None without any time judged.
-    """
-    conformant = judged = timedelta(0)
-    for index, run in enumerate(runs):
-        until = runs[index + 1].started_at if index + 1 < len(runs) else end
-        until = min([until, *(at for at in torn_down if run.started_at < at < until)])
-        if run.verdict is Verdict.ERROR or until <= run.started_at:
-            continue
-        judged += until - run.started_at
-        if run.verdict is Verdict.CONFORMANT:
-            conformant += until - run.started_at
-    return conformant / judged if judged else None

@@ -11,6 +11,8 @@ from auditor.store.records import (
     Outcome,
     RecordedRun,
     RunPoint,
+    TimeShare,
+    VerdictCount,
 )
 from auditor.store.store import Resource, Store, UnknownLab
 
@@ -25,7 +27,9 @@ __all__ = [
     "Resource",
     "RunPoint",
     "Store",
+    "TimeShare",
     "UnknownLab",
+    "VerdictCount",
     "canonical_order",
     "check",
     "make_engine",

@@ -60,11 +60,12 @@ def _migration_connection(engine: Engine) -> Iterator[Connection]:
     with unavailable_as(engine.url):
         connection = writing_engine(engine).connect()
     with connection, connection.begin():
-        _serialise_migrations(connection)
+        serialised_migrations(connection)
         yield connection
 
 
-def _serialise_migrations(connection: Connection) -> None:
+def serialised_migrations(connection: Connection) -> None:
+    """Within the transaction, wait for any other migrator (or replica installing its queue)."""
     # SQLite's BEGIN IMMEDIATE already excludes a second migrator; PostgreSQL needs a lock of its own.
     if connection.dialect.name == "postgresql":
         connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _POSTGRES_MIGRATION_LOCK})

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, Index, MetaData, String, Text, text
+from sqlalchemy import BigInteger, ForeignKey, Index, MetaData, String, Text, text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from auditor.model import Check, Effect, Severity, Status, Trigger, Verdict
@@ -111,6 +111,14 @@ class AuditRunRow(Base):
             sqlite_where=text("finding_set_id IS NOT NULL"),
             postgresql_where=text("finding_set_id IS NOT NULL"),
         ),
+        # Replicas ask whether a lab's audit due at a tick is recorded; only scheduled replica runs have one.
+        Index(
+            None,
+            "lab_id",
+            "due_at",
+            sqlite_where=text("due_at IS NOT NULL"),
+            postgresql_where=text("due_at IS NOT NULL"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -122,6 +130,31 @@ class AuditRunRow(Base):
     error: Mapped[str | None] = mapped_column(Text)
     requests: Mapped[int]
     finding_set_id: Mapped[int | None] = mapped_column(ForeignKey("finding_sets.id"))
+    # The moment the schedule meant this audit for (revision 0005): with several daemon replicas, one
+    # scheduled audit of a lab per due time, whoever ran it and however late. None off the schedule.
+    due_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+
+
+class VerdictTotalRow(Base):
+    """The runs of one lab with one verdict in one span of time (an hour, or six), counted as they are
+    recorded (revision 0005), with how long the lab stood at that verdict after them.
+
+    A report of a class over a month reads these (four rows a day per lab for its six-hour spans, instead
+    of 288 runs) instead of every run; only the edges of its period are read run by run.
+    """
+
+    __tablename__ = "verdict_totals"
+
+    lab_id: Mapped[int] = mapped_column(ForeignKey("labs.id", ondelete="CASCADE"), primary_key=True)
+    span_hours: Mapped[int] = mapped_column(primary_key=True)  # 1 or 6: SPANS in auditor.store.history
+    start: Mapped[datetime] = mapped_column(UtcDateTime(), primary_key=True)  # a multiple of the span
+    verdict: Mapped[Verdict] = mapped_column(enum_of(Verdict, "verdict"), primary_key=True)
+    runs: Mapped[int]
+    first_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    last_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    # Sum over these runs of (start of the lab's next run - their start), in microseconds; a run with no
+    # next run yet adds nothing until one comes.
+    standing_us: Mapped[int] = mapped_column(BigInteger)
 
 
 class InvokeResultRow(Base):
@@ -157,4 +190,5 @@ __all__ = [
     "LabResourceRow",
     "LabRow",
     "LifecycleEventRow",
+    "VerdictTotalRow",
 ]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import NamedTuple
 
@@ -90,3 +90,39 @@ class LifecycleEntry:
     event: LifecycleEvent
     outcome: Outcome
     detail: str
+
+
+class VerdictCount(NamedTuple):
+    """A lab's runs of one verdict in one time bucket (a tuple: a class's month is tens of thousands)."""
+
+    bucket: int  # the bucket's index on the report's grid
+    verdict: Verdict
+    runs: int
+    first_at: datetime
+    last_at: datetime
+
+
+@dataclass(frozen=True)
+class TimeShare:
+    """How long a lab stood at each verdict in a period: from each audit to the next (or the period's
+    end), at that audit's verdict; and before its first audit in the period, at the last one before."""
+
+    standing: dict[Verdict, timedelta]
+
+    @property
+    def known(self) -> timedelta:
+        return sum(self.standing.values(), timedelta())
+
+    def share(self, verdict: Verdict = Verdict.CONFORMANT) -> float | None:
+        """The fraction of the known time at that verdict; None when nothing is known of the period."""
+        known = self.known
+        return self.standing.get(verdict, timedelta()) / known if known else None
+
+    def without(self, verdict: Verdict) -> TimeShare:
+        """The time at the other verdicts (the time under an audit that could not finish judges nothing)."""
+        return TimeShare({v: t for v, t in self.standing.items() if v is not verdict})
+
+    def less(self, verdict: Verdict, time: timedelta) -> TimeShare:
+        """Without `time` counted at `verdict` (e.g. the time after a teardown, which is not the lab's)."""
+        kept = max(self.standing.get(verdict, timedelta()) - time, timedelta())
+        return TimeShare({**self.standing, verdict: kept})

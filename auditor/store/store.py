@@ -22,6 +22,7 @@ from sqlalchemy import (
     func,
     or_,
     select,
+    union_all,
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
@@ -31,6 +32,18 @@ from sqlalchemy.orm import Session
 from auditor.model import Actor, Finding, InvokeResult, LabAudit, Trigger, Verdict, Witness
 from auditor.store.digest import PreparedFindings, decode_document, prepare_findings
 from auditor.store.engine import is_memory_database, make_engine, safe_url, unavailable_as, writing_engine
+from auditor.store.history import (
+    SPANS,
+    ceil_to,
+    count_run,
+    edges_of_period,
+    first_run_at,
+    last_at_verdict_before,
+    period_edges,
+    recount_before,
+    time_at_verdicts,
+    verdict_counts,
+)
 from auditor.store.migrate import upgrade_engine
 from auditor.store.models import (
     AuditRunRow,
@@ -50,6 +63,8 @@ from auditor.store.records import (
     LifecycleEvent,
     RecordedRun,
     RunPoint,
+    TimeShare,
+    VerdictCount,
 )
 
 T = TypeVar("T")
@@ -143,8 +158,10 @@ class Store:
 
     # -------------------------------------------------------------------------------------- audits
 
-    def record_audit(self, audit: LabAudit, trigger: Trigger) -> int:
-        """Store one lab's audit; returns the run id. Raises ValueError if a finding's document is not JSON."""
+    def record_audit(self, audit: LabAudit, trigger: Trigger, due_at: datetime | None = None) -> int:
+        """Store one lab's audit; returns the run id. Raises ValueError if a finding's document is not JSON.
+
+        `due_at`: the moment a schedule meant this audit for, when one did (daemon replicas)."""
         prepared = prepare_findings(audit.findings)
         started_at, finished_at = audit_times(audit, now=datetime.now(UTC))
 
@@ -160,9 +177,11 @@ class Store:
                 error=audit.error,
                 requests=audit.requests,
                 finding_set_id=set_id,
+                due_at=due_at,
             )
             session.add(run)
             session.flush()
+            count_run(session, _insert_for(session), lab_id, run.id, started_at, run.verdict)
             if audit.invoke is not None:
                 _insert_invoke_result(session, run.id, audit.invoke)
             return run.id
@@ -294,9 +313,17 @@ class Store:
         deleted = 0
         for lab_id in self._lab_ids():
             with self._writing() as session:
-                deleted += _prune_lab(session, lab_id, cutoff)
+                pruned = _prune_lab(session, lab_id, cutoff)
+                if pruned:
+                    recount_before(session, lab_id, ceil_to(cutoff, SPANS[0]))
+                deleted += pruned
         self._write_retrying_conflicts(_collect_garbage)
         return deleted
+
+    def recount_verdict_totals(self) -> None:
+        """Count every lab's hours again from its runs: for runs written around the store (a bulk load)."""
+        with self._writing() as session:
+            recount_before(session, None, datetime.max.replace(tzinfo=UTC))
 
     def _lab_ids(self) -> list[int]:
         with self._reading() as session:
@@ -354,6 +381,12 @@ class Store:
             runs = _latest_runs_by_lab(session, list(lab_ids), *conditions)
             return _recorded_runs(session, lab_ids, list(runs.values()))
 
+    def audited_for(self, lab: str, due_at: datetime) -> bool:
+        """Whether the lab's audit due at that moment is recorded (by whichever replica)."""
+        with self._reading() as session:
+            query = _runs_of(lab, AuditRunRow.id).where(AuditRunRow.due_at == due_at).limit(1)
+            return session.scalar(query) is not None
+
     def change_marker(self) -> tuple[int, int, datetime | None]:
         """What changes whenever a run, a life-cycle event or a lab's row is written: (latest run id,
         latest life-cycle event id, latest lab update). Three index look-ups, for pages that poll."""
@@ -396,6 +429,98 @@ class Store:
             query = _runs_of(lab, func.count(), conformant).where(*_since(since))
             total, good = session.execute(query).one()
             return None if not total else int(good) / int(total)
+
+    # ------------------------------------------------------------------------ aggregated in the database
+
+    def verdict_counts(
+        self,
+        start: datetime,
+        width: timedelta,
+        since: datetime | None = None,
+        labs: Sequence[str] | None = None,
+    ) -> dict[str, list[VerdictCount]]:
+        """Each lab's runs from `since` on, counted by verdict in buckets of `width` from `start`
+        (bucket i: [start + i * width, start + (i + 1) * width)), in the database: a row per lab, bucket
+        and verdict, never a row per run. Every selected lab appears, with no counts if need be."""
+        with self._reading() as session:
+            lab_ids = _selected_labs(session, labs)
+            counts: dict[str, list[VerdictCount]] = {name: [] for name in lab_ids.values()}
+            query = verdict_counts(list(lab_ids), start, width, since)
+            for lab_id, bucket, verdict, runs, first_at, last_at in session.connection().execute(query).all():
+                counts[lab_ids[lab_id]].append(
+                    VerdictCount(int(bucket), Verdict(verdict), int(runs), first_at, last_at)
+                )
+            for found in counts.values():
+                found.sort()
+            return counts
+
+    def time_at_verdicts(
+        self, since: datetime | None, until: datetime, labs: Sequence[str] | None = None
+    ) -> dict[str, TimeShare]:
+        """How long each lab stood at each verdict from `since` (None: its first run) to `until`: every
+        run counts from its start to the next run's start (or `until`) at its verdict, and the time
+        between `since` and the lab's first run in the period at the verdict of its last run before.
+        Computed in the database (see auditor.store.history); `TimeShare.share()` is the conformant
+        share of the time, which a grade sheet weighs a month by."""
+        with self._reading() as session:
+            lab_ids = _selected_labs(session, labs)
+            standing: dict[str, dict[Verdict, timedelta]] = {name: {} for name in lab_ids.values()}
+
+            def add(lab_id: int, verdict: Any, microseconds: Any) -> None:
+                if microseconds:
+                    times = standing[lab_ids[lab_id]]
+                    times[Verdict(verdict)] = times.get(Verdict(verdict), timedelta()) + timedelta(
+                        microseconds=int(microseconds)
+                    )
+
+            connection = session.connection()
+            for lab_id, verdict, microseconds in connection.execute(
+                union_all(*time_at_verdicts(list(lab_ids), since, until))
+            ):
+                add(lab_id, verdict, microseconds)
+            edges, counted_until = edges_of_period(list(lab_ids), since, until)
+            for row in connection.execute(edges):
+                lab_edges = period_edges(row)
+                for verdict, microseconds in lab_edges.corrections(since, until, counted_until):
+                    add(lab_edges.lab_id, verdict, microseconds)
+            return {
+                name: TimeShare({verdict: time for verdict, time in times.items() if time})
+                for name, times in standing.items()
+            }
+
+    def last_at_verdict_before(
+        self, verdict: Verdict, before: datetime, labs: Sequence[str] | None = None
+    ) -> dict[str, datetime]:
+        """Each lab's last run at that verdict before `before`; labs without one are absent."""
+        with self._reading() as session:
+            lab_ids = _selected_labs(session, labs)
+            rows = session.connection().execute(last_at_verdict_before(list(lab_ids), verdict, before))
+            return {lab_ids[lab_id]: at for lab_id, at in rows if at is not None}
+
+    def first_run_at(self, labs: Sequence[str] | None = None) -> datetime | None:
+        """The start of the earliest run of those labs (None: no run at all)."""
+        with self._reading() as session:
+            lab_ids = _selected_labs(session, labs)
+            if not lab_ids:
+                return None
+            return session.scalar(first_run_at(list(lab_ids)))
+
+    def lifecycles(
+        self, labs: Sequence[str] | None = None, since: datetime | None = None
+    ) -> dict[str, list[LifecycleEntry]]:
+        """Each selected lab's life-cycle events from `since` on, oldest first, in one query."""
+        with self._reading() as session:
+            lab_ids = _selected_labs(session, labs)
+            entries: dict[str, list[LifecycleEntry]] = {name: [] for name in lab_ids.values()}
+            events = LifecycleEventRow
+            query = (
+                select(events.lab_id, events.at, events.event, events.outcome, events.detail)
+                .where(events.lab_id.in_(list(lab_ids)), *([] if since is None else [events.at >= since]))
+                .order_by(events.lab_id, events.at, events.id)
+            )
+            for lab_id, at, event, outcome, detail in session.connection().execute(query):
+                entries[lab_ids[lab_id]].append(LifecycleEntry(at, event, outcome, detail))
+            return entries
 
 
 # ------------------------------------------------------------------------------------------- helpers
