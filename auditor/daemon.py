@@ -45,6 +45,7 @@ from auditor.model import Finding, LabAudit, Trigger, Verdict
 from auditor.notify import ABANDONED_PREFIX, LabWatch, Notifier, open_watch
 from auditor.operations import LabChange, provision_targets, register_labs, teardown_expired
 from auditor.replicas import Replica
+from auditor.stopping import wait_until_stopped
 from auditor.store import DatabaseUnavailable, LabState, LifecycleEvent, Store, upgrade
 from auditor.target import LabTarget
 from auditor.web import WebServer, open_page
@@ -470,7 +471,7 @@ def serve(daemon: Daemon) -> int:
         health_port=page.port if page is not None else 0,
         notify_targets=notifier.targets if notifier is not None else 0,
     )
-    stop.wait()
+    wait_until_stopped(stop)
     if events is not None:
         events.stop()
     daemon.stop()
@@ -497,7 +498,7 @@ def _serve_as_replica(
         health_port=page.port if page is not None else 0,
         notify_targets=notifier.targets if notifier is not None else 0,
     )
-    stop.wait()
+    wait_until_stopped(stop)
     if events is not None:
         events.stop()
     daemon.stop()

@@ -23,6 +23,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from auditor.stopping import wait_until_stopped
+
 # moto answers for any credentials; these fake ones keep botocore from looking for real ones.
 FAKE_CREDENTIALS = {
     "AWS_ACCESS_KEY_ID": "testing",
@@ -182,7 +184,7 @@ def serve() -> None:
     print(emulator.url, flush=True)
     # Nothing more goes to standard output: the process that started us stops reading it.
     sys.stdout = open(os.devnull, "w")  # noqa: SIM115 (for the rest of this process's life)
-    stop.wait()
+    wait_until_stopped(stop)
     emulator.close()
 
 
