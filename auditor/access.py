@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from datetime import datetime
 
 from auditor.actual import ActualLab
 from auditor.iam.solve import DEFAULT_TIME_LIMIT, Decision, decide
@@ -36,10 +37,13 @@ class Link:
 
 
 def access_path(
-    expected: ExpectedLab, actual: ActualLab, time_limit: float = DEFAULT_TIME_LIMIT
+    expected: ExpectedLab,
+    actual: ActualLab,
+    time_limit: float = DEFAULT_TIME_LIMIT,
+    now: datetime | None = None,
 ) -> list[Link]:
     """The lab's call, hop by hop, as IAM would decide it (only for resources that exist)."""
-    return [_link(hop, time_limit) for hop in lab_hops(expected, actual)]
+    return [_link(hop, time_limit) for hop in lab_hops(expected, actual, now)]
 
 
 def _link(hop: LabHop, time_limit: float) -> Link:
@@ -150,11 +154,12 @@ def judge_access(
     actual: ActualLab,
     findings: Sequence[Finding],
     time_limit: float = DEFAULT_TIME_LIMIT,
+    now: datetime | None = None,
 ) -> list[Finding]:
     """The findings, with those that break the lab's access path marked (and added where none
     explains it), what could not be proven said, and hardenings lowered to low."""
     judged = list(findings)
-    links = access_path(expected, actual, time_limit)
+    links = access_path(expected, actual, time_limit, now)
     for link in links:
         if link.works is False:
             judged = _blame(judged, link)

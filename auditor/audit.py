@@ -63,6 +63,7 @@ def audit_lab(context: Context, target: LabTarget, *, invoke: bool) -> LabAudit:
             started.date(),
             invoked,
             policy_time_limit=context.config.audit.policy_time_limit.total_seconds(),
+            now=started,
         )
     except LAB_FAULTS as error:
         return result(Verdict.ERROR, error=describe_fault(error))

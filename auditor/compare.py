@@ -8,7 +8,7 @@ the lab still works; a failed run of the function is a finding of its own.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from datetime import date
+from datetime import date, datetime
 
 from auditor.access import judge_access
 from auditor.actual import ActualLab
@@ -51,12 +51,13 @@ def judge_lab(
     registry: Registry = REGISTRY,
     *,
     policy_time_limit: float = DEFAULT_TIME_LIMIT,
+    now: datetime | None = None,
 ) -> Judgement:
-    """All findings of one lab, and its verdict."""
+    """All findings of one lab, and its verdict; `now`, the audit's moment, answers aws:CurrentTime."""
     facts = Facts(code_sha256, today, policy_time_limit)
     with time_budget(policy_time_limit):
         findings = judge_access(
-            expected, actual, registry.compare(expected, actual, facts), policy_time_limit
+            expected, actual, registry.compare(expected, actual, facts), policy_time_limit, now
         )
     if invoke is not None and (failure := invoke_finding(expected, invoke)) is not None:
         findings.append(failure)

@@ -8,8 +8,10 @@ unknown, so that a condition on it is neither proof that the lab works nor that 
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import datetime
 
 from auditor.actual import ActualLab, ActualRole
 from auditor.iam.document import Policy, PolicyError, parse_policy
@@ -26,6 +28,18 @@ DESTINATION_SESSION = "lab-auditor-session"  # the function names it at random: 
 FUNCTION_ASSUMES_WITHOUT = frozenset(
     {"sts:externalid", "sts:sourceidentity", "aws:tagkeys", "sts:transitivetagkeys", "aws:requesttag/"}
 )
+
+# The function and its sessions call STS, S3 and CloudWatch Logs themselves, not through another
+# service: AWS sets aws:ViaAWSService to false and no aws:CalledVia* key (present only when a service
+# calls on a principal's behalf); neither Lambda's session nor the function's sets a source identity.
+DIRECT_CALL = (("aws:viaawsservice", "false"),)
+DIRECT_CALL_WITHOUT = frozenset(
+    {"aws:calledvia", "aws:calledviafirst", "aws:calledvialast", "aws:sourceidentity"}
+)
+
+# Every request carries the time it is made: the audit's moment stands for it. Only in labs whose
+# documents read the clock, so that the hops of every other lab stay the same (and stay cached).
+CLOCK_KEYS = ("aws:currenttime", "aws:epochtime")
 
 IDENTITY_CHECKS = frozenset({Check.INLINE_POLICY, Check.MANAGED_POLICIES, Check.PERMISSIONS_BOUNDARY})
 TRUST_CHECKS = frozenset({Check.TRUST_POLICY})
@@ -91,8 +105,28 @@ def _known(pairs: Iterable[tuple[str, str | None]]) -> tuple[tuple[str, tuple[st
     return tuple((key, (value,)) for key, value in pairs if value)
 
 
-def lab_hops(expected: ExpectedLab, actual: ActualLab) -> list[LabHop]:
-    """The hops whose documents exist (a missing role or function is its own finding)."""
+def _clock(actual: ActualLab, now: datetime | None) -> tuple[tuple[str, str], ...]:
+    if now is None or not _reads_the_clock(actual):
+        return ()
+    return (
+        ("aws:currenttime", now.strftime("%Y-%m-%dT%H:%M:%SZ")),
+        ("aws:epochtime", str(int(now.timestamp()))),
+    )
+
+
+def _reads_the_clock(actual: ActualLab) -> bool:
+    documents = [
+        [role.trust_policy, role.inline_policies, role.managed_policies, role.boundary_policy]
+        for role in (actual.origin_role, actual.destination_role)
+    ]
+    text = json.dumps(documents, default=str).lower()
+    return any(key in text for key in CLOCK_KEYS)
+
+
+def lab_hops(expected: ExpectedLab, actual: ActualLab, now: datetime | None = None) -> list[LabHop]:
+    """The hops whose documents exist (a missing role or function is its own finding); `now` is the
+    moment the requests are judged at, when a document reads the clock."""
+    clock = _clock(actual, now)
     origin, destination, function = actual.origin_role, actual.destination_role, actual.function
     origin_arn = origin.arn or expected.origin_role.arn
     destination_arn = destination.arn or expected.destination_role.arn
@@ -103,6 +137,8 @@ def lab_hops(expected: ExpectedLab, actual: ActualLab) -> list[LabHop]:
     as_function = _session(origin_arn, expected.origin_account, expected.function.name)
     from_function = _known(
         [
+            *DIRECT_CALL,
+            *clock,
             ("aws:securetransport", "true"),
             ("aws:requestedregion", region),
             ("lambda:sourcefunctionarn", function_arn),
@@ -122,7 +158,7 @@ def lab_hops(expected: ExpectedLab, actual: ActualLab) -> list[LabHop]:
                         "sts:AssumeRole",
                         origin_arn,
                         Principal(Kind.SERVICE, LAMBDA_SERVICE),
-                        _known([("aws:sourceaccount", expected.origin_account)]),
+                        _known([("aws:sourceaccount", expected.origin_account), *clock]),
                     ),
                 ),
                 Policies(trust=origin_trust, trust_only=True),
@@ -144,7 +180,7 @@ def lab_hops(expected: ExpectedLab, actual: ActualLab) -> list[LabHop]:
                         as_function,
                         from_function,
                         user_agent,
-                        absent=FUNCTION_ASSUMES_WITHOUT,
+                        absent=FUNCTION_ASSUMES_WITHOUT | DIRECT_CALL_WITHOUT,
                     ),
                 ),
                 Policies(
@@ -168,8 +204,16 @@ def lab_hops(expected: ExpectedLab, actual: ActualLab) -> list[LabHop]:
                         "s3:ListAllMyBuckets",
                         "*",
                         as_destination,
-                        _known([("aws:securetransport", "true"), ("aws:requestedregion", region)]),
+                        _known(
+                            [
+                                *DIRECT_CALL,
+                                *clock,
+                                ("aws:securetransport", "true"),
+                                ("aws:requestedregion", region),
+                            ]
+                        ),
                         user_agent,
+                        absent=DIRECT_CALL_WITHOUT,
                     ),
                 ),
                 Policies(_documents(destination), _boundary(destination)),
@@ -185,7 +229,15 @@ def lab_hops(expected: ExpectedLab, actual: ActualLab) -> list[LabHop]:
                 "function_writes_logs",
                 "the function can no longer write its logs",
                 tuple(
-                    Hop(action, streams, as_function, from_function, user_agent, resource_pattern=streams)
+                    Hop(
+                        action,
+                        streams,
+                        as_function,
+                        from_function,
+                        user_agent,
+                        resource_pattern=streams,
+                        absent=DIRECT_CALL_WITHOUT,
+                    )
                     for action in ("logs:CreateLogStream", "logs:PutLogEvents")
                 ),
                 Policies(_documents(origin), _boundary(origin)),

@@ -7,7 +7,7 @@ in auditor/resources/kinds/); the resources nothing needs to change are listed a
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import date
+from datetime import date, datetime
 
 from auditor.accounts import AccountSessions
 from auditor.actual import ActualLab
@@ -26,9 +26,11 @@ def plan_lab(expected: ExpectedLab, actual: ActualLab, findings: Sequence[Findin
     return REGISTRY.plan(expected, actual, findings)
 
 
-def audit_findings(expected: ExpectedLab, actual: ActualLab, today: date) -> tuple[Finding, ...]:
+def audit_findings(
+    expected: ExpectedLab, actual: ActualLab, today: date, now: datetime | None = None
+) -> tuple[Finding, ...]:
     """The audit's findings of a lab as collected, without a run of the function (no fix answers one)."""
-    return judge_lab(expected, actual, packaged()[1], today).findings
+    return judge_lab(expected, actual, packaged()[1], today, now=now).findings
 
 
 def plan(sessions: AccountSessions, target: LabTarget) -> list[Step]:
@@ -40,5 +42,6 @@ def plan_with_findings(
 ) -> tuple[list[Step], tuple[Finding, ...]]:
     """The plan and the findings it answers (whose expected and actual values `--diff` shows)."""
     actual = collect_lab(sessions, target)
-    findings = audit_findings(target.expected, actual, utc_now().date())
+    now = utc_now()
+    findings = audit_findings(target.expected, actual, now.date(), now)
     return plan_lab(target.expected, actual, findings), findings

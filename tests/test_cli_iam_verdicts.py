@@ -186,6 +186,35 @@ def secure_transport_required_on_the_assume(lab: Lab) -> None:
     lab.origin_policy(policy)
 
 
+def deny_calls_through_services(lab: Lab) -> None:
+    listing_with(
+        lab,
+        statement("Deny", Action="s3:*", Resource="*", Condition={"Bool": {"aws:ViaAWSService": "true"}}),
+    )
+
+
+def deny_direct_calls(lab: Lab) -> None:
+    listing_with(
+        lab,
+        statement("Deny", Action="s3:*", Resource="*", Condition={"Bool": {"aws:ViaAWSService": "false"}}),
+    )
+
+
+def listing_only_through_cloudformation(lab: Lab) -> None:
+    condition = {"ForAnyValue:StringEquals": {"aws:CalledVia": "cloudformation.amazonaws.com"}}
+    lab.destination_policy(
+        document(statement(Action="s3:ListAllMyBuckets", Resource="*", Condition=condition))
+    )
+
+
+def trust_until(lab: Lab) -> None:
+    hardened_trust(lab, {"DateLessThan": {"aws:CurrentTime": "2099-01-01T00:00:00Z"}})
+
+
+def trust_from(lab: Lab) -> None:
+    hardened_trust(lab, {"DateGreaterThan": {"aws:CurrentTime": "2099-01-01T00:00:00Z"}})
+
+
 @dataclass(frozen=True)
 class Case:
     mutate: Mutation
@@ -249,6 +278,21 @@ CASES: dict[str, Case] = {
     ),
     "secure_transport_required_on_the_assume": Case(
         secure_transport_required_on_the_assume, "drifted", "inline_policy", "narrowed", "low", "hardening"
+    ),
+    # The function calls S3 itself: aws:ViaAWSService is false and aws:CalledVia absent (IAM's global keys).
+    "deny_calls_through_services": Case(
+        deny_calls_through_services, "drifted", "inline_policy", "narrowed", "low", "hardening"
+    ),
+    "deny_direct_calls": Case(
+        deny_direct_calls, "broken", "inline_policy", "narrowed", "medium", "list buckets"
+    ),
+    # aws:CurrentTime is the audit's moment.
+    "trust_until_2099": Case(trust_until, "drifted", "trust_policy", "narrowed", "low", "hardening"),
+    "trust_from_2099": Case(
+        trust_from, "broken", "trust_policy", "narrowed", "medium", "assume the destination role"
+    ),
+    "listing_only_through_cloudformation": Case(
+        listing_only_through_cloudformation, "broken", "inline_policy", "narrowed", "medium", "list buckets"
     ),
 }
 

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import copy
 from dataclasses import replace
-from datetime import date
+from datetime import UTC, date, datetime
 from typing import Any
 
 import pytest
@@ -13,7 +14,7 @@ from auditor.actual import ActualLab
 from auditor.compare import judge_lab
 from auditor.config import AccountAccess, LabConfig, LabSettings
 from auditor.model import Check, Effect, InvokeResult, Severity, Status, Verdict
-from auditor.spec import render
+from auditor.spec import DESTINATION_POLICY, render
 from conftest import lab_as_built
 
 TODAY = date(2026, 11, 29)
@@ -194,6 +195,68 @@ def test_a_boundary_that_blocks_the_listing_breaks_the_lab() -> None:
     blamed = [f for f in judgement.findings if f.breaks_lab]
     assert [f.check for f in blamed] == [Check.PERMISSIONS_BOUNDARY]
     assert "can no longer list buckets" in blamed[0].message
+
+
+def listing_denied_when(via_aws_service: str) -> ActualLab:
+    document = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {"Effect": "Allow", "Action": "s3:ListAllMyBuckets", "Resource": "*"},
+            {
+                "Effect": "Deny",
+                "Action": "s3:*",
+                "Resource": "*",
+                "Condition": {"Bool": {"aws:ViaAWSService": via_aws_service}},
+            },
+        ],
+    }
+    return with_role("destination", inline_policies={DESTINATION_POLICY: document})
+
+
+@pytest.mark.parametrize(
+    "via_aws_service,verdict,severity",
+    [("true", Verdict.DRIFTED, Severity.LOW), ("false", Verdict.BROKEN, Severity.MEDIUM)],
+)
+def test_the_lab_calls_s3_itself_not_through_a_service(
+    via_aws_service: str, verdict: Verdict, severity: Severity
+) -> None:
+    """IAM sets aws:ViaAWSService to false on a principal's own calls: a Deny on true never meets the
+    lab's listing (a hardening), a Deny on false always does (a breakage)."""
+    judgement = judged(listing_denied_when(via_aws_service))
+    assert judgement.verdict is verdict
+    finding = next(f for f in judgement.findings if f.check is Check.INLINE_POLICY)
+    assert (finding.effect, finding.severity) == (Effect.NARROWED, severity)
+    assert finding.witness is not None
+    assert finding.witness.action == "s3:ListAllMyBuckets"
+    assert finding.witness.context == {"aws:ViaAWSService": via_aws_service}
+
+
+def trust_only(operator: str) -> ActualLab:
+    trust = copy.deepcopy(EXPECTED.destination_role.trust_policy)
+    trust["Statement"][0]["Condition"] = {operator: {"aws:CurrentTime": "2099-01-01T00:00:00Z"}}
+    return with_role("destination", trust_policy=trust)
+
+
+AUDITED_AT = datetime(2026, 12, 2, 8, 30, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    "operator,verdict,severity",
+    [("DateLessThan", Verdict.DRIFTED, Severity.LOW), ("DateGreaterThan", Verdict.BROKEN, Severity.MEDIUM)],
+)
+def test_the_clock_is_the_audits(operator: str, verdict: Verdict, severity: Severity) -> None:
+    """Every request carries aws:CurrentTime: a trust until 2099 lets the lab's request through now
+    (a hardening), a trust from 2099 on refuses it now (a breakage)."""
+    judgement = judge_lab(EXPECTED, trust_only(operator), SHA, AUDITED_AT.date(), now=AUDITED_AT)
+    assert judgement.verdict is verdict
+    finding = next(f for f in judgement.findings if f.check is Check.TRUST_POLICY)
+    assert (finding.effect, finding.severity) == (Effect.NARROWED, severity)
+
+
+def test_without_the_audits_moment_the_clock_cannot_be_told() -> None:
+    judgement = judged(trust_only("DateLessThan"))
+    assert judgement.verdict is Verdict.DRIFTED
+    assert any("aws:CurrentTime, which the auditor cannot know" in f.message for f in judgement.findings)
 
 
 def test_an_attached_admin_policy_is_critical() -> None:
