@@ -34,7 +34,7 @@ unit: install
 # The tests that need no AWS emulator, no PostgreSQL, no browser and no process of the CLI (the rest
 # is marked `slow`, see tests/conftest.py); one process beats two here, most of the time being imports.
 fast: install
-	$(BIN)/pytest -p no:xdist -q -m "not slow"
+	AUDITOR_FAST_TIER=1 $(BIN)/pytest -p no:xdist -q -m "not slow"
 
 test: lint typecheck unit
 

@@ -199,9 +199,25 @@ def run_cli(
 
 
 # The fast tier (`make check`, `pytest -m "not slow"`) is every test that needs none of these (an AWS
-# emulator, PostgreSQL); a test that runs the CLI in a process of its own, or a browser, is marked
+# emulator, PostgreSQL, the local Lambda stand-in's processes); a test that runs the CLI in a process of its own, or a browser, is marked
 # `slow` where it is written.
-SLOW_FIXTURES = frozenset({"moto_server_url", "moto_in_process", "postgres_server", "own_postgres"})
+def examples(full: int) -> int:
+    """A property's number of hypothesis examples: all of them in `make test`, a tenth in the fast tier
+    (`make fast` sets AUDITOR_FAST_TIER=1), where a quick signal matters more than a deep search."""
+    return max(4, full // 10) if os.environ.get("AUDITOR_FAST_TIER") == "1" else full
+
+
+SLOW_FIXTURES = frozenset(
+    {
+        "moto_server_url",
+        "moto_in_process",
+        "postgres_server",
+        "own_postgres",
+        "local_lambda",  # a zygote process and the runs it forks
+        "preforked_local_lambda",
+        "fresh_local_lambda",
+    }
+)
 SLOW_MARKS = ("postgres", "server")
 
 

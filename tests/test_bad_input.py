@@ -199,6 +199,7 @@ def test_a_malformed_extra_or_managed_policy_or_boundary_is_a_finding(document: 
     assert judgement.verdict is Verdict.BROKEN
 
 
+@pytest.mark.slow  # each may take the whole time limit, by design
 @pytest.mark.parametrize("document", ODD_BUT_VALID.values(), ids=ODD_BUT_VALID.keys())
 @pytest.mark.parametrize("where", ["destination_inline", "extra_inline", "destination_trust"])
 def test_an_odd_but_valid_document_is_judged_in_time(document: Any, where: str) -> None:

@@ -31,6 +31,7 @@ from auditor.config import (
     load_config,
     unvalidated,
 )
+from conftest import examples
 
 GOOD_LAB = """
 [[labs]]
@@ -455,7 +456,7 @@ DOCUMENTS = table_of(
 
 
 @given(DOCUMENTS, st.booleans())
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=examples(200), deadline=None)
 def test_whatever_the_file_holds_becomes_a_config_or_a_config_error(
     document: dict[str, object], good_labs: bool
 ) -> None:

@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
 import test_daemon
 from receiver import running_receiver
 from test_daemon import RunningDaemon, config_text, free_port, open_trust, provision, runs_of, wait_for
@@ -91,6 +92,7 @@ def test_a_transition_is_notified_once_within_10_s_and_the_page_shows_it(
     assert SECRET not in log
 
 
+@pytest.mark.slow  # the CLI in a process of its own
 def test_off_loopback_without_the_token_the_daemon_refuses_to_start(tmp_path: Path) -> None:
     extra = '[daemon]\nhealth_port = 8080\nhealth_host = "0.0.0.0"\nweb_token_env = "PAGE_TOKEN"\n'
     path = write_config(tmp_path, "http://127.0.0.1:9", labs_toml(pair(1)))
@@ -103,6 +105,7 @@ def test_off_loopback_without_the_token_the_daemon_refuses_to_start(tmp_path: Pa
     assert not (tmp_path / "auditor.db").exists()
 
 
+@pytest.mark.slow  # the CLI in a process of its own
 def test_a_port_already_taken_stops_the_daemon_with_exit_2_naming_health_port(tmp_path: Path) -> None:
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))

@@ -70,12 +70,14 @@ def is_core(name: str) -> bool:
     return any(name == core or name.startswith(f"{core}.") for core in CORE)
 
 
+@pytest.mark.slow  # an interpreter a module
 @pytest.mark.parametrize("name", sorted(MODULES))
 def test_every_module_imports_on_its_own(name: str) -> None:
     result = in_a_fresh_interpreter(f"import {name}")
     assert result.returncode == 0, result.stderr
 
 
+@pytest.mark.slow  # an interpreter a module
 @pytest.mark.parametrize("name", sorted(name for name in MODULES if is_core(name)))
 def test_the_core_pulls_in_nothing_above_it(name: str) -> None:
     above = repr(ABOVE_THE_CORE)

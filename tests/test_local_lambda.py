@@ -24,6 +24,8 @@ import pytest
 from auditor.local_lambda import Completed, LocalLambda, LocalLambdaClosed
 from auditor.local_lambda.stand_in import STOPPED_DURING_THE_RUN
 
+pytestmark = pytest.mark.slow  # zygotes and the runs they fork
+
 HANDLER = "handler.lambda_handler"
 PROOF = "def lambda_handler(event, context):\n    return {'ok': True, 'pid': __import__('os').getpid()}\n"
 # Tells the test it is running (its pid, on the socket named in READY_SOCKET), then waits for its end.

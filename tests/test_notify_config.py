@@ -110,6 +110,7 @@ def test_a_malformed_url_from_the_environment_names_the_variable_not_the_url(tmp
     assert "s3cr3t" not in str(caught.value)
 
 
+@pytest.mark.slow  # the CLI in a process of its own
 def test_the_cli_exits_2_on_a_malformed_url_and_never_prints_it(tmp_path: Path) -> None:
     path = write(tmp_path, '[notify]\nurls = ["slack://s3cr3t-never-shown"]\n')
     result = run_cli("status", "--config", str(path))

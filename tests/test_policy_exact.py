@@ -22,10 +22,11 @@ from test_policy_properties import documents, permission_statements, trust_state
 from auditor.iam.evaluate import allows
 from auditor.model import Effect, Side, Witness
 from auditor.policy import PolicyDiff, compare_permissions, compare_trust, parse_policy, witness_request
+from conftest import examples
 
 Doc = dict[str, Any]
 
-SETTINGS = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+SETTINGS = settings(max_examples=examples(40), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 MIRROR = {
     Effect.NONE: Effect.NONE,
     Effect.WIDENED: Effect.NARROWED,

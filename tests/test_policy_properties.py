@@ -32,12 +32,13 @@ from auditor.iam.catalogue import catalogue as _catalogue
 from auditor.model import Effect, Severity, Verdict
 from auditor.policy import compare_permissions, compare_trust, parse_policy
 from auditor.spec import RoleSpec, render
+from conftest import examples
 
 ORIGIN, DESTINATION, OTHER = "111111111111", "222222222222", "333333333333"
 EXPECTED = render(LabConfig("pair-01", AccountAccess(ORIGIN), AccountAccess(DESTINATION)), LabSettings())
 
 # Few examples each, no deadline: the whole file stays within a few seconds, on a loaded machine too.
-SETTINGS = settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+SETTINGS = settings(max_examples=examples(80), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 Doc = dict[str, Any]
 

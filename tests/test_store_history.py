@@ -90,7 +90,7 @@ def time_in_python(runs: list[RunPoint], since: datetime | None, until: datetime
     return {verdict: timedelta(microseconds=us) for verdict, us in standing.items() if us}
 
 
-@pytest.mark.parametrize("seed", [1, 2])
+@pytest.mark.parametrize("seed", [1, pytest.param(2, marks=pytest.mark.slow)])
 def test_verdicts_counted_by_bucket_in_the_database_match_the_runs(store: Store, seed: int) -> None:
     timelines = random_history(store, seed)
     end = max(run.started_at for runs in timelines.values() for run in runs)
@@ -108,7 +108,7 @@ def test_verdicts_counted_by_bucket_in_the_database_match_the_runs(store: Store,
             assert counted[lab] == counts_in_python(runs, start, width, since), (lab, start, width, since)
 
 
-@pytest.mark.parametrize("seed", [3, 4])
+@pytest.mark.parametrize("seed", [3, pytest.param(4, marks=pytest.mark.slow)])
 def test_time_at_each_verdict_in_the_database_matches_the_runs(store: Store, seed: int) -> None:
     timelines = random_history(store, seed)
     end = max(run.started_at for runs in timelines.values() for run in runs)

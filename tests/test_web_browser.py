@@ -22,6 +22,8 @@ from auditor.web import ClassView, WebServer, create_app
 
 # Names resolve to nothing and every proxied request goes to a closed port; 127.0.0.1, where the
 # page is, is reached directly (Chromium's implicit proxy bypass).
+pytestmark = pytest.mark.slow  # a browser
+
 LOOPBACK_ONLY = ("--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1", "--proxy-server=127.0.0.1:9")
 
 PAGE_STATE = """({
