@@ -3,14 +3,31 @@ database of the test's own: the scenario of bench/replicas_bench.py (`make bench
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
-from sqlalchemy import URL
+import test_daemon
+from sqlalchemy import URL, create_engine, text
+from test_daemon import RunningDaemon, config_text, free_port, open_trust, pg_runs, provision, wait_for
+from test_daemon_change_events import account_trails, announce
 
-from bench.replicas_bench import Scenario, run_scenario
+from auditor.accounts import OPERATOR
+from auditor.events import queue_url as queue_url_of
+from auditor.model import Check
+from auditor.replicas import EVENT_AUDIT_TASK
+from auditor.store import Store
+from bench.replicas_bench import Scenario, own_database, run_scenario
+from conftest import pair
 
 pytestmark = pytest.mark.slow
+
+start_daemon = test_daemon.start_daemon  # the fixture, shared
+
+EVENTS = '[events]\nwait_seconds = 1\ncoalesce = "1s"\n'
+REPLICA = '[daemon]\nmode = "replicas"\ntakeover = "5s"\n'
 
 SMALL = Scenario(labs=6, replicas=3, interval=5, intervals=4, takeover=3, expiring=2, concurrency=2)
 
@@ -34,3 +51,81 @@ def test_three_replicas_audit_each_lab_once_per_interval_and_survive_a_kill(
     assert all(len(times) == 1 for times in outcome.torn_down.values())
     assert outcome.roles_left == []
     assert outcome.exit_codes[0] == -9 and outcome.exit_codes[1:] == [0, 0]
+
+
+def event_jobs_left(url: str) -> int:
+    """Event audits queued or under way (procrastinate's own table, in the public schema)."""
+    engine = create_engine(url)
+    try:
+        with engine.connect() as connection:
+            return int(
+                connection.execute(
+                    text(
+                        "SELECT count(*) FROM procrastinate_jobs WHERE task_name = :task"
+                        " AND status IN ('todo', 'doing')"
+                    ),
+                    {"task": EVENT_AUDIT_TASK},
+                ).scalar_one()
+            )
+    finally:
+        engine.dispose()
+
+
+def latest_run(url: str, lab: str) -> Any:
+    store = Store.from_url(url)
+    try:
+        return store.latest_runs([lab])[lab]
+    finally:
+        store.close()
+
+
+def event_runs(url: str) -> list[Any]:
+    return [run for run in pg_runs(url, "pair-01") if run.trigger.value == "event"]
+
+
+def messages_left(context: Any, queue_url: str) -> int:
+    attributes = context.sessions.client(OPERATOR, "sqs").get_queue_attributes(
+        QueueUrl=queue_url,
+        AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
+    )["Attributes"]
+    return sum(int(count) for count in attributes.values())
+
+
+def test_a_change_event_is_audited_once_by_one_of_two_replicas_with_its_actor(
+    moto_server: str, postgres_server: URL, tmp_path: Path, start_daemon: Callable[..., RunningDaemon]
+) -> None:
+    labs = (pair(1),)
+    context = provision(moto_server, labs, events=True)
+    account_trails(context, labs)
+    with own_database(postgres_server.render_as_string(hide_password=False)) as url:
+        replicas = []
+        for number in range(2):
+            folder = tmp_path / f"replica-{number}"
+            folder.mkdir()
+            # An hour's interval: no scheduled audit comes during the test, only the event's.
+            config = config_text(folder, moto_server, labs, "1h", free_port(), extra=EVENTS)
+            config.write_text(config.read_text().replace("[daemon]\n", REPLICA, 1))
+            replicas.append(start_daemon(config, env={"AUDITOR_DATABASE_URL": url}))
+        for replica in replicas:
+            wait_for(lambda replica=replica: replica.events("events_listening"), 60, "both listeners")
+        queue_url = queue_url_of(context.config.events, context.sessions, moto_server)
+        # A lab never audited gets the audit of the hour's last tick at once: let it be done first.
+        wait_for(lambda: pg_runs(url, "pair-01"), 60, "the first scheduled audit")
+
+        open_trust(context, labs[0])
+        detail = announce(context, labs[0], datetime.now(UTC))
+        wait_for(lambda: event_runs(url), 30, "the event's audit")
+        wait_for(
+            lambda: event_jobs_left(url) == 0 and messages_left(context, queue_url) == 0,
+            30,
+            "the queue and the event queue to drain",
+        )
+        [point] = event_runs(url)
+        run = latest_run(url, "pair-01")
+        assert run.run_id == point.run_id
+        trust = next(f for f in run.findings if f.check is Check.TRUST_POLICY)
+        assert trust.changed_by is not None
+        assert trust.changed_by.arn == detail["userIdentity"]["arn"]
+        assert trust.changed_by.event_id == detail["eventID"]
+        assert [r.trigger.value for r in pg_runs(url, "pair-01")] == ["schedule", "event"]
+        assert sum(len(replica.events("lab_audited")) for replica in replicas) == 2
