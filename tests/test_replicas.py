@@ -3,6 +3,7 @@ database of the test's own: the scenario of bench/replicas_bench.py (`make bench
 
 from __future__ import annotations
 
+import signal
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -11,7 +12,16 @@ from typing import Any
 import pytest
 import test_daemon
 from sqlalchemy import URL, create_engine, text
-from test_daemon import RunningDaemon, config_text, free_port, open_trust, pg_runs, provision, wait_for
+from test_daemon import (
+    OwnPostgres,
+    RunningDaemon,
+    config_text,
+    free_port,
+    open_trust,
+    pg_runs,
+    provision,
+    wait_for,
+)
 from test_daemon_change_events import account_trails, announce
 
 from auditor.accounts import OPERATOR
@@ -24,7 +34,8 @@ from conftest import pair
 
 pytestmark = pytest.mark.slow
 
-start_daemon = test_daemon.start_daemon  # the fixture, shared
+start_daemon = test_daemon.start_daemon  # the fixtures, shared
+own_postgres = test_daemon.own_postgres
 
 EVENTS = '[events]\nwait_seconds = 1\ncoalesce = "1s"\n'
 REPLICA = '[daemon]\nmode = "replicas"\ntakeover = "5s"\n'
@@ -129,3 +140,28 @@ def test_a_change_event_is_audited_once_by_one_of_two_replicas_with_its_actor(
         assert trust.changed_by.event_id == detail["eventID"]
         assert [r.trigger.value for r in pg_runs(url, "pair-01")] == ["schedule", "event"]
         assert sum(len(replica.events("lab_audited")) for replica in replicas) == 2
+
+
+def test_a_replica_resumes_its_share_after_a_database_restart_and_stops_cleanly(
+    moto_server: str, tmp_path: Path, start_daemon: Callable[..., RunningDaemon], own_postgres: OwnPostgres
+) -> None:
+    """The queue lives in the database: while it is away no job comes, and when it is back the replica
+    takes its work up again by itself, without a restart."""
+    labs = (pair(1),)
+    provision(moto_server, labs)
+    config = config_text(tmp_path, moto_server, labs, "5s", free_port())
+    config.write_text(config.read_text().replace("[daemon]\n", REPLICA, 1))
+    replica = start_daemon(config, env={"AUDITOR_DATABASE_URL": own_postgres.url})
+    wait_for(lambda: len(pg_runs(own_postgres.url, "pair-01")) >= 2, 60, "scheduled audits")
+    own_postgres.stop()
+    stopped_at = datetime.now(UTC)
+    wait_for(lambda: replica.events("replica_worker_failed"), 60, "the replica to notice")
+    own_postgres.start()
+    wait_for(
+        lambda: [r for r in pg_runs(own_postgres.url, "pair-01") if r.started_at > stopped_at],
+        60,
+        "audits after the restart",
+    )
+    assert replica.process.poll() is None
+    replica.signal(signal.SIGTERM)
+    assert replica.process.wait(timeout=30) == 0
