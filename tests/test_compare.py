@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import re
 from dataclasses import replace
 from datetime import UTC, date, datetime
 from typing import Any
@@ -13,7 +14,9 @@ from auditor.access import access_path
 from auditor.actual import ActualLab
 from auditor.compare import judge_lab
 from auditor.config import AccountAccess, LabConfig, LabSettings
+from auditor.iam.evaluate import allows
 from auditor.model import Check, Effect, InvokeResult, Severity, Status, Verdict
+from auditor.policy import parse_policy, witness_request
 from auditor.spec import DESTINATION_POLICY, render
 from conftest import lab_as_built
 
@@ -257,6 +260,26 @@ def test_without_the_audits_moment_the_clock_cannot_be_told() -> None:
     judgement = judged(trust_only("DateLessThan"))
     assert judgement.verdict is Verdict.DRIFTED
     assert any("aws:CurrentTime, which the auditor cannot know" in f.message for f in judgement.findings)
+
+
+def test_a_witness_names_a_resource_of_its_actions_kind() -> None:
+    """`logs:PutLogEvents` on `*` newly allowed: the witness writes to a log stream, not to a role."""
+    basic = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {"Effect": "Allow", "Action": ["logs:CreateLogStream", "logs:PutLogEvents"], "Resource": "*"}
+        ],
+    }
+    judgement = judged(
+        with_role("origin", managed_policies={"arn:aws:iam::111111111111:policy/Basic": basic})
+    )
+    finding = next(f for f in judgement.findings if f.check is Check.MANAGED_POLICIES)
+    witness = finding.witness
+    assert witness is not None and witness.action.startswith("logs:")
+    assert re.fullmatch(r"arn:aws:logs:[^:]+:\d{12}:log-group:[^:]+(:log-stream:.+)?", witness.resource)
+    request = witness_request(witness)
+    assert allows([parse_policy(basic)], request)
+    assert not allows([parse_policy(d) for d in EXPECTED.origin_role.inline_policies.values()], request)
 
 
 def test_an_attached_admin_policy_is_critical() -> None:

@@ -657,9 +657,9 @@ def _readable(found: Request, still_a_witness: Callable[[Request], bool]) -> Req
 
 def _resource_candidates(found: Request) -> list[str]:
     resource = found.resource
-    if _nice_resource(resource):
-        return []
     formats = sorted((f for f in catalogue().resource_formats.get(found.action, ()) if f), key=len)
+    if _nice_resource(resource) and _of_the_action(resource, formats):
+        return []
     segments = resource.split(":", 5) if resource.startswith("arn:") else []
     values = {"Partition": "aws", "Region": "us-east-1", "Account": "123456789012"}
     if len(segments) == 6:
@@ -669,6 +669,18 @@ def _resource_candidates(found: Request) -> list[str]:
     filled = [_PLACEHOLDER.sub(lambda m: values.get(m.group(1), "example"), f) for f in formats]
     cleaned = _printable(resource)
     return [*([cleaned + "example"] if cleaned.endswith(("/", ":")) else []), cleaned, *filled, "*"]
+
+
+def _of_the_action(resource: str, formats: Sequence[str]) -> bool:
+    """Whether the resource has a shape the action's own resource types have (a log stream for
+    logs:PutLogEvents, not a role): a witness reads better so. Any resource fits an action without
+    resource types."""
+    return not formats or any(_format_pattern(f).fullmatch(resource) for f in formats)
+
+
+@lru_cache(maxsize=4096)
+def _format_pattern(resource_format: str) -> re.Pattern[str]:
+    return re.compile(".+".join(re.escape(part) for part in _PLACEHOLDER.split(resource_format)[::2]))
 
 
 def _nice_resource(resource: str) -> bool:
