@@ -37,6 +37,10 @@ DIRECT_CALL_WITHOUT = frozenset(
     {"aws:calledvia", "aws:calledviafirst", "aws:calledvialast", "aws:sourceidentity"}
 )
 
+# AssumeRole requires a session name, so every AssumeRole request carries sts:RoleSessionName (Lambda
+# names its session after the function, the function picks a random one): present, value unknown.
+NAMED_SESSION = (("sts:rolesessionname", "*"),)
+
 # Every request carries the time it is made: the audit's moment stands for it. Only in labs whose
 # documents read the clock, so that the hops of every other lab stay the same (and stay cached).
 CLOCK_KEYS = ("aws:currenttime", "aws:epochtime")
@@ -159,6 +163,7 @@ def lab_hops(expected: ExpectedLab, actual: ActualLab, now: datetime | None = No
                         origin_arn,
                         Principal(Kind.SERVICE, LAMBDA_SERVICE),
                         _known([("aws:sourceaccount", expected.origin_account), *clock]),
+                        NAMED_SESSION,
                     ),
                 ),
                 Policies(trust=origin_trust, trust_only=True),
@@ -179,7 +184,7 @@ def lab_hops(expected: ExpectedLab, actual: ActualLab, now: datetime | None = No
                         destination_arn,
                         as_function,
                         from_function,
-                        user_agent,
+                        user_agent + NAMED_SESSION,
                         absent=FUNCTION_ASSUMES_WITHOUT | DIRECT_CALL_WITHOUT,
                     ),
                 ),

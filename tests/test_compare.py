@@ -262,6 +262,23 @@ def test_without_the_audits_moment_the_clock_cannot_be_told() -> None:
     assert any("aws:CurrentTime, which the auditor cannot know" in f.message for f in judgement.findings)
 
 
+def trust_with(condition: dict[str, Any]) -> ActualLab:
+    trust = copy.deepcopy(EXPECTED.destination_role.trust_policy)
+    trust["Statement"][0]["Condition"] = condition
+    return with_role("destination", trust_policy=trust)
+
+
+def test_every_assume_role_names_its_session_though_the_name_is_unknown() -> None:
+    """AssumeRole requires RoleSessionName: any name (`*`) lets the lab's request through; one name
+    in particular cannot be proven (the function picks it at random)."""
+    any_name = judged(trust_with({"StringLike": {"sts:RoleSessionName": "*"}}))
+    assert any_name.verdict is Verdict.DRIFTED
+    assert (Check.TRUST_POLICY, Status.MODIFIED, Effect.NARROWED, Severity.LOW) in significant(any_name)
+    one_name = judged(trust_with({"StringEquals": {"sts:RoleSessionName": "lab"}}))
+    assert one_name.verdict is Verdict.DRIFTED
+    assert any("sts:RoleSessionName, which the auditor cannot know" in f.message for f in one_name.findings)
+
+
 def test_a_witness_names_a_resource_of_its_actions_kind() -> None:
     """`logs:PutLogEvents` on `*` newly allowed: the witness writes to a log stream, not to a role."""
     basic = {
