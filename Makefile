@@ -38,7 +38,7 @@ fast: install
 
 test: lint typecheck unit
 
-# The quick loop while you work: lint, types and the fast tests, in well under 30 s on 2 cores.
+# The quick loop while you work: lint, types and the fast tests (about 35 s of CPU, see README).
 check: lint typecheck fast
 
 bench: install
