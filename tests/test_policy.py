@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import copy
 import json
+import threading
 from collections.abc import Mapping
 from typing import Any
 from urllib.parse import quote
 
 import pytest
 
+from auditor.iam.solve import clear_caches, time_budget
 from auditor.model import Effect, Severity
 from auditor.policy import (
     Policy,
@@ -1224,3 +1226,20 @@ def test_malformed_documents_raise_policy_error_only(doc: Any) -> None:
         parse_policy(doc)
     assert isinstance(raised.value, ValueError)
     assert str(raised.value)
+
+
+LISTING = {"Effect": "Allow", "Action": "s3:ListAllMyBuckets", "Resource": "*"}
+READING = {"Effect": "Allow", "Action": "s3:GetObject", "Resource": "*"}
+
+
+def test_the_policy_time_limit_counts_the_judging_threads_cpu_not_the_wall_clock() -> None:
+    """A thread that waits (for the interpreter's lock in a busy audit, here on an event) spends none
+    of its budget: the question asked after the wait is still decided."""
+    clear_caches()
+    expected = parse_policy({"Version": "2012-10-17", "Statement": [LISTING]})
+    actual = parse_policy({"Version": "2012-10-17", "Statement": [LISTING, READING]})
+    with time_budget(0.2):
+        threading.Event().wait(0.4)  # wall time passes, this thread's CPU time does not
+        diff = compare_permissions([expected], [actual], time_limit=0.2)
+    assert diff.decided
+    assert diff.effect is Effect.WIDENED

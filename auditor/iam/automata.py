@@ -13,12 +13,12 @@ colon (segment-bound wildcards stop at it) and one character standing for all th
 
 from __future__ import annotations
 
-import time
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 
+from auditor.iam import clock
 from auditor.iam.memo import Memo
 from auditor.iam.patterns import Literal, One, Star, Token
 
@@ -147,7 +147,7 @@ _found: Memo[tuple[Atom, ...], tuple[Cell, ...]] = Memo(4096)
 
 def cells(atoms: tuple[Atom, ...], *, stop_at: float | None = None) -> tuple[Cell, ...]:
     """The non-empty cells, each with a shortest example, in the order first found; TooManyStates past
-    the budget of states or the monotonic instant `stop_at`."""
+    the budget of states or the instant `stop_at` of auditor.iam.clock."""
     found = _found.get(atoms)
     if found is None:
         found = _cells(atoms, DEFAULT_BUDGET, stop_at)
@@ -163,7 +163,7 @@ def _cells(atoms: tuple[Atom, ...], budget: int, stop_at: float | None) -> tuple
     queue = deque([start])
     found: dict[frozenset[int], str] = {}
     while queue:
-        if stop_at is not None and time.monotonic() > stop_at:
+        if stop_at is not None and clock.now() > stop_at:
             raise TooManyStates(f"out of time after {len(seen)} states for {len(atoms)} patterns")
         state = queue.popleft()
         example = seen[state]

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import re
 import threading
-import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -26,6 +25,7 @@ from functools import lru_cache
 import structlog
 import z3
 
+from auditor.iam import clock
 from auditor.iam.actions import ActionUniverse, action_universe
 from auditor.iam.automata import Atom
 from auditor.iam.canonical import Renaming, accounts_in, renaming
@@ -87,7 +87,7 @@ _shared_deadline: ContextVar[float | None] = ContextVar("shared_deadline", defau
 def time_budget(seconds: float) -> Iterator[None]:
     """All the questions asked inside share `seconds` between them (one lab's judgement): a hostile
     document stalls its lab by that much at most, not by the limit of every question."""
-    token = _shared_deadline.set(time.monotonic() + seconds)
+    token = _shared_deadline.set(clock.now() + seconds)
     try:
         yield
     finally:
@@ -101,13 +101,13 @@ class _Deadline:
 
     @classmethod
     def after(cls, seconds: float) -> _Deadline:
-        own, shared = time.monotonic() + seconds, _shared_deadline.get()
+        own, shared = clock.now() + seconds, _shared_deadline.get()
         if shared is not None and shared < own:
             return cls(shared, own=False)
         return cls(own)
 
     def left_ms(self, cap: float | None = None) -> int:
-        left = self.at - time.monotonic()
+        left = self.at - clock.now()
         if cap is not None:
             left = min(left, cap)
         if left <= 0:
@@ -115,7 +115,7 @@ class _Deadline:
         return max(1, int(left * 1000))
 
     def check(self) -> None:
-        if time.monotonic() >= self.at:
+        if clock.now() >= self.at:
             raise _TimeUp
 
 
