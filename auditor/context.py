@@ -82,6 +82,7 @@ class Context:
             return self._bus_arn
 
     def close(self) -> None:
+        self.sessions.close()
         for owned in (self.local_lambda, self.emulator):
             if owned is not None:
                 owned.close()

@@ -58,7 +58,7 @@ def test_overrides_get_a_client_of_their_own() -> None:
 
 def test_assumed_role_credentials_are_refreshable_and_assumed_lazily() -> None:
     shared = sessions()
-    credentials = shared.session(ORIGIN).get_credentials()
+    credentials = shared.credentials(ORIGIN)
     assert credentials.method == "assume-role"
     assert hasattr(credentials, "refresh_needed")
     assert shared.total_calls() == 0  # nothing is assumed until a call needs it
