@@ -16,9 +16,10 @@ import contextvars
 import json
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, Generic, TypeVar
 
 import boto3
@@ -32,9 +33,9 @@ from auditor.errors import LabFault
 
 SESSION_NAME = "lab-auditor"
 RETRY_MODE = "standard"
-# Accounts whose clients stay made (a client costs 130 to 400 KB, an account's four or five about
-# 1.5 MB): a class of 256 pairs keeps all of its clients; past that, the least recently used accounts'
-# clients are made again when needed (their credentials stay), and memory stays under about 800 MB.
+# Accounts whose clients stay made (a client costs 130 to 400 KB, a lab's two accounts' clients about
+# 1.6 MB): a class of 256 pairs keeps all of its clients; past that, the least recently used accounts'
+# clients are made again when needed (their credentials stay), and they stay under about 450 MB.
 CACHED_ACCOUNTS = 512
 
 # The operator's own credentials (no role assumed), e.g. for the change-event queue.
@@ -203,6 +204,7 @@ class AccountSessions:
         self._operator_lock = threading.Lock()  # the operator's credentials and STS client, made once
         self._operator_sts: Any = None
         self._requests: ThreadPoolExecutor | None = None
+        self._closed = False
         self._verified: set[str] = set()
         self.clients_made = 0
         self.calls: dict[str, int] = {}
@@ -378,34 +380,28 @@ class AccountSessions:
         pool = self._request_pool()
         if pool is None or len(items) < 2 or _ON_REQUEST_WORKER.get():
             return [job(item) for item in items]
-        self._this_thread_count()  # the workers count into the caller's
-        futures = [
-            pool.submit(contextvars.copy_context().run, _as_request_worker, job, item) for item in items[1:]
-        ]
-        first: list[R] = []
-        error: BaseException | None = None
-        try:
-            first.append(job(items[0]))
-        except BaseException as raised:  # re-raised below, once the others are done
-            error = raised
-        rest = _results(futures)
-        if error is not None:
-            raise error
-        return first + rest
+        self._this_thread_count()  # made before the workers copy the context: they count into it
+        later = [(_submitted(pool, job, item), item) for item in items[1:]]
+        outcomes = [_outcome(partial(job, items[0]))]
+        # An item the pool refused (closed meanwhile) runs here.
+        outcomes += [_outcome(future.result if future else partial(job, item)) for future, item in later]
+        for _, error in outcomes:
+            if error is not None:
+                raise error
+        return [value for value, _ in outcomes]  # type: ignore[misc]
 
     def _request_pool(self) -> ThreadPoolExecutor | None:
-        if self.settings.request_workers < 1:
-            return None
         with self._lock:
-            if self._requests is None:
+            if self._requests is None and self.settings.request_workers > 0 and not self._closed:
                 self._requests = ThreadPoolExecutor(
                     max_workers=self.settings.request_workers, thread_name_prefix="requests"
                 )
             return self._requests
 
     def close(self) -> None:
+        """Stop the request workers (after the requests under way); later `each` run their items here."""
         with self._lock:
-            pool, self._requests = self._requests, None
+            pool, self._requests, self._closed = self._requests, None, True
         if pool is not None:
             pool.shutdown(wait=True)
 
@@ -442,17 +438,18 @@ def _as_request_worker(job: Callable[[T], R], item: T) -> R:
     return job(item)
 
 
-def _results(futures: Iterable[Future[R]]) -> list[R]:
-    results: list[R] = []
-    error: BaseException | None = None
-    for future in futures:
-        try:
-            results.append(future.result())
-        except BaseException as raised:  # the first one in order is raised
-            error = error or raised
-    if error is not None:
-        raise error
-    return results
+def _submitted(pool: ThreadPoolExecutor, job: Callable[[T], R], item: T) -> Future[R] | None:
+    try:
+        return pool.submit(contextvars.copy_context().run, _as_request_worker, job, item)
+    except RuntimeError:  # the pool was shut down
+        return None
+
+
+def _outcome(call: Callable[[], R]) -> tuple[R | None, BaseException | None]:
+    try:
+        return call(), None
+    except BaseException as error:  # raised by `each` once every item is done
+        return None, error
 
 
 def _register(client: Any, event: str, handler: Callable[..., Any], first: bool) -> None:

@@ -200,6 +200,13 @@ def test_each_keeps_the_order_and_raises_the_first_failure_in_order_after_all_ha
     shared.close()
 
 
+def test_each_after_close_runs_its_items_in_the_calling_thread() -> None:
+    shared = sessions(request_workers=2)
+    shared.close()
+    caller = threading.get_ident()
+    assert shared.each(lambda _: threading.get_ident(), [1, 2, 3]) == [caller] * 3
+
+
 def test_each_inside_each_never_waits_for_its_own_pool() -> None:
     shared = sessions(request_workers=1)  # one worker: nested waiting on it would deadlock
     assert shared.each(lambda n: sum(shared.each(lambda m: m, [n, n, n])), [1, 2, 3]) == [3, 6, 9]
