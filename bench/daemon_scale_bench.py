@@ -16,6 +16,8 @@ from __future__ import annotations
 import argparse
 import gc
 import os
+import subprocess
+import sys
 import tempfile
 import time
 from collections import Counter
@@ -24,6 +26,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from auditor.accounts import CACHED_ACCOUNTS, AccountSessions
+from auditor.config import LabConfig
 from auditor.context import open_context
 from auditor.daemon import Daemon
 from auditor.logs import configure_logging
@@ -46,16 +49,19 @@ def main() -> None:
     parser.add_argument("--delay", type=float, default=0.1)
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--cached-accounts", type=int, default=CACHED_ACCOUNTS)
+    parser.add_argument("--provision", metavar="ENDPOINT", help=argparse.SUPPRESS)
     args = parser.parse_args()
     fake_credentials()
     configure_logging("warning")
     labs = classroom(args.labs)
+    if args.provision:
+        provision(labs, args.provision)
+        return
     with stage(args.delay) as where, tempfile.TemporaryDirectory(prefix="daemon-scale-") as folder:
         begun = time.perf_counter()
-        direct = open_context(config(labs, where.endpoint, 16, invoke=False))
-        outcomes = provision_targets(direct, direct.targets(), dry_run=False, show_progress=False)
-        assert all(outcome.ok for outcome in outcomes), [o.error for o in outcomes if not o.ok][:3]
-        direct.close()
+        # In a process of its own: what provisioning leaves in memory is not the daemon's.
+        command = [sys.executable, "-m", "bench.daemon_scale_bench", "--provision", where.endpoint]
+        subprocess.run([*command, "--labs", str(args.labs)], check=True)
         print(
             f"{args.labs} labs provisioned on moto in {time.perf_counter() - begun:.0f} s (not timed below)"
         )
@@ -98,6 +104,12 @@ def main() -> None:
         verdicts = Counter(str(status.last_verdict) for status in store.status())
         print(f"  last verdicts: {dict(verdicts)}")
         report(walls, resident)
+
+
+def provision(labs: tuple[LabConfig, ...], endpoint: str) -> None:
+    with open_context(config(labs, endpoint, 16, invoke=False)) as context:
+        outcomes = provision_targets(context, context.targets(), dry_run=False, show_progress=False)
+    assert all(outcome.ok for outcome in outcomes), [o.error for o in outcomes if not o.ok][:3]
 
 
 def report(walls: list[float], resident: list[int]) -> None:
