@@ -33,10 +33,16 @@ from auditor.errors import LabFault
 
 SESSION_NAME = "lab-auditor"
 RETRY_MODE = "standard"
-# Accounts whose clients stay made (a client costs 130 to 400 KB, a lab's two accounts' clients about
-# 1.6 MB): a class of 256 pairs keeps all of its clients; past that, the least recently used accounts'
-# clients are made again when needed (their credentials stay), and they stay under about 450 MB.
+# Accounts whose clients the daemon keeps (a client costs 130 to 400 KB, a lab's two accounts' clients
+# about 1.6 MB): a class of 256 pairs keeps all of its clients; past that, the least recently used
+# accounts' clients are made again when needed (their credentials stay), and they stay under 450 MB.
 CACHED_ACCOUNTS = 512
+
+
+def accounts_for_one_pass(concurrency: int) -> int:
+    """A command that goes over the class once needs only the clients of the labs under way."""
+    return max(64, 4 * concurrency)
+
 
 # The operator's own credentials (no role assumed), e.g. for the change-event queue.
 OPERATOR = unvalidated(AccountAccess, account_id="operator")
@@ -61,7 +67,7 @@ class ClientSettings:
     read_timeout: float
     # On an emulator endpoint, for an operator without AWS credentials: fake ones, given to the sessions.
     fake_credentials: Mapping[str, str] | None = None
-    cached_accounts: int = CACHED_ACCOUNTS
+    cached_accounts: int = CACHED_ACCOUNTS  # see accounts_for_one_pass
     # Threads that issue one lab's independent requests at once, shared by every lab (0: one at a time).
     request_workers: int = 0
     # Clients with equal connection settings share one pool of connections (see _shared_http).

@@ -45,7 +45,6 @@ VARIANTS = ("before", "after")
 
 def child(args: argparse.Namespace) -> None:
     """One fresh `auditor audit` of the class, as a process of its own; prints what it measured."""
-    started_cpu = time.process_time()
     if args.legacy:
         from bench.legacy_accounts import use_legacy_sessions
 
@@ -59,23 +58,38 @@ def child(args: argparse.Namespace) -> None:
     audit_cpu, wall = time.process_time(), time.perf_counter()
     run = audit_targets(context, context.targets(), invoke=False, show_progress=False)
     wall, audit_cpu = time.perf_counter() - wall, time.process_time() - audit_cpu
+    # On a loaded machine the judge may run out of its time (a "cannot prove" finding): counted, not fatal.
+    undecided = [lab.lab for lab in run.labs if any("decided in time" in f.message for f in lab.findings)]
     bad = [
         (lab.lab, lab.verdict.value, lab.error, [finding.message for finding in lab.findings])
         for lab in run.labs
-        if lab.verdict.value != "conformant"
+        if lab.verdict.value != "conformant" and lab.lab not in undecided
     ]
     assert not bad, bad[:3]
     print(
         json.dumps(
             {
                 "audit_cpu": audit_cpu,
-                "process_cpu": time.process_time() - started_cpu,
+                "process_cpu": process_cpu_since_exec(),
                 "wall": wall,
-                "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                "peak_mb": peak_resident_mb(),
+                "undecided": len(undecided),
                 "requests": context.sessions.total_calls(),
             }
         )
     )
+
+
+def process_cpu_since_exec() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def peak_resident_mb() -> float:
+    """This process's own peak (VmHWM: ru_maxrss would carry the parent's over fork and exec)."""
+    with open("/proc/self/status", encoding="ascii") as status:
+        line = next(line for line in status if line.startswith("VmHWM:"))
+    return int(line.split()[1]) / 1024
 
 
 @dataclass(frozen=True)
@@ -87,6 +101,7 @@ class Audit:
     wall: float
     peak_mb: float
     requests: int
+    undecided: int
     proxied: int
     moto_cpu: float
     proxy_cpu: float
@@ -169,6 +184,7 @@ def fresh_audits(where: Stage, labs: int) -> None:
             f"  {run.variant}: {run.audit_cpu / labs * 1000:.1f} ms CPU a lab for the audit "
             f"({run.process_cpu / labs * 1000:.1f} ms with the process's imports), peak {run.peak_mb:.0f} MB, "
             f"{run.requests / labs:.1f} requests a lab, {run.wall:.1f} s; moto server {run.moto_cpu:.1f} s CPU"
+            + undecided(run)
         )
     print(
         f"  after/before: CPU a lab {after.audit_cpu / before.audit_cpu:.2f}x, peak memory "
@@ -192,6 +208,7 @@ def latency_audits(where: Stage, labs: int, concurrency: int) -> None:
             f"  {run.variant}: {run.wall:.1f} s, {run.wall / ideal:.2f}x the ideal ({ideal:.1f} s = {run.proxied} "
             f"requests x {where.delay * 1000:.0f} ms / {min(concurrency, labs)}); CPU: auditor "
             f"{run.process_cpu:.1f} s, moto {run.moto_cpu:.1f} s, proxy {run.proxy_cpu:.1f} s"
+            + undecided(run)
         )
     after = runs["after"]
     ratio = after.wall / (after.proxied * where.delay / min(concurrency, labs))
@@ -220,6 +237,14 @@ def provisioning(where: Stage, labs: int, concurrency: int) -> None:
         f"moto {process_cpu(where.moto_pid) - moto:.1f} s, proxy {process_cpu(where.proxy_pid) - proxy:.1f} s"
     )
     verdict(f"<= {PROVISION_TARGET:.0f}x the ideal", wall / ideal <= PROVISION_TARGET, f"{wall / ideal:.2f}x")
+
+
+def undecided(run: Audit) -> str:
+    return (
+        f"; {run.undecided} labs judged undecided (the policy time limit, on a loaded CPU)"
+        if run.undecided
+        else ""
+    )
 
 
 def verdict(target: str, met: bool, measured: str) -> None:

@@ -12,11 +12,19 @@ from typing import Any
 
 import pytest
 
-from auditor.accounts import RETRY_MODE, AccountSessions, LruCache, client_settings
+from auditor.accounts import (
+    CACHED_ACCOUNTS,
+    RETRY_MODE,
+    AccountSessions,
+    LruCache,
+    accounts_for_one_pass,
+    client_settings,
+)
 from auditor.audit import audit_lab
 from auditor.config import AccountAccess, AwsSettings
+from auditor.context import open_context
 from auditor.operations import provision_targets
-from conftest import in_process_context, pair, solo
+from conftest import in_process_context, make_config, pair, solo
 
 ORIGIN = AccountAccess(
     "111111111111", role_arn="arn:aws:iam::111111111111:role/Access", external_id="class-1"
@@ -117,6 +125,14 @@ def test_the_clients_of_at_most_the_bound_of_accounts_are_kept_and_an_evicted_ac
     assert again._request_signer._credentials is shared.credentials(account(1))
     assert shared.client(account(1), "iam") is again
     assert shared.cached_accounts() == 2
+
+
+def test_a_command_keeps_the_clients_of_the_labs_under_way_and_the_daemon_those_of_a_large_class() -> None:
+    config = make_config((pair(1),), endpoint_url="http://127.0.0.1:1", concurrency=32)
+    with open_context(config) as once:
+        assert once.sessions.settings.cached_accounts == accounts_for_one_pass(32) == 128
+    with open_context(config, cached_accounts=CACHED_ACCOUNTS) as daemon:
+        assert daemon.sessions.settings.cached_accounts == CACHED_ACCOUNTS
 
 
 def test_every_client_shares_one_loader_and_one_connection_pool_per_connection_settings() -> None:
