@@ -215,6 +215,19 @@ def latency_audits(where: Stage, labs: int, concurrency: int) -> None:
     verdict(f"<= {LATENCY_TARGET}x the ideal", ratio <= LATENCY_TARGET, f"{ratio:.2f}x")
 
 
+def one_lab(where: Stage) -> None:
+    """One lab alone through the proxy: its wall time in requests of latency (its critical path)."""
+    runs = {variant: fresh_audit(where, where.proxy, 1, 1, variant) for variant in VARIANTS}
+    print(f"one lab alone through {where.delay * 1000:.0f} ms a request (a fresh process, its roles assumed)")
+    print(
+        "  "
+        + "; ".join(
+            f"{run.variant}: {run.wall:.2f} s for {run.requests} requests, {run.wall / where.delay:.1f} requests' latency"
+            for run in runs.values()
+        )
+    )
+
+
 def provisioning(where: Stage, labs: int, concurrency: int) -> None:
     from auditor.context import open_context
     from auditor.operations import provision_targets
@@ -287,6 +300,7 @@ def main() -> None:
         if "fresh" not in args.skip:
             fresh_audits(where, args.labs)
         if "latency" not in args.skip:
+            one_lab(where)
             latency_audits(where, args.labs, args.concurrency)
         if "provision" not in args.skip:
             provisioning(where, args.labs, args.concurrency)
