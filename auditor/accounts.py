@@ -1,32 +1,56 @@
-"""Access to many AWS accounts: one self-refreshing session per account, clients cached and shared.
+"""Access to many AWS accounts: one botocore session for all of them, credentials per account, clients
+cached per account and bounded.
 
-Assumed-role credentials use botocore's own refreshable credentials, so a daemon outlives the
-one-hour session limit. All account sessions share one data loader: service models are parsed once,
-which is most of the cost of a new session (see bench/).
+Making clients is what an audit of many accounts costs (issue 15): a botocore session per account,
+an STS client per credential fetch, a connection pool per client. Here every client comes from one
+shared session and its data loader (service models are parsed once); each account has only its
+credentials, assumed roles through one STS client on the operator's credentials and refreshed by
+botocore (a daemon outlives the one-hour session limit); clients are made on first use and the
+least recently used accounts' clients go past a bound; clients with the same settings share one
+HTTP connection pool. Credentials are never logged nor stored anywhere but in memory.
 """
 
 from __future__ import annotations
 
+import contextvars
 import json
 import threading
-from collections.abc import Mapping
+from collections import OrderedDict
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
+from functools import partial
+from typing import Any, Generic, TypeVar
 
 import boto3
 import botocore.session
 from botocore.config import Config as BotoConfig
 from botocore.credentials import AssumeRoleCredentialFetcher, DeferredRefreshableCredentials
+from botocore.httpsession import URLLib3Session
 
 from auditor.config import AccountAccess, AwsSettings, unvalidated
 from auditor.errors import LabFault
 
 SESSION_NAME = "lab-auditor"
 RETRY_MODE = "standard"
+# Accounts whose clients the daemon keeps (a client costs 130 to 400 KB, a lab's two accounts' clients
+# about 1.6 MB): a class of 256 pairs keeps all of its clients; past that, the least recently used
+# accounts' clients are made again when needed (their credentials stay), and they stay under 450 MB.
+CACHED_ACCOUNTS = 512
+
+
+def accounts_for_one_pass(concurrency: int) -> int:
+    """A command that goes over the class once needs only the clients of the labs under way."""
+    return max(64, 4 * concurrency)
 
 
 # The operator's own credentials (no role assumed), e.g. for the change-event queue.
 OPERATOR = unvalidated(AccountAccess, account_id="operator")
+
+K = TypeVar("K")
+V = TypeVar("V")
+T = TypeVar("T")
+R = TypeVar("R")
 
 
 class AccountAccessError(LabFault):
@@ -43,6 +67,11 @@ class ClientSettings:
     read_timeout: float
     # On an emulator endpoint, for an operator without AWS credentials: fake ones, given to the sessions.
     fake_credentials: Mapping[str, str] | None = None
+    cached_accounts: int = CACHED_ACCOUNTS  # see accounts_for_one_pass
+    # Threads that issue one lab's independent requests at once, shared by every lab (0: one at a time).
+    request_workers: int = 0
+    # Clients with equal connection settings share one pool of connections (see _shared_http).
+    share_connections: bool = True
 
     def botocore_config(self, **overrides: Any) -> BotoConfig:
         options: dict[str, Any] = {
@@ -63,119 +92,270 @@ def client_settings(
     concurrency: int,
     endpoint_url: str | None,
     fake_credentials: Mapping[str, str] | None = None,
+    **options: Any,
 ) -> ClientSettings:
-    # Several threads may share an account's client (a lab's origin is another lab's destination).
+    # Every worker's labs, and each lab's requests at once, share the pools (one per endpoint).
     return ClientSettings(
         endpoint_url=endpoint_url,
         region=region,
         max_attempts=aws.max_attempts,
-        max_pool_connections=max(10, concurrency * 2),
+        max_pool_connections=max(10, concurrency * 4),
         connect_timeout=aws.connect_timeout,
         read_timeout=aws.read_timeout,
         fake_credentials=fake_credentials,
+        **{"request_workers": request_workers_for(concurrency), **options},
     )
 
 
+def request_workers_for(concurrency: int) -> int:
+    """A lab has a few independent reads at a time (two roles, the function, the bucket...)."""
+    return min(64, max(2, concurrency * 2))
+
+
+# ----------------------------------------------------------------------------------------- pure parts
+
+
+class LruCache(Generic[K, V]):
+    """At most `bound` entries; getting one makes it the most recently used. Not thread-safe."""
+
+    def __init__(self, bound: int) -> None:
+        if bound < 1:
+            raise ValueError("an LRU cache holds at least one entry")
+        self.bound = bound
+        self._entries: OrderedDict[K, V] = OrderedDict()
+
+    def get(self, key: K) -> V | None:
+        value = self._entries.get(key)
+        if value is not None:
+            self._entries.move_to_end(key)
+        return value
+
+    def put(self, key: K, value: V) -> list[V]:
+        """Add (or refresh) an entry; the entries that went to keep the bound."""
+        self._entries[key] = value
+        self._entries.move_to_end(key)
+        evicted = []
+        while len(self._entries) > self.bound:
+            evicted.append(self._entries.popitem(last=False)[1])
+        return evicted
+
+    def values(self) -> list[V]:
+        return list(self._entries.values())
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+
+def client_key(service: str, config_overrides: Mapping[str, Any]) -> tuple[str, str]:
+    return service, json.dumps(config_overrides, sort_keys=True)
+
+
+# ---------------------------------------------------------------------------------------- the session
+
+# The credentials of the client being made in this thread, in a tuple: (None,) is "no credentials".
+_MAKING_FOR: contextvars.ContextVar[tuple[Any] | None] = contextvars.ContextVar("making_for", default=None)
+
+
+class _SharedSession(botocore.session.Session):
+    """One botocore session for every account. `create_client` takes the session's credentials
+    from `get_credentials()`; here those are the account's while one of its clients is made in this
+    thread, so that no lock is held and no session is made per account."""
+
+    def get_credentials(self) -> Any:
+        making_for = _MAKING_FOR.get()
+        return making_for[0] if making_for is not None else super().get_credentials()
+
+
+@dataclass
+class _AccountClients:
+    """One account's clients, by (service, config overrides); its lock is held only to make one."""
+
+    lock: threading.Lock
+    clients: dict[tuple[str, str], Any]
+
+
+class _CallCount:
+    def __init__(self) -> None:
+        self.value = 0
+        self.lock = threading.Lock()
+
+    def add(self) -> None:
+        with self.lock:
+            self.value += 1
+
+
 class AccountSessions:
-    """Sessions and clients per (account, region), safe to use from many threads.
+    """Credentials and clients per account, safe to use from many threads.
 
     Also counts the API calls made, by service and operation, for the benchmarks and the request
-    budget test.
+    budget test; and runs one lab's independent requests at once (`each`).
     """
 
     def __init__(self, settings: ClientSettings) -> None:
         self.settings = settings
-        self._lock = threading.RLock()
-        self._root = botocore.session.get_session()
-        self._loader = self._root.get_component("data_loader")
-        self._sessions: dict[tuple[str, str | None, str | None], boto3.Session] = {}
-        self._source_session: boto3.Session | None = None
-        self._clients: dict[tuple[Any, ...], Any] = {}
+        self._root = _SharedSession()
+        # boto3's own handlers (e.g. S3's transfer methods) on the shared session, for every client.
+        boto3.Session(botocore_session=self._root, region_name=settings.region)
+        self._root.register("before-call", self._count_call)
+        if settings.fake_credentials:
+            fake = settings.fake_credentials
+            self._root.set_credentials(
+                fake["AWS_ACCESS_KEY_ID"], fake["AWS_SECRET_ACCESS_KEY"], fake.get("AWS_SESSION_TOKEN")
+            )
+        self._lock = threading.Lock()  # the maps below; never held while making or fetching anything
+        self._accounts: LruCache[tuple[Any, ...], _AccountClients] = LruCache(settings.cached_accounts)
+        self._credentials: dict[tuple[Any, ...], Any] = {}
+        self._hooks: dict[tuple[Any, ...], list[tuple[str, Callable[..., Any], bool]]] = {}
+        self._http: dict[str, URLLib3Session] = {}
+        self._operator_lock = threading.Lock()  # the operator's credentials and STS client, made once
+        self._operator_sts: Any = None
+        self._requests: ThreadPoolExecutor | None = None
+        self._closed = False
         self._verified: set[str] = set()
+        self.clients_made = 0
         self.calls: dict[str, int] = {}
         self._calls_lock = threading.Lock()
-        self._thread_calls = threading.local()
+        # A lab's own count follows its requests onto the request workers (they run in a copy of its
+        # context); a thread has its own, as each thread starts with a context of its own.
+        self._thread_calls: contextvars.ContextVar[_CallCount | None] = contextvars.ContextVar(
+            f"calls-{id(self)}", default=None
+        )
 
-    # -------------------------------------------------------------------------------- sessions
+    # -------------------------------------------------------------------------------- credentials
 
-    def session(self, access: AccountAccess) -> boto3.Session:
+    def credentials(self, access: AccountAccess) -> Any:
+        """The account's credentials (assumed roles: refreshable, fetched on first use), made once."""
         with self._lock:
-            session = self._sessions.get(access.key)
-            if session is None:
-                session = self._new_session(access)
-                self._sessions[access.key] = session
-            return session
+            known = self._credentials.get(access.key)
+        if known is not None:
+            return known
+        made = self._new_credentials(access)
+        with self._lock:
+            return self._credentials.setdefault(access.key, made)
 
-    def _new_session(self, access: AccountAccess) -> boto3.Session:
-        core = botocore.session.Session(profile=access.profile)
-        core.register_component("data_loader", self._loader)
+    def _new_credentials(self, access: AccountAccess) -> Any:
         if access.role_arn:
-            core._credentials = self._assumed_role_credentials(access)  # botocore has no public setter
-        elif not access.profile:
-            self._use_fake_credentials(core)
-        session = boto3.Session(botocore_session=core, region_name=self.settings.region)
-        session.events.register("before-call", self._count_call)
-        return session
+            return self._assumed_role_credentials(access)
+        if access.profile:
+            return botocore.session.Session(profile=access.profile).get_credentials()
+        return self._operator_credentials()
+
+    def _operator_credentials(self) -> Any:
+        with self._operator_lock:  # botocore resolves them once, lazily; not from two threads at once
+            return self._root.get_credentials()
 
     def _assumed_role_credentials(self, access: AccountAccess) -> DeferredRefreshableCredentials:
-        source_credentials = self._source().get_credentials()
+        source_credentials = self._operator_credentials()
         if source_credentials is None:
             raise AccountAccessError(f"no AWS credentials to assume {access.role_arn} from")
         extra_args: dict[str, Any] = {"RoleSessionName": SESSION_NAME}
         if access.external_id:
             extra_args["ExternalId"] = access.external_id
         fetcher = AssumeRoleCredentialFetcher(
-            client_creator=self._source_sts_client,
+            client_creator=self._sts_for_fetcher,
             source_credentials=source_credentials,
             role_arn=access.role_arn,
             extra_args=extra_args,
         )
         return DeferredRefreshableCredentials(method="assume-role", refresh_using=fetcher.fetch_credentials)
 
-    def _source(self) -> boto3.Session:
-        """The operator's own credentials, whence every role is assumed: one session for all accounts
-        (a botocore session costs more to make than the clients made from it)."""
-        with self._lock:
-            if self._source_session is None:
-                core = botocore.session.Session()
-                core.register_component("data_loader", self._loader)
-                core.register("before-call", self._count_call)
-                self._use_fake_credentials(core)
-                self._source_session = boto3.Session(botocore_session=core)
-            return self._source_session
-
-    def _use_fake_credentials(self, core: botocore.session.Session) -> None:
-        fake = self.settings.fake_credentials
-        if fake:
-            core.set_credentials(
-                fake["AWS_ACCESS_KEY_ID"], fake["AWS_SECRET_ACCESS_KEY"], fake.get("AWS_SESSION_TOKEN")
-            )
-
-    def _source_sts_client(self, service_name: str, **kwargs: Any) -> Any:
-        # Credential refreshes run on whichever worker needs them; sessions are not thread-safe.
-        with self._lock:
-            return self._source()._session.create_client(
-                service_name,
-                endpoint_url=self.settings.endpoint_url,
-                config=self.settings.botocore_config(),
-                **kwargs,
-            )
+    def _sts_for_fetcher(self, service_name: str, **_frozen_source_credentials: Any) -> Any:
+        """Every fetch asks for a new STS client from the operator's frozen credentials; one client on
+        those same credentials (refreshed by botocore if they are) answers them all."""
+        with self._operator_lock:
+            if self._operator_sts is None:
+                credentials = self._root.get_credentials()
+                self._operator_sts = self._make_client(credentials, OPERATOR.key, service_name, {})
+            return self._operator_sts
 
     # -------------------------------------------------------------------------------- clients
 
     def client(self, access: AccountAccess, service: str, **config_overrides: Any) -> Any:
         """A cached client for the account; boto3 clients are thread-safe once created."""
-        key = (access.key, service, json.dumps(config_overrides, sort_keys=True))
+        account = self._account(access.key)
+        key = client_key(service, config_overrides)
+        made = account.clients.get(key)
+        if made is not None:
+            return made
+        credentials = self.credentials(access)
+        with account.lock:  # one account's client is made once; other accounts' meanwhile
+            made = account.clients.get(key)
+            if made is None:
+                made = self._make_client(credentials, access.key, service, config_overrides)
+                account.clients[key] = made
+        return made
+
+    def _account(self, key: tuple[Any, ...]) -> _AccountClients:
         with self._lock:
-            client = self._clients.get(key)
-            if client is None:
-                client = self.session(access).client(
-                    service,
-                    endpoint_url=self.settings.endpoint_url,
-                    config=self.settings.botocore_config(**config_overrides),
-                )
-                self._clients[key] = client
-        return client
+            account = self._accounts.get(key)
+            if account is None:
+                account = _AccountClients(threading.Lock(), {})
+                self._accounts.put(key, account)  # the evicted ones' clients are dropped with them
+            return account
+
+    def _make_client(
+        self, credentials: Any, key: tuple[Any, ...], service: str, config_overrides: Mapping[str, Any]
+    ) -> Any:
+        token = _MAKING_FOR.set((credentials,))
+        try:
+            made = self._root.create_client(
+                service,
+                endpoint_url=self.settings.endpoint_url,
+                config=self.settings.botocore_config(**config_overrides),
+            )
+        finally:
+            _MAKING_FOR.reset(token)
+        if self.settings.share_connections:
+            self._share_connections(made)
+        with self._lock:
+            self.clients_made += 1
+            hooks = list(self._hooks.get(key, ()))
+        for event, handler, first in hooks:
+            _register(made, event, handler, first)
+        return made
+
+    def _share_connections(self, made: Any) -> None:
+        """botocore gives each client a pool of its own and has no option to share one; the endpoint's
+        `http_session` is replaced by one shared by the clients with the same connection settings
+        (urllib3 keeps a pool per host inside it, and is thread-safe)."""
+        config = made.meta.config
+        endpoint = made._endpoint  # no public way to hand botocore an HTTP session
+        settings = json.dumps(
+            [
+                config.connect_timeout,
+                config.read_timeout,
+                config.max_pool_connections,
+                config.proxies,
+                config.proxies_config,
+                config.client_cert,
+                config.tcp_keepalive,
+            ],
+            sort_keys=True,
+            default=str,
+        )
+        with self._lock:
+            shared = self._http.setdefault(settings, endpoint.http_session)
+        endpoint.http_session = shared
+
+    def hook(
+        self, access: AccountAccess, event: str, handler: Callable[..., Any], *, first: bool = False
+    ) -> None:
+        """Register a botocore event handler on the account's clients, those made and those to come."""
+        with self._lock:
+            self._hooks.setdefault(access.key, []).append((event, handler, first))
+            account = self._accounts.get(access.key)
+            made = list(account.clients.values()) if account else []
+        for client in made:
+            _register(client, event, handler, first)
+
+    def cached_accounts(self) -> int:
+        with self._lock:
+            return len(self._accounts)
+
+    def connection_pools(self) -> int:
+        """HTTP sessions in use by the clients (one per connection settings when they are shared)."""
+        with self._lock:
+            return len(self._http)
 
     def verify(self, access: AccountAccess) -> None:
         """Make sure the credentials land in the configured account before anything is changed there.
@@ -194,16 +374,92 @@ class AccountSessions:
         with self._lock:
             self._verified.add(access.account_id)
 
+    # -------------------------------------------------------------------------------- requests at once
+
+    def each(self, job: Callable[[T], R], items: Sequence[T]) -> list[R]:
+        """`job` of every item, in order, the items' requests at once on the shared request workers.
+
+        The calling thread does the first item itself. A job already on a request worker runs its
+        items one after another: a worker never waits for the pool it is part of (no deadlock when
+        every worker is busy). The first failing item (in order) raises, after all have finished.
+        """
+        pool = self._request_pool()
+        if pool is None or len(items) < 2 or _ON_REQUEST_WORKER.get():
+            return [job(item) for item in items]
+        self._this_thread_count()  # made before the workers copy the context: they count into it
+        later = [(_submitted(pool, job, item), item) for item in items[1:]]
+        outcomes = [_outcome(partial(job, items[0]))]
+        # An item the pool refused (closed meanwhile) runs here.
+        outcomes += [_outcome(future.result if future else partial(job, item)) for future, item in later]
+        for _, error in outcomes:
+            if error is not None:
+                raise error
+        return [value for value, _ in outcomes]  # type: ignore[misc]
+
+    def _request_pool(self) -> ThreadPoolExecutor | None:
+        with self._lock:
+            if self._requests is None and self.settings.request_workers > 0 and not self._closed:
+                self._requests = ThreadPoolExecutor(
+                    max_workers=self.settings.request_workers, thread_name_prefix="requests"
+                )
+            return self._requests
+
+    def close(self) -> None:
+        """Stop the request workers (after the requests under way); later `each` run their items here."""
+        with self._lock:
+            pool, self._requests, self._closed = self._requests, None, True
+        if pool is not None:
+            pool.shutdown(wait=True)
+
+    # -------------------------------------------------------------------------------- counting
+
     def _count_call(self, model: Any, **_: Any) -> None:
         name = f"{model.service_model.service_name}:{model.name}"
         with self._calls_lock:
             self.calls[name] = self.calls.get(name, 0) + 1
-        self._thread_calls.count = self.calls_in_this_thread() + 1
+        self._this_thread_count().add()
+
+    def _this_thread_count(self) -> _CallCount:
+        count = self._thread_calls.get()
+        if count is None:
+            count = _CallCount()
+            self._thread_calls.set(count)
+        return count
 
     def calls_in_this_thread(self) -> int:
-        """API calls made by the current thread: a lab's own count while one worker audits it."""
-        return int(getattr(self._thread_calls, "count", 0))
+        """API calls made by the current thread, and for it by the request workers: a lab's own count
+        while one worker audits it."""
+        return self._this_thread_count().value
 
     def total_calls(self) -> int:
         with self._calls_lock:
             return sum(self.calls.values())
+
+
+_ON_REQUEST_WORKER: contextvars.ContextVar[bool] = contextvars.ContextVar("on_request_worker", default=False)
+
+
+def _as_request_worker(job: Callable[[T], R], item: T) -> R:
+    _ON_REQUEST_WORKER.set(True)  # in this task's own copy of the caller's context
+    return job(item)
+
+
+def _submitted(pool: ThreadPoolExecutor, job: Callable[[T], R], item: T) -> Future[R] | None:
+    try:
+        return pool.submit(contextvars.copy_context().run, _as_request_worker, job, item)
+    except RuntimeError:  # the pool was shut down
+        return None
+
+
+def _outcome(call: Callable[[], R]) -> tuple[R | None, BaseException | None]:
+    try:
+        return call(), None
+    except BaseException as error:  # raised by `each` once every item is done
+        return None, error
+
+
+def _register(client: Any, event: str, handler: Callable[..., Any], first: bool) -> None:
+    if first:
+        client.meta.events.register_first(event, handler)
+    else:
+        client.meta.events.register(event, handler)

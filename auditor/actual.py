@@ -6,10 +6,13 @@ Missing resources are values (`exists=False`), not errors. Nothing here talks to
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass, field, replace
-from typing import Any
+from collections.abc import Iterable
+from dataclasses import dataclass, field, fields, is_dataclass, replace
+from typing import Any, TypeVar
 
 from auditor.spec import ExpectedLab, RoleSpec
+
+D = TypeVar("D")
 
 
 @dataclass(frozen=True)
@@ -139,3 +142,37 @@ class ActualLab:
 
     def role_of(self, account_id: str, name: str) -> ActualRole:
         return next(role for role in self.roles if (role.account_id, role.name) == (account_id, name))
+
+
+def merged(base: D, versions: Iterable[D]) -> D:
+    """`base` with what each version changed in it, the later versions last: the state that the kinds
+    reading from the same `base` at once would have given one after another.
+
+    A change is a field that is no longer the same object (`replace` keeps the others); two versions
+    that change one field of a dataclass, or keys of one dict, each keep their part.
+    """
+    result = base
+    for version in versions:
+        result = _with_changes(base, version, result)
+    return result
+
+
+def _with_changes(base: D, version: D, into: D) -> D:
+    changes = {}
+    for each in fields(base):  # type: ignore[arg-type]
+        old, new = getattr(base, each.name), getattr(version, each.name)
+        if new is old:
+            continue
+        current = getattr(into, each.name)
+        if current is old:
+            changes[each.name] = new
+        elif is_dataclass(old) and type(new) is type(old) is type(current):
+            changes[each.name] = _with_changes(old, new, current)
+        elif isinstance(old, dict) and isinstance(new, dict) and isinstance(current, dict):
+            changes[each.name] = {
+                **current,
+                **{key: value for key, value in new.items() if old.get(key) is not value},
+            }
+        else:
+            changes[each.name] = new
+    return replace(into, **changes) if changes else into  # type: ignore[type-var]

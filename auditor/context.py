@@ -15,7 +15,7 @@ from typing import Protocol
 import structlog
 from botocore.exceptions import BotoCoreError, ClientError
 
-from auditor.accounts import AccountSessions, client_settings
+from auditor.accounts import AccountSessions, accounts_for_one_pass, client_settings
 from auditor.config import EMBEDDED, Config
 from auditor.emulator import (
     FAKE_CREDENTIALS,
@@ -82,6 +82,7 @@ class Context:
             return self._bus_arn
 
     def close(self) -> None:
+        self.sessions.close()
         for owned in (self.local_lambda, self.emulator):
             if owned is not None:
                 owned.close()
@@ -99,9 +100,16 @@ class Context:
 
 
 def open_context(
-    config: Config, *, local_lambda: LocalLambda | None = None, find_emulator: bool = True
+    config: Config,
+    *,
+    local_lambda: LocalLambda | None = None,
+    find_emulator: bool = True,
+    cached_accounts: int | None = None,
 ) -> Context:
     """Sessions for the configured endpoint; it owns `local_lambda` (a new one if None) too.
+
+    The clients of at most `cached_accounts` accounts are kept: by default those of the labs under way
+    (a command goes over the class once); the daemon, which comes back every interval, keeps more.
 
     "embedded" is the lasting emulator beside the configuration when one runs (and `find_emulator`),
     else an emulator that the context starts and owns, gone when it closes.
@@ -117,7 +125,11 @@ def open_context(
             endpoint_url = emulator.url
     # An emulator takes any credentials; an operator without any gets fake ones rather than an error.
     fake = FAKE_CREDENTIALS if endpoint_url and not operator_has_credentials() else None
-    settings = client_settings(config.aws, config.lab.region, config.audit.concurrency, endpoint_url, fake)
+    concurrency = config.audit.concurrency
+    kept = cached_accounts or accounts_for_one_pass(concurrency)
+    settings = client_settings(
+        config.aws, config.lab.region, concurrency, endpoint_url, fake, cached_accounts=kept
+    )
     return Context(
         config,
         AccountSessions(settings),

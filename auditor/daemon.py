@@ -25,6 +25,7 @@ from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
+from auditor.accounts import CACHED_ACCOUNTS
 from auditor.audit import audit_lab
 from auditor.clock import iso, utc_now
 from auditor.cloudtrail import (
@@ -424,7 +425,7 @@ def audit_job_id(lab: str) -> str:
 
 def run_daemon(config: Config) -> int:
     """Run until SIGTERM or SIGINT; returns the exit code."""
-    with open_context(config) as context:
+    with open_context(config, cached_accounts=CACHED_ACCOUNTS) as context:
         return serve(Daemon(config, context))
 
 

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from auditor.accounts import AccountSessions
 from auditor.config import AccountAccess, LabConfig
 from auditor.spec import ExpectedLab
+
+T = TypeVar("T")
+R = TypeVar("R")
 
 
 @dataclass(frozen=True)
@@ -39,6 +43,9 @@ class LabClients:
         if region is None or region == self.target.expected.region:
             return self.sessions.client(access, service)
         return self.sessions.client(access, service, region_name=region)
+
+    def each(self, job: Callable[[T], R], items: Sequence[T]) -> list[R]:
+        return self.sessions.each(job, items)
 
     def verify(self) -> None:
         """The credentials land in the configured accounts, checked before anything is read or changed."""

@@ -65,6 +65,7 @@ class Stage:
     moto_pid: int
     proxy: str  # the moto server behind the latency proxy
     delay: float
+    proxy_pid: int = 0
 
 
 def process_cpu(pid: int, *, children: bool = False) -> float:
@@ -108,8 +109,8 @@ def stage(delay: float) -> Iterator[Stage]:
     moto = [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", "0"]
     with started(moto, "Running on ") as (server, endpoint):
         proxy = [sys.executable, "-m", "bench.latency_proxy", "--upstream", endpoint, "--delay", str(delay)]
-        with started([*proxy, "--record-user-agents"], "Listening on ") as (_, proxy_url):
-            yield Stage(endpoint, server.pid, proxy_url, delay)
+        with started([*proxy, "--record-user-agents"], "Listening on ") as (proxy_process, proxy_url):
+            yield Stage(endpoint, server.pid, proxy_url, delay, proxy_process.pid)
 
 
 def proxy_stats(url: str) -> dict[str, Any]:

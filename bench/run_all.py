@@ -13,6 +13,7 @@ BENCHMARKS = [
     ["bench.report_bench"],
     ["bench.daemon_bench"],
     ["bench.judge_bench"],
+    ["bench.clients_bench", "--labs", "200"],
 ]
 
 

@@ -1,26 +1,47 @@
-"""Account access: cached thread-safe clients, explicit retries, pools sized to the concurrency, budget."""
+"""Account access: cheap clients (one session, one loader, one STS client, shared pools), cached per
+account and bounded, thread-safe; explicit retries, pools sized to the concurrency; a lab's requests at
+once, counted as its own; the request budget."""
 
 from __future__ import annotations
 
+import threading
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
+from types import SimpleNamespace
+from typing import Any
 
 import pytest
 
-from auditor.accounts import RETRY_MODE, AccountSessions, client_settings
+from auditor.accounts import (
+    CACHED_ACCOUNTS,
+    RETRY_MODE,
+    AccountSessions,
+    LruCache,
+    accounts_for_one_pass,
+    client_settings,
+)
 from auditor.audit import audit_lab
 from auditor.config import AccountAccess, AwsSettings
+from auditor.context import open_context
 from auditor.operations import provision_targets
-from conftest import in_process_context, pair, solo
+from conftest import in_process_context, make_config, pair, solo
 
 ORIGIN = AccountAccess(
     "111111111111", role_arn="arn:aws:iam::111111111111:role/Access", external_id="class-1"
 )
 
 
-def sessions(concurrency: int = 16) -> AccountSessions:
+def sessions(concurrency: int = 16, **options: Any) -> AccountSessions:
     return AccountSessions(
-        client_settings(AwsSettings(endpoint_url=None, max_attempts=4), "eu-west-1", concurrency, None)
+        client_settings(
+            AwsSettings(endpoint_url=None, max_attempts=4), "eu-west-1", concurrency, None, **options
+        )
     )
+
+
+def account(number: int) -> AccountAccess:
+    account_id = f"{number:012d}"
+    return AccountAccess(account_id, role_arn=f"arn:aws:iam::{account_id}:role/Access")
 
 
 def test_retries_use_an_explicit_mode_with_a_bounded_number_of_attempts() -> None:
@@ -58,7 +79,7 @@ def test_overrides_get_a_client_of_their_own() -> None:
 
 def test_assumed_role_credentials_are_refreshable_and_assumed_lazily() -> None:
     shared = sessions()
-    credentials = shared.session(ORIGIN).get_credentials()
+    credentials = shared.credentials(ORIGIN)
     assert credentials.method == "assume-role"
     assert hasattr(credentials, "refresh_needed")
     assert shared.total_calls() == 0  # nothing is assumed until a call needs it
@@ -78,3 +99,157 @@ def test_an_audit_without_the_invoke_makes_at_most_12_requests_sts_included_and_
     assert fresh.sessions.calls.get("logs:DescribeLogGroups") == 1
     assert audit.requests - 1 <= 12, fresh.sessions.calls
     assert fresh.sessions.calls.get("sts:AssumeRole", 0) >= 1
+
+
+# ------------------------------------------------------------------------------------- the client cache
+
+
+def test_an_lru_cache_keeps_its_bound_and_lets_the_least_recently_used_go() -> None:
+    cache: LruCache[str, int] = LruCache(2)
+    assert cache.put("a", 1) == [] and cache.put("b", 2) == []
+    assert cache.get("a") == 1  # "b" is now the least recently used
+    assert cache.put("c", 3) == [2]
+    assert (len(cache), cache.get("b"), cache.get("a"), cache.get("c")) == (2, None, 1, 3)
+    with pytest.raises(ValueError):
+        LruCache(0)
+
+
+def test_the_clients_of_at_most_the_bound_of_accounts_are_kept_and_an_evicted_account_gets_new_ones() -> None:
+    shared = sessions(cached_accounts=2)
+    first = shared.client(account(1), "iam")
+    shared.client(account(2), "iam")
+    shared.client(account(3), "iam")
+    assert shared.cached_accounts() == 2
+    again = shared.client(account(1), "iam")
+    assert again is not first  # made anew, with the account's same credentials: no second AssumeRole
+    assert again._request_signer._credentials is shared.credentials(account(1))
+    assert shared.client(account(1), "iam") is again
+    assert shared.cached_accounts() == 2
+
+
+def test_a_command_keeps_the_clients_of_the_labs_under_way_and_the_daemon_those_of_a_large_class() -> None:
+    config = make_config((pair(1),), endpoint_url="http://127.0.0.1:1", concurrency=32)
+    with open_context(config) as once:
+        assert once.sessions.settings.cached_accounts == accounts_for_one_pass(32) == 128
+    with open_context(config, cached_accounts=CACHED_ACCOUNTS) as daemon:
+        assert daemon.sessions.settings.cached_accounts == CACHED_ACCOUNTS
+
+
+def test_every_client_shares_one_loader_and_one_connection_pool_per_connection_settings() -> None:
+    shared = sessions()
+    made = [shared.client(account(n), service) for n in (1, 2) for service in ("iam", "s3", "lambda")]
+    assert len({id(client._loader) for client in made}) == 1
+    assert len({id(client._endpoint.http_session) for client in made}) == 1
+    patient = shared.client(account(1), "sqs", read_timeout=40)
+    assert patient._endpoint.http_session is not made[0]._endpoint.http_session
+    assert shared.connection_pools() == 2
+
+
+def test_pools_are_per_client_when_sharing_is_off() -> None:
+    shared = sessions(share_connections=False)
+    assert shared.client(account(1), "iam")._endpoint.http_session is not (
+        shared.client(account(2), "iam")._endpoint.http_session
+    )
+
+
+def test_assumed_roles_share_one_sts_client_whatever_the_number_of_accounts() -> None:
+    shared = sessions()
+    fetchers = [shared.credentials(account(n))._refresh_using.__self__ for n in range(1, 5)]
+    # botocore's fetcher asks for a new client from the operator's frozen credentials at every fetch.
+    sts = {id(fetcher._create_client()) for fetcher in fetchers for _ in range(2)}
+    assert len(sts) == 1
+    assert shared.clients_made == 1
+
+
+def test_clients_made_at_once_from_many_threads_are_one_per_account_and_service() -> None:
+    shared = sessions()
+    wanted = [(n, service) for n in range(1, 5) for service in ("iam", "s3", "logs")]
+    start = threading.Barrier(8)
+
+    def make_all(_: int) -> list[Any]:
+        start.wait(10)
+        return [shared.client(account(n), service) for n, service in wanted]
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        seen = list(pool.map(make_all, range(8)))
+    assert all([id(client) for client in row] == [id(client) for client in seen[0]] for row in seen)
+    assert shared.clients_made == len(wanted)
+
+
+def test_a_hook_reaches_the_accounts_clients_made_before_and_after_it_and_no_other() -> None:
+    shared = sessions()
+    before = shared.client(account(1), "sts")
+
+    def answer(account_id: str) -> Any:
+        # A before-call handler that answers stands for the request (botocore then sends nothing).
+        return lambda **_: (SimpleNamespace(status_code=200, headers={}), {"Account": account_id})
+
+    shared.hook(account(1), "before-call.sts.GetCallerIdentity", answer("one"))
+    shared.hook(account(2), "before-call.sts.GetCallerIdentity", answer("two"))
+    after = shared.client(account(1), "sts", read_timeout=9)
+    other = shared.client(account(2), "sts")
+    assert [client.get_caller_identity()["Account"] for client in (before, after, other)] == [
+        "one",
+        "one",
+        "two",
+    ]
+
+
+# ------------------------------------------------------------------------------------- requests at once
+
+
+def test_each_keeps_the_order_and_raises_the_first_failure_in_order_after_all_have_run() -> None:
+    shared = sessions(request_workers=4)
+    assert shared.each(lambda n: n * n, list(range(10))) == [n * n for n in range(10)]
+    ran: list[int] = []
+
+    def job(n: int) -> int:
+        ran.append(n)
+        if n in (3, 6):
+            raise KeyError(n)
+        return n
+
+    with pytest.raises(KeyError) as raised:
+        shared.each(job, list(range(8)))
+    assert raised.value.args == (3,)
+    assert sorted(ran) == list(range(8))
+    shared.close()
+
+
+def test_each_after_close_runs_its_items_in_the_calling_thread() -> None:
+    shared = sessions(request_workers=2)
+    shared.close()
+    caller = threading.get_ident()
+    assert shared.each(lambda _: threading.get_ident(), [1, 2, 3]) == [caller] * 3
+
+
+def test_each_inside_each_never_waits_for_its_own_pool() -> None:
+    shared = sessions(request_workers=1)  # one worker: nested waiting on it would deadlock
+    assert shared.each(lambda n: sum(shared.each(lambda m: m, [n, n, n])), [1, 2, 3]) == [3, 6, 9]
+    shared.close()
+
+
+@pytest.mark.usefixtures("moto_in_process")
+@pytest.mark.parametrize("workers", [0, 8], ids=["one-at-a-time", "at-once"])
+def test_a_lab_counts_the_requests_made_for_it_on_the_request_workers(workers: int) -> None:
+    lab = pair(1)
+    provisioning = in_process_context(lab)
+    provision_targets(provisioning, provisioning.targets(), dry_run=False, show_progress=False)
+    fresh = in_process_context(lab)
+    fresh.sessions.settings = replace(fresh.sessions.settings, request_workers=workers)
+    audit = audit_lab(fresh, fresh.targets()[0], invoke=False)
+    assert audit.verdict.value == "conformant"
+    assert audit.requests == fresh.sessions.total_calls()
+
+
+@pytest.mark.usefixtures("moto_in_process")
+def test_an_audit_with_room_for_one_account_s_clients_still_audits_both_accounts() -> None:
+    lab = pair(1)
+    provisioning = in_process_context(lab)
+    provision_targets(provisioning, provisioning.targets(), dry_run=False, show_progress=False)
+    fresh = in_process_context(lab)
+    fresh.sessions = AccountSessions(replace(fresh.sessions.settings, cached_accounts=1))
+    for _ in range(2):
+        assert audit_lab(fresh, fresh.targets()[0], invoke=False).verdict.value == "conformant"
+    assert fresh.sessions.cached_accounts() == 1
+    assert fresh.sessions.calls["sts:AssumeRole"] == 2  # evicted clients, kept credentials

@@ -105,7 +105,7 @@ def held_at_its_first_request(daemon: Daemon) -> tuple[threading.Event, threadin
 
     lab = daemon.targets["pair-01"].lab
     for access in (lab.origin, lab.destination):
-        daemon.context.sessions.session(access).events.register("before-call", hold)
+        daemon.context.sessions.hook(access, "before-call", hold)
     return entered, release
 
 

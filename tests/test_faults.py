@@ -243,8 +243,7 @@ def test_a_lab_whose_every_request_times_out_is_an_error_and_the_others_go_on(
     def time_out(request: Any, **_: Any) -> None:
         raise ReadTimeoutError(endpoint_url=request.url)
 
-    context.sessions.session(doomed).events.register_first("before-send", time_out)
-    context.sessions._clients.clear()  # the clients made from now on carry the hook
+    context.sessions.hook(doomed, "before-send", time_out, first=True)
     verdicts = audited(context)
     assert verdicts[labs[1].name][0] is Verdict.ERROR
     assert "Read timeout" in verdicts[labs[1].name][1]
@@ -284,8 +283,9 @@ def test_provisioning_under_faults_ends_done_or_failed_and_a_rerun_completes(
 
 def refreshable_credentials(context: Context) -> list[RefreshableCredentials]:
     found = []
-    for session in list(context.sessions._sessions.values()):
-        credentials = session._session._credentials
+    accesses = {access.key: access for lab in context.config.labs for access in (lab.origin, lab.destination)}
+    for access in accesses.values():
+        credentials = context.sessions.credentials(access)
         if isinstance(credentials, RefreshableCredentials):
             found.append(credentials)
     return found

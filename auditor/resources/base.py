@@ -10,11 +10,11 @@ the provisioner's plan, the teardown and the permissions from them.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from enum import StrEnum
-from typing import Any, ClassVar, Protocol
+from typing import Any, ClassVar, Protocol, TypeVar
 
 from auditor.actual import ActualLab
 from auditor.config import AccountAccess, LabConfig, LabSettings, unvalidated
@@ -23,6 +23,8 @@ from auditor.policy import DEFAULT_TIME_LIMIT, Policy, PolicyError, parse_policy
 from auditor.spec import ExpectedLab, render
 
 Sleep = Callable[[float], None]
+T = TypeVar("T")
+R = TypeVar("R")
 
 # ----------------------------------------------------------------------------------------- API calls
 
@@ -120,6 +122,9 @@ class Clients(Protocol):
     def client(self, account_id: str, service: str, region: str | None = None) -> Any:
         """A client of the account's `service`, in `region` (the configured region when None)."""
 
+    def each(self, job: Callable[[T], R], items: Sequence[T]) -> list[R]:
+        """`job` of every item, in order; independent reads, so their requests may be made at once."""
+
 
 @dataclass(frozen=True)
 class Facts:
@@ -140,6 +145,9 @@ class Kind:
     # Order of the teardown's steps.
     removal_rank: ClassVar[tuple[int, int]]
     calls: ClassVar[tuple[ApiCall, ...]] = ()
+    # The kinds whose collected state this kind's `collect` reads: it runs after them; the kinds that
+    # read only the spec are collected at once.
+    collects_after: ClassVar[tuple[str, ...]] = ()
 
     def collect(
         self, clients: Clients, expected: ExpectedLab, actual: ActualLab, *, for_teardown: bool

@@ -11,10 +11,11 @@ import importlib
 import pkgutil
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import replace
+from functools import partial
 from types import ModuleType
 
 import auditor.resources.kinds
-from auditor.actual import ActualLab
+from auditor.actual import ActualLab, merged
 from auditor.model import Action, Finding, Step
 from auditor.resources.base import ApiCall, Clients, Facts, Kind
 from auditor.resources.support import SUPPORT_CALLS
@@ -53,11 +54,28 @@ class Registry:
     # ------------------------------------------------------------------------------------- reading
 
     def collect(self, clients: Clients, expected: ExpectedLab, *, for_teardown: bool = False) -> ActualLab:
-        """Everything the spec names, as it is now; the teardown also looks for rules the spec no longer wires."""
+        """Everything the spec names, as it is now; the teardown also looks for rules the spec no longer wires.
+
+        The kinds of one stage read at once (a lab costs its longest chain of requests, not their sum),
+        each from the state of the stages before; what each read is merged in the kinds' order, as if
+        they had run one after another.
+        """
         actual = ActualLab.before_collection(expected)
-        for kind in self:
-            actual = kind.collect(clients, expected, actual, for_teardown=for_teardown)
+        for stage in self.collection_stages():
+            actual = merged(
+                actual, clients.each(partial(_collected, clients, expected, actual, for_teardown), stage)
+            )
         return actual
+
+    def collection_stages(self) -> list[list[Kind]]:
+        """The kinds in stages: each kind after the kinds it `collects_after`, in their order within one."""
+        depth: dict[str, int] = {}
+        for kind in self:  # a kind's dependencies come before it in the apply order
+            depth[kind.name] = 1 + max((depth[name] for name in kind.collects_after), default=-1)
+        stages: list[list[Kind]] = [[] for _ in range(1 + max(depth.values(), default=-1))]
+        for kind in self:
+            stages[depth[kind.name]].append(kind)
+        return stages
 
     def compare(self, expected: ExpectedLab, actual: ActualLab, facts: Facts) -> list[Finding]:
         return [found for kind in self for found in kind.compare(expected, actual, facts)]
@@ -106,6 +124,12 @@ class Registry:
 
     def api_calls(self) -> tuple[ApiCall, ...]:
         return (*SUPPORT_CALLS, *(api_call for kind in self for api_call in kind.calls))
+
+
+def _collected(
+    clients: Clients, expected: ExpectedLab, actual: ActualLab, for_teardown: bool, kind: Kind
+) -> ActualLab:
+    return kind.collect(clients, expected, actual, for_teardown=for_teardown)
 
 
 def _merged(planned: Step | None, fix: Step) -> Step:

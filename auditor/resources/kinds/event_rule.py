@@ -135,7 +135,10 @@ class EventRule(Kind):
     ) -> ActualLab:
         rules = _anywhere(expected) if for_teardown else _wired(expected)
         collected = tuple(
-            collect_event_rule(clients.client(rule.account_id, "events", rule.region), rule) for rule in rules
+            clients.each(
+                lambda rule: collect_event_rule(clients.client(rule.account_id, "events", rule.region), rule),
+                rules,
+            )
         )
         return replace(actual, event_rules=collected)
 

@@ -113,8 +113,11 @@ class Role(Kind):
     def collect(
         self, clients: Clients, expected: ExpectedLab, actual: ActualLab, *, for_teardown: bool
     ) -> ActualLab:
-        for spec in expected.roles:
-            actual = actual.with_role(collect_role(clients.client(spec.account_id, "iam"), spec))
+        roles = clients.each(
+            lambda spec: collect_role(clients.client(spec.account_id, "iam"), spec), expected.roles
+        )
+        for role in roles:
+            actual = actual.with_role(role)
         return actual
 
     def compare(self, expected: ExpectedLab, actual: ActualLab, facts: Facts) -> list[Finding]:
@@ -177,6 +180,8 @@ class RoleAspect(Kind):
     """What is attached to an existing role (inline policies, managed policies, a boundary): read and
     compared role by role, changed with the role's own IAM calls, removed before the role."""
 
+    collects_after = ("role",)
+
     def read(self, iam: Any, role: ActualRole) -> ActualRole:
         """The role with this aspect read in."""
         return role
@@ -191,9 +196,11 @@ class RoleAspect(Kind):
     def collect(
         self, clients: Clients, expected: ExpectedLab, actual: ActualLab, *, for_teardown: bool
     ) -> ActualLab:
-        for role in actual.roles:
-            if role.exists:
-                actual = actual.with_role(self.read(clients.client(role.account_id, "iam"), role))
+        existing = [role for role in actual.roles if role.exists]
+        for role in clients.each(
+            lambda role: self.read(clients.client(role.account_id, "iam"), role), existing
+        ):
+            actual = actual.with_role(role)
         return actual
 
     def compare(self, expected: ExpectedLab, actual: ActualLab, facts: Facts) -> list[Finding]:

@@ -167,8 +167,10 @@ class Trail(Kind):
         if for_teardown:
             return actual
         coverage = tuple(
-            collect_coverage(partial(clients.client, rule.account_id, "cloudtrail"), rule)
-            for rule in _wired(expected)
+            clients.each(
+                lambda rule: collect_coverage(partial(clients.client, rule.account_id, "cloudtrail"), rule),
+                _wired(expected),
+            )
         )
         return replace(actual, more={**actual.more, self.name: coverage})
 

@@ -1,0 +1,319 @@
+"""Issue 15's cheap clients, before and after in one run, against its targets for a class of 200 pairs.
+
+    python -m bench.clients_bench [--labs 200] [--delay 0.1] [--concurrency 64] [--skip provision]
+
+"before" is the accounts module as it was (bench/legacy_accounts.py: a botocore session per account,
+an STS client per credential fetch, one lab's requests one after another); "after" is this tree. Each
+audit is a fresh process (as `auditor audit` is), on the same class, one after the other:
+
+- clients alone: CPU and memory to make the clients of an account (iam, lambda, s3, logs, sts);
+- a fresh audit of the class on the moto server: CPU a lab (the audit, and the whole process with its
+  imports), peak resident memory (targets: at most 25 ms a lab, 250 MB);
+- the same through bench/latency_proxy.py adding `--delay` a request, at `--concurrency`: wall time
+  against the ideal, requests x delay / concurrency (target: at most 1.5x);
+- provisioning a class as large again through the proxy, against its ideal (target: at most 2x).
+
+Each line also says where the time went: this process's CPU, the moto server's and the proxy's (all on
+the same 2 cores: the emulator's CPU is time AWS would spend on its own machines).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import time
+import tracemalloc
+from dataclasses import dataclass
+from typing import Any
+
+from auditor.accounts import AccountSessions, client_settings
+from auditor.config import AccountAccess, AwsSettings
+from auditor.logs import configure_logging
+from bench.common import classroom, config, fake_credentials
+from bench.latency_bench import Stage, process_cpu, proxy_stats, stage
+
+SERVICES = ("iam", "lambda", "s3", "logs", "sts")
+CPU_TARGET_MS, MEMORY_TARGET_MB, LATENCY_TARGET, PROVISION_TARGET = 25.0, 250.0, 1.5, 2.0
+VARIANTS = ("before", "after")
+
+
+# ------------------------------------------------------------------------------------------ the child
+
+
+def child(args: argparse.Namespace) -> None:
+    """One fresh `auditor audit` of the class, as a process of its own; prints what it measured."""
+    if args.legacy:
+        from bench.legacy_accounts import use_legacy_sessions
+
+        use_legacy_sessions()
+    from auditor.audit import audit_targets
+    from auditor.context import open_context
+
+    fake_credentials()
+    configure_logging("warning")
+    context = open_context(config(classroom(args.labs), args.endpoint, args.concurrency, invoke=False))
+    audit_cpu, wall = time.process_time(), time.perf_counter()
+    run = audit_targets(context, context.targets(), invoke=False, show_progress=False)
+    wall, audit_cpu = time.perf_counter() - wall, time.process_time() - audit_cpu
+    # On a loaded machine the judge may run out of its time (a "cannot prove" finding): counted, not fatal.
+    undecided = [lab.lab for lab in run.labs if any("decided in time" in f.message for f in lab.findings)]
+    bad = [
+        (lab.lab, lab.verdict.value, lab.error, [finding.message for finding in lab.findings])
+        for lab in run.labs
+        if lab.verdict.value != "conformant" and lab.lab not in undecided
+    ]
+    assert not bad, bad[:3]
+    measured = {
+        "audit_cpu": audit_cpu,
+        "process_cpu": process_cpu_since_exec(),
+        "wall": wall,
+        "peak_mb": peak_resident_mb(),
+        "undecided": len(undecided),
+        "requests": context.sessions.total_calls(),
+    }
+    if args.again:
+        again = time.perf_counter()
+        audit_targets(context, context.targets(), invoke=False, show_progress=False)
+        measured["again_wall"] = time.perf_counter() - again  # clients made, roles assumed: latency alone
+    print(json.dumps(measured))
+
+
+def process_cpu_since_exec() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def peak_resident_mb() -> float:
+    """This process's own peak (VmHWM: ru_maxrss would carry the parent's over fork and exec)."""
+    with open("/proc/self/status", encoding="ascii") as status:
+        line = next(line for line in status if line.startswith("VmHWM:"))
+    return int(line.split()[1]) / 1024
+
+
+@dataclass(frozen=True)
+class Audit:
+    variant: str
+    labs: int
+    audit_cpu: float
+    process_cpu: float
+    wall: float
+    peak_mb: float
+    requests: int
+    undecided: int
+    proxied: int
+    moto_cpu: float
+    proxy_cpu: float
+    again_wall: float = 0.0
+
+
+def fresh_audit(
+    where: Stage, endpoint: str, labs: int, concurrency: int, variant: str, *, again: bool = False
+) -> Audit:
+    command = [sys.executable, "-m", "bench.clients_bench", "--child", "--endpoint", endpoint]
+    command += ["--again"] if again else []
+    command += ["--labs", str(labs), "--concurrency", str(concurrency)]
+    command += ["--legacy"] if variant == "before" else []
+    proxied, moto, proxy = (
+        proxy_stats(where.proxy)["requests"],
+        process_cpu(where.moto_pid),
+        process_cpu(where.proxy_pid),
+    )
+    done = subprocess.run(command, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise RuntimeError(f"the {variant} audit failed: {done.stderr[-2000:]}")
+    measured: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    return Audit(
+        variant,
+        labs,
+        proxied=proxy_stats(where.proxy)["requests"] - proxied,
+        moto_cpu=process_cpu(where.moto_pid) - moto,
+        proxy_cpu=process_cpu(where.proxy_pid) - proxy,
+        **measured,
+    )
+
+
+# ------------------------------------------------------------------------------------------ the parts
+
+
+def client_cost(endpoint: str, accounts: int) -> None:
+    """CPU and memory to make an account's clients, the old way and this one (no requests)."""
+    from bench.legacy_accounts import _exported
+
+    legacy = _exported()
+    ways = {
+        "before": (
+            legacy.AccountSessions,
+            legacy.client_settings(AwsSettings(endpoint_url=endpoint), "us-east-1", 16, endpoint),
+        ),
+        "after": (
+            AccountSessions,
+            client_settings(AwsSettings(endpoint_url=endpoint), "us-east-1", 16, endpoint),
+        ),
+    }
+
+    def add(sessions: Any, first: int) -> None:
+        for number in range(first, first + accounts):
+            access = AccountAccess(f"{number:012d}", role_arn=f"arn:aws:iam::{number:012d}:role/Access")
+            for service in SERVICES:
+                sessions.client(access, service)
+
+    cpu, memory = {}, {}
+    for variant in VARIANTS:
+        cls, settings = ways[variant]
+        sessions = cls(settings)
+        add(sessions, 1)  # the models parsed, the caches warm
+        begun = time.process_time()
+        add(sessions, 10_000)
+        cpu[variant] = (time.process_time() - begun) / accounts
+        tracemalloc.start()
+        add(sessions, 20_000)
+        memory[variant] = tracemalloc.get_traced_memory()[0] / accounts
+        tracemalloc.stop()
+    print(f"clients of {accounts} accounts x {len(SERVICES)} services ({', '.join(SERVICES)}), no requests")
+    print(
+        f"  CPU an account: {cpu['before'] * 1000:.1f} ms before -> {cpu['after'] * 1000:.1f} ms after "
+        f"({cpu['before'] / cpu['after']:.2f}x less); Python memory an account: {memory['before'] / 2**20:.2f} MB -> "
+        f"{memory['after'] / 2**20:.2f} MB (the daemon keeps at most the LRU's bound of accounts)"
+    )
+
+
+def fresh_audits(where: Stage, labs: int) -> None:
+    runs = {variant: fresh_audit(where, where.endpoint, labs, 16, variant) for variant in VARIANTS}
+    before, after = runs["before"], runs["after"]
+    print(f"a fresh `auditor audit` of {labs} labs on the moto server, no invoke (concurrency 16)")
+    for run in (before, after):
+        print(
+            f"  {run.variant}: {run.audit_cpu / labs * 1000:.1f} ms CPU a lab for the audit "
+            f"({run.process_cpu / labs * 1000:.1f} ms with the process's imports), peak {run.peak_mb:.0f} MB, "
+            f"{run.requests / labs:.1f} requests a lab, {run.wall:.1f} s; moto server {run.moto_cpu:.1f} s CPU"
+            + undecided(run)
+        )
+    print(
+        f"  after/before: CPU a lab {after.audit_cpu / before.audit_cpu:.2f}x, peak memory "
+        f"{after.peak_mb / before.peak_mb:.2f}x, wall {after.wall / before.wall:.2f}x"
+    )
+    cpu_ms = after.audit_cpu / labs * 1000
+    verdict(f"<= {CPU_TARGET_MS:.0f} ms CPU a lab", cpu_ms <= CPU_TARGET_MS, f"{cpu_ms:.1f} ms")
+    verdict(
+        f"<= {MEMORY_TARGET_MB:.0f} MB peak", after.peak_mb <= MEMORY_TARGET_MB, f"{after.peak_mb:.0f} MB"
+    )
+
+
+def latency_audits(where: Stage, labs: int, concurrency: int) -> None:
+    runs = {variant: fresh_audit(where, where.proxy, labs, concurrency, variant) for variant in VARIANTS}
+    print(
+        f"a fresh audit of {labs} labs through {where.delay * 1000:.0f} ms a request, concurrency {concurrency}"
+    )
+    for run in runs.values():
+        ideal = run.proxied * where.delay / min(concurrency, labs)
+        print(
+            f"  {run.variant}: {run.wall:.1f} s, {run.wall / ideal:.2f}x the ideal ({ideal:.1f} s = {run.proxied} "
+            f"requests x {where.delay * 1000:.0f} ms / {min(concurrency, labs)}); CPU: auditor "
+            f"{run.process_cpu:.1f} s, moto {run.moto_cpu:.1f} s, proxy {run.proxy_cpu:.1f} s"
+            + undecided(run)
+        )
+    after = runs["after"]
+    ratio = after.wall / (after.proxied * where.delay / min(concurrency, labs))
+    verdict(f"<= {LATENCY_TARGET}x the ideal", ratio <= LATENCY_TARGET, f"{ratio:.2f}x")
+
+
+def one_lab(where: Stage) -> None:
+    """One lab alone through the proxy, its second audit: its wall time in requests of latency (its
+    critical path; a lab makes 11 requests once its roles are assumed)."""
+    runs = {variant: fresh_audit(where, where.proxy, 1, 1, variant, again=True) for variant in VARIANTS}
+    print(
+        f"one lab alone through {where.delay * 1000:.0f} ms a request, audited again (clients made, roles assumed)"
+    )
+    print(
+        "  "
+        + "; ".join(
+            f"{run.variant}: {run.again_wall:.2f} s, {run.again_wall / where.delay:.1f} requests' latency"
+            for run in runs.values()
+        )
+    )
+
+
+def provisioning(where: Stage, labs: int, concurrency: int) -> None:
+    from auditor.context import open_context
+    from auditor.operations import provision_targets
+
+    with open_context(config(classroom(labs, labs + 1), where.proxy, concurrency, invoke=False)) as context:
+        proxied, own = proxy_stats(where.proxy)["requests"], time.process_time()
+        moto, proxy = process_cpu(where.moto_pid), process_cpu(where.proxy_pid)
+        begun = time.perf_counter()
+        outcomes = provision_targets(context, context.targets(), dry_run=False, show_progress=False)
+        wall = time.perf_counter() - begun
+        assert all(outcome.ok for outcome in outcomes), [o.error for o in outcomes if not o.ok][:3]
+        proxied = proxy_stats(where.proxy)["requests"] - proxied
+    ideal = proxied * where.delay / min(concurrency, labs)
+    print(
+        f"provisioning {labs} new labs through {where.delay * 1000:.0f} ms a request, concurrency {concurrency}"
+    )
+    print(
+        f"  {wall:.1f} s, {wall / ideal:.2f}x the ideal ({ideal:.1f} s = {proxied} requests x "
+        f"{where.delay * 1000:.0f} ms / {min(concurrency, labs)}); CPU: auditor {time.process_time() - own:.1f} s, "
+        f"moto {process_cpu(where.moto_pid) - moto:.1f} s, proxy {process_cpu(where.proxy_pid) - proxy:.1f} s"
+    )
+    verdict(f"<= {PROVISION_TARGET:.0f}x the ideal", wall / ideal <= PROVISION_TARGET, f"{wall / ideal:.2f}x")
+
+
+def undecided(run: Audit) -> str:
+    return (
+        f"; {run.undecided} labs judged undecided (the policy time limit, on a loaded CPU)"
+        if run.undecided
+        else ""
+    )
+
+
+def verdict(target: str, met: bool, measured: str) -> None:
+    print(f"  target {target}: {'met' if met else 'MISSED'} ({measured})")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--labs", type=int, default=200)
+    parser.add_argument("--delay", type=float, default=0.1)
+    parser.add_argument("--concurrency", type=int, default=64)
+    parser.add_argument("--accounts", type=int, default=40, help="accounts in the clients-alone part")
+    parser.add_argument(
+        "--skip", action="append", default=[], choices=["clients", "fresh", "latency", "provision"]
+    )
+    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--legacy", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--again", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--endpoint", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        child(args)
+        return
+    fake_credentials()
+    configure_logging("warning")
+    with stage(args.delay) as where:
+        from auditor.context import open_context
+        from auditor.operations import provision_targets
+
+        begun = time.perf_counter()
+        with open_context(config(classroom(args.labs), where.endpoint, 16, invoke=False)) as context:
+            outcomes = provision_targets(context, context.targets(), dry_run=False, show_progress=False)
+            assert all(outcome.ok for outcome in outcomes), [o.error for o in outcomes if not o.ok][:3]
+        print(
+            f"{args.labs} labs provisioned on the moto server in {time.perf_counter() - begun:.0f} s (not timed)"
+        )
+        if "clients" not in args.skip:
+            client_cost(where.endpoint, args.accounts)
+        if "fresh" not in args.skip:
+            fresh_audits(where, args.labs)
+        if "latency" not in args.skip:
+            one_lab(where)
+            latency_audits(where, args.labs, args.concurrency)
+        if "provision" not in args.skip:
+            provisioning(where, args.labs, args.concurrency)
+
+
+if __name__ == "__main__":
+    main()
