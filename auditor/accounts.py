@@ -152,6 +152,19 @@ def client_key(service: str, config_overrides: Mapping[str, Any]) -> tuple[str, 
 
 # ---------------------------------------------------------------------------------------- the session
 
+# What botocore makes on first use of a session; made here, once, before threads share the session.
+_LAZY_COMPONENTS = ("endpoint_resolver", "default_config_resolver", "smart_defaults_factory", "monitor")
+
+
+def _resolve_lazy_components(session: botocore.session.Session) -> None:
+    """botocore documents sessions as unsafe to share between threads: its known races are components
+    made on first use by two threads at once (KeyError 'endpoint_resolver', boto3#801). They are made
+    before any thread creates a client; the rest of create_client reads them."""
+    for name in _LAZY_COMPONENTS:
+        session._get_internal_component(name)  # no public way to resolve an internal component
+    session.get_component("data_loader")
+
+
 # The credentials of the client being made in this thread, in a tuple: (None,) is "no credentials".
 _MAKING_FOR: contextvars.ContextVar[tuple[Any] | None] = contextvars.ContextVar("making_for", default=None)
 
@@ -197,6 +210,7 @@ class AccountSessions:
         # boto3's own handlers (e.g. S3's transfer methods) on the shared session, for every client.
         boto3.Session(botocore_session=self._root, region_name=settings.region)
         self._root.register("before-call", self._count_call)
+        _resolve_lazy_components(self._root)
         if settings.fake_credentials:
             fake = settings.fake_credentials
             self._root.set_credentials(
