@@ -239,6 +239,8 @@ def provision_targets(
             steps, findings = plan_with_findings(context.sessions, target)
             change = LabChange(tuple(steps), findings)
         if dry_run or not change.changed:
+            if not dry_run and store is not None:
+                _record_complete_if_left_unfinished(context, store, target, change)
             return change  # a lab already as the spec says is neither provisioned nor reset again
         if store is None:
             apply(context.sessions, target, change.steps)
@@ -261,6 +263,15 @@ def provision_targets(
             if not outcome.ok:
                 store.record_provision_failed(outcome.name, outcome.error or "", utc_now())
     return outcomes
+
+
+def _record_complete_if_left_unfinished(
+    context: Context, store: Store, target: LabTarget, change: LabChange
+) -> None:
+    """A run that failed or was killed after its last change (its answer lost, say) left the lab
+    complete but recorded as failed or provisioning: the rerun, with nothing left to do, records it up."""
+    if store.state_of(target.name) in (LabState.FAILED, LabState.PROVISIONING):
+        record_provisioned(context, store, target, change, fresh=True)
 
 
 def record_provisioned(

@@ -520,6 +520,29 @@ def test_a_first_provisioning_finished_by_a_rerun_starts_the_labs_lifetime(moto:
     assert [entry.event for entry in store.lifecycle(labs[0].name)][-1] is LifecycleEvent.PROVISIONED
 
 
+def test_a_lab_built_whole_by_a_run_recorded_as_failed_is_recorded_active_by_the_rerun(
+    moto: str, tmp_path: Path
+) -> None:
+    """The last answer of a run lost (CreateFunction done, the retry told it already exists): the lab is
+    whole, the record says failed; the rerun finds nothing to do and says the lab is up."""
+    labs = classroom(82, 1)
+    context = context_for(moto, labs)
+    store = store_in(tmp_path)
+    assert all(outcome.ok for outcome in provision_targets(context, context.targets(), dry_run=False))
+    register_labs(store, context.targets())
+    store.mark_provisioning(labs[0].name, datetime.now(UTC))
+    store.record_provision_failed(
+        labs[0].name, "CreateFunction: ResourceConflictException", datetime.now(UTC)
+    )
+    rerun = provision_targets(context, context.targets(), dry_run=False, store=store)
+    assert [outcome.ok for outcome in rerun] == [True]
+    assert [outcome.result.changed for outcome in rerun if outcome.result is not None] == [()]
+    status = store.status()[0]
+    assert status.state is LabState.ACTIVE
+    assert status.expires_at is not None, "the lab's lifetime never started"
+    assert [entry.event for entry in store.lifecycle(labs[0].name)][-1] is LifecycleEvent.PROVISIONED
+
+
 def test_a_lab_busy_with_another_teardown_is_reported_and_the_others_go_on(moto: str, tmp_path: Path) -> None:
     labs = classroom(85, 2)
     context = provisioned(moto, labs)
