@@ -8,7 +8,6 @@ unknown, so that a condition on it is neither proof that the lab works nor that 
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
@@ -109,8 +108,8 @@ def _known(pairs: Iterable[tuple[str, str | None]]) -> tuple[tuple[str, tuple[st
     return tuple((key, (value,)) for key, value in pairs if value)
 
 
-def _clock(actual: ActualLab, now: datetime | None) -> tuple[tuple[str, str], ...]:
-    if now is None or not _reads_the_clock(actual):
+def _clock(documents: Iterable[Policy | None], now: datetime | None) -> tuple[tuple[str, str], ...]:
+    if now is None or not _reads_the_clock(documents):
         return ()
     return (
         ("aws:currenttime", now.strftime("%Y-%m-%dT%H:%M:%SZ")),
@@ -118,20 +117,28 @@ def _clock(actual: ActualLab, now: datetime | None) -> tuple[tuple[str, str], ..
     )
 
 
-def _reads_the_clock(actual: ActualLab) -> bool:
-    documents = [
-        [role.trust_policy, role.inline_policies, role.managed_policies, role.boundary_policy]
-        for role in (actual.origin_role, actual.destination_role)
-    ]
-    text = json.dumps(documents, default=str).lower()
-    return any(key in text for key in CLOCK_KEYS)
+def _reads_the_clock(documents: Iterable[Policy | None]) -> bool:
+    return any(c.key in CLOCK_KEYS for p in documents if p for s in p.statements for c in s.conditions)
 
 
 def lab_hops(expected: ExpectedLab, actual: ActualLab, now: datetime | None = None) -> list[LabHop]:
     """The hops whose documents exist (a missing role or function is its own finding); `now` is the
     moment the requests are judged at, when a document reads the clock."""
-    clock = _clock(actual, now)
     origin, destination, function = actual.origin_role, actual.destination_role, actual.function
+    origin_trust, destination_trust = _trust(origin), _trust(destination)
+    origin_side = Policies(_documents(origin), _boundary(origin))
+    destination_side = Policies(_documents(destination), _boundary(destination))
+    clock = _clock(
+        [
+            *origin_side.identity,
+            *destination_side.identity,
+            origin_side.boundary,
+            destination_side.boundary,
+            origin_trust,
+            destination_trust,
+        ],
+        now,
+    )
     origin_arn = origin.arn or expected.origin_role.arn
     destination_arn = destination.arn or expected.destination_role.arn
     function_arn = function.arn or expected.function.arn
@@ -149,7 +156,6 @@ def lab_hops(expected: ExpectedLab, actual: ActualLab, now: datetime | None = No
             ("aws:userid", f"{origin.unique_id}:{expected.function.name}" if origin.unique_id else None),
         ]
     )
-    origin_trust, destination_trust = _trust(origin), _trust(destination)
     origin_suspect = Suspect(IDENTITY_CHECKS, origin_arn)
     hops: list[LabHop] = []
     if origin.exists:
@@ -171,7 +177,7 @@ def lab_hops(expected: ExpectedLab, actual: ActualLab, now: datetime | None = No
             )
         )
     if origin.exists and destination.exists:
-        identity = Policies(_documents(origin), _boundary(origin))
+        identity = origin_side
         trust_side = Policies(trust=destination_trust, trust_only=True)
         destination_suspect = Suspect(TRUST_CHECKS, destination_arn)
         hops.append(
@@ -221,7 +227,7 @@ def lab_hops(expected: ExpectedLab, actual: ActualLab, now: datetime | None = No
                         absent=DIRECT_CALL_WITHOUT,
                     ),
                 ),
-                Policies(_documents(destination), _boundary(destination)),
+                destination_side,
                 (Suspect(IDENTITY_CHECKS, destination_arn),),
             )
         )
@@ -245,7 +251,7 @@ def lab_hops(expected: ExpectedLab, actual: ActualLab, now: datetime | None = No
                     )
                     for action in ("logs:CreateLogStream", "logs:PutLogEvents")
                 ),
-                Policies(_documents(origin), _boundary(origin)),
+                origin_side,
                 (origin_suspect,),
             )
         )
