@@ -31,14 +31,14 @@ typecheck: install
 unit: install
 	$(BIN)/pytest -n auto --dist loadfile -q
 
-# The tests that need no AWS emulator, no PostgreSQL, no browser and no process of the CLI (the rest
-# is marked `slow`, see tests/conftest.py); one process beats two here, most of the time being imports.
+# The tests that need no AWS emulator, no PostgreSQL, no browser and no process of their own (the rest
+# is marked `slow`, see tests/conftest.py), a worker a core: about 30 s on a quiet 2-core machine.
 fast: install
-	AUDITOR_FAST_TIER=1 $(BIN)/pytest -p no:xdist -q -m "not slow"
+	AUDITOR_FAST_TIER=1 $(BIN)/pytest -n auto --dist loadfile -q -m "not slow"
 
 test: lint typecheck unit
 
-# The quick loop while you work: lint, types and the fast tests (about 35 s of CPU, see README).
+# The quick loop while you work: lint, types and the fast tests.
 check: lint typecheck fast
 
 bench: install
