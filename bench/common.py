@@ -8,13 +8,33 @@ import subprocess
 import sys
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TypeVar
 
+from sqlalchemy import URL, create_engine, make_url, text
+from sqlalchemy.pool import NullPool
+
 from auditor.config import AccountAccess, AuditSettings, AwsSettings, Config, DatabaseSettings, LabConfig
 
 T = TypeVar("T")
+
+
+@contextmanager
+def own_database(server: str | URL, prefix: str) -> Iterator[str]:
+    """A PostgreSQL database of its own on `server` (named `prefix` and a random part), dropped after."""
+    url = make_url(server)
+    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
+    admin = create_engine(url, poolclass=NullPool, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as connection:
+            connection.execute(text(f'CREATE DATABASE "{name}"'))
+        yield url.set(database=name).render_as_string(hide_password=False)
+        with admin.connect() as connection:
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    finally:
+        admin.dispose()
 
 
 def fake_credentials() -> None:

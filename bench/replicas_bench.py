@@ -28,22 +28,21 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
-from sqlalchemy import URL, create_engine, make_url, text
+from sqlalchemy import create_engine, text
 from sqlalchemy.pool import NullPool
 
 from auditor.config import AccountAccess, AuditSettings, AwsSettings, Config, DatabaseSettings, LabConfig
 from auditor.context import open_context
 from auditor.operations import provision_targets
 from auditor.spec import DESTINATION_ROLE
-from bench.common import fake_credentials, moto_server
+from bench.common import fake_credentials, moto_server, own_database
 
 T = TypeVar("T")
 DEFAULT_SERVER = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
@@ -122,21 +121,6 @@ def lab(index: int) -> LabConfig:
         return AccountAccess(account, role_arn=f"arn:aws:iam::{account}:role/OrganizationAccountAccessRole")
 
     return LabConfig(f"pair-{index:02d}", access(f"1{index:011d}"), access(f"2{index:011d}"))
-
-
-@contextlib.contextmanager
-def own_database(server: str) -> Iterator[str]:
-    url: URL = make_url(server)
-    name = f"auditor_replicas_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(url, poolclass=NullPool, isolation_level="AUTOCOMMIT")
-    try:
-        with admin.connect() as connection:
-            connection.execute(text(f'CREATE DATABASE "{name}"'))
-        yield url.set(database=name).render_as_string(hide_password=False)
-        with admin.connect() as connection:
-            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    finally:
-        admin.dispose()
 
 
 def provision(moto: str, labs: Sequence[LabConfig], concurrency: int) -> Any:
@@ -261,7 +245,7 @@ def run_scenario(moto: str, server: str, folder: Path, scenario: Scenario) -> Ou
         one.name: (ticks[1] if position % 2 == 0 else ticks[-2]) + timedelta(seconds=scenario.interval / 2)
         for position, one in enumerate(expiring)
     }
-    with own_database(server) as url:
+    with own_database(server, "auditor_replicas") as url:
         config = folder / "config.toml"
         config.write_text(config_text(moto, url, labs, scenario, expires), encoding="utf-8")
         logs = [folder / f"replica-{number}.log" for number in range(scenario.replicas)]

@@ -9,7 +9,6 @@ AUDITOR_REQUIRE_POSTGRES=1 (as in CI), where it fails them.
 from __future__ import annotations
 
 import os
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,6 +18,7 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.pool import NullPool
 
 from auditor.store import Store, upgrade
+from bench.common import own_database
 
 POSTGRES_URL_ENV = "AUDITOR_TEST_POSTGRES_URL"
 REQUIRE_POSTGRES_ENV = "AUDITOR_REQUIRE_POSTGRES"
@@ -53,19 +53,6 @@ def postgres_server() -> URL:
     return url
 
 
-def _fresh_postgres_database(server: URL) -> Iterator[str]:
-    name = f"auditor_test_{os.getpid()}_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(server, poolclass=NullPool, isolation_level="AUTOCOMMIT")
-    try:
-        with admin.connect() as connection:
-            connection.execute(text(f'CREATE DATABASE "{name}"'))
-        yield server.set(database=name).render_as_string(hide_password=False)
-        with admin.connect() as connection:
-            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    finally:
-        admin.dispose()
-
-
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """An empty database of each kind."""
@@ -73,7 +60,8 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
         yield f"sqlite:///{tmp_path / 'auditor.db'}"
         return
     server: URL = request.getfixturevalue("postgres_server")
-    yield from _fresh_postgres_database(server)
+    with own_database(server, f"auditor_test_{os.getpid()}") as url:
+        yield url
 
 
 @pytest.fixture

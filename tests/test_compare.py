@@ -234,10 +234,14 @@ def test_the_lab_calls_s3_itself_not_through_a_service(
     assert finding.witness.context == {"aws:ViaAWSService": via_aws_service}
 
 
-def trust_only(operator: str) -> ActualLab:
+def trust_with(condition: dict[str, Any]) -> ActualLab:
     trust = copy.deepcopy(EXPECTED.destination_role.trust_policy)
-    trust["Statement"][0]["Condition"] = {operator: {"aws:CurrentTime": "2099-01-01T00:00:00Z"}}
+    trust["Statement"][0]["Condition"] = condition
     return with_role("destination", trust_policy=trust)
+
+
+def trust_until_or_from_2099(operator: str) -> ActualLab:
+    return trust_with({operator: {"aws:CurrentTime": "2099-01-01T00:00:00Z"}})
 
 
 AUDITED_AT = datetime(2026, 12, 2, 8, 30, tzinfo=UTC)
@@ -250,22 +254,18 @@ AUDITED_AT = datetime(2026, 12, 2, 8, 30, tzinfo=UTC)
 def test_the_clock_is_the_audits(operator: str, verdict: Verdict, severity: Severity) -> None:
     """Every request carries aws:CurrentTime: a trust until 2099 lets the lab's request through now
     (a hardening), a trust from 2099 on refuses it now (a breakage)."""
-    judgement = judge_lab(EXPECTED, trust_only(operator), SHA, AUDITED_AT.date(), now=AUDITED_AT)
+    judgement = judge_lab(
+        EXPECTED, trust_until_or_from_2099(operator), SHA, AUDITED_AT.date(), now=AUDITED_AT
+    )
     assert judgement.verdict is verdict
     finding = next(f for f in judgement.findings if f.check is Check.TRUST_POLICY)
     assert (finding.effect, finding.severity) == (Effect.NARROWED, severity)
 
 
 def test_without_the_audits_moment_the_clock_cannot_be_told() -> None:
-    judgement = judged(trust_only("DateLessThan"))
+    judgement = judged(trust_until_or_from_2099("DateLessThan"))
     assert judgement.verdict is Verdict.DRIFTED
     assert any("aws:CurrentTime, which the auditor cannot know" in f.message for f in judgement.findings)
-
-
-def trust_with(condition: dict[str, Any]) -> ActualLab:
-    trust = copy.deepcopy(EXPECTED.destination_role.trust_policy)
-    trust["Statement"][0]["Condition"] = condition
-    return with_role("destination", trust_policy=trust)
 
 
 def test_every_assume_role_names_its_session_though_the_name_is_unknown() -> None:

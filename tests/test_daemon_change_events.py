@@ -40,8 +40,9 @@ def account_trails(context: Any, labs: tuple[LabConfig, ...]) -> None:
             cloudtrail.start_logging(Name="management")
 
 
-def latest_run(database: Path, lab: str) -> Any:
-    store = Store.from_url(f"sqlite:///{database}")
+def latest_run(url: str, lab: str) -> Any:
+    """The lab's latest run with its findings, from the database at `url`."""
+    store = Store.from_url(url)
     try:
         return store.latest_runs([lab])[lab]
     finally:
@@ -93,7 +94,7 @@ def test_a_change_announced_by_cloudtrail_carries_its_actor_everywhere_within_10
 
         wait_for(event_run, 10, "an audit triggered by the event")
         assert time.monotonic() - sent < 10
-        run = latest_run(database, "pair-01")
+        run = latest_run(f"sqlite:///{database}", "pair-01")
         assert run.trigger.value == "event"
         trust = next(f for f in run.findings if f.check is Check.TRUST_POLICY)
         assert trust.changed_by is not None

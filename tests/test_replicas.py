@@ -22,14 +22,14 @@ from test_daemon import (
     provision,
     wait_for,
 )
-from test_daemon_change_events import account_trails, announce
+from test_daemon_change_events import account_trails, announce, latest_run
 
 from auditor.accounts import OPERATOR
 from auditor.events import queue_url as queue_url_of
 from auditor.model import Check
 from auditor.replicas import EVENT_AUDIT_TASK
-from auditor.store import Store
-from bench.replicas_bench import Scenario, own_database, run_scenario
+from bench.common import own_database
+from bench.replicas_bench import Scenario, run_scenario
 from conftest import pair
 
 pytestmark = pytest.mark.slow
@@ -82,14 +82,6 @@ def event_jobs_left(url: str) -> int:
         engine.dispose()
 
 
-def latest_run(url: str, lab: str) -> Any:
-    store = Store.from_url(url)
-    try:
-        return store.latest_runs([lab])[lab]
-    finally:
-        store.close()
-
-
 def event_runs(url: str) -> list[Any]:
     return [run for run in pg_runs(url, "pair-01") if run.trigger.value == "event"]
 
@@ -108,7 +100,7 @@ def test_a_change_event_is_audited_once_by_one_of_two_replicas_with_its_actor(
     labs = (pair(1),)
     context = provision(moto_server, labs, events=True)
     account_trails(context, labs)
-    with own_database(postgres_server.render_as_string(hide_password=False)) as url:
+    with own_database(postgres_server, "auditor_replicas") as url:
         replicas = []
         for number in range(2):
             folder = tmp_path / f"replica-{number}"
