@@ -15,12 +15,11 @@ from __future__ import annotations
 import contextvars
 import json
 import threading
-from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import partial
-from typing import Any, Generic, TypeVar
+from typing import Any, TypeVar
 
 import boto3
 import botocore.session
@@ -30,6 +29,7 @@ from botocore.httpsession import URLLib3Session
 
 from auditor.config import AccountAccess, AwsSettings, unvalidated
 from auditor.errors import LabFault
+from auditor.lru import LruCache
 
 SESSION_NAME = "lab-auditor"
 RETRY_MODE = "standard"
@@ -47,8 +47,6 @@ def accounts_for_one_pass(concurrency: int) -> int:
 # The operator's own credentials (no role assumed), e.g. for the change-event queue.
 OPERATOR = unvalidated(AccountAccess, account_id="operator")
 
-K = TypeVar("K")
-V = TypeVar("V")
 T = TypeVar("T")
 R = TypeVar("R")
 
@@ -113,37 +111,6 @@ def request_workers_for(concurrency: int) -> int:
 
 
 # ----------------------------------------------------------------------------------------- pure parts
-
-
-class LruCache(Generic[K, V]):
-    """At most `bound` entries; getting one makes it the most recently used. Not thread-safe."""
-
-    def __init__(self, bound: int) -> None:
-        if bound < 1:
-            raise ValueError("an LRU cache holds at least one entry")
-        self.bound = bound
-        self._entries: OrderedDict[K, V] = OrderedDict()
-
-    def get(self, key: K) -> V | None:
-        value = self._entries.get(key)
-        if value is not None:
-            self._entries.move_to_end(key)
-        return value
-
-    def put(self, key: K, value: V) -> list[V]:
-        """Add (or refresh) an entry; the entries that went to keep the bound."""
-        self._entries[key] = value
-        self._entries.move_to_end(key)
-        evicted = []
-        while len(self._entries) > self.bound:
-            evicted.append(self._entries.popitem(last=False)[1])
-        return evicted
-
-    def values(self) -> list[V]:
-        return list(self._entries.values())
-
-    def __len__(self) -> int:
-        return len(self._entries)
 
 
 def client_key(service: str, config_overrides: Mapping[str, Any]) -> tuple[str, str]:

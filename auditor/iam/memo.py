@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import threading
-from collections import OrderedDict
 from collections.abc import Callable, Hashable
 from typing import Generic, TypeVar
+
+from auditor.lru import LruCache
 
 K = TypeVar("K", bound=Hashable)
 V = TypeVar("V")
@@ -15,9 +16,8 @@ class Memo(Generic[K, V]):
     """The latest `size` answers; the least recently used go first."""
 
     def __init__(self, size: int) -> None:
-        self._entries: OrderedDict[K, V] = OrderedDict()
+        self._entries: LruCache[K, V] = LruCache(size)
         self._lock = threading.Lock()
-        self._size = size
         self._in_flight: dict[K, threading.Event] = {}
 
     def computed(self, key: K, compute: Callable[[], tuple[V, bool]]) -> V:
@@ -28,9 +28,9 @@ class Memo(Generic[K, V]):
         """
         while True:
             with self._lock:
-                if key in self._entries:
-                    self._entries.move_to_end(key)
-                    return self._entries[key]
+                known = self._entries.get(key)
+                if known is not None:
+                    return known
                 running = self._in_flight.get(key)
                 if running is None:
                     self._in_flight[key] = threading.Event()
@@ -47,17 +47,11 @@ class Memo(Generic[K, V]):
 
     def get(self, key: K) -> V | None:
         with self._lock:
-            value = self._entries.get(key)
-            if value is not None:
-                self._entries.move_to_end(key)
-            return value
+            return self._entries.get(key)
 
     def put(self, key: K, value: V) -> None:
         with self._lock:
-            self._entries[key] = value
-            self._entries.move_to_end(key)
-            while len(self._entries) > self._size:
-                self._entries.popitem(last=False)
+            self._entries.put(key, value)
 
     def clear(self) -> None:
         with self._lock:
