@@ -7,7 +7,7 @@ in auditor/resources/kinds/); the resources nothing needs to change are listed a
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import date, datetime
+from datetime import datetime
 
 from auditor.accounts import AccountSessions
 from auditor.actual import ActualLab
@@ -26,11 +26,10 @@ def plan_lab(expected: ExpectedLab, actual: ActualLab, findings: Sequence[Findin
     return REGISTRY.plan(expected, actual, findings)
 
 
-def audit_findings(
-    expected: ExpectedLab, actual: ActualLab, today: date, now: datetime | None = None
-) -> tuple[Finding, ...]:
-    """The audit's findings of a lab as collected, without a run of the function (no fix answers one)."""
-    return judge_lab(expected, actual, packaged()[1], today, now=now).findings
+def audit_findings(expected: ExpectedLab, actual: ActualLab, now: datetime) -> tuple[Finding, ...]:
+    """The audit's findings of a lab as collected at `now`, without a run of the function (no fix
+    answers one)."""
+    return judge_lab(expected, actual, packaged()[1], now.date(), now=now).findings
 
 
 def plan(sessions: AccountSessions, target: LabTarget) -> list[Step]:
@@ -42,6 +41,5 @@ def plan_with_findings(
 ) -> tuple[list[Step], tuple[Finding, ...]]:
     """The plan and the findings it answers (whose expected and actual values `--diff` shows)."""
     actual = collect_lab(sessions, target)
-    now = utc_now()
-    findings = audit_findings(target.expected, actual, now.date(), now)
+    findings = audit_findings(target.expected, actual, utc_now())
     return plan_lab(target.expected, actual, findings), findings
