@@ -51,6 +51,10 @@ def listing_with(lab: Lab, *extra: dict[str, Any], resource: str = "*") -> None:
     lab.destination_policy(document(statement(Action="s3:ListAllMyBuckets", Resource=resource), *extra))
 
 
+def listing_and_s3_denied_when(lab: Lab, condition: dict[str, Any]) -> None:
+    listing_with(lab, statement("Deny", Action="s3:*", Resource="*", Condition=condition))
+
+
 # ------------------------------------------------------------------------------- issue 11's five
 
 
@@ -67,10 +71,7 @@ def source_account_on_the_execution_role(lab: Lab) -> None:
 
 
 def deny_s3_over_tls(lab: Lab) -> None:
-    listing_with(
-        lab,
-        statement("Deny", Action="s3:*", Resource="*", Condition={"Bool": {"aws:SecureTransport": "true"}}),
-    )
+    listing_and_s3_denied_when(lab, {"Bool": {"aws:SecureTransport": "true"}})
 
 
 def trust_narrowed_to_the_origin_role(lab: Lab) -> None:
@@ -81,10 +82,7 @@ def trust_narrowed_to_the_origin_role(lab: Lab) -> None:
 
 
 def deny_plain_http(lab: Lab) -> None:
-    listing_with(
-        lab,
-        statement("Deny", Action="s3:*", Resource="*", Condition={"Bool": {"aws:SecureTransport": "false"}}),
-    )
+    listing_and_s3_denied_when(lab, {"Bool": {"aws:SecureTransport": "false"}})
 
 
 def deny_other_accounts(lab: Lab) -> None:
@@ -127,15 +125,7 @@ def external_id_required(lab: Lab) -> None:
 
 
 def deny_when_the_user_agent_is_not_lambdas(lab: Lab) -> None:
-    listing_with(
-        lab,
-        statement(
-            "Deny",
-            Action="s3:*",
-            Resource="*",
-            Condition={"StringNotLike": {"aws:UserAgent": "*AWS_Lambda_python*"}},
-        ),
-    )
+    listing_and_s3_denied_when(lab, {"StringNotLike": {"aws:UserAgent": "*AWS_Lambda_python*"}})
 
 
 def logs_limited_to_the_group(lab: Lab) -> None:
@@ -187,17 +177,11 @@ def secure_transport_required_on_the_assume(lab: Lab) -> None:
 
 
 def deny_calls_through_services(lab: Lab) -> None:
-    listing_with(
-        lab,
-        statement("Deny", Action="s3:*", Resource="*", Condition={"Bool": {"aws:ViaAWSService": "true"}}),
-    )
+    listing_and_s3_denied_when(lab, {"Bool": {"aws:ViaAWSService": "true"}})
 
 
 def deny_direct_calls(lab: Lab) -> None:
-    listing_with(
-        lab,
-        statement("Deny", Action="s3:*", Resource="*", Condition={"Bool": {"aws:ViaAWSService": "false"}}),
-    )
+    listing_and_s3_denied_when(lab, {"Bool": {"aws:ViaAWSService": "false"}})
 
 
 def listing_only_through_cloudformation(lab: Lab) -> None:
