@@ -1,13 +1,19 @@
-"""Access to many AWS accounts: one botocore session for all of them, credentials per account, clients
-cached per account and bounded.
+"""Access to many AWS accounts: one botocore client per service for all of them, each account's
+requests signed with its own credentials.
 
-Making clients is what an audit of many accounts costs (issue 15): a botocore session per account,
-an STS client per credential fetch, a connection pool per client. Here every client comes from one
-shared session and its data loader (service models are parsed once); each account has only its
-credentials, assumed roles through one STS client on the operator's credentials and refreshed by
-botocore (a daemon outlives the one-hour session limit); clients are made on first use and the
-least recently used accounts' clients go past a bound; clients with the same settings share one
-HTTP connection pool. Credentials are never logged nor stored anywhere but in memory.
+Making clients is what an audit of many accounts cost (issue 15): about 7 ms of CPU and 130 to 400
+KB a botocore client, ten a lab. Here one botocore session makes one client per service (and region,
+and settings), shared by every account; an account's client is a view of it (a copy of its
+attributes, no botocore work) whose requests are signed with the account's credentials, which
+botocore's signer takes from the request's signing context. A request outside any account's view is
+refused, never signed with another account's credentials. Each account has only its credentials:
+assumed roles through the operator's STS client, refreshed by botocore (a daemon outlives the one-hour
+session limit). The views of the least recently used accounts go past a bound (their credentials
+stay); clients with the same connection settings share one HTTP connection pool. Credentials are never
+logged nor stored anywhere but in memory.
+
+What the accounts now share: a service's retry quota (botocore's standard mode, 500 units, 5 a
+retry, one back a success): throttling in many accounts at once leaves fewer retries for each.
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ import boto3
 import botocore.session
 from botocore.config import Config as BotoConfig
 from botocore.credentials import AssumeRoleCredentialFetcher, DeferredRefreshableCredentials
+from botocore.exceptions import NoCredentialsError
 from botocore.httpsession import URLLib3Session
 
 from auditor.config import AccountAccess, AwsSettings, unvalidated
@@ -33,10 +40,10 @@ from auditor.lru import LruCache
 
 SESSION_NAME = "lab-auditor"
 RETRY_MODE = "standard"
-# Accounts whose clients the daemon keeps (a client costs 130 to 400 KB, a lab's two accounts' clients
-# about 1.6 MB): a class of 256 pairs keeps all of its clients; past that, the least recently used
-# accounts' clients are made again when needed (their credentials stay), and they stay under 450 MB.
-CACHED_ACCOUNTS = 512
+# Accounts whose clients the daemon keeps (an account's five views cost about 6 KB and 0.4 ms of CPU
+# to make, bench/clients_bench.py): a class of 2,048 pairs keeps all of them in about 25 MB; past
+# that, the least recently used accounts' views are made again when needed (their credentials stay).
+CACHED_ACCOUNTS = 4096
 
 
 def accounts_for_one_pass(concurrency: int) -> int:
@@ -138,20 +145,92 @@ _MAKING_FOR: contextvars.ContextVar[tuple[Any] | None] = contextvars.ContextVar(
 
 class _SharedSession(botocore.session.Session):
     """One botocore session for every account. `create_client` takes the session's credentials
-    from `get_credentials()`; here those are the account's while one of its clients is made in this
-    thread, so that no lock is held and no session is made per account."""
+    from `get_credentials()`; here those are the ones given while a client is made in this thread,
+    so that no lock is held around the making."""
 
     def get_credentials(self) -> Any:
         making_for = _MAKING_FOR.get()
         return making_for[0] if making_for is not None else super().get_credentials()
 
 
+@dataclass(frozen=True)
+class _Caller:
+    """The account on whose behalf the current thread is making a request, and its credentials."""
+
+    key: tuple[Any, ...]
+    credentials: Any
+
+
+# Set by an account's client for the length of each of its requests (botocore makes a request, signs
+# and retries it in the calling thread).
+_CALLING_AS: contextvars.ContextVar[_Caller | None] = contextvars.ContextVar("calling_as", default=None)
+
+
+class _NoAccount:
+    """The credentials of the clients shared by every account: a request that reached the signer
+    without an account's credentials is refused, never signed with another account's."""
+
+    def get_frozen_credentials(self) -> Any:
+        raise AccountAccessError("a request was made outside any account's client")
+
+    def get_deferred_property(self, _name: str) -> Callable[[], None]:
+        # No account ID for endpoint rules (only DynamoDB's read it; the auditor reaches none).
+        return lambda: None
+
+
+def _sign_as_the_caller(request: Any, **_: Any) -> None:
+    """before-sign: the request is signed with the calling account's credentials (botocore's signer
+    takes them from the request's signing context, as it does for S3 Express)."""
+    caller = _CALLING_AS.get()
+    if caller is None:
+        raise AccountAccessError("a request was made outside any account's client")
+    if caller.credentials is None:
+        raise NoCredentialsError()
+    request.context.setdefault("signing", {})["request_credentials"] = caller.credentials
+
+
+def _account_view(shared: Any, caller: _Caller) -> Any:
+    """The shared client as one account's: the same object's state (its methods, paginators, waiters,
+    endpoint and event handlers), with every request made as `caller`. Costs a dictionary copy."""
+    view = object.__new__(type(shared))
+    view.__dict__.update(shared.__dict__)
+    make_api_call = shared._make_api_call  # paginators and waiters reach it through the view's methods
+
+    def make_api_call_as_caller(operation_name: str, api_params: Any) -> Any:
+        token = _CALLING_AS.set(caller)
+        try:
+            return make_api_call(operation_name, api_params)
+        finally:
+            _CALLING_AS.reset(token)
+
+    view._make_api_call = make_api_call_as_caller
+    return view
+
+
+def _for_account(key: tuple[Any, ...], handler: Callable[..., Any]) -> Callable[..., Any]:
+    """An event handler on a shared client that runs only for the requests of one account."""
+
+    def handle(**kwargs: Any) -> Any:
+        caller = _CALLING_AS.get()
+        return handler(**kwargs) if caller is not None and caller.key == key else None
+
+    return handle
+
+
 @dataclass
 class _AccountClients:
-    """One account's clients, by (service, config overrides); its lock is held only to make one."""
+    """One account's clients (views of the shared ones), by (service, config overrides)."""
+
+    credentials: Any
+    clients: dict[tuple[str, str], Any]
+
+
+@dataclass
+class _SharedClient:
+    """A client shared by every account, made once under its own lock."""
 
     lock: threading.Lock
-    clients: dict[tuple[str, str], Any]
+    client: Any = None
 
 
 class _CallCount:
@@ -186,10 +265,10 @@ class AccountSessions:
         self._lock = threading.Lock()  # the maps below; never held while making or fetching anything
         self._accounts: LruCache[tuple[Any, ...], _AccountClients] = LruCache(settings.cached_accounts)
         self._credentials: dict[tuple[Any, ...], Any] = {}
-        self._hooks: dict[tuple[Any, ...], list[tuple[str, Callable[..., Any], bool]]] = {}
+        self._shared: dict[tuple[str, str], _SharedClient] = {}
+        self._hooks: list[tuple[str, Callable[..., Any], bool]] = []  # handlers for one account each
         self._http: dict[str, URLLib3Session] = {}
-        self._operator_lock = threading.Lock()  # the operator's credentials and STS client, made once
-        self._operator_sts: Any = None
+        self._operator_lock = threading.Lock()  # the operator's credentials, resolved once
         self._requests: ThreadPoolExecutor | None = None
         self._closed = False
         self._verified: set[str] = set()
@@ -241,43 +320,53 @@ class AccountSessions:
         return DeferredRefreshableCredentials(method="assume-role", refresh_using=fetcher.fetch_credentials)
 
     def _sts_for_fetcher(self, service_name: str, **_frozen_source_credentials: Any) -> Any:
-        """Every fetch asks for a new STS client from the operator's frozen credentials; one client on
-        those same credentials (refreshed by botocore if they are) answers them all."""
-        with self._operator_lock:
-            if self._operator_sts is None:
-                credentials = self._root.get_credentials()
-                self._operator_sts = self._make_client(credentials, OPERATOR.key, service_name, {})
-            return self._operator_sts
+        """Every fetch asks for a new STS client from the operator's frozen credentials; the operator's
+        client, on those same credentials (refreshed by botocore if they are), answers them all."""
+        return self.client(OPERATOR, service_name)
 
     # -------------------------------------------------------------------------------- clients
 
     def client(self, access: AccountAccess, service: str, **config_overrides: Any) -> Any:
-        """A cached client for the account; boto3 clients are thread-safe once created."""
-        account = self._account(access.key)
+        """The account's client: a view of the client shared by every account, whose requests are
+        signed with this account's credentials. boto3 clients are thread-safe once created."""
+        account = self._account(access)
         key = client_key(service, config_overrides)
         made = account.clients.get(key)
-        if made is not None:
-            return made
-        credentials = self.credentials(access)
-        with account.lock:  # one account's client is made once; other accounts' meanwhile
-            made = account.clients.get(key)
-            if made is None:
-                made = self._make_client(credentials, access.key, service, config_overrides)
-                account.clients[key] = made
+        if made is None:
+            shared = self._shared_client(key, service, config_overrides)
+            made = account.clients.setdefault(
+                key, _account_view(shared, _Caller(access.key, account.credentials))
+            )
         return made
 
-    def _account(self, key: tuple[Any, ...]) -> _AccountClients:
+    def _account(self, access: AccountAccess) -> _AccountClients:
         with self._lock:
-            account = self._accounts.get(key)
+            account = self._accounts.get(access.key)
+        if account is not None:
+            return account
+        credentials = self.credentials(access)
+        with self._lock:
+            account = self._accounts.get(access.key)
             if account is None:
-                account = _AccountClients(threading.Lock(), {})
-                self._accounts.put(key, account)  # the evicted ones' clients are dropped with them
+                account = _AccountClients(credentials, {})
+                self._accounts.put(access.key, account)  # the evicted ones' views are dropped with them
             return account
 
-    def _make_client(
-        self, credentials: Any, key: tuple[Any, ...], service: str, config_overrides: Mapping[str, Any]
-    ) -> Any:
-        token = _MAKING_FOR.set((credentials,))
+    def _shared_client(self, key: tuple[str, str], service: str, config_overrides: Mapping[str, Any]) -> Any:
+        with self._lock:
+            shared = self._shared.setdefault(key, _SharedClient(threading.Lock()))
+        if shared.client is None:
+            with shared.lock:  # made once; other services' clients meanwhile
+                if shared.client is None:
+                    made = self._make_shared_client(service, config_overrides)
+                    with self._lock:  # published with every hook so far (see `hook`)
+                        for event, handler, first in self._hooks:
+                            _register(made, event, handler, first)
+                        shared.client = made
+        return shared.client
+
+    def _make_shared_client(self, service: str, config_overrides: Mapping[str, Any]) -> Any:
+        token = _MAKING_FOR.set((_NoAccount(),))
         try:
             made = self._root.create_client(
                 service,
@@ -286,13 +375,12 @@ class AccountSessions:
             )
         finally:
             _MAKING_FOR.reset(token)
+        made.meta.events.register("before-sign", _sign_as_the_caller)
+        made.exceptions  # noqa: B018 -- made now, once, and shared by the views
         if self.settings.share_connections:
             self._share_connections(made)
         with self._lock:
             self.clients_made += 1
-            hooks = list(self._hooks.get(key, ()))
-        for event, handler, first in hooks:
-            _register(made, event, handler, first)
         return made
 
     def _share_connections(self, made: Any) -> None:
@@ -321,13 +409,14 @@ class AccountSessions:
     def hook(
         self, access: AccountAccess, event: str, handler: Callable[..., Any], *, first: bool = False
     ) -> None:
-        """Register a botocore event handler on the account's clients, those made and those to come."""
+        """Register a botocore event handler for the account's requests, through its clients made and
+        to come (on the shared clients, where it runs for this account's requests only)."""
+        hook = (event, _for_account(access.key, handler), first)
         with self._lock:
-            self._hooks.setdefault(access.key, []).append((event, handler, first))
-            account = self._accounts.get(access.key)
-            made = list(account.clients.values()) if account else []
-        for client in made:
-            _register(client, event, handler, first)
+            self._hooks.append(hook)
+            for shared in self._shared.values():
+                if shared.client is not None:
+                    _register(shared.client, *hook)
 
     def cached_accounts(self) -> int:
         with self._lock:

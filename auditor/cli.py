@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import faulthandler
 import sys
 from pathlib import Path
 
@@ -45,6 +46,9 @@ def main(context: click.Context) -> None:
       auditor -v teardown --expired --yes
     """
     configure_logging(log_choice(context).resolved())
+    # A crash in a native library (z3, sqlite, psycopg) then leaves the stacks of every thread on
+    # standard error rather than a bare exit code.
+    faulthandler.enable()
 
 
 # ------------------------------------------------------------------------------------------ provision

@@ -15,6 +15,7 @@ import pytest
 from auditor.accounts import (
     CACHED_ACCOUNTS,
     RETRY_MODE,
+    AccountAccessError,
     AccountSessions,
     LruCache,
     accounts_for_one_pass,
@@ -114,6 +115,7 @@ def test_an_lru_cache_keeps_its_bound_and_lets_the_least_recently_used_go() -> N
         LruCache(0)
 
 
+@pytest.mark.usefixtures("moto_in_process")
 def test_the_clients_of_at_most_the_bound_of_accounts_are_kept_and_an_evicted_account_gets_new_ones() -> None:
     shared = sessions(cached_accounts=2)
     first = shared.client(account(1), "iam")
@@ -122,9 +124,10 @@ def test_the_clients_of_at_most_the_bound_of_accounts_are_kept_and_an_evicted_ac
     assert shared.cached_accounts() == 2
     again = shared.client(account(1), "iam")
     assert again is not first  # made anew, with the account's same credentials: no second AssumeRole
-    assert again._request_signer._credentials is shared.credentials(account(1))
+    assert access_key_signing(shared, account(1), again) == shared.credentials(account(1)).access_key
     assert shared.client(account(1), "iam") is again
     assert shared.cached_accounts() == 2
+    assert shared.clients_made == 2  # botocore clients: iam and the operator's sts, whatever the accounts
 
 
 def test_a_command_keeps_the_clients_of_the_labs_under_way_and_the_daemon_those_of_a_large_class() -> None:
@@ -148,7 +151,7 @@ def test_every_client_shares_one_loader_and_one_connection_pool_per_connection_s
 def test_pools_are_per_client_when_sharing_is_off() -> None:
     shared = sessions(share_connections=False)
     assert shared.client(account(1), "iam")._endpoint.http_session is not (
-        shared.client(account(2), "iam")._endpoint.http_session
+        shared.client(account(1), "s3")._endpoint.http_session
     )
 
 
@@ -173,7 +176,8 @@ def test_clients_made_at_once_from_many_threads_are_one_per_account_and_service(
     with ThreadPoolExecutor(max_workers=8) as pool:
         seen = list(pool.map(make_all, range(8)))
     assert all([id(client) for client in row] == [id(client) for client in seen[0]] for row in seen)
-    assert shared.clients_made == len(wanted)
+    assert len({id(client) for client in seen[0]}) == len(wanted)  # a client an account and service
+    assert shared.clients_made == 3  # botocore clients: one a service, shared by the accounts
 
 
 def test_a_hook_reaches_the_accounts_clients_made_before_and_after_it_and_no_other() -> None:
@@ -193,6 +197,46 @@ def test_a_hook_reaches_the_accounts_clients_made_before_and_after_it_and_no_oth
         "one",
         "two",
     ]
+
+
+def access_key_signing(shared: AccountSessions, access: AccountAccess, client: Any) -> str:
+    """The access key that signs a request the client makes (moto in process answers it)."""
+    signed: list[str] = []
+
+    def record(request: Any, **_: Any) -> None:
+        signed.append(request.headers["Authorization"])
+
+    shared.hook(access, "before-send.iam.ListRoles", record, first=True)
+    client.list_roles()
+    assert len(signed) == 1, "the hook ran for another account's request, or never"
+    return str(signed[0]).split("Credential=", 1)[1].split("/", 1)[0]
+
+
+@pytest.mark.usefixtures("moto_in_process")
+def test_each_account_s_requests_are_signed_with_its_own_credentials_through_one_shared_client() -> None:
+    shared = sessions()
+    accounts = [account(n) for n in range(1, 7)]
+    start = threading.Barrier(len(accounts))
+
+    def signing_key(access: AccountAccess) -> str:
+        start.wait(10)  # every account's first request at once, through the one IAM client
+        return access_key_signing(shared, access, shared.client(access, "iam"))
+
+    with ThreadPoolExecutor(max_workers=len(accounts)) as pool:
+        keys = list(pool.map(signing_key, accounts))
+    assert keys == [shared.credentials(access).access_key for access in accounts]
+    assert len(set(keys)) == len(accounts)
+    assert shared.clients_made == 2  # iam for all six, and the operator's sts that assumed the roles
+    assert shared.calls["sts:AssumeRole"] == len(accounts)
+
+
+@pytest.mark.usefixtures("moto_in_process")
+def test_a_request_on_a_shared_client_outside_any_account_is_refused_before_it_is_sent() -> None:
+    shared = sessions()
+    shared.client(account(1), "iam")
+    (outside,) = [made.client for made in shared._shared.values()]
+    with pytest.raises(AccountAccessError, match="outside any account"):
+        outside.list_roles()
 
 
 # ------------------------------------------------------------------------------------- requests at once
