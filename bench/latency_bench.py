@@ -66,6 +66,9 @@ class Stage:
     proxy: str  # the moto server behind the latency proxy
     delay: float
     proxy_pid: int = 0
+    # The same, answering a request it forwarded before from the record (latency_proxy --replay).
+    replay: str = ""
+    replay_pid: int = 0
 
 
 def process_cpu(pid: int, *, children: bool = False) -> float:
@@ -109,8 +112,13 @@ def stage(delay: float) -> Iterator[Stage]:
     moto = [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", "0"]
     with started(moto, "Running on ") as (server, endpoint):
         proxy = [sys.executable, "-m", "bench.latency_proxy", "--upstream", endpoint, "--delay", str(delay)]
-        with started([*proxy, "--record-user-agents"], "Listening on ") as (proxy_process, proxy_url):
-            yield Stage(endpoint, server.pid, proxy_url, delay, proxy_process.pid)
+        with (
+            started([*proxy, "--record-user-agents"], "Listening on ") as (proxy_process, proxy_url),
+            started([*proxy, "--replay"], "Listening on ") as (replay_process, replay_url),
+        ):
+            yield Stage(
+                endpoint, server.pid, proxy_url, delay, proxy_process.pid, replay_url, replay_process.pid
+            )
 
 
 def proxy_stats(url: str) -> dict[str, Any]:

@@ -18,6 +18,11 @@ other. The faults, each on a random share of the requests (seeded, so a run can 
 
 `--fault-services sts,iam` limits the faults to requests signed for those services.
 
+`--replay` answers a request the proxy has forwarded before (same method, path, body, operation and
+signing access key) with the upstream's first answer to it, after the same delay, without going
+upstream: for the benchmarks' passes that only read an unchanged class, so that the emulator's CPU,
+which on AWS is AWS's own, is not taken from the machine under test. Only successful answers are kept.
+
 `GET /__proxy__/stats` answers the proxy's own counters (requests, faults, connections, most requests
 in flight at once) as JSON, without going upstream.
 """
@@ -85,6 +90,7 @@ class Stats:
     most_in_flight: int = 0
     faults: dict[str, int] = field(default_factory=dict)
     user_agents: dict[str, int] = field(default_factory=dict)
+    replayed: int = 0
 
 
 class LatencyProxy:
@@ -99,6 +105,7 @@ class LatencyProxy:
         port: int = 0,
         record_user_agents: bool = False,
         observe: Callable[[str, str, bytes, bytes], None] | None = None,
+        replay: bool = False,
     ) -> None:
         """`observe(method, path, request body, response body)` sees every exchange sent upstream."""
         parts = urlsplit(upstream)
@@ -109,6 +116,8 @@ class LatencyProxy:
         self.faults = faults or Faults()
         self.record_user_agents = record_user_agents
         self.observe = observe
+        self.replay = replay
+        self._answers: dict[tuple[str, ...], tuple[int, dict[str, str], bytes]] = {}
         self.stats = Stats()
         self._lock = threading.Lock()
         self._random = random.Random(self.faults.seed)
@@ -186,6 +195,18 @@ class LatencyProxy:
     def _leave(self) -> None:
         with self._lock:
             self.stats.in_flight -= 1
+
+    def recorded(self, key: tuple[str, ...]) -> tuple[int, dict[str, str], bytes] | None:
+        with self._lock:
+            answer = self._answers.get(key)
+            if answer is not None:
+                self.stats.replayed += 1
+            return answer
+
+    def record(self, key: tuple[str, ...], answer: tuple[int, dict[str, str], bytes]) -> None:
+        if answer[0] < 300:
+            with self._lock:
+                self._answers.setdefault(key, answer)
 
     def _connected(self) -> None:
         with self._lock:
@@ -271,7 +292,14 @@ class _ProxyHandler(BaseHTTPRequestHandler):
                 return
             if fault == "slow":
                 time.sleep(owner.faults.slow_delay)
+            key = self._replay_key(body)
+            answer = owner.recorded(key) if owner.replay else None
+            if answer is not None:
+                self._answer(*answer)
+                return
             status, headers, payload = self._send_upstream(body)
+            if owner.replay:
+                owner.record(key, (status, headers, payload))
             if owner.observe is not None:
                 owner.observe(self.command, self.path, body, payload)
             if fault == "lost_response":
@@ -280,6 +308,17 @@ class _ProxyHandler(BaseHTTPRequestHandler):
             self._answer(status, headers, payload)
         finally:
             owner._leave()
+
+    def _replay_key(self, body: bytes) -> tuple[str, ...]:
+        """What makes two requests the same one: the account is the signing key's (each account's
+        credentials are its own), the time and the signature are not part of it."""
+        return (
+            self.command,
+            self.path,
+            self.headers.get("X-Amz-Target", ""),
+            _access_key_of(self.headers.get("Authorization", "")),
+            body.decode("latin-1"),
+        )
 
     def _read_body(self) -> bytes:
         if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
@@ -345,6 +384,11 @@ class _ProxyHandler(BaseHTTPRequestHandler):
         self.close_connection = True
 
 
+def _access_key_of(authorization: str) -> str:
+    _, _, credential = authorization.partition("Credential=")
+    return credential.split("/", 1)[0]
+
+
 def _service_of(authorization: str) -> str:
     """The signing service from a SigV4 Authorization header (Credential=AKID/date/region/SERVICE/...)."""
     _, _, credential = authorization.partition("Credential=")
@@ -400,6 +444,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--fault-services", default="", help="comma-separated, e.g. sts,iam (default: all)")
     parser.add_argument("--record-user-agents", action="store_true")
+    parser.add_argument("--replay", action="store_true", help="answer repeated requests from the record")
     args = parser.parse_args(argv)
     faults = Faults(
         throttle=args.throttle,
@@ -412,7 +457,13 @@ def main(argv: list[str] | None = None) -> None:
         services=tuple(name for name in args.fault_services.split(",") if name),
     )
     proxy = LatencyProxy(
-        args.upstream, args.delay, faults, args.host, args.port, record_user_agents=args.record_user_agents
+        args.upstream,
+        args.delay,
+        faults,
+        args.host,
+        args.port,
+        record_user_agents=args.record_user_agents,
+        replay=args.replay,
     )
     print(f"Listening on {proxy.url}", flush=True)
     with contextlib.suppress(KeyboardInterrupt):

@@ -1,0 +1,59 @@
+"""The benchmarks' latency proxy in replay mode (bench/latency_proxy.py --replay): a repeated request of
+the same account is answered from the upstream's first answer, anything else goes upstream."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import boto3
+import pytest
+from botocore.exceptions import ClientError
+
+from bench.latency_proxy import LatencyProxy
+
+pytestmark = [pytest.mark.server, pytest.mark.slow]
+
+TRUST = '{"Version": "2012-10-17", "Statement": []}'
+
+
+def iam(endpoint: str, access_key: str) -> Any:
+    return boto3.client(
+        "iam",
+        endpoint_url=endpoint,
+        region_name="us-east-1",
+        aws_access_key_id=access_key,
+        aws_secret_access_key="secret",
+    )
+
+
+def role_seen(client: Any) -> str:
+    try:
+        return str(client.get_role(RoleName="replayed")["Role"]["RoleName"])
+    except ClientError as error:
+        return str(error.response["Error"]["Code"])
+
+
+def test_a_repeated_request_of_the_same_account_is_answered_from_the_record(moto_server: str) -> None:
+    upstream = iam(moto_server, "AKIDUPSTREAM")
+    upstream.create_role(RoleName="replayed", AssumeRolePolicyDocument=TRUST)
+    with LatencyProxy(moto_server, delay=0.0, replay=True) as proxy:
+        first, second = iam(proxy.url, "AKIDFIRST"), iam(proxy.url, "AKIDSECOND")
+        assert role_seen(first) == "replayed"
+        upstream.delete_role(RoleName="replayed")
+        assert role_seen(first) == "replayed"  # the record's answer: the upstream was not asked
+        assert proxy.snapshot()["replayed"] == 1
+        # Another signing key is another account's request: it goes upstream, and errors are not kept.
+        assert role_seen(second) == "NoSuchEntity"
+        assert role_seen(second) == "NoSuchEntity"
+        assert proxy.snapshot()["replayed"] == 1
+
+
+def test_without_replay_every_request_goes_upstream(moto_server: str) -> None:
+    upstream = iam(moto_server, "AKIDUPSTREAM")
+    upstream.create_role(RoleName="replayed", AssumeRolePolicyDocument=TRUST)
+    with LatencyProxy(moto_server, delay=0.0) as proxy:
+        client = iam(proxy.url, "AKIDFIRST")
+        assert role_seen(client) == "replayed"
+        upstream.delete_role(RoleName="replayed")
+        assert role_seen(client) == "NoSuchEntity"
+        assert proxy.snapshot()["replayed"] == 0
