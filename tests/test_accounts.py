@@ -15,11 +15,13 @@ import pytest
 from auditor.accounts import (
     CACHED_ACCOUNTS,
     RETRY_MODE,
+    THREADS,
     AccountAccessError,
     AccountSessions,
     LruCache,
     accounts_for_one_pass,
     client_settings,
+    request_workers_for,
 )
 from auditor.audit import audit_lab
 from auditor.config import AccountAccess, AwsSettings
@@ -297,3 +299,12 @@ def test_an_audit_with_room_for_one_account_s_clients_still_audits_both_accounts
         assert audit_lab(fresh, fresh.targets()[0], invoke=False).verdict.value == "conformant"
     assert fresh.sessions.cached_accounts() == 1
     assert fresh.sessions.calls["sts:AssumeRole"] == 2  # evicted clients, kept credentials
+
+
+def test_request_workers_make_one_lab_faster_and_never_push_the_threads_past_the_bound() -> None:
+    assert request_workers_for(1) == 2  # one lab alone: its independent reads at once
+    assert all(
+        concurrency + request_workers_for(concurrency) <= max(THREADS, concurrency)
+        for concurrency in range(1, 200)
+    )
+    assert request_workers_for(64) == 0  # the labs at once are requests enough in flight
