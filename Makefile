@@ -47,8 +47,9 @@ bench: install
 # Issue 15's class: three daemon replicas on the PostgreSQL at 127.0.0.1:5432 over 10 intervals, one killed
 # with SIGKILL mid-audit; then the report of 1,000 labs over 30 days (8.6 million runs: the load alone
 # takes several minutes); then the daemon's cycles over 1,000 labs at 100 ms a request (provisioning
-# them takes about 8 minutes, each cycle about 5 on a loaded 2-core machine: 3 cycles here, not the
-# issue's 50; SCALE_CYCLES=50 for the full run).
+# them takes about 4 minutes, the first cycle, moto answering and its answers recorded, about 3, each
+# later one, answers replayed, about 1 on a 2-core machine: 3 cycles here, not the issue's 50;
+# SCALE_CYCLES=50 for the full run).
 SCALE_CYCLES ?= 3
 bench-scale: install
 	$(BIN)/python -m bench.replicas_bench

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import faulthandler
+import io
 import sys
 from pathlib import Path
 
@@ -46,9 +48,14 @@ def main(context: click.Context) -> None:
       auditor -v teardown --expired --yes
     """
     configure_logging(log_choice(context).resolved())
-    # A crash in a native library (z3, sqlite, psycopg) then leaves the stacks of every thread on
-    # standard error rather than a bare exit code.
-    faulthandler.enable()
+    _crash_stacks_to_stderr()
+
+
+def _crash_stacks_to_stderr() -> None:
+    """A crash in a native library (z3, sqlite, psycopg) leaves the stacks of every thread on standard
+    error rather than a bare exit code."""
+    with contextlib.suppress(io.UnsupportedOperation, AttributeError, ValueError):
+        faulthandler.enable()  # not where standard error has no file descriptor (captured in a test)
 
 
 # ------------------------------------------------------------------------------------------ provision
