@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
-import faulthandler
-import io
 import sys
 from pathlib import Path
 
@@ -28,6 +25,7 @@ from auditor.emulator_command import emulator_command
 from auditor.logs import configure_logging
 from auditor.operations import audit_labs, open_store, provision_labs, status_output, teardown_labs
 from auditor.permissions import permissions_command
+from auditor.process import tune_process
 from auditor.report.command import report_command
 from auditor.store import safe_url
 
@@ -48,14 +46,7 @@ def main(context: click.Context) -> None:
       auditor -v teardown --expired --yes
     """
     configure_logging(log_choice(context).resolved())
-    _crash_stacks_to_stderr()
-
-
-def _crash_stacks_to_stderr() -> None:
-    """A crash in a native library (z3, sqlite, psycopg) leaves the stacks of every thread on standard
-    error rather than a bare exit code."""
-    with contextlib.suppress(io.UnsupportedOperation, AttributeError, ValueError):
-        faulthandler.enable()  # not where standard error has no file descriptor (captured in a test)
+    tune_process()
 
 
 # ------------------------------------------------------------------------------------------ provision

@@ -49,6 +49,10 @@ def child(args: argparse.Namespace) -> None:
         from bench.legacy_accounts import use_legacy_sessions
 
         use_legacy_sessions()
+    else:
+        from auditor.process import tune_process
+
+        tune_process()  # as the CLI's entry point does (the "before" tree had no such settings)
     from auditor.audit import audit_targets
     from auditor.context import open_context
 

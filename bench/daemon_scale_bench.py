@@ -35,6 +35,7 @@ from auditor.daemon import Daemon
 from auditor.logs import configure_logging
 from auditor.model import Trigger
 from auditor.operations import provision_targets
+from auditor.process import tune_process
 from bench.common import classroom, config, fake_credentials
 from bench.daemon_bench import _slope, resident_bytes
 from bench.latency_bench import process_cpu, proxy_stats, stage
@@ -56,6 +57,7 @@ def main() -> None:
     args = parser.parse_args()
     fake_credentials()
     configure_logging("warning")
+    tune_process()  # as `auditor daemon` does
     labs = classroom(args.labs)
     if args.provision:
         provision(labs, args.provision)
