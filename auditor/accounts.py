@@ -148,7 +148,7 @@ def _resolve_lazy_components(session: botocore.session.Session) -> None:
     session.get_component("data_loader")
 
 
-# The credentials of the client being made in this thread, in a tuple: (None,) is "no credentials".
+# Set while a shared client is made in this thread, to the credentials `create_client` gives it.
 _MAKING_FOR: contextvars.ContextVar[tuple[Any] | None] = contextvars.ContextVar("making_for", default=None)
 
 
@@ -175,12 +175,15 @@ class _Caller:
 _CALLING_AS: contextvars.ContextVar[_Caller | None] = contextvars.ContextVar("calling_as", default=None)
 
 
+_OUTSIDE_ANY_ACCOUNT = "a request was made outside any account's client"
+
+
 class _NoAccount:
     """The credentials of the clients shared by every account: a request that reached the signer
     without an account's credentials is refused, never signed with another account's."""
 
     def get_frozen_credentials(self) -> Any:
-        raise AccountAccessError("a request was made outside any account's client")
+        raise AccountAccessError(_OUTSIDE_ANY_ACCOUNT)
 
     def get_deferred_property(self, _name: str) -> Callable[[], None]:
         # No account ID for endpoint rules (only DynamoDB's read it; the auditor reaches none).
@@ -192,7 +195,7 @@ def _sign_as_the_caller(request: Any, **_: Any) -> None:
     takes them from the request's signing context, as it does for S3 Express)."""
     caller = _CALLING_AS.get()
     if caller is None:
-        raise AccountAccessError("a request was made outside any account's client")
+        raise AccountAccessError(_OUTSIDE_ANY_ACCOUNT)
     if caller.credentials is None:
         raise NoCredentialsError()
     request.context.setdefault("signing", {})["request_credentials"] = caller.credentials
