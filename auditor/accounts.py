@@ -40,9 +40,10 @@ from auditor.lru import LruCache
 
 SESSION_NAME = "lab-auditor"
 RETRY_MODE = "standard"
-# Accounts whose clients the daemon keeps (an account's five views cost about 6 KB and at most 0.4 ms of CPU
-# to make, bench/clients_bench.py): a class of 2,048 pairs keeps all of them in about 25 MB; past
-# that, the least recently used accounts' views are made again when needed (their credentials stay).
+# Accounts whose clients the daemon keeps (an account's five views cost about 6 KB and at most 0.4 ms
+# of CPU to make, bench/clients_bench.py): a class of 2,048 pairs keeps all of them in about 25 MB;
+# past that, the least recently used accounts' views are made again when needed (their credentials
+# stay).
 CACHED_ACCOUNTS = 4096
 
 
