@@ -353,11 +353,7 @@ class AccountSessions:
         return made
 
     def _account(self, access: AccountAccess) -> _AccountClients:
-        with self._lock:
-            account = self._accounts.get(access.key)
-        if account is not None:
-            return account
-        credentials = self.credentials(access)
+        credentials = self.credentials(access)  # made once, kept past the views' bound
         with self._lock:
             account = self._accounts.get(access.key)
             if account is None:
