@@ -34,6 +34,7 @@ import contextlib
 import http.client
 import json
 import random
+import re
 import socket
 import struct
 import sys
@@ -295,7 +296,7 @@ class _ProxyHandler(BaseHTTPRequestHandler):
             key = self._replay_key(body)
             answer = owner.recorded(key) if owner.replay else None
             if answer is not None:
-                self._answer(*answer)
+                self._answer(*_with_fresh_expiration(answer))
                 return
             status, headers, payload = self._send_upstream(body)
             if owner.replay:
@@ -382,6 +383,21 @@ class _ProxyHandler(BaseHTTPRequestHandler):
         # SO_LINGER with a zero timeout: close() sends a RST, as a dropped connection looks to a client.
         self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
         self.close_connection = True
+
+
+_EXPIRATION = re.compile(rb"<Expiration>[^<]*</Expiration>")
+
+
+def _with_fresh_expiration(answer: tuple[int, dict[str, str], bytes]) -> tuple[int, dict[str, str], bytes]:
+    """A replayed AssumeRole answer expires an hour from now, as a new one from STS would: with the
+    recorded expiration, botocore would refresh the credentials again at every request once that
+    moment came near."""
+    status, headers, payload = answer
+    fresh = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + 3600)).encode()
+    renewed = _EXPIRATION.sub(b"<Expiration>" + fresh + b"</Expiration>", payload)
+    if renewed is payload or renewed == payload:
+        return answer
+    return status, {**headers, "Content-Length": str(len(renewed))}, renewed
 
 
 def _access_key_of(authorization: str) -> str:

@@ -3,6 +3,7 @@ the same account is answered from the upstream's first answer, anything else goe
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import boto3
@@ -57,3 +58,17 @@ def test_without_replay_every_request_goes_upstream(moto_server: str) -> None:
         upstream.delete_role(RoleName="replayed")
         assert role_seen(client) == "NoSuchEntity"
         assert proxy.snapshot()["replayed"] == 0
+
+
+def test_a_replayed_assume_role_answer_expires_an_hour_from_now(moto_server: str) -> None:
+    sts = {"endpoint_url": "", "region_name": "us-east-1"}
+    with LatencyProxy(moto_server, delay=0.0, replay=True) as proxy:
+        sts["endpoint_url"] = proxy.url
+        client = boto3.client("sts", aws_access_key_id="AKIDFIRST", aws_secret_access_key="secret", **sts)
+        role = "arn:aws:iam::123456789012:role/any"
+        first = client.assume_role(RoleArn=role, RoleSessionName="session", DurationSeconds=900)["Credentials"]
+        again = client.assume_role(RoleArn=role, RoleSessionName="session", DurationSeconds=900)["Credentials"]
+        assert proxy.snapshot()["replayed"] == 1
+    assert again["AccessKeyId"] == first["AccessKeyId"]  # the record's credentials...
+    left = again["Expiration"] - datetime.now(UTC)
+    assert timedelta(minutes=59) < left <= timedelta(hours=1)  # ...valid for an hour from the replay
