@@ -65,9 +65,9 @@ def test_a_replayed_assume_role_answer_expires_an_hour_from_now(moto_server: str
     with LatencyProxy(moto_server, delay=0.0, replay=True) as proxy:
         sts["endpoint_url"] = proxy.url
         client = boto3.client("sts", aws_access_key_id="AKIDFIRST", aws_secret_access_key="secret", **sts)
-        role = "arn:aws:iam::123456789012:role/any"
-        first = client.assume_role(RoleArn=role, RoleSessionName="session", DurationSeconds=900)["Credentials"]
-        again = client.assume_role(RoleArn=role, RoleSessionName="session", DurationSeconds=900)["Credentials"]
+        asked = {"RoleArn": "arn:aws:iam::123456789012:role/any", "RoleSessionName": "session"}
+        first = client.assume_role(**asked, DurationSeconds=900)["Credentials"]
+        again = client.assume_role(**asked, DurationSeconds=900)["Credentials"]
         assert proxy.snapshot()["replayed"] == 1
     assert again["AccessKeyId"] == first["AccessKeyId"]  # the record's credentials...
     left = again["Expiration"] - datetime.now(UTC)
