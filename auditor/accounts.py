@@ -149,18 +149,17 @@ def _resolve_lazy_components(session: botocore.session.Session) -> None:
     session.get_component("data_loader")
 
 
-# Set while a shared client is made in this thread, to the credentials `create_client` gives it.
-_MAKING_FOR: contextvars.ContextVar[tuple[Any] | None] = contextvars.ContextVar("making_for", default=None)
+# True while a shared client is made in this thread.
+_MAKING_SHARED: contextvars.ContextVar[bool] = contextvars.ContextVar("making_shared", default=False)
 
 
 class _SharedSession(botocore.session.Session):
-    """One botocore session for every account. `create_client` takes the session's credentials
-    from `get_credentials()`; here those are the ones given while a client is made in this thread,
-    so that no lock is held around the making."""
+    """One botocore session for every account. `create_client` takes the session's credentials from
+    `get_credentials()`; a shared client made in this thread gets no account's (`_NoAccount`), without
+    a lock around the making; otherwise they are the operator's."""
 
     def get_credentials(self) -> Any:
-        making_for = _MAKING_FOR.get()
-        return making_for[0] if making_for is not None else super().get_credentials()
+        return _NoAccount() if _MAKING_SHARED.get() else super().get_credentials()
 
 
 @dataclass(frozen=True)
@@ -375,7 +374,7 @@ class AccountSessions:
         return shared.client
 
     def _make_shared_client(self, service: str, config_overrides: Mapping[str, Any]) -> Any:
-        token = _MAKING_FOR.set((_NoAccount(),))
+        token = _MAKING_SHARED.set(True)
         try:
             made = self._root.create_client(
                 service,
@@ -383,7 +382,7 @@ class AccountSessions:
                 config=self.settings.botocore_config(**config_overrides),
             )
         finally:
-            _MAKING_FOR.reset(token)
+            _MAKING_SHARED.reset(token)
         made.meta.events.register("before-sign", _sign_as_the_caller)
         made.exceptions  # noqa: B018 -- made now, once, and shared by the views
         if self.settings.share_connections:
