@@ -293,13 +293,13 @@ class _ProxyHandler(BaseHTTPRequestHandler):
                 return
             if fault == "slow":
                 time.sleep(owner.faults.slow_delay)
-            key = self._replay_key(body)
-            answer = owner.recorded(key) if owner.replay else None
+            key = self._replay_key(body) if owner.replay else None
+            answer = owner.recorded(key) if key else None
             if answer is not None:
                 self._answer(*_with_fresh_expiration(answer))
                 return
             status, headers, payload = self._send_upstream(body)
-            if owner.replay:
+            if key:
                 owner.record(key, (status, headers, payload))
             if owner.observe is not None:
                 owner.observe(self.command, self.path, body, payload)
@@ -394,21 +394,24 @@ def _with_fresh_expiration(answer: tuple[int, dict[str, str], bytes]) -> tuple[i
     moment came near."""
     status, headers, payload = answer
     fresh = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + 3600)).encode()
-    renewed = _EXPIRATION.sub(b"<Expiration>" + fresh + b"</Expiration>", payload)
-    if renewed is payload or renewed == payload:
+    renewed, renewals = _EXPIRATION.subn(b"<Expiration>" + fresh + b"</Expiration>", payload)
+    if not renewals:
         return answer
     return status, {**headers, "Content-Length": str(len(renewed))}, renewed
 
 
-def _access_key_of(authorization: str) -> str:
+def _credential_scope(authorization: str) -> list[str]:
+    """The parts of a SigV4 Authorization header's Credential=AKID/date/region/SERVICE/aws4_request."""
     _, _, credential = authorization.partition("Credential=")
-    return credential.split("/", 1)[0]
+    return credential.split(",", 1)[0].split("/")
+
+
+def _access_key_of(authorization: str) -> str:
+    return _credential_scope(authorization)[0]
 
 
 def _service_of(authorization: str) -> str:
-    """The signing service from a SigV4 Authorization header (Credential=AKID/date/region/SERVICE/...)."""
-    _, _, credential = authorization.partition("Credential=")
-    parts = credential.split(",", 1)[0].split("/")
+    parts = _credential_scope(authorization)
     return parts[3] if len(parts) > 3 else ""
 
 
