@@ -361,8 +361,10 @@ class AccountSessions:
             return account
 
     def _shared_client(self, key: tuple[str, str], service: str, config_overrides: Mapping[str, Any]) -> Any:
-        with self._lock:
-            shared = self._shared.setdefault(key, _SharedClient(threading.Lock()))
+        shared = self._shared.get(key)  # without the lock once made: every request of every lab asks
+        if shared is None:
+            with self._lock:
+                shared = self._shared.setdefault(key, _SharedClient(threading.Lock()))
         if shared.client is None:
             with shared.lock:  # made once; other services' clients meanwhile
                 if shared.client is None:

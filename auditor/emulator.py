@@ -23,6 +23,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from auditor.process import every_cpu
 from auditor.stopping import wait_until_stopped
 
 # moto answers for any credentials; these fake ones keep botocore from looking for real ones.
@@ -177,6 +178,7 @@ def _answers(url: str) -> bool:
 
 def serve() -> None:
     """The lasting emulator's own process: print the address, then serve until SIGTERM."""
+    every_cpu()  # not the CPU the auditor that started it keeps to
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())

@@ -42,6 +42,13 @@ def fake_aws_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture(autouse=True)
+def every_cpu_for_the_tests(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A command run in process (CliRunner) would keep the test worker to one CPU for the rest of its
+    tests (auditor/process.py); tests/test_process.py tests that without this setting."""
+    monkeypatch.setenv("AUDITOR_ONE_CPU", "0")
+
+
+@pytest.fixture(autouse=True)
 def logging_restored() -> Iterator[None]:
     """A command run in process (CliRunner) configures logging for its level; the next test starts over."""
     import structlog

@@ -222,3 +222,18 @@ def test_a_fresh_run_starts_with_nothing_of_boto3_or_the_auditor(fresh_local_lam
     loaded = answer(completed)
     assert isinstance(loaded, list) and "handler" in loaded
     assert not {"boto3", "botocore", "auditor", "structlog"} & set(loaded), loaded
+
+
+CPUS = "def lambda_handler(event, context):\n    return sorted(__import__('os').sched_getaffinity(0))\n"
+
+
+@pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="one CPU: nothing to keep to")
+@pytest.mark.parametrize("preforked", [True, False], ids=["preforked", "fresh"])
+def test_a_run_started_by_a_command_kept_to_one_cpu_has_every_cpu(preforked: bool) -> None:
+    allowed = os.sched_getaffinity(0)
+    os.sched_setaffinity(0, {min(allowed)})  # as auditor/process.py keeps a command's threads
+    try:
+        with LocalLambda(preforked=preforked) as stand_in:
+            assert answer(stand_in.run(archive_of(CPUS), HANDLER, {}, 10)) == sorted(allowed)
+    finally:
+        os.sched_setaffinity(0, allowed)

@@ -295,7 +295,14 @@ def zygote(channel_fd: int) -> None:
         run_forked_child(child)
 
 
+def every_cpu() -> None:
+    """Not only the CPU the auditor keeps to (auditor/process.py): the function's runs have their own."""
+    with contextlib.suppress(OSError, AttributeError):
+        os.sched_setaffinity(0, range(os.cpu_count() or 1))
+
+
 def main(argv: list[str]) -> None:
+    every_cpu()
     match argv:
         case ["zygote", channel_fd]:
             zygote(int(channel_fd))
