@@ -35,6 +35,7 @@ from botocore.exceptions import NoCredentialsError
 from botocore.httpsession import URLLib3Session
 
 from auditor.config import AccountAccess, AwsSettings, unvalidated
+from auditor.curl_http import curl_session_for
 from auditor.errors import LabFault
 from auditor.lru import LruCache
 
@@ -395,16 +396,19 @@ class AccountSessions:
 
     def _share_connections(self, made: Any) -> None:
         """botocore gives each client a pool of its own and has no option to share one; the endpoint's
-        `http_session` is replaced by one shared by the clients with the same connection settings
-        (urllib3 keeps a pool per host inside it, and is thread-safe)."""
+        `http_session` is replaced by one shared by the clients with the same connection settings: libcurl's
+        (auditor/curl_http.py) where it does what botocore's would, else botocore's (urllib3 keeps a pool
+        per host inside it, and is thread-safe)."""
         config = made.meta.config
         endpoint = made._endpoint  # no public way to hand botocore an HTTP session
+        own = endpoint.http_session
         settings = json.dumps(
             [
                 config.connect_timeout,
                 config.read_timeout,
                 config.max_pool_connections,
                 config.proxies,
+                getattr(getattr(own, "_proxy_config", None), "_proxies", None),  # the environment's too
                 config.proxies_config,
                 config.client_cert,
                 config.tcp_keepalive,
@@ -413,7 +417,9 @@ class AccountSessions:
             default=str,
         )
         with self._lock:
-            shared = self._http.setdefault(settings, endpoint.http_session)
+            shared = self._http.get(settings)
+            if shared is None:
+                shared = self._http[settings] = curl_session_for(own, config) or own
         endpoint.http_session = shared
 
     def hook(

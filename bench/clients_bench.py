@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import subprocess
 import sys
@@ -38,6 +39,11 @@ from bench.latency_bench import Stage, process_cpu, proxy_stats, stage
 SERVICES = ("iam", "lambda", "s3", "logs", "sts")
 CPU_TARGET_MS, MEMORY_TARGET_MB, LATENCY_TARGET, PROVISION_TARGET = 25.0, 250.0, 1.5, 2.0
 VARIANTS = ("before", "after")
+# "after" without one of its parts, to show what each part is worth in the same run.
+WITHOUT = {
+    "after, its threads on every CPU": (["--every-cpu"], {"AUDITOR_ONE_CPU": "0"}),
+    "after, through urllib3": (["--urllib3"], {}),
+}
 
 
 # ------------------------------------------------------------------------------------------ the child
@@ -53,6 +59,10 @@ def child(args: argparse.Namespace) -> None:
         from auditor.process import tune_process
 
         tune_process()  # as the CLI's entry point does (the "before" tree had no such settings)
+    if args.urllib3:
+        import auditor.accounts
+
+        auditor.accounts.curl_session_for = lambda *_: None  # botocore's own session, as before
     from auditor.audit import audit_targets
     from auditor.context import open_context
 
@@ -121,12 +131,16 @@ def fresh_audit(
     command += ["--again"] if again else []
     command += ["--labs", str(labs), "--concurrency", str(concurrency)]
     command += ["--legacy"] if variant == "before" else []
+    flags, environment = WITHOUT.get(variant, ([], {}))
+    command += flags
     proxy_url, proxy_pid = (
         (where.replay, where.replay_pid) if endpoint == where.replay else (where.proxy, where.proxy_pid)
     )
     before = proxy_stats(proxy_url)
     moto, proxy = process_cpu(where.moto_pid), process_cpu(proxy_pid)
-    done = subprocess.run(command, capture_output=True, text=True, check=False)
+    done = subprocess.run(
+        command, capture_output=True, text=True, check=False, env={**os.environ, **environment}
+    )
     if done.returncode != 0:
         raise RuntimeError(f"the {variant} audit failed: {done.stderr[-2000:]}")
     measured: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
@@ -214,7 +228,10 @@ def latency_audits(where: Stage, labs: int, concurrency: int) -> None:
     answers the same audit's requests from a first pass's record, as AWS would, on its own CPU."""
     live = fresh_audit(where, where.proxy, labs, concurrency, "after")
     fresh_audit(where, where.replay, labs, concurrency, "after")  # the record
-    runs = {variant: fresh_audit(where, where.replay, labs, concurrency, variant) for variant in VARIANTS}
+    runs = {
+        variant: fresh_audit(where, where.replay, labs, concurrency, variant)
+        for variant in ("before", *WITHOUT, "after")
+    }
     print(
         f"a fresh audit of {labs} labs through {where.delay * 1000:.0f} ms a request, concurrency {concurrency}"
     )
@@ -302,6 +319,8 @@ def main() -> None:
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--legacy", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--again", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--urllib3", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--every-cpu", action="store_true", help=argparse.SUPPRESS)  # (its environment's)
     parser.add_argument("--endpoint", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
