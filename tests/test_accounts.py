@@ -11,6 +11,7 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from botocore.utils import parse_timestamp as botocore_parse_timestamp
 
 from auditor.accounts import (
     CACHED_ACCOUNTS,
@@ -21,6 +22,7 @@ from auditor.accounts import (
     LruCache,
     accounts_for_one_pass,
     client_settings,
+    parse_timestamp,
     request_workers_for,
 )
 from auditor.audit import audit_lab
@@ -308,3 +310,28 @@ def test_request_workers_make_one_lab_faster_and_never_push_the_threads_past_the
         for concurrency in range(1, 200)
     )
     assert request_workers_for(64) == 0  # the labs at once are requests enough in flight
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "2026-12-02T15:06:00Z",
+        "2026-12-02T15:06:00.123456Z",
+        "2026-12-02T15:06:00+00:00",
+        "2026-12-02T17:06:00.5+02:00",
+        "2026-12-02T15:06:00",  # no zone: botocore's own decides
+        "Wed, 02 Dec 2026 15:06:00 GMT",
+        "1796223960",
+        1796223960,
+        1796223960.25,
+    ],
+)
+def test_timestamps_are_parsed_as_botocore_parses_them(value: object) -> None:
+    ours, botocore_s = parse_timestamp(value), botocore_parse_timestamp(value)
+    assert ours == botocore_s and ours.utcoffset() == botocore_s.utcoffset()
+
+
+def test_the_clients_parse_timestamps_with_the_quicker_parser() -> None:
+    iam = sessions().client(ORIGIN, "iam")
+    parser = iam._endpoint._response_parser_factory.create_parser("query")  # as the endpoint makes one
+    assert parser._timestamp_parser is parse_timestamp
