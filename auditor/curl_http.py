@@ -1,9 +1,9 @@
 """botocore's requests sent by libcurl (pycurl), in place of its urllib3 session.
 
-A request through urllib3 and `http.client` costs about 0.7 ms of Python a request (building the
-request, the pool's queue, parsing the headers through the `email` package); libcurl does the same in
-C, without the interpreter's lock. A fresh audit of 200 labs took about a quarter less CPU
-(bench/clients_bench.py: 9.6 s against 13.2 s at concurrency 64, the answers replayed).
+A request through urllib3 and `http.client` spends Python on building the request, the pool's queue
+and parsing the headers through the `email` package; libcurl does the same in C, without the
+interpreter's lock. A fresh audit of 200 labs at concurrency 64 took 9.6 s of CPU against 13.2 s, and
+11.4 s against 12.2 s in another run (bench/clients_bench.py, the answers replayed).
 
 It stands in for `botocore.httpsession.URLLib3Session` where that session has no proxy and no client
 certificate (the auditor configures neither; a proxy from the environment keeps botocore's own

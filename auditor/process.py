@@ -17,8 +17,8 @@ from pathlib import Path
 YOUNG_COLLECTION_EVERY = 20_000
 
 # The threads of one process take turns at one interpreter lock. On several CPUs, each handover wakes
-# a thread on another CPU through the kernel: a fresh audit of 200 labs at concurrency 64 took 18.3 s
-# of CPU on two CPUs, 9.6 s on one (bench/clients_bench.py, the answers replayed). The process gains
+# a thread on another CPU through the kernel: a fresh audit of 200 labs at concurrency 64 took 16.8 to
+# 18.3 s of CPU on two CPUs, 9.6 to 11.4 s on one (bench/clients_bench.py, the answers replayed). The process gains
 # nothing from a second CPU but z3's solving, which the judge's memo makes rare. "0" lets the threads
 # run on every CPU.
 ONE_CPU_SETTING = "AUDITOR_ONE_CPU"
