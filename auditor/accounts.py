@@ -38,7 +38,7 @@ from botocore.httpsession import URLLib3Session
 from botocore.utils import parse_timestamp as botocore_parse_timestamp
 
 from auditor.config import AccountAccess, AwsSettings, unvalidated
-from auditor.curl_http import curl_session_for
+from auditor.curl_http import curl_session_for, proxies_of
 from auditor.errors import LabFault
 from auditor.lru import LruCache
 
@@ -425,7 +425,7 @@ class AccountSessions:
                 config.read_timeout,
                 config.max_pool_connections,
                 config.proxies,
-                getattr(getattr(own, "_proxy_config", None), "_proxies", None),  # the environment's too
+                proxies_of(own),  # the environment's too
                 config.proxies_config,
                 config.client_cert,
                 config.tcp_keepalive,

@@ -110,11 +110,17 @@ class CurlSession:
             curl.setopt(pycurl.CAINFO, get_cert_path(self._verify))
 
 
+def proxies_of(http_session: Any) -> dict[str, str] | None:
+    """The proxies botocore resolved for its session's endpoint: the configuration's, or the
+    environment's where the endpoint is not in NO_PROXY (None if botocore keeps them elsewhere)."""
+    return getattr(getattr(http_session, "_proxy_config", None), "_proxies", None)
+
+
 def curl_session_for(http_session: Any, config: Any) -> CurlSession | None:
     """A CurlSession in place of botocore's `http_session` made with botocore's `config`, or None where
     it would not do the same: pycurl missing, a proxy (from the configuration or the environment), a
     client certificate, TCP keep-alive."""
-    proxies = getattr(getattr(http_session, "_proxy_config", None), "_proxies", None)
+    proxies = proxies_of(http_session)
     verify = getattr(http_session, "_verify", None)
     if pycurl is None or proxies is None or proxies or verify is None:
         return None

@@ -18,9 +18,9 @@ YOUNG_COLLECTION_EVERY = 20_000
 
 # The threads of one process take turns at one interpreter lock. On several CPUs, each handover wakes
 # a thread on another CPU through the kernel: a fresh audit of 200 labs at concurrency 64 took 16.8 to
-# 18.3 s of CPU on two CPUs, 9.6 to 11.4 s on one (bench/clients_bench.py, the answers replayed). The process gains
-# nothing from a second CPU but z3's solving, which the judge's memo makes rare. "0" lets the threads
-# run on every CPU.
+# 18.3 s of CPU on two CPUs, 9.6 to 11.4 s on one (bench/clients_bench.py, the answers replayed). The
+# process gains nothing from a second CPU but z3's solving, which the judge's memo makes rare. "0" lets
+# the threads run on every CPU.
 ONE_CPU_SETTING = "AUDITOR_ONE_CPU"
 
 
@@ -31,18 +31,16 @@ def tune_process() -> None:
     _crash_stacks_to_stderr()
 
 
-def keep_to_one_cpu() -> int | None:
+def keep_to_one_cpu() -> None:
     """Keep this thread, and the threads and processes it starts from now on, on the CPU it runs on
-    now (the one the scheduler chose); the CPU, or None where there is no choice or it is turned off."""
+    now (the one the scheduler chose), unless there is no choice or the setting turns it off."""
     if os.environ.get(ONE_CPU_SETTING, "1") == "0" or not hasattr(os, "sched_setaffinity"):
-        return None
+        return
     allowed = os.sched_getaffinity(0)
     if len(allowed) < 2:
-        return None
+        return
     running = _cpu_running_now()
-    cpu = running if running in allowed else min(allowed)
-    os.sched_setaffinity(0, {cpu})
-    return cpu
+    os.sched_setaffinity(0, {running if running in allowed else min(allowed)})
 
 
 def every_cpu() -> None:

@@ -41,7 +41,7 @@ CPU_TARGET_MS, MEMORY_TARGET_MB, LATENCY_TARGET, PROVISION_TARGET = 25.0, 250.0,
 VARIANTS = ("before", "after")
 # "after" without one of its parts, to show what each part is worth in the same run.
 WITHOUT = {
-    "after, its threads on every CPU": (["--every-cpu"], {"AUDITOR_ONE_CPU": "0"}),
+    "after, its threads on every CPU": ([], {"AUDITOR_ONE_CPU": "0"}),
     "after, through urllib3": (["--urllib3"], {}),
 }
 
@@ -320,7 +320,6 @@ def main() -> None:
     parser.add_argument("--legacy", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--again", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--urllib3", action="store_true", help=argparse.SUPPRESS)
-    parser.add_argument("--every-cpu", action="store_true", help=argparse.SUPPRESS)  # (its environment's)
     parser.add_argument("--endpoint", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:

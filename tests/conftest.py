@@ -48,6 +48,21 @@ def every_cpu_for_the_tests(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AUDITOR_ONE_CPU", "0")
 
 
+ALLOWED_CPUS = frozenset(os.sched_getaffinity(0))
+several_cpus = pytest.mark.skipif(len(ALLOWED_CPUS) < 2, reason="one CPU: nothing to keep to")
+
+
+@pytest.fixture
+def kept_to_one_cpu() -> Iterator[None]:
+    """This thread kept to one CPU, as a command's (auditor/process.py), for the test; then every CPU
+    it had again."""
+    os.sched_setaffinity(0, {min(ALLOWED_CPUS)})
+    try:
+        yield
+    finally:
+        os.sched_setaffinity(0, ALLOWED_CPUS)
+
+
 @pytest.fixture(autouse=True)
 def logging_restored() -> Iterator[None]:
     """A command run in process (CliRunner) configures logging for its level; the next test starts over."""

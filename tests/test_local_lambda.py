@@ -23,6 +23,7 @@ import pytest
 
 from auditor.local_lambda import Completed, LocalLambda, LocalLambdaClosed
 from auditor.local_lambda.stand_in import STOPPED_DURING_THE_RUN
+from conftest import ALLOWED_CPUS, several_cpus
 
 pytestmark = pytest.mark.slow  # zygotes and the runs they fork
 
@@ -227,13 +228,9 @@ def test_a_fresh_run_starts_with_nothing_of_boto3_or_the_auditor(fresh_local_lam
 CPUS = "def lambda_handler(event, context):\n    return sorted(__import__('os').sched_getaffinity(0))\n"
 
 
-@pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="one CPU: nothing to keep to")
+@several_cpus
+@pytest.mark.usefixtures("kept_to_one_cpu")
 @pytest.mark.parametrize("preforked", [True, False], ids=["preforked", "fresh"])
 def test_a_run_started_by_a_command_kept_to_one_cpu_has_every_cpu(preforked: bool) -> None:
-    allowed = os.sched_getaffinity(0)
-    os.sched_setaffinity(0, {min(allowed)})  # as auditor/process.py keeps a command's threads
-    try:
-        with LocalLambda(preforked=preforked) as stand_in:
-            assert answer(stand_in.run(archive_of(CPUS), HANDLER, {}, 10)) == sorted(allowed)
-    finally:
-        os.sched_setaffinity(0, allowed)
+    with LocalLambda(preforked=preforked) as stand_in:
+        assert answer(stand_in.run(archive_of(CPUS), HANDLER, {}, 10)) == sorted(ALLOWED_CPUS)

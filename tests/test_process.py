@@ -16,9 +16,9 @@ from click.testing import CliRunner
 from auditor.cli import main
 from auditor.emulator import start_emulator, stop_emulator
 from auditor.process import ONE_CPU_SETTING, YOUNG_COLLECTION_EVERY
+from conftest import ALLOWED_CPUS as ALLOWED
+from conftest import several_cpus
 
-ALLOWED = frozenset(os.sched_getaffinity(0))
-several_cpus = pytest.mark.skipif(len(ALLOWED) < 2, reason="one CPU: nothing to keep to")
 # The CPUs of a command's main thread, and of a thread it starts afterwards.
 CPUS_OF_THREADS = """
 import json, os, threading
@@ -76,17 +76,6 @@ def test_a_command_keeps_its_threads_on_one_of_the_cpus_it_may_use() -> None:
 @several_cpus
 def test_the_setting_at_0_leaves_a_command_on_every_cpu() -> None:
     assert cpus_of_threads(**{ONE_CPU_SETTING: "0"}) == {"main": sorted(ALLOWED), "worker": sorted(ALLOWED)}
-
-
-@pytest.fixture
-def kept_to_one_cpu() -> Iterator[int]:
-    """This thread kept to one CPU, as a command's, for the test; then every CPU it had again."""
-    cpu = min(ALLOWED)
-    os.sched_setaffinity(0, {cpu})
-    try:
-        yield cpu
-    finally:
-        os.sched_setaffinity(0, ALLOWED)
 
 
 @pytest.mark.slow
