@@ -12,7 +12,8 @@ from datetime import date, datetime
 
 from auditor.access import judge_access
 from auditor.actual import ActualLab
-from auditor.iam.solve import DEFAULT_TIME_LIMIT, time_budget
+from auditor.iam.budget import time_budget
+from auditor.iam.solve import DEFAULT_TIME_LIMIT
 from auditor.model import Check, Effect, Finding, InvokeResult, Severity, Status, Verdict, verdict_of
 from auditor.resources.base import Facts, finding
 from auditor.resources.registry import REGISTRY, Registry

@@ -15,7 +15,8 @@ from urllib.parse import quote
 
 import pytest
 
-from auditor.iam.solve import clear_caches, time_budget
+from auditor.iam.budget import time_budget
+from auditor.iam.solve import clear_caches
 from auditor.model import Effect, Severity
 from auditor.policy import (
     Policy,

@@ -1,21 +1,19 @@
-"""Questions about policies answered by the SMT solver z3, each within a time limit.
+"""Questions about policies answered by the SMT solver z3, each within a budget (auditor.iam.budget).
 
 - `compare`: which requests one set of statements allows and the other does not, in both
   directions, each with one concrete witness request, checked against `auditor.iam.evaluate`.
 - `decide`: whether a request of the lab's access path is allowed whatever the values the auditor
   cannot know (works), for none of them (fails), or depending on them (cannot tell).
 
-z3 contexts are not shared between threads: each thread has its own. Answers are cached by content,
-so a class of labs with the same documents is decided once per process.
+Each question has its own z3 context: in one reused, z3's work for the same question varies with
+what was asked before it, and a budget of work (auditor.iam.budget) would not give the same answer.
+Answers are cached by content, so a class of labs with the same documents is decided once per process.
 """
 
 from __future__ import annotations
 
 import re
-import threading
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
-from contextvars import ContextVar
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -25,9 +23,9 @@ from functools import lru_cache
 import structlog
 import z3
 
-from auditor.iam import clock
 from auditor.iam.actions import ActionUniverse, action_universe
 from auditor.iam.automata import Atom
+from auditor.iam.budget import Budget, TimeUp, work
 from auditor.iam.canonical import Renaming, accounts_in, renaming
 from auditor.iam.catalogue import catalogue, never_in_a_request_for
 from auditor.iam.conditions import Family, address, epoch_seconds, number, operator
@@ -52,8 +50,8 @@ from auditor.iam.symbolic import (
 log = structlog.get_logger()
 
 DEFAULT_TIME_LIMIT = 2.0  # seconds for one comparison or one decision, both directions together
-_POLISH_LIMIT = 0.25  # seconds for each attempt to make a witness easier to read
-_QUICK_TRY = 0.25  # seconds for z3's plain core before its default solver takes over
+_POLISH_WORK = work(0.25)  # for each attempt to make a witness easier to read
+_QUICK_TRY = work(0.25)  # for z3's plain core before its default solver takes over
 _MAX_EXPLAINED = 6  # candidate sentences the solver checks, each way
 _CACHE_SIZE = 4096  # questions of a class of labs (their account ids as placeholders)
 _LAB_CACHE_SIZE = 32768  # the same questions as each lab asks them: a few a lab, a thousand labs
@@ -63,60 +61,6 @@ _PLACEHOLDER = re.compile(r"\$\{([^}]*)\}")
 _SIMPLE_NAME = re.compile(r"[^:/*? ]+")
 _SERVICE = re.compile(r"[a-z0-9-]+(\.[a-z0-9-]+)*\.amazonaws\.com")
 _ACCOUNT_RUN = re.compile(r"(?<![0-9])[0-9]{12}(?![0-9])")
-
-
-_threads = threading.local()
-
-
-def _context() -> z3.Context:
-    context = getattr(_threads, "z3", None)
-    if context is None:
-        context = _threads.z3 = z3.Context()
-    return context
-
-
-class _TimeUp(Exception):
-    pass
-
-
-# The instant by which every question of the current judgement must be answered (time_budget).
-_shared_deadline: ContextVar[float | None] = ContextVar("shared_deadline", default=None)
-
-
-@contextmanager
-def time_budget(seconds: float) -> Iterator[None]:
-    """All the questions asked inside share `seconds` between them (one lab's judgement): a hostile
-    document stalls its lab by that much at most, not by the limit of every question."""
-    token = _shared_deadline.set(clock.now() + seconds)
-    try:
-        yield
-    finally:
-        _shared_deadline.reset(token)
-
-
-@dataclass(frozen=True)
-class _Deadline:
-    at: float
-    own: bool = True  # the question's own limit binds (not the judgement's shared budget)
-
-    @classmethod
-    def after(cls, seconds: float) -> _Deadline:
-        own, shared = clock.now() + seconds, _shared_deadline.get()
-        if shared is not None and shared < own:
-            return cls(shared, own=False)
-        return cls(own)
-
-    def left_ms(self, cap: float | None = None) -> int:
-        left = self.at - clock.now()
-        if cap is not None:
-            left = min(left, cap)
-        if left <= 0:
-            raise _TimeUp
-        return max(1, int(left * 1000))
-
-    def check(self) -> None:
-        if clock.now() >= self.at:
-            raise _TimeUp
 
 
 # ------------------------------------------------------------------------------------------ problem
@@ -254,14 +198,14 @@ class Problem:
         with_principal: bool,
         extra_actions: Sequence[str] = (),
         extra_atoms: Mapping[str, Sequence[Atom]] | None = None,
-        deadline: _Deadline | None = None,
+        budget: Budget | None = None,
     ):
         """`extra_atoms`: patterns a question adds on a string subject (what a hop knows of it)."""
-        self.ctx = _context()
+        self.ctx = z3.Context()  # its own: z3's work then depends on the question alone (1.5 ms)
         patterns = tuple(sorted({a for s in statements for a in s.actions}))
         self.universe: ActionUniverse = action_universe(patterns, tuple(sorted(set(extra_actions))))
-        if deadline is not None:
-            deadline.check()
+        if budget is not None:
+            budget.check()
         self.families = _keys_and_families(statements)
         self.symbols = Symbols(
             self.ctx,
@@ -272,7 +216,7 @@ class Problem:
             strict_principal=_reads_caller_by_pattern(statements),
             string_atoms=_string_atoms(statements, extra_atoms or {}, tied=with_principal),
             boolean_keys=_boolean_keys(statements),
-            stop_at=deadline.at if deadline is not None else None,
+            stop_at=budget.stop_at if budget is not None else None,
         )
         self.strict = _reads_caller_by_pattern(statements)
         self.statements = tuple(statements)
@@ -413,13 +357,13 @@ def _date_text(seconds: Fraction) -> str:
     return repr(float(seconds))
 
 
-def _find(problem: Problem, formula: z3.BoolRef, deadline: _Deadline) -> Request | None:
+def _find(problem: Problem, formula: z3.BoolRef, budget: Budget) -> Request | None:
     """A request satisfying `formula` (made readable where it can be), None if there is none.
 
     Each attempt at a more readable witness is a fresh solver: z3's push after a satisfiable check
     can take unbounded time on string constraints, outside any timeout.
     """
-    model = _model(problem, [formula], deadline)
+    model = _model(problem, [formula], budget)
     if model is None:
         return None
     kept = [formula]
@@ -427,7 +371,7 @@ def _find(problem: Problem, formula: z3.BoolRef, deadline: _Deadline) -> Request
     for preference in problem.preferences():
         if chosen_kind and _is_kind_preference(preference):
             continue
-        better = _model(problem, [*kept, preference], deadline, cap=_POLISH_LIMIT, missing_is_unknown=False)
+        better = _model(problem, [*kept, preference], budget, cap=_POLISH_WORK, missing_is_unknown=False)
         if better is not None:
             model, kept = better, [*kept, preference]
             chosen_kind = chosen_kind or _is_kind_preference(preference)
@@ -437,27 +381,26 @@ def _find(problem: Problem, formula: z3.BoolRef, deadline: _Deadline) -> Request
 def _model(
     problem: Problem,
     formulas: list[z3.BoolRef],
-    deadline: _Deadline,
+    budget: Budget,
     *,
-    cap: float | None = None,
+    cap: int | None = None,
     missing_is_unknown: bool = True,
 ) -> z3.ModelRef | None:
-    """A model of the formulas, None when there is none; _TimeUp when undecided in time (or None, for
+    """A model of the formulas, None when there is none; TimeUp when undecided in time (or None, for
     a question that may go unanswered). A quick try first, then z3's default solver."""
     for quick in (True, False):
         limit = min(cap, _QUICK_TRY) if quick and cap is not None else (_QUICK_TRY if quick else cap)
         solver = problem.solver(*formulas, quick=quick)
         try:
-            solver.set("timeout", deadline.left_ms(limit))
-        except _TimeUp:
+            answer = budget.solve(solver, limit)
+        except TimeUp:
             break
-        answer = solver.check()
         if answer == z3.sat:
             return solver.model()
         if answer == z3.unsat:
             return None
     if missing_is_unknown:
-        raise _TimeUp
+        raise TimeUp
     return None
 
 
@@ -538,13 +481,13 @@ def _compared(
     key: tuple[frozenset[Statement], frozenset[Statement], bool], trust: bool, time_limit: float
 ) -> tuple[Comparison, bool]:
     """The comparison, and whether to keep it (not when the judgement's shared budget cut it)."""
-    deadline = _Deadline.after(time_limit)
+    budget = Budget.of(time_limit)
     try:
-        return _compare(sorted(key[0]), sorted(key[1]), trust, deadline), True
-    except (_TimeUp, TooComplex) as why:
+        return _compare(sorted(key[0]), sorted(key[1]), trust, budget), True
+    except (TimeUp, TooComplex) as why:
         log.warning("policy_comparison_undecided", reason=str(why) or "time limit", time_limit=time_limit)
         # cut by its own limit, it will be again; by a shared budget, it is worth another try later
-        return Comparison(Difference(decided=False), Difference(decided=False)), deadline.own
+        return Comparison(Difference(decided=False), Difference(decided=False)), not budget.cut_by_share
 
 
 def _named(comparison: Comparison, names: Renaming) -> Comparison:
@@ -575,25 +518,23 @@ def _named_difference(difference: Difference, names: Renaming) -> Difference:
     )
 
 
-def _compare(
-    expected: list[Statement], actual: list[Statement], trust: bool, deadline: _Deadline
-) -> Comparison:
-    problem = Problem([*expected, *actual], with_principal=trust, deadline=deadline)
+def _compare(expected: list[Statement], actual: list[Statement], trust: bool, budget: Budget) -> Comparison:
+    problem = Problem([*expected, *actual], with_principal=trust, budget=budget)
     encoder = problem.encoder
     allowed_expected, allowed_actual = encoder.allows(expected), encoder.allows(actual)
-    deadline.check()
+    budget.check()
     gained = z3.And(allowed_actual, z3.Not(allowed_expected))
-    wider = _difference(problem, gained, deadline, actual, expected)
+    wider = _difference(problem, gained, budget, actual, expected)
     lost = z3.And(allowed_expected, z3.Not(allowed_actual))
-    narrower = _difference(problem, lost, deadline, expected, actual)
+    narrower = _difference(problem, lost, budget, expected, actual)
     public = administrative = False
     if wider.found and trust:
-        public = _admits_strangers(problem, gained, expected, actual, deadline)
+        public = _admits_strangers(problem, gained, expected, actual, budget)
     if wider.found and not trust:
-        administrative = _grants_administration(problem, gained, deadline)
+        administrative = _grants_administration(problem, gained, budget)
     candidates_wider, candidates_narrower = explain(expected, actual, trust=trust)
-    confirmed_wider = _confirmed(problem, gained, candidates_wider, deadline) if wider.found else []
-    confirmed_narrower = _confirmed(problem, lost, candidates_narrower, deadline) if narrower.found else []
+    confirmed_wider = _confirmed(problem, gained, candidates_wider, budget) if wider.found else []
+    confirmed_narrower = _confirmed(problem, lost, candidates_narrower, budget) if narrower.found else []
     return Comparison(
         wider,
         narrower,
@@ -606,14 +547,14 @@ def _compare(
 
 
 def _confirmed(
-    problem: Problem, difference: z3.BoolRef, candidates: list[Explained], deadline: _Deadline
+    problem: Problem, difference: z3.BoolRef, candidates: list[Explained], budget: Budget
 ) -> list[Explained]:
     """The explanations inside which the two sides really differ (at most a few are tried)."""
     kept = []
     for candidate in candidates[:_MAX_EXPLAINED]:
         gap = candidate.gap
         region = problem.encoder.region(gap.statement, gap.pattern, gap.resource, gap.principal)
-        if _satisfiable(problem, z3.And(difference, region), deadline):
+        if _satisfiable(problem, z3.And(difference, region), budget):
             kept.append(candidate)
     return kept
 
@@ -625,11 +566,11 @@ def _sentences(explained: list[Explained]) -> tuple[str, ...]:
 def _difference(
     problem: Problem,
     formula: z3.BoolRef,
-    deadline: _Deadline,
+    budget: Budget,
     allowing: list[Statement],
     refusing: list[Statement],
 ) -> Difference:
-    found = _find(problem, formula, deadline)
+    found = _find(problem, formula, budget)
     if found is None:
         return Difference()
     found = _readable(found, lambda candidate: _checks_out(candidate, allowing, refusing))
@@ -702,7 +643,7 @@ def _admits_strangers(
     gained: z3.BoolRef,
     expected: list[Statement],
     actual: list[Statement],
-    deadline: _Deadline,
+    budget: Budget,
 ) -> bool:
     """Whether the wider trust admits a caller from an account that neither document names."""
     caller = problem.symbols.principal
@@ -712,18 +653,18 @@ def _admits_strangers(
         caller.is_kind(Kind.ANONYMOUS),
         z3.And(caller.is_aws(), *[caller.account != problem.symbols.text(a) for a in sorted(named)]),
     )
-    return _satisfiable(problem, z3.And(gained, stranger), deadline)
+    return _satisfiable(problem, z3.And(gained, stranger), budget)
 
 
-def _grants_administration(problem: Problem, gained: z3.BoolRef, deadline: _Deadline) -> bool:
+def _grants_administration(problem: Problem, gained: z3.BoolRef, budget: Budget) -> bool:
     administrative = [i for i, c in enumerate(problem.universe.classes) if c.administrative]
     if not administrative:
         return False
-    return _satisfiable(problem, z3.And(gained, problem.symbols.action_is(administrative)), deadline)
+    return _satisfiable(problem, z3.And(gained, problem.symbols.action_is(administrative)), budget)
 
 
-def _satisfiable(problem: Problem, formula: z3.BoolRef, deadline: _Deadline) -> bool:
-    return _model(problem, [formula], deadline) is not None
+def _satisfiable(problem: Problem, formula: z3.BoolRef, budget: Budget) -> bool:
+    return _model(problem, [formula], budget) is not None
 
 
 def _accounts_in(text: str) -> set[str]:
@@ -820,11 +761,11 @@ def _decided(hop: Hop, policies: Policies, time_limit: float) -> tuple[Verdict, 
         return Verdict(
             Decision.WORKS if _concretely_allowed(hop.request(), policies) else Decision.FAILS
         ), True
-    deadline = _Deadline.after(time_limit)
+    budget = Budget.of(time_limit)
     try:
-        return _decide(hop, policies, unknown, deadline), True
-    except (_TimeUp, TooComplex):
-        return Verdict(Decision.UNKNOWN, unknown, in_time=False), deadline.own
+        return _decide(hop, policies, unknown, budget), True
+    except (TimeUp, TooComplex):
+        return Verdict(Decision.UNKNOWN, unknown, in_time=False), not budget.cut_by_share
 
 
 def _canonical(hop: Hop, policies: Policies) -> tuple[Hop, Policies]:
@@ -906,22 +847,22 @@ def _absent(hop: Hop, policies: Policies) -> frozenset[str]:
     )
 
 
-def _decide(hop: Hop, policies: Policies, unknown: tuple[str, ...], deadline: _Deadline) -> Verdict:
+def _decide(hop: Hop, policies: Policies, unknown: tuple[str, ...], budget: Budget) -> Verdict:
     problem = Problem(
         list(policies.statements),
         with_principal=True,
         extra_actions=(hop.action.lower(),),
         extra_atoms=_hop_atoms(hop),
-        deadline=deadline,
+        budget=budget,
     )
     allowed = _decision_formula(problem.encoder, policies)
     facts = [
         *_facts(problem, hop),
         *(z3.Not(problem.symbols.present(k)) for k in sorted(_absent(hop, policies))),
     ]
-    deadline.check()
-    working = _model(problem, [allowed, *facts], deadline)
-    failing = _model(problem, [z3.Not(allowed), *facts], deadline)
+    budget.check()
+    working = _model(problem, [allowed, *facts], budget)
+    failing = _model(problem, [z3.Not(allowed), *facts], budget)
     if working is not None and failing is None:
         return Verdict(Decision.WORKS)
     if failing is not None and working is None:

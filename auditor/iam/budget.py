@@ -1,0 +1,105 @@
+"""What a question to the solver may spend: z3's work, counted, with the engine's clock as a backstop.
+
+z3's own timeout runs on the wall clock. On a loaded machine, a question that needs 0.3 s of CPU
+could be cut after 2 s of waiting, and a verdict (or its witness) would depend on the machine's load.
+z3 also counts its work: the resource count behind its `rlimit` parameter, the same for the same
+question on any machine under any load (Dafny bounds its proofs by it for that reason). So each check
+is bounded by work, converted from the configured seconds at a fixed rate. The clock of
+auditor.iam.clock (the judging thread's CPU time) bounds the Python side of a question (building it)
+and, at a multiple of the limit, stops z3 should its count ever fail to grow.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass
+
+import z3
+
+from auditor.iam import clock
+
+# z3's count in a second of CPU: 1.5 to 3.7 million on the test suite's questions (2-core machine,
+# December 2026), so a limit in seconds means about as much as it did on the CPU clock.
+WORK_PER_SECOND = 3_000_000
+HARD_STOP = 5  # the clock's backstop, in multiples of the limit
+_MOST = 2**32 - 1  # z3 takes its rlimit and timeout as unsigned 32-bit numbers
+
+
+class TimeUp(Exception):
+    """The question's budget (or its lab's) is spent: it is undecided."""
+
+
+def work(seconds: float) -> int:
+    """z3's count for `seconds` of the policy engine's limit."""
+    return max(1, min(_MOST, int(seconds * WORK_PER_SECOND)))
+
+
+@dataclass
+class _Share:
+    """What one lab's judgement may still spend, all its questions together."""
+
+    work: int
+    at: float
+
+
+_lab_share: ContextVar[_Share | None] = ContextVar("lab_share", default=None)
+
+
+@contextmanager
+def time_budget(seconds: float) -> Iterator[None]:
+    """All the questions asked inside share `seconds` between them (one lab's judgement): a hostile
+    document stalls its lab by that much at most, not by the limit of every question."""
+    token = _lab_share.set(_Share(work(seconds), clock.now() + seconds))
+    try:
+        yield
+    finally:
+        _lab_share.reset(token)
+
+
+@dataclass
+class Budget:
+    """One question's budget, within its lab's share when there is one."""
+
+    work: int
+    at: float
+    share: _Share | None
+    cut_by_share: bool = False  # the lab's share ran out, not the question's own budget
+
+    @classmethod
+    def of(cls, seconds: float) -> Budget:
+        return cls(work(seconds), clock.now() + seconds * HARD_STOP, _lab_share.get())
+
+    @property
+    def stop_at(self) -> float:
+        """The instant of the engine's clock past which the Python side gives up."""
+        return self.at if self.share is None else min(self.at, self.share.at)
+
+    def check(self) -> None:
+        now = clock.now()
+        if self.share is not None and (now >= self.share.at or self.share.work <= 0):
+            self.cut_by_share = True
+            raise TimeUp
+        if now >= self.at or self.work <= 0:
+            raise TimeUp
+
+    def solve(self, solver: z3.Solver, cap: int | None = None) -> z3.CheckSatResult:
+        """The solver's answer within what is left (and at most `cap` of z3's count), paid for."""
+        self.check()
+        grant = min(self.work, cap or _MOST, self.share.work if self.share is not None else _MOST)
+        solver.set(rlimit=max(1, grant), timeout=max(1, min(_MOST, int((self.at - clock.now()) * 1000))))
+        before = _count(solver)
+        answer = solver.check()
+        self._spend(_count(solver) - before)
+        return answer
+
+    def _spend(self, count: int) -> None:
+        self.work -= count
+        if self.share is not None:
+            self.share.work -= count
+
+
+def _count(solver: z3.Solver) -> int:
+    """z3's count so far in the solver's context (it only grows)."""
+    return int(solver.statistics().get_key_value("rlimit count"))

@@ -1,0 +1,119 @@
+"""The policy engine's limit is a count of z3's work, not a timer: a busy machine changes no answer.
+
+The comparison here needs about half a second of z3 on a 2-core machine: a variable with a default
+(`${aws:PrincipalTag/team, 'none'}`) against one without. Its budget is found by bisection, just
+above what it needs, on a quiet machine; then every CPU is kept busy by other processes and the same
+question, with the same budget, must get the same answer and the same witness. With z3's own timeout
+(wall time) it could be cut, and on the clock of the thread's CPU time too: a busy CPU does less in
+a second (shared caches), as a slower machine would.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+
+import pytest
+
+from auditor.iam.budget import WORK_PER_SECOND, time_budget
+from auditor.iam.solve import clear_caches
+from auditor.model import Effect
+from auditor.policy import PolicyDiff, compare_permissions, parse_policy
+
+BUCKET = "arn:aws:s3:::lab-bucket/team"
+EXPECTED = parse_policy(
+    {
+        "Version": "2012-10-17",
+        "Statement": [
+            {"Effect": "Allow", "Action": "s3:GetObject", "Resource": BUCKET + "/${aws:PrincipalTag/team}/*"}
+        ],
+    }
+)
+ACTUAL = parse_policy(
+    {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Action": "s3:GetObject",
+                "Resource": BUCKET + "/${aws:PrincipalTag/team, 'none'}/*",
+            }
+        ],
+    }
+)
+
+
+def compared(work: int) -> PolicyDiff:
+    clear_caches()
+    return compare_permissions([EXPECTED], [ACTUAL], time_limit=work / WORK_PER_SECOND)
+
+
+def least_work_that_decides() -> int:
+    """The smallest budget (to 2%) within which the comparison is decided."""
+    low, high = 1, 4 * WORK_PER_SECOND
+    assert compared(high).decided, "the comparison needs more than 4 s of z3's work"
+    while high - low > high // 50:
+        middle = (low + high) // 2
+        low, high = (low, middle) if compared(middle).decided else (middle, high)
+    return high
+
+
+@pytest.fixture
+def every_cpu_busy() -> Iterator[None]:
+    spinners = [
+        subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(2 * (os.cpu_count() or 1))
+    ]
+    try:
+        yield
+    finally:
+        for spinner in spinners:
+            spinner.kill()
+            spinner.wait()
+
+
+@pytest.fixture(scope="module")
+def quiet() -> tuple[int, PolicyDiff]:
+    """The least budget that decides the comparison, and the answer within it."""
+    need = least_work_that_decides()
+    return need, compared(need)
+
+
+def test_the_comparison_needs_real_work_and_is_undecided_below_it(quiet: tuple[int, PolicyDiff]) -> None:
+    need, answer = quiet
+    assert need > WORK_PER_SECOND // 20  # a question worth bounding, not one decided for free
+    assert answer.decided
+    assert answer.effect is Effect.WIDENED  # the default admits callers without the tag
+    assert answer.wider is not None
+    below = compared(need * 95 // 100)
+    assert not below.decided
+    assert below.effect is Effect.CHANGED
+    # Asked again, each gets its answer again: what was asked before changes nothing.
+    assert compared(need) == answer
+    assert compared(need * 95 // 100) == below
+
+
+@pytest.mark.slow  # it keeps every CPU busy for a few seconds
+def test_a_busy_machine_changes_neither_the_answer_nor_its_witness(
+    quiet: tuple[int, PolicyDiff], every_cpu_busy: None
+) -> None:
+    need, answer = quiet
+    for _ in range(3):
+        busy = compared(need)
+        assert busy.decided
+        assert busy == answer
+
+
+def test_a_labs_share_bounds_its_questions_together() -> None:
+    """Within one lab's judgement, the questions share the lab's work: a budget the question alone
+    would have is not enough once the share is spent, and the cut is not remembered."""
+    clear_caches()
+    alone = compare_permissions([EXPECTED], [ACTUAL], time_limit=2.0)
+    assert alone.decided
+    clear_caches()
+    with time_budget(0.01):
+        shared = compare_permissions([EXPECTED], [ACTUAL], time_limit=2.0)
+    assert not shared.decided
+    # The lab's share cut it, not its own limit: the next judgement asks again and decides it.
+    assert compare_permissions([EXPECTED], [ACTUAL], time_limit=2.0) == alone
