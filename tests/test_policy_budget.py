@@ -10,17 +10,24 @@ a second (shared caches), as a slower machine would.
 
 from __future__ import annotations
 
+import gc
 import os
 import subprocess
 import sys
+import threading
+import weakref
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 import pytest
 
+from auditor.iam import solve
 from auditor.iam.budget import WORK_PER_SECOND, time_budget
+from auditor.iam.document import Policy
 from auditor.iam.solve import clear_caches
 from auditor.model import Effect
-from auditor.policy import PolicyDiff, compare_permissions, parse_policy
+from auditor.policy import PolicyDiff, compare_permissions, compare_trust, parse_policy
 
 BUCKET = "arn:aws:s3:::lab-bucket/team"
 EXPECTED = parse_policy(
@@ -117,3 +124,57 @@ def test_a_labs_share_bounds_its_questions_together() -> None:
     assert not shared.decided
     # The lab's share cut it, not its own limit: the next judgement asks again and decides it.
     assert compare_permissions([EXPECTED], [ACTUAL], time_limit=2.0) == alone
+
+
+def test_questions_take_turns_on_one_cpu_and_free_their_z3_context_at_once(
+    kept_to_one_cpu: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each question has a z3 context of its own (16 MB before any work): on one CPU they are asked
+    one at a time, and each context is freed when its question ends, not at the collector's next pass."""
+    alive: set[int] = set()
+    most = 0
+    lock = threading.Lock()
+    made = solve.Problem.__init__
+
+    def observed(problem: solve.Problem, *args: Any, **named: Any) -> None:
+        nonlocal most
+        made(problem, *args, **named)
+        with lock:
+            alive.add(id(problem.ctx))
+            most = max(most, len(alive))
+        weakref.finalize(problem.ctx, alive.discard, id(problem.ctx))
+
+    monkeypatch.setattr(solve.Problem, "__init__", observed)
+    clear_caches()
+    trusting = [trust(f"arn:aws:iam::{n:012d}:root") for n in range(1, 4)]
+    reading = [permissions(f"{BUCKET}/{n}/*") for n in range(3)]
+    gc.disable()
+    try:
+        with ThreadPoolExecutor(6) as pool:
+            answers = [
+                *pool.map(lambda other: compare_trust(trusting[0], other), trusting[1:]),
+                *pool.map(lambda other: compare_permissions([EXPECTED], [other]), reading),
+            ]
+        assert not alive
+    finally:
+        gc.enable()
+    assert all(answer.decided and answer.witness is not None for answer in answers)
+    assert most == 1
+
+
+def trust(principal: str) -> Policy:
+    return parse_policy(
+        {
+            "Version": "2012-10-17",
+            "Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole", "Principal": {"AWS": principal}}],
+        }
+    )
+
+
+def permissions(resource: str) -> Policy:
+    return parse_policy(
+        {
+            "Version": "2012-10-17",
+            "Statement": [{"Effect": "Allow", "Action": "s3:GetObject", "Resource": resource}],
+        }
+    )

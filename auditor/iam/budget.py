@@ -11,6 +11,9 @@ and, at a multiple of the limit, stops z3 should its count ever fail to grow.
 
 from __future__ import annotations
 
+import contextlib
+import os
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -98,6 +101,42 @@ class Budget:
         self.work -= count
         if self.share is not None:
             self.share.work -= count
+
+
+class _Places:
+    """At most as many questions at once as the process may use CPUs. Each holds a z3 context of its
+    own (16 MB before any work); more at once would only share the same CPUs, and a command keeps its
+    threads to one (auditor.process)."""
+
+    def __init__(self) -> None:
+        self._taken = 0
+        self._freed = threading.Condition()
+
+    @contextmanager
+    def taken(self) -> Iterator[None]:
+        with self._freed:
+            self._freed.wait_for(lambda: self._taken < _usable_cpus())
+            self._taken += 1
+        try:
+            yield
+        finally:
+            with self._freed:
+                self._taken -= 1
+                self._freed.notify()
+
+
+def _usable_cpus() -> int:
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
+_places = _Places()
+
+
+def place() -> contextlib.AbstractContextManager[None]:
+    """Wait for a place to ask a question (the time waited spends none of its budget)."""
+    return _places.taken()
 
 
 def _count(solver: z3.Solver) -> int:

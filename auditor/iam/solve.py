@@ -25,7 +25,7 @@ import z3
 
 from auditor.iam.actions import ActionUniverse, action_universe
 from auditor.iam.automata import Atom
-from auditor.iam.budget import Budget, TimeUp, work
+from auditor.iam.budget import Budget, TimeUp, place, work
 from auditor.iam.canonical import Renaming, accounts_in, renaming
 from auditor.iam.catalogue import catalogue, never_in_a_request_for
 from auditor.iam.conditions import Family, address, epoch_seconds, number, operator
@@ -481,13 +481,14 @@ def _compared(
     key: tuple[frozenset[Statement], frozenset[Statement], bool], trust: bool, time_limit: float
 ) -> tuple[Comparison, bool]:
     """The comparison, and whether to keep it (not when the judgement's shared budget cut it)."""
-    budget = Budget.of(time_limit)
-    try:
-        return _compare(sorted(key[0]), sorted(key[1]), trust, budget), True
-    except (TimeUp, TooComplex) as why:
-        log.warning("policy_comparison_undecided", reason=str(why) or "time limit", time_limit=time_limit)
-        # cut by its own limit, it will be again; by a shared budget, it is worth another try later
-        return Comparison(Difference(decided=False), Difference(decided=False)), not budget.cut_by_share
+    with place():
+        budget = Budget.of(time_limit)
+        try:
+            return _compare(sorted(key[0]), sorted(key[1]), trust, budget), True
+        except (TimeUp, TooComplex) as why:
+            log.warning("policy_comparison_undecided", reason=str(why) or "time limit", time_limit=time_limit)
+            # cut by its own limit, it will be again; by a shared budget, it is worth another try later
+            return Comparison(Difference(decided=False), Difference(decided=False)), not budget.cut_by_share
 
 
 def _named(comparison: Comparison, names: Renaming) -> Comparison:
@@ -761,11 +762,12 @@ def _decided(hop: Hop, policies: Policies, time_limit: float) -> tuple[Verdict, 
         return Verdict(
             Decision.WORKS if _concretely_allowed(hop.request(), policies) else Decision.FAILS
         ), True
-    budget = Budget.of(time_limit)
-    try:
-        return _decide(hop, policies, unknown, budget), True
-    except (TimeUp, TooComplex):
-        return Verdict(Decision.UNKNOWN, unknown, in_time=False), not budget.cut_by_share
+    with place():
+        budget = Budget.of(time_limit)
+        try:
+            return _decide(hop, policies, unknown, budget), True
+        except (TimeUp, TooComplex):
+            return Verdict(Decision.UNKNOWN, unknown, in_time=False), not budget.cut_by_share
 
 
 def _canonical(hop: Hop, policies: Policies) -> tuple[Hop, Policies]:

@@ -20,6 +20,7 @@ from __future__ import annotations
 import ipaddress
 import itertools
 import re
+import weakref
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TypeAlias
@@ -272,7 +273,9 @@ class _Caller:
         without slashes, ...). Without, they are free strings, which the solver decides far faster;
         that is exact when the documents only compare them with whole values (entries, StringEquals),
         and `auditor.iam.solve` then gives the parts of a witness valid values of their own."""
-        self.symbols = symbols
+        # Not a reference: the symbols hold their caller, and a cycle would keep the question's z3
+        # context (16 MB) until the garbage collector's next full pass.
+        self.symbols: Symbols = weakref.proxy(symbols)
         ctx, text = symbols.ctx, symbols.text
         self.kind = z3.Int("principal:kind", ctx)
         self.partition = symbols.string("principal:partition")
