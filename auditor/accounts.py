@@ -117,12 +117,13 @@ def client_settings(
     )
 
 
-# Threads waiting for answers, audit workers and request workers together. Past about this many, a
-# process spends more CPU handing the interpreter's lock from thread to thread (futex calls, context
-# switches) than it gains from more requests in flight: a fresh audit of 200 labs at concurrency 64
-# took 100 ms of CPU a lab with 128 threads, 58 ms with 64 and 40 ms with 16 (answers replayed at 100
-# ms, bench/clients_bench.py).
-THREADS = 48
+# Threads waiting for answers, audit workers and request workers together. Each thread costs CPU in
+# handing the interpreter's lock around; with the threads kept to one CPU (auditor.process) and libcurl
+# that cost fell enough for more requests in flight to pay: a fresh audit of 200 labs at concurrency 64,
+# answers replayed at 100 ms, took 1.65x to 1.79x its ideal with 48 threads (no request workers: each
+# lab's 13 requests one after another, the class's last 8 labs alone for 1.4 s) and 1.24x to 1.31x with
+# 128, for the same CPU (bench/clients_bench.py, three runs each, December 2026).
+THREADS = 128
 
 
 def request_workers_for(concurrency: int) -> int:

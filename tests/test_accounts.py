@@ -309,7 +309,8 @@ def test_request_workers_make_one_lab_faster_and_never_push_the_threads_past_the
         concurrency + request_workers_for(concurrency) <= max(THREADS, concurrency)
         for concurrency in range(1, 200)
     )
-    assert request_workers_for(64) == 0  # the labs at once are requests enough in flight
+    # Many labs at once still leave room: a class's last labs, fewer than the workers, go at once too.
+    assert request_workers_for(64) == 64
 
 
 @pytest.mark.parametrize(
