@@ -41,6 +41,15 @@ def fake_aws_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("AUDITOR_CONFIG", raising=False)
 
 
+@pytest.fixture(autouse=True, scope="session")
+def own_cache_directory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """The action catalogue's file (auditor/iam/catalogue_file.py) in the session's directory, not the
+    user's cache."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("AUDITOR_CACHE_DIR", str(tmp_path_factory.mktemp("cache")))
+        yield
+
+
 @pytest.fixture(autouse=True)
 def every_cpu_for_the_tests(monkeypatch: pytest.MonkeyPatch) -> None:
     """A command run in process (CliRunner) would keep the test worker to one CPU for the rest of its
