@@ -15,6 +15,7 @@ import os
 import subprocess
 import sys
 import threading
+import time
 import weakref
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -178,3 +179,20 @@ def permissions(resource: str) -> Policy:
             "Statement": [{"Effect": "Allow", "Action": "s3:GetObject", "Resource": resource}],
         }
     )
+
+
+def test_a_hostile_comparison_alone_spends_about_its_limit_of_cpu() -> None:
+    """Outside a lab's judgement too: z3 is bounded by its work, the rest by the limit in CPU (not by
+    z3's backstop, five times the limit)."""
+    from bench.judge_bench import adversarial_policy
+
+    clear_caches()
+    hostile = parse_policy(adversarial_policy(300))
+    limit = 0.5
+    began = time.thread_time()
+    diff = compare_permissions([EXPECTED], [hostile], time_limit=limit)
+    spent = time.thread_time() - began
+    assert not diff.decided
+    # the limit of CPU outside z3, at most the limit's work inside it (about a second of CPU a second
+    # of limit), and one step of building past the limit
+    assert spent < 3 * limit + 0.5, spent

@@ -5,8 +5,9 @@ could be cut after 2 s of waiting, and a verdict (or its witness) would depend o
 z3 also counts its work: the resource count behind its `rlimit` parameter, the same for the same
 question on any machine under any load (Dafny bounds its proofs by it for that reason). So each check
 is bounded by work, converted from the configured seconds at a fixed rate. The clock of
-auditor.iam.clock (the judging thread's CPU time) bounds the Python side of a question (building it)
-and, at a multiple of the limit, stops z3 should its count ever fail to grow.
+auditor.iam.clock (the judging thread's CPU time) bounds the rest of a question (building it, reading
+its answers) to the limit, not counting z3's time; z3's own timer stops it at a multiple of the limit
+should its count ever fail to grow.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from auditor.iam import clock
 # z3's count in a second of CPU: 1.5 to 3.7 million on the test suite's questions (2-core machine,
 # December 2026), so a limit in seconds means about as much as it did on the CPU clock.
 WORK_PER_SECOND = 3_000_000
-HARD_STOP = 5  # the clock's backstop, in multiples of the limit
+HARD_STOP = 5  # z3's own timer (wall time), in multiples of the limit: a backstop
 _MOST = 2**32 - 1  # z3 takes its rlimit and timeout as unsigned 32-bit numbers
 
 
@@ -44,7 +45,11 @@ class _Share:
     """What one lab's judgement may still spend, all its questions together."""
 
     work: int
-    at: float
+    at: float  # the instant of the engine's clock, not counting the time spent solving
+    solving: float = 0.0  # CPU spent in z3, which `work` bounds
+
+    def python_left(self) -> float:
+        return self.at - (clock.now() - self.solving)
 
 
 _lab_share: ContextVar[_Share | None] = ContextVar("lab_share", default=None)
@@ -63,44 +68,55 @@ def time_budget(seconds: float) -> Iterator[None]:
 
 @dataclass
 class Budget:
-    """One question's budget, within its lab's share when there is one."""
+    """One question's budget, within its lab's share when there is one: z3's work, and the CPU of
+    the rest (building the question, reading its answers), each up to the limit."""
 
     work: int
-    at: float
+    seconds: float
+    started: float
     share: _Share | None
+    solving: float = 0.0
     cut_by_share: bool = False  # the lab's share ran out, not the question's own budget
 
     @classmethod
     def of(cls, seconds: float) -> Budget:
-        return cls(work(seconds), clock.now() + seconds * HARD_STOP, _lab_share.get())
+        return cls(work(seconds), seconds, clock.now(), _lab_share.get())
+
+    def python_left(self) -> float:
+        """Seconds of CPU left outside z3 (z3's own time is bounded by its count of work)."""
+        return self.seconds - (clock.now() - self.started - self.solving)
 
     @property
     def stop_at(self) -> float:
-        """The instant of the engine's clock past which the Python side gives up."""
-        return self.at if self.share is None else min(self.at, self.share.at)
+        """The instant of the engine's clock past which the Python side gives up (no z3 meanwhile)."""
+        left = self.python_left()
+        if self.share is not None:
+            left = min(left, self.share.python_left())
+        return clock.now() + left
 
     def check(self) -> None:
-        now = clock.now()
-        if self.share is not None and (now >= self.share.at or self.share.work <= 0):
+        if self.share is not None and (self.share.python_left() <= 0 or self.share.work <= 0):
             self.cut_by_share = True
             raise TimeUp
-        if now >= self.at or self.work <= 0:
+        if self.python_left() <= 0 or self.work <= 0:
             raise TimeUp
 
     def solve(self, solver: z3.Solver, cap: int | None = None) -> z3.CheckSatResult:
         """The solver's answer within what is left (and at most `cap` of z3's count), paid for."""
         self.check()
         grant = min(self.work, cap or _MOST, self.share.work if self.share is not None else _MOST)
-        solver.set(rlimit=max(1, grant), timeout=max(1, min(_MOST, int((self.at - clock.now()) * 1000))))
-        before = _count(solver)
+        solver.set(rlimit=max(1, grant), timeout=min(_MOST, max(1, int(self.seconds * HARD_STOP * 1000))))
+        before, began = _count(solver), clock.now()
         answer = solver.check()
-        self._spend(_count(solver) - before)
+        self._spend(_count(solver) - before, clock.now() - began)
         return answer
 
-    def _spend(self, count: int) -> None:
+    def _spend(self, count: int, seconds: float) -> None:
         self.work -= count
+        self.solving += seconds
         if self.share is not None:
             self.share.work -= count
+            self.share.solving += seconds
 
 
 class _Places:
