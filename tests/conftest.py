@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import ast
 import os
 import subprocess
 import sys
 import textwrap
+import threading
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -23,6 +26,19 @@ from bench.common import moto_server as moto_server_process
 pytest_plugins = ["db_fixtures"]
 
 REPO = Path(__file__).resolve().parent.parent
+
+if sys.version_info < (3, 11, 8):
+    # CPython 3.11.7's ast.parse is not safe in threads: its recursion count is shared, so a garbage
+    # collection in the middle of one parse can break another ("AST constructor recursion depth
+    # mismatch", gh-106905, fixed in 3.11.8). werkzeug compiles moto's in-process routes with it, in
+    # the provisioning's threads; this machine has 3.11.7. One parse at a time, in the tests only.
+    _parse, _one_parse_at_a_time = ast.parse, threading.Lock()
+
+    def _parse_alone(*args: Any, **named: Any) -> Any:
+        with _one_parse_at_a_time:
+            return _parse(*args, **named)
+
+    ast.parse = _parse_alone
 
 
 @pytest.fixture(autouse=True)
