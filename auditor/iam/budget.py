@@ -41,25 +41,37 @@ def work(seconds: float) -> int:
 
 
 @dataclass
-class _Share:
-    """What one lab's judgement may still spend, all its questions together."""
+class _Allowance:
+    """What a question, or a lab's judgement (all its questions together), may still spend: z3's
+    work, and the engine's clock up to an instant, z3's own time left out (its work is counted)."""
 
     work: int
-    at: float  # the instant of the engine's clock, not counting the time spent solving
-    solving: float = 0.0  # CPU spent in z3, which `work` bounds
+    at: float
+    solving: float = 0.0  # CPU spent in z3
+
+    @classmethod
+    def of(cls, seconds: float) -> _Allowance:
+        return cls(work(seconds), clock.now() + seconds)
 
     def python_left(self) -> float:
-        return self.at - (clock.now() - self.solving)
+        return self.at + self.solving - clock.now()
+
+    def spent(self) -> bool:
+        return self.work <= 0 or self.python_left() <= 0
+
+    def pay(self, count: int, seconds: float) -> None:
+        self.work -= count
+        self.solving += seconds
 
 
-_lab_share: ContextVar[_Share | None] = ContextVar("lab_share", default=None)
+_lab_share: ContextVar[_Allowance | None] = ContextVar("lab_share", default=None)
 
 
 @contextmanager
 def time_budget(seconds: float) -> Iterator[None]:
     """All the questions asked inside share `seconds` between them (one lab's judgement): a hostile
     document stalls its lab by that much at most, not by the limit of every question."""
-    token = _lab_share.set(_Share(work(seconds), clock.now() + seconds))
+    token = _lab_share.set(_Allowance.of(seconds))
     try:
         yield
     finally:
@@ -71,52 +83,42 @@ class Budget:
     """One question's budget, within its lab's share when there is one: z3's work, and the CPU of
     the rest (building the question, reading its answers), each up to the limit."""
 
-    work: int
+    own: _Allowance
     seconds: float
-    started: float
-    share: _Share | None
-    solving: float = 0.0
+    share: _Allowance | None
     cut_by_share: bool = False  # the lab's share ran out, not the question's own budget
 
     @classmethod
     def of(cls, seconds: float) -> Budget:
-        return cls(work(seconds), seconds, clock.now(), _lab_share.get())
+        return cls(_Allowance.of(seconds), seconds, _lab_share.get())
 
-    def python_left(self) -> float:
-        """Seconds of CPU left outside z3 (z3's own time is bounded by its count of work)."""
-        return self.seconds - (clock.now() - self.started - self.solving)
+    @property
+    def _allowances(self) -> tuple[_Allowance, ...]:
+        return (self.own,) if self.share is None else (self.own, self.share)
 
     @property
     def stop_at(self) -> float:
         """The instant of the engine's clock past which the Python side gives up (no z3 meanwhile)."""
-        left = self.python_left()
-        if self.share is not None:
-            left = min(left, self.share.python_left())
-        return clock.now() + left
+        return clock.now() + min(allowance.python_left() for allowance in self._allowances)
 
     def check(self) -> None:
-        if self.share is not None and (self.share.python_left() <= 0 or self.share.work <= 0):
+        if self.share is not None and self.share.spent():
             self.cut_by_share = True
             raise TimeUp
-        if self.python_left() <= 0 or self.work <= 0:
+        if self.own.spent():
             raise TimeUp
 
     def solve(self, solver: z3.Solver, cap: int | None = None) -> z3.CheckSatResult:
         """The solver's answer within what is left (and at most `cap` of z3's count), paid for."""
         self.check()
-        grant = min(self.work, cap or _MOST, self.share.work if self.share is not None else _MOST)
+        grant = min(cap or _MOST, *(allowance.work for allowance in self._allowances))
         solver.set(rlimit=max(1, grant), timeout=min(_MOST, max(1, int(self.seconds * HARD_STOP * 1000))))
         before, began = _count(solver), clock.now()
         answer = solver.check()
-        self._spend(_count(solver) - before, clock.now() - began)
+        count, seconds = _count(solver) - before, clock.now() - began
+        for allowance in self._allowances:
+            allowance.pay(count, seconds)
         return answer
-
-    def _spend(self, count: int, seconds: float) -> None:
-        self.work -= count
-        self.solving += seconds
-        if self.share is not None:
-            self.share.work -= count
-            self.share.solving += seconds
 
 
 class _Places:
