@@ -23,6 +23,12 @@ signing access key) with the upstream's first answer to it, after the same delay
 upstream: for the benchmarks' passes that only read an unchanged class, so that the emulator's CPU,
 which on AWS is AWS's own, is not taken from the machine under test. Only successful answers are kept.
 
+`--replay-sequence` records every answer (errors too), for each request key in the order they came, until
+`POST /__proxy__/rewind`; from then on a request takes its key's next recorded answer, without going
+upstream: for a benchmark's pass that writes (provisioning), which makes a first pass's requests again
+in the same order for each key. A request past its key's record goes upstream and is counted as
+`missed` (the benchmark requires none).
+
 `GET /__proxy__/stats` answers the proxy's own counters (requests, faults, connections, most requests
 in flight at once) as JSON, without going upstream.
 """
@@ -47,6 +53,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 STATS_PATH = "/__proxy__/stats"
+REWIND_PATH = "/__proxy__/rewind"
 # Hop-by-hop headers (RFC 9110 7.6.1) are the proxy's own business on each side.
 _HOP_BY_HOP = frozenset(
     {
@@ -92,6 +99,36 @@ class Stats:
     faults: dict[str, int] = field(default_factory=dict)
     user_agents: dict[str, int] = field(default_factory=dict)
     replayed: int = 0
+    missed: int = 0
+
+
+class _Sequences:
+    """Each request key's answers in the order they came; after rewind(), handed out in that order."""
+
+    def __init__(self) -> None:
+        self._answers: dict[tuple[str, ...], list[tuple[int, dict[str, str], bytes]]] = {}
+        self._taken: dict[tuple[str, ...], int] | None = None  # None: still recording
+
+    @property
+    def replaying(self) -> bool:
+        return self._taken is not None
+
+    def rewind(self) -> None:
+        self._taken = {}
+
+    def add(self, key: tuple[str, ...], answer: tuple[int, dict[str, str], bytes]) -> None:
+        if self._taken is None:
+            self._answers.setdefault(key, []).append(answer)
+
+    def take(self, key: tuple[str, ...]) -> tuple[int, dict[str, str], bytes] | None:
+        if self._taken is None:
+            return None
+        taken = self._taken.get(key, 0)
+        answers = self._answers.get(key, [])
+        if taken >= len(answers):
+            return None
+        self._taken[key] = taken + 1
+        return answers[taken]
 
 
 class LatencyProxy:
@@ -107,6 +144,7 @@ class LatencyProxy:
         record_user_agents: bool = False,
         observe: Callable[[str, str, bytes, bytes], None] | None = None,
         replay: bool = False,
+        sequence: bool = False,
     ) -> None:
         """`observe(method, path, request body, response body)` sees every exchange sent upstream."""
         parts = urlsplit(upstream)
@@ -117,7 +155,8 @@ class LatencyProxy:
         self.faults = faults or Faults()
         self.record_user_agents = record_user_agents
         self.observe = observe
-        self.replay = replay
+        self.replay = replay or sequence
+        self._sequences = _Sequences() if sequence else None
         self._answers: dict[tuple[str, ...], tuple[int, dict[str, str], bytes]] = {}
         self.stats = Stats()
         self._lock = threading.Lock()
@@ -199,15 +238,29 @@ class LatencyProxy:
 
     def recorded(self, key: tuple[str, ...]) -> tuple[int, dict[str, str], bytes] | None:
         with self._lock:
-            answer = self._answers.get(key)
+            if self._sequences is not None:
+                answer = self._sequences.take(key)
+                if answer is None and self._sequences.replaying:
+                    self.stats.missed += 1
+            else:
+                answer = self._answers.get(key)
             if answer is not None:
                 self.stats.replayed += 1
             return answer
 
     def record(self, key: tuple[str, ...], answer: tuple[int, dict[str, str], bytes]) -> None:
-        if answer[0] < 300:
-            with self._lock:
+        with self._lock:
+            if self._sequences is not None:
+                self._sequences.add(key, answer)
+            elif answer[0] < 300:
                 self._answers.setdefault(key, answer)
+
+    def rewind(self) -> None:
+        """From now on, answer each key's requests from the record, in the order they were recorded."""
+        with self._lock:
+            if self._sequences is None:
+                raise ValueError("only a --replay-sequence proxy rewinds")
+            self._sequences.rewind()
 
     def _connected(self) -> None:
         with self._lock:
@@ -261,6 +314,10 @@ class _ProxyHandler(BaseHTTPRequestHandler):
         self._forward()
 
     def do_POST(self) -> None:
+        if self.path == REWIND_PATH:
+            self.owner.rewind()
+            self._answer(204, {}, b"")
+            return
         self._forward()
 
     def do_PUT(self) -> None:
@@ -464,6 +521,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--fault-services", default="", help="comma-separated, e.g. sts,iam (default: all)")
     parser.add_argument("--record-user-agents", action="store_true")
     parser.add_argument("--replay", action="store_true", help="answer repeated requests from the record")
+    parser.add_argument(
+        "--replay-sequence",
+        action="store_true",
+        help="record every answer; after a rewind, replay them in order",
+    )
     args = parser.parse_args(argv)
     faults = Faults(
         throttle=args.throttle,
@@ -483,6 +545,7 @@ def main(argv: list[str] | None = None) -> None:
         args.port,
         record_user_agents=args.record_user_agents,
         replay=args.replay,
+        sequence=args.replay_sequence,
     )
     print(f"Listening on {proxy.url}", flush=True)
     with contextlib.suppress(KeyboardInterrupt):

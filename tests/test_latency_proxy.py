@@ -72,3 +72,28 @@ def test_a_replayed_assume_role_answer_expires_an_hour_from_now(moto_server: str
     assert again["AccessKeyId"] == first["AccessKeyId"]  # the record's credentials...
     left = again["Expiration"] - datetime.now(UTC)
     assert timedelta(minutes=59) < left <= timedelta(hours=1)  # ...valid for an hour from the replay
+
+def test_a_sequence_proxy_replays_each_requests_answers_in_the_order_they_came(moto_server: str) -> None:
+    """--replay-sequence: a provisioning's read before and after its write get their own answers again,
+    errors too, and a request past the record goes upstream, counted as missed."""
+    with LatencyProxy(moto_server, delay=0.0, sequence=True) as proxy:
+        client = iam(proxy.url, "AKIDSEQUENCE")
+        assert role_seen(client) == "NoSuchEntity"  # recorded: an error is an answer too
+        client.create_role(RoleName="replayed", AssumeRolePolicyDocument=TRUST)
+        assert role_seen(client) == "replayed"
+        assert proxy.snapshot()["replayed"] == 0
+        proxy.rewind()
+        # The role exists upstream now; the replay answers as the first pass heard it, in order.
+        assert role_seen(client) == "NoSuchEntity"
+        client.create_role(RoleName="replayed", AssumeRolePolicyDocument=TRUST)  # not EntityAlreadyExists
+        assert role_seen(client) == "replayed"
+        assert proxy.snapshot()["replayed"] == 3
+        assert proxy.snapshot()["missed"] == 0
+        assert role_seen(client) == "replayed"  # past the record: asked upstream
+        assert proxy.snapshot()["missed"] == 1
+        assert proxy.snapshot()["replayed"] == 3
+
+
+def test_only_a_sequence_proxy_rewinds(moto_server: str) -> None:
+    with LatencyProxy(moto_server, delay=0.0, replay=True) as proxy, pytest.raises(ValueError):
+        proxy.rewind()
