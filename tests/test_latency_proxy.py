@@ -73,6 +73,7 @@ def test_a_replayed_assume_role_answer_expires_an_hour_from_now(moto_server: str
     left = again["Expiration"] - datetime.now(UTC)
     assert timedelta(minutes=59) < left <= timedelta(hours=1)  # ...valid for an hour from the replay
 
+
 def test_a_sequence_proxy_replays_each_requests_answers_in_the_order_they_came(moto_server: str) -> None:
     """--replay-sequence: a provisioning's read before and after its write get their own answers again,
     errors too, and a request past the record goes upstream, counted as missed."""
