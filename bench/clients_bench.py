@@ -77,9 +77,9 @@ def child(args: argparse.Namespace) -> None:
         provision_child(args)
         return
     context = open_context(config(classroom(args.labs), args.endpoint, args.concurrency, invoke=False))
-    audit_cpu, wall = time.process_time(), time.perf_counter()
+    work_cpu, wall = time.process_time(), time.perf_counter()
     run = audit_targets(context, context.targets(), invoke=False, show_progress=False)
-    wall, audit_cpu = time.perf_counter() - wall, time.process_time() - audit_cpu
+    wall, work_cpu = time.perf_counter() - wall, time.process_time() - work_cpu
     # On a loaded machine the judge may run out of its time (a "cannot prove" finding): counted, not fatal.
     undecided = [lab.lab for lab in run.labs if any("decided in time" in f.message for f in lab.findings)]
     bad = [
@@ -89,7 +89,7 @@ def child(args: argparse.Namespace) -> None:
     ]
     assert not bad, bad[:3]
     measured = {
-        "audit_cpu": audit_cpu,
+        "work_cpu": work_cpu,
         "process_cpu": process_cpu_since_exec(),
         "wall": wall,
         "peak_mb": peak_resident_mb(),
@@ -115,7 +115,7 @@ def provision_child(args: argparse.Namespace) -> None:
         wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
         assert all(outcome.ok for outcome in outcomes), [o.error for o in outcomes if not o.ok][:3]
         requests = context.sessions.total_calls()
-    measured = {"audit_cpu": cpu, "process_cpu": process_cpu_since_exec(), "wall": wall}
+    measured = {"work_cpu": cpu, "process_cpu": process_cpu_since_exec(), "wall": wall}
     print(json.dumps({**measured, "peak_mb": peak_resident_mb(), "undecided": 0, "requests": requests}))
 
 
@@ -132,10 +132,12 @@ def peak_resident_mb() -> float:
 
 
 @dataclass(frozen=True)
-class Audit:
+class FreshRun:
+    """What a fresh process measured of its audit (or provisioning) and what the proxy and moto saw."""
+
     variant: str
     labs: int
-    audit_cpu: float
+    work_cpu: float
     process_cpu: float
     wall: float
     peak_mb: float
@@ -148,7 +150,7 @@ class Audit:
     replayed: int = 0
 
 
-def fresh_audit(
+def fresh_run(
     where: Stage,
     endpoint: str,
     labs: int,
@@ -157,9 +159,9 @@ def fresh_audit(
     *,
     again: bool = False,
     provision: tuple[str, int] | None = None,
-) -> Audit:
-    """A fresh process's audit of the class (or, with `provision`, the proxy's URL and pid: its
-    provisioning of a class of its own through that proxy)."""
+) -> FreshRun:
+    """A fresh process's audit of the class; with `provision` (the proxy's URL and pid), its
+    provisioning of a class of its own through that proxy."""
     command = [sys.executable, "-m", "bench.clients_bench", "--child", "--endpoint", endpoint]
     command += ["--again"] if again else []
     command += ["--provision"] if provision else []
@@ -179,7 +181,7 @@ def fresh_audit(
         raise RuntimeError(f"the {variant} audit failed: {done.stderr[-2000:]}")
     measured: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
     after = proxy_stats(proxy_url)
-    return Audit(
+    return FreshRun(
         variant,
         labs,
         proxied=after["requests"] - before["requests"],
@@ -238,12 +240,12 @@ def client_cost(endpoint: str, accounts: int) -> None:
 def fresh_audits(where: Stage, labs: int, repeat: int) -> None:
     """ "before" once; "after" `repeat` times each way (moto live, answers replayed), alternating, so
     that the machine's changes of speed fall on both: the median is the verdict."""
-    before = fresh_audit(where, where.endpoint, labs, 16, "before")
-    fresh_audit(where, where.replay, labs, 16, "after")  # the record
+    before = fresh_run(where, where.endpoint, labs, 16, "before")
+    fresh_run(where, where.replay, labs, 16, "after")  # the record
     lives, replays = [], []
     for _ in range(repeat):
-        lives.append(fresh_audit(where, where.endpoint, labs, 16, "after"))
-        replays.append(fresh_audit(where, where.replay, labs, 16, "after"))
+        lives.append(fresh_run(where, where.endpoint, labs, 16, "after"))
+        replays.append(fresh_run(where, where.replay, labs, 16, "after"))
     after, replayed = median_run(lives), median_run(replays)
     print(f"a fresh `auditor audit` of {labs} labs on the moto server, no invoke (concurrency 16)")
     for run, runs in ((before, [before]), (after, lives)):
@@ -254,7 +256,7 @@ def fresh_audits(where: Stage, labs: int, repeat: int) -> None:
             + undecided(run)
         )
     print(
-        f"  after/before: CPU a lab {after.audit_cpu / before.audit_cpu:.2f}x, peak memory "
+        f"  after/before: CPU a lab {after.work_cpu / before.work_cpu:.2f}x, peak memory "
         f"{after.peak_mb / before.peak_mb:.2f}x, wall {after.wall / before.wall:.2f}x"
     )
     print(
@@ -263,7 +265,7 @@ def fresh_audits(where: Stage, labs: int, repeat: int) -> None:
         + undecided(replayed)
     )
     for run, answers in ((after, "moto live"), (replayed, "answers replayed")):
-        cpu_ms = run.audit_cpu / labs * 1000
+        cpu_ms = run.work_cpu / labs * 1000
         verdict(
             f"<= {CPU_TARGET_MS:.0f} ms CPU a lab ({answers}, median of {repeat})",
             cpu_ms <= CPU_TARGET_MS,
@@ -277,13 +279,13 @@ def fresh_audits(where: Stage, labs: int, repeat: int) -> None:
     )
 
 
-def median_run(runs: list[Audit]) -> Audit:
-    return sorted(runs, key=lambda run: run.audit_cpu)[len(runs) // 2]
+def median_run(runs: list[FreshRun]) -> FreshRun:
+    return sorted(runs, key=lambda run: run.work_cpu)[len(runs) // 2]
 
 
-def cpu_a_lab(runs: list[Audit], labs: int) -> str:
+def cpu_a_lab(runs: list[FreshRun], labs: int) -> str:
     """The median's milliseconds, and the range when there are several runs."""
-    each = sorted(run.audit_cpu / labs * 1000 for run in runs)
+    each = sorted(run.work_cpu / labs * 1000 for run in runs)
     median = each[len(each) // 2]
     return f"{median:.1f} ms" + (f" (median; {each[0]:.1f} to {each[-1]:.1f})" if len(each) > 1 else "")
 
@@ -320,10 +322,10 @@ def _work_cpu(document: str, wait: float, rounds: int = 300) -> float:
 def latency_audits(where: Stage, labs: int, concurrency: int) -> None:
     """Through the proxy, moto answering every request; then through the replaying proxy, which
     answers the same audit's requests from a first pass's record, as AWS would, on its own CPU."""
-    live = fresh_audit(where, where.proxy, labs, concurrency, "after")
-    fresh_audit(where, where.replay, labs, concurrency, "after")  # the record
+    live = fresh_run(where, where.proxy, labs, concurrency, "after")
+    fresh_run(where, where.replay, labs, concurrency, "after")  # the record
     runs = {
-        variant: fresh_audit(where, where.replay, labs, concurrency, variant)
+        variant: fresh_run(where, where.replay, labs, concurrency, variant)
         for variant in ("before", *WITHOUT, "after")
     }
     print(
@@ -335,7 +337,7 @@ def latency_audits(where: Stage, labs: int, concurrency: int) -> None:
     verdict(f"<= {LATENCY_TARGET}x the ideal (replayed)", ratio <= LATENCY_TARGET, f"{ratio:.2f}x")
 
 
-def latency_line(where: Stage, run: Audit, labs: int, concurrency: int, title: str) -> float:
+def latency_line(where: Stage, run: FreshRun, labs: int, concurrency: int, title: str) -> float:
     ideal = run.proxied * where.delay / min(concurrency, labs)
     print(
         f"  {title}: {run.wall:.1f} s, {run.wall / ideal:.2f}x the ideal ({ideal:.1f} s = {run.proxied} "
@@ -350,7 +352,7 @@ def latency_line(where: Stage, run: Audit, labs: int, concurrency: int, title: s
 def one_lab(where: Stage) -> None:
     """One lab alone through the proxy, its second audit: its wall time in requests of latency (its
     critical path; a lab makes 11 requests once its roles are assumed)."""
-    runs = {variant: fresh_audit(where, where.proxy, 1, 1, variant, again=True) for variant in VARIANTS}
+    runs = {variant: fresh_run(where, where.proxy, 1, 1, variant, again=True) for variant in VARIANTS}
     print(
         f"one lab alone through {where.delay * 1000:.0f} ms a request, audited again (clients made, roles assumed)"
     )
@@ -370,9 +372,9 @@ def provisioning(where: Stage, labs: int, concurrency: int) -> None:
     proxy = [sys.executable, "-m", "bench.latency_proxy", "--upstream", where.endpoint]
     proxy += ["--delay", str(where.delay), "--replay-sequence"]
     with started(proxy, "Listening on ") as (process, url):
-        live = fresh_audit(where, url, labs, concurrency, "after", provision=(url, process.pid))
+        live = fresh_run(where, url, labs, concurrency, "after", provision=(url, process.pid))
         urllib.request.urlopen(urllib.request.Request(f"{url}{REWIND_PATH}", data=b"", method="POST"))
-        replayed = fresh_audit(where, url, labs, concurrency, "after", provision=(url, process.pid))
+        replayed = fresh_run(where, url, labs, concurrency, "after", provision=(url, process.pid))
         missed = proxy_stats(url)["missed"]
     print(
         f"a fresh `auditor provision` of {labs} new labs through {where.delay * 1000:.0f} ms a request, "
@@ -386,7 +388,7 @@ def provisioning(where: Stage, labs: int, concurrency: int) -> None:
     verdict(f"<= {PROVISION_TARGET:.0f}x the ideal (replayed)", ratio <= PROVISION_TARGET, f"{ratio:.2f}x")
 
 
-def undecided(run: Audit) -> str:
+def undecided(run: FreshRun) -> str:
     return (
         f"; {run.undecided} labs judged undecided (the policy time limit, on a loaded CPU)"
         if run.undecided
