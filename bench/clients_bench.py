@@ -70,14 +70,14 @@ def child(args: argparse.Namespace) -> None:
         import auditor.accounts
 
         auditor.accounts.curl_session_for = lambda *_: None  # botocore's own session, as before
-    from auditor.audit import audit_targets
-    from auditor.context import open_context
-
     fake_credentials()
     configure_logging("warning")
     if args.provision:
         provision_child(args)
         return
+    from auditor.audit import audit_targets
+    from auditor.context import open_context
+
     context = open_context(config(classroom(args.labs), args.endpoint, args.concurrency, invoke=False))
     work_cpu, wall = time.process_time(), time.perf_counter()
     run = audit_targets(context, context.targets(), invoke=False, show_progress=False)
@@ -90,14 +90,7 @@ def child(args: argparse.Namespace) -> None:
         if lab.verdict.value != "conformant" and lab.lab not in undecided
     ]
     assert not bad, bad[:3]
-    measured = {
-        "work_cpu": work_cpu,
-        "process_cpu": process_cpu_since_exec(),
-        "wall": wall,
-        "peak_mb": peak_resident_mb(),
-        "undecided": len(undecided),
-        "requests": context.sessions.total_calls(),
-    }
+    measured = measured_in_child(work_cpu, wall, context.sessions.total_calls(), len(undecided))
     if args.again:
         again = time.perf_counter()
         audit_targets(context, context.targets(), invoke=False, show_progress=False)
@@ -116,9 +109,19 @@ def provision_child(args: argparse.Namespace) -> None:
         outcomes = provision_targets(context, context.targets(), dry_run=False, show_progress=False)
         wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
         assert all(outcome.ok for outcome in outcomes), [o.error for o in outcomes if not o.ok][:3]
-        requests = context.sessions.total_calls()
-    measured = {"work_cpu": cpu, "process_cpu": process_cpu_since_exec(), "wall": wall}
-    print(json.dumps({**measured, "peak_mb": peak_resident_mb(), "undecided": 0, "requests": requests}))
+        print(json.dumps(measured_in_child(cpu, wall, context.sessions.total_calls(), undecided=0)))
+
+
+def measured_in_child(work_cpu: float, wall: float, requests: int, undecided: int) -> dict[str, Any]:
+    """What a child prints of its run (a FreshRun's own fields)."""
+    return {
+        "work_cpu": work_cpu,
+        "process_cpu": process_cpu_since_exec(),
+        "wall": wall,
+        "peak_mb": peak_resident_mb(),
+        "undecided": undecided,
+        "requests": requests,
+    }
 
 
 def process_cpu_since_exec() -> float:
@@ -180,7 +183,8 @@ def fresh_run(
         command, capture_output=True, text=True, check=False, env={**os.environ, **environment}
     )
     if done.returncode != 0:
-        raise RuntimeError(f"the {variant} audit failed: {done.stderr[-2000:]}")
+        what = "provisioning" if provision else "audit"
+        raise RuntimeError(f"the {variant} {what} failed: {done.stderr[-2000:]}")
     measured: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
     after = proxy_stats(proxy_url)
     return FreshRun(
@@ -297,9 +301,11 @@ def median_run(runs: list[FreshRun]) -> FreshRun:
 
 def cpu_a_lab(runs: list[FreshRun], labs: int) -> str:
     """The median's milliseconds, and the range when there are several runs."""
-    each = sorted(run.work_cpu / labs * 1000 for run in runs)
-    median = each[len(each) // 2]
-    return f"{median:.1f} ms" + (f" (median; {each[0]:.1f} to {each[-1]:.1f})" if len(each) > 1 else "")
+    median = median_run(runs).work_cpu / labs * 1000
+    if len(runs) == 1:
+        return f"{median:.1f} ms"
+    each = [run.work_cpu / labs * 1000 for run in runs]
+    return f"{median:.1f} ms (median; {min(each):.1f} to {max(each):.1f})"
 
 
 def idle_penalty() -> None:

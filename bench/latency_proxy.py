@@ -315,7 +315,11 @@ class _ProxyHandler(BaseHTTPRequestHandler):
 
     def do_POST(self) -> None:
         if self.path == REWIND_PATH:
-            self.owner.rewind()
+            try:
+                self.owner.rewind()
+            except ValueError as error:
+                self._answer(400, {"Content-Type": "text/plain"}, str(error).encode())
+                return
             self._answer(204, {}, b"")
             return
         self._forward()

@@ -3,6 +3,8 @@ the same account is answered from the upstream's first answer, anything else goe
 
 from __future__ import annotations
 
+import urllib.error
+import urllib.request
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -10,7 +12,7 @@ import boto3
 import pytest
 from botocore.exceptions import ClientError
 
-from bench.latency_proxy import LatencyProxy
+from bench.latency_proxy import REWIND_PATH, LatencyProxy
 
 pytestmark = [pytest.mark.server, pytest.mark.slow]
 
@@ -96,5 +98,10 @@ def test_a_sequence_proxy_replays_each_requests_answers_in_the_order_they_came(m
 
 
 def test_only_a_sequence_proxy_rewinds(moto_server: str) -> None:
-    with LatencyProxy(moto_server, delay=0.0, replay=True) as proxy, pytest.raises(ValueError):
-        proxy.rewind()
+    with LatencyProxy(moto_server, delay=0.0, replay=True) as proxy:
+        with pytest.raises(ValueError):
+            proxy.rewind()
+        asked = urllib.request.Request(f"{proxy.url}{REWIND_PATH}", data=b"", method="POST")
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(asked, timeout=10)
+        assert refused.value.code == 400
