@@ -13,7 +13,10 @@ stay); clients with the same connection settings share one HTTP connection pool.
 logged nor stored anywhere but in memory.
 
 What the accounts now share: a service's retry quota (botocore's standard mode, 500 units, 5 a
-retry, one back a success): throttling in many accounts at once leaves fewer retries for each.
+retry, one back a success): throttling in many accounts at once leaves fewer retries for each. So
+within a lab's audit, a call that AWS still throttles or fails past botocore's attempts is retried
+within the lab's own budget (auditor/faults.py), and past that is an AwsFault naming the call and
+the fault; every retry is counted (`retries`).
 """
 
 from __future__ import annotations
@@ -40,6 +43,7 @@ from botocore.utils import parse_timestamp as botocore_parse_timestamp
 from auditor.config import AccountAccess, AwsSettings, unvalidated
 from auditor.curl_http import curl_session_for, proxies_of
 from auditor.errors import LabFault
+from auditor.faults import RetryCounts, call_within_budget, observe_attempt
 from auditor.lru import LruCache
 
 SESSION_NAME = "lab-auditor"
@@ -220,17 +224,28 @@ def _sign_as_the_caller(request: Any, **_: Any) -> None:
     request.context.setdefault("signing", {})["request_credentials"] = caller.credentials
 
 
-def _account_view(shared: Any, caller: _Caller) -> Any:
+def _account_view(shared: Any, caller: _Caller, retries: RetryCounts) -> Any:
     """The shared client as one account's: the same object's state (its methods, paginators, waiters,
-    endpoint and event handlers), with every request made as `caller`. Costs a dictionary copy."""
+    endpoint and event handlers), with every request made as `caller`, within the lab's budget of
+    retries when there is one. Costs a dictionary copy."""
     view = object.__new__(type(shared))
     view.__dict__.update(shared.__dict__)
     make_api_call = shared._make_api_call  # paginators and waiters reach it through the view's methods
+    service_model = shared.meta.service_model
+    service = service_model.service_name
+    account = caller.key[0] if caller.key else ""
+    where = f" in account {account}" if str(account).isdigit() else ""
 
     def make_api_call_as_caller(operation_name: str, api_params: Any) -> Any:
         token = _CALLING_AS.set(caller)
         try:
-            return make_api_call(operation_name, api_params)
+            return call_within_budget(
+                partial(make_api_call, operation_name, api_params),
+                f"{service}:{operation_name}",
+                where=where,
+                operation_model=partial(service_model.operation_model, operation_name),
+                counts=retries,
+            )
         finally:
             _CALLING_AS.reset(token)
 
@@ -287,6 +302,7 @@ class AccountSessions:
         # boto3's own handlers (e.g. S3's transfer methods) on the shared session, for every client.
         boto3.Session(botocore_session=self._root, region_name=settings.region)
         self._root.register("before-call", self._count_call)
+        self._root.register("needs-retry", self._observe_attempt)
         _resolve_lazy_components(self._root)
         if settings.fake_credentials:
             fake = settings.fake_credentials
@@ -306,6 +322,7 @@ class AccountSessions:
         self.clients_made = 0
         self.calls: dict[str, int] = {}
         self._calls_lock = threading.Lock()
+        self.retries = RetryCounts()  # botocore's, the labs' own and the function's runs' (auditor/faults.py)
         # A lab's own count follows its requests onto the request workers (they run in a copy of its
         # context); a thread has its own, as each thread starts with a context of its own.
         self._thread_calls: contextvars.ContextVar[_CallCount | None] = contextvars.ContextVar(
@@ -366,7 +383,7 @@ class AccountSessions:
         if made is None:
             shared = self._shared_client(key, service, config_overrides)
             made = account.clients.setdefault(
-                key, _account_view(shared, _Caller(access.key, account.credentials))
+                key, _account_view(shared, _Caller(access.key, account.credentials), self.retries)
             )
         return made
 
@@ -522,6 +539,13 @@ class AccountSessions:
         with self._calls_lock:
             self.calls[name] = self.calls.get(name, 0) + 1
         self._this_thread_count().add()
+
+    def _observe_attempt(self, attempts: int, **details: Any) -> None:
+        """After every attempt (botocore's `needs-retry`): a later attempt is one of botocore's retries;
+        a failed one goes to its call's tally (auditor/faults.py)."""
+        if attempts > 1:
+            self.retries.add("botocore")
+        observe_attempt(attempts, **details)
 
     def _this_thread_count(self) -> _CallCount:
         count = self._thread_calls.get()

@@ -1,8 +1,14 @@
-"""Audit labs: collect, invoke, judge. One lab's failure is that lab's `error`, never the run's end."""
+"""Audit labs: collect, invoke, judge. One lab's failure is that lab's `error`, never the run's end.
+
+A lab's audit has its budget of retries (auditor/faults.py): AWS's faults (throttling, 5xx, timeouts,
+resets), in the auditor's own requests or in the function's run, are retried within it; one that
+outlasts it makes the lab `error`, with no findings, never `broken`.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from functools import partial
 
 import structlog
 
@@ -11,8 +17,9 @@ from auditor.clock import utc_now
 from auditor.collect import collect_lab
 from auditor.compare import judge_lab
 from auditor.context import Context
+from auditor.faults import lab_budget
 from auditor.fleet import LAB_FAULTS, describe_fault, run_each
-from auditor.invoke import invoke_lambda, invoke_local
+from auditor.invoke import invoke_lambda, invoke_local, run_with_retries
 from auditor.model import AuditRun, InvokeResult, LabAudit, Verdict
 from auditor.package import packaged
 from auditor.target import LabTarget
@@ -54,8 +61,9 @@ def audit_lab(context: Context, target: LabTarget, *, invoke: bool) -> LabAudit:
         return audit
 
     try:
-        actual = collect_lab(context.sessions, target)
-        invoked = run_invoke(context, target, actual.function) if invoke else None
+        with lab_budget():
+            actual = collect_lab(context.sessions, target)
+            invoked = run_invoke(context, target, actual.function) if invoke else None
         judgement = judge_lab(
             expected,
             actual,
@@ -71,28 +79,47 @@ def audit_lab(context: Context, target: LabTarget, *, invoke: bool) -> LabAudit:
 
 
 def run_invoke(context: Context, target: LabTarget, function: ActualFunction) -> InvokeResult:
+    """The function's run, and its answer judged; run again while it fails for AWS's fault, within the
+    lab's budget (past it: an AwsFault, the lab's `error`)."""
     if not function.exists:
         return InvokeResult(False, "function_missing", "the function does not exist")
     if invoke_mode(context) == "local":
-        return invoke_local(
-            context.local_lambda,
-            context.sessions,
-            target.lab.origin,
-            target.expected,
-            function,
-            context.endpoint_url,
+        return run_with_retries(
+            lambda: invoke_local(
+                context.local_lambda,
+                context.sessions,
+                target.lab.origin,
+                target.expected,
+                function,
+                context.endpoint_url,
+            ),
+            context.sessions.retries,
         )
-    return invoke_lambda(context.sessions, target.lab.origin, target.expected)
+    return run_with_retries(
+        lambda: invoke_lambda(context.sessions, target.lab.origin, target.expected), context.sessions.retries
+    )
 
 
 def audit_targets(
-    context: Context, targets: Sequence[LabTarget], *, invoke: bool, show_progress: bool | None = None
+    context: Context,
+    targets: Sequence[LabTarget],
+    *,
+    invoke: bool,
+    show_progress: bool | None = None,
+    each: Callable[[LabTarget, Callable[[], LabAudit]], LabAudit | None] | None = None,
 ) -> AuditRun:
+    """Audit the labs side by side. `each(target, audit)` stands around each lab's audit (a command
+    takes the lab's lease there): it returns what `audit()` returns, or None to leave the lab out."""
     started = utc_now()
+
+    def audit_one(target: LabTarget) -> LabAudit | None:
+        audit = partial(audit_lab, context, target, invoke=invoke)
+        return audit() if each is None else each(target, audit)
+
     outcomes = run_each(
         targets,
         lambda t: t.name,
-        lambda t: audit_lab(context, t, invoke=invoke),
+        audit_one,
         context.config.audit.concurrency,
         "auditing",
         show_progress=show_progress,

@@ -12,6 +12,7 @@ import structlog
 from botocore.exceptions import BotoCoreError, ClientError
 
 from auditor.errors import LabFault
+from auditor.faults import describe
 
 log = structlog.get_logger()
 
@@ -45,6 +46,11 @@ class Interrupted(Exception):
 
 
 def describe_fault(error: BaseException) -> str:
+    """One line for a lab's fault. AWS's faults name the call and the fault ("AWS throttled
+    iam:GetRole in account 222222222222 7 times (Throttling: Rate exceeded)"), never a denial."""
+    aws_fault = describe(error)
+    if aws_fault is not None:
+        return aws_fault
     if isinstance(error, ClientError):
         details = error.response.get("Error", {})
         operation = getattr(error, "operation_name", "")

@@ -3,6 +3,9 @@
 Two ways to run it: the Lambda Invoke API (real AWS), or the local Lambda stand-in (for emulators
 that cannot run code; auditor/local_lambda/) that runs the *deployed* code in a process of its own
 with the execution role's credentials and `AWS_EXECUTION_ENV` set as Lambda sets it.
+
+A run that failed for AWS's fault (the error its run reports, judged by auditor/faults.py) is no
+finding: it is run again within the lab's budget (`run_with_retries`), and past it the lab is `error`.
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ from __future__ import annotations
 import json
 import time
 import urllib.request
+from collections.abc import Callable
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -18,6 +22,17 @@ from auditor.accounts import AccountSessions
 from auditor.actual import ActualFunction
 from auditor.config import AccountAccess
 from auditor.errors import is_not_found
+from auditor.faults import (
+    AwsFault,
+    Failure,
+    RetryCounts,
+    Tally,
+    current_budget,
+    describe,
+    failure_of,
+    is_labs_own_limit,
+    reported_failure,
+)
 from auditor.local_lambda import LocalLambda, base_environment
 from auditor.model import InvokeResult
 from auditor.package import code_sha256, packaged
@@ -25,6 +40,12 @@ from auditor.spec import ExpectedLab
 
 MAX_ANSWER_BYTES = 256 * 1024
 _DETAIL_LIMIT = 300
+IN_THE_RUN = " in the function's run"
+# A run is a process and three requests, each already retried by the function's botocore: at most this
+# many runs an audit, within the lab's budget.
+MAX_RUNS = 5
+# The calls of the project's function, by the stage it reports.
+_STAGE_CALLS = {"assume_role": "sts:AssumeRole", "list_buckets": "s3:ListBuckets"}
 
 
 # ------------------------------------------------------------------------------------- judging (pure)
@@ -34,12 +55,18 @@ def _clip(text: str) -> str:
     return text if len(text) <= _DETAIL_LIMIT else text[:_DETAIL_LIMIT] + "…"
 
 
+def _results(duration_ms: int) -> Callable[..., InvokeResult]:
+    """How a judge words its result: the detail clipped, the run's duration."""
+
+    def result(ok: bool, cause: str, detail: str, answer: Any = None, **more: Any) -> InvokeResult:
+        return InvokeResult(ok, cause, _clip(detail), duration_ms, answer, **more)
+
+    return result
+
+
 def judge_answer(raw: bytes | str, expected: ExpectedLab, duration_ms: int = 0) -> InvokeResult:
     """Pass only on the proof: the destination account answered and its marker bucket is listed."""
-
-    def result(ok: bool, cause: str, detail: str, answer: Any = None) -> InvokeResult:
-        return InvokeResult(ok, cause, _clip(detail), duration_ms, answer)
-
+    result = _results(duration_ms)
     if len(raw) > MAX_ANSWER_BYTES:
         return result(False, "bad_answer", f"the answer is {len(raw)} bytes, more than {MAX_ANSWER_BYTES}")
     try:
@@ -53,14 +80,38 @@ def judge_answer(raw: bytes | str, expected: ExpectedLab, duration_ms: int = 0) 
     return _judge_listing(answer, expected, result)
 
 
+def _count(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None
+
+
 def _judge_failure(answer: dict[str, Any], result: Any) -> InvokeResult:
     stage, code, message = (
         str(answer.get("stage", "")),
         str(answer.get("error_code", "")),
         str(answer.get("error", "")),
     )
+    failure = reported_failure(
+        code,
+        message,
+        call=_STAGE_CALLS.get(stage, ""),
+        status=_count(answer.get("http_status")),
+        attempts=_count(answer.get("attempts")),
+    )
+    if failure.kind is not None:
+        return _aws_fault(failure, result)
+    # The lab's: a denial, something missing, the function's own error (as before: by its stage).
     cause = {"assume_role": "assume_denied", "list_buckets": "listing_denied"}.get(stage, "function_error")
-    return result(False, cause, ": ".join(part for part in (stage, code, message) if part))
+    retries = (_count(answer.get("attempts")) or 1) - 1
+    return result(False, cause, ": ".join(part for part in (stage, code, message) if part), retries=retries)
+
+
+def _aws_fault(failure: Failure, result: Any) -> InvokeResult:
+    """A run that failed for AWS's fault: no finding; the audit runs it again, or the lab is `error`."""
+    tally = Tally()
+    tally.add(failure, failure.attempts)
+    return result(
+        False, "aws_fault", tally.sentence(IN_THE_RUN), fault=failure, retries=(failure.attempts or 1) - 1
+    )
 
 
 def _judge_listing(answer: dict[str, Any], expected: ExpectedLab, result: Any) -> InvokeResult:
@@ -84,32 +135,79 @@ def _judge_listing(answer: dict[str, Any], expected: ExpectedLab, result: Any) -
             summary,
         )
     listed = f"{len(buckets)} bucket{'s' if len(buckets) != 1 else ''}"
-    return result(True, "ok", f"listed {listed} of {account}, marker included", summary)
+    return result(
+        True,
+        "ok",
+        f"listed {listed} of {account}, marker included",
+        summary,
+        retries=_count(answer.get("retries")) or 0,
+    )
+
+
+# ------------------------------------------------------------------------------------- AWS's faults
+
+
+def run_with_retries(
+    run: Callable[[], InvokeResult], counts: RetryCounts, max_runs: int = MAX_RUNS
+) -> InvokeResult:
+    """The function's run, again while it fails for AWS's fault and the lab's budget allows (its
+    function only reads), `max_runs` at most; past that, an AwsFault: "AWS throttled sts:AssumeRole in
+    the function's run 6 times, over 2 runs (Throttling: Rate exceeded)". Any other outcome is the
+    run's result."""
+    tally = Tally()
+    while True:
+        result = run()
+        counts.add("function", result.retries)
+        if result.fault is None or result.fault.kind is None:
+            return result
+        tally.add(result.fault, result.fault.attempts)
+        tally.runs += 1
+        budget = current_budget()
+        if tally.runs >= max_runs or budget is None or not budget.wait_for_retry(result.fault, tally.runs):
+            raise AwsFault(tally.sentence(IN_THE_RUN))
+        counts.add("run")
+
+
+def function_error(payload: bytes, duration_ms: int) -> InvokeResult:
+    """What Lambda answers for a function that raised: its own error, or AWS's fault that it met (an
+    unhandled ClientError in botocore's words, or a botocore exception, by its class name)."""
+    text = payload.decode("utf-8", "replace")
+    try:
+        answer = json.loads(text)
+    except (ValueError, RecursionError):
+        answer = None
+    if isinstance(answer, dict):
+        failure = reported_failure(str(answer.get("errorType", "")), str(answer.get("errorMessage", "")))
+        if failure.kind is not None:
+            return _aws_fault(failure, _results(duration_ms))
+    return InvokeResult(False, "function_error", _clip(text), duration_ms)
 
 
 # ------------------------------------------------------------------------------------- Invoke API
 
 
 def invoke_lambda(sessions: AccountSessions, origin: AccountAccess, expected: ExpectedLab) -> InvokeResult:
-    # A retried Invoke runs the function twice, so no automatic retries; and the read timeout must
-    # outlast the function's own timeout.
-    client = sessions.client(
-        origin,
-        "lambda",
-        retries={"total_max_attempts": 1, "mode": "standard"},
-        read_timeout=expected.function.timeout_seconds + 10,
-    )
+    # Retried as any call (the lab's function only reads, so running it twice does no harm); the read
+    # timeout outlasts the function's own, so that a slow run is not taken for AWS's silence.
+    client = sessions.client(origin, "lambda", read_timeout=expected.function.timeout_seconds + 10)
     started = time.monotonic()
     try:
         response = client.invoke(FunctionName=expected.function.name, InvocationType="RequestResponse")
     except ClientError as error:
         if is_not_found(error):
             return InvokeResult(False, "function_missing", "the function does not exist")
+        if is_labs_own_limit(error):
+            return InvokeResult(
+                False,
+                "function_throttled",
+                "Lambda refused to run the function: its reserved concurrency is used up"
+                " (ReservedFunctionConcurrentInvocationLimitExceeded)",
+            )
         raise
     payload = response["Payload"].read(MAX_ANSWER_BYTES + 1)
     duration = int((time.monotonic() - started) * 1000)
     if response.get("FunctionError"):
-        return InvokeResult(False, "function_error", _clip(payload.decode("utf-8", "replace")), duration)
+        return function_error(payload, duration)
     return judge_answer(payload, expected, duration)
 
 
@@ -160,6 +258,8 @@ def invoke_local(
     try:
         environment = _execution_environment(sessions, origin, function, expected, endpoint_url)
     except ClientError as error:
+        if failure_of(error).kind is not None:  # AWS's fault, not the role's: the lab is `error`
+            raise AwsFault(describe(error) or str(error)) from error
         return InvokeResult(
             False, "execution_role", f"cannot assume the execution role {function.role}: {error}"
         )

@@ -10,9 +10,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from auditor.clock import iso
+
+if TYPE_CHECKING:
+    from auditor.faults import Failure
 
 
 class Check(StrEnum):
@@ -246,6 +249,10 @@ class InvokeResult:
     detail: str = ""
     duration_ms: int = 0
     answer: Any = None
+    # Cause "aws_fault": the run failed for AWS's fault (throttled, 5xx, a timeout, a reset), which the
+    # audit retries and, past the lab's budget, reports as the lab's `error`, never as a finding.
+    fault: Failure | None = None
+    retries: int = 0  # the function's own botocore retries in this run, as it reported them
 
 
 @dataclass(frozen=True)

@@ -10,13 +10,17 @@ other. The faults, each on a random share of the requests (seeded, so a run can 
 
 - `throttle`: the service's own throttling answer (IAM/STS `Throttling`, Lambda 429
   `TooManyRequestsException`, S3 503 `SlowDown`, JSON services `ThrottlingException`), never sent on;
-- `server_error`: HTTP 500 `InternalFailure`, never sent on;
+- `server_error`: HTTP 500 `InternalFailure` (or, with `server_status` 503, `ServiceUnavailable`), never
+  sent on;
 - `reset`: the connection is reset (TCP RST) before the request is sent on;
 - `lost_response`: the request is sent on and done, then the connection is reset, so the client never
   hears that it worked (the fault that makes non-idempotent retries interesting);
-- `slow`: `slow_delay` more seconds before the answer.
+- `slow`: `slow_delay` more seconds before the answer;
+- `deny`: the service's own denial (403 `AccessDenied`, Lambda's `AccessDeniedException`), never sent
+  on: a cause in the lab, as IAM would answer it, to tell apart from AWS's faults.
 
-`--fault-services sts,iam` limits the faults to requests signed for those services.
+`--fault-services sts,iam` limits the faults to requests signed for those services; `Faults.user_agent`
+to requests whose User-Agent contains it (`exec-env/AWS_Lambda`: only the function's own requests).
 
 `--replay` answers a request the proxy has forwarded before (same method, path, body, operation and
 signing access key) with the upstream's first answer to it, after the same delay, without going
@@ -79,15 +83,20 @@ class Faults:
     lost_response: float = 0.0
     slow: float = 0.0
     slow_delay: float = 2.0
+    deny: float = 0.0
     seed: int = 1
     # Paths that never get a fault (e.g. moto's own /moto-api).
     spare_prefixes: tuple[str, ...] = ("/moto-api",)
     # Only requests signed for these services get faults (empty: every service), e.g. ("sts",).
     services: tuple[str, ...] = ()
+    # Only requests whose User-Agent contains this get faults (empty: every request).
+    user_agent: str = ""
+    # The HTTP status of a server error: 500 (InternalFailure) or 503 (ServiceUnavailable).
+    server_status: int = 500
 
     @property
     def any(self) -> bool:
-        return any((self.throttle, self.server_error, self.reset, self.lost_response, self.slow))
+        return any((self.throttle, self.server_error, self.reset, self.lost_response, self.slow, self.deny))
 
 
 @dataclass
@@ -204,15 +213,17 @@ class LatencyProxy:
             self.faults = faults
             self._random = random.Random(faults.seed)
 
-    def _draw(self, path: str, service: str) -> str | None:
+    def _draw(self, path: str, service: str, user_agent: str = "") -> str | None:
         with self._lock:
             faults = self.faults
             if not faults.any or path.startswith(faults.spare_prefixes):
                 return None
             if faults.services and service not in faults.services:
                 return None
+            if faults.user_agent not in user_agent:
+                return None
             roll = self._random.random()
-        for name in ("throttle", "server_error", "reset", "lost_response", "slow"):
+        for name in ("throttle", "server_error", "reset", "lost_response", "slow", "deny"):
             share = getattr(faults, name)
             if roll < share:
                 return name
@@ -343,14 +354,19 @@ class _ProxyHandler(BaseHTTPRequestHandler):
         owner._enter()
         try:
             body = self._read_body()
-            fault = owner._draw(self.path, _service_of(self.headers.get("Authorization", "")))
+            fault = owner._draw(
+                self.path,
+                _service_of(self.headers.get("Authorization", "")),
+                self.headers.get("User-Agent", ""),
+            )
             owner._count(fault=fault, user_agent=self.headers.get("User-Agent", ""))
             time.sleep(owner.delay)
             if fault == "reset":
                 self._reset()
                 return
-            if fault in ("throttle", "server_error"):
-                self._answer(*_fault_answer(fault, self.headers.get("Authorization", "")))
+            if fault in ("throttle", "server_error", "deny"):
+                authorization = self.headers.get("Authorization", "")
+                self._answer(*_fault_answer(fault, authorization, owner.faults.server_status))
                 return
             if fault == "slow":
                 time.sleep(owner.faults.slow_delay)
@@ -476,10 +492,20 @@ def _service_of(authorization: str) -> str:
     return parts[3] if len(parts) > 3 else ""
 
 
-def _fault_answer(fault: str, authorization: str) -> tuple[int, dict[str, str], bytes]:
-    """The answer the service itself gives when it throttles or fails, in its own protocol."""
+def _fault_answer(
+    fault: str, authorization: str, server_status: int = 500
+) -> tuple[int, dict[str, str], bytes]:
+    """The answer the service itself gives when it throttles, fails or denies, in its own protocol."""
     service = _service_of(authorization)
-    if fault == "server_error":
+    if fault == "deny":
+        code, message, status = "AccessDenied", "User is not authorized to perform this action", 403
+        if service == "lambda":
+            code = "AccessDeniedException"
+        elif service not in ("iam", "sts", "sqs", "s3"):
+            code, status = "AccessDeniedException", 400
+    elif fault == "server_error" and server_status == 503:
+        code, message, status = "ServiceUnavailable", "Service Unavailable", 503
+    elif fault == "server_error":
         code, message, status = "InternalFailure", "We encountered an internal error. Please try again.", 500
     elif service == "lambda":
         code, message, status = "TooManyRequestsException", "Rate exceeded", 429
@@ -523,6 +549,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--slow-delay", type=float, default=2.0)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--fault-services", default="", help="comma-separated, e.g. sts,iam (default: all)")
+    parser.add_argument("--server-status", type=int, default=500, choices=(500, 503))
     parser.add_argument("--record-user-agents", action="store_true")
     parser.add_argument("--replay", action="store_true", help="answer repeated requests from the record")
     parser.add_argument(
@@ -540,6 +567,7 @@ def main(argv: list[str] | None = None) -> None:
         slow_delay=args.slow_delay,
         seed=args.seed,
         services=tuple(name for name in args.fault_services.split(",") if name),
+        server_status=args.server_status,
     )
     proxy = LatencyProxy(
         args.upstream,

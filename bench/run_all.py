@@ -14,6 +14,7 @@ BENCHMARKS = [
     ["bench.daemon_bench"],
     ["bench.judge_bench"],
     ["bench.clients_bench", "--labs", "200"],
+    ["bench.fault_bench", "--labs", "24"],
 ]
 
 

@@ -1,6 +1,7 @@
 """Account access: cheap clients (one session, one loader, one STS client, shared pools), cached per
 account and bounded, thread-safe; explicit retries, pools sized to the concurrency; a lab's requests at
-once, counted as its own; the request budget."""
+once, counted as its own; the request budget; AWS's faults retried past botocore's attempts within a lab's
+budget, and every retry counted."""
 
 from __future__ import annotations
 
@@ -11,6 +12,9 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from botocore.awsrequest import AWSResponse
+from botocore.exceptions import ClientError
+from botocore.retries.standard import ExponentialBackoff
 from botocore.utils import parse_timestamp as botocore_parse_timestamp
 
 from auditor.accounts import (
@@ -28,6 +32,7 @@ from auditor.accounts import (
 from auditor.audit import audit_lab
 from auditor.config import AccountAccess, AwsSettings
 from auditor.context import open_context
+from auditor.faults import AwsFault, LabRetries, lab_budget
 from auditor.operations import provision_targets
 from conftest import in_process_context, make_config, pair, solo
 
@@ -336,3 +341,90 @@ def test_the_clients_parse_timestamps_with_the_quicker_parser() -> None:
     iam = sessions().client(ORIGIN, "iam")
     parser = iam._endpoint._response_parser_factory.create_parser("query")  # as the endpoint makes one
     assert parser._timestamp_parser is parse_timestamp
+
+
+# ------------------------------------------------------------------------------------- AWS's faults
+
+
+class _Canned:
+    """What botocore reads an HTTP body from."""
+
+    def __init__(self, body: bytes) -> None:
+        self.body = body
+
+    def stream(self, **_: Any) -> Any:
+        yield self.body
+
+
+THROTTLED = (
+    400,
+    b"<ErrorResponse><Error><Type>Sender</Type><Code>Throttling</Code><Message>Rate exceeded</Message>"
+    b"</Error><RequestId>r</RequestId></ErrorResponse>",
+)
+IDENTITY = (
+    200,
+    b"<GetCallerIdentityResponse><GetCallerIdentityResult><Account>111111111111</Account>"
+    b"<Arn>arn:aws:iam::111111111111:root</Arn><UserId>AIDA</UserId></GetCallerIdentityResult>"
+    b"</GetCallerIdentityResponse>",
+)
+OPERATOR_ACCOUNT = AccountAccess("111111111111")  # the operator's own credentials: no role to assume
+
+
+def answering(shared: AccountSessions, *answers: tuple[int, bytes]) -> list[tuple[int, bytes]]:
+    """STS answers GetCallerIdentity with `answers` in turn (a before-send handler stands for AWS)."""
+    left = list(answers)
+
+    def answer(request: Any, **_: Any) -> AWSResponse:
+        status, body = left.pop(0)
+        return AWSResponse(request.url, status, {}, _Canned(body))
+
+    shared.hook(OPERATOR_ACCOUNT, "before-send.sts.GetCallerIdentity", answer, first=True)
+    return left
+
+
+@pytest.fixture
+def no_backoff(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(ExponentialBackoff, "delay_amount", lambda self, context: 0)
+
+
+def a_budget(retries: int) -> LabRetries:
+    return LabRetries(retries, 60, sleep=lambda _seconds: None)
+
+
+@pytest.mark.usefixtures("no_backoff")
+def test_botocores_own_retries_are_counted() -> None:
+    shared = sessions()  # 4 attempts
+    left = answering(shared, THROTTLED, THROTTLED, IDENTITY)
+    assert shared.client(OPERATOR_ACCOUNT, "sts").get_caller_identity()["Account"] == "111111111111"
+    assert (left, shared.retries.snapshot()) == ([], {"botocore": 2})
+
+
+@pytest.mark.usefixtures("no_backoff")
+def test_outside_a_labs_budget_a_call_has_botocores_attempts_only() -> None:
+    shared = sessions()
+    answering(shared, *[THROTTLED] * 4, IDENTITY)
+    with pytest.raises(ClientError, match="Throttling"):
+        shared.client(OPERATOR_ACCOUNT, "sts").get_caller_identity()
+    assert shared.retries.snapshot() == {"botocore": 3}
+
+
+@pytest.mark.usefixtures("no_backoff")
+def test_within_a_labs_budget_a_call_is_retried_past_botocores_attempts() -> None:
+    shared = sessions()
+    left = answering(shared, *[THROTTLED] * 5, IDENTITY)
+    with lab_budget(a_budget(3)):
+        assert shared.client(OPERATOR_ACCOUNT, "sts").get_caller_identity()["Account"] == "111111111111"
+    assert (left, shared.retries.snapshot()) == ([], {"botocore": 4, "lab": 1})
+
+
+@pytest.mark.usefixtures("no_backoff")
+def test_past_the_labs_budget_the_call_is_an_aws_fault_naming_the_call_the_account_and_every_attempt() -> (
+    None
+):
+    shared = sessions()
+    answering(shared, *[THROTTLED] * 8, IDENTITY)
+    with lab_budget(a_budget(1)), pytest.raises(AwsFault) as raised:
+        shared.client(OPERATOR_ACCOUNT, "sts").get_caller_identity()
+    assert str(raised.value) == (
+        "AWS throttled sts:GetCallerIdentity in account 111111111111 8 times (Throttling: Rate exceeded)"
+    )

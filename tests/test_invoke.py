@@ -1,17 +1,32 @@
-"""Judging the function's answer (pure) and the local stand-in for the Lambda Python runtime."""
+"""Judging the function's answer (pure), AWS's faults in its run and its Invoke (retried, never a finding),
+and the local stand-in for the Lambda Python runtime."""
 
 from __future__ import annotations
 
 import io
 import json
 import zipfile
+from typing import Any
 
 import pytest
+from botocore.response import StreamingBody
+from botocore.stub import Stubber
 
+from auditor.accounts import AccountSessions, client_settings
 from auditor.actual import ActualFunction
-from auditor.config import AccountAccess, LabConfig, LabSettings
-from auditor.invoke import MAX_ANSWER_BYTES, deployed_code, judge_answer, run_deployed
+from auditor.config import AccountAccess, AwsSettings, LabConfig, LabSettings
+from auditor.faults import AwsFault, LabRetries, RetryCounts, lab_budget
+from auditor.invoke import (
+    MAX_ANSWER_BYTES,
+    deployed_code,
+    function_error,
+    invoke_lambda,
+    judge_answer,
+    run_deployed,
+    run_with_retries,
+)
 from auditor.local_lambda import LocalLambda
+from auditor.model import InvokeResult
 from auditor.package import code_sha256, packaged
 from auditor.spec import render
 
@@ -125,3 +140,256 @@ def test_unknown_deployed_code_is_refused_rather_than_replaced() -> None:
     other = code_sha256(archive_of("x = 1\n"))
     with pytest.raises(CodeUnavailable, match="cannot get the deployed code"):
         deployed_code(function(sha=other))
+
+
+# ------------------------------------------------------------------------------------- AWS's faults in the run
+
+
+def failed_at(stage: str, code: str, message: str = "Rate exceeded", **more: object) -> str:
+    return json.dumps({"ok": False, "stage": stage, "error_code": code, "error": message, **more})
+
+
+REPORTED = {
+    "assume_role_throttled": (
+        failed_at("assume_role", "Throttling", http_status=400, attempts=3),
+        "aws_fault",
+        "AWS throttled sts:AssumeRole in the function's run 3 times (Throttling: Rate exceeded)",
+    ),
+    "listing_answered_503": (
+        failed_at("list_buckets", "ServiceUnavailable", "Service Unavailable", http_status=503, attempts=3),
+        "aws_fault",
+        "AWS answered 503 to s3:ListBuckets in the function's run 3 times (ServiceUnavailable: Service Unavailable)",
+    ),
+    "listing_slowed_down": (
+        failed_at(
+            "list_buckets", "SlowDown", "Please reduce your request rate.", http_status=503, attempts=3
+        ),
+        "aws_fault",
+        "AWS throttled s3:ListBuckets in the function's run 3 times (SlowDown: Please reduce your request rate.)",
+    ),
+    "assume_role_reset": (
+        failed_at(
+            "assume_role",
+            "ConnectionClosedError",
+            "Connection was closed before we received a valid response",
+        ),
+        "aws_fault",
+        "the connection was reset during sts:AssumeRole in the function's run at least once"
+        " (ConnectionClosedError: Connection was closed before we received a valid response)",
+    ),
+    "listing_timed_out": (
+        failed_at("list_buckets", "ReadTimeoutError", 'Read timeout on endpoint URL: "http://s3/"'),
+        "aws_fault",
+        "s3:ListBuckets timed out in the function's run at least once"
+        ' (ReadTimeoutError: Read timeout on endpoint URL: "http://s3/")',
+    ),
+    "unhandled_client_error": (
+        failed_at(
+            "unhandled",
+            "ClientError",
+            "An error occurred (ThrottlingException) when calling the AssumeRole operation"
+            " (reached max retries: 4): Rate exceeded",
+        ),
+        "aws_fault",
+        "AWS throttled sts:AssumeRole in the function's run 5 times (ThrottlingException: Rate exceeded)",
+    ),
+    "assume_role_denied": (
+        failed_at("assume_role", "AccessDenied", "not authorized", http_status=403, attempts=1),
+        "assume_denied",
+        "assume_role: AccessDenied: not authorized",
+    ),
+    "listing_denied": (
+        failed_at("list_buckets", "AccessDenied", "Access Denied", http_status=403, attempts=1),
+        "listing_denied",
+        "list_buckets: AccessDenied: Access Denied",
+    ),
+    "unhandled_denial": (
+        failed_at(
+            "unhandled",
+            "ClientError",
+            "An error occurred (AccessDenied) when calling the ListBuckets operation: no",
+        ),
+        "function_error",
+        "unhandled: ClientError: An error occurred (AccessDenied) when calling the ListBuckets operation: no",
+    ),
+    "unknown_code_as_before": (
+        failed_at("assume_role", "RegionDisabledException", "STS is not activated", http_status=403),
+        "assume_denied",
+        "assume_role: RegionDisabledException: STS is not activated",
+    ),
+}
+
+
+@pytest.mark.parametrize("raw,cause,detail", REPORTED.values(), ids=REPORTED.keys())
+def test_the_error_a_run_reports_is_judged_the_labs_or_awss(raw: str, cause: str, detail: str) -> None:
+    result = judge_answer(raw, EXPECTED)
+    assert (result.ok, result.cause, result.detail) == (False, cause, detail)
+    assert (result.fault is not None) == (cause == "aws_fault")
+    assert "denied" not in result.detail.lower() or cause != "aws_fault"
+
+
+def test_the_function_reports_its_own_retries() -> None:
+    assert judge_answer(answer(retries=2), EXPECTED).retries == 2
+    assert (
+        judge_answer(failed_at("assume_role", "Throttling", http_status=400, attempts=3), EXPECTED).retries
+        == 2
+    )
+
+
+LAMBDA_FUNCTION_ERRORS = {
+    "throttled": (
+        {
+            "errorType": "ClientError",
+            "errorMessage": "An error occurred (Throttling) when calling the AssumeRole operation"
+            " (reached max retries: 2): Rate exceeded",
+        },
+        "aws_fault",
+    ),
+    "timed_out_inside": ({"errorType": "ReadTimeoutError", "errorMessage": "Read timeout"}, "aws_fault"),
+    "its_own_bug": ({"errorType": "KeyError", "errorMessage": "'Buckets'"}, "function_error"),
+    "lambda_timeout": ({"errorMessage": "Task timed out after 15.02 seconds"}, "function_error"),
+}
+
+
+@pytest.mark.parametrize("payload,cause", LAMBDA_FUNCTION_ERRORS.values(), ids=LAMBDA_FUNCTION_ERRORS.keys())
+def test_an_error_that_lambda_reports_for_the_function_is_judged_the_same_way(
+    payload: dict[str, str], cause: str
+) -> None:
+    assert function_error(json.dumps(payload).encode(), 10).cause == cause
+
+
+# ------------------------------------------------------------------------------------- runs again
+
+
+class NoWait:
+    """A clock that only waits move (the lab's budget is counted, no real time passes)."""
+
+    def __init__(self) -> None:
+        self.now, self.waits = 0.0, 0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.now += seconds
+        self.waits += 1
+
+
+def budget(retries: int = 10) -> LabRetries:
+    clock = NoWait()
+    return LabRetries(retries, 60, clock=clock, sleep=clock.sleep)
+
+
+def runs_answering(*answers: str) -> Any:
+    left = list(answers)
+
+    def run() -> InvokeResult:
+        run.count += 1  # type: ignore[attr-defined]
+        return judge_answer(left.pop(0), EXPECTED)
+
+    run.count = 0  # type: ignore[attr-defined]
+    return run
+
+
+THROTTLED = failed_at("assume_role", "Throttling", http_status=400, attempts=3)
+
+
+def test_a_run_that_aws_failed_is_run_again_within_the_labs_budget() -> None:
+    run, counts = runs_answering(THROTTLED, THROTTLED, answer()), RetryCounts()
+    with lab_budget(budget()):
+        result = run_with_retries(run, counts)
+    assert (result.ok, run.count) == (True, 3)
+    assert counts.snapshot() == {"run": 2, "function": 4}
+
+
+def test_a_run_that_aws_fails_past_the_budget_is_an_aws_fault_not_a_finding() -> None:
+    run = runs_answering(THROTTLED, THROTTLED, THROTTLED, answer())
+    with lab_budget(budget(retries=2)), pytest.raises(AwsFault) as raised:
+        run_with_retries(run, RetryCounts())
+    assert str(raised.value) == (
+        "AWS throttled sts:AssumeRole in the function's run 9 times, over 3 runs (Throttling: Rate exceeded)"
+    )
+    assert run.count == 3
+
+
+def test_a_denied_run_is_not_run_again() -> None:
+    run = runs_answering(failed_at("list_buckets", "AccessDenied", http_status=403), answer())
+    with lab_budget(budget()):
+        result = run_with_retries(run, RetryCounts())
+    assert (result.cause, run.count) == ("listing_denied", 1)
+
+
+# ------------------------------------------------------------------------------------- the Invoke API
+
+
+ORIGIN = AccountAccess("111111111111")
+
+
+def lambda_sessions() -> AccountSessions:
+    # Nothing listens there: every answer below is the Stubber's, standing in for AWS Lambda.
+    endpoint = "http://127.0.0.1:9"
+    return AccountSessions(client_settings(AwsSettings(endpoint_url=endpoint), "us-east-1", 1, endpoint))
+
+
+def stubbed_lambda(sessions: AccountSessions) -> Stubber:
+    # The client invoke_lambda asks for: the same view, so the Stubber answers its calls.
+    client = sessions.client(ORIGIN, "lambda", read_timeout=EXPECTED.function.timeout_seconds + 10)
+    return Stubber(client)
+
+
+def invoked(payload: bytes) -> dict[str, Any]:
+    return {"StatusCode": 200, "Payload": StreamingBody(io.BytesIO(payload), len(payload))}
+
+
+def test_invoke_is_retried_on_429_and_5xx_within_the_labs_budget() -> None:
+    sessions = lambda_sessions()
+    stubber = stubbed_lambda(sessions)
+    stubber.add_client_error("invoke", "TooManyRequestsException", "Rate exceeded", 429)
+    stubber.add_client_error("invoke", "ServiceException", "Internal error", 500)
+    stubber.add_client_error("invoke", "ServiceUnavailableException", "Unavailable", 503)
+    stubber.add_response("invoke", invoked(answer().encode()))
+    with stubber, lab_budget(budget()):
+        result = invoke_lambda(sessions, ORIGIN, EXPECTED)
+    stubber.assert_no_pending_responses()
+    assert (result.ok, result.cause) == (True, "ok")
+    assert sessions.retries.snapshot() == {"lab": 3}
+
+
+def test_invoke_that_aws_keeps_throttling_is_an_aws_fault_naming_lambda_invoke() -> None:
+    sessions = lambda_sessions()
+    stubber = stubbed_lambda(sessions)
+    for _ in range(3):
+        stubber.add_client_error("invoke", "TooManyRequestsException", "Rate exceeded", 429)
+    with stubber, lab_budget(budget(retries=2)), pytest.raises(AwsFault) as raised:
+        invoke_lambda(sessions, ORIGIN, EXPECTED)
+    assert str(raised.value) == (
+        "AWS throttled lambda:Invoke in account 111111111111 3 times (TooManyRequestsException: Rate exceeded)"
+    )
+
+
+def test_a_function_error_of_awss_fault_through_invoke_is_run_again() -> None:
+    sessions = lambda_sessions()
+    stubber = stubbed_lambda(sessions)
+    unhandled = {
+        "errorType": "ClientError",
+        "errorMessage": "An error occurred (Throttling) when calling the AssumeRole operation"
+        " (reached max retries: 2): Rate exceeded",
+    }
+    stubber.add_response("invoke", {**invoked(json.dumps(unhandled).encode()), "FunctionError": "Unhandled"})
+    stubber.add_response("invoke", invoked(answer().encode()))
+    with stubber, lab_budget(budget()):
+        result = run_with_retries(lambda: invoke_lambda(sessions, ORIGIN, EXPECTED), sessions.retries)
+    assert (result.ok, sessions.retries.snapshot()) == (True, {"run": 1, "function": 2})
+
+
+def test_invoke_refused_for_the_functions_own_reserved_concurrency_is_the_labs_not_retried() -> None:
+    sessions = lambda_sessions()
+    stubber = stubbed_lambda(sessions)
+    reason = {"Reason": "ReservedFunctionConcurrentInvocationLimitExceeded", "Type": "User"}
+    stubber.add_client_error(
+        "invoke", "TooManyRequestsException", "Rate Exceeded.", 429, modeled_fields=reason
+    )
+    with stubber, lab_budget(budget()):
+        result = invoke_lambda(sessions, ORIGIN, EXPECTED)
+    assert (result.ok, result.cause) == (False, "function_throttled")
+    assert sessions.retries.snapshot() == {}
