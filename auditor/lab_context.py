@@ -14,10 +14,12 @@ from datetime import datetime
 
 from auditor.actual import ActualLab, ActualRole
 from auditor.iam.document import Policy, PolicyError, parse_policy
+from auditor.iam.patterns import Choice, Literal, Run, Token
 from auditor.iam.principals import Kind, Principal
-from auditor.iam.solve import Hop, Policies
+from auditor.iam.ranking import Setting
+from auditor.iam.solve import Hop, Policies, Shape
 from auditor.model import Check
-from auditor.spec import ExpectedLab
+from auditor.spec import ExpectedLab, RoleSpec
 
 LAMBDA_SERVICE = "lambda.amazonaws.com"
 DESTINATION_SESSION = "lab-auditor-session"  # the function names it at random: never read by a hop
@@ -69,11 +71,85 @@ class LabHop:
     sides: tuple[tuple[Policies, Suspect], ...] = ()
 
 
-def user_agent_patterns(runtime: str) -> tuple[str, ...]:
-    """What botocore sends from inside the Lambda Python runtime (exec-env carries AWS_EXECUTION_ENV):
-    the function uses boto3, whose User-Agent starts with Boto3/."""
+# The User-Agent's unknown parts, as sets of characters: version numbers are runs of digits and dots;
+# the kernel's release (5.10.219-229.866.amzn2.x86_64) a version, then after a dash letters, digits,
+# dots and dashes, an underscore only in a closing "_64": never a space, a slash or an "_L", so that
+# no other runtime's name (AWS_Lambda_nodejs...) can hide in it. The features botocore counts (m/E,Z,b)
+# are letters, digits and commas.
+_DIGITS = frozenset("0123456789")
+_VERSION = Run(_DIGITS | {"."})
+_LETTERS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
+_KERNEL = (
+    _VERSION,
+    Choice(((), (Literal("-"), Run(_DIGITS | _LETTERS | {".", "-"})))),
+    Choice(((), (Literal("_64"),))),
+)
+_FEATURES = Run(_DIGITS | _LETTERS | {","})
+# What platform.machine() says on Lambda's two architectures (arm64 as some systems spell it).
+ARCHITECTURES = ("x86_64", "aarch64", "arm64")
+# lambda_src configures botocore's standard retry mode for its clients (Config(retries=...)).
+FUNCTION_RETRY_MODE = "standard"
+
+
+def user_agent_shape(runtime: str) -> tuple[Token, ...]:
+    """The User-Agent boto3 sends from inside the Lambda Python runtime, known but for its version
+    numbers (botocore/useragent.py, format ua/2.x): the runtime sets AWS_EXECUTION_ENV, which botocore
+    sends as exec-env/; newer botocores add the features they used (m/...). No awscrt (not in Lambda's
+    runtime), no app id and no extra (the function sets neither)."""
     version = runtime.removeprefix("python")
-    return ("Boto3/*", f"*exec-env/AWS_Lambda_python{version}*")
+    return (
+        Literal("Boto3/"),
+        _VERSION,
+        Literal(" md/Botocore#"),
+        _VERSION,
+        Literal(" ua/"),
+        _VERSION,
+        Literal(" os/linux#"),
+        *_KERNEL,
+        Literal(" md/arch#"),
+        Choice(tuple((Literal(architecture),) for architecture in ARCHITECTURES)),
+        Literal(f" lang/python#{version}."),
+        _VERSION,
+        Literal(f" md/pyimpl#CPython exec-env/AWS_Lambda_python{version}"),
+        Choice(((), (Literal(" m/"), _FEATURES))),
+        Literal(f" cfg/retry-mode#{FUNCTION_RETRY_MODE} Botocore/"),
+        _VERSION,
+    )
+
+
+def user_agent_example(runtime: str) -> str:
+    """One User-Agent of that shape (with made-up version numbers): what a witness shows."""
+    version = runtime.removeprefix("python")
+    return (
+        f"Boto3/1.35.0 md/Botocore#1.35.0 ua/2.0 os/linux#5.10.0-1.0.amzn2.x86_64 md/arch#x86_64 "
+        f"lang/python#{version}.0 md/pyimpl#CPython exec-env/AWS_Lambda_python{version} "
+        f"cfg/retry-mode#{FUNCTION_RETRY_MODE} Botocore/1.35.0"
+    )
+
+
+# A stream as Lambda names the function's (YYYY/MM/DD/[$LATEST]<32 hex digits>): a witness's example.
+LOG_STREAM_EXAMPLE = "2026/01/01/[$LATEST]0123456789abcdef0123456789abcdef"
+
+
+def witness_setting(expected: ExpectedLab, actual: ActualLab, role: RoleSpec) -> Setting:
+    """Where a role's documents apply, for their witnesses (auditor.iam.ranking): the role's account,
+    the lab's region, the lab's own names (the role, the function, its log group, the marker bucket)
+    and the User-Agent of the lab's requests."""
+    runtime = actual.function.runtime or expected.function.runtime
+    names = (
+        ("RoleNameWithPath", role.name),
+        ("FunctionName", expected.function.name),
+        ("LogGroupName", expected.function.log_group),
+        ("LogStreamName", LOG_STREAM_EXAMPLE),
+        ("BucketName", expected.marker_bucket.name),
+    )
+    return Setting(
+        role.account_id,
+        expected.region,
+        role.arn.split(":")[1],
+        names,
+        (("aws:useragent", user_agent_example(runtime)),),
+    )
 
 
 def _documents(role: ActualRole) -> tuple[Policy, ...]:
@@ -143,7 +219,7 @@ def lab_hops(expected: ExpectedLab, actual: ActualLab, now: datetime | None = No
     destination_arn = destination.arn or expected.destination_role.arn
     function_arn = function.arn or expected.function.arn
     runtime = function.runtime or expected.function.runtime
-    user_agent = tuple(("aws:useragent", pattern) for pattern in user_agent_patterns(runtime))
+    user_agent: tuple[tuple[str, Shape], ...] = (("aws:useragent", user_agent_shape(runtime)),)
     region = expected.region
     as_function = _session(origin_arn, expected.origin_account, expected.function.name)
     from_function = _known(

@@ -4,7 +4,11 @@
 - `compare_trust`, `compare_permissions`: the exact comparison of the sets of requests two documents
   allow (principal, action, resource, context), decided by the SMT solver, each difference with a
   witness request the concrete evaluator confirms (`auditor.iam.solve`), worded statement by
-  statement (`auditor.iam.explain`), and a severity from what the wider side newly allows.
+  statement (`auditor.iam.explain`), and a severity from what the wider side newly allows. A
+  `Setting` (where the documents apply: the role's account, the lab's region, names and User-Agent)
+  makes the witness the lab's own (`auditor.iam.ranking`).
+- `compare_narrowing`: only what the expected documents allow and what remains does not (a deleted
+  inline policy, a permissions boundary).
 - `is_allowed`, `permission_boundary_allows`: IAM's evaluation of one concrete request
   (`auditor.iam.evaluate`).
 """
@@ -28,16 +32,20 @@ from auditor.iam.evaluate import Request, allows, request
 from auditor.iam.explain import admitted_accounts
 from auditor.iam.keys import display_key
 from auditor.iam.principals import Kind, Principal, parse_principal
+from auditor.iam.ranking import NOWHERE, Setting
 from auditor.iam.solve import DEFAULT_TIME_LIMIT, Comparison, Difference, compare
 from auditor.model import Effect, Severity, Side, Witness
 
 __all__ = [
     "DEFAULT_TIME_LIMIT",
+    "NOWHERE",
     "Condition",
     "Policy",
     "PolicyDiff",
     "PolicyError",
+    "Setting",
     "Statement",
+    "compare_narrowing",
     "compare_permissions",
     "compare_trust",
     "display_key",
@@ -86,10 +94,20 @@ class PolicyDiff:
 
 
 def compare_permissions(
-    expected: Sequence[Policy], actual: Sequence[Policy], *, time_limit: float = DEFAULT_TIME_LIMIT
+    expected: Sequence[Policy],
+    actual: Sequence[Policy],
+    *,
+    time_limit: float = DEFAULT_TIME_LIMIT,
+    setting: Setting = NOWHERE,
 ) -> PolicyDiff:
-    """Compare by meaning the union of the expected permission policies with the union of the actual ones."""
-    comparison = compare(_statements_of(expected), _statements_of(actual), trust=False, time_limit=time_limit)
+    """Compare by meaning the union of the expected permission policies with the union of the actual ones.
+
+    `setting`: where the documents apply (the role's account, the lab's region and names), so that a
+    witness names a resource there (auditor.iam.ranking).
+    """
+    comparison = compare(
+        _statements_of(expected), _statements_of(actual), trust=False, time_limit=time_limit, setting=setting
+    )
     widened, narrowed = _worded(comparison, trust=False)
     effect = _effect_of(comparison)
     message = _message("policy", effect, widened, narrowed, comparison.decided)
@@ -110,6 +128,33 @@ def compare_permissions(
     )
 
 
+def compare_narrowing(
+    expected: Sequence[Policy],
+    actual: Sequence[Policy],
+    *,
+    time_limit: float = DEFAULT_TIME_LIMIT,
+    setting: Setting = NOWHERE,
+) -> PolicyDiff:
+    """Only what the expected policies allow and the actual ones do not (a deleted document against
+    what remains, the spec's access against a boundary): narrowed with its witness, none, or
+    undecided (changed); what the actual ones allow beyond is another finding's."""
+    comparison = compare(
+        _statements_of(expected), _statements_of(actual), trust=False, time_limit=time_limit, setting=setting
+    )
+    lost = comparison.narrower
+    if not lost.decided:
+        return PolicyDiff(Effect.CHANGED, decided=False, message=UNDECIDED)
+    narrower = witness_of(lost, Side.EXPECTED, trust=False)
+    if narrower is None:
+        return PolicyDiff(Effect.NONE)
+    return PolicyDiff(
+        Effect.NARROWED,
+        narrowed=comparison.narrowed,
+        message=describe_witness(narrower, trust=False),
+        narrower=narrower,
+    )
+
+
 def compare_trust(
     expected: Policy,
     actual: Policy,
@@ -117,6 +162,7 @@ def compare_trust(
     hardening_principals: Collection[str] = (),
     role_arn: str | None = None,
     time_limit: float = DEFAULT_TIME_LIMIT,
+    setting: Setting = NOWHERE,
 ) -> PolicyDiff:
     """Compare two trust policies by meaning over (principal, action, context).
 
@@ -124,7 +170,9 @@ def compare_trust(
     callers than the spec but still every one of these is flagged as a hardening. `role_arn`: the
     role the trust belongs to, shown as the witness's resource.
     """
-    comparison = compare(expected.statements, actual.statements, trust=True, time_limit=time_limit)
+    comparison = compare(
+        expected.statements, actual.statements, trust=True, time_limit=time_limit, setting=setting
+    )
     widened, narrowed = _worded(comparison, trust=True)
     effect = _effect_of(comparison)
     unique_ids = tuple(p for p in actual.unique_id_principals if p not in expected.unique_id_principals)

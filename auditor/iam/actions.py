@@ -14,8 +14,34 @@ from functools import lru_cache
 from auditor.iam.catalogue import ANY, catalogue, expand_action, glob_regex, has_wildcard, is_administrative
 from auditor.iam.patterns import pattern_matches
 
+# The lab's access path, in its order (lab.md's hops): the lab's own actions, the most telling.
+ACCESS_PATH = (
+    "sts:assumerole",
+    "s3:listallmybuckets",
+    "logs:putlogevents",
+    "logs:createlogstream",
+    "logs:createloggroup",
+)
+# What a grant of everything is told by before anything obscure: administration (who may do what,
+# and passing roles to services), then data.
+PRIVILEGED = (
+    "iam:passrole",
+    "iam:createuser",
+    "iam:createaccesskey",
+    "iam:attachrolepolicy",
+    "iam:putrolepolicy",
+    "iam:createrole",
+    "iam:updateassumerolepolicy",
+    "s3:getobject",
+    "s3:putobject",
+    "s3:deleteobject",
+    "s3:listbucket",
+    "s3:deletebucket",
+    "s3:putbucketpolicy",
+)
 # Where a representative is taken from when a class holds many actions: familiar services first.
 _FAMILIAR = ("s3", "ec2", "iam", "sts", "lambda", "logs", "dynamodb", "kms", "sqs", "sns")
+_TELLING = {action: rank for rank, action in enumerate((*ACCESS_PATH, *PRIVILEGED))}
 
 
 @dataclass(frozen=True)
@@ -101,12 +127,10 @@ def action_universe(patterns: tuple[str, ...], extra_actions: tuple[str, ...] = 
 def _add_unmatched(
     groups: dict[tuple[int, bool], list[str]], unmatched: Iterable[str], universal: int
 ) -> None:
-    """The catalogue's actions no specific pattern names: one class of them, or two (administrative)."""
+    """The catalogue's actions no specific pattern names: one class of them, or two (administrative).
+    Every one of them, so that the representative does not depend on the order of a set."""
     for action in unmatched:
-        key = (universal, is_administrative(action))
-        members = groups.setdefault(key, [])
-        if len(members) < 200:  # enough to choose a familiar representative from
-            members.append(action)
+        groups.setdefault((universal, is_administrative(action)), []).append(action)
 
 
 def _bits(mask: int) -> frozenset[int]:
@@ -120,17 +144,38 @@ def _bits(mask: int) -> frozenset[int]:
 
 
 def _representative(members: list[str], patterns: tuple[str, ...]) -> str:
-    """An action a person recognises: one the policies name, else one of a familiar service."""
-    named = sorted(m for m in members if m in patterns)
-    if named:
-        return named[0]
+    """An action a person recognises: one the policies name, else the most telling (telling_rank)."""
+    given = frozenset(patterns)
+    named = [m for m in members if m in given]
+    if named or len(members) < _MANY:
+        return min(named or members, key=telling_rank)
+    return _most_telling_of_many(frozenset(members))
 
-    def familiarity(action: str) -> tuple[int, str]:
-        prefix = action.partition(":")[0]
-        rank = _FAMILIAR.index(prefix) if prefix in _FAMILIAR else len(_FAMILIAR)
-        return (rank, action)
 
-    return min(members, key=familiarity)
+_MANY = 256  # members past which the ranking is walked service by service, not every member ranked
+
+
+def _most_telling_of_many(members: frozenset[str]) -> str:
+    """min(members, key=telling_rank) without ranking thousands of actions."""
+    telling = [action for action in _TELLING if action in members]
+    if telling:
+        return min(telling, key=telling_rank)
+    by_prefix = catalogue().by_prefix
+    for prefix in _FAMILIAR:
+        familiar = by_prefix.get(prefix, frozenset()) & members
+        if familiar:
+            return min(familiar)
+    return min(members)
+
+
+def telling_rank(action: str) -> tuple[int, int, str]:
+    """The order in which actions tell a difference best, the same in every process: the lab's access
+    path, then administration and data (ACCESS_PATH, PRIVILEGED), then familiar services, then the
+    rest, each alphabetically."""
+    if action in _TELLING:
+        return (0, _TELLING[action], action)
+    prefix = action.partition(":")[0]
+    return (1, _FAMILIAR.index(prefix) if prefix in _FAMILIAR else len(_FAMILIAR), action)
 
 
 def literal_actions(patterns: Iterable[str]) -> tuple[str, ...]:

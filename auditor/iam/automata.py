@@ -8,7 +8,11 @@ patterns at once). A cell comes with a shortest example string, its witness valu
 
 The cells are found by one breadth-first walk of the product of the patterns' automata over the
 characters that matter: those the patterns name (in both cases where a pattern ignores case), the
-colon (segment-bound wildcards stop at it) and one character standing for all the others.
+colon (segment-bound wildcards stop at it), one character of each set of characters a shape's runs
+tell apart (a version number's digits), and one character standing for all the others.
+
+A shape (auditor.iam.patterns' Run and Choice: a value known but for its version numbers) is a
+regular language of its own; it is walked as a small nondeterministic automaton.
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ from functools import lru_cache
 
 from auditor.iam import clock
 from auditor.iam.memo import Memo
-from auditor.iam.patterns import Literal, One, Star, Token
+from auditor.iam.patterns import Choice, Literal, One, Run, Star, Token
 
 DEFAULT_BUDGET = 50_000  # product states explored before giving up (a hostile set of patterns)
 _FILLERS = "xyzqjkwvubamnoeirstlcdfghp0123456789-_"
@@ -86,6 +90,20 @@ class _Glob:
         self.items = _items(atom)
         self.end = len(self.items)
 
+    def start(self) -> frozenset[int]:
+        return self.closure(frozenset({0}))
+
+    def accepts(self, positions: frozenset[int]) -> bool:
+        return self.end in positions
+
+    def named(self, positions: frozenset[int]) -> tuple[set[str], set[frozenset[str]]]:
+        """The characters the positions name one by one, and the sets a run takes (none in a glob)."""
+        named: set[str] = set()
+        for position in positions:
+            if position < self.end and self.items[position].chars is not None:
+                named |= self.items[position].chars or frozenset()
+        return named, set()
+
     def closure(self, positions: frozenset[int]) -> frozenset[int]:
         reached = set(positions)
         for position in sorted(positions):
@@ -108,18 +126,135 @@ class _Glob:
         return self.closure(frozenset(after))
 
 
+@dataclass(frozen=True)
+class _Edge:
+    chars: frozenset[str] | None  # None: any character but `excluded`
+    excluded: frozenset[str]
+    target: int
+    run: bool = False  # a run's set of characters, not characters named one by one
+
+
+class _Shape:
+    """A shape (a pattern with runs and choices) as a nondeterministic automaton: states with edges
+    on characters and empty moves; the last state made accepts."""
+
+    def __init__(self, atom: Atom) -> None:
+        self.edges: list[list[_Edge]] = [[]]
+        self.empty: list[list[int]] = [[]]
+        self.end = self._add(atom.tokens, 0, atom.ignore_case)
+
+    def _state(self) -> int:
+        self.edges.append([])
+        self.empty.append([])
+        return len(self.edges) - 1
+
+    def _add(self, tokens: tuple[Token, ...], at: int, ignore_case: bool) -> int:
+        for token in tokens:
+            at = self._add_token(token, at, ignore_case)
+        return at
+
+    def _add_token(self, token: Token, at: int, ignore_case: bool) -> int:
+        if isinstance(token, Literal):
+            for char in token.text:
+                after = self._state()
+                self.edges[at].append(_Edge(_character(char, ignore_case).chars, frozenset(), after))
+                at = after
+            return at
+        if isinstance(token, Star | One):
+            item = _WILDCARDS[type(token), token.in_segment]
+            after = self._state()
+            if item.loops:
+                self.empty[at].append(after)
+                at = after
+            self.edges[at].append(_Edge(None, item.excluded, after))
+            return after
+        if isinstance(token, Run):
+            after = self._state()
+            for source in (at, after):
+                self.edges[source].append(_Edge(token.chars, frozenset(), after, run=True))
+            return after
+        if isinstance(token, Choice):
+            joined = self._state()
+            for option in token.options:
+                begin = self._state()
+                self.empty[at].append(begin)
+                self.empty[self._add(option, begin, ignore_case)].append(joined)
+            return joined
+        raise ValueError("a pattern with a policy variable has no fixed cells")
+
+    def start(self) -> frozenset[int]:
+        return self.closure(frozenset({0}))
+
+    def accepts(self, positions: frozenset[int]) -> bool:
+        return self.end in positions
+
+    def closure(self, positions: frozenset[int]) -> frozenset[int]:
+        reached, todo = set(positions), sorted(positions)
+        while todo:
+            for after in self.empty[todo.pop()]:
+                if after not in reached:
+                    reached.add(after)
+                    todo.append(after)
+        return frozenset(reached)
+
+    def step(self, positions: frozenset[int], char: str) -> frozenset[int]:
+        after = {
+            edge.target
+            for position in positions
+            for edge in self.edges[position]
+            if (char in edge.chars if edge.chars is not None else char not in edge.excluded)
+        }
+        return self.closure(frozenset(after)) if after else frozenset()
+
+    def named(self, positions: frozenset[int]) -> tuple[set[str], set[frozenset[str]]]:
+        named: set[str] = set()
+        runs: set[frozenset[str]] = set()
+        for position in positions:
+            for edge in self.edges[position]:
+                if edge.run and edge.chars is not None:
+                    runs.add(edge.chars)
+                elif edge.chars is not None:
+                    named |= edge.chars
+        return named, runs
+
+
+_Automaton = _Glob | _Shape
+
+
+def _automaton(atom: Atom) -> _Automaton:
+    return _Shape(atom) if any(isinstance(t, Run | Choice) for t in atom.tokens) else _Glob(atom)
+
+
 def _characters_that_matter(
-    globs: Sequence[_Glob], state: tuple[frozenset[int], ...], everything: tuple[str, ...]
+    globs: Sequence[_Automaton], state: tuple[frozenset[int], ...], everything: tuple[str, ...]
 ) -> list[str]:
     """The characters that lead somewhere different from here: those the current positions name,
-    the colon, and one that stands for every other (the rest behave exactly like it)."""
+    the colon, one of each group of characters that the runs here take alike, and one that stands
+    for every other (the rest behave exactly like it)."""
     named = {":"}
+    runs: set[frozenset[str]] = set()
     for glob, positions in zip(globs, state, strict=True):
-        for position in positions:
-            if position < glob.end and glob.items[position].chars is not None:
-                named |= glob.items[position].chars or frozenset()
+        more, taken = glob.named(positions)
+        named |= more
+        runs |= taken
     filler = next(c for c in reversed(everything) if c not in named) if len(named) < len(everything) else None
-    return sorted(named) + ([filler] if filler is not None else [])
+    return sorted(named) + _one_of_each_group(runs, named) + ([filler] if filler is not None else [])
+
+
+def _one_of_each_group(runs: set[frozenset[str]], named: set[str]) -> list[str]:
+    """Characters no pattern here names, grouped by the runs that take them: one of each group
+    (a digit before a letter, for a readable example)."""
+    if not runs:
+        return []
+    ordered = sorted(runs, key=sorted)
+    groups: dict[tuple[bool, ...], str] = {}
+    for char in sorted(frozenset().union(*runs) - named, key=_readable_first):
+        groups.setdefault(tuple(char in run for run in ordered), char)
+    return sorted(groups.values())
+
+
+def _readable_first(char: str) -> tuple[bool, bool, bool, str]:
+    return (not char.isdigit(), not char.islower(), not char.isupper(), char)
 
 
 def _accepts(item: _Item, char: str) -> bool:
@@ -129,17 +264,36 @@ def _accepts(item: _Item, char: str) -> bool:
 
 
 def alphabet(atoms: Sequence[Atom]) -> tuple[str, ...]:
-    """The characters that matter, and one that stands for every other."""
+    """The characters that matter, and one that stands for every other (nor in any shape's run)."""
     named = {":"}
     for atom in atoms:
-        for token in atom.tokens:
-            if isinstance(token, Literal):
-                for char in token.text:
-                    named |= {char.lower(), char.upper(), char} if atom.ignore_case else {char}
-    filler = next((c for c in _FILLERS if c not in named), None)
+        for char in _literal_characters(atom.tokens):
+            named |= {char.lower(), char.upper(), char} if atom.ignore_case else {char}
+    taken = named | {c for atom in atoms for c in _run_characters(atom.tokens)}
+    filler = next((c for c in _FILLERS if c not in taken), None)
     if filler is None:
-        filler = next(chr(code) for code in range(0x100, 0x10000) if chr(code) not in named)
+        filler = next(chr(code) for code in range(0x100, 0x10000) if chr(code) not in taken)
     return (*sorted(named), filler)
+
+
+def _literal_characters(tokens: tuple[Token, ...]) -> set[str]:
+    found: set[str] = set()
+    for token in tokens:
+        if isinstance(token, Literal):
+            found.update(token.text)
+        elif isinstance(token, Choice):
+            found.update(*(_literal_characters(option) for option in token.options))
+    return found
+
+
+def _run_characters(tokens: tuple[Token, ...]) -> set[str]:
+    found: set[str] = set()
+    for token in tokens:
+        if isinstance(token, Run):
+            found.update(token.chars)
+        elif isinstance(token, Choice):
+            found.update(*(_run_characters(option) for option in token.options))
+    return found
 
 
 _found: Memo[tuple[Atom, ...], tuple[Cell, ...]] = Memo(4096)
@@ -156,9 +310,9 @@ def cells(atoms: tuple[Atom, ...], *, stop_at: float | None = None) -> tuple[Cel
 
 
 def _cells(atoms: tuple[Atom, ...], budget: int, stop_at: float | None) -> tuple[Cell, ...]:
-    globs = [_Glob(atom) for atom in atoms]
+    globs = [_automaton(atom) for atom in atoms]
     everything = alphabet(atoms)
-    start = tuple(glob.closure(frozenset({0})) for glob in globs)
+    start = tuple(glob.start() for glob in globs)
     seen = {start: ""}
     queue = deque([start])
     found: dict[frozenset[int], str] = {}
@@ -168,7 +322,7 @@ def _cells(atoms: tuple[Atom, ...], budget: int, stop_at: float | None) -> tuple
         state = queue.popleft()
         example = seen[state]
         matched = frozenset(
-            i for i, (glob, positions) in enumerate(zip(globs, state, strict=True)) if glob.end in positions
+            i for i, (glob, positions) in enumerate(zip(globs, state, strict=True)) if glob.accepts(positions)
         )
         found.setdefault(matched, example)
         for char in _characters_that_matter(globs, state, everything):

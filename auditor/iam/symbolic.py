@@ -31,7 +31,7 @@ from auditor.iam.actions import ActionUniverse
 from auditor.iam.automata import Atom, Cell, TooManyStates, cells
 from auditor.iam.conditions import Family, Operator, epoch_seconds, network, number, operator
 from auditor.iam.document import ALLOW, ANY, DENY, Statement, is_unique_id
-from auditor.iam.patterns import Literal, One, Star, Token, Variable, arn_segments, tokens
+from auditor.iam.patterns import Choice, Literal, One, Run, Star, Token, Variable, arn_segments, tokens
 from auditor.iam.principals import (
     AWS_KINDS,
     CANONICAL_PREFIX,
@@ -503,11 +503,24 @@ class Encoder:
                 parts.append(z3.Star(any_char))
             elif isinstance(token, One):
                 parts.append(any_char)
+            elif isinstance(token, Run):
+                parts.append(z3.Plus(self._one_of(token.chars)))
+            elif isinstance(token, Choice):
+                options = [self._regex(option, ignore_case) for option in token.options]
+                parts.append(options[0] if len(options) == 1 else z3.Union(*options))
             else:
                 raise ValueError("variables are placed by _with_variables")
         if not parts:
             return z3.Re(z3.StringVal("", self.ctx))
         return parts[0] if len(parts) == 1 else z3.Concat(*parts)
+
+    def _one_of(self, chars: frozenset[str]) -> z3.ReRef:
+        """One character of a set, as ranges of consecutive characters (a shape's run)."""
+        ranges = [
+            z3.Range(low, high, ctx=self.ctx) if low != high else z3.Re(z3.StringVal(low, self.ctx))
+            for low, high in _ranges(sorted(chars))
+        ]
+        return ranges[0] if len(ranges) == 1 else z3.Union(*ranges)
 
     def _literal(self, text: str, ignore_case: bool) -> z3.ReRef:
         if not ignore_case or text.lower() == text.upper():
@@ -733,6 +746,17 @@ class Encoder:
 
 
 # ------------------------------------------------------------------------------------------ values
+
+
+def _ranges(chars: Sequence[str]) -> list[tuple[str, str]]:
+    """Sorted characters as runs of consecutive code points, each (first, last)."""
+    found: list[tuple[str, str]] = []
+    for char in chars:
+        if found and ord(char) == ord(found[-1][1]) + 1:
+            found[-1] = (found[-1][0], char)
+        else:
+            found.append((char, char))
+    return found
 
 
 def ip_text(value: int, version6: bool) -> str:

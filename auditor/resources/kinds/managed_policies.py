@@ -11,7 +11,15 @@ from botocore.exceptions import ClientError
 from auditor.actual import ActualLab, ActualRole
 from auditor.errors import is_not_found
 from auditor.model import Action, Check, Effect, Finding, Severity, Status, Step
-from auditor.policy import DEFAULT_TIME_LIMIT, Policy, compare_permissions, parse_policy, severity_for
+from auditor.policy import (
+    DEFAULT_TIME_LIMIT,
+    NOWHERE,
+    Policy,
+    Setting,
+    compare_permissions,
+    parse_policy,
+    severity_for,
+)
 from auditor.resources.base import (
     READ,
     Clients,
@@ -49,18 +57,18 @@ def attached_policy_arns(iam: Any, role_name: str) -> list[str]:
 
 
 def compare_managed_policies(
-    spec: RoleSpec, actual: ActualRole, time_limit: float = DEFAULT_TIME_LIMIT
+    spec: RoleSpec, actual: ActualRole, time_limit: float = DEFAULT_TIME_LIMIT, setting: Setting = NOWHERE
 ) -> list[Finding]:
     expected = [parse_policy(d) for d in spec.inline_policies.values()]
     return [
-        _attached_policy_finding(spec, arn, document, expected, time_limit)
+        _attached_policy_finding(spec, arn, document, expected, time_limit, setting)
         for arn, document in sorted(actual.managed_policies.items())
         if arn not in spec.managed_policy_arns
     ]
 
 
 def _attached_policy_finding(
-    spec: RoleSpec, arn: str, document: Any, expected: list[Policy], time_limit: float
+    spec: RoleSpec, arn: str, document: Any, expected: list[Policy], time_limit: float, setting: Setting
 ) -> Finding:
     """An attached managed policy, judged by what it grants beyond the spec's own policies."""
     name = arn.rsplit("/", 1)[-1]
@@ -79,7 +87,7 @@ def _attached_policy_finding(
             None,
             found,
         )
-    diff = compare_permissions(expected, [*expected, policy], time_limit=time_limit)
+    diff = compare_permissions(expected, [*expected, policy], time_limit=time_limit, setting=setting)
     if diff.effect is Effect.NONE:
         message = f"{subject} but grants nothing beyond the spec"
         return finding(
@@ -141,8 +149,8 @@ class ManagedPolicies(RoleAspect):
         arns = attached_policy_arns(iam, role.name)
         return replace(role, managed_policies={arn: read_policy_document(iam, arn) for arn in arns})
 
-    def compare_role(self, spec: RoleSpec, role: ActualRole, facts: Facts) -> list[Finding]:
-        return compare_managed_policies(spec, role, facts.policy_time_limit)
+    def compare_role(self, spec: RoleSpec, role: ActualRole, facts: Facts, setting: Setting) -> list[Finding]:
+        return compare_managed_policies(spec, role, facts.policy_time_limit, setting)
 
     def removals_of(self, role: ActualRole) -> list[str]:
         return sorted(role.managed_policies)

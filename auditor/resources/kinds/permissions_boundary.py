@@ -7,7 +7,7 @@ from typing import Any, ClassVar
 
 from auditor.actual import ActualLab, ActualRole
 from auditor.model import Action, Check, Effect, Finding, Severity, Status, Step
-from auditor.policy import DEFAULT_TIME_LIMIT, compare_permissions, describe_witness, parse_policy
+from auditor.policy import DEFAULT_TIME_LIMIT, NOWHERE, UNDECIDED, Setting, compare_narrowing, parse_policy
 from auditor.resources.base import (
     Clients,
     Facts,
@@ -23,7 +23,7 @@ from auditor.spec import ExpectedLab, RoleSpec
 
 
 def compare_boundary(
-    spec: RoleSpec, actual: ActualRole, time_limit: float = DEFAULT_TIME_LIMIT
+    spec: RoleSpec, actual: ActualRole, time_limit: float = DEFAULT_TIME_LIMIT, setting: Setting = NOWHERE
 ) -> list[Finding]:
     """A boundary the spec does not have, judged by what it takes away from the spec's own access."""
     if not actual.boundary_arn or actual.boundary_arn == spec.permissions_boundary:
@@ -42,17 +42,15 @@ def compare_boundary(
     else:
         # What the spec's own policies allow that the boundary does not: the "narrower" side.
         own = [parse_policy(d) for d in spec.inline_policies.values()]
-        diff = compare_permissions(own, [boundary], time_limit=time_limit)
+        diff = compare_narrowing(own, [boundary], time_limit=time_limit, setting=setting)
         witness = diff.narrower
-        if witness is None and diff.decided:
-            effect, severity, message = (
-                Effect.NONE,
-                Severity.LOW,
-                f"{subject}; it takes away none of the spec's access",
-            )
+        effect = diff.effect
+        if diff.effect is Effect.NONE:
+            severity, message = Severity.LOW, f"{subject}; it takes away none of the spec's access"
+        elif not diff.decided:
+            severity, message = Severity.HIGH, f"{subject}; what it takes away {UNDECIDED}"
         else:
-            effect, severity = Effect.NARROWED, Severity.MEDIUM
-            message = f"{subject}: it {describe_witness(witness, trust=False)}" if witness else subject
+            severity, message = Severity.MEDIUM, f"{subject}: it {diff.message}"
     return [
         finding(
             Check.PERMISSIONS_BOUNDARY,
@@ -88,8 +86,8 @@ class PermissionsBoundary(RoleAspect):
             return role
         return replace(role, boundary_policy=read_policy_document(iam, role.boundary_arn))
 
-    def compare_role(self, spec: RoleSpec, role: ActualRole, facts: Facts) -> list[Finding]:
-        return compare_boundary(spec, role, facts.policy_time_limit)
+    def compare_role(self, spec: RoleSpec, role: ActualRole, facts: Facts, setting: Setting) -> list[Finding]:
+        return compare_boundary(spec, role, facts.policy_time_limit, setting)
 
     def removals_of(self, role: ActualRole) -> list[str]:
         return [role.boundary_arn] if role.boundary_arn else []

@@ -15,8 +15,9 @@ from botocore.exceptions import ClientError
 
 from auditor.actual import ActualLab, ActualRole
 from auditor.errors import is_not_found
+from auditor.lab_context import witness_setting
 from auditor.model import Action, Check, Effect, Finding, Status, Step
-from auditor.policy import compare_trust, parse_policy, severity_for
+from auditor.policy import NOWHERE, Setting, compare_trust, parse_policy, severity_for
 from auditor.resources.base import (
     ANY_LAB,
     READ,
@@ -62,7 +63,11 @@ def collect_role(iam: Any, spec: RoleSpec) -> ActualRole:
 
 
 def compare_trust_policy(
-    spec: RoleSpec, actual: ActualRole, hardening_principals: Sequence[str], time_limit: float
+    spec: RoleSpec,
+    actual: ActualRole,
+    hardening_principals: Sequence[str],
+    time_limit: float,
+    setting: Setting = NOWHERE,
 ) -> list[Finding]:
     policy = parse_or_none(actual.trust_policy)
     if policy is None:
@@ -73,6 +78,7 @@ def compare_trust_policy(
         hardening_principals=hardening_principals,
         role_arn=spec.arn,
         time_limit=time_limit,
+        setting=setting,
     )
     if diff.effect is Effect.NONE:
         return []
@@ -130,8 +136,8 @@ class Role(Kind):
                     missing(Check.RESOURCE, spec.arn, f"role {spec.name} in account {spec.account_id}")
                 )
             else:
-                limit = facts.policy_time_limit
-                findings += compare_trust_policy(spec, role, hardening.get(spec.name, ()), limit)
+                limit, setting = facts.policy_time_limit, witness_setting(expected, actual, spec)
+                findings += compare_trust_policy(spec, role, hardening.get(spec.name, ()), limit, setting)
         return findings
 
     def managed(self, expected: ExpectedLab, actual: ActualLab) -> list[Step]:
@@ -186,7 +192,8 @@ class RoleAspect(Kind):
         """The role with this aspect read in."""
         return role
 
-    def compare_role(self, spec: RoleSpec, role: ActualRole, facts: Facts) -> list[Finding]:
+    def compare_role(self, spec: RoleSpec, role: ActualRole, facts: Facts, setting: Setting) -> list[Finding]:
+        """This aspect's findings on one role; `setting`: where its documents apply, for witnesses."""
         return []
 
     def removals_of(self, role: ActualRole) -> list[str]:
@@ -208,7 +215,7 @@ class RoleAspect(Kind):
             found
             for spec, role in zip(expected.roles, actual.roles, strict=True)
             if role.exists
-            for found in self.compare_role(spec, role, facts)
+            for found in self.compare_role(spec, role, facts, witness_setting(expected, actual, spec))
         ]
 
     def apply(self, step: Step, clients: Clients, expected: ExpectedLab, sleep: Sleep) -> None:
