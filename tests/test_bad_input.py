@@ -141,6 +141,9 @@ ODD_BUT_VALID: dict[str, Any] = {
         *(statement(Action="s3:GetObject", Resource=f"arn:aws:s3:::bucket-{n}/*") for n in range(3_000))
     ),
     "thousands_of_actions": document(statement(Action=[f"s3:Get{n}" for n in range(5_000)], Resource="*")),
+    "thousands_of_resources": document(
+        statement(Action="s3:GetObject", Resource=[f"arn:aws:s3:::bucket-{n}/*" for n in range(5_000)])
+    ),
     "every_wildcard_pattern": document(
         statement(Action=["*:*", "s3:*", "s3:Get*", "?3:*", "iam:*Role*", "*"], Resource="*")
     ),

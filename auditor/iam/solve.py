@@ -21,6 +21,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from fractions import Fraction
 from functools import lru_cache
+from itertools import islice
 
 import structlog
 import z3
@@ -676,8 +677,11 @@ def _telling(problem: Problem, search: _Search, direction: _Direction) -> Reques
     """
     sides = direction.sides
     actions = ranked_actions(sides.expected, direction.allowing, [*sides.expected, *sides.actual])
-    possible = [action for action in actions if may_allow(direction.allowing, action)]
-    classes = {action: problem.class_of(action) for action in possible[:_MAX_CANDIDATES]}
+    # Lazily, the first few only: a document of thousands of actions would otherwise cost their square.
+    possible = islice(
+        (action for action in actions if may_allow(direction.allowing, action)), _MAX_CANDIDATES
+    )
+    classes = {action: problem.class_of(action) for action in possible}
     ranked = [(action, klass) for action, klass in classes.items() if klass is not None]
     distinct = sorted({klass for _, klass in ranked})
     if not distinct:
@@ -710,6 +714,8 @@ def _telling_for(
         cell: Hashable = ("resource", klass, problem.value_key(subject, resource))
         if cell not in search.asked and may_allow(direction.allowing, action, resource):
             fresh.setdefault(cell, resource)
+            if len(fresh) >= _MAX_CANDIDATES:  # as for actions: never the square of a long document
+                break
     for index, (asked, resource) in enumerate(fresh.items()):
         if index == 1 and len(fresh) > 2 and not search.holds(*pinned, _any_of(problem, fresh, 1)):
             return None  # the first refused, and none of the rest in the difference: one question
