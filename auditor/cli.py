@@ -19,6 +19,7 @@ from auditor.cli_options import (
     with_log_options,
     yes_option,
 )
+from auditor.clock import process_started_at
 from auditor.daemon import run_daemon
 from auditor.demo import run_demo
 from auditor.emulator_command import emulator_command
@@ -84,6 +85,7 @@ def provision(config_path: str, labs: tuple[str, ...], dry_run: bool, diff: bool
             diff=diff,
             out=click.echo,
             approve=approval(yes, "the plan deletes resources"),
+            started=process_started_at(),  # a lab torn down since the operator ran it is left so
         )
     )
 

@@ -31,6 +31,7 @@ from auditor.model import Severity
 from auditor.schedule import check_schedulable
 
 DEFAULT_CONFIG_PATH = "config.toml"
+DEFAULT_DATABASE_URL = "sqlite:///auditor.db"  # beside the configuration file
 EMBEDDED = "embedded"
 
 InvokeVia = Literal["auto", "lambda", "local"]
@@ -227,6 +228,24 @@ def _invoke_via(value: object) -> object:
     return value
 
 
+def sqlite_path_from(url: str, folder: Path) -> str:
+    """A SQLite URL whose file is a relative path, made absolute from `folder` (the configuration's, as
+    the roster is read beside it), so that every command of a configuration reads one history
+    whatever the current folder; any other URL as it is."""
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        return url  # the validation names what is wrong with it
+    path = parsed.database
+    if parsed.get_backend_name() != "sqlite" or not path or path == ":memory:" or path.startswith("file:"):
+        return url
+    if Path(path).is_absolute():
+        return url
+    return parsed.set(database=os.path.abspath(folder / path)).render_as_string(hide_password=False)
+
+
 def _database_url(url: str) -> str:
     if problem := database_url_problem(url):
         raise Problem(problem)
@@ -385,6 +404,8 @@ class LabSettings:
     runtime: Annotated[Text, AfterValidator(_runtime)] = "python3.12"
     log_retention_days: Annotated[Whole, AfterValidator(_log_retention)] = 7
     roster: OptionalText = None  # a CSV beside the file, standing for [[labs]] tables
+    # How long a command waits for a lab whose lease another command or the daemon holds.
+    lease_wait: Annotated[timedelta, BeforeValidator(_duration_or_zero)] = timedelta(seconds=30)
 
 
 @dataclass(frozen=True, config=TABLE)
@@ -413,7 +434,7 @@ class AuditSettings:
 
 @dataclass(frozen=True, config=TABLE)
 class DatabaseSettings:
-    url: Annotated[Text, AfterValidator(_database_url)] = "sqlite:///auditor.db"
+    url: Annotated[Text, AfterValidator(_database_url)] = DEFAULT_DATABASE_URL
     # "" or "forever": never prune.
     keep: Annotated[timedelta | None, BeforeValidator(_duration_or_forever)] = timedelta(days=90)
 
@@ -781,10 +802,13 @@ def config_from(
     if isinstance(labs, list):  # anything else is the validation's to report
         labs = [*labs, *_roster_labs(data, config_dir)]
     document = {**data, "path": file, "labs": labs}
+    database = data.get("database", {})
     if url := (env or {}).get("AUDITOR_DATABASE_URL"):
         check_database_url(url, "environment", "AUDITOR_DATABASE_URL")
-        if isinstance(database := data.get("database", {}), Mapping):
-            document["database"] = {**database, "url": url}
+        if isinstance(database, Mapping):  # a path in the variable is the shell's: the current folder's
+            document["database"] = {**database, "url": sqlite_path_from(url, Path.cwd())}
+    elif isinstance(database, Mapping) and isinstance(url := database.get("url", DEFAULT_DATABASE_URL), str):
+        document["database"] = {**database, "url": sqlite_path_from(url, config_dir)}
     if isinstance(notify := data.get("notify"), Mapping):
         document["notify"] = _with_urls_from_the_environment(notify, file, env or {})
     return _validated(Config, document, file)

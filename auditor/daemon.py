@@ -8,11 +8,13 @@ twice at once and a missed run is run once, late, rather than several times.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 import signal
 import socket
 import threading
+import time
 import uuid
 from collections import deque
 from collections.abc import Callable
@@ -27,7 +29,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 
 from auditor.accounts import CACHED_ACCOUNTS
 from auditor.audit import audit_lab
-from auditor.clock import iso, utc_now
+from auditor.clock import iso, process_started_at, utc_now
 from auditor.cloudtrail import (
     LOOKUP_RATE,
     Change,
@@ -36,17 +38,25 @@ from auditor.cloudtrail import (
     explain_audit,
     look_up_actors,
 )
-from auditor.config import EMBEDDED, Config
+from auditor.config import Config
 from auditor.context import Context, open_context
 from auditor.errors import OperationalError
 from auditor.events import EventListener
-from auditor.fleet import LabResult
+from auditor.fleet import LAB_FAULTS, LabResult, describe_fault
 from auditor.health import Metrics
-from auditor.model import Finding, LabAudit, Trigger, Verdict
+from auditor.leases import LEASED_RETRY, LabBusy, Leased, Leases, Purpose
+from auditor.model import Action, Finding, LabAudit, Trigger, Verdict
 from auditor.notify import ABANDONED_PREFIX, LabWatch, Notifier, open_watch
-from auditor.operations import LabChange, provision_targets, register_labs, teardown_expired
+from auditor.operations import (
+    LabChange,
+    LabLeases,
+    command_leases,
+    provision_targets,
+    register_labs,
+    teardown_expired,
+)
 from auditor.replicas import Replica
-from auditor.stopping import wait_until_stopped
+from auditor.stopping import end_by, wait_until_stopped
 from auditor.store import DatabaseUnavailable, LabState, LifecycleEvent, Store, upgrade
 from auditor.target import LabTarget
 from auditor.web import WebServer, open_page
@@ -55,6 +65,7 @@ log = structlog.get_logger()
 
 PRUNE_EVERY = timedelta(hours=6)
 UNRECORDED_LIMIT = 10_000  # results kept in memory while the database is away
+RECORDING_TIME = 2.0  # seconds of the stop timeout kept to record the audits it abandons
 
 
 @dataclass
@@ -69,7 +80,8 @@ class DaemonState:
     torn_down: set[str] = field(default_factory=set)
     in_flight: dict[str, datetime] = field(default_factory=dict)
     dirty: set[str] = field(default_factory=set)  # labs changed (an event) while their audit ran
-    unrecorded: deque[tuple[LabAudit, Trigger, datetime | None]] = field(
+    # Each result with its trigger, due time and the lease holder its recording gives the lease back for.
+    unrecorded: deque[tuple[LabAudit, Trigger, datetime | None, str | None]] = field(
         default_factory=lambda: deque(maxlen=UNRECORDED_LIMIT)
     )
     last_cycle_at: datetime | None = None
@@ -92,6 +104,8 @@ class Daemon:
         self.metrics = Metrics()
         self.stop_event = threading.Event()
         self.store: Store | None = None
+        self.leases = Leases(self.database)
+        self.found_standing: set[str] = set()  # never-built labs of which something stood: left as found
         self.watch: LabWatch | None = None  # notifications, when [notify] names somewhere to send them
         # CloudTrail's event history, for changes found without an event: real AWS only (no emulator has it).
         self.history = None if context.endpoint_url else cloudtrail_history(context)
@@ -132,14 +146,21 @@ class Daemon:
             raise DatabaseUnavailable("the daemon is still waiting for its database")
         return self.store
 
-    def record(self, audit: LabAudit, trigger: Trigger, due_at: datetime | None = None) -> None:
+    def record(
+        self,
+        audit: LabAudit,
+        trigger: Trigger,
+        due_at: datetime | None = None,
+        lease_holder: str | None = None,
+    ) -> None:
         """Record this result and any kept while the database was away; keep them all if it still is.
 
         One worker at a time writes the backlog, oldest first, so that no result is written twice.
-        `due_at`: when the schedule meant the audit for (replicas).
+        `due_at`: when the schedule meant the audit for (replicas). `lease_holder`: the holder of the
+        lab's lease, given back in the same write.
         """
         with self.state.lock:
-            self.state.unrecorded.append((audit, trigger, due_at))
+            self.state.unrecorded.append((audit, trigger, due_at, lease_holder))
         with self.state.flush_lock:
             try:
                 store = self.database()
@@ -149,13 +170,16 @@ class Daemon:
                 self.metrics.database_errors.inc()
                 log.error("database_unavailable", error=str(error), unrecorded=len(self.state.unrecorded))
 
-    def _oldest_unrecorded(self) -> tuple[LabAudit, Trigger, datetime | None] | None:
+    def _oldest_unrecorded(self) -> tuple[LabAudit, Trigger, datetime | None, str | None] | None:
         with self.state.lock:
             return self.state.unrecorded[0] if self.state.unrecorded else None
 
-    def _record_one(self, store: Store, audit: LabAudit, trigger: Trigger, due_at: datetime | None) -> None:
+    def _record_one(
+        self, store: Store, audit: LabAudit, trigger: Trigger, due_at: datetime | None, holder: str | None
+    ) -> None:
         try:
-            store.record_audit(audit, trigger, due_at)
+            if store.record_audit(audit, trigger, due_at, release_lease_of=holder) is None:
+                log.info("audit_not_recorded", lab=audit.lab, reason="torn down")
         except DatabaseUnavailable:
             raise
         except Exception:
@@ -200,10 +224,13 @@ class Daemon:
         )
 
     def note_change(self, lab: str, change: Change | None) -> None:
-        """An event's change, for the lab's next audit to name who made it."""
+        """An event's change, for the lab's next audit to name who made it (once: a replica's job that
+        comes back later notes it again)."""
         if change is not None:
             with self.state.lock:
-                self.state.changes.setdefault(lab, []).append(change)
+                pending = self.state.changes.setdefault(lab, [])
+                if change not in pending:
+                    pending.append(change)
 
     def audit_soon(self, lab: str, delay: timedelta, change: Change | None = None) -> None:
         """An event: audit the lab after `delay`; a burst of events moves the same run, it adds none."""
@@ -221,10 +248,15 @@ class Daemon:
     def audit_job(self, lab: str, trigger: str) -> None:
         self.audit(lab, Trigger(trigger))
 
-    def audit(self, lab: str, trigger: Trigger, due_at: datetime | None = None) -> None:
+    def audit(
+        self, lab: str, trigger: Trigger, due_at: datetime | None = None, lease_owner: str | None = None
+    ) -> Leased:
+        """Audit the lab under its lease and record the result (HELD); or leave it for later (its lease
+        held by a command: the single daemon comes back to it by itself) or for good (torn down, or the
+        daemon stopping). `lease_owner`: a replica's job, whose retry takes its own lease back."""
         with self.state.lock:
             if lab in self.state.torn_down or self.stop_event.is_set():
-                return
+                return Leased.GONE
             self.state.in_flight[lab] = utc_now()
             self.state.dirty.discard(lab)
             changes = self.state.changes.pop(lab, [])
@@ -236,22 +268,49 @@ class Daemon:
             destination_account=target.lab.destination.account_id,
             run_id=uuid.uuid4().hex[:12],
         )
+        outcome = Leased.LATER
         try:
-            result = audit_lab(self.context, self.targets[lab], invoke=self.config.audit.invoke)
-            result = self.with_actors(result, changes, trigger)
-            self.metrics.observe_audit(result)
-            self.log_transition(result)
-            self.record(result, trigger, due_at)
-            if self.watch is not None:
-                self.watch.audited(result)
+            outcome = self.take_lease(lab, lease_owner)
+            if outcome is Leased.HELD:
+                self.judge_and_record(lab, trigger, due_at, changes)
         finally:
             structlog.contextvars.clear_contextvars()
             with self.state.lock:
                 self.state.in_flight.pop(lab, None)
                 self.state.last_cycle_at = utc_now()
                 changed_meanwhile = lab in self.state.dirty
+                if outcome is Leased.LATER:  # the events' audit is still to come
+                    self.state.changes[lab] = changes + self.state.changes.get(lab, [])
                 self.state.audit_ended.notify_all()
-            self.restore_schedule(lab, again_now=changed_meanwhile)
+            later = LEASED_RETRY if outcome is Leased.LATER else None
+            self.restore_schedule(lab, again_now=changed_meanwhile, again_in=later)
+        return outcome
+
+    def take_lease(self, lab: str, owner: str | None) -> Leased:
+        try:
+            state = self.leases.take(lab, Purpose.AUDIT, owner=owner, reclaim_own=owner is not None)
+        except LabBusy as busy:
+            log.info("audit_deferred", lab=lab, reason=str(busy))
+            return Leased.LATER
+        except DatabaseUnavailable:
+            return Leased.HELD  # audit anyway, unleased: the result is kept until the database is back
+        if state is LabState.TORN_DOWN:
+            self.leases.give_back(lab)
+            self.note_torn_down(lab)
+            return Leased.GONE
+        return Leased.HELD
+
+    def judge_and_record(
+        self, lab: str, trigger: Trigger, due_at: datetime | None, changes: list[Change]
+    ) -> None:
+        result = audit_lab(self.context, self.targets[lab], invoke=self.config.audit.invoke)
+        result = self.with_actors(result, changes, trigger)
+        self.metrics.observe_audit(result)
+        self.log_transition(result)
+        # Given back in the same write as the result (renewed until then: an audit may outlast a ttl).
+        self.record(result, trigger, due_at, lease_holder=self.leases.forget(lab))
+        if self.watch is not None:
+            self.watch.audited(result)
 
     def log_transition(self, result: LabAudit) -> None:
         """A lab that turns drifted, broken or error is a warning, once, not an info line like any other."""
@@ -299,17 +358,66 @@ class Daemon:
             return ()
         return run.findings if run is not None else ()
 
-    def restore_schedule(self, lab: str, again_now: bool) -> None:
+    def restore_schedule(self, lab: str, again_now: bool, again_in: timedelta | None = None) -> None:
         job = self.scheduler.get_job(audit_job_id(lab))
         if job is None:
             return
         if again_now:
             job.modify(next_run_time=utc_now(), args=[lab, Trigger.EVENT.value])
+        elif again_in is not None:  # the same trigger, a little later
+            job.modify(next_run_time=utc_now() + again_in)
         elif job.args[1] != Trigger.SCHEDULE.value:
             job.modify(args=[lab, Trigger.SCHEDULE.value])
 
+    def build_labs_never_built(self, *, at_start: bool) -> None:
+        """On an emulator, build the labs that were never built and of which nothing stands there; never
+        change a lab before it is audited (its drift is the students' evidence, resetting it is the
+        operator's `auditor provision`). At start in an emulator of its own, new and empty, that is every
+        lab not torn down. A lab whose planning failed (the emulator not up yet) is tried again at each
+        reconcile; one found standing is left as found for good. Real AWS: nothing."""
+        if not self.config.aws.emulated:
+            return
+        store = self.database()
+        states = {status.name: status.state for status in store.status()}
+        fresh_emulator = at_start and self.context.ephemeral_emulator
+        candidates = [
+            target
+            for name, target in self.targets.items()
+            if name not in self.found_standing
+            and (
+                states.get(name) in (None, LabState.PLANNED)
+                or (fresh_emulator and states.get(name) not in (LabState.TORN_DOWN, LabState.EXPIRED))
+            )
+        ]
+        if not candidates:
+            return
+        try:
+            with command_leases(store, Purpose.PROVISION, candidates, started=process_started_at()) as held:
+                self._build_absent(store, candidates, held)
+        except (*LAB_FAULTS, OperationalError) as error:  # the emulator not up yet: at the next reconcile
+            log.warning("labs_not_built_yet", labs=len(candidates), error=describe_fault(error))
+
+    def _build_absent(self, store: Store, candidates: list[LabTarget], held: LabLeases) -> None:
+        planned = provision_targets(self.context, candidates, dry_run=True, held=held, show_progress=False)
+        absent = {o.name: o.result for o in planned if o.result is not None and _builds_all(o.result)}
+        for outcome in planned:
+            if outcome.result is not None and outcome.name not in absent:
+                self.found_standing.add(outcome.name)
+                log.info("lab_left_as_found", lab=outcome.name, reason="some of it stands: audited as it is")
+            elif outcome.error is not None:
+                log.warning("lab_not_built_yet", lab=outcome.name, reason=outcome.error)
+        if absent:
+            log.info("building_labs_never_built", labs=len(absent))
+            chosen = [target for target in candidates if target.name in absent]
+            provision_targets(
+                self.context, chosen, dry_run=False, store=store, plans=absent, held=held, show_progress=False
+            )
+
     def reconcile(self) -> None:
-        """Tear down every lab past its expiry, however long ago it expired (the database knows)."""
+        """Tear down every lab past its expiry, however long ago it expired (the database knows); build
+        on an emulator the labs never built whose first try failed."""
+        with contextlib.suppress(DatabaseUnavailable):  # said below
+            self.build_labs_never_built(at_start=False)
         try:
             store = self.database()
             states = {status.name: status.state for status in store.status()}
@@ -370,18 +478,23 @@ class Daemon:
             return False, f"last cycle {int(age.total_seconds())} s ago"
         return True, iso(last)
 
-    def stop(self) -> None:
-        """Stop taking work; give running audits the stop timeout, then record the rest as abandoned."""
+    def stop(self, deadline: float | None = None) -> None:
+        """Stop taking work; give running audits until `deadline` (time.monotonic(); by default the
+        stop timeout from now) less a moment to record the rest as abandoned."""
         self.stop_event.set()
         if self.scheduler.running:  # a replica schedules nothing here (auditor.replicas)
             self.scheduler.pause()
+        timeout = self.config.daemon.stop_timeout.total_seconds()
+        deadline = time.monotonic() + timeout if deadline is None else deadline
         with self.state.audit_ended:
             self.state.audit_ended.wait_for(
-                lambda: not self.state.in_flight, timeout=self.config.daemon.stop_timeout.total_seconds()
+                lambda: not self.state.in_flight,
+                timeout=max(deadline - time.monotonic() - min(RECORDING_TIME, timeout / 4), 0.0),
             )
             abandoned = dict(self.state.in_flight)
         for lab, started in abandoned.items():
-            self.record(self.abandoned(lab, started), Trigger.SCHEDULE)
+            self.record(self.abandoned(lab, started), Trigger.SCHEDULE, lease_holder=self.leases.forget(lab))
+        self.leases.close()
         if self.scheduler.running:
             self.scheduler.shutdown(wait=False)
         log.info("daemon_stopped", abandoned=sorted(abandoned))
@@ -405,6 +518,11 @@ def _teardown_failed(store: Store, lab: str) -> bool:
     except DatabaseUnavailable:
         return True  # unknown: better a message too many than a failure nobody hears of
     return bool(entries) and entries[-1].event is LifecycleEvent.TEARDOWN_FAILED
+
+
+def _builds_all(change: LabChange) -> bool:
+    """Whether the plan creates every resource of the lab: nothing of it stands yet."""
+    return bool(change.steps) and all(step.action is Action.CREATE for step in change.steps)
 
 
 def cloudtrail_history(context: Context) -> CloudTrailHistory:
@@ -459,7 +577,7 @@ def serve(daemon: Daemon) -> int:
     if notifications is not None:
         daemon.watch, notifier = notifications
         notifier.start()
-    _provision_if_embedded(daemon)
+    daemon.build_labs_never_built(at_start=True)
     if config.daemon.mode == "replicas":
         return _serve_as_replica(daemon, stop, page, notifier)
     events = _start_events(daemon, daemon.audit_soon)
@@ -473,14 +591,22 @@ def serve(daemon: Daemon) -> int:
         notify_targets=notifier.targets if notifier is not None else 0,
     )
     wait_until_stopped(stop)
+    deadline = _stopping_deadline(daemon)
     if events is not None:
         events.stop()
-    daemon.stop()
+    daemon.stop(deadline)
     if notifier is not None:
         notifier.stop()
     if page is not None:
         page.stop()
     return 0
+
+
+def _stopping_deadline(daemon: Daemon) -> float:
+    """Signalled to stop: the process is gone within the stop timeout, whatever hangs."""
+    deadline = time.monotonic() + daemon.config.daemon.stop_timeout.total_seconds()
+    end_by(deadline, "a thread waiting on AWS or the database")
+    return deadline
 
 
 def _serve_as_replica(
@@ -500,10 +626,11 @@ def _serve_as_replica(
         notify_targets=notifier.targets if notifier is not None else 0,
     )
     wait_until_stopped(stop)
+    deadline = _stopping_deadline(daemon)
     if events is not None:
         events.stop()
-    daemon.stop()
-    worker.join()
+    daemon.stop(deadline)
+    worker.join(max(deadline - time.monotonic(), 0.0))
     if notifier is not None:
         notifier.stop()
     if page is not None:
@@ -522,15 +649,6 @@ def _wait_for_database(daemon: Daemon) -> None:
             log.warning("waiting_for_database", error=str(error), retry_in=delay)
             daemon.stop_event.wait(delay)
             delay = min(delay * 2, 30.0)
-
-
-def _provision_if_embedded(daemon: Daemon) -> None:
-    """The embedded emulator starts empty with the process: build the class in it, or nothing is there."""
-    if daemon.config.aws.endpoint_url != EMBEDDED:
-        return
-    log.info("provisioning_embedded_class", labs=len(daemon.targets))
-    targets = list(daemon.targets.values())
-    provision_targets(daemon.context, targets, dry_run=False, store=daemon.database(), show_progress=False)
 
 
 def _start_events(

@@ -55,6 +55,8 @@ def describe_fault(error: BaseException) -> str:
         details = error.response.get("Error", {})
         operation = getattr(error, "operation_name", "")
         return f"{operation}: {details.get('Code', '')}: {details.get('Message', '')}".strip(": ")
+    if isinstance(error, LabFault):  # its sentence is written for people
+        return str(error)
     return f"{type(error).__name__}: {error}"
 
 

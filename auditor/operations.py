@@ -7,11 +7,12 @@ creates clients or commits on its own. Every lab's outcome is recorded in its ow
 from __future__ import annotations
 
 import json
-import os
-import socket
 import sys
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import partial
 
 import structlog
 from botocore.exceptions import BotoCoreError, ClientError
@@ -19,13 +20,14 @@ from botocore.exceptions import BotoCoreError, ClientError
 from auditor.audit import audit_targets
 from auditor.changes import LabChange
 from auditor.clock import iso, utc_now
-from auditor.config import EMBEDDED, Config, LabConfig, lab_expiry
+from auditor.config import EMBEDDED, Config, ConfigError, LabConfig, lab_expiry
 from auditor.context import Context, open_context
 from auditor.emulator import EmulatorError, start_emulator, state_file_for
 from auditor.errors import LabFault, OperationalError
 from auditor.events import lab_accounts, release_operator_bus, wire_operator_bus
-from auditor.fleet import Interrupted, LabResult, describe_fault, run_each
-from auditor.model import Action, Actor, AuditRun, Step, Trigger, Verdict
+from auditor.fleet import LAB_FAULTS, Interrupted, LabResult, describe_fault, run_each
+from auditor.leases import LabBusy, Leases, Purpose, process_owner
+from auditor.model import Action, Actor, AuditRun, LabAudit, Step, Trigger, Verdict
 from auditor.render_cli import (
     described_changes,
     fix_command,
@@ -38,7 +40,7 @@ from auditor.render_cli import (
     teardown_summary,
 )
 from auditor.status import LabStatusRow, status_rows
-from auditor.store import DatabaseUnavailable, LabState, RecordedRun, Store, upgrade
+from auditor.store import DatabaseUnavailable, LabState, LabStatus, RecordedRun, Store, safe_url, upgrade
 from auditor.target import LabTarget
 from provisioner.apply import apply
 from provisioner.plan import plan_with_findings
@@ -48,9 +50,6 @@ log = structlog.get_logger()
 Echo = Callable[[str], None]
 # Asked before anything is deleted: True to go on. It may raise Refused (no terminal, no --yes).
 Approval = Callable[[str], bool]
-
-# A teardown claim older than this is taken to belong to a process that died.
-TEARDOWN_LEASE = timedelta(minutes=15)
 
 
 class Refused(Exception):
@@ -63,10 +62,6 @@ def approved(_question: str) -> bool:
 
 def to_stderr(line: str) -> None:
     print(line, file=sys.stderr, flush=True)
-
-
-def owner_id() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}"
 
 
 def open_store(config: Config) -> Store:
@@ -122,6 +117,74 @@ def keep_embedded_emulator(config: Config, warn: Echo) -> None:
         )
 
 
+# ------------------------------------------------------------------------------------------- leases
+
+
+class TornDownMeanwhile(LabFault):
+    """A lab torn down by another command while this provision waited for it: it is not built again."""
+
+
+@dataclass
+class LabLeases:
+    """The leases a command (or a daemon's job) takes on its labs before it reads or changes them.
+
+    A command holds each lease until it ends (`per_lab=False`), so that what it planned and showed is
+    still what it applies; the daemon gives each back as soon as that lab is done. A provision does not
+    build again a lab torn down since it `started`, by a command it waited for (a teardown is never
+    undone by a provision that ran beside it)."""
+
+    leases: Leases
+    store: Store
+    purpose: Purpose
+    wait: timedelta = timedelta(0)
+    per_lab: bool = False
+    owner: str | None = None  # a replica's job, which takes its own lease back when it is retried
+    started: datetime = field(default_factory=utc_now)  # when the command began
+
+    def hold(self, lab: str) -> LabState | None:
+        """Take the lab's lease (once); the lab's state when it is newly taken."""
+        if lab in self.leases.held():
+            return None
+        state = self.leases.take(
+            lab, self.purpose, self.wait, owner=self.owner, reclaim_own=self.owner is not None
+        )
+        if self.purpose is Purpose.PROVISION:
+            torn_down = self.store.torn_down_since(lab, self.started)
+            if torn_down is not None:
+                self.leases.give_back(lab)
+                raise TornDownMeanwhile(
+                    f"torn down at {iso(torn_down)} while this provision waited for it: not built again "
+                    "(run `auditor provision` once more to build it anew)"
+                )
+        return state
+
+    def done(self, lab: str) -> None:
+        if self.per_lab:
+            self.leases.give_back(lab)
+
+
+@contextmanager
+def command_leases(
+    store: Store,
+    purpose: Purpose,
+    targets: Sequence[LabTarget],
+    wait: timedelta = timedelta(0),
+    *,
+    per_lab: bool = False,
+    owner: str | None = None,
+    started: datetime | None = None,
+) -> Iterator[LabLeases]:
+    """The leases of one command (or job) over its labs, begun at `started` (default now), all given
+    back when it ends, however it ends."""
+    leases = Leases(lambda: store)
+    try:
+        yield LabLeases(
+            leases, store, purpose, wait, per_lab=per_lab, owner=owner, started=started or utc_now()
+        )
+    finally:
+        leases.close()
+
+
 # ---------------------------------------------------------------------------------------- provision
 
 
@@ -134,33 +197,66 @@ def provision_labs(
     diff: bool = False,
     approve: Approval = approved,
     warn: Echo = to_stderr,
+    started: datetime | None = None,
 ) -> int:
-    """Plan every lab, ask before anything is deleted, then apply; a summary in terraform's manner."""
+    """Plan every lab, ask before anything is deleted, then apply; a summary in terraform's manner.
+
+    Each lab is planned and built under its lease, held until the command ends (a dry run, which
+    changes nothing, takes none); a lab torn down since the command `started` (default now: the CLI
+    gives its process's start) is not built again."""
     if not dry_run:
         keep_embedded_emulator(config, warn)
     with open_context(config) as context:
         warn_embedded(context, warn, builds=not dry_run)
         targets = context.targets(names)
-        store = None if dry_run else open_store(config)
+        if dry_run:
+            warn_expired(targets, None, warn)
+            return _plan_and_apply(context, targets, out, diff, approve, dry_run=True)
+        store = open_store(config)
         warn_expired(targets, store, warn)
-        try:
-            plans = provision_targets(context, targets, dry_run=True)
-            if dry_run:
-                return _report_provisioning(plans, out, dry_run=True, diff=diff)
-            ready = [outcome for outcome in plans if outcome.ok]
-            if not _deletions_approved(ready, approve, out, diff):
-                out("provisioning cancelled: nothing was changed")
-                return 1
-            planned = {o.name: o.result for o in ready if o.result is not None}
-            applied = provision_targets(
-                context, [t for t in targets if t.name in planned], dry_run=False, store=store, plans=planned
+        register_labs(store, targets)
+        with command_leases(
+            store, Purpose.PROVISION, targets, config.lab.lease_wait, started=started
+        ) as held:
+            return _plan_and_apply(
+                context, targets, out, diff, approve, dry_run=False, store=store, held=held
             )
-        except Interrupted as stop:
-            for line in interruption_lines(stop, "provisioned"):
-                out(line)
-            return 130
-        by_name = {outcome.name: outcome for outcome in [*plans, *applied]}
-        return _report_provisioning([by_name[t.name] for t in targets], out, dry_run=False, diff=diff)
+
+
+def _plan_and_apply(
+    context: Context,
+    targets: Sequence[LabTarget],
+    out: Echo,
+    diff: bool,
+    approve: Approval,
+    *,
+    dry_run: bool,
+    store: Store | None = None,
+    held: LabLeases | None = None,
+) -> int:
+    try:
+        plans = provision_targets(context, targets, dry_run=True, held=held)
+        if dry_run:
+            return _report_provisioning(plans, out, dry_run=True, diff=diff)
+        ready = [outcome for outcome in plans if outcome.ok]
+        if not _deletions_approved(ready, approve, out, diff):
+            out("provisioning cancelled: nothing was changed")
+            return 1
+        planned = {o.name: o.result for o in ready if o.result is not None}
+        applied = provision_targets(
+            context,
+            [t for t in targets if t.name in planned],
+            dry_run=False,
+            store=store,
+            plans=planned,
+            held=held,
+        )
+    except Interrupted as stop:
+        for line in interruption_lines(stop, "provisioned"):
+            out(line)
+        return 130
+    by_name = {outcome.name: outcome for outcome in [*plans, *applied]}
+    return _report_provisioning([by_name[t.name] for t in targets], out, dry_run=False, diff=diff)
 
 
 def _deletions_approved(
@@ -222,8 +318,10 @@ def provision_targets(
     store: Store | None = None,
     show_progress: bool | None = None,
     plans: Mapping[str, LabChange] | None = None,
+    held: LabLeases | None = None,
 ) -> list[LabResult[LabChange]]:
-    """Plan (and unless `dry_run`, apply) each lab; `plans` are plans already made and approved."""
+    """Plan (and unless `dry_run`, apply) each lab; `plans` are plans already made and approved under
+    the leases `held`, which are taken first where they are not held yet."""
     if store is not None:
         register_labs(store, targets)
     events = context.config.events
@@ -233,6 +331,19 @@ def provision_targets(
         wire_operator_bus(events, context.sessions, context.endpoint_url, accounts)
 
     def provision_one(target: LabTarget) -> LabChange:
+        if held is not None:
+            held.hold(target.name)  # a lease refused is no failure of the lab: nothing is recorded
+        try:
+            return plan_or_apply(target)
+        except LAB_FAULTS as error:
+            if store is not None and not dry_run:
+                store.record_provision_failed(target.name, describe_fault(error), utc_now())
+            raise
+        finally:
+            if held is not None and not dry_run:
+                held.done(target.name)
+
+    def plan_or_apply(target: LabTarget) -> LabChange:
         if plans is not None and target.name in plans:
             change = plans[target.name]
         else:
@@ -255,14 +366,9 @@ def provision_targets(
         return change
 
     label = "planning" if dry_run else "provisioning"
-    outcomes = run_each(
+    return run_each(
         targets, lambda t: t.name, provision_one, context.config.audit.concurrency, label, show_progress
     )
-    if store is not None:
-        for outcome in outcomes:
-            if not outcome.ok:
-                store.record_provision_failed(outcome.name, outcome.error or "", utc_now())
-    return outcomes
 
 
 def _record_complete_if_left_unfinished(
@@ -306,7 +412,10 @@ def teardown_labs(
     approve: Approval = approved,
     warn: Echo = to_stderr,
 ) -> int:
-    """Plan the teardown, show what will go and ask, then remove it; Ctrl-C says what was done."""
+    """Plan the teardown, show what will go and ask, then remove it; Ctrl-C says what was done.
+
+    Each lab is planned and removed under its lease, held until the command ends (a dry run takes none),
+    so that what was shown and approved is what is removed, and nothing rebuilds it meanwhile."""
     with open_context(config) as context:
         warn_embedded(context, warn, builds=False)
         store = open_store(config)
@@ -317,23 +426,37 @@ def teardown_labs(
             if not targets:
                 out("no expired labs")
                 return 0
-        try:
-            planned = teardown_targets(context, targets, dry_run=True)
-            if dry_run:
-                return _report_teardown(planned, out, dry_run=True)
-            ready = {o.name: o.result for o in planned if o.ok and o.result is not None}
-            if not _teardown_approved(planned, approve, out):
-                out("teardown cancelled: nothing was removed")
-                return 1
-            chosen = [target for target in targets if target.name in ready]
-            if expired_only:
-                outcomes = teardown_expired(context, store, chosen, utc_now(), plans=ready)
-            else:
-                outcomes = teardown_targets(context, chosen, dry_run=False, store=store, plans=ready)
-        except Interrupted as stop:
-            for line in interruption_lines(stop, "torn down"):
-                out(line)
-            return 130
+        if dry_run:
+            return _report_teardown(teardown_targets(context, targets, dry_run=True), out, dry_run=True)
+        with command_leases(store, Purpose.TEARDOWN, targets, config.lab.lease_wait) as held:
+            return _plan_and_remove(context, store, targets, out, approve, held, expired_only=expired_only)
+
+
+def _plan_and_remove(
+    context: Context,
+    store: Store,
+    targets: Sequence[LabTarget],
+    out: Echo,
+    approve: Approval,
+    held: LabLeases,
+    *,
+    expired_only: bool,
+) -> int:
+    try:
+        planned = teardown_targets(context, targets, dry_run=True, held=held)
+        ready = {o.name: o.result for o in planned if o.ok and o.result is not None}
+        if not _teardown_approved(planned, approve, out):
+            out("teardown cancelled: nothing was removed")
+            return 1
+        chosen = [target for target in targets if target.name in ready]
+        if expired_only:
+            outcomes = teardown_expired(context, store, chosen, utc_now(), plans=ready, held=held)
+        else:
+            outcomes = teardown_targets(context, chosen, dry_run=False, store=store, plans=ready, held=held)
+    except Interrupted as stop:
+        for line in interruption_lines(stop, "torn down"):
+            out(line)
+        return 130
     by_name = {outcome.name: outcome for outcome in [*planned, *outcomes]}
     return _report_teardown([by_name[t.name] for t in targets if t.name in by_name], out, dry_run=False)
 
@@ -379,44 +502,15 @@ def teardown_expired(
     targets: Sequence[LabTarget],
     now: datetime,
     plans: Mapping[str, LabChange] | None = None,
+    held: LabLeases | None = None,
 ) -> list[LabResult[LabChange]]:
     """Tear down every lab past its expiry at `now`, however long ago that was: the database knows."""
     due = expired_targets(store, targets, now)
     for target in due:
         store.mark_expired(target.name, now)
-    return teardown_targets(context, due, dry_run=False, store=store, plans=plans) if due else []
-
-
-class TeardownBusy(LabFault):
-    """Another process holds this lab's teardown claim."""
-
-
-def dead_local_owner(owner: str | None) -> bool:
-    """Whether a lease holder (host:pid) is a process of this host that no longer runs."""
-    host, _, pid = (owner or "").rpartition(":")
-    if host != socket.gethostname() or not pid.isdigit():
-        return False
-    try:
-        os.kill(int(pid), 0)
-    except ProcessLookupError:
-        return True
-    except PermissionError:
-        return False  # alive, under another user
-    return False
-
-
-def claim_teardown(store: Store, lab: str, owner: str, reclaim_own: bool = False) -> bool:
-    """Take the lab's teardown lease, also from a process of this host that died holding it.
-
-    `reclaim_own`: the owner names a piece of work that may be retried elsewhere (a replica's job), which
-    takes the lease back from its own earlier, interrupted attempt."""
-    own = (owner,) if reclaim_own else ()
-    if store.claim_teardown(lab, owner, utc_now(), TEARDOWN_LEASE, take_over_from=own):
-        return True
-    holder = store.teardown_owner(lab)
-    return dead_local_owner(holder) and store.claim_teardown(
-        lab, owner, utc_now(), TEARDOWN_LEASE, take_over_from=(holder or "",)
-    )
+    if not due:
+        return []
+    return teardown_targets(context, due, dry_run=False, store=store, plans=plans, held=held)
 
 
 def teardown_targets(
@@ -426,24 +520,47 @@ def teardown_targets(
     dry_run: bool,
     store: Store | None = None,
     plans: Mapping[str, LabChange] | None = None,
+    held: LabLeases | None = None,
     owner: str | None = None,
 ) -> list[LabResult[LabChange]]:
-    """Remove each lab's resources; `plans` are the removals already shown and approved. `owner`: who
-    holds the teardown leases (default this process); one given may reclaim its own."""
-    reclaim_own = owner is not None
-    owner = owner or owner_id()
+    """Remove each lab's resources; `plans` are the removals already shown and approved under the
+    leases `held`. With a store and no leases given, each lab's lease is taken here for its own
+    teardown, not waited for: this process's, or `owner`'s (a replica's job, which takes its own
+    lease back when it is retried)."""
+    if store is None or held is not None or dry_run:
+        return _tear_down_each(context, targets, dry_run=dry_run, store=store, plans=plans, held=held)
+    with command_leases(store, Purpose.TEARDOWN, targets, per_lab=True, owner=owner) as own:
+        return _tear_down_each(context, targets, dry_run=False, store=store, plans=plans, held=own)
 
+
+def _tear_down_each(
+    context: Context,
+    targets: Sequence[LabTarget],
+    *,
+    dry_run: bool,
+    store: Store | None,
+    plans: Mapping[str, LabChange] | None,
+    held: LabLeases | None,
+) -> list[LabResult[LabChange]]:
     def teardown_one(target: LabTarget) -> LabChange:
+        if held is not None:
+            held.hold(target.name)
+        try:
+            return plan_or_remove(target)
+        finally:
+            if held is not None and not dry_run:
+                held.done(target.name)
+
+    def plan_or_remove(target: LabTarget) -> LabChange:
         if plans is not None and target.name in plans:
             steps = list(plans[target.name].steps)
         else:
             steps = teardown_plan(context.sessions, target)
         if dry_run:
             return LabChange(tuple(steps))
-        if store is not None and not claim_teardown(store, target.name, owner, reclaim_own):
-            raise TeardownBusy(
-                f"another process is tearing this lab down ({store.teardown_owner(target.name)})"
-            )
+        if store is not None:
+            holder = (held.owner or held.leases.owner) if held is not None else process_owner()
+            store.mark_teardown_started(target.name, holder, utc_now())
         try:
             teardown(context.sessions, target, steps)
         except Exception as error:
@@ -484,9 +601,14 @@ def audit_exit_code(run: AuditRun) -> int:
     return 0 if verdicts <= {Verdict.CONFORMANT} else 3
 
 
-def record_run(store: Store, run: AuditRun, trigger: Trigger) -> None:
+def record_run(store: Store, run: AuditRun, trigger: Trigger, held: Leases | None = None) -> None:
+    """Record each lab's audit, giving back its lease in the same write when `held` holds it; a lab
+    that could not be audited for another holder's lease is not recorded (nothing was judged)."""
     for lab in run.labs:
-        store.record_audit(lab, trigger)
+        holder = held.forget(lab.lab) if held is not None else None
+        if held is not None and holder is None:
+            continue
+        store.record_audit(lab, trigger, release_lease_of=holder)
 
 
 def audit_labs(
@@ -498,24 +620,97 @@ def audit_labs(
     record: bool,
     warn: Echo = to_stderr,
 ) -> int:
+    """Audit each lab under its lease, skipping the torn down; print, then record. With the database
+    away the labs are audited all the same, without leases, and nothing is recorded (exit 1)."""
     with open_context(config) as context:
         warn_embedded(context, warn, builds=False)
         targets = context.targets(names)
-        run = audit_targets(context, targets, invoke=invoke and config.audit.invoke)
-    if output_format == "json":
-        sys.stdout.write(json.dumps(run.to_json(), indent=2) + "\n")
-    else:
-        print_audit_table(run, fix=lambda lab: fix_command(lab, config.path))
-    code = audit_exit_code(run)
-    if record:
         try:
             store = open_store(config)
             register_labs(store, targets)
-            record_run(store, run, Trigger.MANUAL)
         except (OperationalError, DatabaseUnavailable) as error:
+            warn(f"warning: {error}: the labs are audited without their leases, and nothing is recorded")
+            run = audit_targets(context, targets, invoke=invoke and config.audit.invoke)
+            _print_audit(run, output_format, config.path)
             print(f"error: the audit ran but could not be recorded: {error}", file=sys.stderr)
             return 1
-    return code
+        standing = _standing(store, targets, bool(names), config.path, warn)
+        with command_leases(store, Purpose.AUDIT, standing, config.lab.lease_wait) as held:
+            run = audit_targets(
+                context,
+                standing,
+                invoke=invoke and config.audit.invoke,
+                each=partial(_audit_holding_lease, held, warn),
+            )
+            _print_audit(run, output_format, config.path)
+            if record:
+                try:
+                    record_run(store, run, Trigger.MANUAL, held.leases)
+                except DatabaseUnavailable as error:
+                    print(f"error: the audit ran but could not be recorded: {error}", file=sys.stderr)
+                    return 1
+    return audit_exit_code(run)
+
+
+def _print_audit(run: AuditRun, output_format: str, config_path: str) -> None:
+    if output_format == "json":
+        sys.stdout.write(json.dumps(run.to_json(), indent=2) + "\n")
+    else:
+        print_audit_table(run, fix=lambda lab: fix_command(lab, config_path))
+
+
+def _standing(
+    store: Store, targets: Sequence[LabTarget], named: bool, config_path: str, warn: Echo
+) -> list[LabTarget]:
+    """The labs not torn down; each torn down one is named as skipped. Naming only torn-down labs on
+    the command line is a usage error: there is nothing to audit."""
+    gone = {status.name: status for status in store.status() if status.state is LabState.TORN_DOWN}
+    for target in targets:
+        if target.name in gone:
+            warn(f"{target.name}: {_torn_down_text(gone[target.name])}, skipped")
+    standing = [target for target in targets if target.name not in gone]
+    if named and targets and not standing:
+        raise ConfigError(
+            config_path,
+            "--lab",
+            f"{', '.join(t.name for t in targets)}: torn down, nothing to audit "
+            "(`auditor provision --lab NAME` builds a lab anew)",
+        )
+    return standing
+
+
+def _torn_down_text(status: LabStatus) -> str:
+    return f"torn down at {iso(status.torn_down_at)}" if status.torn_down_at else "torn down"
+
+
+def _audit_holding_lease(
+    held: LabLeases, warn: Echo, target: LabTarget, audit: Callable[[], LabAudit]
+) -> LabAudit | None:
+    """The audit, once the lab's lease is held; another holder's lease past the wait is the lab's
+    `error` (not recorded); a lab torn down meanwhile is skipped."""
+    try:
+        state = held.hold(target.name)
+    except LabBusy as busy:
+        return _not_audited(target, str(busy))
+    if state is LabState.TORN_DOWN:
+        held.leases.give_back(target.name)
+        warn(f"{target.name}: torn down while this audit waited for it, skipped")
+        return None
+    return audit()
+
+
+def _not_audited(target: LabTarget, why: str) -> LabAudit:
+    lab = target.lab
+    now = utc_now()
+    return LabAudit(
+        lab=lab.name,
+        origin_account=lab.origin.account_id,
+        destination_account=lab.destination.account_id,
+        verdict=Verdict.ERROR,
+        error=f"not audited: {why}",
+        started_at=now,
+        finished_at=now,
+    )
 
 
 # ------------------------------------------------------------------------------------------- status
@@ -543,7 +738,9 @@ def _worst_actors(latest: Mapping[str, RecordedRun]) -> dict[str, Actor]:
 
 
 def status_output(config: Config, names: Sequence[str], output_format: str) -> str:
+    """The table under a line naming the database it read, or the JSON document with it."""
     rows = lab_status(config, names)
+    database = safe_url(config.database.url)
     if output_format == "json":
-        return json.dumps(status_document(rows, utc_now()), indent=2) + "\n"
-    return "\n".join(status_table(rows)) + "\n"
+        return json.dumps(status_document(rows, utc_now(), database), indent=2) + "\n"
+    return "\n".join([f"database: {database}", *status_table(rows)]) + "\n"

@@ -347,10 +347,12 @@ def status_table(rows: Sequence[LabStatusRow]) -> list[str]:
     return aligned([[column.upper() for column in header], *table])
 
 
-def status_document(rows: Sequence[LabStatusRow], now: datetime) -> dict[str, Any]:
+def status_document(rows: Sequence[LabStatusRow], now: datetime, database: str) -> dict[str, Any]:
+    """`database`: the URL of the history read, without its password."""
     return {
         "schema": "auditor.status/v1",
         "generated_at": iso(now),
+        "database": database,
         "labs": [
             {
                 "lab": row.name,

@@ -30,9 +30,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 import structlog
-from procrastinate import App, JobContext, PsycopgConnector, RetryStrategy
+from procrastinate import App, BaseRetryStrategy, JobContext, PsycopgConnector, RetryDecision
 from procrastinate.exceptions import AlreadyEnqueued, UniqueViolation
-from procrastinate.jobs import Status
+from procrastinate.jobs import Job, Status
 from sqlalchemy import make_url, text
 
 from auditor.cloudtrail import Change
@@ -40,8 +40,9 @@ from auditor.config import Config
 from auditor.context import Context
 from auditor.fleet import LabResult
 from auditor.health import Metrics
+from auditor.leases import LEASED_RETRY, Leased, process_owner
 from auditor.model import Trigger
-from auditor.operations import LabChange, owner_id, teardown_targets
+from auditor.operations import LabChange, teardown_targets
 from auditor.schedule import cron_for, every_at_most, spread
 from auditor.store import DatabaseUnavailable, LabState, Store, make_engine
 from auditor.store.engine import unavailable_as
@@ -60,6 +61,27 @@ PRUNE_TASK = "auditor.prune"
 
 class Stopping(Exception):
     """The replica is stopping: the job goes back to the queue for another replica."""
+
+
+class LabLeased(Exception):
+    """A command holds the lab (a provision, a teardown): the job comes back a little later."""
+
+
+class AgainLater(BaseRetryStrategy):
+    """A job of a stopping replica goes back to the queue at once, for another replica; one whose lab
+    a command holds, a little later (LEASED_RETRY)."""
+
+    def __init__(self, max_attempts: int = 100) -> None:
+        self.max_attempts = max_attempts
+
+    def get_retry_decision(self, *, exception: BaseException, job: Job) -> RetryDecision | None:
+        if job.attempts >= self.max_attempts:
+            return None
+        if isinstance(exception, Stopping):
+            return RetryDecision(retry_in={"seconds": 0})
+        if isinstance(exception, LabLeased):
+            return RetryDecision(retry_in={"seconds": int(LEASED_RETRY.total_seconds())})
+        return None
 
 
 def conninfo(url: str) -> str:
@@ -86,6 +108,11 @@ def lock_of(lab: str) -> str:
     return f"lab:{lab}"
 
 
+def job_owner(context: JobContext) -> str:
+    """A job as a lease holder: the same whichever replica runs it (auditor.leases)."""
+    return f"job:{context.job.id}"
+
+
 class Host(Protocol):
     """What a replica needs of the daemon it runs in (auditor.daemon.Daemon)."""
 
@@ -96,7 +123,9 @@ class Host(Protocol):
     stop_event: threading.Event
 
     def database(self) -> Store: ...
-    def audit(self, lab: str, trigger: Trigger, due_at: datetime | None = None) -> None: ...
+    def audit(
+        self, lab: str, trigger: Trigger, due_at: datetime | None = None, lease_owner: str | None = None
+    ) -> Leased: ...
     def note_change(self, lab: str, change: Change | None) -> None: ...
     def report_teardowns(self, store: Store, outcomes: list[LabResult[LabChange]]) -> None: ...
     def prune(self) -> None: ...
@@ -125,7 +154,7 @@ class Replica:
 
     def _register(self) -> None:
         app, interval = self.app, self.config.audit.interval
-        again_elsewhere = RetryStrategy(max_attempts=100, retry_exceptions={Stopping})
+        again_elsewhere = AgainLater()
         audit = app.task(name=AUDIT_TASK, pass_context=True, retry=again_elsewhere)(self.audit_due)
         for lab in self.daemon.targets:
             # No queueing lock: a tick's job taken over from a dead replica must find its way back into
@@ -136,7 +165,7 @@ class Replica:
                 lock=lock_of(lab),
                 task_kwargs={"lab": lab},
             )(audit)
-        self.event_audit = app.task(name=EVENT_AUDIT_TASK)(self.audit_changed)
+        self.event_audit = app.task(name=EVENT_AUDIT_TASK, retry=again_elsewhere)(self.audit_changed)
         self.teardown = app.task(name=TEARDOWN_TASK, pass_context=True, retry=again_elsewhere)(self.tear_down)
         reconcile = app.task(name=RECONCILE_TASK, pass_context=True)(self.reconcile)
         app.periodic(cron=every_at_most(self.settings.reconcile_interval), queueing_lock="reconcile")(
@@ -154,14 +183,18 @@ class Replica:
         if self._torn_down(lab) or self._already_audited(lab, due):
             return
         log.info("scheduled_audit_started", lab=lab, due_at=due.isoformat(), job_id=context.job.id)
-        self.daemon.audit(lab, Trigger.SCHEDULE, due_at=due)
+        # Under a lease named after the job, which the job, retried elsewhere, takes back.
+        outcome = self.daemon.audit(lab, Trigger.SCHEDULE, due_at=due, lease_owner=job_owner(context))
         self._refuse_when_stopping()
+        if outcome is Leased.LATER:
+            raise LabLeased(f"{lab} is leased by a command; its audit due at {due.isoformat()} comes later")
 
     def audit_changed(self, lab: str, change: dict[str, Any] | None = None) -> None:
         # Stopping, it is left undone: the lab's next scheduled audit sees the change all the same.
         if not self.daemon.stop_event.is_set() and not self._torn_down(lab):
             self.daemon.note_change(lab, Change.from_json(change) if change else None)
-            self.daemon.audit(lab, Trigger.EVENT)
+            if self.daemon.audit(lab, Trigger.EVENT) is Leased.LATER:
+                raise LabLeased(f"{lab} is leased by a command; the audit of its change comes later")
 
     async def reconcile(self, context: JobContext, timestamp: int) -> None:
         """Mark the labs past their expiry expired, and queue a teardown for each not already queued."""
@@ -191,9 +224,12 @@ class Replica:
         store = self.daemon.database()
         if store.state_of(lab) is LabState.TORN_DOWN:
             return
-        owner = f"job:{context.job.id}"
         outcomes = teardown_targets(
-            self.daemon.context, [self.daemon.targets[lab]], dry_run=False, store=store, owner=owner
+            self.daemon.context,
+            [self.daemon.targets[lab]],
+            dry_run=False,
+            store=store,
+            owner=job_owner(context),
         )
         self.daemon.report_teardowns(store, outcomes)
 
@@ -294,7 +330,7 @@ class Replica:
         takeover = self.settings.takeover.total_seconds()
         worker = asyncio.create_task(
             self.app.run_worker_async(
-                name=owner_id(),
+                name=process_owner(),
                 concurrency=self.config.audit.concurrency,
                 install_signal_handlers=False,
                 shutdown_graceful_timeout=self.settings.stop_timeout.total_seconds(),

@@ -54,7 +54,9 @@ def _row(lab: LabConfig, status: LabStatus | None, now: datetime, actor: Actor |
             lab.destination.account_id,
             dict(lab.info),
         )
-    expires = status.expires_at
+    # The configuration's own expiry comes first: a roster changed since the lab was recorded says when
+    # it ends now (the record keeps the end a provisioning worked out from the ttl).
+    expires = lab.expires_at or status.expires_at
     state = status.state
     shown = "expired" if state in _UP and expires is not None and expires <= now else state.value
     torn_down = state is LabState.TORN_DOWN

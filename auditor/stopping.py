@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
+import os
+import sys
 import threading
+import time
+
+import structlog
+
+log = structlog.get_logger()
 
 # How often the main thread wakes to let a pending signal's handler run (see wait_until_stopped).
 SIGNAL_CHECK_SECONDS = 0.25
@@ -17,3 +24,21 @@ def wait_until_stopped(stop: threading.Event) -> None:
     """
     while not stop.wait(SIGNAL_CHECK_SECONDS):
         pass
+
+
+def end_by(deadline: float, what: str) -> None:
+    """From now on the process ends by `deadline` (on time.monotonic()), whatever is still running.
+
+    A thread blocked on a database that does not answer (its host gone, a connection hanging) cannot be
+    interrupted, and the interpreter waits for such threads at its exit: a stopping daemon would then
+    outlive its `stop_timeout` by as long as the connection takes to fail. A daemon thread ends the
+    process at the deadline; a stop that finishes first never meets it."""
+
+    def end_at_the_deadline() -> None:
+        threading.Event().wait(max(deadline - time.monotonic(), 0.0))
+        log.error("stop_forced", reason=f"{what} did not end within the stop timeout")
+        for stream in (sys.stdout, sys.stderr):
+            stream.flush()
+        os._exit(0)
+
+    threading.Thread(target=end_at_the_deadline, name="stop-deadline", daemon=True).start()

@@ -66,7 +66,7 @@ def fill_store(url: str, labs: int, runs_per_lab: int, seed: int) -> Class:
         store.record_provisioned(lab_name(index), [], reset=False, at=START - INTERVAL, expires_at=None)
     load_compact(store, make_engine(url), plan, seed)
     for index in list(plan)[::TORN_DOWN_EVERY]:
-        store.claim_teardown(lab_name(index), "bench", end - INTERVAL, timedelta(minutes=15))
+        store.mark_teardown_started(lab_name(index), "bench", end - INTERVAL)
         store.record_torn_down(lab_name(index), end - INTERVAL / 2)
     return Class(store, [lab_name(index) for index in plan], labs * runs_per_lab, end)
 

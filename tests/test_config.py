@@ -120,8 +120,44 @@ def test_a_roster_stands_for_the_labs_tables(tmp_path: Path) -> None:
 
 
 def test_the_database_url_comes_from_the_environment_when_set(tmp_path: Path) -> None:
-    config = load_config(write(tmp_path, GOOD_LAB), env={"AUDITOR_DATABASE_URL": "sqlite:///other.db"})
-    assert config.database.url == "sqlite:///other.db"
+    url = "postgresql+psycopg://auditor@db.example:5432/class"
+    config = load_config(write(tmp_path, GOOD_LAB), env={"AUDITOR_DATABASE_URL": url})
+    assert config.database.url == url
+
+
+@pytest.mark.parametrize(
+    ("written", "file"),
+    [
+        (None, "auditor.db"),  # the default
+        ('url = "sqlite:///auditor.db"', "auditor.db"),
+        ('url = "sqlite:///history/class20.db"', "history/class20.db"),
+    ],
+)
+def test_a_relative_sqlite_path_is_beside_the_configuration_whatever_the_current_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, written: str | None, file: str
+) -> None:
+    folder = tmp_path / "class20"
+    folder.mkdir()
+    path = write(folder, GOOD_LAB + (f"[database]\n{written}\n" if written else ""))
+    monkeypatch.chdir(tmp_path)
+    config = load_config(Path("class20") / path.name, env={})
+    assert config.database.url == f"sqlite:///{folder / file}"
+
+
+@pytest.mark.parametrize("url", ["sqlite:////var/lib/auditor/history.db", "sqlite://", "sqlite:///:memory:"])
+def test_an_absolute_or_in_memory_sqlite_url_is_kept_as_written(tmp_path: Path, url: str) -> None:
+    config = load_config(write(tmp_path, GOOD_LAB + f'[database]\nurl = "{url}"\n'), env={})
+    assert config.database.url == url
+
+
+def test_a_relative_sqlite_path_in_the_environment_is_the_current_folders(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "elsewhere").mkdir()
+    path = write(tmp_path / "elsewhere", GOOD_LAB)
+    monkeypatch.chdir(tmp_path)
+    config = load_config(path, env={"AUDITOR_DATABASE_URL": "sqlite:///other.db"})
+    assert config.database.url == f"sqlite:///{tmp_path / 'other.db'}"
 
 
 def test_the_config_path_comes_from_auditor_config(tmp_path: Path) -> None:
@@ -376,7 +412,8 @@ def test_a_file_that_sets_nothing_gets_each_table_s_own_defaults(tmp_path: Path)
         write(tmp_path, '[[labs]]\nname = "solo"\norigin = { account_id = "111111111111" }\n'), env={}
     )
     assert (config.lab, config.aws, config.audit) == (LabSettings(), AwsSettings(), AuditSettings())
-    assert (config.database, config.daemon, config.events) == (DatabaseSettings(), DaemonSettings(), None)
+    beside_the_file = DatabaseSettings(url=f"sqlite:///{tmp_path / 'auditor.db'}")
+    assert (config.database, config.daemon, config.events) == (beside_the_file, DaemonSettings(), None)
     with_events = load_config(write(tmp_path, "[events]\n" + GOOD_LAB), env={})
     assert with_events.events == EventsSettings()
 

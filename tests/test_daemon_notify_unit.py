@@ -53,7 +53,7 @@ def test_a_failed_teardown_is_announced_once_however_often_it_is_retried(tmp_pat
 
 def test_a_teardown_busy_in_another_process_is_not_a_failure(tmp_path: Path) -> None:
     daemon, store, sent = expired_daemon(tmp_path)
-    assert store.claim_teardown("pair-01", "other-host:1", utc_now(), timedelta(minutes=15))
+    assert store.claim_lease("pair-01", "other-host:1", "provision", utc_now(), timedelta(minutes=15))
     daemon.tear_down_expired(store)
     assert (
         daemon.metrics.teardowns.labels(outcome="failed")._value.get() == 1

@@ -14,7 +14,8 @@ from structlog.testing import capture_logs
 
 from auditor.config import DaemonSettings
 from auditor.context import open_context
-from auditor.daemon import Daemon
+from auditor.daemon import Daemon, audit_job_id
+from auditor.leases import LEASE_TTL, LEASED_RETRY, Leased, process_owner
 from auditor.model import LabAudit, Trigger, Verdict
 from auditor.store import RecordedRun, Store, upgrade
 from conftest import make_config, pair
@@ -163,3 +164,62 @@ def test_an_audit_logs_one_line_with_its_lab_run_and_result(tmp_path: Path) -> N
     assert len(line["run_id"]) == 12 and line["findings"] > 0 and line["requests"] > 0
     assert line["duration_ms"] >= 0
     assert not {key for key in line if "secret" in key or "token" in key or "credential" in key}
+
+
+# ------------------------------------------------------------------------------------------- leases
+
+
+def test_an_audit_holds_the_labs_lease_while_it_runs_and_gives_it_back_with_its_result(
+    tmp_path: Path,
+) -> None:
+    url = f"sqlite:///{tmp_path / 'auditor.db'}"
+    daemon = daemon_on(url)
+    entered, release = held_at_its_first_request(daemon)
+    worker = threading.Thread(target=daemon.audit, args=("pair-01", Trigger.SCHEDULE))
+    worker.start()
+    store = Store.from_url(url)
+    try:
+        assert entered.wait(30), "the audit never reached AWS"
+        lease = store.lease_of("pair-01")
+        assert lease is not None and (lease.owner, lease.purpose) == (process_owner(), "audit")
+        release.set()
+        worker.join(30)
+        assert recorded(url) == 1
+        assert store.lease_of("pair-01") is None
+    finally:
+        release.set()
+        store.close()
+
+
+def test_an_audit_of_a_lab_a_command_holds_is_left_for_later_and_records_nothing(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'auditor.db'}"
+    daemon = daemon_on(url)
+    daemon.schedule()
+    daemon.scheduler.start(paused=True)
+    store = daemon.database()
+    assert store.claim_lease("pair-01", "host-a:4321", "provision", datetime.now(UTC), LEASE_TTL)
+    try:
+        with capture_logs() as logs:
+            outcome = daemon.audit("pair-01", Trigger.SCHEDULE)
+        assert outcome is Leased.LATER
+        assert recorded(url) == 0
+        (deferred,) = [e for e in logs if e["event"] == "audit_deferred"]
+        assert "being provisioned by auditor pid 4321 on host-a since" in deferred["reason"]
+        job = daemon.scheduler.get_job(audit_job_id("pair-01"))
+        assert job is not None
+        wait = job.next_run_time - datetime.now(UTC)
+        assert LEASED_RETRY - timedelta(seconds=5) < wait <= LEASED_RETRY  # soon, not at the next interval
+    finally:
+        daemon.scheduler.shutdown(wait=False)
+
+
+def test_a_lab_torn_down_by_a_command_is_audited_no_more(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'auditor.db'}"
+    daemon = daemon_on(url)
+    store = daemon.database()
+    store.record_torn_down("pair-01", datetime.now(UTC))
+    assert daemon.audit("pair-01", Trigger.SCHEDULE) is Leased.GONE
+    assert recorded(url) == 0
+    assert daemon.torn_down("pair-01")
+    assert store.lease_of("pair-01") is None
+    assert daemon.audit("pair-01", Trigger.EVENT) is Leased.GONE  # known now, without asking

@@ -42,10 +42,9 @@ from auditor.audit import audit_targets
 from auditor.collect import collect_lab
 from auditor.config import LabConfig, load_config
 from auditor.context import Context, open_context
+from auditor.leases import LEASE_TTL
 from auditor.model import Verdict
 from auditor.operations import (
-    TEARDOWN_LEASE,
-    TeardownBusy,
     provision_labs,
     provision_targets,
     register_labs,
@@ -409,7 +408,7 @@ def kill_after(process: subprocess.Popen[str], changes: Changes, count: int, tim
 
 def states(database: Path) -> dict[str, tuple[str, str | None]]:
     with sqlite3.connect(database) as connection:
-        rows = connection.execute("SELECT name, state, teardown_owner FROM labs").fetchall()
+        rows = connection.execute("SELECT name, state, lease_owner FROM labs").fetchall()
     return {name: (state, owner) for name, state, owner in rows}
 
 
@@ -458,37 +457,21 @@ def test_a_teardown_killed_half_way_is_finished_by_a_rerun(
     database = tmp_path / "auditor.db"
     recorded = states(database)
     for name, present in left.items():
-        if len(present) < 5:  # a lab the killed run had started on: its claim is on record
+        if len(present) < 5:  # a lab the killed run had started on: its lease is on record
             assert recorded[name][1], (name, recorded)
 
+    # The killed process's leases: a process of this host that no longer runs, taken over at once.
     proxy.delay = 0.0
     printed: list[str] = []
-    try:
-        code = run_teardown(config, printed)
-    except TeardownBusy as busy:
-        # The killed process still holds the claims of the labs it was tearing down, for the lease.
-        assert "another process is tearing this lab down" in str(busy)
-        assert any(owner for _, owner in states(database).values())  # the claims are on record
-        age_claims(database, by=timedelta(minutes=16))  # the lease runs out
-        code = run_teardown(config, printed)
-    assert code == 0, printed
+    assert run_teardown(config, printed) == 0, printed
     assert all(present == [] for present in lab_resources_left(direct).values())
-    assert {state for state, _ in states(database).values()} == {LabState.TORN_DOWN.value}
+    assert set(states(database).values()) == {(LabState.TORN_DOWN.value, None)}  # no lease left
     assert missing_bystanders(direct, labs) == []
 
 
 def run_teardown(config: Path, printed: list[str]) -> int:
     """`auditor teardown` as the CLI runs it (in this process: the killed run was the real process)."""
     return teardown_labs(load_config(config), (), expired_only=False, dry_run=False, out=printed.append)
-
-
-def age_claims(database: Path, by: timedelta) -> None:
-    """Move the teardown claims back in time (SQLite keeps instants as epoch microseconds)."""
-    with sqlite3.connect(database) as connection:
-        connection.execute(
-            "UPDATE labs SET teardown_claimed_at = teardown_claimed_at - ? WHERE teardown_claimed_at IS NOT NULL",
-            (int(by.total_seconds() * 1_000_000),),
-        )
 
 
 # ------------------------------------------------------------------------------------- known product bugs
@@ -548,13 +531,14 @@ def test_a_lab_busy_with_another_teardown_is_reported_and_the_others_go_on(moto:
     context = provisioned(moto, labs)
     store = store_in(tmp_path)
     register_labs(store, context.targets())
-    assert store.claim_teardown(labs[0].name, "elsewhere:1", datetime.now(UTC), TEARDOWN_LEASE)
+    assert store.claim_lease(labs[0].name, "elsewhere:1", "provision", datetime.now(UTC), LEASE_TTL)
     outcomes = {o.name: o for o in teardown_targets(context, context.targets(), dry_run=False, store=store)}
-    assert not outcomes[labs[0].name].ok and "another process" in (outcomes[labs[0].name].error or "")
+    assert not outcomes[labs[0].name].ok
+    assert "being provisioned by auditor pid 1 on elsewhere since" in (outcomes[labs[0].name].error or "")
     assert outcomes[labs[1].name].ok
 
 
-def test_a_teardown_claim_of_a_dead_process_on_this_host_is_taken_over(moto: str, tmp_path: Path) -> None:
+def test_a_lease_of_a_dead_process_on_this_host_is_taken_over(moto: str, tmp_path: Path) -> None:
     labs = classroom(88, 1)
     context = provisioned(moto, labs)
     store = store_in(tmp_path)
@@ -562,6 +546,6 @@ def test_a_teardown_claim_of_a_dead_process_on_this_host_is_taken_over(moto: str
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
     owner = f"{socket.gethostname()}:{dead.pid}"
-    assert store.claim_teardown(labs[0].name, owner, datetime.now(UTC), TEARDOWN_LEASE)
+    assert store.claim_lease(labs[0].name, owner, "teardown", datetime.now(UTC), LEASE_TTL)
     (outcome,) = teardown_targets(context, context.targets(), dry_run=False, store=store)
     assert outcome.ok

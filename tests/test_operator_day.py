@@ -321,13 +321,15 @@ def test_status_has_a_header_json_and_a_state_that_reflects_teardown_and_expiry(
     assert run_cli("teardown", "--yes", "--lab", "pair-01", "--config", str(config)).returncode == 0
     table = run_cli("status", "--config", str(config))
     assert table.returncode == 0, table.stderr
-    header, first, second = table.stdout.splitlines()
+    database, header, first, second = table.stdout.splitlines()
+    assert database.startswith("database: sqlite:///")
     assert header.split()[:5] == ["LAB", "STATE", "EXPIRES", "VERDICT", "AUDITED"]
     assert first.split()[:2] == ["pair-01", "torn_down"] and first.split()[3] == "-"
     assert second.split()[:2] == ["pair-02", "expired"]
     document = json.loads(run_cli("status", "--format", "json", "--config", str(config)).stdout)
     labs = {lab["lab"]: lab for lab in document["labs"]}
     assert document["schema"] == "auditor.status/v1"
+    assert document["database"] == f"sqlite:///{tmp_path / 'auditor.db'}"
     assert (labs["pair-01"]["state"], labs["pair-01"]["verdict"]) == ("torn_down", None)
     assert (labs["pair-02"]["state"], labs["pair-02"]["verdict"]) == ("expired", "conformant")
 

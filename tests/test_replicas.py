@@ -3,8 +3,12 @@ database of the test's own: the scenario of bench/replicas_bench.py (`make bench
 
 from __future__ import annotations
 
+import contextlib
 import signal
-from collections.abc import Callable
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -134,16 +138,23 @@ def test_a_change_event_is_audited_once_by_one_of_two_replicas_with_its_actor(
         assert sum(len(replica.events("lab_audited")) for replica in replicas) == 2
 
 
+def replica_of_one_lab(
+    moto_server: str, tmp_path: Path, start_daemon: Callable[..., RunningDaemon], own_postgres: OwnPostgres
+) -> RunningDaemon:
+    """pair-01 built, and a replica auditing it every 5 s on a PostgreSQL of the test's own."""
+    labs = (pair(1),)
+    provision(moto_server, labs)
+    config = config_text(tmp_path, moto_server, labs, "5s", free_port())
+    config.write_text(config.read_text().replace("[daemon]\n", REPLICA, 1))
+    return start_daemon(config, env={"AUDITOR_DATABASE_URL": own_postgres.url})
+
+
 def test_a_replica_resumes_its_share_after_a_database_restart_and_stops_cleanly(
     moto_server: str, tmp_path: Path, start_daemon: Callable[..., RunningDaemon], own_postgres: OwnPostgres
 ) -> None:
     """The queue lives in the database: while it is away no job comes, and when it is back the replica
     takes its work up again by itself, without a restart."""
-    labs = (pair(1),)
-    provision(moto_server, labs)
-    config = config_text(tmp_path, moto_server, labs, "5s", free_port())
-    config.write_text(config.read_text().replace("[daemon]\n", REPLICA, 1))
-    replica = start_daemon(config, env={"AUDITOR_DATABASE_URL": own_postgres.url})
+    replica = replica_of_one_lab(moto_server, tmp_path, start_daemon, own_postgres)
     wait_for(lambda: len(pg_runs(own_postgres.url, "pair-01")) >= 2, 60, "scheduled audits")
     own_postgres.stop()
     stopped_at = datetime.now(UTC)
@@ -157,3 +168,46 @@ def test_a_replica_resumes_its_share_after_a_database_restart_and_stops_cleanly(
     assert replica.process.poll() is None
     replica.signal(signal.SIGTERM)
     assert replica.process.wait(timeout=30) == 0
+
+
+def test_a_replica_stops_within_its_stop_timeout_while_its_database_is_away(
+    moto_server: str, tmp_path: Path, start_daemon: Callable[..., RunningDaemon], own_postgres: OwnPostgres
+) -> None:
+    """SIGTERM with PostgreSQL down: it logs that it stops and is gone within `stop_timeout`, instead
+    of waiting on connections that cannot come."""
+    replica = replica_of_one_lab(moto_server, tmp_path, start_daemon, own_postgres)
+    wait_for(lambda: len(pg_runs(own_postgres.url, "pair-01")) >= 1, 60, "a scheduled audit")
+    own_postgres.stop()
+    with silent_server(own_postgres.port) as accepted:  # a host gone from the network: no answer comes
+        wait_for(lambda: replica.events("replica_worker_failed"), 60, "the replica to notice")
+        tried = len(accepted)
+        wait_for(lambda: len(accepted) > tried, 30, "the replica to try its database again")
+        signalled = time.monotonic()
+        replica.signal(signal.SIGTERM)
+        assert replica.process.wait(timeout=90) == 0
+        took = time.monotonic() - signalled
+    assert took < 5 + 1.5, (took, replica.log()[-3000:])  # the stop_timeout of DAEMON_SETTINGS
+
+
+@contextlib.contextmanager
+def silent_server(port: int) -> Iterator[list[socket.socket]]:
+    """A listener on the port that accepts connections (listed as they come) and never answers."""
+    with socket.create_server(("127.0.0.1", port), backlog=64) as listener:
+        accepted: list[socket.socket] = []
+        stop = threading.Event()
+
+        def accept() -> None:
+            listener.settimeout(0.2)
+            while not stop.is_set():
+                with contextlib.suppress(TimeoutError):
+                    accepted.append(listener.accept()[0])
+
+        thread = threading.Thread(target=accept, daemon=True)
+        thread.start()
+        try:
+            yield accepted
+        finally:
+            stop.set()
+            thread.join()
+            for connection in accepted:
+                connection.close()

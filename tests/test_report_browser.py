@@ -179,7 +179,7 @@ def fill_class(store: Store, now: datetime) -> None:
     store.record_audit(
         audit(3, now - timedelta(minutes=3), Verdict.ERROR, error=f"AccessDenied: {SCRIPT}"), Trigger.MANUAL
     )
-    store.claim_teardown("pair-04", "test", start + timedelta(hours=24, minutes=10), timedelta(minutes=15))
+    store.mark_teardown_started("pair-04", "test", start + timedelta(hours=24, minutes=10))
     store.record_torn_down("pair-04", start + timedelta(hours=24, minutes=12))
 
 

@@ -333,7 +333,7 @@ def test_writer_threads_sharing_one_store_lose_no_run(store: Store, database_url
 # ---------------------------------------------------------------------------------------- teardown
 
 
-def test_only_one_of_two_simultaneous_teardown_claims_wins(store: Store) -> None:
+def test_only_one_of_two_simultaneous_lease_claims_wins(store: Store) -> None:
     labs = [f"pair-{n:02}" for n in range(1, 6)]
     for lab in labs:
         store.ensure_lab(lab, ORIGIN, DESTINATION, None)
@@ -343,32 +343,59 @@ def test_only_one_of_two_simultaneous_teardown_claims_wins(store: Store) -> None
 
         def claim(owner: str) -> bool:
             start.wait(timeout=10)
-            return store.claim_teardown(lab, owner, T0, LEASE)
+            return store.claim_lease(lab, owner, "teardown", T0, LEASE) is not None
 
         with ThreadPoolExecutor(2) as pool:
             return list(pool.map(claim, ["daemon", "cli"]))
 
     for lab in labs:
         assert sorted(race(lab)) == [False, True], lab
-        started = [e for e in store.lifecycle(lab) if e.event == LifecycleEvent.TEARDOWN_STARTED]
-        assert len(started) == 1
 
 
-def test_a_teardown_claim_blocks_others_until_its_lease_expires(store: Store) -> None:
+def test_a_lease_blocks_others_until_it_lapses_unrenewed(store: Store) -> None:
     store.ensure_lab("pair-01", ORIGIN, DESTINATION, None)
-    assert store.claim_teardown("pair-01", "daemon", T0, LEASE)
+    assert store.claim_lease("pair-01", "daemon", "audit", T0, LEASE) is LabState.PLANNED
 
-    assert not store.claim_teardown("pair-01", "cli", T0 + LEASE - timedelta(seconds=1), LEASE)
-    assert store.claim_teardown("pair-01", "cli", T0 + LEASE, LEASE)
+    assert store.claim_lease("pair-01", "cli", "provision", T0 + LEASE - timedelta(seconds=1), LEASE) is None
+    assert store.renew_leases("daemon", ["pair-01"], T0 + LEASE - timedelta(seconds=1)) == {"pair-01"}
+    assert store.claim_lease("pair-01", "cli", "provision", T0 + LEASE, LEASE) is None  # renewed: still held
+    assert store.claim_lease("pair-01", "cli", "provision", T0 + 2 * LEASE, LEASE) is LabState.PLANNED
+    assert store.renew_leases("daemon", ["pair-01"], T0 + 2 * LEASE) == set()  # lost to the cli
 
 
-def test_teardown_done_or_failed_releases_the_claim(store: Store) -> None:
+def test_a_lease_names_its_holder_purpose_and_start_and_is_given_back_by_its_holder_only(
+    store: Store,
+) -> None:
     store.ensure_lab("pair-01", ORIGIN, DESTINATION, None)
-    store.claim_teardown("pair-01", "daemon", T0, LEASE)
+    store.claim_lease("pair-01", "host-a:4321", "teardown", T0, LEASE)
+    lease = store.lease_of("pair-01")
+    assert lease is not None
+    assert (lease.owner, lease.purpose, lease.since) == ("host-a:4321", "teardown", T0)
+
+    store.release_leases("someone-else:1", ["pair-01"])
+    assert store.lease_of("pair-01") is not None
+    store.release_leases("host-a:4321", ["pair-01"])
+    assert store.lease_of("pair-01") is None
+    assert store.claim_lease("pair-01", "cli", "audit", T0 + timedelta(seconds=1), LEASE) is not None
+
+
+def test_a_holder_known_to_be_gone_loses_its_fresh_lease(store: Store) -> None:
+    store.ensure_lab("pair-01", ORIGIN, DESTINATION, None)
+    store.claim_lease("pair-01", "job:7", "teardown", T0, LEASE)
+    assert store.claim_lease("pair-01", "job:8", "teardown", T0, LEASE) is None
+    assert store.claim_lease("pair-01", "job:7", "teardown", T0, LEASE, take_over_from=("job:7",)) is not None
+
+
+def test_teardown_events_and_when_a_lab_was_torn_down(store: Store) -> None:
+    store.ensure_lab("pair-01", ORIGIN, DESTINATION, None)
+    store.mark_teardown_started("pair-01", "daemon", T0)
     store.record_teardown_failed("pair-01", "DeleteRole: AccessDenied", T0 + timedelta(seconds=5))
-    assert store.claim_teardown("pair-01", "cli", T0 + timedelta(seconds=6), LEASE)
+    assert store.torn_down_since("pair-01", T0) is None
+    store.mark_teardown_started("pair-01", "cli", T0 + timedelta(seconds=6))
     store.record_torn_down("pair-01", T0 + timedelta(seconds=9))
-    assert store.claim_teardown("pair-01", "daemon", T0 + timedelta(seconds=10), LEASE)
+    assert store.torn_down_since("pair-01", T0) == T0 + timedelta(seconds=9)
+    assert store.torn_down_since("pair-01", T0 + timedelta(seconds=10)) is None
+    assert store.status()[0].torn_down_at == T0 + timedelta(seconds=9)
 
     events = [(e.event, e.outcome) for e in store.lifecycle("pair-01")]
     assert events == [
@@ -376,12 +403,22 @@ def test_teardown_done_or_failed_releases_the_claim(store: Store) -> None:
         (LifecycleEvent.TEARDOWN_FAILED, Outcome.FAILED),
         (LifecycleEvent.TEARDOWN_STARTED, Outcome.STARTED),
         (LifecycleEvent.TORN_DOWN, Outcome.OK),
-        (LifecycleEvent.TEARDOWN_STARTED, Outcome.STARTED),
     ]
 
 
+def test_an_audit_of_a_torn_down_lab_is_not_recorded_and_gives_its_lease_back(store: Store) -> None:
+    store.ensure_lab("pair-01", ORIGIN, DESTINATION, None)
+    store.record_torn_down("pair-01", T0)
+    store.claim_lease("pair-01", "daemon", "audit", T0 + timedelta(seconds=1), LEASE)
+    broken = LabAudit("pair-01", ORIGIN, DESTINATION, Verdict.BROKEN, started_at=T0, finished_at=T0)
+
+    assert store.record_audit(broken, Trigger.SCHEDULE, release_lease_of="daemon") is None
+    assert store.runs_since(None, ["pair-01"]).get("pair-01", []) == []
+    assert store.lease_of("pair-01") is None
+
+
 def test_a_claim_on_an_unknown_lab_fails_and_lifecycle_writes_refuse_it(store: Store) -> None:
-    assert not store.claim_teardown("nobody", "daemon", T0, LEASE)
+    assert store.claim_lease("nobody", "daemon", "audit", T0, LEASE) is None
     with pytest.raises(UnknownLab):
         store.record_torn_down("nobody", T0)
 
@@ -473,7 +510,7 @@ def test_status_gives_each_lab_its_state_expiry_and_last_verdict(store: Store) -
 def test_naive_datetimes_are_refused(store: Store) -> None:
     store.ensure_lab("pair-01", ORIGIN, DESTINATION, None)
     with pytest.raises(StatementError, match="naive datetime"):
-        store.claim_teardown("pair-01", "daemon", datetime(2026, 11, 29, 10, 0), LEASE)
+        store.claim_lease("pair-01", "daemon", "audit", datetime(2026, 11, 29, 10, 0), LEASE)
 
 
 # ------------------------------------------------------------------------------------------ reports

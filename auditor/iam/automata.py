@@ -18,7 +18,7 @@ regular language of its own; it is walked as a small nondeterministic automaton.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -277,22 +277,21 @@ def alphabet(atoms: Sequence[Atom]) -> tuple[str, ...]:
 
 
 def _literal_characters(tokens: tuple[Token, ...]) -> set[str]:
-    found: set[str] = set()
-    for token in tokens:
-        if isinstance(token, Literal):
-            found.update(token.text)
-        elif isinstance(token, Choice):
-            found.update(*(_literal_characters(option) for option in token.options))
-    return found
+    return _characters(tokens, lambda token: token.text if isinstance(token, Literal) else "")
 
 
 def _run_characters(tokens: tuple[Token, ...]) -> set[str]:
+    return _characters(tokens, lambda token: token.chars if isinstance(token, Run) else "")
+
+
+def _characters(tokens: tuple[Token, ...], of: Callable[[Token], Iterable[str]]) -> set[str]:
+    """The characters `of` each token gives, through choices."""
     found: set[str] = set()
     for token in tokens:
-        if isinstance(token, Run):
-            found.update(token.chars)
-        elif isinstance(token, Choice):
-            found.update(*(_run_characters(option) for option in token.options))
+        if isinstance(token, Choice):
+            found.update(*(_characters(option, of) for option in token.options))
+        else:
+            found.update(of(token))
     return found
 
 

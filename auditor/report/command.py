@@ -15,6 +15,7 @@ from auditor.operations import open_store
 from auditor.report import RENDERERS, build_report
 from auditor.report.model import ClassReport, RosterEntry
 from auditor.report.output import write_report
+from auditor.store import safe_url
 
 FORMATS = ("html", "md", "csv", "json")
 DEFAULT_HTML_PATH = "report.html"
@@ -59,7 +60,9 @@ def report_command(
         sys.stdout.write(RENDERERS[output_format](report))
         return
     write_report(Path(target), RENDERERS[output_format](report))
-    click.echo(f"{output_format} report on {len(report.labs)} labs written to {target}")
+    click.echo(
+        f"{output_format} report on {len(report.labs)} labs from {report.database} written to {target}"
+    )
 
 
 def read_report(config: Config, names: list[str], since: datetime | None, now: datetime) -> ClassReport:
@@ -73,4 +76,4 @@ def read_report(config: Config, names: list[str], since: datetime | None, now: d
         lab.name: RosterEntry(lab.origin.account_id, lab.destination.account_id, dict(lab.info))
         for lab in config.select(names)
     }
-    return replace(report, roster=roster)
+    return replace(report, roster=roster, database=safe_url(config.database.url))

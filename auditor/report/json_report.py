@@ -34,6 +34,7 @@ def report_document(report: ClassReport) -> dict[str, Any]:
     return {
         "schema": SCHEMA,
         "generated_at": iso(report.generated_at),
+        **({"database": report.database} if report.database else {}),
         "period": {
             "since": iso(report.since),
             "start": iso(report.period_start),

@@ -35,6 +35,9 @@ def _document(report: ClassReport) -> Iterator[str]:
     yield "# Lab audit report"
     yield ""
     yield f"{verdict_summary(report)} · {period(report)} · generated {when(report.generated_at)}"
+    if report.database:
+        yield ""
+        yield f"From the history in `{report.database}`."
     yield ""
     yield from _overview(report)
     if report.unrecorded:

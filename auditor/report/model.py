@@ -184,6 +184,8 @@ class ClassReport:
     unrecorded: tuple[str, ...] = ()
     # The configured labs (the command fills it in), by name.
     roster: Mapping[str, RosterEntry] = field(default_factory=dict)
+    # The database the history was read from, without its password (the command fills it in).
+    database: str = ""
 
     def info_of(self, lab: str) -> Mapping[str, str]:
         entry = self.roster.get(lab)

@@ -44,9 +44,12 @@ class LabRow(Base):
     provisioned_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
     expires_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime())
-    # The teardown lease: set by a conditional UPDATE so that two teardowns of a lab never overlap.
-    teardown_owner: Mapped[str | None] = mapped_column(String(200))
-    teardown_claimed_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    # The lab's lease (revision 0006): who changes or judges the lab now, what for, since when, and when
+    # the holder last renewed it. Taken by a conditional UPDATE, so that two holders never overlap.
+    lease_owner: Mapped[str | None] = mapped_column(String(200))
+    lease_since: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    lease_purpose: Mapped[str | None] = mapped_column(String(20))
+    lease_renewed_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
 
 
 class LabResourceRow(Base):

@@ -57,6 +57,19 @@ class LabStatus:
     last_audit_at: datetime | None
     origin: str
     destination: str
+    # When its latest teardown finished, for a lab torn down (its history ends there).
+    torn_down_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class Lease:
+    """Who holds a lab's lease now, what for, and since when (auditor.leases)."""
+
+    lab: str
+    owner: str
+    purpose: str
+    since: datetime
+    renewed_at: datetime
 
 
 class RunPoint(NamedTuple):

@@ -59,6 +59,7 @@ from auditor.store.records import (
     OUTCOME_OF,
     LabState,
     LabStatus,
+    Lease,
     LifecycleEntry,
     LifecycleEvent,
     RecordedRun,
@@ -158,15 +159,29 @@ class Store:
 
     # -------------------------------------------------------------------------------------- audits
 
-    def record_audit(self, audit: LabAudit, trigger: Trigger, due_at: datetime | None = None) -> int:
-        """Store one lab's audit; returns the run id. Raises ValueError if a finding's document is not JSON.
+    def record_audit(
+        self,
+        audit: LabAudit,
+        trigger: Trigger,
+        due_at: datetime | None = None,
+        *,
+        release_lease_of: str | None = None,
+    ) -> int | None:
+        """Store one lab's audit; returns the run id, or None for a lab torn down (its history ended
+        there: an audit of it, begun before the teardown or after, is not the lab's). Raises ValueError
+        if a finding's document is not JSON.
 
-        `due_at`: the moment a schedule meant this audit for, when one did (daemon replicas)."""
+        `due_at`: the moment a schedule meant this audit for, when one did (daemon replicas).
+        `release_lease_of`: give back that holder's lease on the lab in the same transaction."""
         prepared = prepare_findings(audit.findings)
         started_at, finished_at = audit_times(audit, now=datetime.now(UTC))
 
-        def write(session: Session) -> int:
-            lab_id = _lab_id_for_audit(session, audit, started_at)
+        def write(session: Session) -> int | None:
+            if release_lease_of is not None:
+                _release_lease(session, audit.lab, release_lease_of)
+            lab_id, state = _lab_for_audit(session, audit, started_at)
+            if state is LabState.TORN_DOWN:
+                return None
             set_id = _finding_set_id(session, prepared) if prepared else None
             run = AuditRunRow(
                 lab_id=lab_id,
@@ -222,36 +237,88 @@ class Store:
             _set_state(session, lab_id, LabState.FAILED, at)
             _add_event(session, lab_id, at, LifecycleEvent.PROVISION_FAILED, detail)
 
-    def claim_teardown(
-        self, lab: str, owner: str, at: datetime, lease: timedelta, take_over_from: Collection[str] = ()
-    ) -> bool:
-        """Take the lab's teardown lease; False if someone else holds an unexpired one.
-
-        `take_over_from` names holders known to be dead, whose lease is taken however fresh it is.
-        """
+    def claim_lease(
+        self,
+        lab: str,
+        owner: str,
+        purpose: str,
+        at: datetime,
+        ttl: timedelta,
+        take_over_from: Collection[str] = (),
+    ) -> LabState | None:
+        """Take the lab's lease; the lab's state once taken, None while another holder's lease is fresh
+        (renewed within `ttl`) or the lab is unknown. `take_over_from` names holders known to be gone,
+        whose lease is taken however fresh it is."""
         with self._writing() as session:
-            claimed_id = session.execute(
+            state = session.execute(
                 update(LabRow)
                 .where(
                     LabRow.name == lab,
                     or_(
-                        LabRow.teardown_claimed_at.is_(None),
-                        LabRow.teardown_claimed_at <= at - lease,
-                        LabRow.teardown_owner.in_(list(take_over_from)),
+                        LabRow.lease_owner.is_(None),
+                        LabRow.lease_renewed_at <= at - ttl,
+                        LabRow.lease_owner.in_(list(take_over_from)),
                     ),
                 )
-                .values(teardown_owner=owner, teardown_claimed_at=at, updated_at=at)
-                .returning(LabRow.id)
+                .values(lease_owner=owner, lease_purpose=purpose, lease_since=at, lease_renewed_at=at)
+                .returning(LabRow.state)
             ).scalar_one_or_none()
-            if claimed_id is None:
-                return False
-            _add_event(session, claimed_id, at, LifecycleEvent.TEARDOWN_STARTED, f"claimed by {owner}")
-            return True
+            return None if state is None else LabState(state)
 
-    def teardown_owner(self, lab: str) -> str | None:
-        """Who holds the lab's teardown lease, if anyone."""
+    def lease_of(self, lab: str) -> Lease | None:
+        """Who holds the lab's lease, if anyone (a lapsed lease included: its holder may yet renew it)."""
         with self._reading() as session:
-            return session.scalar(select(LabRow.teardown_owner).where(LabRow.name == lab))
+            row = session.execute(
+                select(
+                    LabRow.lease_owner, LabRow.lease_purpose, LabRow.lease_since, LabRow.lease_renewed_at
+                ).where(LabRow.name == lab, LabRow.lease_owner.is_not(None))
+            ).one_or_none()
+            owner, purpose, since, renewed = row if row is not None else (None, None, None, None)
+            if owner is None or since is None:
+                return None
+            return Lease(lab, owner, purpose or "", since, renewed or since)
+
+    def renew_leases(self, owner: str, labs: Collection[str], at: datetime) -> set[str]:
+        """Say that `owner` is still at work on these labs; the labs whose lease it still holds."""
+        if not labs:
+            return set()
+        with self._writing() as session:
+            renewed = session.scalars(
+                update(LabRow)
+                .where(LabRow.lease_owner == owner, LabRow.name.in_(list(labs)))
+                .values(lease_renewed_at=at)
+                .returning(LabRow.name)
+            )
+            return set(renewed)
+
+    def release_leases(self, owner: str, labs: Collection[str]) -> None:
+        """Give back the leases `owner` holds on these labs (one it no longer holds is left as it is)."""
+        if not labs:
+            return
+        with self._writing() as session:
+            session.execute(
+                update(LabRow)
+                .where(LabRow.lease_owner == owner, LabRow.name.in_(list(labs)))
+                .values(lease_owner=None, lease_purpose=None, lease_since=None, lease_renewed_at=None),
+                execution_options=BULK,
+            )
+
+    def mark_teardown_started(self, lab: str, owner: str, at: datetime) -> None:
+        with self._writing() as session:
+            _add_event(session, _lab_id(session, lab), at, LifecycleEvent.TEARDOWN_STARTED, f"by {owner}")
+
+    def torn_down_since(self, lab: str, since: datetime) -> datetime | None:
+        """When the lab was last torn down, if that was at or after `since`."""
+        with self._reading() as session:
+            return session.scalar(
+                select(func.max(LifecycleEventRow.at))
+                .join(LabRow, LabRow.id == LifecycleEventRow.lab_id)
+                .where(
+                    LabRow.name == lab,
+                    LifecycleEventRow.at >= since,
+                    LifecycleEventRow.event == LifecycleEvent.TORN_DOWN,
+                )
+            )
 
     def state_of(self, lab: str) -> LabState | None:
         """The lab's life-cycle state; None for a lab the store has never seen."""
@@ -262,7 +329,7 @@ class Store:
     def record_torn_down(self, lab: str, at: datetime) -> None:
         with self._writing() as session:
             lab_id = _lab_id(session, lab)
-            _set_state(session, lab_id, LabState.TORN_DOWN, at, release_claim=True)
+            _set_state(session, lab_id, LabState.TORN_DOWN, at)
             deleted = session.execute(
                 update(LabResourceRow)
                 .where(LabResourceRow.lab_id == lab_id, LabResourceRow.deleted_at.is_(None))
@@ -273,11 +340,9 @@ class Store:
             _add_event(session, lab_id, at, LifecycleEvent.TORN_DOWN, detail)
 
     def record_teardown_failed(self, lab: str, detail: str, at: datetime) -> None:
-        """The teardown stopped half way: the claim is released so a later one can finish it."""
+        """The teardown stopped half way (its holder gives the lease back, so that a later one finishes it)."""
         with self._writing() as session:
-            lab_id = _lab_id(session, lab)
-            _release_claim(session, lab_id, at)
-            _add_event(session, lab_id, at, LifecycleEvent.TEARDOWN_FAILED, detail)
+            _add_event(session, _lab_id(session, lab), at, LifecycleEvent.TEARDOWN_FAILED, detail)
 
     def expired_labs(self, now: datetime) -> list[str]:
         with self._reading() as session:
@@ -335,7 +400,8 @@ class Store:
         with self._reading() as session:
             labs = list(session.scalars(select(LabRow).order_by(LabRow.name)))
             latest = _latest_runs_by_lab(session, [lab.id for lab in labs])
-            return [_lab_status(lab, latest.get(lab.id)) for lab in labs]
+            torn_down = _torn_down_at(session, [lab.id for lab in labs if lab.state is LabState.TORN_DOWN])
+            return [_lab_status(lab, latest.get(lab.id), torn_down.get(lab.id)) for lab in labs]
 
     def runs_since(
         self, since: datetime | None, labs: Sequence[str] | None = None
@@ -546,10 +612,10 @@ def _lab_id(session: Session, name: str) -> int:
     return lab_id
 
 
-def _lab_id_for_audit(session: Session, audit: LabAudit, at: datetime) -> int:
-    lab_id = session.scalar(select(LabRow.id).where(LabRow.name == audit.lab))
-    if lab_id is not None:
-        return lab_id
+def _lab_for_audit(session: Session, audit: LabAudit, at: datetime) -> tuple[int, LabState]:
+    known = session.execute(select(LabRow.id, LabRow.state).where(LabRow.name == audit.lab)).one_or_none()
+    if known is not None:
+        return known[0], LabState(known[1])
     lab = LabRow(
         name=audit.lab,
         origin_account=audit.origin_account,
@@ -559,7 +625,16 @@ def _lab_id_for_audit(session: Session, audit: LabAudit, at: datetime) -> int:
     )
     session.add(lab)
     session.flush()
-    return lab.id
+    return lab.id, LabState.PLANNED
+
+
+def _release_lease(session: Session, lab: str, owner: str) -> None:
+    session.execute(
+        update(LabRow)
+        .where(LabRow.name == lab, LabRow.lease_owner == owner)
+        .values(lease_owner=None, lease_purpose=None, lease_since=None, lease_renewed_at=None),
+        execution_options=BULK,
+    )
 
 
 def _finding_set_id(session: Session, prepared: PreparedFindings) -> int:
@@ -619,21 +694,8 @@ def _insert_invoke_result(session: Session, run_id: int, invoke: InvokeResult) -
     session.flush()
 
 
-def _set_state(
-    session: Session, lab_id: int, state: LabState, at: datetime, *, release_claim: bool = False
-) -> None:
-    values: dict[str, Any] = {"state": state, "updated_at": at}
-    if release_claim:
-        values.update(teardown_owner=None, teardown_claimed_at=None)
-    session.execute(update(LabRow).where(LabRow.id == lab_id).values(**values))
-
-
-def _release_claim(session: Session, lab_id: int, at: datetime) -> None:
-    session.execute(
-        update(LabRow)
-        .where(LabRow.id == lab_id)
-        .values(teardown_owner=None, teardown_claimed_at=None, updated_at=at)
-    )
+def _set_state(session: Session, lab_id: int, state: LabState, at: datetime) -> None:
+    session.execute(update(LabRow).where(LabRow.id == lab_id).values(state=state, updated_at=at))
 
 
 def _add_event(session: Session, lab_id: int, at: datetime, event: LifecycleEvent, detail: str) -> None:
@@ -754,7 +816,7 @@ def _since(since: datetime | None) -> list[ColumnElement[bool]]:
     return [] if since is None else [AuditRunRow.started_at >= since]
 
 
-def _lab_status(lab: LabRow, latest: AuditRunRow | None) -> LabStatus:
+def _lab_status(lab: LabRow, latest: AuditRunRow | None, torn_down_at: datetime | None) -> LabStatus:
     return LabStatus(
         name=lab.name,
         state=lab.state,
@@ -763,7 +825,20 @@ def _lab_status(lab: LabRow, latest: AuditRunRow | None) -> LabStatus:
         last_audit_at=latest.started_at if latest else None,
         origin=lab.origin_account,
         destination=lab.destination_account,
+        torn_down_at=torn_down_at,
     )
+
+
+def _torn_down_at(session: Session, lab_ids: list[int]) -> dict[int, datetime]:
+    """When each of these labs was last torn down."""
+    if not lab_ids:
+        return {}
+    rows = session.execute(
+        select(LifecycleEventRow.lab_id, func.max(LifecycleEventRow.at))
+        .where(LifecycleEventRow.lab_id.in_(lab_ids), LifecycleEventRow.event == LifecycleEvent.TORN_DOWN)
+        .group_by(LifecycleEventRow.lab_id)
+    )
+    return {lab_id: at for lab_id, at in rows}
 
 
 def _recorded_runs(
