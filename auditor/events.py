@@ -2,7 +2,7 @@
 queue of the operator's; the daemon long-polls it and audits the lab that changed within seconds.
 
 On real AWS, IAM is a global service whose CloudTrail events arrive on the event bus of us-east-1
-only: the rules for IAM must live there, whatever the lab's region (see README, "Change events").
+only: the rules for IAM must live there, whatever the lab's region (see docs/daemon.md, "Change events").
 """
 
 from __future__ import annotations

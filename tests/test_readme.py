@@ -52,6 +52,13 @@ def test_the_readme_permissions_example_runs() -> None:
     assert "sts:ExternalId" in result.stdout
 
 
+def test_the_readme_is_a_front_door() -> None:
+    """What it is, the quick start, the commands, configuration, the daemon; the rest is in docs/."""
+    assert len(README.splitlines()) <= 260
+    for section in ("Quick start", "Commands", "Configuration", "The daemon", "Where to read more"):
+        assert f"\n## {section}" in README, section
+
+
 def test_the_quick_start_is_make_demo_and_make_test() -> None:
     quick_start = README.split("## Quick start", 1)[1].split("##", 1)[0]
     assert "make demo" in quick_start and "make test" in quick_start
