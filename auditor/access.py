@@ -15,10 +15,9 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 
 from auditor.actual import ActualLab
-from auditor.iam.solve import DEFAULT_TIME_LIMIT, Decision, decide
 from auditor.lab_context import LabHop, Suspect, lab_hops
 from auditor.model import Check, Effect, Finding, Severity, Status
-from auditor.policy import display_key
+from auditor.policy import Decision, PolicyEngine, display_key
 from auditor.resources.base import finding
 from auditor.spec import ExpectedLab
 
@@ -39,21 +38,21 @@ class Link:
 def access_path(
     expected: ExpectedLab,
     actual: ActualLab,
-    time_limit: float = DEFAULT_TIME_LIMIT,
+    engine: PolicyEngine,
     now: datetime | None = None,
 ) -> list[Link]:
     """The lab's call, hop by hop, as IAM would decide it (only for resources that exist)."""
-    return [_link(hop, time_limit) for hop in lab_hops(expected, actual, now)]
+    return [_link(hop, engine) for hop in lab_hops(expected, actual, engine.parse, now)]
 
 
-def _link(hop: LabHop, time_limit: float) -> Link:
-    verdicts = [decide(request, hop.policies, time_limit=time_limit) for request in hop.requests]
+def _link(hop: LabHop, engine: PolicyEngine) -> Link:
+    verdicts = [engine.decide(request, hop.policies) for request in hop.requests]
     decisions = {v.decision for v in verdicts}
     works = False if Decision.FAILS in decisions else None if Decision.UNKNOWN in decisions else True
     unknown = tuple(sorted({k for v in verdicts for k in v.unknown_keys}))
     suspects = hop.suspects
     if works is not True and hop.sides:
-        suspects = _sides_deciding(hop, Decision.FAILS if works is False else Decision.UNKNOWN, time_limit)
+        suspects = _sides_deciding(hop, Decision.FAILS if works is False else Decision.UNKNOWN, engine)
     first = suspects[0]
     return Link(
         hop.failure,
@@ -66,14 +65,12 @@ def _link(hop: LabHop, time_limit: float) -> Link:
     )
 
 
-def _sides_deciding(hop: LabHop, decision: Decision, time_limit: float) -> tuple[Suspect, ...]:
+def _sides_deciding(hop: LabHop, decision: Decision, engine: PolicyEngine) -> tuple[Suspect, ...]:
     """Of the documents on both sides of a hop, those that refuse it (or leave it in doubt) on their own."""
     deciding = tuple(
         suspect
         for policies, suspect in hop.sides
-        if any(
-            decide(request, policies, time_limit=time_limit).decision is decision for request in hop.requests
-        )
+        if any(engine.decide(request, policies).decision is decision for request in hop.requests)
     )
     return deciding or hop.suspects
 
@@ -153,13 +150,13 @@ def judge_access(
     expected: ExpectedLab,
     actual: ActualLab,
     findings: Sequence[Finding],
-    time_limit: float = DEFAULT_TIME_LIMIT,
+    engine: PolicyEngine,
     now: datetime | None = None,
 ) -> list[Finding]:
     """The findings, with those that break the lab's access path marked (and added where none
     explains it), what could not be proven said, and hardenings lowered to low."""
     judged = list(findings)
-    links = access_path(expected, actual, time_limit, now)
+    links = access_path(expected, actual, engine, now)
     for link in links:
         if link.works is False:
             judged = _blame(judged, link)

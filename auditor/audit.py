@@ -70,7 +70,7 @@ def audit_lab(context: Context, target: LabTarget, *, invoke: bool) -> LabAudit:
             packaged()[1],
             started.date(),
             invoked,
-            policy_time_limit=context.config.audit.policy_time_limit.total_seconds(),
+            engine=context.policy_engine,
             now=started,
         )
     except LAB_FAULTS as error:

@@ -12,9 +12,8 @@ from datetime import date, datetime
 
 from auditor.access import judge_access
 from auditor.actual import ActualLab
-from auditor.iam.budget import time_budget
-from auditor.iam.solve import DEFAULT_TIME_LIMIT
 from auditor.model import Check, Effect, Finding, InvokeResult, Severity, Status, Verdict, verdict_of
+from auditor.policy import PolicyEngine
 from auditor.resources.base import Facts, finding
 from auditor.resources.registry import REGISTRY, Registry
 from auditor.spec import ExpectedLab
@@ -51,15 +50,14 @@ def judge_lab(
     invoke: InvokeResult | None = None,
     registry: Registry = REGISTRY,
     *,
-    policy_time_limit: float = DEFAULT_TIME_LIMIT,
+    engine: PolicyEngine,
     now: datetime | None = None,
 ) -> Judgement:
-    """All findings of one lab, and its verdict; `now`, the audit's moment, answers aws:CurrentTime."""
-    facts = Facts(code_sha256, today, policy_time_limit)
-    with time_budget(policy_time_limit):
-        findings = judge_access(
-            expected, actual, registry.compare(expected, actual, facts), policy_time_limit, now
-        )
+    """All findings of one lab, and its verdict: the audit's and the provisioner's plan's, with their
+    context's policy engine; `now`, the audit's moment, answers aws:CurrentTime."""
+    lab = engine.for_one_lab()  # one share of the time limit for all the lab's questions
+    facts = Facts(code_sha256, today, lab)
+    findings = judge_access(expected, actual, registry.compare(expected, actual, facts), lab, now)
     if invoke is not None and (failure := invoke_finding(expected, invoke)) is not None:
         findings.append(failure)
     fixable = [replace(f, fixable=bool(registry.fixes(f, expected, actual))) for f in findings]

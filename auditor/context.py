@@ -1,7 +1,8 @@
 """What a command or a scheduler job opens at the edge and passes in, and closes at the end.
 
 A `Context` holds the configuration, the AWS sessions, and what it owns: the embedded emulator when
-the configuration asks for one, and the local stand-in for the Lambda Python runtime. Open it with
+the configuration asks for one, the local stand-in for the Lambda Python runtime, and the policy
+engine that judges its labs (its answers, its CPU places, the configured time limit). Open it with
 `open_context(config)` as a context manager; closing it stops what it owns.
 """
 
@@ -27,6 +28,7 @@ from auditor.emulator import (
 from auditor.events import operator_bus_arn
 from auditor.fleet import describe_fault
 from auditor.local_lambda import LocalLambda
+from auditor.policy import PolicyEngine, policy_engine
 from auditor.spec import render
 from auditor.target import LabTarget
 
@@ -45,10 +47,13 @@ class Context:
         endpoint_url: str | None,
         *,
         local_lambda: LocalLambda,
+        policy_engine: PolicyEngine,
         emulator: Closable | None = None,
     ) -> None:
         self.config, self.sessions, self.endpoint_url = config, sessions, endpoint_url
         self.emulator = emulator
+        # What the audit and the provisioner's plan judge with: one engine, the configured time limit.
+        self.policy_engine = policy_engine
         # The local stand-in for the Lambda Python runtime (auditor/local_lambda): it starts its
         # processes on first use only, and is closed with the context.
         self.local_lambda = local_lambda
@@ -106,7 +111,8 @@ def open_context(
     find_emulator: bool = True,
     cached_accounts: int | None = None,
 ) -> Context:
-    """Sessions for the configured endpoint; it owns `local_lambda` (a new one if None) too.
+    """Sessions for the configured endpoint; it owns `local_lambda` (a new one if None) too, and a
+    policy engine of its own with the configured [audit] policy_time_limit.
 
     The clients of at most `cached_accounts` accounts are kept: by default those of the labs under way
     (a command goes over the class once); the daemon, which comes back every interval, keeps more.
@@ -135,5 +141,6 @@ def open_context(
         AccountSessions(settings),
         endpoint_url,
         local_lambda=local_lambda or LocalLambda(),
+        policy_engine=policy_engine(config.audit),
         emulator=emulator,
     )

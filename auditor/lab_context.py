@@ -8,17 +8,27 @@ unknown, so that a condition on it is neither proof that the lab works nor that 
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from auditor.actual import ActualLab, ActualRole
-from auditor.iam.document import Policy, PolicyError, parse_policy
-from auditor.iam.patterns import Choice, Literal, Run, Token
-from auditor.iam.principals import Kind, Principal
-from auditor.iam.ranking import Setting
-from auditor.iam.solve import Hop, Policies, Shape
 from auditor.model import Check
+from auditor.policy import (
+    Choice,
+    Hop,
+    Kind,
+    Literal,
+    Policies,
+    Policy,
+    PolicyError,
+    Principal,
+    Run,
+    Setting,
+    Shape,
+    Token,
+)
 from auditor.spec import ExpectedLab, RoleSpec
 
 LAMBDA_SERVICE = "lambda.amazonaws.com"
@@ -152,14 +162,17 @@ def witness_setting(expected: ExpectedLab, actual: ActualLab, role: RoleSpec) ->
     )
 
 
-def _documents(role: ActualRole) -> tuple[Policy, ...]:
+Parse = Callable[[Any], Policy]  # a document read, or PolicyError (the policy engine's `parse`)
+
+
+def _documents(role: ActualRole, parse: Parse) -> tuple[Policy, ...]:
     raw = [*role.inline_policies.values(), *(d for d in role.managed_policies.values() if d is not None)]
-    return tuple(p for p in map(_parsed, raw) if p is not None)
+    return tuple(p for p in (_parsed(d, parse) for d in raw) if p is not None)
 
 
-def _parsed(document: object) -> Policy | None:
+def _parsed(document: object, parse: Parse) -> Policy | None:
     try:
-        return parse_policy(document)  # type: ignore[arg-type]
+        return parse(document)
     except PolicyError:
         return None
 
@@ -168,12 +181,12 @@ def _parsed(document: object) -> Policy | None:
 _NOTHING = Policy(())
 
 
-def _boundary(role: ActualRole) -> Policy | None:
-    return (_parsed(role.boundary_policy) or _NOTHING) if role.boundary_arn else None
+def _boundary(role: ActualRole, parse: Parse) -> Policy | None:
+    return (_parsed(role.boundary_policy, parse) or _NOTHING) if role.boundary_arn else None
 
 
-def _trust(role: ActualRole) -> Policy:
-    return _parsed(role.trust_policy) or _NOTHING
+def _trust(role: ActualRole, parse: Parse) -> Policy:
+    return _parsed(role.trust_policy, parse) or _NOTHING
 
 
 def _session(role_arn: str, account: str, session: str) -> Principal:
@@ -197,13 +210,15 @@ def _reads_the_clock(documents: Iterable[Policy | None]) -> bool:
     return any(c.key in CLOCK_KEYS for p in documents if p for s in p.statements for c in s.conditions)
 
 
-def lab_hops(expected: ExpectedLab, actual: ActualLab, now: datetime | None = None) -> list[LabHop]:
-    """The hops whose documents exist (a missing role or function is its own finding); `now` is the
-    moment the requests are judged at, when a document reads the clock."""
+def lab_hops(
+    expected: ExpectedLab, actual: ActualLab, parse: Parse, now: datetime | None = None
+) -> list[LabHop]:
+    """The hops whose documents exist (a missing role or function is its own finding), their documents
+    read with `parse`; `now` is the moment the requests are judged at, when a document reads the clock."""
     origin, destination, function = actual.origin_role, actual.destination_role, actual.function
-    origin_trust, destination_trust = _trust(origin), _trust(destination)
-    origin_side = Policies(_documents(origin), _boundary(origin))
-    destination_side = Policies(_documents(destination), _boundary(destination))
+    origin_trust, destination_trust = _trust(origin, parse), _trust(destination, parse)
+    origin_side = Policies(_documents(origin, parse), _boundary(origin, parse))
+    destination_side = Policies(_documents(destination, parse), _boundary(destination, parse))
     clock = _clock(
         [
             *origin_side.identity,

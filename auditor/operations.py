@@ -347,7 +347,7 @@ def provision_targets(
         if plans is not None and target.name in plans:
             change = plans[target.name]
         else:
-            steps, findings = plan_with_findings(context.sessions, target)
+            steps, findings = plan_with_findings(context, target)
             change = LabChange(tuple(steps), findings)
         if dry_run or not change.changed:
             if not dry_run and store is not None:

@@ -1,14 +1,20 @@
 """IAM policy documents by meaning: the face of the engine in `auditor.iam` for the rest of the program.
 
-- `parse_policy`, `to_json`: documents as normalised values (`auditor.iam.document`).
+- `PolicyEngine`: one a command's context (`policy_engine(config.audit)`), with its answers, its
+  places on the CPUs and its time limit (`auditor.iam.engine`); `for_one_lab()` gives it one lab's
+  share of the limit. Every comparison and decision below is asked of it.
+- `parse_policy`, `to_json`: documents as normalised values (`auditor.iam.document`); `engine.parse`
+  keeps them by content.
 - `compare_trust`, `compare_permissions`: the exact comparison of the sets of requests two documents
   allow (principal, action, resource, context), decided by the SMT solver, each difference with a
-  witness request the concrete evaluator confirms (`auditor.iam.solve`), worded statement by
+  witness request the concrete evaluator confirms (`auditor.iam.comparing`), worded statement by
   statement (`auditor.iam.explain`), and a severity from what the wider side newly allows. A
   `Setting` (where the documents apply: the role's account, the lab's region, names and User-Agent)
   makes the witness the lab's own (`auditor.iam.ranking`).
 - `compare_narrowing`: only what the expected documents allow and what remains does not (a deleted
   inline policy, a permissions boundary).
+- `engine.decide`: a request of the lab's access path (a `Hop` and its `Policies`), works, fails or
+  cannot tell (`auditor.iam.deciding`).
 - `is_allowed`, `permission_boundary_allows`: IAM's evaluation of one concrete request
   (`auditor.iam.evaluate`).
 """
@@ -18,7 +24,10 @@ from __future__ import annotations
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 
+from auditor.config import AuditSettings
 from auditor.iam.catalogue import display_action, expand_action
+from auditor.iam.comparing import Comparison, Difference
+from auditor.iam.deciding import Decision, Hop, Policies, Shape, Verdict
 from auditor.iam.document import (
     Condition,
     Policy,
@@ -28,23 +37,35 @@ from auditor.iam.document import (
     parse_policy,
     to_json,
 )
+from auditor.iam.engine import PolicyEngine
 from auditor.iam.evaluate import Request, allows, request
 from auditor.iam.explain import admitted_accounts
 from auditor.iam.keys import display_key
+from auditor.iam.patterns import Choice, Literal, Run, Token
 from auditor.iam.principals import Kind, Principal, parse_principal
 from auditor.iam.ranking import NOWHERE, Setting
-from auditor.iam.solve import DEFAULT_TIME_LIMIT, Comparison, Difference, compare
 from auditor.model import Effect, Severity, Side, Witness
 
 __all__ = [
-    "DEFAULT_TIME_LIMIT",
     "NOWHERE",
+    "Choice",
     "Condition",
+    "Decision",
+    "Hop",
+    "Kind",
+    "Literal",
+    "Policies",
     "Policy",
     "PolicyDiff",
+    "PolicyEngine",
     "PolicyError",
+    "Principal",
+    "Run",
     "Setting",
+    "Shape",
     "Statement",
+    "Token",
+    "Verdict",
     "compare_narrowing",
     "compare_permissions",
     "compare_trust",
@@ -54,6 +75,7 @@ __all__ = [
     "is_unique_id",
     "parse_policy",
     "permission_boundary_allows",
+    "policy_engine",
     "severity_for",
     "to_json",
     "witness_of",
@@ -90,14 +112,23 @@ class PolicyDiff:
         return self.wider or self.narrower
 
 
+# ------------------------------------------------------------------------------------------- engine
+
+
+def policy_engine(audit: AuditSettings | None = None) -> PolicyEngine:
+    """A new engine with the [audit] settings' policy_time_limit (the configuration's default without)."""
+    settings = AuditSettings() if audit is None else audit
+    return PolicyEngine(settings.policy_time_limit.total_seconds())
+
+
 # ----------------------------------------------------------------------------------------- comparing
 
 
 def compare_permissions(
+    engine: PolicyEngine,
     expected: Sequence[Policy],
     actual: Sequence[Policy],
     *,
-    time_limit: float = DEFAULT_TIME_LIMIT,
     setting: Setting = NOWHERE,
 ) -> PolicyDiff:
     """Compare by meaning the union of the expected permission policies with the union of the actual ones.
@@ -105,8 +136,8 @@ def compare_permissions(
     `setting`: where the documents apply (the role's account, the lab's region and names), so that a
     witness names a resource there (auditor.iam.ranking).
     """
-    comparison = compare(
-        _statements_of(expected), _statements_of(actual), trust=False, time_limit=time_limit, setting=setting
+    comparison = engine.compare(
+        _statements_of(expected), _statements_of(actual), trust=False, setting=setting
     )
     widened, narrowed = _worded(comparison, trust=False)
     effect = _effect_of(comparison)
@@ -129,17 +160,17 @@ def compare_permissions(
 
 
 def compare_narrowing(
+    engine: PolicyEngine,
     expected: Sequence[Policy],
     actual: Sequence[Policy],
     *,
-    time_limit: float = DEFAULT_TIME_LIMIT,
     setting: Setting = NOWHERE,
 ) -> PolicyDiff:
     """Only what the expected policies allow and the actual ones do not (a deleted document against
     what remains, the spec's access against a boundary): narrowed with its witness, none, or
     undecided (changed); what the actual ones allow beyond is another finding's."""
-    comparison = compare(
-        _statements_of(expected), _statements_of(actual), trust=False, time_limit=time_limit, setting=setting
+    comparison = engine.compare(
+        _statements_of(expected), _statements_of(actual), trust=False, setting=setting
     )
     lost = comparison.narrower
     if not lost.decided:
@@ -156,12 +187,12 @@ def compare_narrowing(
 
 
 def compare_trust(
+    engine: PolicyEngine,
     expected: Policy,
     actual: Policy,
     *,
     hardening_principals: Collection[str] = (),
     role_arn: str | None = None,
-    time_limit: float = DEFAULT_TIME_LIMIT,
     setting: Setting = NOWHERE,
 ) -> PolicyDiff:
     """Compare two trust policies by meaning over (principal, action, context).
@@ -170,9 +201,7 @@ def compare_trust(
     callers than the spec but still every one of these is flagged as a hardening. `role_arn`: the
     role the trust belongs to, shown as the witness's resource.
     """
-    comparison = compare(
-        expected.statements, actual.statements, trust=True, time_limit=time_limit, setting=setting
-    )
+    comparison = engine.compare(expected.statements, actual.statements, trust=True, setting=setting)
     widened, narrowed = _worded(comparison, trust=True)
     effect = _effect_of(comparison)
     unique_ids = tuple(p for p in actual.unique_id_principals if p not in expected.unique_id_principals)

@@ -5,7 +5,7 @@
 1. CPU to judge a lab, cold (documents the engine has not seen) and warm (the next audit of the same
    class), for this tree and for 0.1's statement-level judge (BASELINE_REF, exported from git), each
    in a fresh process on the same class of labs with typical student changes. The ratio is the claim.
-2. The p99 time of one comparison over seeded random policy pairs, each with the caches emptied.
+2. The p99 time of one comparison over seeded random policy pairs, each asked of a new engine.
 3. An adversarial policy (hundreds of overlapping wildcard statements with conditions): how long
    the comparison and a whole lab's judgement take against the time limit.
 """
@@ -150,29 +150,30 @@ def _changed(actual: Any, change: Callable[[Documents, str, str], None]) -> Any:
 # ---------------------------------------------------------------------- 1. CPU a lab, both judges
 
 
-def _clear_engine_caches() -> None:
+def _a_judge() -> Callable[[Any, Any], Any]:
+    """A lab's judgement by a new policy engine, which has seen no document (0.1 had no engine)."""
+    from auditor.compare import judge_lab
+
     try:
-        from auditor.iam.solve import clear_caches
-    except ImportError:  # 0.1 had no engine and no caches
-        return
-    clear_caches()
+        from auditor.policy import policy_engine
+    except ImportError:
+        return lambda expected, actual: judge_lab(expected, actual, SHA, TODAY)  # type: ignore[call-arg]
+    engine = policy_engine()
+    return lambda expected, actual: judge_lab(expected, actual, SHA, TODAY, engine=engine)
 
 
 def judge_cpu(labs: int) -> dict[str, Any]:
     """Judge the class twice in this process: CPU seconds a lab, cold then warm, and the verdicts."""
-    from auditor.compare import judge_lab
-
     class_ = a_class(labs)
-    warm_up = a_class(1)[0]
-    judge_lab(*warm_up, SHA, TODAY)  # imports, the action catalogue: not the judge's work
-    _clear_engine_caches()
+    _a_judge()(*a_class(1)[0])  # imports, the action catalogue: not the judge's work
+    judge = _a_judge()
     timings = []
     verdicts: Counter[str] = Counter()
     for _ in ("cold", "warm"):
         verdicts.clear()
         started = time.process_time()
         for expected, actual in class_:
-            verdicts[judge_lab(expected, actual, SHA, TODAY).verdict.value] += 1
+            verdicts[judge(expected, actual).verdict.value] += 1
         timings.append((time.process_time() - started) / labs)
     return {"cold": timings[0], "warm": timings[1], "verdicts": dict(verdicts)}
 
@@ -267,17 +268,17 @@ def random_pairs(count: int, seed: int = 11) -> list[tuple[dict[str, Any], dict[
 
 
 def comparison_times(count: int) -> None:
-    from auditor.policy import compare_permissions, parse_policy
+    from auditor.policy import compare_permissions, parse_policy, policy_engine
 
     seconds, undecided = [], 0
     for expected, actual in random_pairs(count):
-        _clear_engine_caches()
+        engine = policy_engine()
         started = time.perf_counter()
-        diff = compare_permissions([parse_policy(expected)], [parse_policy(actual)])
+        diff = compare_permissions(engine, [parse_policy(expected)], [parse_policy(actual)])
         seconds.append(time.perf_counter() - started)
         undecided += not diff.decided
     cuts = statistics.quantiles(seconds, n=100, method="inclusive")
-    print(f"one comparison, {count} seeded random pairs, caches emptied each time:")
+    print(f"one comparison, {count} seeded random pairs, each asked of a new engine:")
     print(
         f"  p50 {cuts[49] * 1000:.0f} ms, p99 {cuts[98] * 1000:.0f} ms, max {max(seconds) * 1000:.0f} ms; "
         f"{undecided} undecided in the time limit"
@@ -314,29 +315,29 @@ def adversarial_policy(statements: int, seed: int = 7) -> dict[str, Any]:
 
 def under_attack(statements: int) -> None:
     from auditor.compare import judge_lab
-    from auditor.policy import DEFAULT_TIME_LIMIT, compare_permissions, parse_policy
+    from auditor.policy import compare_permissions, parse_policy, policy_engine
 
     hostile = adversarial_policy(statements)
     expected, actual = a_class(1)[0]
     spec = expected.destination_role.inline_policies["LambdaS3ListBucketsPolicy"]
-    _clear_engine_caches()
+    engine = policy_engine()
+    limit = engine.time_limit
     started = time.perf_counter()
-    diff = compare_permissions([parse_policy(spec)], [parse_policy(hostile)])
+    diff = compare_permissions(engine, [parse_policy(spec)], [parse_policy(hostile)])
     compared = time.perf_counter() - started
     role = actual.destination_role
     hostile_lab = replace(
         actual,
         destination_role=replace(role, inline_policies={**role.inline_policies, "Hostile": hostile}),
     )
-    _clear_engine_caches()
     started = time.perf_counter()
-    verdict = judge_lab(expected, hostile_lab, SHA, TODAY).verdict.value
+    verdict = judge_lab(expected, hostile_lab, SHA, TODAY, engine=policy_engine()).verdict.value
     judged = time.perf_counter() - started
     outcome = "decided" if diff.decided else "could not be decided in time"
     print(f"adversarial policy of {statements} overlapping wildcard statements with conditions:")
-    print(f"  one comparison: {outcome} after {compared:.2f} s (time limit {DEFAULT_TIME_LIMIT:.0f} s)")
+    print(f"  one comparison: {outcome} after {compared:.2f} s (time limit {limit:.0f} s)")
     print(f"  the whole lab judged in {judged:.2f} s, verdict {verdict} (one budget of the limit per lab)")
-    print(f"  comparison time / limit: {compared / DEFAULT_TIME_LIMIT:.2f}")
+    print(f"  comparison time / limit: {compared / limit:.2f}")
 
 
 # ------------------------------------------------------------------------------------------ main

@@ -1,7 +1,9 @@
 """The provisioner's plan is the audit: the fixes of the findings of the audit's own comparison.
 
 Every finding the provisioner can fix becomes a step that answers it (each kind of resource says how,
-in auditor/resources/kinds/); the resources nothing needs to change are listed as `no change`.
+in auditor/resources/kinds/); the resources nothing needs to change are listed as `no change`. The
+findings are the audit's judgement (auditor.compare.judge_lab) with the context's policy engine, so
+its configured time limit too.
 """
 
 from __future__ import annotations
@@ -9,13 +11,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from auditor.accounts import AccountSessions
 from auditor.actual import ActualLab
 from auditor.clock import utc_now
 from auditor.collect import collect_lab
 from auditor.compare import judge_lab
+from auditor.context import Context
 from auditor.model import Finding, Step
 from auditor.package import packaged
+from auditor.policy import PolicyEngine
 from auditor.resources.registry import REGISTRY
 from auditor.spec import ExpectedLab
 from auditor.target import LabTarget
@@ -26,20 +29,20 @@ def plan_lab(expected: ExpectedLab, actual: ActualLab, findings: Sequence[Findin
     return REGISTRY.plan(expected, actual, findings)
 
 
-def audit_findings(expected: ExpectedLab, actual: ActualLab, now: datetime) -> tuple[Finding, ...]:
+def audit_findings(
+    expected: ExpectedLab, actual: ActualLab, now: datetime, engine: PolicyEngine
+) -> tuple[Finding, ...]:
     """The audit's findings of a lab as collected at `now`, without a run of the function (no fix
     answers one)."""
-    return judge_lab(expected, actual, packaged()[1], now.date(), now=now).findings
+    return judge_lab(expected, actual, packaged()[1], now.date(), engine=engine, now=now).findings
 
 
-def plan(sessions: AccountSessions, target: LabTarget) -> list[Step]:
-    return plan_with_findings(sessions, target)[0]
+def plan(context: Context, target: LabTarget) -> list[Step]:
+    return plan_with_findings(context, target)[0]
 
 
-def plan_with_findings(
-    sessions: AccountSessions, target: LabTarget
-) -> tuple[list[Step], tuple[Finding, ...]]:
+def plan_with_findings(context: Context, target: LabTarget) -> tuple[list[Step], tuple[Finding, ...]]:
     """The plan and the findings it answers (whose expected and actual values `--diff` shows)."""
-    actual = collect_lab(sessions, target)
-    findings = audit_findings(target.expected, actual, utc_now())
+    actual = collect_lab(context.sessions, target)
+    findings = audit_findings(target.expected, actual, utc_now(), context.policy_engine)
     return plan_lab(target.expected, actual, findings), findings

@@ -29,6 +29,7 @@ from auditor.events import labs_for_message
 from auditor.invoke import MAX_ANSWER_BYTES, judge_answer, run_deployed
 from auditor.local_lambda import LocalLambda
 from auditor.model import Check, Severity, Verdict
+from auditor.policy import PolicyEngine
 from auditor.spec import DESTINATION_POLICY, ORIGIN_POLICY, render
 from conftest import lab_as_built
 
@@ -44,6 +45,7 @@ MARKER = EXPECTED.marker_bucket.name
 # must stay within TIME_LIMIT. CPU seconds, not wall time: a loaded CI machine must not make it flaky.
 POLICY_TIME_LIMIT = 0.5
 TIME_LIMIT = 2.0
+ENGINE = PolicyEngine(POLICY_TIME_LIMIT)
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -55,6 +57,7 @@ def engine_loaded() -> None:
         with_role("destination", trust_policy=document(statement(Principal="*", Action="sts:*"))),
         SHA,
         TODAY,
+        engine=ENGINE,
     )
 
 
@@ -66,7 +69,7 @@ def with_role(side: str, **changes: Any) -> ActualLab:
 
 def judged_in_time(actual: ActualLab) -> Any:
     started = time.process_time()
-    judgement = judge_lab(EXPECTED, actual, SHA, TODAY, policy_time_limit=POLICY_TIME_LIMIT)
+    judgement = judge_lab(EXPECTED, actual, SHA, TODAY, engine=ENGINE)
     assert time.process_time() - started < TIME_LIMIT, "judging took too much CPU"
     # Whatever came in, the result must be writable as the audit JSON of interface.md.
     json.dumps([finding.to_json() for finding in judgement.findings], default=str)

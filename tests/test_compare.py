@@ -16,19 +16,20 @@ from auditor.compare import judge_lab
 from auditor.config import AccountAccess, LabConfig, LabSettings
 from auditor.iam.evaluate import allows
 from auditor.model import Check, Effect, InvokeResult, Severity, Status, Verdict
-from auditor.policy import parse_policy, witness_request
+from auditor.policy import parse_policy, policy_engine, witness_request
 from auditor.spec import DESTINATION_POLICY, render
 from conftest import lab_as_built
 
 TODAY = date(2026, 11, 29)
 SHA = "packaged-sha"
+ENGINE = policy_engine()
 EXPECTED = render(
     LabConfig("pair-01", AccountAccess("111111111111"), AccountAccess("222222222222")), LabSettings()
 )
 
 
 def judged(actual: ActualLab, invoke: InvokeResult | None = None) -> Any:
-    return judge_lab(EXPECTED, actual, SHA, TODAY, invoke)
+    return judge_lab(EXPECTED, actual, SHA, TODAY, invoke, engine=ENGINE)
 
 
 def with_function(**changes: Any) -> ActualLab:
@@ -57,7 +58,7 @@ def test_the_lab_as_built_is_conformant() -> None:
 
 
 def test_the_lab_as_built_passes_every_step_of_the_access_path() -> None:
-    links = access_path(EXPECTED, lab_as_built(EXPECTED, SHA))
+    links = access_path(EXPECTED, lab_as_built(EXPECTED, SHA), ENGINE)
     assert [link.works for link in links] == [True, True, True, True]
 
 
@@ -65,7 +66,8 @@ def test_a_single_account_lab_as_built_is_conformant() -> None:
     single = render(
         LabConfig("solo", AccountAccess("111111111111"), AccountAccess("111111111111")), LabSettings()
     )
-    assert judge_lab(single, lab_as_built(single, SHA), SHA, TODAY).verdict is Verdict.CONFORMANT
+    judgement = judge_lab(single, lab_as_built(single, SHA), SHA, TODAY, engine=ENGINE)
+    assert judgement.verdict is Verdict.CONFORMANT
 
 
 FUNCTION_CASES = {
@@ -130,7 +132,7 @@ def test_function_checks(changes: dict[str, Any], finding: tuple[Any, ...], verd
 
 
 def test_a_runtime_deprecated_later_is_not_flagged_before_its_date() -> None:
-    judgement = judge_lab(EXPECTED, with_function(runtime="python3.11"), SHA, date(2026, 1, 1))
+    judgement = judge_lab(EXPECTED, with_function(runtime="python3.11"), SHA, date(2026, 1, 1), engine=ENGINE)
     assert (Check.LAMBDA_CONFIG, Status.MODIFIED, Effect.NONE, Severity.LOW) in significant(judgement)
 
 
@@ -255,7 +257,7 @@ def test_the_clock_is_the_audits(operator: str, verdict: Verdict, severity: Seve
     """Every request carries aws:CurrentTime: a trust until 2099 lets the lab's request through now
     (a hardening), a trust from 2099 on refuses it now (a breakage)."""
     judgement = judge_lab(
-        EXPECTED, trust_until_or_from_2099(operator), SHA, AUDITED_AT.date(), now=AUDITED_AT
+        EXPECTED, trust_until_or_from_2099(operator), SHA, AUDITED_AT.date(), engine=ENGINE, now=AUDITED_AT
     )
     assert judgement.verdict is verdict
     finding = next(f for f in judgement.findings if f.check is Check.TRUST_POLICY)

@@ -135,3 +135,18 @@ def test_no_two_modules_import_each_other() -> None:
 
 def test_the_cycle_finder_finds_a_cycle() -> None:
     assert cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c", "a"]]
+
+
+def test_only_auditor_policy_reaches_into_the_policy_engine() -> None:
+    """auditor.policy is the engine's face: no other module imports auditor.iam's own."""
+    graph = {name: imports_of(name, path) for name, path in MODULES.items()}
+    reaching = sorted(
+        name
+        for name, imported in graph.items()
+        if not is_engine(name) and name != "auditor.policy" and any(map(is_engine, imported))
+    )
+    assert reaching == []
+
+
+def is_engine(name: str) -> bool:
+    return name == "auditor.iam" or name.startswith("auditor.iam.")

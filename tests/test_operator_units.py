@@ -37,6 +37,7 @@ from auditor.model import (
     Trigger,
     Verdict,
 )
+from auditor.policy import policy_engine
 from auditor.render_cli import (
     attribute_diff,
     described_changes,
@@ -106,7 +107,8 @@ def test_a_finding_no_provisioning_fixes_has_no_fix_command() -> None:
 def test_the_registry_knows_which_findings_the_provisioner_fixes() -> None:
     expected = render(pair(1), LabSettings())
     failed = InvokeResult(False, "function_missing", "gone")
-    judgement = judge_lab(expected, ActualLab.before_collection(expected), "sha", NOW.date(), failed)
+    before = ActualLab.before_collection(expected)
+    judgement = judge_lab(expected, before, "sha", NOW.date(), failed, engine=policy_engine())
     fixable = {(f.check, f.fixable) for f in judgement.findings}
     assert (Check.RESOURCE, True) in fixable and (Check.RESOURCE, False) not in fixable
     assert (Check.INVOKE, False) in fixable

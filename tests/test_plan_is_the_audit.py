@@ -26,6 +26,7 @@ from auditor.compare import invoke_finding, judge_lab
 from auditor.context import Context, open_context
 from auditor.model import Finding, InvokeResult, LabAudit, Step, Verdict
 from auditor.operations import provision_targets
+from auditor.policy import policy_engine
 from auditor.resources.registry import REGISTRY
 from auditor.spec import DESTINATION_POLICY, DESTINATION_ROLE, FUNCTION, ORIGIN_POLICY, ORIGIN_ROLE, render
 from conftest import lab_as_built, make_config, pair
@@ -309,7 +310,7 @@ def test_a_failed_run_is_a_finding_no_provisioning_fixes() -> None:
 def test_a_drifted_timeout_is_a_low_lambda_config_finding_fixed_by_updating_the_function() -> None:
     built = lab_as_built(EXPECTED, "sha")
     actual = replace(built, function=replace(built.function, timeout=1))
-    judgement = judge_lab(EXPECTED, actual, "sha", date(2026, 11, 29))
+    judgement = judge_lab(EXPECTED, actual, "sha", date(2026, 11, 29), engine=policy_engine())
     assert judgement.verdict is Verdict.DRIFTED
     [finding] = judgement.findings
     assert (finding.check.value, finding.severity.value, finding.breaks_lab) == (

@@ -15,12 +15,11 @@ from urllib.parse import quote
 
 import pytest
 
-from auditor.iam.budget import time_budget
-from auditor.iam.solve import clear_caches
 from auditor.model import Effect, Severity
 from auditor.policy import (
     Policy,
     PolicyDiff,
+    PolicyEngine,
     PolicyError,
     compare_permissions,
     compare_trust,
@@ -28,6 +27,7 @@ from auditor.policy import (
     is_allowed,
     parse_policy,
     permission_boundary_allows,
+    policy_engine,
     severity_for,
     to_json,
 )
@@ -38,6 +38,7 @@ OTHER = "333333333333"
 REGION = "us-east-1"
 ORIGIN_ROOT = f"arn:aws:iam::{ORIGIN}:root"
 ORIGIN_ROLE = f"arn:aws:iam::{ORIGIN}:role/Lambda-Assume-Roles"
+ENGINE = policy_engine()
 DESTINATION_ROLE = f"arn:aws:iam::{DESTINATION}:role/LambdaS3ListBuckets"
 LOG_STREAMS = f"arn:aws:logs:{REGION}:{ORIGIN}:log-group:/aws/lambda/Lambda-Assume-Roles*/*"
 LAMBDA_USER_AGENT = "Boto3/1.34.0 md/Botocore#1.34.0 ua/2.0 os/linux exec-env/AWS_Lambda_python3.12"
@@ -199,11 +200,13 @@ def policy(*statements: Doc) -> Doc:
 
 
 def trust_diff(expected: Doc, actual: Doc | str) -> PolicyDiff:
-    return compare_trust(parse_policy(expected), parse_policy(actual), hardening_principals=[ORIGIN_ROLE])
+    return compare_trust(
+        ENGINE, parse_policy(expected), parse_policy(actual), hardening_principals=[ORIGIN_ROLE]
+    )
 
 
 def permission_diff(expected: Doc | list[Doc], actual: Doc | str | list[Doc]) -> PolicyDiff:
-    return compare_permissions(_parsed_all(expected), _parsed_all(actual))
+    return compare_permissions(ENGINE, _parsed_all(expected), _parsed_all(actual))
 
 
 def _parsed_all(docs: Doc | str | list[Doc]) -> list[Policy]:
@@ -699,7 +702,9 @@ def test_hardening_to_origin_role_is_flagged_and_narrowed() -> None:
 
 
 def test_narrowing_to_origin_role_without_hardening_list_is_narrowed() -> None:
-    diff = compare_trust(parse_policy(destination_trust()), parse_policy(policy(admit({"AWS": ORIGIN_ROLE}))))
+    diff = compare_trust(
+        ENGINE, parse_policy(destination_trust()), parse_policy(policy(admit({"AWS": ORIGIN_ROLE})))
+    )
     assert (diff.effect, diff.hardening) == (Effect.NARROWED, False)
 
 
@@ -1236,11 +1241,10 @@ READING = {"Effect": "Allow", "Action": "s3:GetObject", "Resource": "*"}
 def test_the_policy_time_limit_counts_the_judging_threads_cpu_not_the_wall_clock() -> None:
     """A thread that waits (for the interpreter's lock in a busy audit, here on an event) spends none
     of its budget: the question asked after the wait is still decided."""
-    clear_caches()
     expected = parse_policy({"Version": "2012-10-17", "Statement": [LISTING]})
     actual = parse_policy({"Version": "2012-10-17", "Statement": [LISTING, READING]})
-    with time_budget(0.2):
-        threading.Event().wait(0.4)  # wall time passes, this thread's CPU time does not
-        diff = compare_permissions([expected], [actual], time_limit=0.2)
+    lab = PolicyEngine(0.2).for_one_lab()
+    threading.Event().wait(0.4)  # wall time passes, this thread's CPU time does not
+    diff = compare_permissions(lab, [expected], [actual])
     assert diff.decided
     assert diff.effect is Effect.WIDENED

@@ -23,12 +23,11 @@ from typing import Any
 
 import pytest
 
-from auditor.iam import solve
-from auditor.iam.budget import WORK_PER_SECOND, time_budget
+from auditor.iam import question
+from auditor.iam.budget import WORK_PER_SECOND
 from auditor.iam.document import Policy
-from auditor.iam.solve import clear_caches
 from auditor.model import Effect
-from auditor.policy import PolicyDiff, compare_permissions, compare_trust, parse_policy
+from auditor.policy import PolicyDiff, PolicyEngine, compare_permissions, compare_trust, parse_policy
 
 BUCKET = "arn:aws:s3:::lab-bucket/team"
 EXPECTED = parse_policy(
@@ -54,8 +53,8 @@ ACTUAL = parse_policy(
 
 
 def compared(work: int) -> PolicyDiff:
-    clear_caches()
-    return compare_permissions([EXPECTED], [ACTUAL], time_limit=work / WORK_PER_SECOND)
+    """Asked of an engine of its own: nothing it asked before."""
+    return compare_permissions(PolicyEngine(work / WORK_PER_SECOND), [EXPECTED], [ACTUAL])
 
 
 def least_work_that_decides() -> int:
@@ -116,15 +115,13 @@ def test_a_busy_machine_changes_neither_the_answer_nor_its_witness(
 def test_a_labs_share_bounds_its_questions_together() -> None:
     """Within one lab's judgement, the questions share the lab's work: a budget the question alone
     would have is not enough once the share is spent, and the cut is not remembered."""
-    clear_caches()
-    alone = compare_permissions([EXPECTED], [ACTUAL], time_limit=2.0)
+    alone = compare_permissions(PolicyEngine(2.0), [EXPECTED], [ACTUAL])
     assert alone.decided
-    clear_caches()
-    with time_budget(0.01):
-        shared = compare_permissions([EXPECTED], [ACTUAL], time_limit=2.0)
+    engine = PolicyEngine(2.0)
+    shared = compare_permissions(engine.for_one_lab(share=0.01), [EXPECTED], [ACTUAL])
     assert not shared.decided
     # The lab's share cut it, not its own limit: the next judgement asks again and decides it.
-    assert compare_permissions([EXPECTED], [ACTUAL], time_limit=2.0) == alone
+    assert compare_permissions(engine, [EXPECTED], [ACTUAL]) == alone
 
 
 def test_questions_take_turns_on_one_cpu_and_free_their_z3_context_at_once(
@@ -135,9 +132,9 @@ def test_questions_take_turns_on_one_cpu_and_free_their_z3_context_at_once(
     alive: set[int] = set()
     most = 0
     lock = threading.Lock()
-    made = solve.Problem.__init__
+    made = question.Problem.__init__
 
-    def observed(problem: solve.Problem, *args: Any, **named: Any) -> None:
+    def observed(problem: question.Problem, *args: Any, **named: Any) -> None:
         nonlocal most
         made(problem, *args, **named)
         with lock:
@@ -145,16 +142,16 @@ def test_questions_take_turns_on_one_cpu_and_free_their_z3_context_at_once(
             most = max(most, len(alive))
         weakref.finalize(problem.ctx, alive.discard, id(problem.ctx))
 
-    monkeypatch.setattr(solve.Problem, "__init__", observed)
-    clear_caches()
+    monkeypatch.setattr(question.Problem, "__init__", observed)
+    engine = PolicyEngine(2.0)
     trusting = [trust(f"arn:aws:iam::{n:012d}:root") for n in range(1, 4)]
     reading = [permissions(f"{BUCKET}/{n}/*") for n in range(3)]
     gc.disable()
     try:
         with ThreadPoolExecutor(6) as pool:
             answers = [
-                *pool.map(lambda other: compare_trust(trusting[0], other), trusting[1:]),
-                *pool.map(lambda other: compare_permissions([EXPECTED], [other]), reading),
+                *pool.map(lambda other: compare_trust(engine, trusting[0], other), trusting[1:]),
+                *pool.map(lambda other: compare_permissions(engine, [EXPECTED], [other]), reading),
             ]
         assert not alive
     finally:
@@ -186,11 +183,10 @@ def test_a_hostile_comparison_alone_spends_about_its_limit_of_cpu() -> None:
     z3's backstop, five times the limit)."""
     from bench.judge_bench import adversarial_policy
 
-    clear_caches()
     hostile = parse_policy(adversarial_policy(300))
     limit = 0.5
     began = time.thread_time()
-    diff = compare_permissions([EXPECTED], [hostile], time_limit=limit)
+    diff = compare_permissions(PolicyEngine(limit), [EXPECTED], [hostile])
     spent = time.thread_time() - began
     assert not diff.decided
     # the limit of CPU outside z3, at most the limit's work inside it (about a second of CPU a second

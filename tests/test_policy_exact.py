@@ -21,7 +21,14 @@ from test_policy_properties import documents, permission_statements, trust_state
 
 from auditor.iam.evaluate import allows
 from auditor.model import Effect, Side, Witness
-from auditor.policy import PolicyDiff, compare_permissions, compare_trust, parse_policy, witness_request
+from auditor.policy import (
+    PolicyDiff,
+    compare_permissions,
+    compare_trust,
+    parse_policy,
+    policy_engine,
+    witness_request,
+)
 from conftest import examples
 
 Doc = dict[str, Any]
@@ -34,12 +41,13 @@ MIRROR = {
     Effect.CHANGED: Effect.CHANGED,
 }
 ROLE = "arn:aws:iam::222222222222:role/LambdaS3ListBuckets"
+ENGINE = policy_engine()
 
 
 def compared(expected: Doc, actual: Doc, *, trust: bool) -> PolicyDiff:
     if trust:
-        return compare_trust(parse_policy(expected), parse_policy(actual), role_arn=ROLE)
-    return compare_permissions([parse_policy(expected)], [parse_policy(actual)])
+        return compare_trust(ENGINE, parse_policy(expected), parse_policy(actual), role_arn=ROLE)
+    return compare_permissions(ENGINE, [parse_policy(expected)], [parse_policy(actual)])
 
 
 def witnesses(diff: PolicyDiff) -> list[Witness]:

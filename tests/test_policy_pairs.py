@@ -19,7 +19,14 @@ import pytest
 
 from auditor.iam.evaluate import allows
 from auditor.model import Effect, Side
-from auditor.policy import PolicyDiff, compare_permissions, compare_trust, parse_policy, witness_request
+from auditor.policy import (
+    PolicyDiff,
+    PolicyEngine,
+    compare_permissions,
+    compare_trust,
+    parse_policy,
+    witness_request,
+)
 
 ORIGIN, DESTINATION, OTHER = "111111111111", "222222222222", "333333333333"
 ROOT = f"arn:aws:iam::{ORIGIN}:root"
@@ -1193,18 +1200,16 @@ PAIRS: dict[str, Pair] = {
 # The pairs test what IAM decides, not how fast: a generous limit keeps a loaded machine from
 # turning a decision into "undecided". The time limit has its own tests and benchmark.
 PAIR_TIME_LIMIT = 60.0
+ENGINE = PolicyEngine(PAIR_TIME_LIMIT)
 
 
 def compared(pair: Pair) -> PolicyDiff:
     expected, actual = parse_policy(pair.expected), parse_policy(pair.actual)
     if pair.trust:
         return compare_trust(
-            expected,
-            actual,
-            role_arn=f"arn:aws:iam::{DESTINATION}:role/LambdaS3ListBuckets",
-            time_limit=PAIR_TIME_LIMIT,
+            ENGINE, expected, actual, role_arn=f"arn:aws:iam::{DESTINATION}:role/LambdaS3ListBuckets"
         )
-    return compare_permissions([expected], [actual], time_limit=PAIR_TIME_LIMIT)
+    return compare_permissions(ENGINE, [expected], [actual])
 
 
 def test_there_are_at_least_150_pairs() -> None:

@@ -30,7 +30,7 @@ from auditor.compare import judge_lab
 from auditor.config import AccountAccess, LabConfig, LabSettings
 from auditor.iam.catalogue import catalogue as _catalogue
 from auditor.model import Effect, Severity, Verdict
-from auditor.policy import compare_permissions, compare_trust, parse_policy
+from auditor.policy import compare_permissions, compare_trust, parse_policy, policy_engine
 from auditor.spec import RoleSpec, render
 from conftest import examples
 
@@ -46,6 +46,7 @@ Doc = dict[str, Any]
 
 SERVICES = ("s3", "iam", "sts", "logs", "lambda")
 CATALOGUE = _catalogue()
+ENGINE = policy_engine()
 ACTIONS = sorted(CATALOGUE.display[action] for prefix in SERVICES for action in CATALOGUE.by_prefix[prefix])
 WILDCARDS = ("s3:*", "s3:Get*", "s3:List*", "iam:*Role*", "logs:Put*", "sts:Assume*", "lambda:Get*", "*")
 RESOURCES = (
@@ -266,7 +267,7 @@ def test_a_permission_policy_equals_itself_under_every_harmless_rewriting(
 ) -> None:
     actual = data.draw(rewritten(doc))
     assert parse_policy(actual) == parse_policy(doc)
-    diff = compare_permissions([parse_policy(doc)], [parse_policy(actual)])
+    diff = compare_permissions(ENGINE, [parse_policy(doc)], [parse_policy(actual)])
     assert (diff.effect, diff.widened, diff.narrowed) == (Effect.NONE, (), ())
 
 
@@ -275,7 +276,7 @@ def test_a_permission_policy_equals_itself_under_every_harmless_rewriting(
 def test_a_trust_policy_equals_itself_under_every_harmless_rewriting(data: st.DataObject, doc: Doc) -> None:
     actual = data.draw(rewritten(doc))
     assert parse_policy(actual) == parse_policy(doc)
-    diff = compare_trust(parse_policy(doc), parse_policy(actual))
+    diff = compare_trust(ENGINE, parse_policy(doc), parse_policy(actual))
     assert (diff.effect, diff.widened, diff.narrowed, diff.hardening) == (Effect.NONE, (), (), False)
 
 
@@ -316,7 +317,7 @@ def rewritten_lab(draw: st.DrawFn) -> ActualLab:
 @SETTINGS
 @given(rewritten_lab())
 def test_the_lab_with_its_documents_rewritten_harmlessly_is_conformant(actual: ActualLab) -> None:
-    judgement = judge_lab(EXPECTED, actual, "sha", date(2026, 11, 29))
+    judgement = judge_lab(EXPECTED, actual, "sha", date(2026, 11, 29), engine=ENGINE)
     assert judgement.verdict is Verdict.CONFORMANT, [f.message for f in judgement.findings]
     assert all(finding.severity is Severity.INFO for finding in judgement.findings)
 
@@ -334,11 +335,11 @@ def with_more(doc: Doc, extra: list[Doc]) -> Doc:
     st.lists(permission_statements(allows), min_size=1, max_size=3),
 )
 def test_adding_allows_to_a_permission_policy_never_narrows_it(doc: Doc, extra: list[Doc]) -> None:
-    diff = compare_permissions([parse_policy(doc)], [parse_policy(with_more(doc, extra))])
+    diff = compare_permissions(ENGINE, [parse_policy(doc)], [parse_policy(with_more(doc, extra))])
     assert diff.effect in (Effect.NONE, Effect.WIDENED), diff.message
     assert diff.narrowed == ()
     # And the other way round: taking them away never widens it.
-    back = compare_permissions([parse_policy(with_more(doc, extra))], [parse_policy(doc)])
+    back = compare_permissions(ENGINE, [parse_policy(with_more(doc, extra))], [parse_policy(doc)])
     assert back.effect in (Effect.NONE, Effect.NARROWED), back.message
     assert back.widened == ()
 
@@ -346,10 +347,10 @@ def test_adding_allows_to_a_permission_policy_never_narrows_it(doc: Doc, extra: 
 @SETTINGS
 @given(documents(trust_statements()), st.lists(trust_statements(allows), min_size=1, max_size=3))
 def test_adding_allows_to_a_trust_policy_never_narrows_it(doc: Doc, extra: list[Doc]) -> None:
-    diff = compare_trust(parse_policy(doc), parse_policy(with_more(doc, extra)))
+    diff = compare_trust(ENGINE, parse_policy(doc), parse_policy(with_more(doc, extra)))
     assert diff.effect in (Effect.NONE, Effect.WIDENED), diff.message
     assert diff.narrowed == ()
-    back = compare_trust(parse_policy(with_more(doc, extra)), parse_policy(doc))
+    back = compare_trust(ENGINE, parse_policy(with_more(doc, extra)), parse_policy(doc))
     assert back.effect in (Effect.NONE, Effect.NARROWED), back.message
     assert back.widened == ()
 
@@ -387,7 +388,7 @@ def test_an_allow_added_to_the_lab_is_never_reported_as_narrowing(
         ),
         marker_bucket=ActualBucket(EXPECTED.marker_bucket.name, True),
     )
-    judgement = judge_lab(EXPECTED, actual, "sha", date(2026, 11, 29))
+    judgement = judge_lab(EXPECTED, actual, "sha", date(2026, 11, 29), engine=ENGINE)
     assert judgement.verdict in (Verdict.CONFORMANT, Verdict.DRIFTED)
     assert all(f.effect in (Effect.NONE, Effect.WIDENED) for f in judgement.findings), [
         (f.effect, f.message) for f in judgement.findings

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 from typing import Any
 
 import boto3
 import pytest
 from botocore.exceptions import ClientError
+from structlog.testing import capture_logs
 
+from auditor.audit import audit_targets
 from auditor.context import Context
 from auditor.model import Action
 from auditor.package import build_zip, code_sha256, packaged
@@ -23,14 +26,14 @@ from auditor.spec import (
 from auditor.target import LabTarget
 from conftest import in_process_context, pair, solo
 from provisioner.apply import apply
-from provisioner.plan import plan
+from provisioner.plan import plan, plan_with_findings
 from provisioner.teardown import teardown, teardown_plan
 
 pytestmark = pytest.mark.usefixtures("moto_in_process")
 
 
 def provision(context: Context, target: LabTarget) -> list[Any]:
-    steps = plan(context.sessions, target)
+    steps = plan(context, target)
     apply(context.sessions, target, steps, sleep=lambda _: None)
     return steps
 
@@ -51,7 +54,7 @@ def changing(steps: list[Any]) -> list[tuple[str, str, str]]:
 
 def test_a_new_lab_is_planned_in_dependency_order() -> None:
     context = in_process_context(pair(1))
-    steps = plan(context.sessions, context.targets()[0])
+    steps = plan(context, context.targets()[0])
     assert [(s.action, s.kind) for s in steps] == [
         (Action.CREATE, "role"),
         (Action.CREATE, "inline_policy"),
@@ -67,7 +70,7 @@ def test_provisioning_twice_changes_nothing_the_second_time() -> None:
     context = in_process_context(pair(1))
     target = context.targets()[0]
     provision(context, target)
-    assert changing(plan(context.sessions, target)) == []
+    assert changing(plan(context, target)) == []
 
 
 def test_resources_land_in_the_accounts_reached_through_assumed_roles() -> None:
@@ -113,7 +116,7 @@ def test_a_single_account_lab_is_built_in_one_account() -> None:
     provision(context, context.targets()[0])
     roles = {r["RoleName"] for r in client(context, "300000000001", "iam").list_roles()["Roles"]}
     assert roles == {ORIGIN_ROLE, DESTINATION_ROLE}
-    assert changing(plan(context.sessions, context.targets()[0])) == []
+    assert changing(plan(context, context.targets()[0])) == []
 
 
 def drift_the_lab(context: Context) -> None:
@@ -178,7 +181,7 @@ def test_provisioning_a_drifted_lab_restores_the_spec() -> None:
         ("update", "function_code", FUNCTION),
         ("update", "log_group", f"/aws/lambda/{FUNCTION}"),
     }
-    assert changing(plan(context.sessions, target)) == []
+    assert changing(plan(context, target)) == []
     # the managed policy was detached, never deleted
     assert client(context, "100000000001", "iam").get_policy(
         PolicyArn="arn:aws:iam::100000000001:policy/StudentReadOnly"
@@ -187,8 +190,33 @@ def test_provisioning_a_drifted_lab_restores_the_spec() -> None:
 
 def test_a_dry_run_changes_nothing() -> None:
     context = in_process_context(pair(1))
-    plan(context.sessions, context.targets()[0])
+    plan(context, context.targets()[0])
     assert client(context, "100000000001", "iam").list_roles()["Roles"] == []
+
+
+def test_the_plan_judges_as_the_audit_does_with_the_configured_policy_time_limit() -> None:
+    """One judge, with the context's engine: under a tight limit, a hostile document is undecided in
+    the plan as in the audit, within the configured limit, not the default one."""
+    from bench.judge_bench import adversarial_policy
+
+    hostile = adversarial_policy(20)
+    for statement in hostile["Statement"]:  # services IAM knows ("s*" and "l*" it refuses)
+        statement["Action"] = [a.replace("s*:", "sts:").replace("l*:", "logs:") for a in statement["Action"]]
+    tight = {"policy_time_limit": timedelta(milliseconds=100)}
+    context = in_process_context(pair(1), **tight)
+    provision(context, context.targets()[0])
+    client(context, "200000000001", "iam").put_role_policy(
+        RoleName=DESTINATION_ROLE, PolicyName="student-hostile", PolicyDocument=json.dumps(hostile)
+    )
+    planning = in_process_context(pair(1), **tight)
+    with capture_logs() as logs:
+        planned = plan_with_findings(planning, planning.targets()[0])[1]
+    auditing = in_process_context(pair(1), **tight)
+    audited = audit_targets(auditing, auditing.targets(), invoke=False, show_progress=False).labs[0].findings
+    assert planned == audited
+    undecided = next(f for f in planned if f.resource.endswith("/inline-policy/student-hostile"))
+    assert "could not be decided in time" in undecided.message
+    assert {e["time_limit"] for e in logs if e["event"] == "policy_comparison_undecided"} == {0.1}
 
 
 def make_unrelated_resources(context: Context) -> None:
@@ -405,5 +433,5 @@ def test_the_origin_account_is_checked_before_anything_changes_there() -> None:
     with pytest.raises(
         AccountAccessError, match="reach account 123456789012, but the configuration says 999999999999"
     ):
-        plan(context.sessions, context.targets()[0])
+        plan(context, context.targets()[0])
     assert boto3.client("iam").list_roles()["Roles"] == []

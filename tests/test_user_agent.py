@@ -23,7 +23,7 @@ from auditor.iam.evaluate import allows, request
 from auditor.iam.patterns import matches, tokens
 from auditor.lab_context import ARCHITECTURES, user_agent_example, user_agent_shape
 from auditor.model import Check, Effect, Severity, Verdict
-from auditor.policy import parse_policy
+from auditor.policy import parse_policy, policy_engine
 from auditor.spec import DESTINATION_POLICY, ORIGIN_POLICY, render
 
 EXPECTED = render(
@@ -32,6 +32,7 @@ EXPECTED = render(
 RUNTIME = EXPECTED.function.runtime
 SHA = "packaged-sha"
 CANNOT_PROVE = "cannot prove that the origin role can still assume the destination role"
+ENGINE = policy_engine()
 
 
 def botocore_user_agent(runtime: str, machine: str, kernel: str, features: set[str]) -> str:
@@ -124,11 +125,11 @@ def like(pattern: str) -> dict[str, Any]:
 
 
 def judged(actual: ActualLab) -> Judgement:
-    return judge_lab(EXPECTED, actual, SHA, date(2026, 11, 29))
+    return judge_lab(EXPECTED, actual, SHA, date(2026, 11, 29), engine=ENGINE)
 
 
 def assume_hop_works(actual: ActualLab) -> bool | None:
-    return access_path(EXPECTED, actual)[1].works
+    return access_path(EXPECTED, actual, ENGINE)[1].works
 
 
 def test_another_runtime_s_name_breaks_the_lab() -> None:

@@ -22,25 +22,32 @@ from typing import Any
 
 import pytest
 
-from auditor import policy
 from auditor.actual import ActualLab, ActualRole
 from auditor.compare import Judgement, judge_lab
 from auditor.config import AccountAccess, LabConfig, LabSettings
 from auditor.iam.actions import PRIVILEGED, action_universe
 from auditor.iam.catalogue import Catalogue, catalogue
+from auditor.iam.comparing import Comparison, Difference
 from auditor.iam.evaluate import allows, assume_role_allowed
 from auditor.iam.principals import Kind, Principal
 from auditor.iam.ranking import Setting, grants_every_action, ranked_actions, ranked_resources
-from auditor.iam.solve import Comparison, Difference, clear_caches
 from auditor.lab_context import user_agent_example, witness_setting
 from auditor.model import Check, Effect, Finding, Severity, Side, Verdict, Witness
-from auditor.policy import Policy, compare_permissions, parse_policy, witness_request
+from auditor.policy import (
+    Policy,
+    PolicyEngine,
+    compare_permissions,
+    parse_policy,
+    policy_engine,
+    witness_request,
+)
 from auditor.spec import DESTINATION_POLICY, ORIGIN_POLICY, render
 
 ORIGIN, DESTINATION = "111111111111", "222222222222"
 EXPECTED = render(LabConfig("pair-01", AccountAccess(ORIGIN), AccountAccess(DESTINATION)), LabSettings())
 SHA = "packaged-sha"
 TODAY = date(2026, 11, 29)
+ENGINE = policy_engine()
 REGION = EXPECTED.region
 DESTINATION_ROLE_ARN = EXPECTED.destination_role.arn
 ORIGIN_ROLE_ARN = EXPECTED.origin_role.arn
@@ -79,8 +86,8 @@ def attached(side: str, *statements: dict[str, Any], arn: str = ADMIN_ARN) -> Ac
     return lab_with(side, managed_policies={arn: document(*statements)})
 
 
-def judged(actual: ActualLab) -> Judgement:
-    return judge_lab(EXPECTED, actual, SHA, TODAY)
+def judged(actual: ActualLab, engine: PolicyEngine = ENGINE) -> Judgement:
+    return judge_lab(EXPECTED, actual, SHA, TODAY, engine=engine)
 
 
 def policy_findings(judgement: Judgement) -> list[Finding]:
@@ -428,7 +435,7 @@ from dataclasses import replace
 from auditor.actual import ActualLab
 from auditor.compare import judge_lab
 from auditor.config import AccountAccess, LabConfig, LabSettings
-from auditor.iam.solve import Comparison, Difference, clear_caches
+from auditor.policy import policy_engine
 from auditor.spec import render
 from datetime import date
 
@@ -459,19 +466,19 @@ def cases(expected):
         changed(expected, "destination", inline_policies={}),
     ]
 
-def witnesses(order):
+def witnesses(order, engine):
     found = []
     for origin, destination in [("111111111111", "222222222222"), ("333333333333", "444444444444")]:
         expected = lab(origin, destination)
         for actual in order(cases(expected)):
-            judgement = judge_lab(expected, actual, "sha", date(2026, 11, 29))
+            judgement = judge_lab(expected, actual, "sha", date(2026, 11, 29), engine=engine)
             found += sorted(json.dumps(f.witness.to_json(), sort_keys=True) for f in judgement.findings if f.witness)
     return sorted(found)
 
-cold = witnesses(list)
-warm = witnesses(list)
-clear_caches()
-reversed_order = witnesses(lambda c: c[::-1])
+engine = policy_engine()
+cold = witnesses(list, engine)
+warm = witnesses(list, engine)
+reversed_order = witnesses(lambda c: c[::-1], policy_engine())
 assert cold == warm == reversed_order, "the same process disagreed with itself"
 print(json.dumps(cold))
 """
@@ -500,9 +507,9 @@ def test_the_same_input_gets_the_same_witnesses_in_every_process() -> None:
         assert witnesses_in_a_process(seed) == first, seed
 
 
-def in_this_process(changes: Sequence[ActualLab]) -> list[Witness | None]:
+def in_this_process(changes: Sequence[ActualLab], engine: PolicyEngine) -> list[Witness | None]:
     return [
-        next((f.witness for f in policy_findings(judged(actual)) if f.witness is not None), None)
+        next((f.witness for f in policy_findings(judged(actual, engine)) if f.witness is not None), None)
         for actual in changes
     ]
 
@@ -511,15 +518,13 @@ def test_the_same_input_gets_the_same_witness_whatever_was_asked_before() -> Non
     labs = [
         CASES[name].actual for name in ("administrator-access-on-the-origin", "logs-everything-on-the-origin")
     ]
-    clear_caches()
-    first = in_this_process(labs)
-    clear_caches()
-    assert in_this_process(labs[::-1]) == first[::-1]
+    first = in_this_process(labs, policy_engine())
+    assert in_this_process(labs[::-1], policy_engine()) == first[::-1]
 
 
 def test_a_comparison_without_a_setting_still_names_resources_of_the_action_s_type() -> None:
     diff = compare_permissions(
-        [parse_policy(document(allow("s3:ListAllMyBuckets")))], [parse_policy(ADMINISTRATOR_ACCESS)]
+        ENGINE, [parse_policy(document(allow("s3:ListAllMyBuckets")))], [parse_policy(ADMINISTRATOR_ACCESS)]
     )
     assert diff.witness is not None
     assert of_its_type(diff.witness.action, diff.witness.resource)
@@ -531,7 +536,7 @@ def test_a_setting_s_account_is_named_back_after_the_class_s_placeholders() -> N
     expected = [parse_policy(EXPECTED.origin_role.inline_policies[ORIGIN_POLICY])]
     for account in (ORIGIN, "555555555555"):
         setting = Setting(account, REGION)
-        diff = compare_permissions(expected, [*expected, *grant], setting=setting)
+        diff = compare_permissions(ENGINE, expected, [*expected, *grant], setting=setting)
         assert diff.witness is not None and account_of(diff.witness.resource) == account
 
 
@@ -549,7 +554,7 @@ def test_a_deleted_policy_whose_loss_cannot_be_decided_in_time_says_so(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     undecided = Comparison(Difference(decided=False), Difference(decided=False))
-    monkeypatch.setattr(policy, "compare", lambda *args, **named: undecided)
+    monkeypatch.setattr(PolicyEngine, "compare", lambda *args, **named: undecided)
     findings = judged(deleted("destination")).findings
     finding = next(f for f in findings if f.resource.endswith(f"/inline-policy/{DESTINATION_POLICY}"))
     assert (finding.effect, finding.severity, finding.witness) == (Effect.CHANGED, Severity.HIGH, None)

@@ -83,11 +83,15 @@ def _literal_match(pattern: str, action: str) -> bool:
     )
 
 
+# Process set-up, not answers: a pure function of immutable values and of the action catalogue
+# (loaded once), the same in every engine.
 @lru_cache(maxsize=8192)
 def _members(pattern: str) -> frozenset[str]:
     return expand_action(pattern)
 
 
+# Process set-up, not answers: a pure function of immutable values and of the action catalogue
+# (loaded once), the same in every engine.
 @lru_cache(maxsize=512)
 def action_universe(patterns: tuple[str, ...], extra_actions: tuple[str, ...] = ()) -> ActionUniverse:
     """The classes of the catalogue's actions (and of `extra_actions`) under these patterns."""

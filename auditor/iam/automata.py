@@ -66,6 +66,7 @@ _WILDCARDS = {
 }
 
 
+# Process set-up, not answers: a pure function of immutable values, the same in every engine.
 @lru_cache(maxsize=4096)
 def _character(char: str, ignore_case: bool) -> _Item:
     return _Item(frozenset({char.lower(), char.upper(), char} if ignore_case else {char}), frozenset(), False)
@@ -295,17 +296,20 @@ def _characters(tokens: tuple[Token, ...], of: Callable[[Token], Iterable[str]])
     return found
 
 
-_found: Memo[tuple[Atom, ...], tuple[Cell, ...]] = Memo(4096)
+Found = Memo[tuple[Atom, ...], tuple[Cell, ...]]  # cells already found, by their patterns
 
 
-def cells(atoms: tuple[Atom, ...], *, stop_at: float | None = None) -> tuple[Cell, ...]:
+def cells(
+    atoms: tuple[Atom, ...], *, stop_at: float | None = None, found: Found | None = None
+) -> tuple[Cell, ...]:
     """The non-empty cells, each with a shortest example, in the order first found; TooManyStates past
-    the budget of states or the instant `stop_at` of auditor.iam.clock."""
-    found = _found.get(atoms)
-    if found is None:
-        found = _cells(atoms, DEFAULT_BUDGET, stop_at)
-        _found.put(atoms, found)
-    return found
+    the budget of states or the instant `stop_at` of auditor.iam.clock. Kept in `found`, if given."""
+    known = None if found is None else found.get(atoms)
+    if known is None:
+        known = _cells(atoms, DEFAULT_BUDGET, stop_at)
+        if found is not None:
+            found.put(atoms, known)
+    return known
 
 
 def _cells(atoms: tuple[Atom, ...], budget: int, stop_at: float | None) -> tuple[Cell, ...]:

@@ -12,12 +12,10 @@ should its count ever fail to grow.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from contextvars import ContextVar
 from dataclasses import dataclass
 
 import z3
@@ -41,7 +39,7 @@ def work(seconds: float) -> int:
 
 
 @dataclass
-class _Allowance:
+class Allowance:
     """What a question, or a lab's judgement (all its questions together), may still spend: z3's
     work, and the engine's clock up to an instant, z3's own time left out (its work is counted)."""
 
@@ -50,7 +48,7 @@ class _Allowance:
     solving: float = 0.0  # CPU spent in z3
 
     @classmethod
-    def of(cls, seconds: float) -> _Allowance:
+    def of(cls, seconds: float) -> Allowance:
         return cls(work(seconds), clock.now() + seconds)
 
     def python_left(self) -> float:
@@ -64,36 +62,22 @@ class _Allowance:
         self.solving += seconds
 
 
-_lab_share: ContextVar[_Allowance | None] = ContextVar("lab_share", default=None)
-
-
-@contextmanager
-def time_budget(seconds: float) -> Iterator[None]:
-    """All the questions asked inside share `seconds` between them (one lab's judgement): a hostile
-    document stalls its lab by that much at most, not by the limit of every question."""
-    token = _lab_share.set(_Allowance.of(seconds))
-    try:
-        yield
-    finally:
-        _lab_share.reset(token)
-
-
 @dataclass
 class Budget:
     """One question's budget, within its lab's share when there is one: z3's work, and the CPU of
     the rest (building the question, reading its answers), each up to the limit."""
 
-    own: _Allowance
+    own: Allowance
     seconds: float
-    share: _Allowance | None
+    share: Allowance | None
     cut_by_share: bool = False  # the lab's share ran out, not the question's own budget
 
     @classmethod
-    def of(cls, seconds: float) -> Budget:
-        return cls(_Allowance.of(seconds), seconds, _lab_share.get())
+    def of(cls, seconds: float, share: Allowance | None = None) -> Budget:
+        return cls(Allowance.of(seconds), seconds, share)
 
     @property
-    def _allowances(self) -> tuple[_Allowance, ...]:
+    def _allowances(self) -> tuple[Allowance, ...]:
         return (self.own,) if self.share is None else (self.own, self.share)
 
     @property
@@ -121,10 +105,10 @@ class Budget:
         return answer
 
 
-class _Places:
-    """At most as many questions at once as the process may use CPUs. Each holds a z3 context of its
-    own (16 MB before any work); more at once would only share the same CPUs, and a command keeps its
-    threads to one (auditor.process)."""
+class Places:
+    """At most as many questions at once as the process may use CPUs (one engine a process: its
+    context's). Each holds a z3 context of its own (16 MB before any work); more at once would only
+    share the same CPUs, and a command keeps its threads to one (auditor.process)."""
 
     def __init__(self) -> None:
         self._taken = 0
@@ -132,6 +116,7 @@ class _Places:
 
     @contextmanager
     def taken(self) -> Iterator[None]:
+        """Wait for a place to ask a question (the time waited spends none of its budget)."""
         with self._freed:
             self._freed.wait_for(lambda: self._taken < _usable_cpus())
             self._taken += 1
@@ -147,14 +132,6 @@ def _usable_cpus() -> int:
     if hasattr(os, "sched_getaffinity"):
         return len(os.sched_getaffinity(0))
     return os.cpu_count() or 1
-
-
-_places = _Places()
-
-
-def place() -> contextlib.AbstractContextManager[None]:
-    """Wait for a place to ask a question (the time waited spends none of its budget)."""
-    return _places.taken()
 
 
 def _count(solver: z3.Solver) -> int:

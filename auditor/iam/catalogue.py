@@ -86,6 +86,7 @@ def _indexes(values: list[str]) -> dict[str, int]:
     return {value: index for index, value in enumerate(values)}
 
 
+# Process set-up: the action catalogue, loaded once and read-only after (catalogue_file's cache).
 @cache
 def catalogue() -> Catalogue:
     from auditor.iam.catalogue_file import cached
@@ -134,6 +135,7 @@ def has_wildcard(text: str) -> bool:
     return "*" in text or "?" in text
 
 
+# Process set-up, not answers: a pure function of immutable values, the same in every engine.
 @lru_cache(maxsize=8192)
 def glob_regex(pattern: str) -> re.Pattern[str]:
     """IAM's glob (* any run, ? one character) as an anchored, case-insensitive regular expression."""
@@ -141,6 +143,8 @@ def glob_regex(pattern: str) -> re.Pattern[str]:
     return re.compile("".join(parts), re.IGNORECASE | re.DOTALL)
 
 
+# Process set-up, not answers: a pure function of immutable values and of the action catalogue
+# (loaded once), the same in every engine.
 @lru_cache(maxsize=8192)
 def expand_action(pattern: str) -> frozenset[str]:
     """The catalogue's lower-case actions a pattern names.

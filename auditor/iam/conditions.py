@@ -81,6 +81,7 @@ _BASES: dict[str, tuple[Family, bool, dict[str, object]]] = {
 QUALIFIERS = ("", "ForAnyValue", "ForAllValues")
 
 
+# Process set-up, not answers: a pure function of immutable values, the same in every engine.
 @lru_cache(maxsize=1024)
 def operator(name: str) -> Operator | None:
     """The operator a condition names; None for one IAM does not know."""

@@ -13,8 +13,6 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 from urllib.parse import unquote
 
-from auditor.iam.memo import Memo
-
 ALLOW = "Allow"
 DENY = "Deny"
 ANY = "*"
@@ -86,22 +84,13 @@ class Policy:
 def parse_policy(doc: str | bytes | Mapping[str, Any]) -> Policy:
     """Parse a policy given as a dict, JSON text or URL-encoded JSON text; raise PolicyError if malformed.
 
-    By content, once: every audit reads the same few documents of every lab again.
+    Each time: the policy engine (auditor.iam.engine) keeps what it parsed, by `content_key`.
     """
-    key = _content_key(doc)
-    if key is None:
-        return _parsed(doc)
-    return _parses.computed(key, lambda: (_parsed(doc), True))
+    return _parsed(doc)
 
 
-_parses: Memo[str | bytes, Policy] = Memo(8192)
-
-
-def clear_parsed_documents() -> None:
-    _parses.clear()
-
-
-def _content_key(doc: object) -> str | bytes | None:
+def content_key(doc: object) -> str | bytes | None:
+    """The document's content as one hashable value; None when it is not plain JSON."""
     if isinstance(doc, str | bytes):
         return doc
     try:

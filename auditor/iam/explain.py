@@ -1,7 +1,7 @@
 """Wording a policy difference as a person reads it: which statements' grants one side lost or gained.
 
 This is a description of the edit, statement by statement, not a judgement: the exact comparison
-(auditor.iam.solve) decides whether the policies differ and in which direction, and each sentence
+(auditor.iam.comparing) decides whether the policies differ and in which direction, and each sentence
 offered here is kept only when the solver finds a request inside that statement's grant which the
 two sides really treat differently.
 """
@@ -473,11 +473,15 @@ def admitted_accounts(statements: Iterable[Statement]) -> set[str]:
     return {account for account in map(_account_of, principals) if account is not None}
 
 
+# Process set-up, not answers: a pure function of immutable values and of the action catalogue
+# (loaded once), the same in every engine.
 @lru_cache(maxsize=4096)
 def _sorted_expansion(pattern: str) -> tuple[str, ...]:
     return tuple(sorted(expand_action(pattern)))
 
 
+# Process set-up, not answers: a pure function of immutable values and of the action catalogue
+# (loaded once), the same in every engine.
 @lru_cache(maxsize=256)
 def _everything_except(patterns: tuple[str, ...]) -> tuple[str, ...]:
     excluded = frozenset().union(*(expand_action(p) for p in patterns))

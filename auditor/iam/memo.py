@@ -53,6 +53,6 @@ class Memo(Generic[K, V]):
         with self._lock:
             self._entries.put(key, value)
 
-    def clear(self) -> None:
+    def __len__(self) -> int:
         with self._lock:
-            self._entries.clear()
+            return len(self._entries)

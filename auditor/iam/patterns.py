@@ -60,6 +60,7 @@ _ESCAPES = {"*": "*", "?": "?", "$": "$"}
 _DEFAULT = re.compile(r"^\s*([^,]+?)\s*,\s*'(.*)'\s*$", re.DOTALL)
 
 
+# Process set-up, not answers: a pure function of immutable values, the same in every engine.
 @lru_cache(maxsize=16384)
 def tokens(pattern: str, *, arn_aware: bool, variables: bool, wildcards: bool = True) -> tuple[Token, ...]:
     """The pattern read into tokens. `wildcards` False: * and ? are plain characters (StringEquals)."""
@@ -163,6 +164,7 @@ def resolved(
     return tuple(out)
 
 
+# Process set-up, not answers: a pure function of immutable values, the same in every engine.
 @lru_cache(maxsize=16384)
 def _compiled(pattern_tokens: tuple[Token, ...], ignore_case: bool) -> re.Pattern[str]:
     flags = re.DOTALL | (re.IGNORECASE if ignore_case else 0)

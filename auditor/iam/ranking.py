@@ -200,6 +200,7 @@ def of_its_action(action: str, resource: str) -> bool:
     return resource == ANY if not kinds else fits_any(resource, kinds)
 
 
+# Process set-up, not answers: a pure function of immutable values, the same in every engine.
 @lru_cache(maxsize=4096)
 def format_pattern(arn_format: str) -> re.Pattern[str]:
     """An ARN format as a regular expression: each placeholder a non-empty run without a colon."""

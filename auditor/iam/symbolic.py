@@ -28,7 +28,7 @@ from typing import TypeAlias
 import z3
 
 from auditor.iam.actions import ActionUniverse
-from auditor.iam.automata import Atom, Cell, TooManyStates, cells
+from auditor.iam.automata import Atom, Cell, Found, TooManyStates, cells
 from auditor.iam.conditions import Family, Operator, epoch_seconds, network, number, operator
 from auditor.iam.document import ALLOW, ANY, DENY, Statement, is_unique_id
 from auditor.iam.patterns import Choice, Literal, One, Run, Star, Token, Variable, arn_segments, tokens
@@ -100,7 +100,8 @@ class Symbols:
     """The variables of one symbolic request, each made on first use, with what ties them together.
 
     `string_atoms`: for each string subject ("resource", or a condition key) that is decided by
-    cells, every pattern the question tests it with; a subject not listed is a z3 string.
+    cells, every pattern the question tests it with; a subject not listed is a z3 string. `found`: the
+    engine's cells already found, where new ones are kept too.
     """
 
     def __init__(
@@ -115,10 +116,13 @@ class Symbols:
         string_atoms: Mapping[str, Sequence[Atom]] | None = None,
         boolean_keys: frozenset[str] = frozenset(),
         stop_at: float | None = None,
+        found: Found | None = None,
     ) -> None:
         self.ctx, self.universe, self.multi_valued = ctx, universe, multi_valued
         self.boolean_keys = boolean_keys  # keys AWS sets to "true" or "false" only (tested with Bool)
-        self._cells = {name: self._partition(atoms, stop_at) for name, atoms in (string_atoms or {}).items()}
+        self._cells = {
+            name: self._partition(atoms, stop_at, found) for name, atoms in (string_atoms or {}).items()
+        }
         self.subjects: dict[tuple[str, int], Subject] = {}
         self.any_char = z3.AllChar(z3.ReSort(z3.StringSort(ctx)))
         self.constraints: list[z3.BoolRef] = []
@@ -137,10 +141,13 @@ class Symbols:
     # ------------------------------------------------------------------------------ variables
 
     @staticmethod
-    def _partition(atoms: Sequence[Atom], stop_at: float | None) -> tuple[tuple[Cell, ...], dict[Atom, int]]:
+    def _partition(
+        atoms: Sequence[Atom], stop_at: float | None, found: Found | None
+    ) -> tuple[tuple[Cell, ...], dict[Atom, int]]:
         distinct = list(dict.fromkeys(atoms))
         try:
-            return cells(tuple(distinct), stop_at=stop_at), {atom: i for i, atom in enumerate(distinct)}
+            partition = cells(tuple(distinct), stop_at=stop_at, found=found)
+            return partition, {atom: i for i, atom in enumerate(distinct)}
         except TooManyStates as error:
             raise TooComplex(str(error)) from None
 
@@ -272,7 +279,7 @@ class _Caller:
         """`strict`: the parts are constrained to the shapes IAM gives them (twelve digits, names
         without slashes, ...). Without, they are free strings, which the solver decides far faster;
         that is exact when the documents only compare them with whole values (entries, StringEquals),
-        and `auditor.iam.solve` then gives the parts of a witness valid values of their own."""
+        and `auditor.iam.question` then gives the parts of a witness valid values of their own."""
         # Not a reference: the symbols hold their caller, and a cycle would keep the question's z3
         # context (16 MB) until the garbage collector's next full pass.
         self.symbols: Symbols = weakref.proxy(symbols)

@@ -19,7 +19,7 @@ from typing import Any, ClassVar, Protocol, TypeVar
 from auditor.actual import ActualLab
 from auditor.config import AccountAccess, LabConfig, LabSettings, unvalidated
 from auditor.model import Action, Check, Effect, Finding, Severity, Status, Step, Witness
-from auditor.policy import DEFAULT_TIME_LIMIT, Policy, PolicyError, parse_policy
+from auditor.policy import Policy, PolicyEngine, PolicyError
 from auditor.spec import ExpectedLab, render
 
 Sleep = Callable[[float], None]
@@ -128,12 +128,12 @@ class Clients(Protocol):
 
 @dataclass(frozen=True)
 class Facts:
-    """What a comparison needs besides the two states: the packaged code's digest, today, and how long
-    the policy engine may take over one question."""
+    """What a comparison needs besides the two states: the packaged code's digest, today, and the
+    policy engine for this lab's judgement (its context's, with the lab's share of its time limit)."""
 
     code_sha256: str
     today: date
-    policy_time_limit: float = DEFAULT_TIME_LIMIT
+    engine: PolicyEngine
 
 
 class Kind:
@@ -208,9 +208,9 @@ def finding(
     return Finding(check, resource, status, effect, severity, message, expected, actual, breaks_lab, witness)
 
 
-def parse_or_none(document: Any) -> Policy | None:
+def parse_or_none(engine: PolicyEngine, document: Any) -> Policy | None:
     try:
-        return parse_policy(document)
+        return engine.parse(document)
     except PolicyError:
         return None
 

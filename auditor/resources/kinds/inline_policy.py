@@ -12,15 +12,14 @@ from auditor.actual import ActualLab, ActualRole
 from auditor.errors import is_not_found
 from auditor.model import Action, Check, Effect, Finding, Severity, Status, Step
 from auditor.policy import (
-    DEFAULT_TIME_LIMIT,
     NOWHERE,
     UNDECIDED,
     Policy,
     PolicyDiff,
+    PolicyEngine,
     Setting,
     compare_narrowing,
     compare_permissions,
-    parse_policy,
     severity_for,
 )
 from auditor.resources.base import (
@@ -77,36 +76,36 @@ def _policy_finding(
 
 
 def compare_inline_policies(
-    spec: RoleSpec, actual: ActualRole, time_limit: float = DEFAULT_TIME_LIMIT, setting: Setting = NOWHERE
+    spec: RoleSpec, actual: ActualRole, engine: PolicyEngine, setting: Setting = NOWHERE
 ) -> list[Finding]:
     findings: list[Finding] = []
     for name, document in spec.inline_policies.items():
         resource = inline_policy_arn(spec, name)
         if name not in actual.inline_policies:
-            findings.append(_deleted_policy_finding(spec, name, actual, time_limit, setting))
+            findings.append(_deleted_policy_finding(spec, name, actual, engine, setting))
             continue
         have = actual.inline_policies[name]
-        policy = parse_or_none(have)
+        policy = parse_or_none(engine, have)
         if policy is None:
             findings.append(unreadable(Check.INLINE_POLICY, resource, have, document))
             continue
-        diff = compare_permissions([parse_policy(document)], [policy], time_limit=time_limit, setting=setting)
+        diff = compare_permissions(engine, [engine.parse(document)], [policy], setting=setting)
         if diff.effect is not Effect.NONE:
             findings.append(_policy_finding(diff, resource, Status.MODIFIED, document, have))
-    expected_policies = [parse_policy(d) for d in spec.inline_policies.values()]
+    expected_policies = [engine.parse(d) for d in spec.inline_policies.values()]
     for name in sorted(set(actual.inline_policies) - set(spec.inline_policies)):
         document = actual.inline_policies[name]
-        findings.append(_extra_policy_finding(spec, name, document, expected_policies, time_limit, setting))
+        findings.append(_extra_policy_finding(spec, name, document, expected_policies, engine, setting))
     return findings
 
 
 def _deleted_policy_finding(
-    spec: RoleSpec, name: str, actual: ActualRole, time_limit: float, setting: Setting
+    spec: RoleSpec, name: str, actual: ActualRole, engine: PolicyEngine, setting: Setting
 ) -> Finding:
     """A deleted policy, told by a request it allowed that the role's remaining policies do not."""
     document = spec.inline_policies[name]
-    remaining = _remaining_policies(actual)
-    diff = compare_narrowing([parse_policy(document)], remaining, time_limit=time_limit, setting=setting)
+    remaining = _remaining_policies(actual, engine)
+    diff = compare_narrowing(engine, [engine.parse(document)], remaining, setting=setting)
     subject = f"inline policy {name} of role {spec.name} was deleted"
     if diff.effect is Effect.NONE:
         severity, message = Severity.LOW, f"{subject}, but the role's other policies still grant what it did"
@@ -127,20 +126,20 @@ def _deleted_policy_finding(
     )
 
 
-def _remaining_policies(role: ActualRole) -> list[Policy]:
+def _remaining_policies(role: ActualRole, engine: PolicyEngine) -> list[Policy]:
     """What IAM still evaluates for the role: its other inline policies and its managed ones."""
     documents = [*role.inline_policies.values(), *role.managed_policies.values()]
-    return [policy for policy in map(parse_or_none, documents) if policy is not None]
+    return [policy for policy in (parse_or_none(engine, d) for d in documents) if policy is not None]
 
 
 def _extra_policy_finding(
-    spec: RoleSpec, name: str, document: Any, expected: list[Policy], time_limit: float, setting: Setting
+    spec: RoleSpec, name: str, document: Any, expected: list[Policy], engine: PolicyEngine, setting: Setting
 ) -> Finding:
     resource = inline_policy_arn(spec, name)
-    policy = parse_or_none(document)
+    policy = parse_or_none(engine, document)
     if policy is None:
         return unreadable(Check.INLINE_POLICY, resource, document, None)
-    diff = compare_permissions(expected, [*expected, policy], time_limit=time_limit, setting=setting)
+    diff = compare_permissions(engine, expected, [*expected, policy], setting=setting)
     if diff.effect is Effect.NONE:
         return finding(
             Check.INLINE_POLICY,
@@ -185,7 +184,7 @@ class InlinePolicy(RoleAspect):
         return replace(role, inline_policies=read_inline_policies(iam, role.name))
 
     def compare_role(self, spec: RoleSpec, role: ActualRole, facts: Facts, setting: Setting) -> list[Finding]:
-        return compare_inline_policies(spec, role, facts.policy_time_limit, setting)
+        return compare_inline_policies(spec, role, facts.engine, setting)
 
     def removals_of(self, role: ActualRole) -> list[str]:
         return sorted(role.inline_policies)

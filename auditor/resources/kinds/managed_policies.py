@@ -12,12 +12,11 @@ from auditor.actual import ActualLab, ActualRole
 from auditor.errors import is_not_found
 from auditor.model import Action, Check, Effect, Finding, Severity, Status, Step
 from auditor.policy import (
-    DEFAULT_TIME_LIMIT,
     NOWHERE,
     Policy,
+    PolicyEngine,
     Setting,
     compare_permissions,
-    parse_policy,
     severity_for,
 )
 from auditor.resources.base import (
@@ -57,24 +56,24 @@ def attached_policy_arns(iam: Any, role_name: str) -> list[str]:
 
 
 def compare_managed_policies(
-    spec: RoleSpec, actual: ActualRole, time_limit: float = DEFAULT_TIME_LIMIT, setting: Setting = NOWHERE
+    spec: RoleSpec, actual: ActualRole, engine: PolicyEngine, setting: Setting = NOWHERE
 ) -> list[Finding]:
-    expected = [parse_policy(d) for d in spec.inline_policies.values()]
+    expected = [engine.parse(d) for d in spec.inline_policies.values()]
     return [
-        _attached_policy_finding(spec, arn, document, expected, time_limit, setting)
+        _attached_policy_finding(spec, arn, document, expected, engine, setting)
         for arn, document in sorted(actual.managed_policies.items())
         if arn not in spec.managed_policy_arns
     ]
 
 
 def _attached_policy_finding(
-    spec: RoleSpec, arn: str, document: Any, expected: list[Policy], time_limit: float, setting: Setting
+    spec: RoleSpec, arn: str, document: Any, expected: list[Policy], engine: PolicyEngine, setting: Setting
 ) -> Finding:
     """An attached managed policy, judged by what it grants beyond the spec's own policies."""
     name = arn.rsplit("/", 1)[-1]
     found = {"PolicyArn": arn, "Document": document}
     subject = f"managed policy {name} is attached to role {spec.name}"
-    policy = parse_or_none(document) if document is not None else None
+    policy = parse_or_none(engine, document) if document is not None else None
     if policy is None:
         message = f"{subject}; its document could not be read"
         return finding(
@@ -87,7 +86,7 @@ def _attached_policy_finding(
             None,
             found,
         )
-    diff = compare_permissions(expected, [*expected, policy], time_limit=time_limit, setting=setting)
+    diff = compare_permissions(engine, expected, [*expected, policy], setting=setting)
     if diff.effect is Effect.NONE:
         message = f"{subject} but grants nothing beyond the spec"
         return finding(
@@ -150,7 +149,7 @@ class ManagedPolicies(RoleAspect):
         return replace(role, managed_policies={arn: read_policy_document(iam, arn) for arn in arns})
 
     def compare_role(self, spec: RoleSpec, role: ActualRole, facts: Facts, setting: Setting) -> list[Finding]:
-        return compare_managed_policies(spec, role, facts.policy_time_limit, setting)
+        return compare_managed_policies(spec, role, facts.engine, setting)
 
     def removals_of(self, role: ActualRole) -> list[str]:
         return sorted(role.managed_policies)

@@ -7,7 +7,7 @@ from typing import Any, ClassVar
 
 from auditor.actual import ActualLab, ActualRole
 from auditor.model import Action, Check, Effect, Finding, Severity, Status, Step
-from auditor.policy import DEFAULT_TIME_LIMIT, NOWHERE, UNDECIDED, Setting, compare_narrowing, parse_policy
+from auditor.policy import NOWHERE, UNDECIDED, PolicyEngine, Setting, compare_narrowing
 from auditor.resources.base import (
     Clients,
     Facts,
@@ -23,7 +23,7 @@ from auditor.spec import ExpectedLab, RoleSpec
 
 
 def compare_boundary(
-    spec: RoleSpec, actual: ActualRole, time_limit: float = DEFAULT_TIME_LIMIT, setting: Setting = NOWHERE
+    spec: RoleSpec, actual: ActualRole, engine: PolicyEngine, setting: Setting = NOWHERE
 ) -> list[Finding]:
     """A boundary the spec does not have, judged by what it takes away from the spec's own access."""
     if not actual.boundary_arn or actual.boundary_arn == spec.permissions_boundary:
@@ -31,7 +31,7 @@ def compare_boundary(
     name = actual.boundary_arn.rsplit("/", 1)[-1]
     subject = f"role {spec.name} has the permissions boundary {name}, the spec has none"
     found = {"PolicyArn": actual.boundary_arn, "Document": actual.boundary_policy}
-    boundary = parse_or_none(actual.boundary_policy)
+    boundary = parse_or_none(engine, actual.boundary_policy)
     witness = None
     if boundary is None:
         effect, severity, message = (
@@ -41,8 +41,8 @@ def compare_boundary(
         )
     else:
         # What the spec's own policies allow that the boundary does not: the "narrower" side.
-        own = [parse_policy(d) for d in spec.inline_policies.values()]
-        diff = compare_narrowing(own, [boundary], time_limit=time_limit, setting=setting)
+        own = [engine.parse(d) for d in spec.inline_policies.values()]
+        diff = compare_narrowing(engine, own, [boundary], setting=setting)
         witness = diff.narrower
         effect = diff.effect
         if diff.effect is Effect.NONE:
@@ -87,7 +87,7 @@ class PermissionsBoundary(RoleAspect):
         return replace(role, boundary_policy=read_policy_document(iam, role.boundary_arn))
 
     def compare_role(self, spec: RoleSpec, role: ActualRole, facts: Facts, setting: Setting) -> list[Finding]:
-        return compare_boundary(spec, role, facts.policy_time_limit, setting)
+        return compare_boundary(spec, role, facts.engine, setting)
 
     def removals_of(self, role: ActualRole) -> list[str]:
         return [role.boundary_arn] if role.boundary_arn else []

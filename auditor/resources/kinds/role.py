@@ -17,7 +17,7 @@ from auditor.actual import ActualLab, ActualRole
 from auditor.errors import is_not_found
 from auditor.lab_context import witness_setting
 from auditor.model import Action, Check, Effect, Finding, Status, Step
-from auditor.policy import NOWHERE, Setting, compare_trust, parse_policy, severity_for
+from auditor.policy import NOWHERE, PolicyEngine, Setting, compare_trust, severity_for
 from auditor.resources.base import (
     ANY_LAB,
     READ,
@@ -66,18 +66,18 @@ def compare_trust_policy(
     spec: RoleSpec,
     actual: ActualRole,
     hardening_principals: Sequence[str],
-    time_limit: float,
+    engine: PolicyEngine,
     setting: Setting = NOWHERE,
 ) -> list[Finding]:
-    policy = parse_or_none(actual.trust_policy)
+    policy = parse_or_none(engine, actual.trust_policy)
     if policy is None:
         return [unreadable(Check.TRUST_POLICY, spec.arn, actual.trust_policy, spec.trust_policy)]
     diff = compare_trust(
-        parse_policy(spec.trust_policy),
+        engine,
+        engine.parse(spec.trust_policy),
         policy,
         hardening_principals=hardening_principals,
         role_arn=spec.arn,
-        time_limit=time_limit,
         setting=setting,
     )
     if diff.effect is Effect.NONE:
@@ -136,8 +136,9 @@ class Role(Kind):
                     missing(Check.RESOURCE, spec.arn, f"role {spec.name} in account {spec.account_id}")
                 )
             else:
-                limit, setting = facts.policy_time_limit, witness_setting(expected, actual, spec)
-                findings += compare_trust_policy(spec, role, hardening.get(spec.name, ()), limit, setting)
+                setting = witness_setting(expected, actual, spec)
+                principals = hardening.get(spec.name, ())
+                findings += compare_trust_policy(spec, role, principals, facts.engine, setting)
         return findings
 
     def managed(self, expected: ExpectedLab, actual: ActualLab) -> list[Step]:
