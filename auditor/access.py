@@ -16,10 +16,16 @@ from datetime import datetime
 
 from auditor.actual import ActualLab
 from auditor.lab_context import LabHop, Suspect, lab_hops
-from auditor.model import Check, Effect, Finding, Severity, Status
+from auditor.model import Check, Effect, Finding, Severity, Status, Subject
 from auditor.policy import Decision, PolicyEngine, display_key
 from auditor.resources.base import finding
+from auditor.resources.kinds.role import role_subject
 from auditor.spec import ExpectedLab
+
+# The access path's own findings about a role, by the check of the documents suspected (trust, or the
+# role's permissions): a refused hop that no finding explains, and a hop that cannot be proven to work.
+_DENIES = {Check.TRUST_POLICY: "trust_policy.denies_lab", Check.INLINE_POLICY: "inline_policy.denies_lab"}
+_UNPROVEN = {Check.TRUST_POLICY: "trust_policy.unproven", Check.INLINE_POLICY: "inline_policy.unproven"}
 
 
 @dataclass(frozen=True)
@@ -28,8 +34,9 @@ class Link:
 
     description: str  # what it means when the hop fails
     works: bool | None
-    check: Check
+    check: str
     resource: str
+    subject: Subject
     suspects: tuple[Suspect, ...] = ()
     unknown_keys: tuple[str, ...] = ()
     in_time: bool = True
@@ -59,6 +66,7 @@ def _link(hop: LabHop, engine: PolicyEngine) -> Link:
         works,
         next(iter(sorted(first.checks))),
         first.role_arn,
+        role_subject(first.account_id, first.role_name),
         suspects,
         unknown if works is None else (),
         all(v.in_time for v in verdicts),
@@ -87,7 +95,8 @@ def _blame(findings: list[Finding], link: Link) -> list[Finding]:
     if not blamed:
         marked.append(
             finding(
-                link.check,
+                _DENIES[link.check],
+                link.subject,
                 link.resource,
                 Status.MODIFIED,
                 Effect.NARROWED,
@@ -100,8 +109,11 @@ def _blame(findings: list[Finding], link: Link) -> list[Finding]:
 
 
 def _suspected(found: Finding, link: Link) -> bool:
-    return any(
-        found.check in suspect.checks and found.resource.startswith(suspect.role_arn)
+    """A finding of the suspected checks about the suspected role (the role itself or what is on it)."""
+    subject = found.subject
+    return subject is not None and any(
+        found.check in suspect.checks
+        and (subject.account, subject.owner) == (suspect.account_id, suspect.role_name)
         for suspect in link.suspects
     )
 
@@ -115,7 +127,8 @@ def _undecided_finding(link: Link) -> Finding:
         keys = ", ".join(display_key(k) for k in link.unknown_keys) or "values the auditor cannot know"
         reason = f"it depends on {keys}, which the auditor cannot know"
     return finding(
-        link.check,
+        _UNPROVEN[link.check],
+        link.subject,
         link.resource,
         Status.MODIFIED,
         Effect.NONE,

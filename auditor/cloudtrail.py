@@ -19,44 +19,30 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
-from auditor.model import Actor, Check, Finding, LabAudit
+from auditor.model import Actor, Finding, LabAudit, check_of
+from auditor.resources.declarations import SHIPPED, Catalogue
 from auditor.spec import IAM_EVENTS_REGION
 
-Checks = frozenset[Check] | None  # None: every check of the resource and of what lies beneath it
+Codes = frozenset[str] | None  # None: every finding of the resource and of what lies beneath it
 
-_PERMISSIONS = frozenset({Check.INLINE_POLICY})  # the access path's "may no longer ..." finding of a role
-# What each call can change of the role it names, and of the inline policy it names (PutRolePolicy ...).
-_ROLE_CALLS: dict[str, tuple[Checks, Checks]] = {
-    "UpdateAssumeRolePolicy": (frozenset({Check.TRUST_POLICY}), frozenset()),
-    "PutRolePolicy": (_PERMISSIONS, frozenset({Check.INLINE_POLICY})),
-    "DeleteRolePolicy": (_PERMISSIONS, frozenset({Check.INLINE_POLICY})),
-    "AttachRolePolicy": (_PERMISSIONS | {Check.MANAGED_POLICIES}, frozenset()),
-    "DetachRolePolicy": (_PERMISSIONS | {Check.MANAGED_POLICIES}, frozenset()),
-    "PutRolePermissionsBoundary": (_PERMISSIONS | {Check.PERMISSIONS_BOUNDARY}, frozenset()),
-    "DeleteRolePermissionsBoundary": (_PERMISSIONS | {Check.PERMISSIONS_BOUNDARY}, frozenset()),
-    "CreateRole": (None, frozenset()),
-    "DeleteRole": (None, frozenset()),
-}
-# Lambda's event names carry the API version (UpdateFunctionCode20150331v2): matched by their stem.
-_FUNCTION_CALLS: dict[str, Checks] = {
-    "UpdateFunctionConfiguration": frozenset({Check.LAMBDA_CONFIG, Check.INVOKE}),
-    "UpdateFunctionCode": frozenset({Check.LAMBDA_CODE, Check.INVOKE}),
-    "CreateFunction": None,
-    "DeleteFunction": None,
-}
+# The services whose calls name the lab's resources in their request parameters, by CloudTrail's
+# eventSource: IAM's name a role (and an inline policy), Lambda's a function. Which calls count, and the
+# findings each can change, are the kinds' declarations (auditor/resources/kinds/*.toml).
+_SERVICES = {"iam.amazonaws.com": "iam", "lambda.amazonaws.com": "lambda"}
 
 
 @dataclass(frozen=True)
 class Touched:
-    """A resource a call touched (its ARN, as findings name it) and the checks of it the call can change."""
+    """A resource a call touched (its ARN, as findings name it) and the codes of findings of it the call
+    can change."""
 
     resource: str
-    checks: Checks
+    codes: Codes
 
     def explains(self, finding: Finding) -> bool:
-        if self.checks is None:
+        if self.codes is None:
             return finding.resource == self.resource or finding.resource.startswith(self.resource + "/")
-        return finding.resource == self.resource and finding.check in self.checks
+        return finding.resource == self.resource and finding.code in self.codes
 
 
 @dataclass(frozen=True)
@@ -74,33 +60,37 @@ class Change:
         return {
             "actor": self.actor.to_json(),
             "touched": [
-                {
-                    "resource": t.resource,
-                    "checks": None if t.checks is None else sorted(c.value for c in t.checks),
-                }
+                {"resource": t.resource, "codes": None if t.codes is None else sorted(t.codes)}
                 for t in sorted(self.touched, key=lambda t: t.resource)
             ],
         }
 
     @classmethod
-    def from_json(cls, document: Mapping[str, Any]) -> Change | None:
+    def from_json(cls, document: Mapping[str, Any], catalogue: Catalogue = SHIPPED) -> Change | None:
         actor = Actor.from_json(document.get("actor"))
         if actor is None:
             return None
         touched = frozenset(
-            Touched(
-                item["resource"],
-                None if item.get("checks") is None else frozenset(Check(c) for c in item["checks"]),
-            )
-            for item in document.get("touched", ())
+            Touched(item["resource"], _codes_of(item, catalogue)) for item in document.get("touched", ())
         )
         return cls(actor, touched)
+
+
+def _codes_of(item: Mapping[str, Any], catalogue: Catalogue) -> Codes:
+    """A touched resource's codes; a job queued by a replica of before codes names checks: their codes."""
+    if "checks" in item and "codes" not in item:
+        if item["checks"] is None:
+            return None
+        return frozenset(code for code in catalogue.codes() if check_of(code) in item["checks"])
+    return None if item.get("codes") is None else frozenset(item["codes"])
 
 
 # ------------------------------------------------------------------------------------ reading a record
 
 
-def change_from_record(record: Mapping[str, Any], account: str = "", region: str = "") -> Change | None:
+def change_from_record(
+    record: Mapping[str, Any], account: str = "", region: str = "", catalogue: Catalogue = SHIPPED
+) -> Change | None:
     """The change a CloudTrail record describes; None when it names nobody, failed, or touched nothing we know.
 
     `account` and `region` stand in for the record's own `recipientAccountId` and `awsRegion` when it
@@ -111,7 +101,7 @@ def change_from_record(record: Mapping[str, Any], account: str = "", region: str
     actor = actor_from_record(record)
     if actor is None:
         return None
-    touched = touched_resources(record, account, region)
+    touched = touched_resources(record, account, region, catalogue)
     return Change(actor, touched) if touched else None
 
 
@@ -134,37 +124,38 @@ def actor_from_record(record: Mapping[str, Any]) -> Actor | None:
     )
 
 
-def touched_resources(record: Mapping[str, Any], account: str = "", region: str = "") -> frozenset[Touched]:
-    """The lab resources a call's request parameters name (pure): roles, their inline policies, functions."""
+def touched_resources(
+    record: Mapping[str, Any], account: str = "", region: str = "", catalogue: Catalogue = SHIPPED
+) -> frozenset[Touched]:
+    """The lab resources a call's request parameters name (pure): roles, their inline policies, functions,
+    each with the findings the kinds declare the call can change."""
     account = _text(record.get("recipientAccountId")) or account
     region = _text(record.get("awsRegion")) or region
     parameters = _mapping(record.get("requestParameters"))
-    name = _text(record.get("eventName"))
-    source = _text(record.get("eventSource"))
-    if source == "iam.amazonaws.com" and name in _ROLE_CALLS:
-        return _role_touched(account, name, parameters)
-    if source == "lambda.amazonaws.com":
-        stem = name.rstrip("v0123456789")
-        if stem in _FUNCTION_CALLS:
-            return _function_touched(account, region, _FUNCTION_CALLS[stem], parameters)
-    return frozenset()
+    service = _SERVICES.get(_text(record.get("eventSource")))
+    reach = catalogue.reach(service, _text(record.get("eventName"))) if service else None
+    if reach is None:
+        return frozenset()
+    codes = None if reach.whole else reach.codes
+    if service == "iam":
+        return _role_touched(account, codes, parameters)
+    return _function_touched(account, region, codes, parameters)
 
 
-def _role_touched(account: str, name: str, parameters: Mapping[str, Any]) -> frozenset[Touched]:
+def _role_touched(account: str, codes: Codes, parameters: Mapping[str, Any]) -> frozenset[Touched]:
     role = _text(parameters.get("roleName"))
     if not role or not account or "/" in role:
         return frozenset()
     role_arn = f"arn:aws:iam::{account}:role/{role}"
-    role_checks, policy_checks = _ROLE_CALLS[name]
-    touched = {Touched(role_arn, role_checks)}
+    touched = {Touched(role_arn, codes)}
     policy = _text(parameters.get("policyName"))
-    if policy and policy_checks:
-        touched.add(Touched(f"{role_arn}/inline-policy/{policy}", policy_checks))
+    if policy and codes:
+        touched.add(Touched(f"{role_arn}/inline-policy/{policy}", codes))
     return frozenset(touched)
 
 
 def _function_touched(
-    account: str, region: str, checks: Checks, parameters: Mapping[str, Any]
+    account: str, region: str, codes: Codes, parameters: Mapping[str, Any]
 ) -> frozenset[Touched]:
     """functionName may be a name, a full or partial ARN, with or without a version or alias."""
     named = _text(parameters.get("functionName"))
@@ -178,7 +169,7 @@ def _function_touched(
         named = rest.split(":", 1)[0]
     if not named or not account or not region or ":" in named:
         return frozenset()
-    return frozenset({Touched(f"arn:aws:lambda:{region}:{account}:function:{named}", checks)})
+    return frozenset({Touched(f"arn:aws:lambda:{region}:{account}:function:{named}", codes)})
 
 
 def parse_time(value: Any) -> datetime | None:

@@ -12,9 +12,10 @@ from datetime import date, datetime
 
 from auditor.access import judge_access
 from auditor.actual import ActualLab
-from auditor.model import Check, Effect, Finding, InvokeResult, Severity, Status, Verdict, verdict_of
+from auditor.model import Effect, Finding, InvokeResult, Severity, Status, Verdict, verdict_of
 from auditor.policy import PolicyEngine
 from auditor.resources.base import Facts, finding
+from auditor.resources.kinds.function import function_subject
 from auditor.resources.registry import REGISTRY, Registry
 from auditor.spec import ExpectedLab
 
@@ -30,7 +31,8 @@ def invoke_finding(expected: ExpectedLab, result: InvokeResult) -> Finding | Non
     if result.ok:
         return None
     return finding(
-        Check.INVOKE,
+        "invoke.failed",
+        function_subject(expected.function),
         expected.function.arn,
         Status.FAILED,
         Effect.NONE,
@@ -61,5 +63,5 @@ def judge_lab(
     if invoke is not None and (failure := invoke_finding(expected, invoke)) is not None:
         findings.append(failure)
     fixable = [replace(f, fixable=bool(registry.fixes(f, expected, actual))) for f in findings]
-    ordered = tuple(sorted(fixable, key=lambda f: (-f.severity.rank, f.check.value, f.resource)))
+    ordered = tuple(sorted(fixable, key=lambda f: (-f.severity.rank, f.check, f.resource)))
     return Judgement(ordered, verdict_of(ordered))

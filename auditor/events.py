@@ -21,8 +21,14 @@ from auditor.accounts import OPERATOR, AccountSessions
 from auditor.cloudtrail import Change, change_from_record
 from auditor.config import Config, EventsSettings, LabConfig
 from auditor.errors import OperationalError, is_not_found
-from auditor.resources.kinds.event_rule import TARGET_ID
-from auditor.spec import DESTINATION_ROLE, EVENT_RULE, FUNCTION, ORIGIN_ROLE, change_event_pattern
+from auditor.spec import (
+    DESTINATION_ROLE,
+    EVENT_RULE,
+    EVENT_TARGET_ID,
+    FUNCTION,
+    ORIGIN_ROLE,
+    change_event_pattern,
+)
 
 log = structlog.get_logger()
 
@@ -175,7 +181,7 @@ def wire_operator_bus(
     rule_arn = events.put_rule(
         Name=EVENT_RULE, EventPattern=json.dumps(change_event_pattern()), State="ENABLED"
     )["RuleArn"]
-    events.put_targets(Rule=EVENT_RULE, Targets=[{"Id": TARGET_ID, "Arn": attributes["QueueArn"]}])
+    events.put_targets(Rule=EVENT_RULE, Targets=[{"Id": EVENT_TARGET_ID, "Arn": attributes["QueueArn"]}])
     policy = policy_with(attributes.get("Policy"), queue_statement(attributes["QueueArn"], rule_arn))
     if policy is not None:
         sqs.set_queue_attributes(QueueUrl=url, Attributes={"Policy": policy})
@@ -221,9 +227,9 @@ def _delete_operator_rule(events: Any) -> None:
         if is_not_found(error):
             return
         raise
-    if any(target["Id"] == TARGET_ID for target in targets):
-        events.remove_targets(Rule=EVENT_RULE, Ids=[TARGET_ID])
-    if all(target["Id"] == TARGET_ID for target in targets):
+    if any(target["Id"] == EVENT_TARGET_ID for target in targets):
+        events.remove_targets(Rule=EVENT_RULE, Ids=[EVENT_TARGET_ID])
+    if all(target["Id"] == EVENT_TARGET_ID for target in targets):
         events.delete_rule(Name=EVENT_RULE)
 
 

@@ -62,10 +62,13 @@ TRUST_CHECKS = frozenset({Check.TRUST_POLICY})
 
 @dataclass(frozen=True)
 class Suspect:
-    """Documents that can explain a hop's failure: these checks on this role."""
+    """Documents that can explain a hop's failure: these checks on this role (its ARN as found, its
+    account and name as the spec has them)."""
 
-    checks: frozenset[Check]
+    checks: frozenset[str]
     role_arn: str
+    account_id: str
+    role_name: str
 
 
 @dataclass(frozen=True)
@@ -189,6 +192,10 @@ def _trust(role: ActualRole, parse: Parse) -> Policy:
     return _parsed(role.trust_policy, parse) or _NOTHING
 
 
+def _named(role: RoleSpec) -> tuple[str, str]:
+    return (role.account_id, role.name)
+
+
 def _session(role_arn: str, account: str, session: str) -> Principal:
     return Principal(Kind.ASSUMED_ROLE, role_arn, account, role_arn.split(":")[1], session)
 
@@ -247,7 +254,7 @@ def lab_hops(
             ("aws:userid", f"{origin.unique_id}:{expected.function.name}" if origin.unique_id else None),
         ]
     )
-    origin_suspect = Suspect(IDENTITY_CHECKS, origin_arn)
+    origin_suspect = Suspect(IDENTITY_CHECKS, origin_arn, *_named(expected.origin_role))
     hops: list[LabHop] = []
     if origin.exists:
         hops.append(
@@ -264,13 +271,13 @@ def lab_hops(
                     ),
                 ),
                 Policies(trust=origin_trust, trust_only=True),
-                (Suspect(TRUST_CHECKS, origin_arn),),
+                (Suspect(TRUST_CHECKS, origin_arn, *_named(expected.origin_role)),),
             )
         )
     if origin.exists and destination.exists:
         identity = origin_side
         trust_side = Policies(trust=destination_trust, trust_only=True)
-        destination_suspect = Suspect(TRUST_CHECKS, destination_arn)
+        destination_suspect = Suspect(TRUST_CHECKS, destination_arn, *_named(expected.destination_role))
         hops.append(
             LabHop(
                 "origin_assumes_destination_role",
@@ -319,7 +326,7 @@ def lab_hops(
                     ),
                 ),
                 destination_side,
-                (Suspect(IDENTITY_CHECKS, destination_arn),),
+                (Suspect(IDENTITY_CHECKS, destination_arn, *_named(expected.destination_role)),),
             )
         )
     if origin.exists:

@@ -18,7 +18,11 @@ if TYPE_CHECKING:
     from auditor.faults import Failure
 
 
-class Check(StrEnum):
+class Check:
+    """Names of the checks the core itself refers to; not a closed list. Every check and every finding
+    code is declared by the kinds of resource (auditor/resources/kinds/*.toml), and a code names its check
+    first: `trust_policy.widened` is a finding of the `trust_policy` check."""
+
     RESOURCE = "resource"
     TRUST_POLICY = "trust_policy"
     INLINE_POLICY = "inline_policy"
@@ -27,11 +31,14 @@ class Check(StrEnum):
     LAMBDA_CONFIG = "lambda_config"
     LAMBDA_CODE = "lambda_code"
     INVOKE = "invoke"
-    # Added in 0.2: what the provisioner manages besides lab.md's resources.
     LOG_GROUP = "log_group"
     EVENT_RULE = "event_rule"
-    # Added in 0.2: with [events], a lab account whose changes no CloudTrail trail logs.
     CHANGE_EVENTS = "change_events"
+
+
+def check_of(code: str) -> str:
+    """The check a finding code belongs to: the part before its dot (`trust_policy.widened`)."""
+    return code.partition(".")[0]
 
 
 class Status(StrEnum):
@@ -172,10 +179,40 @@ class Actor:
 
 
 @dataclass(frozen=True)
-class Finding:
-    """One difference between the spec and the account, as interface.md's JSON shows it."""
+class Subject:
+    """What a finding is about, keyed as the provisioner's steps are: the kind of resource, its account,
+    its owner (the role of a policy; the rule's region; the resource's own name otherwise) and its name."""
 
-    check: Check
+    kind: str
+    account: str
+    owner: str
+    name: str
+
+    @property
+    def key(self) -> tuple[str, str, str, str]:
+        return (self.kind, self.account, self.owner, self.name)
+
+    @classmethod
+    def from_json(cls, document: Mapping[str, Any] | None) -> Subject | None:
+        if document is None:
+            return None
+        return cls(document["kind"], document["account"], document["owner"], document["name"])
+
+    def to_json(self) -> dict[str, str]:
+        return {"kind": self.kind, "account": self.account, "owner": self.owner, "name": self.name}
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One difference between the spec and the account, as interface.md's JSON shows it.
+
+    `code` is what it means, stable, declared with its metadata beside the kind that reports it
+    (auditor/resources/kinds/<kind>.toml); `subject` is the resource it is about, by the same key as the
+    provisioner's steps. None only for a finding recorded before findings had one (database revision 0007).
+    """
+
+    code: str
+    subject: Subject | None
     resource: str
     status: Status
     effect: Effect
@@ -191,10 +228,16 @@ class Finding:
     # Whether `auditor provision` fixes it (the registry has a fix for it); not part of the JSON, not stored.
     fixable: bool = field(default=False, compare=False)
 
+    @property
+    def check(self) -> str:
+        return check_of(self.code)
+
     def to_json(self) -> dict[str, Any]:
         document = {
-            "check": self.check.value,
+            "check": self.check,
+            "code": self.code,
             "resource": self.resource,
+            "subject": self.subject.to_json() if self.subject is not None else None,
             "status": self.status.value,
             "effect": self.effect.value,
             "severity": self.severity.value,

@@ -142,7 +142,7 @@ def finding_lines(findings: Sequence[Finding], top: int = TOP_FINDINGS) -> list[
     worst_first = sorted(findings, key=lambda f: (-f.severity.rank, not f.breaks_lab))
     lines = []
     for finding in worst_first[:top]:
-        line = f"- {finding.severity.value} {finding.check.value}: {finding.message}"
+        line = f"- {finding.severity.value} {finding.check}: {finding.message}"
         if explained := explanation(finding):
             line += f" ({explained})"
         lines.append(line)

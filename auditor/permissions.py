@@ -23,7 +23,7 @@ import click
 
 from auditor.config import ACCOUNT_ID_PATTERN, EXTERNAL_ID_PATTERN
 from auditor.resources.base import ApiCall, Caller, Coverage, Scope
-from auditor.resources.registry import REGISTRY
+from auditor.resources.registry import REGISTRY, Registry
 
 # The role the auditor assumes in each lab account (the role_arn of each account in the configuration):
 # a dedicated role holding lab_account_policy(), rather than an administrator role such as
@@ -39,11 +39,13 @@ _QUEUE_NAME = re.compile(r"^[\w-]{1,80}(\.fifo)?$")
 API_CALLS: tuple[ApiCall, ...] = REGISTRY.api_calls()
 
 
-def calls_by(caller: Caller, *, on_real_aws: bool = True) -> tuple[ApiCall, ...]:
+def calls_by(
+    caller: Caller, *, on_real_aws: bool = True, registry: Registry = REGISTRY
+) -> tuple[ApiCall, ...]:
     """The calls made with `caller`'s credentials; on real AWS, without the emulator-only ones."""
     return tuple(
         call
-        for call in API_CALLS
+        for call in registry.api_calls()
         if call.caller is caller and not (on_real_aws and call.coverage is Coverage.EMULATOR)
     )
 
@@ -80,13 +82,17 @@ def _policy(calls: Iterable[ApiCall], values: Mapping[str, str] | None = None) -
     return {"Version": POLICY_VERSION, "Statement": statements}
 
 
-def lab_account_policy() -> dict[str, Any]:
+def lab_account_policy(registry: Registry = REGISTRY) -> dict[str, Any]:
     """The permissions policy of the role the auditor assumes in every lab account."""
-    return _policy(calls_by(Caller.LAB_ACCOUNT))
+    return _policy(calls_by(Caller.LAB_ACCOUNT, registry=registry))
 
 
 def operator_policy(
-    operator_account_id: str | None = None, *, access_role: str = ACCESS_ROLE, queue_arn: str | None = None
+    operator_account_id: str | None = None,
+    *,
+    access_role: str = ACCESS_ROLE,
+    queue_arn: str | None = None,
+    registry: Registry = REGISTRY,
 ) -> dict[str, Any]:
     """What the operator's own credentials need: assume the access role, wire and read the change events.
 
@@ -101,7 +107,7 @@ def operator_policy(
         "queue_arn": queue_arn or f"arn:aws:sqs:*:{account}:*",
         "operator_account": account,
     }
-    return _policy(calls_by(Caller.OPERATOR), values)
+    return _policy(calls_by(Caller.OPERATOR, registry=registry), values)
 
 
 def lab_account_trust_policy(operator_account_id: str, external_id: str | None) -> dict[str, Any]:
@@ -172,6 +178,7 @@ def permission_documents(
     *,
     access_role: str = ACCESS_ROLE,
     queue_arn: str | None = None,
+    registry: Registry = REGISTRY,
 ) -> list[_Document]:
     scoped = "the queue given" if queue_arn else f"any queue of account {operator_account_id}"
     return [
@@ -180,7 +187,7 @@ def permission_documents(
             "Lab account permissions",
             f"Attach to the role {access_role} in every lab account: what provision, audit, invoke, "
             "teardown and the change events call there, on the lab's own resources only.",
-            lab_account_policy(),
+            lab_account_policy(registry),
         ),
         _Document(
             "lab_account_trust_policy",
@@ -195,7 +202,9 @@ def permission_documents(
             f"For the operator's own credentials in account {operator_account_id}: assume {access_role} "
             f"in the lab accounts, wire the change-event rule and read change events from {scoped} "
             "(accounts reached with the operator's credentials directly need the lab account permissions too).",
-            operator_policy(operator_account_id, access_role=access_role, queue_arn=queue_arn),
+            operator_policy(
+                operator_account_id, access_role=access_role, queue_arn=queue_arn, registry=registry
+            ),
         ),
     ]
 

@@ -18,8 +18,9 @@ from auditor.clock import iso
 from auditor.config import DEFAULT_CONFIG_PATH
 from auditor.explain import actor_line, explanation
 from auditor.fleet import Interrupted
-from auditor.model import Action, AuditRun, Check, Finding, LabAudit, Severity, Step, Verdict
+from auditor.model import Action, AuditRun, Finding, LabAudit, Severity, Step, Verdict
 from auditor.report.text import student_label
+from auditor.resources.registry import REGISTRY
 from auditor.status import LabStatusRow
 
 VERDICT_STYLE = {
@@ -81,11 +82,13 @@ def fix_command(lab: str, config_path: str = DEFAULT_CONFIG_PATH) -> str:
 
 
 def finding_text(lab: str, finding: Finding, fix: FixCommand | None) -> str:
-    """What was found, on what, and what fixes it: one line that grep keeps whole."""
+    """What was found, on what, and what fixes it (the provision command when a step of the plan answers
+    the finding, else the remediation its code declares): one line that grep keeps whole."""
     text = f"{finding.message} ({resource_label(finding.resource)})"
-    if fix is not None and finding.fixable:
-        text += f"; fix: {fix(lab)}"
-    return text
+    if fix is None:
+        return text
+    remedy = fix(lab) if finding.fixable else REGISTRY.remediation(finding)
+    return f"{text}; fix: {remedy}" if remedy else text
 
 
 def audit_rows(run: AuditRun) -> list[list[str]]:
@@ -148,7 +151,7 @@ def plain_audit_lines(run: AuditRun, fix: FixCommand | None) -> list[str]:
             lines.append(f"{lab.lab} error    {text}")
             continue
         lines.append(
-            f"{lab.lab} {finding.severity.value:<8} {finding.check.value:<20} {finding.effect.value:<9} {text}"
+            f"{lab.lab} {finding.severity.value:<8} {finding.check:<20} {finding.effect.value:<9} {text}"
         )
         if explained := explanation(finding):
             lines.append(f"    {explained}")
@@ -177,7 +180,7 @@ def _print_rich(run: AuditRun, stream: IO[str], fix: FixCommand | None) -> None:
             continue
         style = SEVERITY_STYLE[finding.severity]
         console.print(
-            f"[bold]{lab.lab}[/] [{style}]{finding.severity.value:<8}[/] {finding.check.value:<20} "
+            f"[bold]{lab.lab}[/] [{style}]{finding.severity.value:<8}[/] {finding.check:<20} "
             f"{finding.effect.value:<9} ",
             end="",
             highlight=False,
@@ -216,10 +219,11 @@ def plan_lines(
 
 
 def step_diff(step: Step, findings: Sequence[Finding]) -> list[str]:
-    """What the step changes, as a diff from the account's value (-) to the spec's (+)."""
+    """What the step changes, as a diff from the account's value (-) to the spec's (+): the findings of
+    its resource that the plan answers."""
     lines: list[str] = []
     for finding in findings:
-        if finding.resource != step.resource or finding.check is Check.INVOKE:
+        if finding.subject is None or finding.subject.key != step.key or not finding.fixable:
             continue
         if finding.expected is None and finding.actual is None:
             continue

@@ -6,11 +6,12 @@ names. No resource name or policy document is written anywhere else.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from auditor.config import LabConfig, LabSettings
+from auditor.resources.declarations import SHIPPED
 
 PROJECT_TAG = "lab-auditor:managed"
 LAB_TAG = "lab-auditor:lab"
@@ -28,35 +29,23 @@ EVENT_RULE = "lab-auditor-changes"
 IAM_EVENTS_REGION = "us-east-1"
 LAMBDA_SERVICE = "lambda.amazonaws.com"
 
-# The API calls that can change a lab, as CloudTrail names them on the default event bus.
-WATCHED_CALLS: dict[str, tuple[str, ...]] = {
-    "aws.iam": (
-        "PutRolePolicy",
-        "DeleteRolePolicy",
-        "UpdateAssumeRolePolicy",
-        "AttachRolePolicy",
-        "DetachRolePolicy",
-        "PutRolePermissionsBoundary",
-        "DeleteRolePermissionsBoundary",
-        "CreateRole",
-        "DeleteRole",
-    ),
-    "aws.lambda": (
-        "UpdateFunctionConfiguration20150331v2",
-        "UpdateFunctionCode20150331v2",
-        "DeleteFunction20150331",
-        "CreateFunction20150331",
-    ),
-}
+# The id of the project's target on a change-event rule (the lab accounts' rules and the operator's).
+EVENT_TARGET_ID = "lab-auditor-queue"
+
+# The API calls that can change a lab, as CloudTrail names them on the default event bus: every call a
+# kind of resource declares as changing one of its findings (auditor/resources/kinds/*.toml).
+WATCHED_CALLS: dict[str, tuple[str, ...]] = SHIPPED.watched_calls()
 
 
-def change_event_pattern(sources: Iterable[str] = WATCHED_CALLS) -> dict[str, Any]:
+def change_event_pattern(
+    sources: Iterable[str] = WATCHED_CALLS, watched: Mapping[str, tuple[str, ...]] = WATCHED_CALLS
+) -> dict[str, Any]:
     """The pattern of the watched calls of these sources (all of them by default)."""
     chosen = sorted(set(sources))
     return {
         "source": chosen,
         "detail-type": ["AWS API Call via CloudTrail"],
-        "detail": {"eventName": sorted(name for source in chosen for name in WATCHED_CALLS[source])},
+        "detail": {"eventName": sorted(name for source in chosen for name in watched[source])},
     }
 
 

@@ -113,7 +113,7 @@ class Outcome:
 def as_judged(lab: LabAudit) -> tuple[Any, ...]:
     """What must be the same as in the reference: the verdict and every finding."""
     findings = sorted(
-        (f.check.value, f.resource, f.status.value, f.effect.value, f.severity.value, f.message)
+        (f.check, f.resource, f.status.value, f.effect.value, f.severity.value, f.message)
         for f in lab.findings
     )
     return lab.verdict.value, tuple(findings)

@@ -51,6 +51,7 @@ from auditor.model import (
     LabAudit,
     Severity,
     Status,
+    Subject,
     Trigger,
     verdict_of,
 )
@@ -114,7 +115,8 @@ def widened_trust(origin: str, variant: int) -> Finding:
     actual = expected_trust(origin)
     actual["Statement"] = [{**actual["Statement"][0], "Principal": {"AWS": principals[variant % 3]}}]
     return Finding(
-        Check.TRUST_POLICY,
+        "trust_policy.widened",
+        Subject("role", origin, "LambdaS3ListBuckets", "LambdaS3ListBuckets"),
         f"arn:aws:iam::{origin}:role/LambdaS3ListBuckets",
         Status.MODIFIED,
         Effect.WIDENED,
@@ -130,7 +132,8 @@ def narrowed_inline(destination: str) -> tuple[Finding, ...]:
     actual["Statement"] = actual["Statement"][1:]
     return (
         Finding(
-            Check.INLINE_POLICY,
+            "inline_policy.denies_lab",
+            Subject("role", destination, "LambdaS3ListBuckets", "LambdaS3ListBuckets"),
             f"arn:aws:iam::{destination}:role/LambdaS3ListBuckets",
             Status.MODIFIED,
             Effect.NARROWED,
@@ -147,7 +150,8 @@ def narrowed_inline(destination: str) -> tuple[Finding, ...]:
 def function_missing(origin: str, destination: str) -> tuple[Finding, ...]:
     return (
         Finding(
-            Check.RESOURCE,
+            "resource.missing",
+            function_subject(origin),
             f"arn:aws:lambda:{REGION}:{origin}:function:Lambda-Assume-Roles",
             Status.MISSING,
             Effect.NARROWED,
@@ -159,9 +163,14 @@ def function_missing(origin: str, destination: str) -> tuple[Finding, ...]:
     )
 
 
+def function_subject(account: str) -> Subject:
+    return Subject("function", account, "Lambda-Assume-Roles", "Lambda-Assume-Roles")
+
+
 def invoke_failed(account: str, cause: str) -> Finding:
     return Finding(
-        Check.INVOKE,
+        "invoke.failed",
+        function_subject(account),
         f"arn:aws:lambda:{REGION}:{account}:function:Lambda-Assume-Roles",
         Status.FAILED,
         Effect.NONE,
@@ -174,7 +183,8 @@ def invoke_failed(account: str, cause: str) -> Finding:
 
 def memory_info(origin: str) -> Finding:
     return Finding(
-        Check.LAMBDA_CONFIG,
+        "lambda_config.modified",
+        function_subject(origin),
         f"arn:aws:lambda:{REGION}:{origin}:function:Lambda-Assume-Roles",
         Status.MODIFIED,
         Effect.NONE,

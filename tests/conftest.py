@@ -20,6 +20,7 @@ from auditor.actual import ActualLab, ActualRole
 from auditor.config import AccountAccess, AuditSettings, AwsSettings, Config, DatabaseSettings, LabConfig
 from auditor.context import Context, open_context
 from auditor.local_lambda import LocalLambda
+from auditor.model import Subject
 from auditor.spec import ExpectedLab, RoleSpec
 from bench.common import moto_server as moto_server_process
 
@@ -119,6 +120,12 @@ def solo(index: int) -> LabConfig:
 def role_as_built(spec: RoleSpec) -> ActualRole:
     """A role exactly as the provisioner builds it (plain data, for the pure comparison)."""
     return ActualRole.as_specified(spec)
+
+
+def subject_of_role(arn: str) -> Subject:
+    """The subject of a finding about the role of that ARN (arn:aws:iam::ACCOUNT:role/NAME)."""
+    account, name = arn.split(":")[4], arn.rsplit("/", 1)[-1]
+    return Subject("role", account, name, name)
 
 
 def lab_as_built(expected: ExpectedLab, code_sha256: str) -> ActualLab:

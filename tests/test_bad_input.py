@@ -164,7 +164,7 @@ ODD_BUT_VALID: dict[str, Any] = {
 
 
 def _summary(judgement: Any) -> list[tuple[str, str, str]]:
-    return [(f.check.value, f.resource, f.severity.value) for f in judgement.findings]
+    return [(f.check, f.resource, f.severity.value) for f in judgement.findings]
 
 
 @pytest.mark.parametrize("document", MALFORMED.values(), ids=MALFORMED.keys())
@@ -180,9 +180,10 @@ def test_a_malformed_document_is_a_finding_not_a_crash(document: Any, where: str
         actual = with_role("origin", inline_policies={ORIGIN_POLICY: document})
         check, resource = Check.INLINE_POLICY, EXPECTED.origin_role.arn
     judgement = judged_in_time(actual)
-    unreadable = [f for f in judgement.findings if f.check is check and f.resource.startswith(resource)]
+    unreadable = [f for f in judgement.findings if f.check == check and f.resource.startswith(resource)]
     assert unreadable, _summary(judgement)
     assert any("cannot be read" in f.message for f in unreadable), [f.message for f in unreadable]
+    assert all(f.code == f"{check}.unreadable" for f in unreadable if "cannot be read" in f.message)
     # A document nobody can read vouches for nothing: the lab cannot be shown to work.
     assert judgement.verdict is Verdict.BROKEN
     # What is shown of it is clipped: a 5 MB document does not become a 5 MB finding.

@@ -333,7 +333,7 @@ def change_event_findings(context: Context) -> list[tuple[str, str]]:
         (finding.resource, finding.severity.value)
         for lab in run.labs
         for finding in lab.findings
-        if finding.check is Check.CHANGE_EVENTS
+        if finding.check == Check.CHANGE_EVENTS
     )
 
 

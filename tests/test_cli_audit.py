@@ -491,7 +491,14 @@ def test_the_json_document_follows_the_interface(audited: dict[str, Any]) -> Non
     assert document["started_at"].endswith("Z") and document["finished_at"].endswith("Z")
     findings = [f for lab in document["labs"] for f in lab["findings"]]
     required = {"check", "resource", "status", "effect", "severity", "message", "expected", "actual"}
-    assert findings and all(required <= set(f) <= required | {"witness", "changed_by"} for f in findings)
+    added = {"code", "subject"}  # interface.md 0.3: a finding is data
+    assert findings and all(
+        required | added <= set(f) <= required | added | {"witness", "changed_by"} for f in findings
+    )
+    assert all(
+        f["code"].startswith(f["check"] + ".") and set(f["subject"]) == {"kind", "account", "owner", "name"}
+        for f in findings
+    )
     policy_checks = {"trust_policy", "inline_policy", "managed_policies", "permissions_boundary"}
     differences = [
         f

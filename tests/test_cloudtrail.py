@@ -16,6 +16,7 @@ from cloudtrail_records import assumed_role, iam_user, record, root
 
 from auditor.cloudtrail import (
     LOOKUP_PAGE,
+    Change,
     CloudTrailHistory,
     Lookup,
     RateLimiter,
@@ -30,21 +31,66 @@ from auditor.cloudtrail import (
     parse_time,
     touched_resources,
 )
-from auditor.model import Check, Effect, Finding, LabAudit, Severity, Status, Verdict
+from auditor.model import Effect, Finding, LabAudit, Severity, Status, Subject, Verdict
 
 DEST, ORIGIN = "200000000001", "100000000001"
 DEST_ROLE = f"arn:aws:iam::{DEST}:role/LambdaS3ListBuckets"
 ORIGIN_ROLE = f"arn:aws:iam::{ORIGIN}:role/Lambda-Assume-Roles"
 FUNCTION = f"arn:aws:lambda:eu-west-1:{ORIGIN}:function:Lambda-Assume-Roles"
 T0 = datetime(2026, 11, 29, 14, 0, tzinfo=UTC)
+SUBJECTS = {
+    DEST_ROLE: Subject("role", DEST, "LambdaS3ListBuckets", "LambdaS3ListBuckets"),
+    ORIGIN_ROLE: Subject("role", ORIGIN, "Lambda-Assume-Roles", "Lambda-Assume-Roles"),
+    FUNCTION: Subject("function", ORIGIN, "Lambda-Assume-Roles", "Lambda-Assume-Roles"),
+    f"{DEST_ROLE}/inline-policy/LambdaS3ListBucketsPolicy": Subject(
+        "inline_policy", DEST, "LambdaS3ListBuckets", "LambdaS3ListBucketsPolicy"
+    ),
+    f"{DEST_ROLE}/inline-policy/P": Subject("inline_policy", DEST, "LambdaS3ListBuckets", "P"),
+}
+
+# The findings each call can change, as the kinds declare them (auditor/resources/kinds/*.toml): the same
+# as the checks each call could change before codes (UpdateAssumeRolePolicy: the trust; PutRolePolicy: the
+# inline policy it names and the role's permissions; AttachRolePolicy: the role's permissions and its
+# attachments; ...).
+TRUST = frozenset(
+    f"trust_policy.{name}"
+    for name in ("widened", "narrowed", "changed", "unreadable", "denies_lab", "unproven")
+)
+PERMISSIONS = frozenset({"inline_policy.denies_lab", "inline_policy.unproven"})
+INLINE = PERMISSIONS | {
+    f"inline_policy.{name}"
+    for name in (
+        "missing",
+        "widened",
+        "narrowed",
+        "changed",
+        "unreadable",
+        "unexpected",
+        "unexpected_unreadable",
+    )
+}
+ATTACHED = PERMISSIONS | {"managed_policies.attached", "managed_policies.unreadable"}
+BOUNDARY = PERMISSIONS | {"permissions_boundary.attached", "permissions_boundary.unreadable"}
+CONFIGURATION = frozenset({"lambda_config.modified", "invoke.failed"})
+CODE = frozenset({"lambda_code.modified", "invoke.failed"})
 
 
 def at(minutes: int) -> str:
     return (T0 + timedelta(minutes=minutes)).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def found(check: Check, resource: str, actual: Any = None) -> Finding:
-    return Finding(check, resource, Status.MODIFIED, Effect.WIDENED, Severity.HIGH, "m", {}, actual)
+def found(code: str, resource: str, actual: Any = None) -> Finding:
+    return Finding(
+        code,
+        SUBJECTS.get(resource),
+        resource,
+        Status.MODIFIED,
+        Effect.WIDENED,
+        Severity.HIGH,
+        "m",
+        {},
+        actual,
+    )
 
 
 def lambda_record(event_name: str, function_name: str, **options: Any) -> dict[str, Any]:
@@ -136,7 +182,7 @@ def test_event_times_are_read_as_instants_or_not_at_all(text: Any, expected: dat
         (
             "UpdateAssumeRolePolicy",
             {"roleName": "LambdaS3ListBuckets", "policyDocument": "{}"},
-            {Touched(DEST_ROLE, frozenset({Check.TRUST_POLICY}))},
+            {Touched(DEST_ROLE, TRUST)},
         ),
         (
             "PutRolePolicy",
@@ -146,31 +192,27 @@ def test_event_times_are_read_as_instants_or_not_at_all(text: Any, expected: dat
                 "policyDocument": "{}",
             },
             {
-                Touched(DEST_ROLE, frozenset({Check.INLINE_POLICY})),
-                Touched(
-                    f"{DEST_ROLE}/inline-policy/LambdaS3ListBucketsPolicy", frozenset({Check.INLINE_POLICY})
-                ),
+                Touched(DEST_ROLE, INLINE),
+                Touched(f"{DEST_ROLE}/inline-policy/LambdaS3ListBucketsPolicy", INLINE),
             },
         ),
         (
             "DeleteRolePolicy",
             {"roleName": "LambdaS3ListBuckets", "policyName": "LambdaS3ListBucketsPolicy"},
             {
-                Touched(DEST_ROLE, frozenset({Check.INLINE_POLICY})),
-                Touched(
-                    f"{DEST_ROLE}/inline-policy/LambdaS3ListBucketsPolicy", frozenset({Check.INLINE_POLICY})
-                ),
+                Touched(DEST_ROLE, INLINE),
+                Touched(f"{DEST_ROLE}/inline-policy/LambdaS3ListBucketsPolicy", INLINE),
             },
         ),
         (
             "AttachRolePolicy",
             {"roleName": "LambdaS3ListBuckets", "policyArn": "arn:aws:iam::aws:policy/AdministratorAccess"},
-            {Touched(DEST_ROLE, frozenset({Check.INLINE_POLICY, Check.MANAGED_POLICIES}))},
+            {Touched(DEST_ROLE, ATTACHED)},
         ),
         (
             "DeleteRolePermissionsBoundary",
             {"roleName": "LambdaS3ListBuckets"},
-            {Touched(DEST_ROLE, frozenset({Check.INLINE_POLICY, Check.PERMISSIONS_BOUNDARY}))},
+            {Touched(DEST_ROLE, BOUNDARY)},
         ),
         ("DeleteRole", {"roleName": "LambdaS3ListBuckets"}, {Touched(DEST_ROLE, None)}),
         ("CreateRole", {"roleName": "LambdaS3ListBuckets", "path": "/"}, {Touched(DEST_ROLE, None)}),
@@ -183,26 +225,21 @@ def test_iam_calls_touch_the_role_and_the_inline_policy_they_name(
 
 
 @pytest.mark.parametrize(
-    ("event_name", "function_name", "checks"),
+    ("event_name", "function_name", "codes"),
     [
-        ("UpdateFunctionConfiguration20150331v2", "Lambda-Assume-Roles", {Check.LAMBDA_CONFIG, Check.INVOKE}),
-        ("UpdateFunctionCode20150331v2", "Lambda-Assume-Roles", {Check.LAMBDA_CODE, Check.INVOKE}),
-        ("UpdateFunctionCode20150331v2", FUNCTION, {Check.LAMBDA_CODE, Check.INVOKE}),
-        ("UpdateFunctionCode20150331v2", f"{FUNCTION}:$LATEST", {Check.LAMBDA_CODE, Check.INVOKE}),
-        (
-            "UpdateFunctionCode20150331v2",
-            f"{ORIGIN}:function:Lambda-Assume-Roles",
-            {Check.LAMBDA_CODE, Check.INVOKE},
-        ),
+        ("UpdateFunctionConfiguration20150331v2", "Lambda-Assume-Roles", CONFIGURATION),
+        ("UpdateFunctionCode20150331v2", "Lambda-Assume-Roles", CODE),
+        ("UpdateFunctionCode20150331v2", FUNCTION, CODE),
+        ("UpdateFunctionCode20150331v2", f"{FUNCTION}:$LATEST", CODE),
+        ("UpdateFunctionCode20150331v2", f"{ORIGIN}:function:Lambda-Assume-Roles", CODE),
         ("DeleteFunction20150331", "Lambda-Assume-Roles", None),
         ("CreateFunction20150331", "Lambda-Assume-Roles", None),
     ],
 )
 def test_lambda_calls_touch_the_function_however_it_is_named(
-    event_name: str, function_name: str, checks: set[Check] | None
+    event_name: str, function_name: str, codes: frozenset[str] | None
 ) -> None:
-    touched = touched_resources(lambda_record(event_name, function_name))
-    assert touched == {Touched(FUNCTION, None if checks is None else frozenset(checks))}
+    assert touched_resources(lambda_record(event_name, function_name)) == {Touched(FUNCTION, codes)}
 
 
 def test_a_function_named_by_the_arn_of_another_region_is_that_function() -> None:
@@ -246,7 +283,7 @@ def change(event_name: str, parameters: dict[str, Any], minute: int, session: st
 
 
 def test_a_finding_gets_the_latest_change_before_the_audit_that_touched_that_very_resource() -> None:
-    trust = found(Check.TRUST_POLICY, DEST_ROLE)
+    trust = found("trust_policy.widened", DEST_ROLE)
     changes = [
         change("UpdateAssumeRolePolicy", {"roleName": "LambdaS3ListBuckets"}, 1, "alice"),
         change("UpdateAssumeRolePolicy", {"roleName": "LambdaS3ListBuckets"}, 5, "bob"),
@@ -262,16 +299,16 @@ def test_a_finding_gets_the_latest_change_before_the_audit_that_touched_that_ver
 
 
 def test_without_a_change_that_touched_it_a_finding_stays_unexplained() -> None:
-    inline = found(Check.INLINE_POLICY, f"{DEST_ROLE}/inline-policy/LambdaS3ListBucketsPolicy")
+    inline = found("inline_policy.widened", f"{DEST_ROLE}/inline-policy/LambdaS3ListBucketsPolicy")
     changes = [change("UpdateAssumeRolePolicy", {"roleName": "LambdaS3ListBuckets"}, 1)]
     assert explain([inline], changes, None) == (inline,)
 
 
 def test_deleting_the_role_explains_every_finding_of_it_and_of_its_policies() -> None:
     findings = [
-        found(Check.RESOURCE, DEST_ROLE),
-        found(Check.INLINE_POLICY, f"{DEST_ROLE}/inline-policy/LambdaS3ListBucketsPolicy"),
-        found(Check.TRUST_POLICY, ORIGIN_ROLE),
+        found("resource.missing", DEST_ROLE),
+        found("inline_policy.widened", f"{DEST_ROLE}/inline-policy/LambdaS3ListBucketsPolicy"),
+        found("trust_policy.widened", ORIGIN_ROLE),
     ]
     explained = explain(findings, [change("DeleteRole", {"roleName": "LambdaS3ListBuckets"}, 1)], None)
     assert [f.changed_by is not None for f in explained] == [True, True, False]
@@ -279,7 +316,7 @@ def test_deleting_the_role_explains_every_finding_of_it_and_of_its_policies() ->
 
 def test_an_actor_already_known_is_kept() -> None:
     first = explain(
-        [found(Check.TRUST_POLICY, DEST_ROLE)],
+        [found("trust_policy.widened", DEST_ROLE)],
         [change("UpdateAssumeRolePolicy", {"roleName": "LambdaS3ListBuckets"}, 1, "alice")],
         None,
     )
@@ -291,19 +328,19 @@ def test_an_actor_already_known_is_kept() -> None:
 
 def test_a_finding_found_again_in_the_same_state_keeps_its_actor_and_a_changed_one_does_not() -> None:
     [before] = explain(
-        [found(Check.TRUST_POLICY, DEST_ROLE, actual={"Principal": "*"})],
+        [found("trust_policy.widened", DEST_ROLE, actual={"Principal": "*"})],
         [change("UpdateAssumeRolePolicy", {"roleName": "LambdaS3ListBuckets"}, 1)],
         None,
     )
-    same = found(Check.TRUST_POLICY, DEST_ROLE, actual={"Principal": "*"})
-    other = found(Check.TRUST_POLICY, DEST_ROLE, actual={"Principal": "arn:aws:iam::999999999999:root"})
+    same = found("trust_policy.widened", DEST_ROLE, actual={"Principal": "*"})
+    other = found("trust_policy.widened", DEST_ROLE, actual={"Principal": "arn:aws:iam::999999999999:root"})
     assert carried_forward([same], [before])[0].changed_by == before.changed_by
     assert carried_forward([other], [before])[0].changed_by is None
 
 
 def test_an_audit_takes_its_events_first_then_the_previous_audit() -> None:
-    trust = found(Check.TRUST_POLICY, DEST_ROLE, actual={"Principal": "*"})
-    inline = found(Check.INLINE_POLICY, f"{DEST_ROLE}/inline-policy/P", actual={})
+    trust = found("trust_policy.widened", DEST_ROLE, actual={"Principal": "*"})
+    inline = found("inline_policy.widened", f"{DEST_ROLE}/inline-policy/P", actual={})
     [old_trust] = explain(
         [trust], [change("UpdateAssumeRolePolicy", {"roleName": "LambdaS3ListBuckets"}, 1, "alice")], None
     )
@@ -464,7 +501,7 @@ def test_the_history_finds_who_changed_the_trust_in_us_east_1_of_the_role_s_acco
             ORIGIN,
             DEST,
             Verdict.DRIFTED,
-            (found(Check.TRUST_POLICY, DEST_ROLE),),
+            (found("trust_policy.widened", DEST_ROLE),),
             started_at=until,
         )
         explained = look_up_actors(audit, history, since)
@@ -490,7 +527,7 @@ def test_the_history_looks_up_a_function_in_its_own_region(cloudtrail: Any) -> N
             ORIGIN,
             DEST,
             Verdict.BROKEN,
-            (found(Check.LAMBDA_CODE, FUNCTION), found(Check.INVOKE, FUNCTION)),
+            (found("lambda_code.modified", FUNCTION), found("invoke.failed", FUNCTION)),
             started_at=until,
         )
         explained = look_up_actors(audit, history, since)
@@ -509,9 +546,9 @@ def test_the_history_stays_within_its_budget_of_requests(cloudtrail: Any) -> Non
                 expected_request("LambdaS3ListBuckets", since, until, f"page-{page}" if page else None),
             )
         findings = (
-            found(Check.TRUST_POLICY, DEST_ROLE),
-            found(Check.TRUST_POLICY, ORIGIN_ROLE),
-            found(Check.LAMBDA_CODE, FUNCTION),
+            found("trust_policy.widened", DEST_ROLE),
+            found("trust_policy.widened", ORIGIN_ROLE),
+            found("lambda_code.modified", FUNCTION),
         )
         audit = LabAudit("pair-01", ORIGIN, DEST, Verdict.DRIFTED, findings, started_at=until)
         explained = look_up_actors(audit, history, since)  # a fourth request would find no answer stubbed
@@ -525,12 +562,12 @@ def test_nothing_is_looked_up_for_findings_already_explained_or_that_no_call_of_
     since, until = T0, T0 + timedelta(minutes=10)
     history, asked = history_of(cloudtrail, RateLimiter(2.0, FakeClock(), lambda _: None))
     [explained] = explain(
-        [found(Check.TRUST_POLICY, DEST_ROLE)],
+        [found("trust_policy.widened", DEST_ROLE)],
         [change("UpdateAssumeRolePolicy", {"roleName": "LambdaS3ListBuckets"}, 1)],
         None,
     )
     log_group = found(
-        Check.LOG_GROUP, f"arn:aws:logs:eu-west-1:{ORIGIN}:log-group:/aws/lambda/Lambda-Assume-Roles"
+        "log_group.retention", f"arn:aws:logs:eu-west-1:{ORIGIN}:log-group:/aws/lambda/Lambda-Assume-Roles"
     )
     audit = LabAudit("pair-01", ORIGIN, DEST, Verdict.DRIFTED, (explained, log_group), started_at=until)
     with Stubber(cloudtrail):
@@ -540,13 +577,29 @@ def test_nothing_is_looked_up_for_findings_already_explained_or_that_no_call_of_
 
 def test_lookups_are_one_per_resource_name_account_and_region() -> None:
     findings = [
-        found(Check.TRUST_POLICY, DEST_ROLE),
-        found(Check.INLINE_POLICY, f"{DEST_ROLE}/inline-policy/LambdaS3ListBucketsPolicy"),
-        found(Check.LAMBDA_CONFIG, FUNCTION),
-        found(Check.INVOKE, FUNCTION),
-        found(Check.EVENT_RULE, f"arn:aws:events:us-east-1:{DEST}:rule/lab-auditor-changes"),
+        found("trust_policy.widened", DEST_ROLE),
+        found("inline_policy.widened", f"{DEST_ROLE}/inline-policy/LambdaS3ListBucketsPolicy"),
+        found("lambda_config.modified", FUNCTION),
+        found("invoke.failed", FUNCTION),
+        found("event_rule.modified", f"arn:aws:events:us-east-1:{DEST}:rule/lab-auditor-changes"),
     ]
     assert lookups_for(findings) == [
         Lookup(DEST, "us-east-1", "LambdaS3ListBuckets"),
         Lookup(ORIGIN, "eu-west-1", "Lambda-Assume-Roles"),
     ]
+
+
+def test_a_change_travels_as_json_between_replicas_with_its_codes() -> None:
+    put = change("PutRolePolicy", {"roleName": "LambdaS3ListBuckets", "policyName": "P"}, 1)
+    gone = change("DeleteRole", {"roleName": "LambdaS3ListBuckets"}, 2)
+    for one in (put, gone):
+        assert Change.from_json(json.loads(json.dumps(one.to_json()))) == one
+
+
+def test_a_change_queued_by_a_replica_of_before_codes_explains_the_findings_of_its_checks() -> None:
+    queued = {
+        "actor": change("UpdateAssumeRolePolicy", {"roleName": "LambdaS3ListBuckets"}, 1).actor.to_json(),
+        "touched": [{"resource": DEST_ROLE, "checks": ["trust_policy"]}],
+    }
+    read = Change.from_json(queued)
+    assert read is not None and read.touched == {Touched(DEST_ROLE, TRUST)}

@@ -169,7 +169,7 @@ ROLE_CASES = {
 def test_role_breakages(side: str, changes: dict[str, Any], check: Check, verdict: Verdict) -> None:
     judgement = judged(with_role(side, **changes))
     assert judgement.verdict is verdict
-    assert any(f.check is check and f.breaks_lab for f in judgement.findings)
+    assert any(f.check == check and f.breaks_lab for f in judgement.findings)
 
 
 def test_a_boundary_that_admits_the_lab_is_drift_but_not_a_breakage() -> None:
@@ -229,7 +229,7 @@ def test_the_lab_calls_s3_itself_not_through_a_service(
     lab's listing (a hardening), a Deny on false always does (a breakage)."""
     judgement = judged(listing_denied_when(via_aws_service))
     assert judgement.verdict is verdict
-    finding = next(f for f in judgement.findings if f.check is Check.INLINE_POLICY)
+    finding = next(f for f in judgement.findings if f.check == Check.INLINE_POLICY)
     assert (finding.effect, finding.severity) == (Effect.NARROWED, severity)
     assert finding.witness is not None
     assert finding.witness.action == "s3:ListAllMyBuckets"
@@ -260,7 +260,7 @@ def test_the_clock_is_the_audits(operator: str, verdict: Verdict, severity: Seve
         EXPECTED, trust_until_or_from_2099(operator), SHA, AUDITED_AT.date(), engine=ENGINE, now=AUDITED_AT
     )
     assert judgement.verdict is verdict
-    finding = next(f for f in judgement.findings if f.check is Check.TRUST_POLICY)
+    finding = next(f for f in judgement.findings if f.check == Check.TRUST_POLICY)
     assert (finding.effect, finding.severity) == (Effect.NARROWED, severity)
 
 
@@ -292,7 +292,7 @@ def test_a_witness_names_a_resource_of_its_actions_kind() -> None:
     judgement = judged(
         with_role("origin", managed_policies={"arn:aws:iam::111111111111:policy/Basic": basic})
     )
-    finding = next(f for f in judgement.findings if f.check is Check.MANAGED_POLICIES)
+    finding = next(f for f in judgement.findings if f.check == Check.MANAGED_POLICIES)
     witness = finding.witness
     assert witness is not None and witness.action.startswith("logs:")
     assert re.fullmatch(r"arn:aws:logs:[^:]+:\d{12}:log-group:[^:]+(:log-stream:.+)?", witness.resource)
@@ -317,7 +317,7 @@ def test_a_failed_invoke_breaks_the_lab_and_names_its_cause() -> None:
         lab_as_built(EXPECTED, SHA), InvokeResult(False, "listing_denied", "list_buckets: AccessDenied: no")
     )
     assert judgement.verdict is Verdict.BROKEN
-    failure = next(f for f in judgement.findings if f.check is Check.INVOKE)
+    failure = next(f for f in judgement.findings if f.check == Check.INVOKE)
     assert failure.status is Status.FAILED
     assert "listing denied" in failure.message
 

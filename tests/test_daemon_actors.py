@@ -57,7 +57,7 @@ def open_trust(daemon: Daemon, document: dict[str, Any] = OPEN_TRUST) -> None:
 def trust_finding(daemon: Daemon) -> Finding:
     run = daemon.database().latest_runs([LAB.name])[LAB.name]
     assert run.error is None, run.error
-    return next(f for f in run.findings if f.check is Check.TRUST_POLICY)
+    return next(f for f in run.findings if f.check == Check.TRUST_POLICY)
 
 
 def student_change(session: str, minutes_ago: int = 1) -> Any:

@@ -96,7 +96,7 @@ def test_a_change_announced_by_cloudtrail_carries_its_actor_everywhere_within_10
         assert time.monotonic() - sent < 10
         run = latest_run(f"sqlite:///{database}", "pair-01")
         assert run.trigger.value == "event"
-        trust = next(f for f in run.findings if f.check is Check.TRUST_POLICY)
+        trust = next(f for f in run.findings if f.check == Check.TRUST_POLICY)
         assert trust.changed_by is not None
         assert trust.changed_by.to_json() == {
             "arn": detail["userIdentity"]["arn"],

@@ -124,7 +124,7 @@ def test_a_real_denial_in_the_functions_run_is_still_broken(
     audit, context = audited_with_the_run(proxy, labs[1])
     assert audit.verdict is Verdict.BROKEN
     assert audit.invoke is not None and audit.invoke.cause == "assume_denied"
-    assert [f.message for f in audit.findings if f.check.value == "invoke"] == [
+    assert [f.message for f in audit.findings if f.check == "invoke"] == [
         "invoke failed (assume denied): assume_role: AccessDenied: User is not authorized to perform this action"
     ]
     assert "run" not in context.sessions.retries.snapshot()  # a denial is not run again

@@ -2,9 +2,20 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
-from auditor.model import Actor, AuditRun, LabAudit, Verdict
+from auditor.model import (
+    Actor,
+    AuditRun,
+    Effect,
+    Finding,
+    LabAudit,
+    Severity,
+    Status,
+    Subject,
+    Verdict,
+)
 
 T0 = datetime(2026, 11, 29, 10, tzinfo=UTC)
 
@@ -41,3 +52,26 @@ def test_an_actor_s_event_time_is_written_as_interface_md_shows_it() -> None:
         event_id="3f1c",
     )
     assert actor.to_json()["event_time"] == "2026-11-29T14:02:11Z"
+
+
+def test_a_finding_s_json_has_its_check_its_code_and_its_subject() -> None:
+    subject = Subject("role", "222222222222", "LambdaS3ListBuckets", "LambdaS3ListBuckets")
+    finding = Finding(
+        "trust_policy.widened",
+        subject,
+        "arn:aws:iam::222222222222:role/LambdaS3ListBuckets",
+        Status.MODIFIED,
+        Effect.WIDENED,
+        Severity.CRITICAL,
+        "trust policy lets any principal assume the role",
+    )
+    document = finding.to_json()
+    assert (document["check"], document["code"]) == ("trust_policy", "trust_policy.widened")
+    assert document["subject"] == {
+        "kind": "role",
+        "account": "222222222222",
+        "owner": "LambdaS3ListBuckets",
+        "name": "LambdaS3ListBuckets",
+    }
+    assert Subject.from_json(document["subject"]) == subject
+    assert replace(finding, subject=None).to_json()["subject"] is None

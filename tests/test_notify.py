@@ -22,7 +22,6 @@ from auditor.explain import actor_line, explanation, witness_line
 from auditor.logs import configure_logging
 from auditor.model import (
     Actor,
-    Check,
     Effect,
     Finding,
     InvokeResult,
@@ -43,6 +42,7 @@ from auditor.notify import (
     render_audit_message,
     transition,
 )
+from conftest import subject_of_role
 
 SETTINGS = NotifySettings(urls=("json://127.0.0.1:9/x",))
 ROLE = "arn:aws:iam::222222222222:role/LambdaS3ListBuckets"
@@ -60,7 +60,8 @@ ACTOR = Actor(
 
 def finding(severity: Severity, message: str = "something changed", **fields: object) -> Finding:
     return Finding(
-        Check.TRUST_POLICY,
+        "trust_policy.widened",
+        subject_of_role(ROLE),
         ROLE,
         Status.MODIFIED,
         Effect.WIDENED,

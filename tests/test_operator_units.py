@@ -50,17 +50,26 @@ from auditor.render_cli import (
 from auditor.report import build_report, render_csv
 from auditor.report.diff import document_diff
 from auditor.report.model import RosterEntry
+from auditor.resources.registry import REGISTRY
 from auditor.spec import render
 from auditor.store import Store
-from conftest import pair
+from conftest import pair, subject_of_role
 
 NOW = datetime(2026, 11, 29, 12, 0, tzinfo=UTC)
 ROLE = "arn:aws:iam::200000000002:role/LambdaS3ListBuckets"
 
 
-def finding(severity: Severity, message: str, *, breaks: bool = False, fixable: bool = True) -> Finding:
+def finding(
+    severity: Severity,
+    message: str,
+    *,
+    breaks: bool = False,
+    fixable: bool = True,
+    code: str = "trust_policy.narrowed",
+) -> Finding:
     return Finding(
-        Check.INLINE_POLICY,
+        code,
+        subject_of_role(ROLE),
         ROLE,
         Status.MODIFIED,
         Effect.NARROWED,
@@ -97,11 +106,13 @@ def test_each_finding_line_names_account_and_resource_and_ends_with_its_fix() ->
     assert line.endswith("; fix: auditor provision --lab pair-02")
 
 
-def test_a_finding_no_provisioning_fixes_has_no_fix_command() -> None:
-    unfixable = finding(Severity.MEDIUM, "invoke failed", fixable=False)
+def test_a_finding_no_provisioning_fixes_has_its_code_s_remediation_instead_of_a_fix_command() -> None:
+    unfixable = finding(Severity.MEDIUM, "refused", fixable=False, code="inline_policy.denies_lab")
     run = AuditRun(NOW, NOW, (lab_audit(2, Verdict.BROKEN, NOW, unfixable),))
-    line = next(line for line in plain_audit_lines(run, fix=lambda lab: "FIX") if "invoke failed" in line)
+    line = next(line for line in plain_audit_lines(run, fix=lambda lab: "FIX") if "refused" in line)
     assert "FIX" not in line
+    remediation = REGISTRY.catalogue.code("role", "inline_policy.denies_lab")
+    assert remediation is not None and line.endswith(f"; fix: {remediation.remediation}")
 
 
 def test_the_registry_knows_which_findings_the_provisioner_fixes() -> None:

@@ -313,7 +313,7 @@ def test_a_drifted_timeout_is_a_low_lambda_config_finding_fixed_by_updating_the_
     judgement = judge_lab(EXPECTED, actual, "sha", date(2026, 11, 29), engine=policy_engine())
     assert judgement.verdict is Verdict.DRIFTED
     [finding] = judgement.findings
-    assert (finding.check.value, finding.severity.value, finding.breaks_lab) == (
+    assert (finding.check, finding.severity.value, finding.breaks_lab) == (
         "lambda_config",
         "low",
         False,

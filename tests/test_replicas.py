@@ -130,7 +130,7 @@ def test_a_change_event_is_audited_once_by_one_of_two_replicas_with_its_actor(
         [point] = event_runs(url)
         run = latest_run(url, "pair-01")
         assert run.run_id == point.run_id
-        trust = next(f for f in run.findings if f.check is Check.TRUST_POLICY)
+        trust = next(f for f in run.findings if f.check == Check.TRUST_POLICY)
         assert trust.changed_by is not None
         assert trust.changed_by.arn == detail["userIdentity"]["arn"]
         assert trust.changed_by.event_id == detail["eventID"]

@@ -27,7 +27,7 @@ from sqlalchemy import Engine, event
 from auditor.audit import audit_targets
 from auditor.config import LabConfig
 from auditor.context import Context, open_context
-from auditor.model import Check, Effect, Finding, LabAudit, Severity, Status, Trigger, Verdict
+from auditor.model import Check, Effect, Finding, LabAudit, Severity, Status, Subject, Trigger, Verdict
 from auditor.operations import provision_targets, record_run, teardown_targets
 from auditor.report import (
     SCHEMA_PATH,
@@ -115,7 +115,8 @@ def recorded_directly(lab: LabConfig, at: datetime, verdict: Verdict, **fields: 
 
 def markup_finding(lab: LabConfig) -> Finding:
     return Finding(
-        Check.LAMBDA_CONFIG,
+        "lambda_config.modified",
+        Subject("function", lab.origin.account_id, FUNCTION, FUNCTION),
         f"arn:aws:lambda:us-east-1:{lab.origin.account_id}:function:{FUNCTION}",
         Status.MODIFIED,
         Effect.NONE,
@@ -310,7 +311,7 @@ def test_html_is_self_contained(history: History) -> None:
 
 def test_html_shows_the_policy_difference_not_two_blobs(history: History) -> None:
     lab = next(lab for lab in report_now(history).labs if lab.name == SCRIPTED)
-    finding = next(item for item in lab.findings if item.finding.check is Check.INLINE_POLICY)
+    finding = next(item for item in lab.findings if item.finding.check == Check.INLINE_POLICY)
     assert finding.diff is not None and finding.diff.canonical_policy
     added = [row.actual for row in finding.diff.rows if row.kind is DiffKind.ADDED]
     assert any('"Condition"' in (line or "") for line in added)

@@ -23,10 +23,20 @@ from typing import Any
 
 import pytest
 
-from auditor.model import Check, Effect, Finding, InvokeResult, LabAudit, Severity, Status, Trigger, Verdict
+from auditor.model import (
+    Effect,
+    Finding,
+    InvokeResult,
+    LabAudit,
+    Severity,
+    Status,
+    Subject,
+    Trigger,
+    Verdict,
+)
 from auditor.report import build_report, render_html
 from auditor.store import Store, upgrade
-from conftest import REPO
+from conftest import REPO, subject_of_role
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = REPO / "artifacts"
@@ -88,7 +98,8 @@ def policy(condition_value: str | None = None) -> dict[str, Any]:
 
 def trust_finding() -> Finding:
     return Finding(
-        Check.TRUST_POLICY,
+        "trust_policy.widened",
+        subject_of_role("arn:aws:iam::200000000002:role/LambdaS3ListBuckets"),
         "arn:aws:iam::200000000002:role/LambdaS3ListBuckets",
         Status.MODIFIED,
         Effect.WIDENED,
@@ -102,11 +113,15 @@ def trust_finding() -> Finding:
     )
 
 
+FUNCTION_SUBJECT = Subject("function", "100000000003", "Lambda-Assume-Roles", "Lambda-Assume-Roles")
+
+
 def missing_function() -> tuple[Finding, ...]:
     resource = "arn:aws:lambda:us-east-1:100000000003:function:Lambda-Assume-Roles"
     return (
         Finding(
-            Check.RESOURCE,
+            "resource.missing",
+            FUNCTION_SUBJECT,
             resource,
             Status.MISSING,
             Effect.NARROWED,
@@ -115,7 +130,8 @@ def missing_function() -> tuple[Finding, ...]:
             breaks_lab=True,
         ),
         Finding(
-            Check.INVOKE,
+            "invoke.failed",
+            FUNCTION_SUBJECT,
             resource,
             Status.FAILED,
             Effect.NONE,

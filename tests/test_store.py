@@ -14,13 +14,13 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import StatementError
 
 from auditor.model import (
-    Check,
     Effect,
     Finding,
     InvokeResult,
     LabAudit,
     Severity,
     Status,
+    Subject,
     Trigger,
     Verdict,
     verdict_of,
@@ -38,6 +38,7 @@ from auditor.store import (
 )
 from auditor.store.models import AuditRunRow, Base, InvokeResultRow
 from auditor.store.store import audit_times
+from conftest import subject_of_role
 
 ORIGIN, DESTINATION = "111111111111", "222222222222"
 T0 = datetime(2026, 11, 29, 10, 0, tzinfo=UTC)
@@ -64,7 +65,8 @@ def trust_finding(principal: str = "*") -> Finding:
         "Statement": [{"Effect": "Allow", "Principal": {"AWS": principal}, "Action": "sts:AssumeRole"}],
     }
     return Finding(
-        check=Check.TRUST_POLICY,
+        code="trust_policy.widened",
+        subject=subject_of_role(ROLE_ARN),
         resource=ROLE_ARN,
         status=Status.MODIFIED,
         effect=Effect.WIDENED,
@@ -77,7 +79,8 @@ def trust_finding(principal: str = "*") -> Finding:
 
 def failed_invoke_finding() -> Finding:
     return Finding(
-        check=Check.INVOKE,
+        code="invoke.failed",
+        subject=Subject("function", "111111111111", "ListBuckets", "ListBuckets"),
         resource="arn:aws:lambda:us-east-1:111111111111:function:ListBuckets",
         status=Status.FAILED,
         effect=Effect.NONE,
@@ -89,7 +92,8 @@ def failed_invoke_finding() -> Finding:
 
 def info_finding() -> Finding:
     return Finding(
-        check=Check.LAMBDA_CONFIG,
+        code="lambda_config.modified",
+        subject=Subject("function", "111111111111", "ListBuckets", "ListBuckets"),
         resource="arn:aws:lambda:us-east-1:111111111111:function:ListBuckets",
         status=Status.MODIFIED,
         effect=Effect.NONE,
@@ -263,7 +267,14 @@ def test_a_finding_whose_document_is_not_json_is_refused_and_nothing_is_stored(
     store: Store, row_counts: Callable[[], dict[str, int]]
 ) -> None:
     unserialisable = Finding(
-        Check.INLINE_POLICY, ROLE_ARN, Status.MODIFIED, Effect.CHANGED, Severity.LOW, "odd", actual={1, 2}
+        "inline_policy.changed",
+        Subject("inline_policy", DESTINATION, "LambdaS3ListBuckets", "odd"),
+        f"{ROLE_ARN}/inline-policy/odd",
+        Status.MODIFIED,
+        Effect.CHANGED,
+        Severity.LOW,
+        "odd",
+        actual={1, 2},
     )
 
     with pytest.raises(ValueError, match="actual document of the inline_policy finding"):

@@ -1,4 +1,5 @@
-"""A finding's witness and actor are kept in the history (migration 0003), on SQLite and PostgreSQL."""
+"""A finding's witness and actor (migration 0003), and its code and subject (migration 0007), are kept in
+the history, on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
@@ -9,13 +10,13 @@ from sqlalchemy import func, select
 
 from auditor.model import (
     Actor,
-    Check,
     Effect,
     Finding,
     LabAudit,
     Severity,
     Side,
     Status,
+    Subject,
     Trigger,
     Verdict,
     Witness,
@@ -43,7 +44,10 @@ ACTOR = Actor(
     "console.amazonaws.com",
     session_issuer="arn:aws:iam::200000000001:role/student",
 )
-PLAIN = Finding(Check.TRUST_POLICY, ROLE, Status.MODIFIED, Effect.WIDENED, Severity.CRITICAL, "opened")
+SUBJECT = Subject("role", "200000000001", "LambdaS3ListBuckets", "LambdaS3ListBuckets")
+PLAIN = Finding(
+    "trust_policy.widened", SUBJECT, ROLE, Status.MODIFIED, Effect.WIDENED, Severity.CRITICAL, "opened"
+)
 EXPLAINED = replace(PLAIN, witness=WITNESS, changed_by=ACTOR)
 
 
@@ -73,13 +77,35 @@ def test_a_finding_without_them_comes_back_without_them(store: Store) -> None:
     assert (finding.witness, finding.changed_by) == (None, None)
 
 
-def test_a_set_without_them_keeps_the_digest_it_had_before_they_existed() -> None:
+def test_a_set_without_them_has_the_digest_of_its_other_fields_only() -> None:
     prepared = prepare_findings([PLAIN])
     assert prepared is not None
-    # The digest the code before revision 0002 gave this set: a set recorded then is shared, not stored again.
-    assert prepared.digest == "f77c7bfdb22f822e3c99c0a447eeafbebbfd08df2dc3de52ac8e3fb84b08a266"
+    # Pinned: the same findings get the same digest in every version from revision 0007 on (which added
+    # the code and the subject, so a set recorded before is stored once more, not shared).
+    assert prepared.digest == "73415701f8b5447167c6a9e0304841e4dd59953f293252e5c31e0252b68ec607"
     explained = prepare_findings([EXPLAINED])
     assert explained is not None and explained.digest != prepared.digest
+
+
+def test_the_code_and_the_subject_are_part_of_a_set_s_content() -> None:
+    digests = {
+        prepared.digest
+        for finding in (
+            PLAIN,
+            replace(PLAIN, code="trust_policy.changed"),
+            replace(PLAIN, subject=replace(SUBJECT, account="200000000002")),
+            replace(PLAIN, subject=None),
+        )
+        if (prepared := prepare_findings([finding])) is not None
+    }
+    assert len(digests) == 4
+
+
+def test_a_code_and_a_subject_come_back_as_they_were_recorded(store: Store) -> None:
+    store.record_audit(audit(datetime.now(UTC), PLAIN), Trigger.SCHEDULE)
+    (finding,) = store.latest_runs()["pair-01"].findings
+    assert (finding.check, finding.code, finding.subject) == ("trust_policy", "trust_policy.widened", SUBJECT)
+    assert finding == PLAIN
 
 
 def test_prune_keeps_the_documents_of_the_latest_run_and_drops_those_of_pruned_ones(

@@ -137,7 +137,7 @@ def test_another_runtime_s_name_breaks_the_lab() -> None:
     assert assume_hop_works(actual) is False
     judgement = judged(actual)
     assert judgement.verdict is Verdict.BROKEN
-    finding = next(f for f in judgement.findings if f.check is Check.INLINE_POLICY)
+    finding = next(f for f in judgement.findings if f.check == Check.INLINE_POLICY)
     assert finding.breaks_lab
     assert "so the origin role can no longer assume the destination role" in finding.message
     assert not any(CANNOT_PROVE in f.message for f in judgement.findings)
@@ -160,7 +160,7 @@ def test_what_every_request_of_the_runtime_carries_is_proven(pattern: str) -> No
 
 def test_the_runtime_pinned_is_a_hardening() -> None:
     judgement = judged(origin_user_agent(like("*exec-env/AWS_Lambda_python3.12*")))
-    finding = next(f for f in judgement.findings if f.check is Check.INLINE_POLICY)
+    finding = next(f for f in judgement.findings if f.check == Check.INLINE_POLICY)
     assert (finding.effect, finding.severity) == (Effect.NARROWED, Severity.LOW)
     assert "a hardening" in finding.message
 

@@ -21,7 +21,6 @@ from auditor.config import ConfigError, DaemonSettings
 from auditor.health import Metrics
 from auditor.model import (
     Actor,
-    Check,
     Effect,
     Finding,
     InvokeResult,
@@ -37,6 +36,7 @@ from auditor.store import DatabaseUnavailable, Store
 from auditor.web import ClassView, WebServer, create_app, page_token
 from auditor.web.auth import authorized, is_loopback, presented_token
 from auditor.web.server import bind
+from conftest import subject_of_role
 
 TOKEN = "page-token-5f1c9a"
 ROLE = "arn:aws:iam::200000000001:role/LambdaS3ListBuckets"
@@ -49,7 +49,8 @@ def healthy() -> tuple[bool, str]:
 
 def opened_trust() -> Finding:
     return Finding(
-        Check.TRUST_POLICY,
+        "trust_policy.widened",
+        subject_of_role(ROLE),
         ROLE,
         Status.MODIFIED,
         Effect.WIDENED,

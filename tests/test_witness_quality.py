@@ -107,7 +107,7 @@ def permission_sides(finding: Finding, actual: ActualLab) -> tuple[list[Policy],
     """The documents IAM evaluates for the role by the spec, and as they are."""
     spec, role = role_of(finding, actual)
     expected = [parse_policy(d) for d in spec.inline_policies.values()]
-    if finding.check is Check.PERMISSIONS_BOUNDARY:
+    if finding.check == Check.PERMISSIONS_BOUNDARY:
         return expected, [parse_policy(role.boundary_policy)]
     documents = [*role.inline_policies.values(), *role.managed_policies.values()]
     return expected, [parse_policy(d) for d in documents]
@@ -117,7 +117,7 @@ def confirmed_by_iam(finding: Finding, actual: ActualLab) -> bool:
     witness = finding.witness
     assert witness is not None
     request = witness_request(witness)
-    if finding.check is Check.TRUST_POLICY:
+    if finding.check == Check.TRUST_POLICY:
         spec, role = role_of(finding, actual)
         expected, found = [parse_policy(spec.trust_policy)], [parse_policy(role.trust_policy)]
     else:
@@ -266,7 +266,7 @@ CASES = {
 @pytest.mark.parametrize("name", CASES)
 def test_the_witness_is_of_its_actions_type_in_the_governed_account(name: str) -> None:
     case = CASES[name]
-    finding = next(f for f in policy_findings(judged(case.actual)) if f.check is case.check)
+    finding = next(f for f in policy_findings(judged(case.actual)) if f.check == case.check)
     witness = finding.witness
     assert witness is not None, finding
     assert witness.action == case.action, witness
@@ -302,7 +302,7 @@ def test_a_log_action_names_a_log_stream_of_the_function_s_group_when_the_lab_lo
 def test_a_deleted_destination_policy_is_told_by_the_listing_it_allowed() -> None:
     judgement = judged(deleted("destination"))
     assert judgement.verdict is Verdict.BROKEN
-    finding = next(f for f in judgement.findings if f.check is Check.INLINE_POLICY)
+    finding = next(f for f in judgement.findings if f.check == Check.INLINE_POLICY)
     assert (finding.effect, finding.witness) == (
         Effect.NARROWED,
         Witness(Side.EXPECTED, "s3:ListAllMyBuckets", "*"),
@@ -313,7 +313,7 @@ def test_a_deleted_destination_policy_is_told_by_the_listing_it_allowed() -> Non
 def test_a_deleted_origin_policy_is_told_by_the_assume_role_with_the_lab_s_user_agent() -> None:
     judgement = judged(deleted("origin"))
     assert judgement.verdict is Verdict.BROKEN
-    finding = next(f for f in judgement.findings if f.check is Check.INLINE_POLICY)
+    finding = next(f for f in judgement.findings if f.check == Check.INLINE_POLICY)
     assert finding.effect is Effect.NARROWED
     assert finding.witness == Witness(
         Side.EXPECTED,
@@ -340,7 +340,7 @@ def test_a_boundary_is_told_by_what_it_takes_away() -> None:
     actual = lab_with(
         "origin", boundary_arn="arn:aws:iam::111111111111:policy/OnlyLogs", boundary_policy=boundary
     )
-    finding = next(f for f in judged(actual).findings if f.check is Check.PERMISSIONS_BOUNDARY)
+    finding = next(f for f in judged(actual).findings if f.check == Check.PERMISSIONS_BOUNDARY)
     assert finding.effect is Effect.NARROWED
     assert finding.witness is not None and finding.witness.action == "sts:AssumeRole"
     assert confirmed_by_iam(finding, actual)
@@ -350,7 +350,7 @@ def test_a_wider_trust_is_told_by_the_caller_it_admits() -> None:
     trust = copy.deepcopy(EXPECTED.destination_role.trust_policy)
     trust["Statement"][0]["Principal"] = {"AWS": ["arn:aws:iam::111111111111:root", "333333333333"]}
     actual = lab_with("destination", trust_policy=trust)
-    finding = next(f for f in judged(actual).findings if f.check is Check.TRUST_POLICY)
+    finding = next(f for f in judged(actual).findings if f.check == Check.TRUST_POLICY)
     assert finding.witness == Witness(
         Side.ACTUAL, "sts:AssumeRole", DESTINATION_ROLE_ARN, "arn:aws:iam::333333333333:root"
     )

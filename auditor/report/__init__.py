@@ -3,7 +3,7 @@
 from auditor.report.build import build_report
 from auditor.report.csv_report import render_csv
 from auditor.report.html_report import render_html
-from auditor.report.json_report import SCHEMA, SCHEMA_PATH, render_json, report_document
+from auditor.report.json_report import SCHEMA, SCHEMA_PATH, render_json, report_document, report_schema
 from auditor.report.markdown_report import render_markdown
 from auditor.report.model import ClassReport, LabReport
 
@@ -26,4 +26,5 @@ __all__ = [
     "render_json",
     "render_markdown",
     "report_document",
+    "report_schema",
 ]

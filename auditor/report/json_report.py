@@ -20,10 +20,21 @@ from auditor.report.model import (
     TimelineCell,
 )
 from auditor.report.text import iso
+from auditor.resources.registry import REGISTRY, Registry
 from auditor.store import LifecycleEntry, RecordedRun
 
 SCHEMA = "auditor.report/v1"
 SCHEMA_PATH = Path(__file__).with_name("report.schema.json")
+
+
+def report_schema(registry: Registry = REGISTRY) -> dict[str, Any]:
+    """The JSON schema of the report, its checks and codes those the registry's kinds declare
+    (report.schema.json holds the shipped kinds'; tests/test_report.py keeps it current)."""
+    schema: dict[str, Any] = json.loads(SCHEMA_PATH.read_text(encoding="utf-8"))
+    finding = schema["$defs"]["finding"]["properties"]
+    finding["check"]["enum"] = list(registry.catalogue.checks())
+    finding["code"]["enum"] = list(registry.catalogue.codes())
+    return schema
 
 
 def render_json(report: ClassReport) -> str:

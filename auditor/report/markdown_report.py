@@ -122,7 +122,7 @@ def _finding(report: FindingReport) -> Iterator[str]:
     finding = report.finding
     effect = f" ({finding.effect.value})" if finding.effect is not Effect.NONE else ""
     yield (
-        f"- **{finding.severity.value}** {code(finding.check.value)} {finding.status.value}{effect}:"
+        f"- **{finding.severity.value}** {code(finding.check)} {finding.status.value}{effect}:"
         f" {text(finding.message)}"
     )
     yield f"  - resource: {code(finding.resource)}"

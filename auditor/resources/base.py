@@ -1,11 +1,12 @@
 """What a kind of resource declares, in the way Cloud Custodian declares its resources.
 
 A `Kind` says, for one kind of the lab's resources: what it reads (collect), how it differs from the
-spec (compare: its findings), which of the audit's findings it can fix and with which steps (fixes),
-how it carries out a step (apply) and removes the resource (removals, delete), and which AWS API calls
-each of those makes (`calls`: the data `auditor permissions` builds its policies from). The registry
-(auditor/resources/registry.py) finds every kind in auditor/resources/kinds/ and derives the audit,
-the provisioner's plan, the teardown and the permissions from them.
+spec (compare: its findings, each with a code and a subject), how it carries out a step (apply) and
+removes the resource (removals, delete), and which AWS API calls each of those makes (`calls`: the data
+`auditor permissions` builds its policies from). What its findings mean, and which step answers each,
+is data beside its module (<module>.toml, auditor/resources/declarations.py). The registry
+(auditor/resources/registry.py) finds every kind in auditor/resources/kinds/ with its data file and
+derives the audit, the provisioner's plan, the teardown and the permissions from them.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from typing import Any, ClassVar, Protocol, TypeVar
 
 from auditor.actual import ActualLab
 from auditor.config import AccountAccess, LabConfig, LabSettings, unvalidated
-from auditor.model import Action, Check, Effect, Finding, Severity, Status, Step, Witness
+from auditor.model import Effect, Finding, Severity, Status, Step, Subject, Witness, check_of
 from auditor.policy import Policy, PolicyEngine, PolicyError
 from auditor.spec import ExpectedLab, render
 
@@ -158,12 +159,12 @@ class Kind:
     def compare(self, expected: ExpectedLab, actual: ActualLab, facts: Facts) -> list[Finding]:
         return []
 
+    def subject(self, account_id: str, owner: str, name: str) -> Subject:
+        """What a finding of this kind is about: the key of the step that would answer it."""
+        return Subject(self.name, account_id, owner, name)
+
     def managed(self, expected: ExpectedLab, actual: ActualLab) -> list[Step]:
         """The resources of this kind the provisioner manages in the lab, each as a `no change` step."""
-        return []
-
-    def fixes(self, finding: Finding, expected: ExpectedLab, actual: ActualLab) -> list[Step]:
-        """The steps of this kind that answer a finding (of any kind); none when it cannot fix it."""
         return []
 
     def apply(self, step: Step, clients: Clients, expected: ExpectedLab, sleep: Sleep) -> None:
@@ -194,7 +195,8 @@ def role_rank(step: Step, expected: ExpectedLab, *, removal: bool) -> int:
 
 
 def finding(
-    check: Check,
+    code: str,
+    subject: Subject,
     resource: str,
     status: Status,
     effect: Effect,
@@ -205,7 +207,10 @@ def finding(
     breaks_lab: bool = False,
     witness: Witness | None = None,
 ) -> Finding:
-    return Finding(check, resource, status, effect, severity, message, expected, actual, breaks_lab, witness)
+    """A finding of a code its subject's kind declares (auditor/resources/kinds/<kind>.toml)."""
+    return Finding(
+        code, subject, resource, status, effect, severity, message, expected, actual, breaks_lab, witness
+    )
 
 
 def parse_or_none(engine: PolicyEngine, document: Any) -> Policy | None:
@@ -215,55 +220,28 @@ def parse_or_none(engine: PolicyEngine, document: Any) -> Policy | None:
         return None
 
 
-def unreadable(check: Check, resource: str, document: Any, expected: Any) -> Finding:
+def unreadable(code: str, subject: Subject, resource: str, document: Any, expected: Any) -> Finding:
     return finding(
-        check,
+        code,
+        subject,
         resource,
         Status.MODIFIED,
         Effect.CHANGED,
         Severity.HIGH,
-        f"{check.value.replace('_', ' ')} cannot be read as an IAM policy",
+        f"{check_of(code).replace('_', ' ')} cannot be read as an IAM policy",
         expected,
         str(document)[:2000],
     )
 
 
-def missing(check: Check, resource: str, what: str) -> Finding:
+def missing(subject: Subject, resource: str, what: str) -> Finding:
     return finding(
-        check,
+        "resource.missing",
+        subject,
         resource,
         Status.MISSING,
         Effect.NARROWED,
         Severity.MEDIUM,
         f"{what} is missing",
         breaks_lab=True,
-    )
-
-
-def is_about(finding: Finding, check: Check, resource: str, *statuses: Status) -> bool:
-    return (
-        finding.check is check
-        and finding.resource == resource
-        and (not statuses or finding.status in statuses)
-    )
-
-
-def step_for(
-    kind: Kind,
-    finding: Finding,
-    account_id: str,
-    owner: str,
-    name: str,
-    action: Action,
-    reason: str | None = None,
-) -> Step:
-    """A step of `kind` that answers `finding`; its reason is the finding's own sentence unless given."""
-    return Step(
-        kind.name,
-        account_id,
-        owner,
-        name,
-        action,
-        finding.message if reason is None else reason,
-        finding.resource,
     )

@@ -1,8 +1,11 @@
 """The registry of the lab's kinds of resources, and everything the program derives from it.
 
-Every module of auditor/resources/kinds/ that defines `KIND` is a kind of resource; nothing else lists
-them. Collection, the audit's findings, the provisioner's plan (the fixes of those findings), the
-teardown and the API calls that `auditor permissions` grants all come from the kinds, in their order.
+Every module of auditor/resources/kinds/ that defines `KIND` is a kind of resource, and the data file
+beside it (<module>.toml) declares its findings' codes; nothing else lists them. Collection, the
+audit's findings, the provisioner's plan (the fixes of those findings, found by each finding's subject
+and code), the teardown and the API calls that `auditor permissions` grants all come from the kinds, in
+their order; the checks and codes of the report's schema, the watched calls and the CloudTrail map come
+from their declarations (`catalogue`).
 """
 
 from __future__ import annotations
@@ -18,6 +21,13 @@ import auditor.resources.kinds
 from auditor.actual import ActualLab, merged
 from auditor.model import Action, Finding, Step
 from auditor.resources.base import ApiCall, Clients, Facts, Kind
+from auditor.resources.declarations import (
+    SHIPPED,
+    Catalogue,
+    CodeDeclaration,
+    DeclarationError,
+    package_declarations,
+)
 from auditor.resources.support import SUPPORT_CALLS
 from auditor.spec import ExpectedLab
 
@@ -34,13 +44,21 @@ def discover(package: ModuleType = auditor.resources.kinds) -> tuple[Kind, ...]:
 
 
 class Registry:
-    """The kinds by name, in the order they are collected and applied (frozen once built)."""
+    """The kinds by name, in the order they are collected and applied, with their declarations (frozen
+    once built)."""
 
-    def __init__(self, kinds: Iterable[Kind]) -> None:
+    def __init__(self, kinds: Iterable[Kind], catalogue: Catalogue = SHIPPED) -> None:
         ordered = sorted(kinds, key=lambda kind: (kind.apply_rank, kind.name))
         self._kinds = {kind.name: kind for kind in ordered}
         if len(self._kinds) != len(ordered):
             raise ValueError("two kinds of resource share a name")
+        self.catalogue = catalogue
+        _check_declared(self.names(), catalogue)
+
+    def including(self, package: ModuleType) -> Registry:
+        """This registry with the kinds of another package (each module's `KIND` and its data file)."""
+        catalogue = self.catalogue.including(package_declarations(package.__name__))
+        return Registry((*self, *discover(package)), catalogue)
 
     def __iter__(self) -> Iterator[Kind]:
         return iter(self._kinds.values())
@@ -83,10 +101,19 @@ class Registry:
     # ------------------------------------------------------------------------------------- changing
 
     def fixes(self, finding: Finding, expected: ExpectedLab, actual: ActualLab) -> list[Step]:
-        """How the provisioner fixes one finding (in apply order); none when it cannot."""
-        return self.in_apply_order(
-            [step for kind in self for step in kind.fixes(finding, expected, actual)], expected
-        )
+        """How the provisioner fixes one finding (in apply order): the step its code declares on its
+        subject, and the steps of the kinds that answer it too; none when no provisioning fixes it."""
+        declared = self.catalogue.declared(finding)
+        steps = [] if declared is None else _declared_step(finding, declared)
+        for kind, answer in self.catalogue.answers(finding):
+            owned = [step for step in self[kind].managed(expected, actual) if _of_owner(step, finding)]
+            steps += [_answering(finding, step, answer.step, answer.reason) for step in owned]
+        return self.in_apply_order(steps, expected)
+
+    def remediation(self, finding: Finding) -> str:
+        """What a person does about the finding, as its code declares it ("" for a code not declared)."""
+        declared = self.catalogue.declared(finding)
+        return declared.remediation if declared is not None else ""
 
     def plan(self, expected: ExpectedLab, actual: ActualLab, findings: Sequence[Finding]) -> list[Step]:
         """The fixes of the findings, over every resource the provisioner manages (`no change` for the rest)."""
@@ -132,6 +159,53 @@ def _collected(
     return kind.collect(clients, expected, actual, for_teardown=for_teardown)
 
 
+def _declared_step(finding: Finding, declared: CodeDeclaration) -> list[Step]:
+    if declared.step is None or finding.subject is None:
+        return []
+    subject = finding.subject
+    reason = finding.message if declared.reason is None else declared.reason
+    return [
+        Step(
+            subject.kind,
+            subject.account,
+            subject.owner,
+            subject.name,
+            declared.step,
+            reason,
+            finding.resource,
+        )
+    ]
+
+
+def _of_owner(step: Step, finding: Finding) -> bool:
+    subject = finding.subject
+    return subject is not None and (step.account_id, step.owner) == (subject.account, subject.owner)
+
+
+def _answering(finding: Finding, managed: Step, action: Action, reason: str | None) -> Step:
+    """A resource of another kind, of the finding's owner, that answers the finding too."""
+    return replace(
+        managed,
+        action=action,
+        reason=finding.message if reason is None else reason,
+        resource=finding.resource,
+    )
+
+
+def _check_declared(kinds: tuple[str, ...], catalogue: Catalogue) -> None:
+    """Each kind has its data file and each data file its kind."""
+    for name in kinds:
+        if name not in catalogue.kinds():
+            raise DeclarationError(
+                f"kind {name!r} has no data file: a <module>.toml with kind = {name!r} beside its module"
+            )
+    for declaration in catalogue:
+        if declaration.kind not in kinds:
+            raise DeclarationError(
+                f"{declaration.source}: kind: no module defines a KIND named {declaration.kind!r}"
+            )
+
+
 def _merged(planned: Step | None, fix: Step) -> Step:
     """One step answers several findings of one resource (an update of the function for each setting)."""
     if planned is None or not planned.changes:
@@ -140,4 +214,4 @@ def _merged(planned: Step | None, fix: Step) -> Step:
     return replace(planned, reason="; ".join(dict.fromkeys(reasons)))
 
 
-REGISTRY = Registry(discover())
+REGISTRY = Registry(discover(), SHIPPED)

@@ -12,7 +12,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from auditor.model import Actor, Check, Effect, Finding, Severity, Status, Witness
+from auditor.model import Actor, Effect, Finding, Severity, Status, Subject, Witness
 
 
 def canonical_json(value: Any) -> str:
@@ -28,7 +28,9 @@ def sha256_hex(text: str) -> str:
 class StoredFinding:
     """A finding as a row holds it: its expected and actual documents replaced by their digests."""
 
-    check: Check
+    check: str
+    code: str
+    subject: Subject | None
     resource: str
     status: Status
     effect: Effect
@@ -46,7 +48,7 @@ class StoredFinding:
 
     def identity(self) -> list[Any]:
         return [
-            self.check.value,
+            self.check,
             self.resource,
             self.status.value,
             self.effect.value,
@@ -55,6 +57,9 @@ class StoredFinding:
             self.expected_digest or "",
             self.actual_digest or "",
             self.breaks_lab,
+            # Last, so that findings keep the order they had before codes and subjects (revision 0007).
+            self.code,
+            list(self.subject.key) if self.subject is not None else [],
             # Only when present, so that a set stored before these existed keeps its digest.
             *([self.witness_digest or "", self.changed_by_digest or ""] if self.explained else []),
         ]
@@ -92,7 +97,9 @@ def canonical_order(findings: tuple[Finding, ...] | list[Finding]) -> tuple[Find
 
 def _stored(finding: Finding, documents: dict[str, str]) -> StoredFinding:
     return StoredFinding(
-        check=Check(finding.check),
+        check=finding.check,
+        code=finding.code,
+        subject=finding.subject,
         resource=finding.resource,
         status=Status(finding.status),
         effect=Effect(finding.effect),

@@ -14,7 +14,7 @@ from datetime import datetime
 from sqlalchemy import BigInteger, ForeignKey, Index, MetaData, String, Text, text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from auditor.model import Check, Effect, Severity, Status, Trigger, Verdict
+from auditor.model import Effect, Severity, Status, Trigger, Verdict
 from auditor.store.records import LabState, LifecycleEvent, Outcome
 from auditor.store.types import UtcDateTime, enum_of
 
@@ -88,7 +88,9 @@ class FindingRow(Base):
 
     set_id: Mapped[int] = mapped_column(ForeignKey("finding_sets.id", ondelete="CASCADE"), primary_key=True)
     position: Mapped[int] = mapped_column(primary_key=True)
-    check: Mapped[Check] = mapped_column(enum_of(Check, "check_kind"))
+    # Plain text, as the kinds declare them (revision 0007): a new check needs no migration.
+    check: Mapped[str] = mapped_column(String(64))
+    code: Mapped[str] = mapped_column(String(128))
     resource: Mapped[str] = mapped_column(Text)
     status: Mapped[Status] = mapped_column(enum_of(Status, "status"))
     effect: Mapped[Effect] = mapped_column(enum_of(Effect, "effect"))
@@ -100,6 +102,12 @@ class FindingRow(Base):
     # interface.md 0.2: which request the difference allows, and who made the change (revision 0002).
     witness_digest: Mapped[str | None] = mapped_column(ForeignKey("documents.digest"))
     changed_by_digest: Mapped[str | None] = mapped_column(ForeignKey("documents.digest"))
+    # What the finding is about, keyed as the provisioner's steps (revision 0007); NULL in rows recorded
+    # before.
+    subject_kind: Mapped[str | None] = mapped_column(String(64))
+    subject_account: Mapped[str | None] = mapped_column(String(12))
+    subject_owner: Mapped[str | None] = mapped_column(Text)
+    subject_name: Mapped[str | None] = mapped_column(Text)
 
 
 class AuditRunRow(Base):

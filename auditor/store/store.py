@@ -29,7 +29,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from auditor.model import Actor, Finding, InvokeResult, LabAudit, Trigger, Verdict, Witness
+from auditor.model import Actor, Finding, InvokeResult, LabAudit, Subject, Trigger, Verdict, Witness
 from auditor.store.digest import PreparedFindings, decode_document, prepare_findings
 from auditor.store.engine import is_memory_database, make_engine, safe_url, unavailable_as, writing_engine
 from auditor.store.history import (
@@ -656,6 +656,8 @@ def _finding_set_id(session: Session, prepared: PreparedFindings) -> int:
                 "set_id": created,
                 "position": position,
                 "check": finding.check,
+                "code": finding.code,
+                **_subject_columns(finding.subject),
                 "resource": finding.resource,
                 "status": finding.status,
                 "effect": finding.effect,
@@ -890,7 +892,8 @@ def _findings_of_sets(session: Session, set_ids: set[int]) -> dict[int, tuple[Fi
 
 def _finding(row: FindingRow, bodies: dict[str, str]) -> Finding:
     return Finding(
-        check=row.check,
+        code=row.code,
+        subject=_subject(row),
         resource=row.resource,
         status=row.status,
         effect=row.effect,
@@ -901,6 +904,20 @@ def _finding(row: FindingRow, bodies: dict[str, str]) -> Finding:
         breaks_lab=row.breaks_lab,
         witness=Witness.from_json(_document(bodies, row.witness_digest)),
         changed_by=Actor.from_json(_document(bodies, row.changed_by_digest)),
+    )
+
+
+def _subject_columns(subject: Subject | None) -> dict[str, str | None]:
+    key = subject.key if subject is not None else (None, None, None, None)
+    return dict(zip(("subject_kind", "subject_account", "subject_owner", "subject_name"), key, strict=True))
+
+
+def _subject(row: FindingRow) -> Subject | None:
+    """None for a finding recorded before findings had subjects (revision 0007)."""
+    if row.subject_kind is None:
+        return None
+    return Subject(
+        row.subject_kind, row.subject_account or "", row.subject_owner or "", row.subject_name or ""
     )
 
 

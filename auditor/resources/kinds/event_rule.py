@@ -17,7 +17,7 @@ from botocore.exceptions import ClientError
 
 from auditor.actual import ActualEventRule, ActualLab
 from auditor.errors import is_not_found
-from auditor.model import Action, Check, Effect, Finding, Severity, Status, Step
+from auditor.model import Action, Effect, Finding, Severity, Status, Step, Subject
 from auditor.resources.base import (
     READ,
     Clients,
@@ -29,13 +29,11 @@ from auditor.resources.base import (
     Sleep,
     call,
     finding,
-    is_about,
-    step_for,
 )
-from auditor.spec import EVENT_RULE, IAM_EVENTS_REGION, EventRuleSpec, ExpectedLab
+from auditor.spec import EVENT_RULE, EVENT_TARGET_ID, IAM_EVENTS_REGION, EventRuleSpec, ExpectedLab
 
 LAB_EVENT_RULE = Scope("ChangeEventRule", (f"arn:aws:events:*:*:rule/{EVENT_RULE}",))
-TARGET_ID = "lab-auditor-queue"
+KIND_NAME = "event_rule"
 
 
 def event_rule_arn(spec: EventRuleSpec) -> str:
@@ -62,16 +60,28 @@ def collect_event_rule(events: Any, spec: EventRuleSpec) -> ActualEventRule:
 
 def compare_event_rule(spec: EventRuleSpec, actual: ActualEventRule) -> list[Finding]:
     resource = event_rule_arn(spec)
+    # A rule's owner is its region, as its steps have it: the same rule name lives in each region.
+    subject = Subject(KIND_NAME, spec.account_id, spec.region, spec.name)
     wanted = {"pattern": spec.pattern, "targets": [spec.target_arn]}
     if not actual.exists:
         message = f"change-event rule {spec.name} is missing: this account's changes are seen only at the next scheduled audit"
         return [
-            finding(Check.EVENT_RULE, resource, Status.MISSING, Effect.NONE, Severity.LOW, message, wanted)
+            finding(
+                "event_rule.missing",
+                subject,
+                resource,
+                Status.MISSING,
+                Effect.NONE,
+                Severity.LOW,
+                message,
+                wanted,
+            )
         ]
     if actual.pattern != spec.pattern or actual.target_arns != (spec.target_arn,):
         return [
             finding(
-                Check.EVENT_RULE,
+                "event_rule.modified",
+                subject,
                 resource,
                 Status.MODIFIED,
                 Effect.NONE,
@@ -103,7 +113,7 @@ def _key(rule: EventRuleSpec | ActualEventRule) -> tuple[str, str, str]:
 
 
 class EventRule(Kind):
-    name = "event_rule"
+    name = KIND_NAME
     apply_rank = (4, 0)
     removal_rank = (0, 0)  # first: no change event about the teardown itself
     _BOTH = (Part.PROVISION, Part.EVENTS)
@@ -159,14 +169,6 @@ class EventRule(Kind):
             for rule in _wired(expected)
         ]
 
-    def fixes(self, finding: Finding, expected: ExpectedLab, actual: ActualLab) -> list[Step]:
-        for spec in _wired(expected):
-            if is_about(finding, Check.EVENT_RULE, event_rule_arn(spec)):
-                action = Action.CREATE if finding.status is Status.MISSING else Action.UPDATE
-                reason = "" if action is Action.CREATE else None
-                return [step_for(self, finding, spec.account_id, spec.region, spec.name, action, reason)]
-        return []
-
     def apply(self, step: Step, clients: Clients, expected: ExpectedLab, sleep: Sleep) -> None:
         spec = next(
             rule for rule in expected.event_rules if _key(rule) == (step.account_id, step.owner, step.name)
@@ -179,7 +181,7 @@ class EventRule(Kind):
             Description=f"lab-auditor: change events of lab {expected.name}",
             Tags=[{"Key": key, "Value": value} for key, value in expected.tags.items()],
         )
-        events.put_targets(Rule=spec.name, Targets=[{"Id": TARGET_ID, "Arn": spec.target_arn}])
+        events.put_targets(Rule=spec.name, Targets=[{"Id": EVENT_TARGET_ID, "Arn": spec.target_arn}])
 
     def removals(self, expected: ExpectedLab, actual: ActualLab) -> list[Step]:
         return [

@@ -18,7 +18,7 @@ from botocore.exceptions import ClientError
 
 from auditor.actual import ActualFunction, ActualLab
 from auditor.errors import is_not_found
-from auditor.model import Action, Check, Effect, Finding, Severity, Status, Step
+from auditor.model import Action, Effect, Finding, Severity, Status, Step, Subject
 from auditor.package import packaged
 from auditor.resources.base import (
     ANY_LAB,
@@ -32,13 +32,13 @@ from auditor.resources.base import (
     Sleep,
     call,
     finding,
-    is_about,
     missing,
-    step_for,
 )
 from auditor.spec import LAMBDA_SERVICE, ROLE_ARN_VARIABLE, ExpectedLab, FunctionSpec
 
 log = structlog.get_logger()
+
+KIND_NAME = "function"
 
 LAB_FUNCTION = Scope("LabFunction", (ANY_LAB.function.arn,))
 EXECUTION_ROLE_TO_LAMBDA = Scope(
@@ -64,6 +64,11 @@ RUNTIME_DEPRECATED_ON = {
 # Lambda refuses a role that IAM has not yet propagated; this is the only error worth waiting out.
 _ROLE_NOT_READY = "cannot be assumed by Lambda"
 ROLE_PROPAGATION_DELAYS = (1.0, 2.0, 4.0, 8.0, 10.0, 10.0)
+
+
+def function_subject(spec: FunctionSpec) -> Subject:
+    """The function, as its findings (and the invoke check's) name it."""
+    return Subject(KIND_NAME, spec.account_id, spec.name, spec.name)
 
 
 def collect_function(lambda_client: Any, spec: FunctionSpec) -> ActualFunction:
@@ -104,7 +109,16 @@ def _config_finding(
     breaks: bool = False,
 ) -> Finding:
     return finding(
-        Check.LAMBDA_CONFIG, spec.arn, Status.MODIFIED, effect, severity, message, expected, actual, breaks
+        "lambda_config.modified",
+        function_subject(spec),
+        spec.arn,
+        Status.MODIFIED,
+        effect,
+        severity,
+        message,
+        expected,
+        actual,
+        breaks,
     )
 
 
@@ -191,7 +205,9 @@ def compare_sizes(spec: FunctionSpec, actual: ActualFunction) -> list[Finding]:
 
 def compare_function(spec: FunctionSpec, actual: ActualFunction, today: date) -> list[Finding]:
     if not actual.exists:
-        return [missing(Check.RESOURCE, spec.arn, f"function {spec.name} in account {spec.account_id}")]
+        return [
+            missing(function_subject(spec), spec.arn, f"function {spec.name} in account {spec.account_id}")
+        ]
     findings = []
     if actual.role != spec.role_arn:
         findings.append(
@@ -218,7 +234,8 @@ def compare_function(spec: FunctionSpec, actual: ActualFunction, today: date) ->
     if actual.state and actual.state != "Active":
         findings.append(
             finding(
-                Check.RESOURCE,
+                "resource.inactive",
+                function_subject(spec),
                 spec.arn,
                 Status.FAILED,
                 Effect.NONE,
@@ -259,7 +276,7 @@ def retry_until_role_ready(call: Callable[[], Any], sleep: Sleep, lab: str) -> A
 
 
 class Function(Kind):
-    name = "function"
+    name = KIND_NAME
     apply_rank = (1, 0)  # after the role it runs as
     removal_rank = (1, 0)
     calls: ClassVar = (
@@ -298,14 +315,6 @@ class Function(Kind):
     def managed(self, expected: ExpectedLab, actual: ActualLab) -> list[Step]:
         spec = expected.function
         return [Step(self.name, spec.account_id, spec.name, spec.name, Action.NO_CHANGE)]
-
-    def fixes(self, finding: Finding, expected: ExpectedLab, actual: ActualLab) -> list[Step]:
-        spec = expected.function
-        if is_about(finding, Check.RESOURCE, spec.arn, Status.MISSING):
-            return [step_for(self, finding, spec.account_id, spec.name, spec.name, Action.CREATE, "")]
-        if is_about(finding, Check.LAMBDA_CONFIG, spec.arn):
-            return [step_for(self, finding, spec.account_id, spec.name, spec.name, Action.UPDATE)]
-        return []
 
     def apply(self, step: Step, clients: Clients, expected: ExpectedLab, sleep: Sleep) -> None:
         spec = expected.function

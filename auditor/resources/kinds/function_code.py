@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import ClassVar
 
 from auditor.actual import ActualLab
-from auditor.model import Action, Check, Effect, Finding, Severity, Status, Step
+from auditor.model import Effect, Finding, Severity, Status, Step
 from auditor.package import packaged
-from auditor.resources.base import Clients, Facts, Kind, Part, Sleep, call, finding, is_about, step_for
+from auditor.resources.base import Clients, Facts, Kind, Part, Sleep, call, finding
 from auditor.resources.kinds.function import LAB_FUNCTION, wait_until_ready
 from auditor.spec import ExpectedLab
 
@@ -26,7 +26,8 @@ class FunctionCode(Kind):
             return []
         return [
             finding(
-                Check.LAMBDA_CODE,
+                "lambda_code.modified",
+                self.subject(expected.function.account_id, expected.function.name, expected.function.name),
                 expected.function.arn,
                 Status.MODIFIED,
                 Effect.CHANGED,
@@ -36,12 +37,6 @@ class FunctionCode(Kind):
                 {"CodeSha256": function.code_sha256},
             )
         ]
-
-    def fixes(self, finding: Finding, expected: ExpectedLab, actual: ActualLab) -> list[Step]:
-        spec = expected.function
-        if not is_about(finding, Check.LAMBDA_CODE, spec.arn):
-            return []
-        return [step_for(self, finding, spec.account_id, spec.name, spec.name, Action.UPDATE)]
 
     def apply(self, step: Step, clients: Clients, expected: ExpectedLab, sleep: Sleep) -> None:
         lambda_client = clients.client(step.account_id, "lambda")

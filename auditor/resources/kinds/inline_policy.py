@@ -10,7 +10,7 @@ from botocore.exceptions import ClientError
 
 from auditor.actual import ActualLab, ActualRole
 from auditor.errors import is_not_found
-from auditor.model import Action, Check, Effect, Finding, Severity, Status, Step
+from auditor.model import Action, Effect, Finding, Severity, Status, Step, Subject
 from auditor.policy import (
     NOWHERE,
     UNDECIDED,
@@ -30,19 +30,26 @@ from auditor.resources.base import (
     Sleep,
     call,
     finding,
-    is_about,
     parse_or_none,
-    step_for,
     unreadable,
 )
 from auditor.resources.kinds.role import LAB_ROLES, RoleAspect
 from auditor.spec import ExpectedLab, RoleSpec
 
-_PREFIX = "/inline-policy/"
+KIND_NAME = "inline_policy"
+_MODIFIED = {
+    Effect.WIDENED: "inline_policy.widened",
+    Effect.NARROWED: "inline_policy.narrowed",
+    Effect.CHANGED: "inline_policy.changed",
+}
 
 
 def inline_policy_arn(role: RoleSpec, name: str) -> str:
-    return f"{role.arn}{_PREFIX}{name}"
+    return f"{role.arn}/inline-policy/{name}"
+
+
+def inline_policy_subject(role: RoleSpec, name: str) -> Subject:
+    return Subject(KIND_NAME, role.account_id, role.name, name)
 
 
 def read_inline_policies(iam: Any, role_name: str) -> dict[str, Any]:
@@ -60,11 +67,19 @@ def read_inline_policies(iam: Any, role_name: str) -> dict[str, Any]:
 
 
 def _policy_finding(
-    diff: PolicyDiff, resource: str, status: Status, expected: Any, actual: Any, message: str = ""
+    code: str,
+    spec: RoleSpec,
+    name: str,
+    diff: PolicyDiff,
+    status: Status,
+    expected: Any,
+    actual: Any,
+    message: str = "",
 ) -> Finding:
     return finding(
-        Check.INLINE_POLICY,
-        resource,
+        code,
+        inline_policy_subject(spec, name),
+        inline_policy_arn(spec, name),
         status,
         diff.effect,
         severity_for(diff, is_trust=False),
@@ -80,18 +95,19 @@ def compare_inline_policies(
 ) -> list[Finding]:
     findings: list[Finding] = []
     for name, document in spec.inline_policies.items():
-        resource = inline_policy_arn(spec, name)
         if name not in actual.inline_policies:
             findings.append(_deleted_policy_finding(spec, name, actual, engine, setting))
             continue
         have = actual.inline_policies[name]
         policy = parse_or_none(engine, have)
         if policy is None:
-            findings.append(unreadable(Check.INLINE_POLICY, resource, have, document))
+            subject, resource = inline_policy_subject(spec, name), inline_policy_arn(spec, name)
+            findings.append(unreadable("inline_policy.unreadable", subject, resource, have, document))
             continue
         diff = compare_permissions(engine, [engine.parse(document)], [policy], setting=setting)
         if diff.effect is not Effect.NONE:
-            findings.append(_policy_finding(diff, resource, Status.MODIFIED, document, have))
+            code = _MODIFIED[diff.effect]
+            findings.append(_policy_finding(code, spec, name, diff, Status.MODIFIED, document, have))
     expected_policies = [engine.parse(d) for d in spec.inline_policies.values()]
     for name in sorted(set(actual.inline_policies) - set(spec.inline_policies)):
         document = actual.inline_policies[name]
@@ -114,7 +130,8 @@ def _deleted_policy_finding(
     else:
         severity, message = Severity.MEDIUM, f"{subject}: the role {diff.message}"
     return finding(
-        Check.INLINE_POLICY,
+        "inline_policy.missing",
+        inline_policy_subject(spec, name),
         inline_policy_arn(spec, name),
         Status.MISSING,
         diff.effect,
@@ -135,14 +152,15 @@ def _remaining_policies(role: ActualRole, engine: PolicyEngine) -> list[Policy]:
 def _extra_policy_finding(
     spec: RoleSpec, name: str, document: Any, expected: list[Policy], engine: PolicyEngine, setting: Setting
 ) -> Finding:
-    resource = inline_policy_arn(spec, name)
+    subject, resource = inline_policy_subject(spec, name), inline_policy_arn(spec, name)
     policy = parse_or_none(engine, document)
     if policy is None:
-        return unreadable(Check.INLINE_POLICY, resource, document, None)
+        return unreadable("inline_policy.unexpected_unreadable", subject, resource, document, None)
     diff = compare_permissions(engine, expected, [*expected, policy], setting=setting)
     if diff.effect is Effect.NONE:
         return finding(
-            Check.INLINE_POLICY,
+            "inline_policy.unexpected",
+            subject,
             resource,
             Status.UNEXPECTED,
             Effect.NONE,
@@ -152,8 +170,10 @@ def _extra_policy_finding(
             document,
         )
     return _policy_finding(
+        "inline_policy.unexpected",
+        spec,
+        name,
         diff,
-        resource,
         Status.UNEXPECTED,
         None,
         document,
@@ -162,7 +182,7 @@ def _extra_policy_finding(
 
 
 class InlinePolicy(RoleAspect):
-    name = "inline_policy"
+    name = KIND_NAME
     apply_rank = (0, 1)
     removal_rank = (4, 0)  # a role with inline policies cannot be deleted
     calls: ClassVar = (
@@ -195,24 +215,6 @@ class InlinePolicy(RoleAspect):
             for spec in expected.roles
             for name in spec.inline_policies
         ]
-
-    def fixes(self, finding: Finding, expected: ExpectedLab, actual: ActualLab) -> list[Step]:
-        for spec in expected.roles:
-            if is_about(finding, Check.RESOURCE, spec.arn, Status.MISSING):
-                # A role is created whole: its inline policies answer its absence too.
-                return [
-                    step_for(self, finding, spec.account_id, spec.name, name, Action.CREATE, "")
-                    for name in spec.inline_policies
-                ]
-            if finding.check is Check.INLINE_POLICY and finding.resource.startswith(spec.arn + _PREFIX):
-                name = finding.resource.removeprefix(spec.arn + _PREFIX)
-                action = {
-                    Status.MISSING: Action.CREATE,
-                    Status.MODIFIED: Action.UPDATE if name in spec.inline_policies else Action.DELETE,
-                    Status.UNEXPECTED: Action.DELETE,
-                }.get(finding.status)
-                return [step_for(self, finding, spec.account_id, spec.name, name, action)] if action else []
-        return []
 
     def apply(self, step: Step, clients: Clients, expected: ExpectedLab, sleep: Sleep) -> None:
         if step.action is Action.DELETE:

@@ -13,7 +13,7 @@ from typing import Any, ClassVar
 from botocore.exceptions import ClientError
 
 from auditor.actual import ActualLab, ActualLogGroup
-from auditor.model import Action, Check, Effect, Finding, Severity, Status, Step
+from auditor.model import Action, Effect, Finding, Severity, Status, Step, Subject
 from auditor.resources.base import (
     ANY_LAB,
     READ,
@@ -27,13 +27,12 @@ from auditor.resources.base import (
     Sleep,
     call,
     finding,
-    is_about,
-    step_for,
 )
 from auditor.spec import ExpectedLab, FunctionSpec
 
 _LOG_GROUP_ARN = f"arn:aws:logs:*:*:log-group:{ANY_LAB.function.log_group}"
 LAB_LOG_GROUP = Scope("LabLogGroup", (_LOG_GROUP_ARN, f"{_LOG_GROUP_ARN}:*"))
+KIND_NAME = "log_group"
 
 
 def log_group_arn(spec: FunctionSpec) -> str:
@@ -50,10 +49,12 @@ def collect_log_group(logs: Any, name: str) -> ActualLogGroup:
 
 def compare_log_group(spec: FunctionSpec, actual: ActualLogGroup) -> list[Finding]:
     resource = log_group_arn(spec)
+    subject = Subject(KIND_NAME, spec.account_id, spec.log_group, spec.log_group)
     if not actual.exists:
         return [
             finding(
-                Check.LOG_GROUP,
+                "log_group.missing",
+                subject,
                 resource,
                 Status.MISSING,
                 Effect.NONE,
@@ -67,7 +68,8 @@ def compare_log_group(spec: FunctionSpec, actual: ActualLogGroup) -> list[Findin
         kept = f"{actual.retention_days} days" if actual.retention_days else "forever"
         return [
             finding(
-                Check.LOG_GROUP,
+                "log_group.retention",
+                subject,
                 resource,
                 Status.MODIFIED,
                 Effect.NONE,
@@ -81,7 +83,7 @@ def compare_log_group(spec: FunctionSpec, actual: ActualLogGroup) -> list[Findin
 
 
 class LogGroup(Kind):
-    name = "log_group"
+    name = KIND_NAME
     apply_rank = (2, 0)
     removal_rank = (2, 0)
     calls: ClassVar = (
@@ -112,14 +114,6 @@ class LogGroup(Kind):
     def managed(self, expected: ExpectedLab, actual: ActualLab) -> list[Step]:
         spec = expected.function
         return [Step(self.name, spec.account_id, spec.log_group, spec.log_group, Action.NO_CHANGE)]
-
-    def fixes(self, finding: Finding, expected: ExpectedLab, actual: ActualLab) -> list[Step]:
-        spec = expected.function
-        if not is_about(finding, Check.LOG_GROUP, log_group_arn(spec)):
-            return []
-        action = Action.CREATE if finding.status is Status.MISSING else Action.UPDATE
-        reason = "" if action is Action.CREATE else None
-        return [step_for(self, finding, spec.account_id, spec.log_group, spec.log_group, action, reason)]
 
     def apply(self, step: Step, clients: Clients, expected: ExpectedLab, sleep: Sleep) -> None:
         spec = expected.function

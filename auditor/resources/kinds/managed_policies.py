@@ -8,9 +8,9 @@ from typing import Any, ClassVar
 
 from botocore.exceptions import ClientError
 
-from auditor.actual import ActualLab, ActualRole
+from auditor.actual import ActualRole
 from auditor.errors import is_not_found
-from auditor.model import Action, Check, Effect, Finding, Severity, Status, Step
+from auditor.model import Effect, Finding, Severity, Status, Step, Subject
 from auditor.policy import (
     NOWHERE,
     Policy,
@@ -28,10 +28,11 @@ from auditor.resources.base import (
     call,
     finding,
     parse_or_none,
-    step_for,
 )
 from auditor.resources.kinds.role import LAB_ROLES, RoleAspect
-from auditor.spec import ExpectedLab, RoleSpec
+from auditor.spec import RoleSpec
+
+KIND_NAME = "managed_policy"
 
 # Documents of whatever managed policy or boundary a student attached (customer or AWS managed).
 ATTACHED_POLICIES = Scope("ReadAttachedPolicies", ("arn:aws:iam::*:policy/*",))
@@ -71,13 +72,15 @@ def _attached_policy_finding(
 ) -> Finding:
     """An attached managed policy, judged by what it grants beyond the spec's own policies."""
     name = arn.rsplit("/", 1)[-1]
+    attachment = Subject(KIND_NAME, spec.account_id, spec.name, arn)
     found = {"PolicyArn": arn, "Document": document}
     subject = f"managed policy {name} is attached to role {spec.name}"
     policy = parse_or_none(engine, document) if document is not None else None
     if policy is None:
         message = f"{subject}; its document could not be read"
         return finding(
-            Check.MANAGED_POLICIES,
+            "managed_policies.unreadable",
+            attachment,
             spec.arn,
             Status.UNEXPECTED,
             Effect.CHANGED,
@@ -90,7 +93,8 @@ def _attached_policy_finding(
     if diff.effect is Effect.NONE:
         message = f"{subject} but grants nothing beyond the spec"
         return finding(
-            Check.MANAGED_POLICIES,
+            "managed_policies.attached",
+            attachment,
             spec.arn,
             Status.UNEXPECTED,
             Effect.NONE,
@@ -100,7 +104,8 @@ def _attached_policy_finding(
             found,
         )
     return finding(
-        Check.MANAGED_POLICIES,
+        "managed_policies.attached",
+        attachment,
         spec.arn,
         Status.UNEXPECTED,
         diff.effect,
@@ -113,7 +118,7 @@ def _attached_policy_finding(
 
 
 class ManagedPolicies(RoleAspect):
-    name = "managed_policy"
+    name = KIND_NAME
     apply_rank = (0, 2)
     removal_rank = (4, 1)
     calls: ClassVar = (
@@ -153,25 +158,6 @@ class ManagedPolicies(RoleAspect):
 
     def removals_of(self, role: ActualRole) -> list[str]:
         return sorted(role.managed_policies)
-
-    def fixes(self, finding: Finding, expected: ExpectedLab, actual: ActualLab) -> list[Step]:
-        if finding.check is not Check.MANAGED_POLICIES or not isinstance(finding.actual, dict):
-            return []
-        spec = next((role for role in expected.roles if role.arn == finding.resource), None)
-        if spec is None:
-            return []
-        arn = str(finding.actual["PolicyArn"])
-        return [
-            step_for(
-                self,
-                finding,
-                spec.account_id,
-                spec.name,
-                arn,
-                Action.DELETE,
-                "detach; the policy itself stays",
-            )
-        ]
 
     def delete(self, step: Step, clients: Clients) -> None:
         clients.client(step.account_id, "iam").detach_role_policy(RoleName=step.owner, PolicyArn=step.name)

@@ -9,7 +9,7 @@ from botocore.exceptions import ClientError
 
 from auditor.actual import ActualBucket, ActualLab
 from auditor.errors import is_not_found
-from auditor.model import Action, Check, Finding, Status, Step
+from auditor.model import Action, Finding, Step
 from auditor.resources.base import (
     ANY_LAB,
     READ,
@@ -21,9 +21,7 @@ from auditor.resources.base import (
     Scope,
     Sleep,
     call,
-    is_about,
     missing,
-    step_for,
 )
 from auditor.spec import BucketSpec, ExpectedLab
 
@@ -100,17 +98,12 @@ class MarkerBucket(Kind):
         spec = expected.marker_bucket
         if actual.marker_bucket.exists:
             return []
-        return [missing(Check.RESOURCE, bucket_arn(spec), f"marker bucket {spec.name}")]
+        subject = self.subject(spec.account_id, spec.name, spec.name)
+        return [missing(subject, bucket_arn(spec), f"marker bucket {spec.name}")]
 
     def managed(self, expected: ExpectedLab, actual: ActualLab) -> list[Step]:
         spec = expected.marker_bucket
         return [Step(self.name, spec.account_id, spec.name, spec.name, Action.NO_CHANGE)]
-
-    def fixes(self, finding: Finding, expected: ExpectedLab, actual: ActualLab) -> list[Step]:
-        spec = expected.marker_bucket
-        if not is_about(finding, Check.RESOURCE, bucket_arn(spec), Status.MISSING):
-            return []
-        return [step_for(self, finding, spec.account_id, spec.name, spec.name, Action.CREATE, "")]
 
     def apply(self, step: Step, clients: Clients, expected: ExpectedLab, sleep: Sleep) -> None:
         bucket = expected.marker_bucket

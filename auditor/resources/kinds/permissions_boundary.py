@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any, ClassVar
 
-from auditor.actual import ActualLab, ActualRole
-from auditor.model import Action, Check, Effect, Finding, Severity, Status, Step
+from auditor.actual import ActualRole
+from auditor.model import Effect, Finding, Severity, Status, Step, Subject
 from auditor.policy import NOWHERE, UNDECIDED, PolicyEngine, Setting, compare_narrowing
 from auditor.resources.base import (
     Clients,
@@ -15,11 +15,12 @@ from auditor.resources.base import (
     call,
     finding,
     parse_or_none,
-    step_for,
 )
 from auditor.resources.kinds.managed_policies import read_policy_document
 from auditor.resources.kinds.role import LAB_ROLES, RoleAspect
-from auditor.spec import ExpectedLab, RoleSpec
+from auditor.spec import RoleSpec
+
+KIND_NAME = "permissions_boundary"
 
 
 def compare_boundary(
@@ -33,7 +34,9 @@ def compare_boundary(
     found = {"PolicyArn": actual.boundary_arn, "Document": actual.boundary_policy}
     boundary = parse_or_none(engine, actual.boundary_policy)
     witness = None
+    code = "permissions_boundary.attached"
     if boundary is None:
+        code = "permissions_boundary.unreadable"
         effect, severity, message = (
             Effect.NARROWED,
             Severity.MEDIUM,
@@ -53,7 +56,8 @@ def compare_boundary(
             severity, message = Severity.MEDIUM, f"{subject}: it {diff.message}"
     return [
         finding(
-            Check.PERMISSIONS_BOUNDARY,
+            code,
+            Subject(KIND_NAME, spec.account_id, spec.name, actual.boundary_arn),
             spec.arn,
             Status.UNEXPECTED,
             effect,
@@ -67,7 +71,7 @@ def compare_boundary(
 
 
 class PermissionsBoundary(RoleAspect):
-    name = "permissions_boundary"
+    name = KIND_NAME
     apply_rank = (0, 3)
     removal_rank = (4, 2)
     # GetRole names the boundary; its document is read with the managed policies' GetPolicy calls.
@@ -91,14 +95,6 @@ class PermissionsBoundary(RoleAspect):
 
     def removals_of(self, role: ActualRole) -> list[str]:
         return [role.boundary_arn] if role.boundary_arn else []
-
-    def fixes(self, finding: Finding, expected: ExpectedLab, actual: ActualLab) -> list[Step]:
-        if finding.check is not Check.PERMISSIONS_BOUNDARY:
-            return []
-        for spec, role in zip(expected.roles, actual.roles, strict=True):
-            if spec.arn == finding.resource and role.boundary_arn:
-                return [step_for(self, finding, spec.account_id, spec.name, role.boundary_arn, Action.DELETE)]
-        return []
 
     def delete(self, step: Step, clients: Clients) -> None:
         clients.client(step.account_id, "iam").delete_role_permissions_boundary(RoleName=step.owner)

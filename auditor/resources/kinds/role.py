@@ -16,7 +16,7 @@ from botocore.exceptions import ClientError
 from auditor.actual import ActualLab, ActualRole
 from auditor.errors import is_not_found
 from auditor.lab_context import witness_setting
-from auditor.model import Action, Check, Effect, Finding, Status, Step
+from auditor.model import Action, Effect, Finding, Status, Step, Subject
 from auditor.policy import NOWHERE, PolicyEngine, Setting, compare_trust, severity_for
 from auditor.resources.base import (
     ANY_LAB,
@@ -30,16 +30,25 @@ from auditor.resources.base import (
     Sleep,
     call,
     finding,
-    is_about,
     missing,
     parse_or_none,
     role_rank,
-    step_for,
     unreadable,
 )
 from auditor.spec import ExpectedLab, RoleSpec
 
 LAB_ROLES = Scope("LabRoles", tuple(role.arn for role in ANY_LAB.roles))
+KIND_NAME = "role"
+_TRUST_CODES = {
+    Effect.WIDENED: "trust_policy.widened",
+    Effect.NARROWED: "trust_policy.narrowed",
+    Effect.CHANGED: "trust_policy.changed",
+}
+
+
+def role_subject(account_id: str, name: str) -> Subject:
+    """A role, as its own findings and the access path's findings about it name it."""
+    return Subject(KIND_NAME, account_id, name, name)
 
 
 def collect_role(iam: Any, spec: RoleSpec) -> ActualRole:
@@ -69,9 +78,12 @@ def compare_trust_policy(
     engine: PolicyEngine,
     setting: Setting = NOWHERE,
 ) -> list[Finding]:
+    subject = role_subject(spec.account_id, spec.name)
     policy = parse_or_none(engine, actual.trust_policy)
     if policy is None:
-        return [unreadable(Check.TRUST_POLICY, spec.arn, actual.trust_policy, spec.trust_policy)]
+        return [
+            unreadable("trust_policy.unreadable", subject, spec.arn, actual.trust_policy, spec.trust_policy)
+        ]
     diff = compare_trust(
         engine,
         engine.parse(spec.trust_policy),
@@ -84,7 +96,8 @@ def compare_trust_policy(
         return []
     return [
         finding(
-            Check.TRUST_POLICY,
+            _TRUST_CODES[diff.effect],
+            subject,
             spec.arn,
             Status.MODIFIED,
             diff.effect,
@@ -98,7 +111,7 @@ def compare_trust_policy(
 
 
 class Role(Kind):
-    name = "role"
+    name = KIND_NAME
     apply_rank = (0, 0)
     removal_rank = (4, 3)  # after the role's policies, attachments and boundary
     calls: ClassVar = (
@@ -133,7 +146,11 @@ class Role(Kind):
         for spec, role in zip(expected.roles, actual.roles, strict=True):
             if not role.exists:
                 findings.append(
-                    missing(Check.RESOURCE, spec.arn, f"role {spec.name} in account {spec.account_id}")
+                    missing(
+                        role_subject(spec.account_id, spec.name),
+                        spec.arn,
+                        f"role {spec.name} in account {spec.account_id}",
+                    )
                 )
             else:
                 setting = witness_setting(expected, actual, spec)
@@ -146,14 +163,6 @@ class Role(Kind):
             Step(self.name, spec.account_id, spec.name, spec.name, Action.NO_CHANGE)
             for spec in expected.roles
         ]
-
-    def fixes(self, finding: Finding, expected: ExpectedLab, actual: ActualLab) -> list[Step]:
-        for spec in expected.roles:
-            if is_about(finding, Check.RESOURCE, spec.arn, Status.MISSING):
-                return [step_for(self, finding, spec.account_id, spec.name, spec.name, Action.CREATE, "")]
-            if is_about(finding, Check.TRUST_POLICY, spec.arn, Status.MODIFIED):
-                return [step_for(self, finding, spec.account_id, spec.name, spec.name, Action.UPDATE)]
-        return []
 
     def apply(self, step: Step, clients: Clients, expected: ExpectedLab, sleep: Sleep) -> None:
         spec = next(role for role in expected.roles if role.name == step.owner)

@@ -15,11 +15,12 @@ from functools import partial
 from typing import Any, ClassVar
 
 from auditor.actual import ActualLab
-from auditor.model import Check, Effect, Finding, Severity, Status
+from auditor.model import Effect, Finding, Severity, Status, Subject
 from auditor.resources.base import UNSCOPED, Clients, Facts, Kind, Part, Scope, call, finding
 from auditor.spec import EventRuleSpec, ExpectedLab
 
 ANY_TRAIL = Scope("ReadTrails", ("arn:aws:cloudtrail:*:*:trail/*",))
+KIND_NAME = "trail"
 
 # The event source whose calls each rule's pattern watches, as CloudTrail names it.
 _EVENT_SOURCES = {"aws.iam": "iam.amazonaws.com", "aws.lambda": "lambda.amazonaws.com"}
@@ -94,7 +95,9 @@ def compare_coverage(coverage: TrailCoverage) -> list[Finding]:
     services = " and ".join(source.split(".")[0].upper() for source in coverage.sources)
     return [
         finding(
-            Check.CHANGE_EVENTS,
+            "change_events.missing",
+            # Any trail of that account and region would do: its owner is the region, as an event rule's.
+            Subject(KIND_NAME, coverage.account_id, coverage.region, "*"),
             f"arn:aws:cloudtrail:{coverage.region}:{coverage.account_id}:trail/*",
             Status.MISSING,
             Effect.NONE,
@@ -131,7 +134,7 @@ def _wired(expected: ExpectedLab) -> list[EventRuleSpec]:
 
 
 class Trail(Kind):
-    name = "trail"
+    name = KIND_NAME
     apply_rank = (4, 1)
     removal_rank = (9, 0)  # removes nothing
     calls: ClassVar = (
