@@ -7,6 +7,7 @@ of each class, not the twenty thousand actions of the catalogue.
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import lru_cache
@@ -57,7 +58,11 @@ class ActionUniverse:
     classes: tuple[ActionClass, ...]
 
     def index(self, pattern: str) -> int:
-        return self.patterns.index(pattern)
+        # The patterns are sorted: a policy of thousands of actions must not cost their square.
+        at = bisect_left(self.patterns, pattern)
+        if at == len(self.patterns) or self.patterns[at] != pattern:
+            raise ValueError(f"{pattern!r} is not a pattern of this universe")
+        return at
 
     def class_of(self, action: str) -> int:
         """The class a concrete action falls in (a catalogue action, or one the policies name)."""
@@ -121,8 +126,9 @@ def action_universe(patterns: tuple[str, ...], extra_actions: tuple[str, ...] = 
     for action, mask in masks.items():
         groups.setdefault((mask | universal, is_administrative(action)), []).append(action)
     _add_unmatched(groups, known.everything - masks.keys(), universal)
+    given = frozenset(ordered)
     classes = tuple(
-        ActionClass(_representative(members, ordered), _bits(mask), administrative)
+        ActionClass(_representative(members, given), _bits(mask), administrative)
         for (mask, administrative), members in sorted(groups.items())
     )
     return ActionUniverse(ordered, classes)
@@ -147,9 +153,9 @@ def _bits(mask: int) -> frozenset[int]:
     return frozenset(bits)
 
 
-def _representative(members: list[str], patterns: tuple[str, ...]) -> str:
-    """An action a person recognises: one the policies name, else the most telling (telling_rank)."""
-    given = frozenset(patterns)
+def _representative(members: list[str], given: frozenset[str]) -> str:
+    """An action a person recognises: one the policies name (`given`), else the most telling
+    (telling_rank)."""
     named = [m for m in members if m in given]
     if named or len(members) < _MANY:
         return min(named or members, key=telling_rank)
