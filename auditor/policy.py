@@ -24,7 +24,8 @@ from __future__ import annotations
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 
-from auditor.config import AuditSettings
+from auditor.domain.config import AuditSettings
+from auditor.domain.model import Effect, Severity, Side, Witness
 from auditor.iam.catalogue import display_action, expand_action
 from auditor.iam.comparing import Comparison, Difference
 from auditor.iam.deciding import Decision, Hop, Policies, Shape, Verdict
@@ -44,7 +45,6 @@ from auditor.iam.keys import display_key
 from auditor.iam.patterns import Choice, Literal, Run, Token
 from auditor.iam.principals import Kind, Principal, parse_principal
 from auditor.iam.ranking import NOWHERE, Setting
-from auditor.model import Effect, Severity, Side, Witness
 
 __all__ = [
     "NOWHERE",

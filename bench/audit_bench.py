@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import argparse
 
-from auditor.audit import audit_targets
-from auditor.context import open_context
-from auditor.logs import configure_logging
-from auditor.operations import provision_targets
+from auditor.app.audit import audit_targets
+from auditor.app.context import open_context
+from auditor.app.operations import provision_targets
+from auditor.common.logs import configure_logging
 from bench.common import classroom, config, fake_credentials, moto_server, timed
 
 

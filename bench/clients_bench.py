@@ -34,9 +34,9 @@ import urllib.request
 from dataclasses import dataclass
 from typing import Any
 
-from auditor.accounts import AccountSessions, client_settings
-from auditor.config import AccountAccess, AwsSettings
-from auditor.logs import configure_logging
+from auditor.aws.accounts import AccountSessions, client_settings
+from auditor.common.logs import configure_logging
+from auditor.domain.config import AccountAccess, AwsSettings
 from bench.common import classroom, config, fake_credentials
 from bench.latency_bench import Stage, process_cpu, proxy_stats, stage, started
 from bench.latency_proxy import REWIND_PATH
@@ -63,20 +63,20 @@ def child(args: argparse.Namespace) -> None:
 
         use_legacy_sessions()
     else:
-        from auditor.process import tune_process
+        from auditor.common.process import tune_process
 
         tune_process()  # as the CLI's entry point does (the "before" tree had no such settings)
     if args.urllib3:
-        import auditor.accounts
+        import auditor.aws.accounts
 
-        auditor.accounts.curl_session_for = lambda *_: None  # botocore's own session, as before
+        auditor.aws.accounts.curl_session_for = lambda *_: None  # botocore's own session, as before
     fake_credentials()
     configure_logging("warning")
     if args.provision:
         provision_child(args)
         return
-    from auditor.audit import audit_targets
-    from auditor.context import open_context
+    from auditor.app.audit import audit_targets
+    from auditor.app.context import open_context
 
     context = open_context(config(classroom(args.labs), args.endpoint, args.concurrency, invoke=False))
     work_cpu, wall = time.process_time(), time.perf_counter()
@@ -100,8 +100,8 @@ def child(args: argparse.Namespace) -> None:
 
 def provision_child(args: argparse.Namespace) -> None:
     """One fresh `auditor provision` of a class of its own (labs numbered after the audited class)."""
-    from auditor.context import open_context
-    from auditor.operations import provision_targets
+    from auditor.app.context import open_context
+    from auditor.app.operations import provision_targets
 
     labs = classroom(args.labs, args.labs + 1)
     with open_context(config(labs, args.endpoint, args.concurrency, invoke=False)) as context:
@@ -443,8 +443,8 @@ def main() -> None:
     fake_credentials()
     configure_logging("warning")
     with stage(args.delay) as where:
-        from auditor.context import open_context
-        from auditor.operations import provision_targets
+        from auditor.app.context import open_context
+        from auditor.app.operations import provision_targets
 
         begun = time.perf_counter()
         with open_context(config(classroom(args.labs), where.endpoint, 16, invoke=False)) as context:

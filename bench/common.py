@@ -16,7 +16,14 @@ from typing import TypeVar
 from sqlalchemy import URL, create_engine, make_url, text
 from sqlalchemy.pool import NullPool
 
-from auditor.config import AccountAccess, AuditSettings, AwsSettings, Config, DatabaseSettings, LabConfig
+from auditor.domain.config import (
+    AccountAccess,
+    AuditSettings,
+    AwsSettings,
+    Config,
+    DatabaseSettings,
+    LabConfig,
+)
 
 T = TypeVar("T")
 

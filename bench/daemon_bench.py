@@ -28,11 +28,11 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
 
-from auditor.context import open_context
-from auditor.daemon import Daemon
-from auditor.logs import configure_logging
-from auditor.model import Trigger
-from auditor.operations import provision_targets
+from auditor.app.context import open_context
+from auditor.app.operations import provision_targets
+from auditor.common.logs import configure_logging
+from auditor.daemon.daemon import Daemon
+from auditor.domain.model import Trigger
 from bench.common import classroom, config, fake_credentials
 from bench.latency_bench import started as helper_process
 

@@ -28,14 +28,14 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
 
-from auditor.accounts import CACHED_ACCOUNTS, AccountSessions
-from auditor.config import LabConfig
-from auditor.context import open_context
-from auditor.daemon import Daemon
-from auditor.logs import configure_logging
-from auditor.model import Trigger
-from auditor.operations import provision_targets
-from auditor.process import tune_process
+from auditor.app.context import open_context
+from auditor.app.operations import provision_targets
+from auditor.aws.accounts import CACHED_ACCOUNTS, AccountSessions
+from auditor.common.logs import configure_logging
+from auditor.common.process import tune_process
+from auditor.daemon.daemon import Daemon
+from auditor.domain.config import LabConfig
+from auditor.domain.model import Trigger
 from bench.common import classroom, config, fake_credentials
 from bench.daemon_bench import _slope, resident_bytes
 from bench.latency_bench import process_cpu, proxy_stats, stage

@@ -33,14 +33,14 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from auditor.audit import audit_targets
-from auditor.config import LabConfig
-from auditor.context import Context, open_context
-from auditor.local_lambda import LocalLambda
-from auditor.logs import configure_logging
-from auditor.model import AuditRun, LabAudit, Verdict
-from auditor.operations import provision_targets
-from auditor.spec import DESTINATION_POLICY, DESTINATION_ROLE, FUNCTION
+from auditor.app.audit import audit_targets
+from auditor.app.context import Context, open_context
+from auditor.app.operations import provision_targets
+from auditor.aws.local_lambda import LocalLambda
+from auditor.common.logs import configure_logging
+from auditor.domain.config import LabConfig
+from auditor.domain.model import AuditRun, LabAudit, Verdict
+from auditor.domain.spec import DESTINATION_POLICY, DESTINATION_ROLE, FUNCTION
 from bench.common import classroom, config, fake_credentials, moto_server, timed
 from bench.latency_proxy import Faults, LatencyProxy
 

@@ -102,7 +102,7 @@ CHANGES: list[Callable[[Documents, str, str], None]] = [
 
 
 def _as_built(expected: Any) -> Any:
-    from auditor.actual import ActualLab
+    from auditor.domain.actual import ActualLab
 
     if hasattr(ActualLab, "as_specified"):
         return ActualLab.as_specified(expected, SHA)
@@ -113,8 +113,8 @@ def _as_built(expected: Any) -> Any:
 
 def a_class(labs: int) -> list[tuple[Any, Any]]:
     """(expected, actual) for each lab of a class, every lab with one typical change (or none)."""
-    from auditor.config import AccountAccess, LabConfig, LabSettings
-    from auditor.spec import render
+    from auditor.domain.config import AccountAccess, LabConfig, LabSettings
+    from auditor.domain.spec import render
 
     pairs = []
     for index in range(labs):
@@ -152,7 +152,7 @@ def _changed(actual: Any, change: Callable[[Documents, str, str], None]) -> Any:
 
 def _a_judge() -> Callable[[Any, Any], Any]:
     """A lab's judgement by a new policy engine, which has seen no document (0.1 had no engine)."""
-    from auditor.compare import judge_lab
+    from auditor.resources.compare import judge_lab
 
     try:
         from auditor.policy import policy_engine
@@ -314,8 +314,8 @@ def adversarial_policy(statements: int, seed: int = 7) -> dict[str, Any]:
 
 
 def under_attack(statements: int) -> None:
-    from auditor.compare import judge_lab
     from auditor.policy import compare_permissions, parse_policy, policy_engine
+    from auditor.resources.compare import judge_lab
 
     hostile = adversarial_policy(statements)
     expected, actual = a_class(1)[0]
@@ -352,13 +352,13 @@ def main() -> None:
     args = parser.parse_args()
     if args.worker is not None:
         sys.path[:0] = [str(args.worker), str(args.worker / "tests")]
-        from auditor.logs import configure_logging
+        from auditor.common.logs import configure_logging
 
         configure_logging("error")
         print(json.dumps(judge_cpu(args.labs)))
         return
     sys.path.insert(0, str(ROOT))
-    from auditor.logs import configure_logging
+    from auditor.common.logs import configure_logging
 
     configure_logging("error")
     compare_with_baseline(args.labs)

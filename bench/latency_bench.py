@@ -40,15 +40,15 @@ from urllib.parse import urlsplit
 
 import boto3
 
-from auditor.accounts import AccountSessions, client_settings
-from auditor.audit import audit_targets
-from auditor.config import AccountAccess, AwsSettings, LabConfig
-from auditor.context import Context, open_context
-from auditor.local_lambda import LocalLambda
-from auditor.logs import configure_logging
-from auditor.model import AuditRun
-from auditor.operations import provision_targets
-from auditor.package import packaged
+from auditor.app.audit import audit_targets
+from auditor.app.context import Context, open_context
+from auditor.app.operations import provision_targets
+from auditor.aws.accounts import AccountSessions, client_settings
+from auditor.aws.local_lambda import LocalLambda
+from auditor.common.logs import configure_logging
+from auditor.domain.config import AccountAccess, AwsSettings, LabConfig
+from auditor.domain.model import AuditRun
+from auditor.domain.package import packaged
 from auditor.policy import expand_action
 from bench.common import classroom, config, fake_credentials
 

@@ -12,8 +12,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
-import auditor.accounts
-import auditor.context
+import auditor.app.context
+import auditor.aws.accounts
 
 BEFORE_REF = "f5eb181"  # main before the cheap clients
 T = TypeVar("T")
@@ -23,7 +23,7 @@ R = TypeVar("R")
 def _exported() -> Any:
     root = Path(__file__).resolve().parent.parent
     source = subprocess.run(
-        ["git", "show", f"{BEFORE_REF}:auditor/accounts.py"],
+        ["git", "show", f"{BEFORE_REF}:auditor/aws/accounts.py"],
         cwd=root,
         capture_output=True,
         text=True,
@@ -50,5 +50,5 @@ def use_legacy_sessions() -> None:
         def close(self) -> None:
             pass
 
-    auditor.context.AccountSessions = LegacySessions  # type: ignore[misc]
-    auditor.accounts.AccountSessions = LegacySessions  # type: ignore[misc]
+    auditor.app.context.AccountSessions = LegacySessions  # type: ignore[misc]
+    auditor.aws.accounts.AccountSessions = LegacySessions  # type: ignore[misc]

@@ -38,10 +38,17 @@ from typing import Any, TypeVar
 from sqlalchemy import create_engine, text
 from sqlalchemy.pool import NullPool
 
-from auditor.config import AccountAccess, AuditSettings, AwsSettings, Config, DatabaseSettings, LabConfig
-from auditor.context import open_context
-from auditor.operations import provision_targets
-from auditor.spec import DESTINATION_ROLE
+from auditor.app.context import open_context
+from auditor.app.operations import provision_targets
+from auditor.domain.config import (
+    AccountAccess,
+    AuditSettings,
+    AwsSettings,
+    Config,
+    DatabaseSettings,
+    LabConfig,
+)
+from auditor.domain.spec import DESTINATION_ROLE
 from bench.common import fake_credentials, moto_server, own_database
 
 T = TypeVar("T")

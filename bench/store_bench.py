@@ -43,7 +43,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.exc import OperationalError
 
-from auditor.model import (
+from auditor.domain.model import (
     Check,
     Effect,
     Finding,

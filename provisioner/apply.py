@@ -7,11 +7,11 @@ from collections.abc import Sequence
 
 import structlog
 
-from auditor.accounts import AccountSessions
-from auditor.model import Step
+from auditor.app.target import LabClients, LabTarget
+from auditor.aws.accounts import AccountSessions
+from auditor.domain.model import Step
 from auditor.resources.base import Sleep
 from auditor.resources.registry import REGISTRY
-from auditor.target import LabClients, LabTarget
 
 log = structlog.get_logger()
 

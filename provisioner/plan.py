@@ -2,7 +2,7 @@
 
 Every finding the provisioner can fix becomes a step that answers it (each kind of resource says how,
 in auditor/resources/kinds/); the resources nothing needs to change are listed as `no change`. The
-findings are the audit's judgement (auditor.compare.judge_lab) with the context's policy engine, so
+findings are the audit's judgement (auditor.resources.compare.judge_lab) with the context's policy engine, so
 its configured time limit too.
 """
 
@@ -11,17 +11,17 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from auditor.actual import ActualLab
-from auditor.clock import utc_now
-from auditor.collect import collect_lab
-from auditor.compare import judge_lab
-from auditor.context import Context
-from auditor.model import Finding, Step
-from auditor.package import packaged
+from auditor.app.collect import collect_lab
+from auditor.app.context import Context
+from auditor.app.target import LabTarget
+from auditor.common.clock import utc_now
+from auditor.domain.actual import ActualLab
+from auditor.domain.model import Finding, Step
+from auditor.domain.package import packaged
+from auditor.domain.spec import ExpectedLab
 from auditor.policy import PolicyEngine
+from auditor.resources.compare import judge_lab
 from auditor.resources.registry import REGISTRY
-from auditor.spec import ExpectedLab
-from auditor.target import LabTarget
 
 
 def plan_lab(expected: ExpectedLab, actual: ActualLab, findings: Sequence[Finding]) -> list[Step]:

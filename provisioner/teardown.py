@@ -13,14 +13,14 @@ from collections.abc import Callable, Sequence
 import structlog
 from botocore.exceptions import ClientError
 
-from auditor.accounts import AccountSessions
-from auditor.actual import ActualLab
-from auditor.collect import collect_lab
-from auditor.errors import is_not_found
-from auditor.model import Step
+from auditor.app.collect import collect_lab
+from auditor.app.target import LabClients, LabTarget
+from auditor.aws.accounts import AccountSessions
+from auditor.common.errors import is_not_found
+from auditor.domain.actual import ActualLab
+from auditor.domain.model import Step
+from auditor.domain.spec import ExpectedLab
 from auditor.resources.registry import REGISTRY
-from auditor.spec import ExpectedLab
-from auditor.target import LabClients, LabTarget
 
 log = structlog.get_logger()
 

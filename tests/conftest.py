@@ -16,12 +16,19 @@ from typing import Any
 
 import pytest
 
-from auditor.actual import ActualLab, ActualRole
-from auditor.config import AccountAccess, AuditSettings, AwsSettings, Config, DatabaseSettings, LabConfig
-from auditor.context import Context, open_context
-from auditor.local_lambda import LocalLambda
-from auditor.model import Subject
-from auditor.spec import ExpectedLab, RoleSpec
+from auditor.app.context import Context, open_context
+from auditor.aws.local_lambda import LocalLambda
+from auditor.domain.actual import ActualLab, ActualRole
+from auditor.domain.config import (
+    AccountAccess,
+    AuditSettings,
+    AwsSettings,
+    Config,
+    DatabaseSettings,
+    LabConfig,
+)
+from auditor.domain.model import Subject
+from auditor.domain.spec import ExpectedLab, RoleSpec
 from bench.common import moto_server as moto_server_process
 
 pytest_plugins = ["db_fixtures"]
@@ -70,7 +77,7 @@ def own_cache_directory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[No
 @pytest.fixture(autouse=True)
 def every_cpu_for_the_tests(monkeypatch: pytest.MonkeyPatch) -> None:
     """A command run in process (CliRunner) would keep the test worker to one CPU for the rest of its
-    tests (auditor/process.py); tests/test_process.py tests that without this setting."""
+    tests (auditor/common/process.py); tests/test_process.py tests that without this setting."""
     monkeypatch.setenv("AUDITOR_ONE_CPU", "0")
 
 
@@ -80,7 +87,7 @@ several_cpus = pytest.mark.skipif(len(ALLOWED_CPUS) < 2, reason="one CPU: nothin
 
 @pytest.fixture
 def kept_to_one_cpu() -> Iterator[None]:
-    """This thread kept to one CPU, as a command's (auditor/process.py), for the test; then every CPU
+    """This thread kept to one CPU, as a command's (auditor/common/process.py), for the test; then every CPU
     it had again."""
     os.sched_setaffinity(0, {min(ALLOWED_CPUS)})
     try:

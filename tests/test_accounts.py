@@ -17,7 +17,10 @@ from botocore.exceptions import ClientError
 from botocore.retries.standard import ExponentialBackoff
 from botocore.utils import parse_timestamp as botocore_parse_timestamp
 
-from auditor.accounts import (
+from auditor.app.audit import audit_lab
+from auditor.app.context import open_context
+from auditor.app.operations import provision_targets
+from auditor.aws.accounts import (
     CACHED_ACCOUNTS,
     RETRY_MODE,
     THREADS,
@@ -29,11 +32,8 @@ from auditor.accounts import (
     parse_timestamp,
     request_workers_for,
 )
-from auditor.audit import audit_lab
-from auditor.config import AccountAccess, AwsSettings
-from auditor.context import open_context
-from auditor.faults import AwsFault, LabRetries, lab_budget
-from auditor.operations import provision_targets
+from auditor.domain.config import AccountAccess, AwsSettings
+from auditor.domain.faults import AwsFault, LabRetries, lab_budget
 from conftest import in_process_context, make_config, pair, solo
 
 ORIGIN = AccountAccess(

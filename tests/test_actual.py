@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from auditor.actual import ActualBucket, ActualLab, merged
-from auditor.config import LabSettings
+from auditor.domain.actual import ActualBucket, ActualLab, merged
+from auditor.domain.config import LabSettings
+from auditor.domain.spec import render
 from auditor.resources.registry import REGISTRY
-from auditor.spec import render
 from conftest import pair
 
 

@@ -22,15 +22,15 @@ from urllib.parse import quote
 
 import pytest
 
-from auditor.actual import ActualFunction, ActualLab
-from auditor.compare import judge_lab
-from auditor.config import AccountAccess, LabConfig, LabSettings
-from auditor.events import labs_for_message
-from auditor.invoke import MAX_ANSWER_BYTES, judge_answer, run_deployed
-from auditor.local_lambda import LocalLambda
-from auditor.model import Check, Severity, Verdict
+from auditor.aws.events import labs_for_message
+from auditor.aws.invoke import MAX_ANSWER_BYTES, judge_answer, run_deployed
+from auditor.aws.local_lambda import LocalLambda
+from auditor.domain.actual import ActualFunction, ActualLab
+from auditor.domain.config import AccountAccess, LabConfig, LabSettings
+from auditor.domain.model import Check, Severity, Verdict
+from auditor.domain.spec import DESTINATION_POLICY, ORIGIN_POLICY, render
 from auditor.policy import PolicyEngine
-from auditor.spec import DESTINATION_POLICY, ORIGIN_POLICY, render
+from auditor.resources.compare import judge_lab
 from conftest import lab_as_built
 
 TODAY = date(2026, 11, 29)

@@ -14,9 +14,9 @@ import pytest
 from cloudtrail_records import eventbridge_entry, record
 from moto.core import DEFAULT_ACCOUNT_ID
 
-from auditor.config import EventsSettings, LabConfig, LabSettings
-from auditor.context import Context, open_context
-from auditor.events import (
+from auditor.app.context import Context, open_context
+from auditor.app.operations import provision_targets, teardown_targets
+from auditor.aws.events import (
     BUS_SID_PREFIX,
     QUEUE_SID,
     admitted_accounts,
@@ -25,10 +25,10 @@ from auditor.events import (
     policy_with,
     policy_without,
 )
-from auditor.model import Check, Severity
-from auditor.operations import provision_targets, teardown_targets
+from auditor.domain.config import EventsSettings, LabConfig, LabSettings
+from auditor.domain.model import Check, Severity
+from auditor.domain.spec import DESTINATION_ROLE, EVENT_RULE, WATCHED_CALLS, render
 from auditor.resources.kinds.trail import logs_writes_of, trail_fits
-from auditor.spec import DESTINATION_ROLE, EVENT_RULE, WATCHED_CALLS, render
 from auditor.store import Store, upgrade
 from conftest import make_config, pair, solo
 
@@ -326,7 +326,7 @@ def test_a_trail_records_iam_only_with_global_service_events_and_only_in_the_reg
 
 
 def change_event_findings(context: Context) -> list[tuple[str, str]]:
-    from auditor.audit import audit_targets
+    from auditor.app.audit import audit_targets
 
     run = audit_targets(context, context.targets(), invoke=False, show_progress=False)
     return sorted(

@@ -16,13 +16,13 @@ from typing import Any
 import pytest
 from test_cli_audit import Lab, Mutation, document, statement
 
-from auditor.config import LabConfig
-from auditor.context import open_context
+from auditor.app.context import open_context
+from auditor.app.operations import provision_targets
+from auditor.domain.config import LabConfig
+from auditor.domain.model import Side, Witness
+from auditor.domain.spec import DESTINATION_POLICY, DESTINATION_ROLE, FUNCTION, ORIGIN_ROLE
 from auditor.iam.evaluate import allows
-from auditor.model import Side, Witness
-from auditor.operations import provision_targets
 from auditor.policy import parse_policy, witness_request
-from auditor.spec import DESTINATION_POLICY, DESTINATION_ROLE, FUNCTION, ORIGIN_ROLE
 from conftest import labs_toml, make_config, pair, run_cli, write_config
 
 pytestmark = pytest.mark.slow  # the CLI in processes of its own, on a moto server

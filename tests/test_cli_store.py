@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from auditor.context import open_context
+from auditor.app.context import open_context
 from auditor.store import Store
 from conftest import labs_toml, make_config, pair, run_cli, write_config
 

@@ -1,4 +1,4 @@
-"""auditor.cloudtrail: CloudTrail records read into actors and the resources they touched; findings explained
+"""auditor.aws.cloudtrail: CloudTrail records read into actors and the resources they touched; findings explained
 by the latest call that touched that very resource; CloudTrail's event history read within a budget and the
 rate limit (botocore's Stubber, with answers shaped as the LookupEvents API reference documents them)."""
 
@@ -14,7 +14,7 @@ import pytest
 from botocore.stub import Stubber
 from cloudtrail_records import assumed_role, iam_user, record, root
 
-from auditor.cloudtrail import (
+from auditor.aws.cloudtrail import (
     LOOKUP_PAGE,
     Change,
     CloudTrailHistory,
@@ -31,7 +31,7 @@ from auditor.cloudtrail import (
     parse_time,
     touched_resources,
 )
-from auditor.model import Effect, Finding, LabAudit, Severity, Status, Subject, Verdict
+from auditor.domain.model import Effect, Finding, LabAudit, Severity, Status, Subject, Verdict
 
 DEST, ORIGIN = "200000000001", "100000000001"
 DEST_ROLE = f"arn:aws:iam::{DEST}:role/LambdaS3ListBuckets"

@@ -10,14 +10,14 @@ from typing import Any
 
 import pytest
 
-from auditor.access import access_path
-from auditor.actual import ActualLab
-from auditor.compare import judge_lab
-from auditor.config import AccountAccess, LabConfig, LabSettings
+from auditor.domain.actual import ActualLab
+from auditor.domain.config import AccountAccess, LabConfig, LabSettings
+from auditor.domain.model import Check, Effect, InvokeResult, Severity, Status, Verdict
+from auditor.domain.spec import DESTINATION_POLICY, render
 from auditor.iam.evaluate import allows
-from auditor.model import Check, Effect, InvokeResult, Severity, Status, Verdict
 from auditor.policy import parse_policy, policy_engine, witness_request
-from auditor.spec import DESTINATION_POLICY, render
+from auditor.resources.access import access_path
+from auditor.resources.compare import judge_lab
 from conftest import lab_as_built
 
 TODAY = date(2026, 11, 29)

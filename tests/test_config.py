@@ -15,8 +15,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from auditor.cli import main
-from auditor.config import (
+from auditor.cli.main import main
+from auditor.domain.config import (
     AccountAccess,
     AuditSettings,
     AwsSettings,

@@ -1,4 +1,4 @@
-"""botocore's requests through libcurl (auditor/curl_http.py): the same answers and the same errors as
+"""botocore's requests through libcurl (auditor/aws/curl_http.py): the same answers and the same errors as
 through botocore's own urllib3 session, so that its parsing and its retries work unchanged."""
 
 from __future__ import annotations
@@ -28,9 +28,9 @@ from botocore.exceptions import (
 )
 from botocore.httpsession import URLLib3Session
 
-from auditor.accounts import AccountSessions, client_settings
-from auditor.config import AccountAccess, AwsSettings
-from auditor.curl_http import CurlSession, curl_session_for
+from auditor.aws.accounts import AccountSessions, client_settings
+from auditor.aws.curl_http import CurlSession, curl_session_for
+from auditor.domain.config import AccountAccess, AwsSettings
 
 ACCESS = AccountAccess(
     "111111111111", role_arn="arn:aws:iam::111111111111:role/OrganizationAccountAccessRole"

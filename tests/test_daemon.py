@@ -23,11 +23,11 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy.exc import ProgrammingError
 
-from auditor.config import LabConfig
-from auditor.context import open_context
-from auditor.model import Verdict
-from auditor.operations import provision_targets
-from auditor.spec import DESTINATION_ROLE
+from auditor.app.context import open_context
+from auditor.app.operations import provision_targets
+from auditor.domain.config import LabConfig
+from auditor.domain.model import Verdict
+from auditor.domain.spec import DESTINATION_ROLE
 from auditor.store import DatabaseUnavailable, Store
 from conftest import labs_toml, make_config, pair, write_config
 
@@ -137,7 +137,7 @@ def start_daemon(tmp_path: Path) -> Iterator[Callable[..., RunningDaemon]]:
 
 
 def provision(moto: str, labs: tuple[LabConfig, ...], events: bool = False) -> Any:
-    from auditor.config import EventsSettings
+    from auditor.domain.config import EventsSettings
 
     config = make_config(labs, endpoint_url=moto)
     if events:
@@ -247,7 +247,7 @@ def test_a_change_event_is_audited_well_before_the_next_cycle(
 
 
 def runtime_operator() -> Any:
-    from auditor.accounts import OPERATOR
+    from auditor.aws.accounts import OPERATOR
 
     return OPERATOR
 

@@ -17,12 +17,12 @@ from cloudtrail_records import assumed_role, record
 from structlog.testing import capture_logs
 from test_cloudtrail import FakeClock, lookup_event
 
-from auditor.cloudtrail import LOOKUP_PAGE, CloudTrailHistory, RateLimiter, change_from_record
-from auditor.context import open_context
-from auditor.daemon import Daemon
-from auditor.model import Check, Finding, LabAudit, Trigger, Verdict
-from auditor.operations import provision_targets
-from auditor.spec import DESTINATION_ROLE, FUNCTION
+from auditor.app.context import open_context
+from auditor.app.operations import provision_targets
+from auditor.aws.cloudtrail import LOOKUP_PAGE, CloudTrailHistory, RateLimiter, change_from_record
+from auditor.daemon.daemon import Daemon
+from auditor.domain.model import Check, Finding, LabAudit, Trigger, Verdict
+from auditor.domain.spec import DESTINATION_ROLE, FUNCTION
 from auditor.store import Store, upgrade
 from conftest import make_config, pair
 

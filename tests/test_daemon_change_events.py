@@ -18,9 +18,9 @@ from cloudtrail_records import assumed_role, eventbridge_entry, record
 from receiver import running_receiver
 from test_daemon import RunningDaemon, config_text, free_port, open_trust, provision, runs_of, wait_for
 
-from auditor.config import LabConfig
-from auditor.model import Check, Verdict
-from auditor.spec import DESTINATION_ROLE
+from auditor.domain.config import LabConfig
+from auditor.domain.model import Check, Verdict
+from auditor.domain.spec import DESTINATION_ROLE
 from auditor.store import Store
 from conftest import pair, run_cli
 

@@ -19,7 +19,7 @@ import test_daemon
 from receiver import running_receiver
 from test_daemon import RunningDaemon, config_text, free_port, open_trust, provision, runs_of, wait_for
 
-from auditor.model import Verdict
+from auditor.domain.model import Verdict
 from conftest import labs_toml, pair, run_cli, write_config
 
 start_daemon = test_daemon.start_daemon  # the fixture, shared

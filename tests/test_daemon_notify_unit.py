@@ -7,13 +7,13 @@ from pathlib import Path
 
 import pytest
 
-from auditor.clock import utc_now
-from auditor.config import NotifySettings
-from auditor.context import open_context
-from auditor.daemon import Daemon
-from auditor.notify import LabWatch, Message
-from auditor.operations import provision_targets
-from auditor.spec import DESTINATION_ROLE
+from auditor.app.context import open_context
+from auditor.app.operations import provision_targets
+from auditor.common.clock import utc_now
+from auditor.daemon.daemon import Daemon
+from auditor.daemon.notify import LabWatch, Message
+from auditor.domain.config import NotifySettings
+from auditor.domain.spec import DESTINATION_ROLE
 from auditor.store import Store, upgrade
 from conftest import make_config, pair
 

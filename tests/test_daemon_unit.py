@@ -12,11 +12,11 @@ import pytest
 import structlog
 from structlog.testing import capture_logs
 
-from auditor.config import DaemonSettings
-from auditor.context import open_context
-from auditor.daemon import Daemon, audit_job_id
-from auditor.leases import LEASE_TTL, LEASED_RETRY, Leased, process_owner
-from auditor.model import LabAudit, Trigger, Verdict
+from auditor.app.context import open_context
+from auditor.app.leases import LEASE_TTL, LEASED_RETRY, Leased, process_owner
+from auditor.daemon.daemon import Daemon, audit_job_id
+from auditor.domain.config import DaemonSettings
+from auditor.domain.model import LabAudit, Trigger, Verdict
 from auditor.store import RecordedRun, Store, upgrade
 from conftest import make_config, pair
 

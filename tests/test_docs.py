@@ -13,8 +13,8 @@ from typing import Any, get_args, get_type_hints
 import click
 import pytest
 
-from auditor.cli import main
-from auditor.config import _ROSTER_OPTIONAL, _ROSTER_REQUIRED, AccountAccess, Config, LabConfig
+from auditor.cli.main import main
+from auditor.domain.config import _ROSTER_OPTIONAL, _ROSTER_REQUIRED, AccountAccess, Config, LabConfig
 from conftest import REPO
 
 DOCS = REPO / "docs"
@@ -115,7 +115,7 @@ def test_every_relative_link_leads_to_a_file_and_heading_that_exist(path: Path) 
 
 
 def test_the_full_configuration_of_the_operating_notes_loads(tmp_path: Path) -> None:
-    from auditor.config import load_config
+    from auditor.domain.config import load_config
 
     operating = (DOCS / "operating.md").read_text(encoding="utf-8")
     block = re.search(r"```toml\n(.*?)```", operating, flags=re.DOTALL)

@@ -7,8 +7,8 @@ from datetime import UTC, datetime
 
 from test_web import fill, lab_audit, opened_trust
 
-from auditor.model import AuditRun, Verdict
-from auditor.render_cli import print_audit_table
+from auditor.cli.render import print_audit_table
+from auditor.domain.model import AuditRun, Verdict
 from auditor.report import build_report, render_html, render_markdown
 from auditor.store import Store
 

@@ -16,12 +16,12 @@ from dataclasses import replace
 import pytest
 from botocore.retries.standard import ExponentialBackoff
 
-from auditor.audit import audit_targets
-from auditor.config import LabConfig
-from auditor.context import Context, open_context
-from auditor.invoke import MAX_RUNS
-from auditor.local_lambda import LocalLambda
-from auditor.model import LabAudit, Verdict
+from auditor.app.audit import audit_targets
+from auditor.app.context import Context, open_context
+from auditor.aws.invoke import MAX_RUNS
+from auditor.aws.local_lambda import LocalLambda
+from auditor.domain.config import LabConfig
+from auditor.domain.model import LabAudit, Verdict
 from bench.common import classroom, config
 from bench.fault_bench import RUNS, build_class, fault_runs
 from bench.latency_proxy import Faults, LatencyProxy

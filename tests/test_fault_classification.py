@@ -1,4 +1,4 @@
-"""One classification of AWS errors (auditor/faults.py): a denial, something missing and anything unknown
+"""One classification of AWS errors (auditor/domain/faults.py): a denial, something missing and anything unknown
 are the lab's; throttling, 5xx, timeouts and resets are AWS's, retried within the lab's budget and, past
 it, told in a sentence that names the call and the fault, never "denied"."""
 
@@ -16,7 +16,8 @@ from botocore.exceptions import (
     ReadTimeoutError,
 )
 
-from auditor.faults import (
+from auditor.app.fleet import describe_fault
+from auditor.domain.faults import (
     AwsFault,
     Failure,
     FaultKind,
@@ -31,7 +32,6 @@ from auditor.faults import (
     lab_budget,
     reported_failure,
 )
-from auditor.fleet import describe_fault
 
 # interface.md, "A fault is never drift"
 INTERFACE_THROTTLING = (

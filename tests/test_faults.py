@@ -38,19 +38,19 @@ from botocore.credentials import RefreshableCredentials
 from botocore.exceptions import ReadTimeoutError
 from botocore.retries.standard import ExponentialBackoff
 
-from auditor.audit import audit_targets
-from auditor.collect import collect_lab
-from auditor.config import LabConfig, load_config
-from auditor.context import Context, open_context
-from auditor.leases import LEASE_TTL
-from auditor.model import Verdict
-from auditor.operations import (
+from auditor.app.audit import audit_targets
+from auditor.app.collect import collect_lab
+from auditor.app.context import Context, open_context
+from auditor.app.leases import LEASE_TTL
+from auditor.app.operations import (
     provision_labs,
     provision_targets,
     register_labs,
     teardown_labs,
     teardown_targets,
 )
+from auditor.domain.config import LabConfig, load_config
+from auditor.domain.model import Verdict
 from auditor.store import LabState, LifecycleEvent, Store, upgrade
 from bench.latency_proxy import Faults, LatencyProxy
 from conftest import REPO, labs_toml, make_config, pair, write_config

@@ -11,15 +11,15 @@ from pathlib import Path
 
 import pytest
 
-from auditor.actual import ActualLab, ActualLogGroup, ActualRole
-from auditor.compare import invoke_finding, judge_lab
-from auditor.config import LabSettings
-from auditor.model import Action, Finding, InvokeResult, Step, check_of
+from auditor.domain.actual import ActualLab, ActualLogGroup, ActualRole
+from auditor.domain.config import LabSettings
+from auditor.domain.declarations import SHIPPED, Catalogue, DeclarationError, load_declaration
+from auditor.domain.model import Action, Finding, InvokeResult, Step, check_of
+from auditor.domain.spec import DESTINATION_POLICY, ORIGIN_POLICY, WATCHED_CALLS, render
 from auditor.policy import policy_engine
 from auditor.report import SCHEMA_PATH, report_schema
-from auditor.resources.declarations import SHIPPED, Catalogue, DeclarationError, load_declaration
+from auditor.resources.compare import invoke_finding, judge_lab
 from auditor.resources.registry import REGISTRY
-from auditor.spec import DESTINATION_POLICY, ORIGIN_POLICY, WATCHED_CALLS, render
 from conftest import lab_as_built, pair
 
 LAB = pair(1)

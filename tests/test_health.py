@@ -6,8 +6,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from auditor.health import Metrics
-from auditor.model import LabAudit, Verdict
+from auditor.daemon.health import Metrics
+from auditor.domain.model import LabAudit, Verdict
 
 T0 = datetime(2026, 11, 29, 10, tzinfo=UTC)
 

@@ -12,11 +12,8 @@ import pytest
 from botocore.response import StreamingBody
 from botocore.stub import Stubber
 
-from auditor.accounts import AccountSessions, client_settings
-from auditor.actual import ActualFunction
-from auditor.config import AccountAccess, AwsSettings, LabConfig, LabSettings
-from auditor.faults import AwsFault, LabRetries, RetryCounts, lab_budget
-from auditor.invoke import (
+from auditor.aws.accounts import AccountSessions, client_settings
+from auditor.aws.invoke import (
     MAX_ANSWER_BYTES,
     deployed_code,
     function_error,
@@ -25,10 +22,13 @@ from auditor.invoke import (
     run_deployed,
     run_with_retries,
 )
-from auditor.local_lambda import LocalLambda
-from auditor.model import InvokeResult
-from auditor.package import code_sha256, packaged
-from auditor.spec import render
+from auditor.aws.local_lambda import LocalLambda
+from auditor.domain.actual import ActualFunction
+from auditor.domain.config import AccountAccess, AwsSettings, LabConfig, LabSettings
+from auditor.domain.faults import AwsFault, LabRetries, RetryCounts, lab_budget
+from auditor.domain.model import InvokeResult
+from auditor.domain.package import code_sha256, packaged
+from auditor.domain.spec import render
 
 EXPECTED = render(
     LabConfig("pair-01", AccountAccess("111111111111"), AccountAccess("222222222222")), LabSettings()
@@ -135,7 +135,7 @@ def test_the_deployed_code_is_the_package_only_when_the_digests_match() -> None:
 
 
 def test_unknown_deployed_code_is_refused_rather_than_replaced() -> None:
-    from auditor.invoke import CodeUnavailable
+    from auditor.aws.invoke import CodeUnavailable
 
     other = code_sha256(archive_of("x = 1\n"))
     with pytest.raises(CodeUnavailable, match="cannot get the deployed code"):

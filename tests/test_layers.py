@@ -15,31 +15,31 @@ PACKAGES = ("auditor", "provisioner", "lambda_src")
 
 # The core: the lab as data, the comparison, collection and the registry of resource kinds.
 CORE = (
-    "auditor.access",
-    "auditor.accounts",
-    "auditor.actual",
-    "auditor.clock",
-    "auditor.collect",
-    "auditor.compare",
-    "auditor.config",
-    "auditor.errors",
-    "auditor.model",
-    "auditor.package",
+    "auditor.resources.access",
+    "auditor.aws.accounts",
+    "auditor.domain.actual",
+    "auditor.common.clock",
+    "auditor.app.collect",
+    "auditor.resources.compare",
+    "auditor.domain.config",
+    "auditor.common.errors",
+    "auditor.domain.model",
+    "auditor.domain.package",
     "auditor.policy",
     "auditor.resources",
-    "auditor.spec",
-    "auditor.target",
+    "auditor.domain.spec",
+    "auditor.app.target",
 )
 # What the core must never pull in: the layers built on it.
 ABOVE_THE_CORE = (
     "provisioner",
-    "auditor.audit",
-    "auditor.cli",
-    "auditor.context",
-    "auditor.daemon",
-    "auditor.demo",
-    "auditor.events",
-    "auditor.operations",
+    "auditor.app.audit",
+    "auditor.cli.main",
+    "auditor.app.context",
+    "auditor.daemon.daemon",
+    "auditor.cli.demo",
+    "auditor.aws.events",
+    "auditor.app.operations",
 )
 
 

@@ -1,4 +1,4 @@
-"""A lab's lease (auditor/leases.py), on SQLite and PostgreSQL: one holder at a time, a waiter that gets
+"""A lab's lease (auditor/app/leases.py), on SQLite and PostgreSQL: one holder at a time, a waiter that gets
 it once it is given back or gives up naming the holder, holders gone taken over, renewals."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from auditor.leases import LabBusy, Leases, Purpose, busy_text, holder_text, process_owner
+from auditor.app.leases import LabBusy, Leases, Purpose, busy_text, holder_text, process_owner
 from auditor.store import LabState, Store
 from auditor.store.records import Lease
 

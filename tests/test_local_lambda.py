@@ -21,8 +21,8 @@ from concurrent.futures import Future, ThreadPoolExecutor
 
 import pytest
 
-from auditor.local_lambda import Completed, LocalLambda, LocalLambdaClosed
-from auditor.local_lambda.stand_in import STOPPED_DURING_THE_RUN
+from auditor.aws.local_lambda import Completed, LocalLambda, LocalLambdaClosed
+from auditor.aws.local_lambda.stand_in import STOPPED_DURING_THE_RUN
 from conftest import ALLOWED_CPUS, several_cpus
 
 pytestmark = pytest.mark.slow  # zygotes and the runs they fork

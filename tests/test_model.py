@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
-from auditor.model import (
+from auditor.domain.model import (
     Actor,
     AuditRun,
     Effect,

@@ -17,10 +17,20 @@ import structlog
 from receiver import running_receiver
 from structlog.testing import capture_logs
 
-from auditor.config import NotifyEvent, NotifySettings
-from auditor.explain import actor_line, explanation, witness_line
-from auditor.logs import configure_logging
-from auditor.model import (
+from auditor.common.logs import configure_logging
+from auditor.daemon.notify import (
+    LabWatch,
+    Message,
+    Notifier,
+    Standing,
+    finding_lines,
+    page_address,
+    render_audit_message,
+    transition,
+)
+from auditor.domain.config import NotifyEvent, NotifySettings
+from auditor.domain.explain import actor_line, explanation, witness_line
+from auditor.domain.model import (
     Actor,
     Effect,
     Finding,
@@ -31,16 +41,6 @@ from auditor.model import (
     Status,
     Verdict,
     Witness,
-)
-from auditor.notify import (
-    LabWatch,
-    Message,
-    Notifier,
-    Standing,
-    finding_lines,
-    page_address,
-    render_audit_message,
-    transition,
 )
 from conftest import subject_of_role
 

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from auditor.config import ConfigError, NotifyEvent, load_config
-from auditor.model import Severity
+from auditor.domain.config import ConfigError, NotifyEvent, load_config
+from auditor.domain.model import Severity
 from conftest import run_cli
 
 LAB = """

@@ -8,9 +8,9 @@ from datetime import UTC, datetime, timedelta
 from receiver import running_receiver
 from test_web import lab_audit, opened_trust
 
-from auditor.config import Config, NotifyEvent, NotifySettings
-from auditor.model import Trigger, Verdict
-from auditor.notify import ABANDONED_PREFIX, open_watch
+from auditor.daemon.notify import ABANDONED_PREFIX, open_watch
+from auditor.domain.config import Config, NotifyEvent, NotifySettings
+from auditor.domain.model import Trigger, Verdict
 from auditor.store import Store
 from conftest import make_config, pair
 

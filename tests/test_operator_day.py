@@ -30,8 +30,8 @@ import pytest
 from test_cli_provision import roles_in
 from test_daemon import config_text, free_port, start_daemon, wait_for  # noqa: F401 (fixture)
 
-from auditor.context import open_context
-from auditor.spec import DESTINATION_POLICY, DESTINATION_ROLE, FUNCTION
+from auditor.app.context import open_context
+from auditor.domain.spec import DESTINATION_POLICY, DESTINATION_ROLE, FUNCTION
 from auditor.store import Store
 from conftest import labs_toml, make_config, pair, run_cli, write_config
 
@@ -328,7 +328,7 @@ def test_status_has_a_header_json_and_a_state_that_reflects_teardown_and_expiry(
     assert second.split()[:2] == ["pair-02", "expired"]
     document = json.loads(run_cli("status", "--format", "json", "--config", str(config)).stdout)
     labs = {lab["lab"]: lab for lab in document["labs"]}
-    assert document["schema"] == "auditor.status/v1"
+    assert document["schema"] == "auditor.app.status/v1"
     assert document["database"] == f"sqlite:///{tmp_path / 'auditor.db'}"
     assert (labs["pair-01"]["state"], labs["pair-01"]["verdict"]) == ("torn_down", None)
     assert (labs["pair-02"]["state"], labs["pair-02"]["verdict"]) == ("expired", "conformant")

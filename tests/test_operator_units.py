@@ -16,14 +16,22 @@ from click.testing import CliRunner
 from structlog.testing import capture_logs
 from test_web import lab_audit, opened_trust
 
-from auditor.actual import ActualLab
-from auditor.changes import LabChange
-from auditor.cli import main
-from auditor.compare import judge_lab
-from auditor.config import ConfigError, LabSettings, load_config
-from auditor.health import Metrics
-from auditor.invoke import judge_answer
-from auditor.model import (
+from auditor.aws.invoke import judge_answer
+from auditor.cli.main import main
+from auditor.cli.render import (
+    attribute_diff,
+    described_changes,
+    plain_audit_lines,
+    plan_lines,
+    plan_summary,
+    teardown_summary,
+    worst_first,
+)
+from auditor.daemon.health import Metrics
+from auditor.domain.actual import ActualLab
+from auditor.domain.changes import LabChange
+from auditor.domain.config import ConfigError, LabSettings, load_config
+from auditor.domain.model import (
     Action,
     AuditRun,
     Check,
@@ -37,21 +45,13 @@ from auditor.model import (
     Trigger,
     Verdict,
 )
+from auditor.domain.spec import render
 from auditor.policy import policy_engine
-from auditor.render_cli import (
-    attribute_diff,
-    described_changes,
-    plain_audit_lines,
-    plan_lines,
-    plan_summary,
-    teardown_summary,
-    worst_first,
-)
 from auditor.report import build_report, render_csv
 from auditor.report.diff import document_diff
 from auditor.report.model import RosterEntry
+from auditor.resources.compare import judge_lab
 from auditor.resources.registry import REGISTRY
-from auditor.spec import render
 from auditor.store import Store
 from conftest import pair, subject_of_role
 
@@ -249,8 +249,8 @@ def test_a_bad_log_level_is_a_usage_error_not_a_key_error() -> None:
 
 
 def test_a_verdict_turn_is_a_warning_in_the_daemon(tmp_path: Path) -> None:
-    from auditor.context import open_context
-    from auditor.daemon import Daemon
+    from auditor.app.context import open_context
+    from auditor.daemon.daemon import Daemon
     from conftest import make_config
 
     config = make_config((pair(1),), endpoint_url="http://127.0.0.1:1")

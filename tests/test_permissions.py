@@ -1,4 +1,4 @@
-"""auditor.permissions: the declared API calls stay true to the code, and the policies built from them work.
+"""auditor.cli.permissions: the declared API calls stay true to the code, and the policies built from them work.
 
 The lifecycle test runs the real code paths on moto (provision, drift, provision again, audit, teardown),
 each phase on a fresh runtime as each command opens its own, and compares the calls counted by the
@@ -23,12 +23,10 @@ from click.testing import CliRunner
 from moto import mock_aws
 from moto.core import DEFAULT_ACCOUNT_ID
 
-from auditor.audit import audit_targets
-from auditor.config import AccountAccess, EventsSettings, LabConfig, LabSettings
-from auditor.context import Context, open_context
-from auditor.model import Verdict
-from auditor.operations import provision_targets, teardown_targets
-from auditor.permissions import (
+from auditor.app.audit import audit_targets
+from auditor.app.context import Context, open_context
+from auditor.app.operations import provision_targets, teardown_targets
+from auditor.cli.permissions import (
     ACCESS_ROLE,
     API_CALLS,
     calls_by,
@@ -37,6 +35,17 @@ from auditor.permissions import (
     operator_policy,
     permissions_command,
     queue_arn_from_url,
+)
+from auditor.domain.config import AccountAccess, EventsSettings, LabConfig, LabSettings
+from auditor.domain.model import Verdict
+from auditor.domain.spec import (
+    DESTINATION_ROLE,
+    EVENT_RULE,
+    FUNCTION,
+    ORIGIN_ROLE,
+    ExpectedLab,
+    marker_bucket_name,
+    render,
 )
 from auditor.policy import Policy, expand_action, is_allowed, parse_policy
 from auditor.resources.base import UNSCOPED, ApiCall, Caller, Coverage, Part
@@ -53,15 +62,6 @@ from auditor.resources.support import (
     OPERATOR_EVENT_BUS,
     OPERATOR_EVENT_RULE,
     OPERATOR_UNSCOPED,
-)
-from auditor.spec import (
-    DESTINATION_ROLE,
-    EVENT_RULE,
-    FUNCTION,
-    ORIGIN_ROLE,
-    ExpectedLab,
-    marker_bucket_name,
-    render,
 )
 from conftest import in_process_context, make_config, pair
 
@@ -526,7 +526,7 @@ def test_the_command_prints_the_three_documents_as_json() -> None:
     result = _run("--operator-account", OPERATOR, "--external-id", "classroom-2026", "--format", "json")
     assert result.exit_code == 0, result.output
     printed = json.loads(result.output)
-    assert printed["schema"] == "auditor.permissions/v1"
+    assert printed["schema"] == "auditor.cli.permissions/v1"
     assert printed["lab_account_policy"]["document"] == lab_account_policy()
     assert printed["lab_account_trust_policy"]["document"] == lab_account_trust_policy(
         OPERATOR, "classroom-2026"

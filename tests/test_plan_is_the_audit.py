@@ -21,14 +21,21 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from auditor.audit import audit_targets
-from auditor.compare import invoke_finding, judge_lab
-from auditor.context import Context, open_context
-from auditor.model import Finding, InvokeResult, LabAudit, Step, Verdict
-from auditor.operations import provision_targets
+from auditor.app.audit import audit_targets
+from auditor.app.context import Context, open_context
+from auditor.app.operations import provision_targets
+from auditor.domain.model import Finding, InvokeResult, LabAudit, Step, Verdict
+from auditor.domain.spec import (
+    DESTINATION_POLICY,
+    DESTINATION_ROLE,
+    FUNCTION,
+    ORIGIN_POLICY,
+    ORIGIN_ROLE,
+    render,
+)
 from auditor.policy import policy_engine
+from auditor.resources.compare import invoke_finding, judge_lab
 from auditor.resources.registry import REGISTRY
-from auditor.spec import DESTINATION_POLICY, DESTINATION_ROLE, FUNCTION, ORIGIN_POLICY, ORIGIN_ROLE, render
 from conftest import lab_as_built, make_config, pair
 
 pytestmark = pytest.mark.server

@@ -15,7 +15,7 @@ from urllib.parse import quote
 
 import pytest
 
-from auditor.model import Effect, Severity
+from auditor.domain.model import Effect, Severity
 from auditor.policy import (
     Policy,
     PolicyDiff,

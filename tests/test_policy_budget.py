@@ -23,10 +23,10 @@ from typing import Any
 
 import pytest
 
+from auditor.domain.model import Effect
 from auditor.iam import question
 from auditor.iam.budget import WORK_PER_SECOND
 from auditor.iam.document import Policy
-from auditor.model import Effect
 from auditor.policy import PolicyDiff, PolicyEngine, compare_permissions, compare_trust, parse_policy
 
 BUCKET = "arn:aws:s3:::lab-bucket/team"

@@ -17,14 +17,14 @@ from typing import Any
 import pytest
 
 import auditor.iam
-from auditor.actual import ActualLab
-from auditor.compare import judge_lab
-from auditor.config import AccountAccess, AuditSettings, LabConfig, LabSettings
-from auditor.context import open_context
+from auditor.app.context import open_context
+from auditor.common.lru import LruCache
+from auditor.domain.actual import ActualLab
+from auditor.domain.config import AccountAccess, AuditSettings, LabConfig, LabSettings
+from auditor.domain.spec import DESTINATION_POLICY, render
 from auditor.iam import automata, comparing, deciding
 from auditor.iam.budget import Places
 from auditor.iam.memo import Memo
-from auditor.lru import LruCache
 from auditor.policy import (
     Decision,
     Hop,
@@ -36,7 +36,7 @@ from auditor.policy import (
     parse_policy,
     policy_engine,
 )
-from auditor.spec import DESTINATION_POLICY, render
+from auditor.resources.compare import judge_lab
 from conftest import make_config, pair
 
 BUCKET = "arn:aws:s3:::lab-bucket"
@@ -141,7 +141,12 @@ def engine_modules() -> Iterator[ModuleType]:
     """auditor.iam's modules and the modules that reach the engine (through auditor.policy)."""
     for info in pkgutil.iter_modules(auditor.iam.__path__, "auditor.iam."):
         yield importlib.import_module(info.name)
-    for name in ("auditor.policy", "auditor.compare", "auditor.access", "auditor.lab_context"):
+    for name in (
+        "auditor.policy",
+        "auditor.resources.compare",
+        "auditor.resources.access",
+        "auditor.domain.lab_context",
+    ):
         yield sys.modules[name]
 
 

@@ -19,8 +19,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from test_policy_properties import documents, permission_statements, trust_statements
 
+from auditor.domain.model import Effect, Side, Witness
 from auditor.iam.evaluate import allows
-from auditor.model import Effect, Side, Witness
 from auditor.policy import (
     PolicyDiff,
     compare_permissions,

@@ -17,8 +17,8 @@ from typing import Any
 
 import pytest
 
+from auditor.domain.model import Effect, Side
 from auditor.iam.evaluate import allows
-from auditor.model import Effect, Side
 from auditor.policy import (
     PolicyDiff,
     PolicyEngine,

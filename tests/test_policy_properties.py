@@ -25,13 +25,13 @@ from urllib.parse import quote
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from auditor.actual import ActualBucket, ActualFunction, ActualLab, ActualRole
-from auditor.compare import judge_lab
-from auditor.config import AccountAccess, LabConfig, LabSettings
+from auditor.domain.actual import ActualBucket, ActualFunction, ActualLab, ActualRole
+from auditor.domain.config import AccountAccess, LabConfig, LabSettings
+from auditor.domain.model import Effect, Severity, Verdict
+from auditor.domain.spec import RoleSpec, render
 from auditor.iam.catalogue import catalogue as _catalogue
-from auditor.model import Effect, Severity, Verdict
 from auditor.policy import compare_permissions, compare_trust, parse_policy, policy_engine
-from auditor.spec import RoleSpec, render
+from auditor.resources.compare import judge_lab
 from conftest import examples
 
 ORIGIN, DESTINATION, OTHER = "111111111111", "222222222222", "333333333333"

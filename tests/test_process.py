@@ -1,4 +1,4 @@
-"""The auditor's own process settings (auditor/process.py), made by the CLI."""
+"""The auditor's own process settings (auditor/common/process.py), made by the CLI."""
 
 from __future__ import annotations
 
@@ -13,16 +13,16 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from auditor.cli import main
-from auditor.emulator import start_emulator, stop_emulator
-from auditor.process import ONE_CPU_SETTING, YOUNG_COLLECTION_EVERY
+from auditor.aws.emulator import start_emulator, stop_emulator
+from auditor.cli.main import main
+from auditor.common.process import ONE_CPU_SETTING, YOUNG_COLLECTION_EVERY
 from conftest import ALLOWED_CPUS as ALLOWED
 from conftest import several_cpus
 
 # The CPUs of a command's main thread, and of a thread it starts afterwards.
 CPUS_OF_THREADS = """
 import json, os, threading
-from auditor.process import tune_process
+from auditor.common.process import tune_process
 tune_process()
 seen = {}
 worker = threading.Thread(target=lambda: seen.update(worker=sorted(os.sched_getaffinity(0))))
@@ -50,7 +50,9 @@ def test_a_command_collects_young_garbage_less_often_than_the_interpreter_s_defa
 
 @pytest.mark.slow
 def test_a_crash_in_native_code_prints_the_stack_of_every_thread() -> None:
-    crash = "from auditor.process import tune_process; tune_process(); import ctypes; ctypes.string_at(0)"
+    crash = (
+        "from auditor.common.process import tune_process; tune_process(); import ctypes; ctypes.string_at(0)"
+    )
     crashed = subprocess.run([sys.executable, "-c", crash], capture_output=True, text=True, timeout=60)
     assert crashed.returncode < 0
     assert "Fatal Python error: Segmentation fault" in crashed.stderr

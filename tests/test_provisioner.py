@@ -11,19 +11,19 @@ import pytest
 from botocore.exceptions import ClientError
 from structlog.testing import capture_logs
 
-from auditor.audit import audit_targets
-from auditor.context import Context
-from auditor.model import Action
-from auditor.package import build_zip, code_sha256, packaged
-from auditor.resources.kinds.function import retry_until_role_ready
-from auditor.spec import (
+from auditor.app.audit import audit_targets
+from auditor.app.context import Context
+from auditor.app.target import LabTarget
+from auditor.domain.model import Action
+from auditor.domain.package import build_zip, code_sha256, packaged
+from auditor.domain.spec import (
     DESTINATION_POLICY,
     DESTINATION_ROLE,
     FUNCTION,
     ORIGIN_ROLE,
     PROJECT_TAG,
 )
-from auditor.target import LabTarget
+from auditor.resources.kinds.function import retry_until_role_ready
 from conftest import in_process_context, pair, solo
 from provisioner.apply import apply
 from provisioner.plan import plan, plan_with_findings
@@ -425,8 +425,8 @@ def test_the_function_without_its_variable_says_so(monkeypatch: pytest.MonkeyPat
 
 
 def test_the_origin_account_is_checked_before_anything_changes_there() -> None:
-    from auditor.accounts import AccountAccessError
-    from auditor.config import AccountAccess, LabConfig
+    from auditor.aws.accounts import AccountAccessError
+    from auditor.domain.config import AccountAccess, LabConfig
 
     wrong = AccountAccess("999999999999")  # the operator's own credentials reach 123456789012 in moto
     context = in_process_context(LabConfig("wrong", wrong, wrong))

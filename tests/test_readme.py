@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from auditor.cli import main
+from auditor.cli.main import main
 from conftest import REPO, run_cli
 
 README = (REPO / "README.md").read_text(encoding="utf-8")
@@ -33,7 +33,7 @@ def test_every_readme_command_has_help_with_an_example(command: str) -> None:
 
 
 def test_the_readme_configuration_block_is_a_valid_configuration(tmp_path: Path) -> None:
-    from auditor.config import load_config
+    from auditor.domain.config import load_config
 
     block = re.search(r"```toml\n(.*?)```", README, flags=re.DOTALL)
     assert block is not None

@@ -23,11 +23,11 @@ from test_daemon import RunningDaemon, config_text, free_port, wait_for
 from test_faults import lab_resources_left
 from test_operator_day import OPEN_TRUST
 
-from auditor.config import load_config
-from auditor.context import Context, open_context
-from auditor.daemon import Daemon
-from auditor.emulator import state_file_for
-from auditor.spec import DESTINATION_ROLE
+from auditor.app.context import Context, open_context
+from auditor.aws.emulator import state_file_for
+from auditor.daemon.daemon import Daemon
+from auditor.domain.config import load_config
+from auditor.domain.spec import DESTINATION_ROLE
 from auditor.store import LabState, Store
 from bench.latency_proxy import LatencyProxy
 from conftest import labs_toml, make_config, pair, run_cli, write_config

@@ -24,11 +24,13 @@ import pytest
 from click.testing import CliRunner, Result
 from sqlalchemy import Engine, event
 
-from auditor.audit import audit_targets
-from auditor.config import LabConfig
-from auditor.context import Context, open_context
-from auditor.model import Check, Effect, Finding, LabAudit, Severity, Status, Subject, Trigger, Verdict
-from auditor.operations import provision_targets, record_run, teardown_targets
+from auditor.app.audit import audit_targets
+from auditor.app.context import Context, open_context
+from auditor.app.operations import provision_targets, record_run, teardown_targets
+from auditor.cli.report import report_command
+from auditor.domain.config import LabConfig
+from auditor.domain.model import Check, Effect, Finding, LabAudit, Severity, Status, Subject, Trigger, Verdict
+from auditor.domain.spec import DESTINATION_POLICY, DESTINATION_ROLE, FUNCTION
 from auditor.report import (
     SCHEMA_PATH,
     ClassReport,
@@ -38,7 +40,6 @@ from auditor.report import (
     render_json,
     render_markdown,
 )
-from auditor.report.command import report_command
 from auditor.report.csv_report import safe_cell
 from auditor.report.demo_hook import write_html_report
 from auditor.report.diff import document_diff
@@ -46,7 +47,6 @@ from auditor.report.markdown_report import code, fenced, text
 from auditor.report.model import DiffKind
 from auditor.report.text import span
 from auditor.report.timeline import grid_for, summarise
-from auditor.spec import DESTINATION_POLICY, DESTINATION_ROLE, FUNCTION
 from auditor.store import LabState, RunPoint, Store, upgrade
 from conftest import labs_toml, make_config, pair, write_config
 
@@ -572,9 +572,9 @@ def test_an_unwritable_out_path_exits_1(history: History, tmp_path: Path) -> Non
 
 
 def test_the_command_runs_inside_the_auditor_group(history: History) -> None:
-    from auditor.cli import main
+    from auditor.cli.main import main
 
-    registered_here = "report" not in main.commands  # until auditor.cli registers it itself
+    registered_here = "report" not in main.commands  # until auditor.cli.main registers it itself
     if registered_here:
         main.add_command(report_command, "report")
     try:

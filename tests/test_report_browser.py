@@ -23,7 +23,7 @@ from typing import Any
 
 import pytest
 
-from auditor.model import (
+from auditor.domain.model import (
     Effect,
     Finding,
     InvokeResult,

@@ -22,10 +22,10 @@ from pathlib import Path
 
 import pytest
 
-from auditor.config import LabConfig
-from auditor.context import open_context
-from auditor.operations import provision_targets
-from auditor.spec import DESTINATION_ROLE
+from auditor.app.context import open_context
+from auditor.app.operations import provision_targets
+from auditor.domain.config import LabConfig
+from auditor.domain.spec import DESTINATION_ROLE
 from bench.latency_proxy import LatencyProxy
 from conftest import assumed, make_config, run_cli
 

@@ -13,7 +13,7 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.exc import StatementError
 
-from auditor.model import (
+from auditor.domain.model import (
     Effect,
     Finding,
     InvokeResult,

@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import create_engine, func, select, text
 
-from auditor.model import LabAudit, Trigger, Verdict
+from auditor.domain.model import LabAudit, Trigger, Verdict
 from auditor.store import (
     LifecycleEvent,
     RunPoint,

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import func, select
 
-from auditor.model import (
+from auditor.domain.model import (
     Actor,
     Effect,
     Finding,

@@ -17,16 +17,16 @@ from types import ModuleType
 import pytest
 from cloudtrail_records import assumed_role, record
 
-from auditor.cloudtrail import Touched, change_from_record, explain, touched_resources
-from auditor.compare import judge_lab
-from auditor.config import LabSettings
-from auditor.model import Action
-from auditor.permissions import lab_account_policy
+from auditor.aws.cloudtrail import Touched, change_from_record, explain, touched_resources
+from auditor.cli.permissions import lab_account_policy
+from auditor.domain.config import LabSettings
+from auditor.domain.declarations import DeclarationError
+from auditor.domain.model import Action
+from auditor.domain.spec import WATCHED_CALLS, change_event_pattern, render
 from auditor.policy import policy_engine
 from auditor.report import report_schema
-from auditor.resources.declarations import DeclarationError
+from auditor.resources.compare import judge_lab
 from auditor.resources.registry import REGISTRY, Registry
-from auditor.spec import WATCHED_CALLS, change_event_pattern, render
 from conftest import lab_as_built, pair
 
 LAB = pair(1)
@@ -40,11 +40,11 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from auditor.actual import ActualLab
-from auditor.model import Action, Effect, Finding, Severity, Status, Step
+from auditor.domain.actual import ActualLab
+from auditor.domain.model import Action, Effect, Finding, Severity, Status, Step
 from auditor.resources.base import READ, Clients, Facts, Kind, Part, Sleep, call, finding
 from auditor.resources.kinds.role import LAB_ROLES
-from auditor.spec import ExpectedLab
+from auditor.domain.spec import ExpectedLab
 
 TAG = "course"
 

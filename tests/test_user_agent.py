@@ -14,17 +14,17 @@ import pytest
 from botocore.config import Config
 from botocore.useragent import UserAgentString
 
-from auditor.access import access_path
-from auditor.actual import ActualLab
-from auditor.compare import Judgement, judge_lab
-from auditor.config import AccountAccess, LabConfig, LabSettings
+from auditor.domain.actual import ActualLab
+from auditor.domain.config import AccountAccess, LabConfig, LabSettings
+from auditor.domain.lab_context import ARCHITECTURES, user_agent_example, user_agent_shape
+from auditor.domain.model import Check, Effect, Severity, Verdict
+from auditor.domain.spec import DESTINATION_POLICY, ORIGIN_POLICY, render
 from auditor.iam.automata import Atom, cells
 from auditor.iam.evaluate import allows, request
 from auditor.iam.patterns import matches, tokens
-from auditor.lab_context import ARCHITECTURES, user_agent_example, user_agent_shape
-from auditor.model import Check, Effect, Severity, Verdict
 from auditor.policy import parse_policy, policy_engine
-from auditor.spec import DESTINATION_POLICY, ORIGIN_POLICY, render
+from auditor.resources.access import access_path
+from auditor.resources.compare import Judgement, judge_lab
 
 EXPECTED = render(
     LabConfig("pair-01", AccountAccess("111111111111"), AccountAccess("222222222222")), LabSettings()

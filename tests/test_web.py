@@ -17,9 +17,9 @@ import jsonschema
 import pytest
 from starlette.testclient import TestClient
 
-from auditor.config import ConfigError, DaemonSettings
-from auditor.health import Metrics
-from auditor.model import (
+from auditor.daemon.health import Metrics
+from auditor.domain.config import ConfigError, DaemonSettings
+from auditor.domain.model import (
     Actor,
     Effect,
     Finding,
@@ -160,7 +160,7 @@ def test_api_labs_is_the_audit_json_of_every_labs_latest_audit(client: TestClien
     response = client.get("/api/labs")
     assert response.status_code == 200
     document = response.json()
-    assert document["schema"] == "auditor.audit/v1"
+    assert document["schema"] == "auditor.app.audit/v1"
     assert [(lab["lab"], lab["verdict"]) for lab in document["labs"]] == [
         ("pair-01", "drifted"),
         ("pair-02", "conformant"),

@@ -15,8 +15,8 @@ from typing import Any
 import pytest
 from test_report_browser import TIMEOUT, DevTools, chromium
 
-from auditor.health import Metrics
-from auditor.model import LabAudit, Trigger, Verdict
+from auditor.daemon.health import Metrics
+from auditor.domain.model import LabAudit, Trigger, Verdict
 from auditor.store import Store, upgrade
 from auditor.web import ClassView, WebServer, create_app
 

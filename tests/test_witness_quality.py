@@ -22,17 +22,17 @@ from typing import Any
 
 import pytest
 
-from auditor.actual import ActualLab, ActualRole
-from auditor.compare import Judgement, judge_lab
-from auditor.config import AccountAccess, LabConfig, LabSettings
+from auditor.domain.actual import ActualLab, ActualRole
+from auditor.domain.config import AccountAccess, LabConfig, LabSettings
+from auditor.domain.lab_context import user_agent_example, witness_setting
+from auditor.domain.model import Check, Effect, Finding, Severity, Side, Verdict, Witness
+from auditor.domain.spec import DESTINATION_POLICY, ORIGIN_POLICY, render
 from auditor.iam.actions import PRIVILEGED, action_universe
 from auditor.iam.catalogue import Catalogue, catalogue
 from auditor.iam.comparing import Comparison, Difference
 from auditor.iam.evaluate import allows, assume_role_allowed
 from auditor.iam.principals import Kind, Principal
 from auditor.iam.ranking import Setting, grants_every_action, ranked_actions, ranked_resources
-from auditor.lab_context import user_agent_example, witness_setting
-from auditor.model import Check, Effect, Finding, Severity, Side, Verdict, Witness
 from auditor.policy import (
     Policy,
     PolicyEngine,
@@ -41,7 +41,7 @@ from auditor.policy import (
     policy_engine,
     witness_request,
 )
-from auditor.spec import DESTINATION_POLICY, ORIGIN_POLICY, render
+from auditor.resources.compare import Judgement, judge_lab
 
 ORIGIN, DESTINATION = "111111111111", "222222222222"
 EXPECTED = render(LabConfig("pair-01", AccountAccess(ORIGIN), AccountAccess(DESTINATION)), LabSettings())
@@ -432,11 +432,11 @@ def test_the_catalogue_keeps_each_resource_type_once() -> None:
 WITNESSES = """
 import json, sys
 from dataclasses import replace
-from auditor.actual import ActualLab
-from auditor.compare import judge_lab
-from auditor.config import AccountAccess, LabConfig, LabSettings
+from auditor.domain.actual import ActualLab
+from auditor.resources.compare import judge_lab
+from auditor.domain.config import AccountAccess, LabConfig, LabSettings
 from auditor.policy import policy_engine
-from auditor.spec import render
+from auditor.domain.spec import render
 from datetime import date
 
 def doc(*s):

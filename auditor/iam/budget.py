@@ -108,7 +108,7 @@ class Budget:
 class Places:
     """At most as many questions at once as the process may use CPUs (one engine a process: its
     context's). Each holds a z3 context of its own (16 MB before any work); more at once would only
-    share the same CPUs, and a command keeps its threads to one (auditor.process)."""
+    share the same CPUs, and a command keeps its threads to one (auditor.common.process)."""
 
     def __init__(self) -> None:
         self._taken = 0

@@ -1,4 +1,4 @@
-"""The policy engine: one a command's context (auditor.context), reached through auditor.policy.
+"""The policy engine: one a command's context (auditor.app.context), reached through auditor.policy.
 
 It owns what its questions share: their answers by content (comparisons and decisions, for the class
 of labs and as each lab asked them; parsed documents; the cells of patterns), its places on the

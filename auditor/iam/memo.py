@@ -6,7 +6,7 @@ import threading
 from collections.abc import Callable, Hashable
 from typing import Generic, TypeVar
 
-from auditor.lru import LruCache
+from auditor.common.lru import LruCache
 
 K = TypeVar("K", bound=Hashable)
 V = TypeVar("V")

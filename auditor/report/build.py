@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 
-from auditor.model import Finding, Verdict
+from auditor.domain.model import Finding, Verdict
 from auditor.report.diff import document_diff
 from auditor.report.model import ClassReport, FindingReport, LabReport, SeverityCounts
 from auditor.report.timeline import LabHistory, class_conformance, grid_for, summarise_counts

@@ -9,8 +9,8 @@ from __future__ import annotations
 import csv
 import io
 
-from auditor.explain import who
-from auditor.model import Finding, Severity
+from auditor.domain.explain import who
+from auditor.domain.model import Finding, Severity
 from auditor.report.model import SEVERITIES, ClassReport, LabReport, RosterEntry
 from auditor.report.text import iso
 

@@ -18,8 +18,8 @@ from urllib.parse import quote
 
 from jinja2 import Environment, PackageLoader, StrictUndefined
 
-from auditor.explain import explanation
-from auditor.model import Verdict
+from auditor.domain.explain import explanation
+from auditor.domain.model import Verdict
 from auditor.report.diff import folded
 from auditor.report.model import (
     VERDICT_ORDER,

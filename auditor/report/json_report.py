@@ -9,7 +9,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from auditor.model import Finding, InvokeResult
+from auditor.domain.model import Finding, InvokeResult
 from auditor.report.model import (
     ClassReport,
     ConformanceBucket,

@@ -9,8 +9,8 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 
-from auditor.explain import explanation
-from auditor.model import Effect, Severity, Verdict
+from auditor.domain.explain import explanation
+from auditor.domain.model import Effect, Severity, Verdict
 from auditor.report.diff import unified_lines
 from auditor.report.model import SEVERITIES, ClassReport, FindingReport, LabReport
 from auditor.report.text import last_conformant, percent, period, student_label, verdict_summary, when

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
 
-from auditor.model import Finding, InvokeResult, Severity, Verdict
+from auditor.domain.model import Finding, InvokeResult, Severity, Verdict
 from auditor.store.records import LabState, LifecycleEntry, RecordedRun, TimeShare
 
 # Worst last: a time bucket's colour is the worst verdict of its audits. An error says nothing about the

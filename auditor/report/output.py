@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from pathlib import Path
 
-from auditor.errors import OperationalError
+from auditor.common.errors import OperationalError
 from auditor.report.build import build_report
 from auditor.report.html_report import render_html
 from auditor.store import Store

@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 
-from auditor import clock
-from auditor.model import Verdict
+from auditor.common import clock
+from auditor.domain.model import Verdict
 from auditor.report.model import ClassReport, LabReport
 from auditor.store import LabState
 

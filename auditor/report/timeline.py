@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from auditor.model import Verdict
+from auditor.domain.model import Verdict
 from auditor.report.model import VERDICT_RANK, ConformanceBucket, TimelineCell
 from auditor.store.records import RunPoint, VerdictCount
 

@@ -4,7 +4,7 @@ A `Kind` says, for one kind of the lab's resources: what it reads (collect), how
 spec (compare: its findings, each with a code and a subject), how it carries out a step (apply) and
 removes the resource (removals, delete), and which AWS API calls each of those makes (`calls`: the data
 `auditor permissions` builds its policies from). What its findings mean, and which step answers each,
-is data beside its module (<module>.toml, auditor/resources/declarations.py). The registry
+is data beside its module (<module>.toml, auditor/domain/declarations.py). The registry
 (auditor/resources/registry.py) finds every kind in auditor/resources/kinds/ with its data file and
 derives the audit, the provisioner's plan, the teardown and the permissions from them.
 """
@@ -17,11 +17,11 @@ from datetime import date
 from enum import StrEnum
 from typing import Any, ClassVar, Protocol, TypeVar
 
-from auditor.actual import ActualLab
-from auditor.config import AccountAccess, LabConfig, LabSettings, unvalidated
-from auditor.model import Effect, Finding, Severity, Status, Step, Subject, Witness, check_of
+from auditor.domain.actual import ActualLab
+from auditor.domain.config import AccountAccess, LabConfig, LabSettings, unvalidated
+from auditor.domain.model import Effect, Finding, Severity, Status, Step, Subject, Witness, check_of
+from auditor.domain.spec import ExpectedLab, render
 from auditor.policy import Policy, PolicyEngine, PolicyError
-from auditor.spec import ExpectedLab, render
 
 Sleep = Callable[[float], None]
 T = TypeVar("T")
@@ -118,7 +118,7 @@ UNSCOPED = Scope("NoResourceLevelPermissions", ("*",))
 
 
 class Clients(Protocol):
-    """The clients of one lab's accounts (auditor.target.LabClients)."""
+    """The clients of one lab's accounts (auditor.app.target.LabClients)."""
 
     def client(self, account_id: str, service: str, region: str | None = None) -> Any:
         """A client of the account's `service`, in `region` (the configured region when None)."""

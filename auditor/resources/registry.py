@@ -18,18 +18,18 @@ from functools import partial
 from types import ModuleType
 
 import auditor.resources.kinds
-from auditor.actual import ActualLab, merged
-from auditor.model import Action, Finding, Step
-from auditor.resources.base import ApiCall, Clients, Facts, Kind
-from auditor.resources.declarations import (
+from auditor.domain.actual import ActualLab, merged
+from auditor.domain.declarations import (
     SHIPPED,
     Catalogue,
     CodeDeclaration,
     DeclarationError,
     package_declarations,
 )
+from auditor.domain.model import Action, Finding, Step
+from auditor.domain.spec import ExpectedLab
+from auditor.resources.base import ApiCall, Clients, Facts, Kind
 from auditor.resources.support import SUPPORT_CALLS
-from auditor.spec import ExpectedLab
 
 
 def discover(package: ModuleType = auditor.resources.kinds) -> tuple[Kind, ...]:

@@ -3,14 +3,14 @@ the operator's side of the change events. With the kinds' own, they are every ca
 
 from __future__ import annotations
 
+from auditor.domain.spec import EVENT_RULE
 from auditor.resources.base import ANY_LAB, READ, UNSCOPED, ApiCall, Caller, Coverage, Part, Scope, call
 from auditor.resources.kinds.function import LAB_FUNCTION
-from auditor.spec import EVENT_RULE
 
 # Only against an emulator (the local stand-in for the Lambda runtime); never in a real-AWS policy.
 EXECUTION_ROLE = Scope("AssumeExecutionRole", (ANY_LAB.origin_role.arn,))
 
-# Operator scopes: filled in by auditor.permissions.operator_policy().
+# Operator scopes: filled in by auditor.cli.permissions.operator_policy().
 ACCESS_ROLES = Scope("AssumeLabAccessRole", ("arn:aws:iam::*:role/{access_role}",))
 EVENT_QUEUE = Scope("ChangeEventQueue", ("{queue_arn}",))
 OPERATOR_EVENT_RULE = Scope(
@@ -32,15 +32,15 @@ SUPPORT_CALLS: tuple[ApiCall, ...] = (
         _T,
         _E,
         caller=_OPERATOR,
-        used_by="auditor/accounts.py: refreshable credentials of each lab account's role_arn",
+        used_by="auditor/aws/accounts.py: refreshable credentials of each lab account's role_arn",
     ),
     call(
         "sts:GetCallerIdentity",
         UNSCOPED,
         *READ,
-        used_by="auditor/accounts.py verify(): profiles and the operator's own credentials",
+        used_by="auditor/aws/accounts.py verify(): profiles and the operator's own credentials",
     ),
-    # Invoking the function (auditor/invoke.py) ----------------------------------------------------
+    # Invoking the function (auditor/aws/invoke.py) ----------------------------------------------------
     call(
         "lambda:Invoke",
         LAB_FUNCTION,
@@ -56,15 +56,15 @@ SUPPORT_CALLS: tuple[ApiCall, ...] = (
         coverage=Coverage.EMULATOR,
         used_by="invoke_local: the local stand-in runs as the execution role (emulators only)",
     ),
-    # Who made a change: CloudTrail's event history (auditor/cloudtrail.py) -------------------------
+    # Who made a change: CloudTrail's event history (auditor/aws/cloudtrail.py) -------------------------
     call(
         "cloudtrail:LookupEvents",
         UNSCOPED,
         _A,
         coverage=Coverage.REAL_AWS,
-        used_by="auditor/cloudtrail.py CloudTrailHistory: the daemon's scheduled audits (no emulator has it)",
+        used_by="auditor/aws/cloudtrail.py CloudTrailHistory: the daemon's scheduled audits (no emulator has it)",
     ),
-    # Change events, the operator's side (auditor/events.py) ---------------------------------------
+    # Change events, the operator's side (auditor/aws/events.py) ---------------------------------------
     call(
         "sts:GetCallerIdentity",
         OPERATOR_UNSCOPED,
@@ -73,7 +73,7 @@ SUPPORT_CALLS: tuple[ApiCall, ...] = (
         _T,
         _E,
         caller=_OPERATOR,
-        used_by="auditor/events.py operator_bus_arn: where the lab accounts' rules send their events",
+        used_by="auditor/aws/events.py operator_bus_arn: where the lab accounts' rules send their events",
     ),
     call(
         "sqs:GetQueueAttributes",
@@ -82,7 +82,7 @@ SUPPORT_CALLS: tuple[ApiCall, ...] = (
         _T,
         _E,
         caller=_OPERATOR,
-        used_by="auditor/events.py wire_operator_bus, release_operator_bus: the queue's ARN and policy",
+        used_by="auditor/aws/events.py wire_operator_bus, release_operator_bus: the queue's ARN and policy",
     ),
     call(
         "sqs:SetQueueAttributes",
@@ -91,7 +91,7 @@ SUPPORT_CALLS: tuple[ApiCall, ...] = (
         _T,
         _E,
         caller=_OPERATOR,
-        used_by="auditor/events.py: the queue policy's statement admitting the operator's rule (by its Sid)",
+        used_by="auditor/aws/events.py: the queue policy's statement admitting the operator's rule (by its Sid)",
     ),
     call(
         "events:PutRule",
@@ -99,7 +99,7 @@ SUPPORT_CALLS: tuple[ApiCall, ...] = (
         _P,
         _E,
         caller=_OPERATOR,
-        used_by="auditor/events.py wire_operator_bus: the operator's rule",
+        used_by="auditor/aws/events.py wire_operator_bus: the operator's rule",
     ),
     call(
         "events:PutTargets",
@@ -107,7 +107,7 @@ SUPPORT_CALLS: tuple[ApiCall, ...] = (
         _P,
         _E,
         caller=_OPERATOR,
-        used_by="auditor/events.py wire_operator_bus: the queue as its target",
+        used_by="auditor/aws/events.py wire_operator_bus: the queue as its target",
     ),
     call(
         "events:ListTargetsByRule",
@@ -115,7 +115,7 @@ SUPPORT_CALLS: tuple[ApiCall, ...] = (
         _T,
         _E,
         caller=_OPERATOR,
-        used_by="auditor/events.py release_operator_bus: whose targets the operator's rule has",
+        used_by="auditor/aws/events.py release_operator_bus: whose targets the operator's rule has",
     ),
     call(
         "events:RemoveTargets",
@@ -123,7 +123,7 @@ SUPPORT_CALLS: tuple[ApiCall, ...] = (
         _T,
         _E,
         caller=_OPERATOR,
-        used_by="auditor/events.py release_operator_bus: the queue off the operator's rule",
+        used_by="auditor/aws/events.py release_operator_bus: the queue off the operator's rule",
     ),
     call(
         "events:DeleteRule",
@@ -131,7 +131,7 @@ SUPPORT_CALLS: tuple[ApiCall, ...] = (
         _T,
         _E,
         caller=_OPERATOR,
-        used_by="auditor/events.py release_operator_bus: the operator's rule, when no lab uses it",
+        used_by="auditor/aws/events.py release_operator_bus: the operator's rule, when no lab uses it",
     ),
     call(
         "events:DescribeEventBus",
@@ -140,7 +140,7 @@ SUPPORT_CALLS: tuple[ApiCall, ...] = (
         _T,
         _E,
         caller=_OPERATOR,
-        used_by="auditor/events.py: which lab accounts the bus's policy admits (statements by Sid)",
+        used_by="auditor/aws/events.py: which lab accounts the bus's policy admits (statements by Sid)",
     ),
     call(
         "events:PutPermission",
@@ -148,7 +148,7 @@ SUPPORT_CALLS: tuple[ApiCall, ...] = (
         _P,
         _E,
         caller=_OPERATOR,
-        used_by="auditor/events.py wire_operator_bus: the bus admits a lab account's events",
+        used_by="auditor/aws/events.py wire_operator_bus: the bus admits a lab account's events",
     ),
     call(
         "events:RemovePermission",
@@ -156,7 +156,7 @@ SUPPORT_CALLS: tuple[ApiCall, ...] = (
         _T,
         _E,
         caller=_OPERATOR,
-        used_by="auditor/events.py release_operator_bus: a lab account no lab uses any more",
+        used_by="auditor/aws/events.py release_operator_bus: a lab account no lab uses any more",
     ),
     call(
         "sqs:CreateQueue",
@@ -166,7 +166,7 @@ SUPPORT_CALLS: tuple[ApiCall, ...] = (
         _E,
         caller=_OPERATOR,
         coverage=Coverage.EMULATOR,
-        used_by="auditor/events.py queue_url: a queue of its own on an emulator",
+        used_by="auditor/aws/events.py queue_url: a queue of its own on an emulator",
     ),
     call(
         "sqs:ReceiveMessage",
@@ -174,7 +174,7 @@ SUPPORT_CALLS: tuple[ApiCall, ...] = (
         _E,
         caller=_OPERATOR,
         coverage=Coverage.DAEMON,
-        used_by="auditor/events.py EventListener.poll_once",
+        used_by="auditor/aws/events.py EventListener.poll_once",
     ),
     call(
         "sqs:DeleteMessage",
@@ -182,6 +182,6 @@ SUPPORT_CALLS: tuple[ApiCall, ...] = (
         _E,
         caller=_OPERATOR,
         coverage=Coverage.DAEMON,
-        used_by="auditor/events.py EventListener.handle",
+        used_by="auditor/aws/events.py EventListener.handle",
     ),
 )

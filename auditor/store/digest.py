@@ -12,7 +12,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from auditor.model import Actor, Effect, Finding, Severity, Status, Subject, Witness
+from auditor.domain.model import Actor, Effect, Finding, Severity, Status, Subject, Witness
 
 
 def canonical_json(value: Any) -> str:

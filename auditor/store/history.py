@@ -31,7 +31,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Session
 
-from auditor.model import Verdict
+from auditor.domain.model import Verdict
 from auditor.store.models import AuditRunRow, LabRow, VerdictTotalRow
 from auditor.store.sql import epoch_us, micros, truncate, whole
 from auditor.store.types import UtcDateTime

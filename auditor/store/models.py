@@ -14,7 +14,7 @@ from datetime import datetime
 from sqlalchemy import BigInteger, ForeignKey, Index, MetaData, String, Text, text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from auditor.model import Effect, Severity, Status, Trigger, Verdict
+from auditor.domain.model import Effect, Severity, Status, Trigger, Verdict
 from auditor.store.records import LabState, LifecycleEvent, Outcome
 from auditor.store.types import UtcDateTime, enum_of
 

@@ -7,7 +7,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import NamedTuple
 
-from auditor.model import Finding, InvokeResult, Trigger, Verdict
+from auditor.domain.model import Finding, InvokeResult, Trigger, Verdict
 
 
 class LabState(StrEnum):
@@ -63,7 +63,7 @@ class LabStatus:
 
 @dataclass(frozen=True)
 class Lease:
-    """Who holds a lab's lease now, what for, and since when (auditor.leases)."""
+    """Who holds a lab's lease now, what for, and since when (auditor.app.leases)."""
 
     lab: str
     owner: str

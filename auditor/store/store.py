@@ -29,7 +29,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from auditor.model import Actor, Finding, InvokeResult, LabAudit, Subject, Trigger, Verdict, Witness
+from auditor.domain.model import Actor, Finding, InvokeResult, LabAudit, Subject, Trigger, Verdict, Witness
 from auditor.store.digest import PreparedFindings, decode_document, prepare_findings
 from auditor.store.engine import is_memory_database, make_engine, safe_url, unavailable_as, writing_engine
 from auditor.store.history import (

@@ -15,7 +15,7 @@ from collections.abc import Mapping
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from auditor.config import ConfigError, DaemonSettings
+from auditor.domain.config import ConfigError, DaemonSettings
 
 OPEN_PATHS = frozenset({"/healthz", "/metrics"})
 REALM = "lab-auditor"

@@ -14,8 +14,8 @@ from collections.abc import Callable, Mapping
 import uvicorn
 from starlette.types import ASGIApp
 
-from auditor.config import Config, ConfigError
-from auditor.health import HealthCheck, Metrics
+from auditor.daemon.health import HealthCheck, Metrics
+from auditor.domain.config import Config, ConfigError
 from auditor.store import Store
 from auditor.web.app import create_app
 from auditor.web.auth import page_token

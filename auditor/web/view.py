@@ -11,8 +11,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from auditor.clock import utc_now
-from auditor.model import AuditRun, LabAudit
+from auditor.common.clock import utc_now
+from auditor.domain.model import AuditRun, LabAudit
 from auditor.report import ClassReport, LabReport, build_report
 from auditor.store import LabStatus, RecordedRun, RunPoint, Store
 

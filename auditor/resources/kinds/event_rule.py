@@ -15,9 +15,10 @@ from typing import Any, ClassVar
 
 from botocore.exceptions import ClientError
 
-from auditor.actual import ActualEventRule, ActualLab
-from auditor.errors import is_not_found
-from auditor.model import Action, Effect, Finding, Severity, Status, Step, Subject
+from auditor.common.errors import is_not_found
+from auditor.domain.actual import ActualEventRule, ActualLab
+from auditor.domain.model import Action, Effect, Finding, Severity, Status, Step, Subject
+from auditor.domain.spec import EVENT_RULE, EVENT_TARGET_ID, IAM_EVENTS_REGION, EventRuleSpec, ExpectedLab
 from auditor.resources.base import (
     READ,
     Clients,
@@ -30,7 +31,6 @@ from auditor.resources.base import (
     call,
     finding,
 )
-from auditor.spec import EVENT_RULE, EVENT_TARGET_ID, IAM_EVENTS_REGION, EventRuleSpec, ExpectedLab
 
 LAB_EVENT_RULE = Scope("ChangeEventRule", (f"arn:aws:events:*:*:rule/{EVENT_RULE}",))
 KIND_NAME = "event_rule"

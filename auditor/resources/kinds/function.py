@@ -16,10 +16,11 @@ from typing import Any, ClassVar
 import structlog
 from botocore.exceptions import ClientError
 
-from auditor.actual import ActualFunction, ActualLab
-from auditor.errors import is_not_found
-from auditor.model import Action, Effect, Finding, Severity, Status, Step, Subject
-from auditor.package import packaged
+from auditor.common.errors import is_not_found
+from auditor.domain.actual import ActualFunction, ActualLab
+from auditor.domain.model import Action, Effect, Finding, Severity, Status, Step, Subject
+from auditor.domain.package import packaged
+from auditor.domain.spec import LAMBDA_SERVICE, ROLE_ARN_VARIABLE, ExpectedLab, FunctionSpec
 from auditor.resources.base import (
     ANY_LAB,
     READ,
@@ -34,7 +35,6 @@ from auditor.resources.base import (
     finding,
     missing,
 )
-from auditor.spec import LAMBDA_SERVICE, ROLE_ARN_VARIABLE, ExpectedLab, FunctionSpec
 
 log = structlog.get_logger()
 

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from auditor.actual import ActualLab
-from auditor.model import Effect, Finding, Severity, Status, Step
-from auditor.package import packaged
+from auditor.domain.actual import ActualLab
+from auditor.domain.model import Effect, Finding, Severity, Status, Step
+from auditor.domain.package import packaged
+from auditor.domain.spec import ExpectedLab
 from auditor.resources.base import Clients, Facts, Kind, Part, Sleep, call, finding
 from auditor.resources.kinds.function import LAB_FUNCTION, wait_until_ready
-from auditor.spec import ExpectedLab
 
 
 class FunctionCode(Kind):

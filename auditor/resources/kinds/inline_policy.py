@@ -8,9 +8,10 @@ from typing import Any, ClassVar
 
 from botocore.exceptions import ClientError
 
-from auditor.actual import ActualLab, ActualRole
-from auditor.errors import is_not_found
-from auditor.model import Action, Effect, Finding, Severity, Status, Step, Subject
+from auditor.common.errors import is_not_found
+from auditor.domain.actual import ActualLab, ActualRole
+from auditor.domain.model import Action, Effect, Finding, Severity, Status, Step, Subject
+from auditor.domain.spec import ExpectedLab, RoleSpec
 from auditor.policy import (
     NOWHERE,
     UNDECIDED,
@@ -34,7 +35,6 @@ from auditor.resources.base import (
     unreadable,
 )
 from auditor.resources.kinds.role import LAB_ROLES, RoleAspect
-from auditor.spec import ExpectedLab, RoleSpec
 
 KIND_NAME = "inline_policy"
 _MODIFIED = {

@@ -12,8 +12,9 @@ from typing import Any, ClassVar
 
 from botocore.exceptions import ClientError
 
-from auditor.actual import ActualLab, ActualLogGroup
-from auditor.model import Action, Effect, Finding, Severity, Status, Step, Subject
+from auditor.domain.actual import ActualLab, ActualLogGroup
+from auditor.domain.model import Action, Effect, Finding, Severity, Status, Step, Subject
+from auditor.domain.spec import ExpectedLab, FunctionSpec
 from auditor.resources.base import (
     ANY_LAB,
     READ,
@@ -28,7 +29,6 @@ from auditor.resources.base import (
     call,
     finding,
 )
-from auditor.spec import ExpectedLab, FunctionSpec
 
 _LOG_GROUP_ARN = f"arn:aws:logs:*:*:log-group:{ANY_LAB.function.log_group}"
 LAB_LOG_GROUP = Scope("LabLogGroup", (_LOG_GROUP_ARN, f"{_LOG_GROUP_ARN}:*"))

@@ -8,9 +8,10 @@ from typing import Any, ClassVar
 
 from botocore.exceptions import ClientError
 
-from auditor.actual import ActualRole
-from auditor.errors import is_not_found
-from auditor.model import Effect, Finding, Severity, Status, Step, Subject
+from auditor.common.errors import is_not_found
+from auditor.domain.actual import ActualRole
+from auditor.domain.model import Effect, Finding, Severity, Status, Step, Subject
+from auditor.domain.spec import RoleSpec
 from auditor.policy import (
     NOWHERE,
     Policy,
@@ -30,7 +31,6 @@ from auditor.resources.base import (
     parse_or_none,
 )
 from auditor.resources.kinds.role import LAB_ROLES, RoleAspect
-from auditor.spec import RoleSpec
 
 KIND_NAME = "managed_policy"
 

@@ -7,9 +7,10 @@ from typing import Any, ClassVar
 
 from botocore.exceptions import ClientError
 
-from auditor.actual import ActualBucket, ActualLab
-from auditor.errors import is_not_found
-from auditor.model import Action, Finding, Step
+from auditor.common.errors import is_not_found
+from auditor.domain.actual import ActualBucket, ActualLab
+from auditor.domain.model import Action, Finding, Step
+from auditor.domain.spec import BucketSpec, ExpectedLab
 from auditor.resources.base import (
     ANY_LAB,
     READ,
@@ -23,7 +24,6 @@ from auditor.resources.base import (
     call,
     missing,
 )
-from auditor.spec import BucketSpec, ExpectedLab
 
 _MARKER_BUCKET_ARN = f"arn:aws:s3:::{ANY_LAB.marker_bucket.name}"
 MARKER_BUCKET = Scope("MarkerBucket", (_MARKER_BUCKET_ARN,))

@@ -5,8 +5,9 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any, ClassVar
 
-from auditor.actual import ActualRole
-from auditor.model import Effect, Finding, Severity, Status, Step, Subject
+from auditor.domain.actual import ActualRole
+from auditor.domain.model import Effect, Finding, Severity, Status, Step, Subject
+from auditor.domain.spec import RoleSpec
 from auditor.policy import NOWHERE, UNDECIDED, PolicyEngine, Setting, compare_narrowing
 from auditor.resources.base import (
     Clients,
@@ -18,7 +19,6 @@ from auditor.resources.base import (
 )
 from auditor.resources.kinds.managed_policies import read_policy_document
 from auditor.resources.kinds.role import LAB_ROLES, RoleAspect
-from auditor.spec import RoleSpec
 
 KIND_NAME = "permissions_boundary"
 

@@ -13,10 +13,11 @@ from typing import Any, ClassVar
 
 from botocore.exceptions import ClientError
 
-from auditor.actual import ActualLab, ActualRole
-from auditor.errors import is_not_found
-from auditor.lab_context import witness_setting
-from auditor.model import Action, Effect, Finding, Status, Step, Subject
+from auditor.common.errors import is_not_found
+from auditor.domain.actual import ActualLab, ActualRole
+from auditor.domain.lab_context import witness_setting
+from auditor.domain.model import Action, Effect, Finding, Status, Step, Subject
+from auditor.domain.spec import ExpectedLab, RoleSpec
 from auditor.policy import NOWHERE, PolicyEngine, Setting, compare_trust, severity_for
 from auditor.resources.base import (
     ANY_LAB,
@@ -35,7 +36,6 @@ from auditor.resources.base import (
     role_rank,
     unreadable,
 )
-from auditor.spec import ExpectedLab, RoleSpec
 
 LAB_ROLES = Scope("LabRoles", tuple(role.arn for role in ANY_LAB.roles))
 KIND_NAME = "role"

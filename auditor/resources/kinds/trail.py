@@ -14,10 +14,10 @@ from dataclasses import dataclass, replace
 from functools import partial
 from typing import Any, ClassVar
 
-from auditor.actual import ActualLab
-from auditor.model import Effect, Finding, Severity, Status, Subject
+from auditor.domain.actual import ActualLab
+from auditor.domain.model import Effect, Finding, Severity, Status, Subject
+from auditor.domain.spec import EventRuleSpec, ExpectedLab
 from auditor.resources.base import UNSCOPED, Clients, Facts, Kind, Part, Scope, call, finding
-from auditor.spec import EventRuleSpec, ExpectedLab
 
 ANY_TRAIL = Scope("ReadTrails", ("arn:aws:cloudtrail:*:*:trail/*",))
 KIND_NAME = "trail"

@@ -1,0 +1,1 @@
+"""The application: the context of a command, and the service that plans, applies, tears down, audits and records labs."""

@@ -1,0 +1,144 @@
+"""Run one job a lab over many labs, bounded; a failing lab is reported and the others go on."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor, as_completed, wait
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+import structlog
+from botocore.exceptions import BotoCoreError, ClientError
+
+from auditor.common.errors import LabFault
+from auditor.domain.faults import describe
+
+log = structlog.get_logger()
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+# The faults that belong to one lab (its accounts, its credentials, AWS answering it) and must not
+# stop the others. Programming errors are not caught here.
+LAB_FAULTS = (ClientError, BotoCoreError, LabFault)
+
+
+@dataclass(frozen=True)
+class LabResult(Generic[R]):
+    """What one lab's job came to: its result, or the fault that stopped it."""
+
+    name: str
+    result: R | None = None
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+class Interrupted(Exception):
+    """Ctrl-C during a run over many labs: the labs under way were let finish, the others not started."""
+
+    def __init__(self, label: str, finished: Sequence[LabResult[Any]], not_started: Sequence[str]) -> None:
+        super().__init__(f"interrupted while {label}")
+        self.label, self.finished, self.not_started = label, tuple(finished), tuple(not_started)
+
+
+def describe_fault(error: BaseException) -> str:
+    """One line for a lab's fault. AWS's faults name the call and the fault ("AWS throttled
+    iam:GetRole in account 222222222222 7 times (Throttling: Rate exceeded)"), never a denial."""
+    aws_fault = describe(error)
+    if aws_fault is not None:
+        return aws_fault
+    if isinstance(error, ClientError):
+        details = error.response.get("Error", {})
+        operation = getattr(error, "operation_name", "")
+        return f"{operation}: {details.get('Code', '')}: {details.get('Message', '')}".strip(": ")
+    if isinstance(error, LabFault):  # its sentence is written for people
+        return str(error)
+    return f"{type(error).__name__}: {error}"
+
+
+def run_each(
+    items: Sequence[T],
+    name_of: Callable[[T], str],
+    job: Callable[[T], R],
+    concurrency: int,
+    label: str,
+    show_progress: bool | None = None,
+) -> list[LabResult[R]]:
+    """Results in the order of `items`."""
+    if show_progress is None:
+        show_progress = sys.stderr.isatty()
+    outcomes: dict[str, LabResult[R]] = {}
+
+    def guarded(item: T) -> LabResult[R]:
+        name = name_of(item)
+        structlog.contextvars.bind_contextvars(lab=name)
+        try:
+            return LabResult(name, result=job(item))
+        except LAB_FAULTS as error:
+            log.warning(f"{label}_failed", lab=name, error=describe_fault(error))
+            return LabResult(name, error=describe_fault(error))
+        finally:
+            structlog.contextvars.unbind_contextvars("lab")
+
+    pool = ThreadPoolExecutor(max_workers=max(1, min(concurrency, len(items) or 1)))
+    futures: dict[Future[LabResult[R]], str] = {}
+    try:
+        with _Progress(show_progress, label, len(items)) as advance:
+            futures = {pool.submit(guarded, item): name_of(item) for item in items}
+            for future in as_completed(futures):
+                outcome = future.result()
+                outcomes[outcome.name] = outcome
+                advance(outcome.name)
+    except KeyboardInterrupt:
+        raise _interrupted(label, futures, [name_of(item) for item in items]) from None
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+    return [outcomes[name_of(item)] for item in items]
+
+
+def _interrupted(label: str, futures: dict[Future[LabResult[R]], str], names: list[str]) -> Interrupted:
+    """Stop what has not started; let the labs under way finish (half a lab is worse than none or all)."""
+    for future in futures:
+        future.cancel()
+    under_way = [future for future in futures if not future.cancelled()]
+    sys.stderr.write(f"interrupted: finishing the {len(under_way)} lab(s) under way, starting no other\n")
+    wait(under_way)
+    finished = {outcome.name: outcome for outcome in (future.result() for future in under_way)}
+    return Interrupted(
+        label, [finished[name] for name in names if name in finished], [n for n in names if n not in finished]
+    )
+
+
+class _Progress:
+    """A rich progress bar on a terminal; nothing otherwise (the log lines tell the story)."""
+
+    def __init__(self, enabled: bool, label: str, total: int) -> None:
+        self.enabled, self.label, self.total = enabled, label, total
+        self.progress: object = None
+
+    def __enter__(self) -> Callable[[str], None]:
+        if not self.enabled:
+            return lambda _name: None
+        from rich.console import Console
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+        progress = Progress(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=Console(stderr=True),
+            transient=False,
+        )
+        progress.start()
+        task = progress.add_task(self.label, total=self.total)
+        self.progress = progress
+        return lambda _name: progress.advance(task)
+
+    def __exit__(self, *exc: object) -> None:
+        if self.progress is not None:
+            self.progress.stop()  # type: ignore[attr-defined]

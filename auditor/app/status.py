@@ -1,0 +1,73 @@
+"""`auditor status`: each lab's standing now, from its configuration and its record (pure)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from auditor.domain.config import LabConfig
+from auditor.domain.model import Actor, Verdict
+from auditor.store.records import LabState, LabStatus
+
+# The states in which a lab stands in its accounts, and so can be past its expiry without being gone yet.
+_UP = (LabState.PROVISIONING, LabState.ACTIVE, LabState.FAILED)
+
+
+@dataclass(frozen=True)
+class LabStatusRow:
+    name: str
+    # What the lab is now: the recorded state, except that a lab still up past its expiry is `expired`.
+    state: str
+    expires_at: datetime | None
+    # The verdict of its latest audit while it stood; None when never audited, or torn down since.
+    verdict: Verdict | None
+    last_audit_at: datetime | None
+    origin_account: str
+    destination_account: str
+    info: Mapping[str, str] = field(default_factory=dict)
+    # Who made the worst change its latest audit found, when a change event or CloudTrail said so.
+    changed_by: Actor | None = None
+
+
+def status_rows(
+    labs: Sequence[LabConfig],
+    recorded: Sequence[LabStatus],
+    now: datetime,
+    actors: Mapping[str, Actor] | None = None,
+) -> list[LabStatusRow]:
+    """One row a configured lab, in the configuration's order."""
+    known = {status.name: status for status in recorded}
+    actors = actors or {}
+    return [_row(lab, known.get(lab.name), now, actors.get(lab.name)) for lab in labs]
+
+
+def _row(lab: LabConfig, status: LabStatus | None, now: datetime, actor: Actor | None) -> LabStatusRow:
+    if status is None:
+        return LabStatusRow(
+            lab.name,
+            "planned",
+            lab.expires_at,
+            None,
+            None,
+            lab.origin.account_id,
+            lab.destination.account_id,
+            dict(lab.info),
+        )
+    # The configuration's own expiry comes first: a roster changed since the lab was recorded says when
+    # it ends now (the record keeps the end a provisioning worked out from the ttl).
+    expires = lab.expires_at or status.expires_at
+    state = status.state
+    shown = "expired" if state in _UP and expires is not None and expires <= now else state.value
+    torn_down = state is LabState.TORN_DOWN
+    return LabStatusRow(
+        lab.name,
+        shown,
+        expires,
+        None if torn_down else status.last_verdict,
+        status.last_audit_at,
+        status.origin,
+        status.destination,
+        dict(lab.info),
+        None if torn_down else actor,
+    )

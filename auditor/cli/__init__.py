@@ -1,0 +1,1 @@
+"""Delivery on the terminal: every command, its options and its renderers."""

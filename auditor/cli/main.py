@@ -1,0 +1,251 @@
+"""`auditor`: the thin command-line shell over the library (interface.md)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from auditor import __version__
+from auditor.app.operations import audit_labs, open_store, provision_labs, status_output, teardown_labs
+from auditor.cli.demo import run_demo
+from auditor.cli.emulator import emulator_command
+from auditor.cli.options import (
+    approval,
+    config_option,
+    handles_errors,
+    lab_option,
+    log_choice,
+    read_config,
+    use_service_level,
+    with_log_options,
+    yes_option,
+)
+from auditor.cli.permissions import permissions_command
+from auditor.cli.report import report_command
+from auditor.common.clock import process_started_at
+from auditor.common.logs import configure_logging
+from auditor.common.process import tune_process
+from auditor.daemon.daemon import run_daemon
+from auditor.store import safe_url
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, prog_name="auditor")
+@click.pass_context
+def main(context: click.Context) -> None:
+    """Provision, audit and tear down the cross-account Lambda lab for a whole class.
+
+    Logs go to standard error, at warning and above unless -v (or --log-level) says otherwise; these
+    options may come before or after the command.
+
+    \b
+    Example:
+      auditor provision --dry-run
+      auditor audit --format json
+      auditor -v teardown --expired --yes
+    """
+    configure_logging(log_choice(context).resolved())
+    tune_process()
+
+
+# ------------------------------------------------------------------------------------------ provision
+
+
+@main.command()
+@config_option
+@lab_option
+@click.option(
+    "--dry-run", is_flag=True, help="Print the plan (what to create, update, delete) and change nothing."
+)
+@click.option(
+    "--diff", is_flag=True, help="Show each change's attributes: - as in the account, + as the spec."
+)
+@yes_option
+@handles_errors
+def provision(config_path: str, labs: tuple[str, ...], dry_run: bool, diff: bool, yes: bool) -> None:
+    """Build each lab's resources idempotently; on a drifted lab, restore the spec.
+
+    A plan that deletes something (a student's extra policy, an attached managed policy) is shown and
+    asked about first on a terminal; scripts pass --yes. Ends with a summary (3 to create, 1 to update,
+    0 to delete); Ctrl-C lets the labs under way finish and says which were done and which not.
+
+    \b
+    Example:
+      auditor provision --dry-run --diff --lab pair-01
+      auditor provision --yes
+    """
+    config = read_config(config_path)
+    sys.exit(
+        provision_labs(
+            config,
+            labs,
+            dry_run=dry_run,
+            diff=diff,
+            out=click.echo,
+            approve=approval(yes, "the plan deletes resources"),
+            started=process_started_at(),  # a lab torn down since the operator ran it is left so
+        )
+    )
+
+
+@main.command()
+@config_option
+@lab_option
+@click.option("--expired", is_flag=True, help="Only labs past their expiry.")
+@click.option("--dry-run", is_flag=True, help="Print what would be removed and change nothing.")
+@yes_option
+@handles_errors
+def teardown(config_path: str, labs: tuple[str, ...], expired: bool, dry_run: bool, yes: bool) -> None:
+    """Remove each lab's resources (only what the lab spec names).
+
+    Shows what will go and asks first on a terminal; scripts pass --yes (without a terminal and without
+    --yes it refuses, exit 2). Ctrl-C lets the labs under way finish and says which were done.
+
+    \b
+    Example:
+      auditor teardown --expired --yes
+      auditor teardown --lab pair-01
+    """
+    config = read_config(config_path)
+    sys.exit(
+        teardown_labs(
+            config,
+            labs,
+            expired_only=expired,
+            dry_run=dry_run,
+            out=click.echo,
+            approve=approval(yes, "the teardown removes resources"),
+        )
+    )
+
+
+# ------------------------------------------------------------------------------------------- audit
+
+
+@main.command()
+@config_option
+@lab_option
+@click.option(
+    "--format", "output_format", type=click.Choice(["table", "json"]), default="table", show_default=True
+)
+@click.option("--no-invoke", is_flag=True, help="Do not run the function; judge the policies only.")
+@click.option("--no-record", is_flag=True, help="Do not record the result in the database.")
+@handles_errors
+def audit(
+    config_path: str, labs: tuple[str, ...], output_format: str, no_invoke: bool, no_record: bool
+) -> None:
+    """Audit each lab once, now: exit 0 if all are conformant, 3 if not, 1 on an operational error.
+
+    The table puts the worst labs first (broken or critical, then drifted); each finding names its
+    account and resource and ends with the command that fixes it.
+
+    \b
+    Example:
+      auditor audit --format json --lab pair-01 > audit.json
+    """
+    config = read_config(config_path)
+    sys.exit(
+        audit_labs(config, labs, output_format=output_format, invoke=not no_invoke, record=not no_record)
+    )
+
+
+# ------------------------------------------------------------------------------------------ status
+
+
+@main.command()
+@config_option
+@lab_option
+@click.option(
+    "--format", "output_format", type=click.Choice(["table", "json"]), default="table", show_default=True
+)
+@handles_errors
+def status(config_path: str, labs: tuple[str, ...], output_format: str) -> None:
+    """One line a lab: life-cycle state, expiry, last verdict, last audit time.
+
+    A lab still standing past its expiry shows as expired; a torn-down lab has no verdict.
+
+    \b
+    Example:
+      auditor status --lab pair-01
+      auditor status --format json
+    """
+    click.echo(status_output(read_config(config_path), labs, output_format), nl=False)
+
+
+# -------------------------------------------------------------------------------------- db upgrade
+
+
+@main.group()
+def db() -> None:
+    """The history database.
+
+    \b
+    Example:
+      auditor db upgrade
+    """
+
+
+@db.command("upgrade")
+@config_option
+@handles_errors
+def db_upgrade(config_path: str) -> None:
+    """Apply the database migrations (the daemon does this itself at start).
+
+    \b
+    Example:
+      AUDITOR_DATABASE_URL=postgresql+psycopg://auditor@db/auditor auditor db upgrade
+    """
+    config = read_config(config_path)
+    open_store(config).close()
+    click.echo(f"database {safe_url(config.database.url)} is at the latest migration")
+
+
+# ------------------------------------------------------------------------------------------ daemon
+
+
+@main.command()
+@config_option
+@handles_errors
+@click.pass_context
+def daemon(context: click.Context, config_path: str) -> None:
+    """The long-running service: scheduled audits, change-event audits, teardown at expiry.
+
+    Serves the live page, /healthz and /metrics on [daemon] health_port, sends [notify]'s
+    notifications, and stops cleanly on SIGTERM or SIGINT. Logs at info unless told otherwise.
+
+    \b
+    Example:
+      auditor daemon --config /etc/lab-auditor/config.toml
+    """
+    use_service_level(context)
+    sys.exit(run_daemon(read_config(config_path)))
+
+
+# -------------------------------------------------------------------------------------------- demo
+
+
+@main.command()
+@click.option(
+    "--out",
+    "workdir",
+    default="demo-output",
+    show_default=True,
+    type=click.Path(file_okay=False),
+    help="Where the demo keeps its database and report.",
+)
+def demo(workdir: str) -> None:
+    """The whole story on the embedded emulator, start to end, then exit (no AWS account needed).
+
+    \b
+    Example:
+      auditor demo --out /tmp/lab-auditor-demo
+    """
+    sys.exit(run_demo(Path(workdir)))
+
+
+main.add_command(emulator_command, "emulator")
+main.add_command(permissions_command)
+main.add_command(report_command, "report")
+with_log_options(main)

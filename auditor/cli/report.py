@@ -1,0 +1,79 @@
+"""`auditor report`: the operators' report from the recorded history (registered in auditor.cli.main)."""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import replace
+from datetime import UTC, datetime
+from pathlib import Path
+
+import click
+
+from auditor.app.operations import open_store
+from auditor.cli.options import config_option, handles_errors, lab_option, read_config
+from auditor.domain.config import Config, parse_duration
+from auditor.report import RENDERERS, build_report
+from auditor.report.model import ClassReport, RosterEntry
+from auditor.report.output import write_report
+from auditor.store import safe_url
+
+FORMATS = ("html", "md", "csv", "json")
+DEFAULT_HTML_PATH = "report.html"
+STDOUT = "-"
+
+
+@click.command("report")
+@config_option
+@lab_option
+@click.option(
+    "--format", "output_format", type=click.Choice(FORMATS), required=True, help="The report's format."
+)
+@click.option(
+    "--out",
+    "out_path",
+    metavar="PATH",
+    type=click.Path(dir_okay=False, allow_dash=True),
+    help=f"Where to write it ('-': standard output). Default: standard output; for html, {DEFAULT_HTML_PATH}.",
+)
+@click.option(
+    "--since", metavar="DURATION", help="Only the history of this last while, e.g. 8h or 2d (default: all)."
+)
+@handles_errors
+def report_command(
+    config_path: str, labs: tuple[str, ...], output_format: str, out_path: str | None, since: str | None
+) -> None:
+    """The report from the recorded history: html for people, md for a chat, csv for grades, json for tools.
+
+    \b
+    Example:
+      auditor report --format html --since 2d
+      auditor report --format csv --out grades.csv
+      auditor report --format md --lab pair-01 --lab pair-02
+    """
+    config = read_config(config_path)
+    names = [lab.name for lab in config.select(labs)]
+    now = datetime.now(UTC)
+    start = now - parse_duration(since, "command line", "--since") if since is not None else None
+    report = read_report(config, names, start, now)
+    target = out_path or (DEFAULT_HTML_PATH if output_format == "html" else STDOUT)
+    if target == STDOUT:
+        sys.stdout.write(RENDERERS[output_format](report))
+        return
+    write_report(Path(target), RENDERERS[output_format](report))
+    click.echo(
+        f"{output_format} report on {len(report.labs)} labs from {report.database} written to {target}"
+    )
+
+
+def read_report(config: Config, names: list[str], since: datetime | None, now: datetime) -> ClassReport:
+    """The history of those labs, with what the configuration says of each (accounts, student columns)."""
+    store = open_store(config)
+    try:
+        report = build_report(store, names, since, now)
+    finally:
+        store.close()
+    roster = {
+        lab.name: RosterEntry(lab.origin.account_id, lab.destination.account_id, dict(lab.info))
+        for lab in config.select(names)
+    }
+    return replace(report, roster=roster, database=safe_url(config.database.url))

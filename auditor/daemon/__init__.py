@@ -1,0 +1,1 @@
+"""Delivery as a service: the daemon that watches the class, its replicas, health and notifications."""
