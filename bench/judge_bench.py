@@ -136,15 +136,11 @@ def _changed(actual: Any, change: Callable[[Documents, str, str], None]) -> Any:
         "destination": copy.deepcopy(destination_role.inline_policies[destination_name]),
     }
     change(docs, origin_role.account_id, destination_role.account_id)
-    return replace(
-        actual,
-        destination_role=replace(
-            destination_role,
-            trust_policy=docs["trust"],
-            inline_policies={destination_name: docs["destination"]},
-        ),
-        origin_role=replace(origin_role, inline_policies={origin_name: docs["origin"]}),
+    changed_destination = replace(
+        destination_role, trust_policy=docs["trust"], inline_policies={destination_name: docs["destination"]}
     )
+    changed_origin = replace(origin_role, inline_policies={origin_name: docs["origin"]})
+    return actual.with_role(changed_destination).with_role(changed_origin)
 
 
 # ---------------------------------------------------------------------- 1. CPU a lab, both judges
@@ -326,9 +322,8 @@ def under_attack(statements: int) -> None:
     diff = compare_permissions(engine, [parse_policy(spec)], [parse_policy(hostile)])
     compared = time.perf_counter() - started
     role = actual.destination_role
-    hostile_lab = replace(
-        actual,
-        destination_role=replace(role, inline_policies={**role.inline_policies, "Hostile": hostile}),
+    hostile_lab = actual.with_role(
+        replace(role, inline_policies={**role.inline_policies, "Hostile": hostile})
     )
     started = time.perf_counter()
     verdict = judge_lab(expected, hostile_lab, SHA, TODAY, engine=policy_engine()).verdict.value

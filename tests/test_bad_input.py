@@ -64,7 +64,7 @@ def engine_loaded() -> None:
 def with_role(side: str, **changes: Any) -> ActualLab:
     actual = lab_as_built(EXPECTED, SHA)
     name = f"{side}_role"
-    return replace(actual, **{name: replace(getattr(actual, name), **changes)})
+    return actual.with_role(replace(getattr(actual, name), **changes))
 
 
 def judged_in_time(actual: ActualLab) -> Any:
@@ -230,15 +230,14 @@ def test_an_odd_but_valid_document_is_judged_in_time(document: Any, where: str) 
 
 def test_odd_names_and_values_in_the_function_are_judged() -> None:
     actual = lab_as_built(EXPECTED, SHA)
-    actual = replace(
-        actual,
-        function=replace(
+    actual = actual.with_function(
+        replace(
             actual.function,
             runtime="python3.\u0661\u0662",  # Arabic-Indic digits
             handler="handler.\u202elambda_handler",
             environment={"\u0000": "x" * 100_000, "DESTINATION_ROLE_ARN": "\ud800"},
             state="\x1b[31mActive\x1b[0m",
-        ),
+        )
     )
     judgement = judged_in_time(actual)
     assert judgement.verdict is Verdict.BROKEN

@@ -34,13 +34,13 @@ def judged(actual: ActualLab, invoke: InvokeResult | None = None) -> Any:
 
 def with_function(**changes: Any) -> ActualLab:
     actual = lab_as_built(EXPECTED, SHA)
-    return replace(actual, function=replace(actual.function, **changes))
+    return actual.with_function(replace(actual.function, **changes))
 
 
 def with_role(side: str, **changes: Any) -> ActualLab:
     actual = lab_as_built(EXPECTED, SHA)
     name = f"{side}_role"
-    return replace(actual, **{name: replace(getattr(actual, name), **changes)})
+    return actual.with_role(replace(getattr(actual, name), **changes))
 
 
 def significant(judgement: Any) -> list[tuple[Check, Status, Effect, Severity]]:
@@ -334,7 +334,7 @@ def test_the_worst_findings_come_first() -> None:
             "Statement": [{"Effect": "Allow", "Principal": "*", "Action": "sts:AssumeRole"}],
         },
     )
-    actual = replace(actual, function=replace(actual.function, runtime="python3.13"))
+    actual = actual.with_function(replace(actual.function, runtime="python3.13"))
     severities = [f.severity for f in judged(actual).findings]
     assert severities == sorted(severities, key=lambda s: -s.rank)
     assert severities[0] is Severity.CRITICAL

@@ -24,6 +24,7 @@ from conftest import lab_as_built, pair
 
 LAB = pair(1)
 EXPECTED = render(LAB, LabSettings())
+LOG_GROUP = EXPECTED.log_group
 BUILT = lab_as_built(EXPECTED, "sha")
 OPEN_TRUST = {
     "Version": "2012-10-17",
@@ -62,12 +63,12 @@ def drifted_everywhere() -> list[Finding]:
     )
     origin_gone = BUILT.with_role(ActualRole(LAB.origin.account_id, EXPECTED.origin_role.name, exists=False))
     function = replace(BUILT.function, timeout=1, code_sha256="other", state="Failed")
-    lost = replace(BUILT, function=replace(BUILT.function, exists=False))
+    lost = BUILT.with_function(replace(BUILT.function, exists=False))
     failed = InvokeResult(False, "timeout", "the function ran out of time")
     found = [
         *judged(destination),
         *judged(origin_gone),
-        *judged(replace(destination, function=function), failed),
+        *judged(destination.with_function(function), failed),
         *judged(lost),
         *judged(with_destination(trust_policy=OPEN_TRUST)),
         *judged(with_destination(inline_policies={})),
@@ -76,8 +77,8 @@ def drifted_everywhere() -> list[Finding]:
         *judged(with_destination(inline_policies={DESTINATION_POLICY: statement("s3:ListBucket")})),
         *judged(with_destination(boundary_arn=BOUNDARY, boundary_policy=None)),
         *judged(BUILT.with_role(replace(BUILT.origin_role, inline_policies={ORIGIN_POLICY: "{"}))),
-        *judged(replace(BUILT, log_group=ActualLogGroup(EXPECTED.function.log_group, exists=False))),
-        *judged(replace(BUILT, log_group=ActualLogGroup(EXPECTED.function.log_group, True, 30))),
+        *judged(BUILT.with_entries({LOG_GROUP.key: ActualLogGroup(LOG_GROUP.name, exists=False)})),
+        *judged(BUILT.with_entries({LOG_GROUP.key: ActualLogGroup(LOG_GROUP.name, True, 30)})),
     ]
     return found
 

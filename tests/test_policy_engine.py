@@ -179,7 +179,7 @@ def test_judging_a_lab_grows_no_module_level_container() -> None:
     expected = render(lab, LabSettings())
     built = ActualLab.as_specified(expected, "sha")
     widened = {DESTINATION_POLICY: document(LISTING, READING)}
-    actual = replace(built, destination_role=replace(built.destination_role, inline_policies=widened))
+    actual = built.with_role(replace(built.destination_role, inline_policies=widened))
     before = module_state()
     judgement = judge_lab(expected, actual, "sha", date(2026, 11, 29), engine=policy_engine())
     assert judgement.findings

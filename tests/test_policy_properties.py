@@ -17,7 +17,6 @@ from __future__ import annotations
 import copy
 import json
 from collections.abc import Callable
-from dataclasses import replace
 from datetime import date
 from typing import Any
 from urllib.parse import quote
@@ -25,7 +24,7 @@ from urllib.parse import quote
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from auditor.domain.actual import ActualBucket, ActualFunction, ActualLab, ActualRole
+from auditor.domain.actual import ActualLab, ActualRole
 from auditor.domain.config import AccountAccess, LabConfig, LabSettings
 from auditor.domain.model import Effect, Severity, Verdict
 from auditor.domain.spec import RoleSpec, render
@@ -293,25 +292,7 @@ def rewritten_lab(draw: st.DrawFn) -> ActualLab:
     for spec in (EXPECTED.destination_role, EXPECTED.origin_role):
         inline = {name: draw(rewritten(document)) for name, document in spec.inline_policies.items()}
         roles.append(_as_built(spec, draw(rewritten(spec.trust_policy)), inline))
-    function = EXPECTED.function
-    return ActualLab(
-        destination_role=roles[0],
-        origin_role=roles[1],
-        function=ActualFunction(
-            function.name,
-            True,
-            arn=function.arn,
-            role=function.role_arn,
-            runtime=function.runtime,
-            handler=function.handler,
-            environment=dict(function.environment),
-            code_sha256="sha",
-            state="Active",
-            timeout=function.timeout_seconds,
-            memory=function.memory_mb,
-        ),
-        marker_bucket=ActualBucket(EXPECTED.marker_bucket.name, True),
-    )
+    return ActualLab.as_specified(EXPECTED, "sha").with_role(roles[0]).with_role(roles[1])
 
 
 @SETTINGS
@@ -369,24 +350,11 @@ def test_an_allow_added_to_the_lab_is_never_reported_as_narrowing(
         inline["student-extra"] = {"Version": "2012-10-17", "Statement": extra}
     else:
         inline[name] = with_more(inline[name], extra)
-    actual = ActualLab(
-        destination_role=_as_built(spec, spec.trust_policy, inline),
-        origin_role=_as_built(
-            EXPECTED.origin_role, EXPECTED.origin_role.trust_policy, EXPECTED.origin_role.inline_policies
-        ),
-        function=replace(
-            ActualFunction(EXPECTED.function.name, True),
-            arn=EXPECTED.function.arn,
-            role=EXPECTED.function.role_arn,
-            runtime=EXPECTED.function.runtime,
-            handler=EXPECTED.function.handler,
-            environment=dict(EXPECTED.function.environment),
-            code_sha256="sha",
-            state="Active",
-            timeout=EXPECTED.function.timeout_seconds,
-            memory=EXPECTED.function.memory_mb,
-        ),
-        marker_bucket=ActualBucket(EXPECTED.marker_bucket.name, True),
+    origin = EXPECTED.origin_role
+    actual = (
+        ActualLab.as_specified(EXPECTED, "sha")
+        .with_role(_as_built(spec, spec.trust_policy, inline))
+        .with_role(_as_built(origin, origin.trust_policy, origin.inline_policies))
     )
     judgement = judge_lab(EXPECTED, actual, "sha", date(2026, 11, 29), engine=ENGINE)
     assert judgement.verdict in (Verdict.CONFORMANT, Verdict.DRIFTED)

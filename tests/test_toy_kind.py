@@ -9,7 +9,6 @@ import importlib
 import sys
 import textwrap
 from collections.abc import Iterator
-from dataclasses import replace
 from datetime import UTC, date, datetime
 from pathlib import Path
 from types import ModuleType
@@ -18,14 +17,14 @@ import pytest
 from cloudtrail_records import assumed_role, record
 
 from auditor.aws.cloudtrail import Touched, change_from_record, explain, touched_resources
-from auditor.cli.permissions import lab_account_policy
 from auditor.domain.config import LabSettings
 from auditor.domain.declarations import DeclarationError
-from auditor.domain.model import Action
+from auditor.domain.model import Action, Subject
 from auditor.domain.spec import WATCHED_CALLS, change_event_pattern, render
 from auditor.policy import policy_engine
 from auditor.report import report_schema
 from auditor.resources.compare import judge_lab
+from auditor.resources.permissions import lab_account_policy
 from auditor.resources.registry import REGISTRY, Registry
 from conftest import lab_as_built, pair
 
@@ -61,7 +60,7 @@ class RoleTag(Kind):
 
     def compare(self, expected: ExpectedLab, actual: ActualLab, facts: Facts) -> list[Finding]:
         role = expected.destination_role
-        if actual.more.get(self.name, {}).get(TAG) == "lab":
+        if actual.resources.get(self.subject(role.account_id, role.name, TAG)) == "lab":
             return []
         return [
             finding(
@@ -141,7 +140,7 @@ def test_a_finding_of_the_toy_kind_is_fixed_by_a_step_of_it_in_the_plan(registry
     assert [(s.kind, s.account_id, s.owner, s.name, s.action, s.reason, s.resource) for s in changing] == [
         ("role_tag", ROLE.account_id, ROLE.name, "course", Action.CREATE, toy.message, ROLE.arn)
     ]
-    tagged = replace(actual, more={"role_tag": {"course": "lab"}})
+    tagged = actual.with_entries({Subject("role_tag", ROLE.account_id, ROLE.name, "course"): "lab"})
     again = judge_lab(EXPECTED, tagged, "sha", date(2026, 11, 29), registry=registry, engine=policy_engine())
     assert again.findings == ()
 

@@ -117,7 +117,7 @@ def origin_user_agent(condition: dict[str, Any], runtime: str = RUNTIME) -> Actu
     policy = copy.deepcopy(EXPECTED.origin_role.inline_policies[ORIGIN_POLICY])
     policy["Statement"][0]["Condition"] = condition
     origin = replace(actual.origin_role, inline_policies={ORIGIN_POLICY: policy})
-    return replace(actual, origin_role=origin, function=replace(actual.function, runtime=runtime))
+    return actual.with_role(origin).with_function(replace(actual.function, runtime=runtime))
 
 
 def like(pattern: str) -> dict[str, Any]:
@@ -202,6 +202,6 @@ def test_the_listing_s_user_agent_is_the_runtime_s_too() -> None:
         ],
     }
     destination = replace(actual.destination_role, inline_policies={DESTINATION_POLICY: listing})
-    judgement = judged(replace(actual, destination_role=destination))
+    judgement = judged(actual.with_role(destination))
     assert judgement.verdict is Verdict.BROKEN
     assert any("can no longer list buckets" in f.message for f in judgement.findings)

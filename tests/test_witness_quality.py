@@ -73,7 +73,7 @@ ADMIN_ARN = "arn:aws:iam::aws:policy/AdministratorAccess"
 def lab_with(side: str, **changes: Any) -> ActualLab:
     actual = ActualLab.as_specified(EXPECTED, SHA)
     name = f"{side}_role"
-    return replace(actual, **{name: replace(getattr(actual, name), **changes)})
+    return actual.with_role(replace(getattr(actual, name), **changes))
 
 
 def origin_policy_without(sid: str) -> ActualLab:
@@ -451,7 +451,7 @@ def lab(origin, destination):
 def changed(expected, side, **changes):
     actual = ActualLab.as_specified(expected, "sha")
     name = side + "_role"
-    return replace(actual, **{name: replace(getattr(actual, name), **changes)})
+    return actual.with_role(replace(getattr(actual, name), **changes))
 
 def cases(expected):
     managed = lambda *s: {"arn:aws:iam::aws:policy/Extra": doc(*s)}

@@ -1,5 +1,5 @@
 """Fetch the actual state of a lab into plain values (auditor/domain/actual.py): the audit's, the provisioner's
-and the teardown's one way to read a lab. Each kind of resource reads its own part.
+and the teardown's one way to read a lab. Each kind of resource reads its own entries, by key.
 
 Few requests: a role costs GetRole, ListRolePolicies, one GetRolePolicy per inline policy and
 ListAttachedRolePolicies; managed policy and boundary documents are fetched only when something is

@@ -29,8 +29,9 @@ from auditor.aws.emulator import (
 from auditor.aws.events import operator_bus_arn
 from auditor.aws.local_lambda import LocalLambda
 from auditor.domain.config import EMBEDDED, Config
-from auditor.domain.spec import render
+from auditor.domain.spec import LabShape
 from auditor.policy import PolicyEngine, policy_engine
+from auditor.resources.registry import REGISTRY
 
 log = structlog.get_logger()
 
@@ -65,13 +66,23 @@ class Context:
         """Whether the labs live in an emulator that ends with this context."""
         return self.emulator is not None
 
-    def targets(self, names: Sequence[str] = ()) -> list[LabTarget]:
-        """The labs named (or all), rendered; with [events], their rules target the operator's bus."""
-        bus = self.events_bus_arn()
-        return [LabTarget(lab, render(lab, self.config.lab, bus)) for lab in self.config.select(tuple(names))]
+    def rendered_targets(self, names: Sequence[str], events_bus_arn: str | None) -> list[LabTarget]:
+        """The labs named (or all), rendered (pure): with the operator's bus (`resolve_events_bus_arn`),
+        their change-event rules target it; with None, the rules are only named."""
+        return [
+            LabTarget(lab, REGISTRY.render(LabShape(lab, self.config.lab, events_bus_arn)))
+            for lab in self.config.select(tuple(names))
+        ]
 
-    def events_bus_arn(self) -> str | None:
-        """Where the lab accounts send change events (read once); wiring it is the provisioner's step.
+    def targets(self, names: Sequence[str] = ()) -> list[LabTarget]:
+        """The labs named (or all), rendered with the operator's bus as resolved now: a convenience that
+        reads the operator's account (with [events], until it has been read once). Code that renders
+        often, or must not call AWS, resolves the bus itself and calls `rendered_targets`."""
+        return self.rendered_targets(names, self.resolve_events_bus_arn())
+
+    def resolve_events_bus_arn(self) -> str | None:
+        """Where the lab accounts send change events: read from the operator's account once, then kept;
+        wiring it is the provisioner's step.
 
         None without [events], or while the operator's account cannot be read: the labs' rules are then
         only named (as without [events]), and a later call tries again.

@@ -1,4 +1,4 @@
-"""The actual state of a lab, as plain values: what the resource kinds collect and compare.
+"""The actual state of a lab, as plain values by resource key: what the resource kinds collect and compare.
 
 Missing resources are values (`exists=False`), not errors. Nothing here talks to AWS.
 """
@@ -6,13 +6,25 @@ Missing resources are values (`exists=False`), not errors. Nothing here talks to
 from __future__ import annotations
 
 import copy
-from collections.abc import Iterable
-from dataclasses import dataclass, field, fields, is_dataclass, replace
-from typing import Any, TypeVar
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any
 
-from auditor.domain.spec import ExpectedLab, RoleSpec
-
-D = TypeVar("D")
+from auditor.domain.spec import (
+    DESTINATION_ROLE,
+    EVENT_RULE_KIND,
+    FUNCTION_KIND,
+    INLINE_POLICY_KIND,
+    LOG_GROUP_KIND,
+    MANAGED_POLICY_KIND,
+    MARKER_BUCKET_KIND,
+    ORIGIN_ROLE,
+    PERMISSIONS_BOUNDARY_KIND,
+    ROLE_KIND,
+    ExpectedLab,
+    ResourceKey,
+    RoleSpec,
+)
 
 
 @dataclass(frozen=True)
@@ -82,97 +94,175 @@ class ActualEventRule:
     target_arns: tuple[str, ...] = ()
 
 
+# The kinds read role by role whose entries belong to a role (their owner): put back together with it.
+_ROLE_ASPECTS = (INLINE_POLICY_KIND, MANAGED_POLICY_KIND, PERMISSIONS_BOUNDARY_KIND)
+
+
 @dataclass(frozen=True)
 class ActualLab:
-    destination_role: ActualRole
-    origin_role: ActualRole
-    function: ActualFunction
-    marker_bucket: ActualBucket
-    log_group: ActualLogGroup | None = None  # None: not collected
-    event_rules: tuple[ActualEventRule, ...] = ()
-    # The state of a kind that no other part of the program reads, by the kind's name: a kind added
-    # later keeps what it collects here and needs no field of its own.
-    more: dict[str, Any] = field(default_factory=dict)
+    """What was collected of a lab, by the key of each resource (its kind, account, owner and name): each
+    kind of resource reads its own entries, and two collections of one lab merge as the union of theirs.
+
+    A role's own entry is what GetRole says of it; its inline policies, managed policies and boundary are
+    entries of their own (read at once by their kinds, each document under the role as its owner), which
+    the role accessors put back into one `ActualRole`.
+    """
+
+    resources: Mapping[ResourceKey, Any] = field(default_factory=dict)
+
+    def with_entries(self, entries: Mapping[ResourceKey, Any]) -> ActualLab:
+        """This lab with these entries read (a later reading of a key replaces the earlier one)."""
+        return ActualLab({**self.resources, **entries})
+
+    def __or__(self, other: ActualLab) -> ActualLab:
+        return self.with_entries(other.resources)
+
+    def of_kind(self, kind: str) -> dict[ResourceKey, Any]:
+        return {key: value for key, value in self.resources.items() if key.kind == kind}
+
+    # ------------------------------------------------------------------------------- the lab's own
 
     @property
     def roles(self) -> tuple[ActualRole, ActualRole]:
         return (self.destination_role, self.origin_role)
+
+    @property
+    def destination_role(self) -> ActualRole:
+        return self._role_named(DESTINATION_ROLE)
+
+    @property
+    def origin_role(self) -> ActualRole:
+        return self._role_named(ORIGIN_ROLE)
+
+    @property
+    def function(self) -> ActualFunction:
+        return self._only(FUNCTION_KIND)
+
+    @property
+    def marker_bucket(self) -> ActualBucket:
+        return self._only(MARKER_BUCKET_KIND)
+
+    @property
+    def log_group(self) -> ActualLogGroup | None:
+        """None: not collected."""
+        groups = list(self.of_kind(LOG_GROUP_KIND).values())
+        return groups[0] if groups else None
+
+    @property
+    def event_rules(self) -> tuple[ActualEventRule, ...]:
+        return tuple(self.of_kind(EVENT_RULE_KIND).values())
+
+    def role_of(self, account_id: str, name: str) -> ActualRole:
+        return self._assembled(self.resources[ResourceKey(ROLE_KIND, account_id, name, name)])
+
+    # ------------------------------------------------------------------------------------ changing
+
+    def with_role(self, role: ActualRole) -> ActualLab:
+        """This lab with the role as given, its policies and boundary included (those read before go)."""
+        owner = (role.account_id, role.name)
+        kept = {
+            key: value
+            for key, value in self.resources.items()
+            if not (key.kind in _ROLE_ASPECTS and (key.account, key.owner) == owner)
+        }
+        return ActualLab(kept).with_entries(role_entries(role))
+
+    def with_function(self, function: ActualFunction) -> ActualLab:
+        return self.with_entries({self._only_key(FUNCTION_KIND): function})
+
+    def with_marker_bucket(self, bucket: ActualBucket) -> ActualLab:
+        return self.with_entries({self._only_key(MARKER_BUCKET_KIND): bucket})
+
+    # --------------------------------------------------------------------------------- as built
 
     @classmethod
     def as_specified(cls, expected: ExpectedLab, code_sha256: str) -> ActualLab:
         """The lab exactly as the provisioner builds it (plain data), its code having this digest: what
         the judge sees of a conformant lab (tests and benchmarks start from it)."""
         function = expected.function
-        return cls(
-            destination_role=ActualRole.as_specified(expected.destination_role),
-            origin_role=ActualRole.as_specified(expected.origin_role),
-            function=ActualFunction(
-                name=function.name,
-                exists=True,
-                arn=function.arn,
-                role=function.role_arn,
-                runtime=function.runtime,
-                handler=function.handler,
-                environment=dict(function.environment),
-                code_sha256=code_sha256,
-                state="Active",
-                timeout=function.timeout_seconds,
-                memory=function.memory_mb,
-            ),
-            marker_bucket=ActualBucket(expected.marker_bucket.name, True),
+        built = cls(
+            {
+                function.key: ActualFunction(
+                    name=function.name,
+                    exists=True,
+                    arn=function.arn,
+                    role=function.role_arn,
+                    runtime=function.runtime,
+                    handler=function.handler,
+                    environment=dict(function.environment),
+                    code_sha256=code_sha256,
+                    state="Active",
+                    timeout=function.timeout_seconds,
+                    memory=function.memory_mb,
+                ),
+                expected.marker_bucket.key: ActualBucket(expected.marker_bucket.name, True),
+            }
         )
+        for spec in expected.roles:
+            built = built.with_role(ActualRole.as_specified(spec))
+        return built
 
     @classmethod
     def before_collection(cls, expected: ExpectedLab) -> ActualLab:
-        """Where collection starts: the kinds fill in what they read, in their order."""
+        """Where collection starts: the lab's roles, function and marker bucket not found yet."""
+        function, bucket = expected.function, expected.marker_bucket
         return cls(
-            destination_role=ActualRole(
-                expected.destination_role.account_id, expected.destination_role.name, False
-            ),
-            origin_role=ActualRole(expected.origin_role.account_id, expected.origin_role.name, False),
-            function=ActualFunction(expected.function.name, exists=False),
-            marker_bucket=ActualBucket(expected.marker_bucket.name, exists=False),
+            {
+                **{spec.key: ActualRole(spec.account_id, spec.name, False) for spec in expected.roles},
+                function.key: ActualFunction(function.name, exists=False),
+                bucket.key: ActualBucket(bucket.name, exists=False),
+            }
         )
 
-    def with_role(self, role: ActualRole) -> ActualLab:
-        destination = self.destination_role
-        if (role.account_id, role.name) == (destination.account_id, destination.name):
-            return replace(self, destination_role=role)
-        return replace(self, origin_role=role)
+    # -------------------------------------------------------------------------------------- lookup
 
-    def role_of(self, account_id: str, name: str) -> ActualRole:
-        return next(role for role in self.roles if (role.account_id, role.name) == (account_id, name))
+    def _role_named(self, name: str) -> ActualRole:
+        roles = [role for role in self.of_kind(ROLE_KIND).values() if role.name == name]
+        if len(roles) != 1:
+            raise LookupError(f"no single role {name} was collected")
+        return self._assembled(roles[0])
 
+    def _assembled(self, role: ActualRole) -> ActualRole:
+        """The role with the entries of its aspects."""
+        owner = (role.account_id, role.name)
 
-def merged(base: D, versions: Iterable[D]) -> D:
-    """`base` with what each version changed in it, the later versions last: the state that the kinds
-    reading from the same `base` at once would have given one after another.
-
-    A change is a field that is no longer the same object (`replace` keeps the others); two versions
-    that change one field of a dataclass, or keys of one dict, each keep their part.
-    """
-    result = base
-    for version in versions:
-        result = _with_changes(base, version, result)
-    return result
-
-
-def _with_changes(base: D, version: D, into: D) -> D:
-    changes = {}
-    for each in fields(base):  # type: ignore[arg-type]
-        old, new = getattr(base, each.name), getattr(version, each.name)
-        if new is old:
-            continue
-        current = getattr(into, each.name)
-        if current is old:
-            changes[each.name] = new
-        elif is_dataclass(old) and type(new) is type(old) is type(current):
-            changes[each.name] = _with_changes(old, new, current)
-        elif isinstance(old, dict) and isinstance(new, dict) and isinstance(current, dict):
-            changes[each.name] = {
-                **current,
-                **{key: value for key, value in new.items() if old.get(key) is not value},
+        def documents(kind: str) -> dict[str, Any]:
+            return {
+                key.name: value
+                for key, value in self.of_kind(kind).items()
+                if (key.account, key.owner) == owner
             }
-        else:
-            changes[each.name] = new
-    return replace(into, **changes) if changes else into  # type: ignore[type-var]
+
+        boundary = documents(PERMISSIONS_BOUNDARY_KIND)
+        return replace(
+            role,
+            inline_policies=documents(INLINE_POLICY_KIND),
+            managed_policies=documents(MANAGED_POLICY_KIND),
+            boundary_policy=boundary.get(role.boundary_arn) if role.boundary_arn else None,
+        )
+
+    def _only_key(self, kind: str) -> ResourceKey:
+        keys = list(self.of_kind(kind))
+        if len(keys) != 1:
+            raise LookupError(f"no single {kind} was collected")
+        return keys[0]
+
+    def _only(self, kind: str) -> Any:
+        return self.resources[self._only_key(kind)]
+
+
+def role_entries(role: ActualRole) -> dict[ResourceKey, Any]:
+    """A role as entries: its own (what GetRole says), then each inline policy, managed policy and
+    boundary document under it."""
+    account, name = role.account_id, role.name
+    own = replace(role, inline_policies={}, managed_policies={}, boundary_policy=None)
+    entries: dict[ResourceKey, Any] = {ResourceKey(ROLE_KIND, account, name, name): own}
+    for policy, document in role.inline_policies.items():
+        entries[ResourceKey(INLINE_POLICY_KIND, account, name, policy)] = document
+    for arn, document in role.managed_policies.items():
+        entries[ResourceKey(MANAGED_POLICY_KIND, account, name, arn)] = document
+    if role.boundary_arn and role.boundary_policy is not None:
+        entries[ResourceKey(PERMISSIONS_BOUNDARY_KIND, account, name, role.boundary_arn)] = (
+            role.boundary_policy
+        )
+    return entries

@@ -6,12 +6,13 @@ names. No resource name or policy document is written anywhere else.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol, TypeAlias
 
 from auditor.domain.config import LabConfig, LabSettings
 from auditor.domain.declarations import SHIPPED
+from auditor.domain.model import Subject
 
 PROJECT_TAG = "lab-auditor:managed"
 LAB_TAG = "lab-auditor:lab"
@@ -87,8 +88,26 @@ _ORIGIN_INLINE: dict[str, Any] = {
 }
 
 
+# The kinds of resource the lab's spec names (auditor/resources/kinds/), as a resource's key names them.
+ROLE_KIND = "role"
+INLINE_POLICY_KIND = "inline_policy"
+MANAGED_POLICY_KIND = "managed_policy"
+PERMISSIONS_BOUNDARY_KIND = "permissions_boundary"
+FUNCTION_KIND = "function"
+LOG_GROUP_KIND = "log_group"
+MARKER_BUCKET_KIND = "marker_bucket"
+EVENT_RULE_KIND = "event_rule"
+TRAIL_KIND = "trail"
+
+# A resource of the lab by the same key as a finding's subject and a provisioner's step: its kind, its
+# account, its owner (the role of a policy; the rule's region; the resource's own name otherwise), its name.
+ResourceKey: TypeAlias = Subject
+
+
 @dataclass(frozen=True)
 class RoleSpec:
+    """A role with its trust policy and its inline policies: a role is created whole."""
+
     account_id: str
     name: str
     trust_policy: dict[str, Any]
@@ -100,6 +119,10 @@ class RoleSpec:
     @property
     def arn(self) -> str:
         return f"arn:aws:iam::{self.account_id}:role/{self.name}"
+
+    @property
+    def key(self) -> ResourceKey:
+        return ResourceKey(ROLE_KIND, self.account_id, self.name, self.name)
 
 
 @dataclass(frozen=True)
@@ -113,7 +136,6 @@ class FunctionSpec:
     environment: dict[str, str]
     timeout_seconds: int = 15
     memory_mb: int = 128
-    log_retention_days: int = 7
 
     @property
     def arn(self) -> str:
@@ -121,7 +143,30 @@ class FunctionSpec:
 
     @property
     def log_group(self) -> str:
+        """The name of the log group Lambda writes the function's logs to."""
         return f"/aws/lambda/{self.name}"
+
+    @property
+    def key(self) -> ResourceKey:
+        return ResourceKey(FUNCTION_KIND, self.account_id, self.name, self.name)
+
+
+@dataclass(frozen=True)
+class LogGroupSpec:
+    """The function's log group, with the retention of `[lab] log_retention_days`."""
+
+    account_id: str
+    region: str
+    name: str
+    retention_days: int
+
+    @property
+    def arn(self) -> str:
+        return f"arn:aws:logs:{self.region}:{self.account_id}:log-group:{self.name}"
+
+    @property
+    def key(self) -> ResourceKey:
+        return ResourceKey(LOG_GROUP_KIND, self.account_id, self.name, self.name)
 
 
 @dataclass(frozen=True)
@@ -129,6 +174,10 @@ class BucketSpec:
     account_id: str
     region: str
     name: str
+
+    @property
+    def key(self) -> ResourceKey:
+        return ResourceKey(MARKER_BUCKET_KIND, self.account_id, self.name, self.name)
 
 
 @dataclass(frozen=True)
@@ -142,25 +191,98 @@ class EventRuleSpec:
     # None when change events are off: the rule is then only named, so that teardown can find it.
     target_arn: str | None
 
+    @property
+    def key(self) -> ResourceKey:
+        # Its owner is its region: the same rule name lives in each region it is needed in.
+        return ResourceKey(EVENT_RULE_KIND, self.account_id, self.region, self.name)
+
+
+class Keyed(Protocol):
+    @property
+    def key(self) -> ResourceKey: ...
+
+
+@dataclass(frozen=True)
+class LabShape:
+    """What rendering a lab takes, with nothing left to look up: its configuration, the class's settings
+    and the values resolved beforehand (the operator's event bus, None without [events] or while unknown)."""
+
+    lab: LabConfig
+    settings: LabSettings
+    events_target_arn: str | None = None
+
+    @property
+    def origin(self) -> str:
+        return self.lab.origin.account_id
+
+    @property
+    def destination(self) -> str:
+        return self.lab.destination.account_id
+
+    @property
+    def region(self) -> str:
+        return self.settings.region
+
+    @property
+    def placeholders(self) -> dict[str, str]:
+        return {"origin": self.origin, "destination": self.destination, "region": self.region}
+
+
+# A kind of resource's expected entries of one lab (pure).
+Renderer = Callable[[LabShape], Mapping[ResourceKey, Any]]
+
 
 @dataclass(frozen=True)
 class ExpectedLab:
-    """Everything one lab instance must consist of, with account ids and region filled in."""
+    """Everything one lab instance must consist of, with account ids and region filled in: its resources
+    by key, as the kinds of resource render them; the accessors name the lab's own resources."""
 
     name: str
     region: str
     origin_account: str
     destination_account: str
-    destination_role: RoleSpec
-    origin_role: RoleSpec
-    function: FunctionSpec
-    marker_bucket: BucketSpec
+    resources: Mapping[ResourceKey, Any]
     tags: dict[str, str] = field(default_factory=dict)
-    event_rules: tuple[EventRuleSpec, ...] = ()
+
+    def of_kind(self, kind: str) -> list[Any]:
+        """The expected resources of one kind, in the order they were rendered."""
+        return [value for key, value in self.resources.items() if key.kind == kind]
+
+    @property
+    def destination_role(self) -> RoleSpec:
+        return self._role(self.destination_account, DESTINATION_ROLE)
+
+    @property
+    def origin_role(self) -> RoleSpec:
+        return self._role(self.origin_account, ORIGIN_ROLE)
 
     @property
     def roles(self) -> tuple[RoleSpec, RoleSpec]:
+        """The destination role first: the origin role's policy names it."""
         return (self.destination_role, self.origin_role)
+
+    @property
+    def function(self) -> FunctionSpec:
+        return self._only(FUNCTION_KIND)
+
+    @property
+    def log_group(self) -> LogGroupSpec:
+        return self._only(LOG_GROUP_KIND)
+
+    @property
+    def marker_bucket(self) -> BucketSpec:
+        return self._only(MARKER_BUCKET_KIND)
+
+    @property
+    def event_rules(self) -> tuple[EventRuleSpec, ...]:
+        return tuple(self.of_kind(EVENT_RULE_KIND))
+
+    def _role(self, account_id: str, name: str) -> RoleSpec:
+        return self.resources[ResourceKey(ROLE_KIND, account_id, name, name)]
+
+    def _only(self, kind: str) -> Any:
+        [value] = self.of_kind(kind)
+        return value
 
 
 def marker_bucket_name(destination_account: str, region: str) -> str:
@@ -180,56 +302,114 @@ def _fill(template: Any, values: dict[str, str]) -> Any:
     return template
 
 
-def render(lab: LabConfig, settings: LabSettings, events_target_arn: str | None = None) -> ExpectedLab:
-    """The lab spec for one account pair (pure)."""
-    origin, destination, region = lab.origin.account_id, lab.destination.account_id, settings.region
-    values = {"origin": origin, "destination": destination, "region": region}
-    destination_role = RoleSpec(
-        account_id=destination,
+def keyed(*specs: Keyed) -> dict[ResourceKey, Any]:
+    return {spec.key: spec for spec in specs}
+
+
+# ------------------------------------------------------------------- each kind's expected resources
+
+
+def destination_role_spec(shape: LabShape) -> RoleSpec:
+    values = shape.placeholders
+    return RoleSpec(
+        account_id=shape.destination,
         name=DESTINATION_ROLE,
         trust_policy=_fill(_DESTINATION_TRUST, values),
         inline_policies={DESTINATION_POLICY: _fill(_DESTINATION_INLINE, values)},
     )
-    origin_role = RoleSpec(
-        account_id=origin,
+
+
+def origin_role_spec(shape: LabShape) -> RoleSpec:
+    values = shape.placeholders
+    return RoleSpec(
+        account_id=shape.origin,
         name=ORIGIN_ROLE,
         trust_policy=_fill(_ORIGIN_TRUST, values),
         inline_policies={ORIGIN_POLICY: _fill(_ORIGIN_INLINE, values)},
     )
-    function = FunctionSpec(
-        account_id=origin,
-        region=region,
+
+
+def function_spec(shape: LabShape) -> FunctionSpec:
+    return FunctionSpec(
+        account_id=shape.origin,
+        region=shape.region,
         name=FUNCTION,
-        role_arn=origin_role.arn,
-        runtime=settings.runtime,
+        role_arn=origin_role_spec(shape).arn,
+        runtime=shape.settings.runtime,
         handler=HANDLER,
-        environment={ROLE_ARN_VARIABLE: destination_role.arn},
-        log_retention_days=settings.log_retention_days,
-    )
-    return ExpectedLab(
-        name=lab.name,
-        region=region,
-        origin_account=origin,
-        destination_account=destination,
-        destination_role=destination_role,
-        origin_role=origin_role,
-        function=function,
-        marker_bucket=BucketSpec(destination, region, marker_bucket_name(destination, region)),
-        tags={PROJECT_TAG: "true", LAB_TAG: lab.name},
-        event_rules=_event_rules(origin, destination, region, events_target_arn),
+        environment={ROLE_ARN_VARIABLE: destination_role_spec(shape).arn},
     )
 
 
-def _event_rules(
-    origin: str, destination: str, region: str, target_arn: str | None
-) -> tuple[EventRuleSpec, ...]:
+def log_group_spec(shape: LabShape) -> LogGroupSpec:
+    return LogGroupSpec(
+        shape.origin, shape.region, function_spec(shape).log_group, shape.settings.log_retention_days
+    )
+
+
+def marker_bucket_spec(shape: LabShape) -> BucketSpec:
+    return BucketSpec(shape.destination, shape.region, marker_bucket_name(shape.destination, shape.region))
+
+
+def event_rule_specs(shape: LabShape) -> tuple[EventRuleSpec, ...]:
     """One rule per (account, region) that sees the lab's changes: IAM's calls in us-east-1 for both
     accounts (both hold a role), Lambda's in the lab's region for the origin (it holds the function)."""
     sources: dict[tuple[str, str], list[str]] = {}
-    for account in dict.fromkeys((origin, destination)):
+    for account in dict.fromkeys((shape.origin, shape.destination)):
         sources.setdefault((account, IAM_EVENTS_REGION), []).append("aws.iam")
-    sources.setdefault((origin, region), []).append("aws.lambda")
+    sources.setdefault((shape.origin, shape.region), []).append("aws.lambda")
     return tuple(
-        EventRuleSpec(account, rule_region, EVENT_RULE, change_event_pattern(chosen), target_arn)
+        EventRuleSpec(account, rule_region, EVENT_RULE, change_event_pattern(chosen), shape.events_target_arn)
         for (account, rule_region), chosen in sources.items()
     )
+
+
+def render_roles(shape: LabShape) -> dict[ResourceKey, Any]:
+    return keyed(destination_role_spec(shape), origin_role_spec(shape))
+
+
+def render_function(shape: LabShape) -> dict[ResourceKey, Any]:
+    return keyed(function_spec(shape))
+
+
+def render_log_group(shape: LabShape) -> dict[ResourceKey, Any]:
+    return keyed(log_group_spec(shape))
+
+
+def render_marker_bucket(shape: LabShape) -> dict[ResourceKey, Any]:
+    return keyed(marker_bucket_spec(shape))
+
+
+def render_event_rules(shape: LabShape) -> dict[ResourceKey, Any]:
+    return keyed(*event_rule_specs(shape))
+
+
+# The shipped kinds' renderers, in the kinds' order (the registry's `render` assembles the same map from
+# its kinds, each of which renders with one of these; a test keeps the two equal).
+SHIPPED_RENDERERS: tuple[Renderer, ...] = (
+    render_roles,
+    render_function,
+    render_log_group,
+    render_marker_bucket,
+    render_event_rules,
+)
+
+
+def assemble(shape: LabShape, renderers: Iterable[Renderer]) -> ExpectedLab:
+    """The lab of this shape with the resources each renderer gives (pure)."""
+    resources: dict[ResourceKey, Any] = {}
+    for render_kind in renderers:
+        resources.update(render_kind(shape))
+    return ExpectedLab(
+        name=shape.lab.name,
+        region=shape.region,
+        origin_account=shape.origin,
+        destination_account=shape.destination,
+        resources=resources,
+        tags={PROJECT_TAG: "true", LAB_TAG: shape.lab.name},
+    )
+
+
+def render(lab: LabConfig, settings: LabSettings, events_target_arn: str | None = None) -> ExpectedLab:
+    """The lab spec for one account pair (pure): the shipped kinds' resources."""
+    return assemble(LabShape(lab, settings, events_target_arn), SHIPPED_RENDERERS)

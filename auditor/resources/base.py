@@ -1,6 +1,7 @@
 """What a kind of resource declares, in the way Cloud Custodian declares its resources.
 
-A `Kind` says, for one kind of the lab's resources: what it reads (collect), how it differs from the
+A `Kind` says, for one kind of the lab's resources: what the lab must have of it (render), what it reads
+(collect), each by the resource's key, how it differs from the
 spec (compare: its findings, each with a code and a subject), how it carries out a step (apply) and
 removes the resource (removals, delete), and which AWS API calls each of those makes (`calls`: the data
 `auditor permissions` builds its policies from). What its findings mean, and which step answers each,
@@ -20,7 +21,7 @@ from typing import Any, ClassVar, Protocol, TypeVar
 from auditor.domain.actual import ActualLab
 from auditor.domain.config import AccountAccess, LabConfig, LabSettings, unvalidated
 from auditor.domain.model import Effect, Finding, Severity, Status, Step, Subject, Witness, check_of
-from auditor.domain.spec import ExpectedLab, render
+from auditor.domain.spec import ExpectedLab, LabShape, ResourceKey, render
 from auditor.policy import Policy, PolicyEngine, PolicyError
 
 Sleep = Callable[[float], None]
@@ -150,11 +151,15 @@ class Kind:
     # read only the spec are collected at once.
     collects_after: ClassVar[tuple[str, ...]] = ()
 
+    def render(self, shape: LabShape) -> Mapping[ResourceKey, Any]:
+        """This kind's expected resources of a lab, by key (pure: everything it needs is in the shape)."""
+        return {}
+
     def collect(
         self, clients: Clients, expected: ExpectedLab, actual: ActualLab, *, for_teardown: bool
-    ) -> ActualLab:
-        """`actual` with what this kind reads filled in (kinds run in their apply order)."""
-        return actual
+    ) -> Mapping[ResourceKey, Any]:
+        """What this kind reads of the lab, by key; `actual` holds what the kinds it `collects_after` read."""
+        return {}
 
     def compare(self, expected: ExpectedLab, actual: ActualLab, facts: Facts) -> list[Finding]:
         return []

@@ -1,8 +1,8 @@
 """The registry of the lab's kinds of resources, and everything the program derives from it.
 
 Every module of auditor/resources/kinds/ that defines `KIND` is a kind of resource, and the data file
-beside it (<module>.toml) declares its findings' codes; nothing else lists them. Collection, the
-audit's findings, the provisioner's plan (the fixes of those findings, found by each finding's subject
+beside it (<module>.toml) declares its findings' codes; nothing else lists them. The lab's expected
+resources (`render`, from a lab's shape alone), collection, the audit's findings, the provisioner's plan (the fixes of those findings, found by each finding's subject
 and code), the teardown and the API calls that `auditor permissions` grants all come from the kinds, in
 their order; the checks and codes of the report's schema, the watched calls and the CloudTrail map come
 from their declarations (`catalogue`).
@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import replace
 from functools import partial
 from types import ModuleType
+from typing import Any
 
 import auditor.resources.kinds
-from auditor.domain.actual import ActualLab, merged
+from auditor.domain.actual import ActualLab
 from auditor.domain.declarations import (
     SHIPPED,
     Catalogue,
@@ -27,7 +28,7 @@ from auditor.domain.declarations import (
     package_declarations,
 )
 from auditor.domain.model import Action, Finding, Step
-from auditor.domain.spec import ExpectedLab
+from auditor.domain.spec import ExpectedLab, LabShape, ResourceKey, assemble
 from auditor.resources.base import ApiCall, Clients, Facts, Kind
 from auditor.resources.support import SUPPORT_CALLS
 
@@ -71,18 +72,20 @@ class Registry:
 
     # ------------------------------------------------------------------------------------- reading
 
+    def render(self, shape: LabShape) -> ExpectedLab:
+        """The lab of this shape: each kind's expected resources, in the kinds' order (pure)."""
+        return assemble(shape, (kind.render for kind in self))
+
     def collect(self, clients: Clients, expected: ExpectedLab, *, for_teardown: bool = False) -> ActualLab:
         """Everything the spec names, as it is now; the teardown also looks for rules the spec no longer wires.
 
         The kinds of one stage read at once (a lab costs its longest chain of requests, not their sum),
-        each from the state of the stages before; what each read is merged in the kinds' order, as if
-        they had run one after another.
+        each from the state of the stages before; the entries each read join the lab's in the kinds' order.
         """
         actual = ActualLab.before_collection(expected)
         for stage in self.collection_stages():
-            actual = merged(
-                actual, clients.each(partial(_collected, clients, expected, actual, for_teardown), stage)
-            )
+            for entries in clients.each(partial(_collected, clients, expected, actual, for_teardown), stage):
+                actual = actual.with_entries(entries)
         return actual
 
     def collection_stages(self) -> list[list[Kind]]:
@@ -155,7 +158,7 @@ class Registry:
 
 def _collected(
     clients: Clients, expected: ExpectedLab, actual: ActualLab, for_teardown: bool, kind: Kind
-) -> ActualLab:
+) -> Mapping[ResourceKey, Any]:
     return kind.collect(clients, expected, actual, for_teardown=for_teardown)
 
 

@@ -10,15 +10,25 @@ reports a missing or altered rule (severity low: the scheduled audits still see 
 from __future__ import annotations
 
 import json
-from dataclasses import replace
+from collections.abc import Mapping
 from typing import Any, ClassVar
 
 from botocore.exceptions import ClientError
 
 from auditor.common.errors import is_not_found
 from auditor.domain.actual import ActualEventRule, ActualLab
-from auditor.domain.model import Action, Effect, Finding, Severity, Status, Step, Subject
-from auditor.domain.spec import EVENT_RULE, EVENT_TARGET_ID, IAM_EVENTS_REGION, EventRuleSpec, ExpectedLab
+from auditor.domain.model import Action, Effect, Finding, Severity, Status, Step
+from auditor.domain.spec import (
+    EVENT_RULE,
+    EVENT_RULE_KIND,
+    EVENT_TARGET_ID,
+    IAM_EVENTS_REGION,
+    EventRuleSpec,
+    ExpectedLab,
+    LabShape,
+    ResourceKey,
+    render_event_rules,
+)
 from auditor.resources.base import (
     READ,
     Clients,
@@ -33,7 +43,7 @@ from auditor.resources.base import (
 )
 
 LAB_EVENT_RULE = Scope("ChangeEventRule", (f"arn:aws:events:*:*:rule/{EVENT_RULE}",))
-KIND_NAME = "event_rule"
+KIND_NAME = EVENT_RULE_KIND
 
 
 def event_rule_arn(spec: EventRuleSpec) -> str:
@@ -60,8 +70,8 @@ def collect_event_rule(events: Any, spec: EventRuleSpec) -> ActualEventRule:
 
 def compare_event_rule(spec: EventRuleSpec, actual: ActualEventRule) -> list[Finding]:
     resource = event_rule_arn(spec)
-    # A rule's owner is its region, as its steps have it: the same rule name lives in each region.
-    subject = Subject(KIND_NAME, spec.account_id, spec.region, spec.name)
+    # A rule's owner is its region, as its steps and its key have it: the same rule name lives in each region.
+    subject = spec.key
     wanted = {"pattern": spec.pattern, "targets": [spec.target_arn]}
     if not actual.exists:
         message = f"change-event rule {spec.name} is missing: this account's changes are seen only at the next scheduled audit"
@@ -108,10 +118,6 @@ def _anywhere(expected: ExpectedLab) -> list[EventRuleSpec]:
     ]
 
 
-def _key(rule: EventRuleSpec | ActualEventRule) -> tuple[str, str, str]:
-    return (rule.account_id, rule.region, rule.name)
-
-
 class EventRule(Kind):
     name = KIND_NAME
     apply_rank = (4, 0)
@@ -140,24 +146,25 @@ class EventRule(Kind):
         call("events:DeleteRule", LAB_EVENT_RULE, Part.TEARDOWN, Part.EVENTS, used_by="event_rule.delete"),
     )
 
+    def render(self, shape: LabShape) -> Mapping[ResourceKey, Any]:
+        return render_event_rules(shape)
+
     def collect(
         self, clients: Clients, expected: ExpectedLab, actual: ActualLab, *, for_teardown: bool
-    ) -> ActualLab:
+    ) -> Mapping[ResourceKey, Any]:
         rules = _anywhere(expected) if for_teardown else _wired(expected)
-        collected = tuple(
-            clients.each(
-                lambda rule: collect_event_rule(clients.client(rule.account_id, "events", rule.region), rule),
-                rules,
-            )
+        collected = clients.each(
+            lambda rule: collect_event_rule(clients.client(rule.account_id, "events", rule.region), rule),
+            rules,
         )
-        return replace(actual, event_rules=collected)
+        return {rule.key: found for rule, found in zip(rules, collected, strict=True)}
 
     def compare(self, expected: ExpectedLab, actual: ActualLab, facts: Facts) -> list[Finding]:
-        collected = {_key(rule): rule for rule in actual.event_rules}
+        collected = actual.of_kind(self.name)
         return [
             found
             for spec in _wired(expected)
-            if (rule := collected.get(_key(spec))) is not None
+            if (rule := collected.get(spec.key)) is not None
             for found in compare_event_rule(spec, rule)
         ]
 
@@ -170,9 +177,7 @@ class EventRule(Kind):
         ]
 
     def apply(self, step: Step, clients: Clients, expected: ExpectedLab, sleep: Sleep) -> None:
-        spec = next(
-            rule for rule in expected.event_rules if _key(rule) == (step.account_id, step.owner, step.name)
-        )
+        spec = expected.resources[self.subject(step.account_id, step.owner, step.name)]
         events = clients.client(step.account_id, "events", spec.region)
         events.put_rule(
             Name=spec.name,

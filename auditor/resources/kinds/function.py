@@ -8,8 +8,7 @@ naming the destination role), or when the invoke check proves it (a function tha
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import replace
+from collections.abc import Callable, Mapping
 from datetime import date
 from typing import Any, ClassVar
 
@@ -20,7 +19,16 @@ from auditor.common.errors import is_not_found
 from auditor.domain.actual import ActualFunction, ActualLab
 from auditor.domain.model import Action, Effect, Finding, Severity, Status, Step, Subject
 from auditor.domain.package import packaged
-from auditor.domain.spec import LAMBDA_SERVICE, ROLE_ARN_VARIABLE, ExpectedLab, FunctionSpec
+from auditor.domain.spec import (
+    FUNCTION_KIND,
+    LAMBDA_SERVICE,
+    ROLE_ARN_VARIABLE,
+    ExpectedLab,
+    FunctionSpec,
+    LabShape,
+    ResourceKey,
+    render_function,
+)
 from auditor.resources.base import (
     ANY_LAB,
     READ,
@@ -38,7 +46,7 @@ from auditor.resources.base import (
 
 log = structlog.get_logger()
 
-KIND_NAME = "function"
+KIND_NAME = FUNCTION_KIND
 
 LAB_FUNCTION = Scope("LabFunction", (ANY_LAB.function.arn,))
 EXECUTION_ROLE_TO_LAMBDA = Scope(
@@ -303,11 +311,14 @@ class Function(Kind):
         call("lambda:DeleteFunction", LAB_FUNCTION, Part.TEARDOWN, used_by="function.delete"),
     )
 
+    def render(self, shape: LabShape) -> Mapping[ResourceKey, Any]:
+        return render_function(shape)
+
     def collect(
         self, clients: Clients, expected: ExpectedLab, actual: ActualLab, *, for_teardown: bool
-    ) -> ActualLab:
+    ) -> Mapping[ResourceKey, Any]:
         spec = expected.function
-        return replace(actual, function=collect_function(clients.client(spec.account_id, "lambda"), spec))
+        return {spec.key: collect_function(clients.client(spec.account_id, "lambda"), spec)}
 
     def compare(self, expected: ExpectedLab, actual: ActualLab, facts: Facts) -> list[Finding]:
         return compare_function(expected.function, actual.function, facts.today)

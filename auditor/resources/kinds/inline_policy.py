@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from dataclasses import replace
 from typing import Any, ClassVar
 
 from botocore.exceptions import ClientError
@@ -11,7 +10,7 @@ from botocore.exceptions import ClientError
 from auditor.common.errors import is_not_found
 from auditor.domain.actual import ActualLab, ActualRole
 from auditor.domain.model import Action, Effect, Finding, Severity, Status, Step, Subject
-from auditor.domain.spec import ExpectedLab, RoleSpec
+from auditor.domain.spec import INLINE_POLICY_KIND, ExpectedLab, RoleSpec
 from auditor.policy import (
     NOWHERE,
     UNDECIDED,
@@ -36,7 +35,7 @@ from auditor.resources.base import (
 )
 from auditor.resources.kinds.role import LAB_ROLES, RoleAspect
 
-KIND_NAME = "inline_policy"
+KIND_NAME = INLINE_POLICY_KIND
 _MODIFIED = {
     Effect.WIDENED: "inline_policy.widened",
     Effect.NARROWED: "inline_policy.narrowed",
@@ -200,8 +199,8 @@ class InlinePolicy(RoleAspect):
         ),
     )
 
-    def read(self, iam: Any, role: ActualRole) -> ActualRole:
-        return replace(role, inline_policies=read_inline_policies(iam, role.name))
+    def read(self, iam: Any, role: ActualRole) -> dict[str, Any]:
+        return read_inline_policies(iam, role.name)
 
     def compare_role(self, spec: RoleSpec, role: ActualRole, facts: Facts, setting: Setting) -> list[Finding]:
         return compare_inline_policies(spec, role, facts.engine, setting)

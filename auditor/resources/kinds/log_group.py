@@ -7,14 +7,21 @@ severity low (its logs, and their cost, are kept longer than the lab wants).
 
 from __future__ import annotations
 
-from dataclasses import replace
+from collections.abc import Mapping
 from typing import Any, ClassVar
 
 from botocore.exceptions import ClientError
 
 from auditor.domain.actual import ActualLab, ActualLogGroup
-from auditor.domain.model import Action, Effect, Finding, Severity, Status, Step, Subject
-from auditor.domain.spec import ExpectedLab, FunctionSpec
+from auditor.domain.model import Action, Effect, Finding, Severity, Status, Step
+from auditor.domain.spec import (
+    LOG_GROUP_KIND,
+    ExpectedLab,
+    LabShape,
+    LogGroupSpec,
+    ResourceKey,
+    render_log_group,
+)
 from auditor.resources.base import (
     ANY_LAB,
     READ,
@@ -30,13 +37,9 @@ from auditor.resources.base import (
     finding,
 )
 
-_LOG_GROUP_ARN = f"arn:aws:logs:*:*:log-group:{ANY_LAB.function.log_group}"
+_LOG_GROUP_ARN = f"arn:aws:logs:*:*:log-group:{ANY_LAB.log_group.name}"
 LAB_LOG_GROUP = Scope("LabLogGroup", (_LOG_GROUP_ARN, f"{_LOG_GROUP_ARN}:*"))
-KIND_NAME = "log_group"
-
-
-def log_group_arn(spec: FunctionSpec) -> str:
-    return f"arn:aws:logs:{spec.region}:{spec.account_id}:log-group:{spec.log_group}"
+KIND_NAME = LOG_GROUP_KIND
 
 
 def collect_log_group(logs: Any, name: str) -> ActualLogGroup:
@@ -47,9 +50,9 @@ def collect_log_group(logs: Any, name: str) -> ActualLogGroup:
     return ActualLogGroup(name, exists=False)
 
 
-def compare_log_group(spec: FunctionSpec, actual: ActualLogGroup) -> list[Finding]:
-    resource = log_group_arn(spec)
-    subject = Subject(KIND_NAME, spec.account_id, spec.log_group, spec.log_group)
+def compare_log_group(spec: LogGroupSpec, actual: ActualLogGroup) -> list[Finding]:
+    resource = spec.arn
+    subject = spec.key
     if not actual.exists:
         return [
             finding(
@@ -59,12 +62,12 @@ def compare_log_group(spec: FunctionSpec, actual: ActualLogGroup) -> list[Findin
                 Status.MISSING,
                 Effect.NONE,
                 Severity.INFO,
-                f"log group {spec.log_group} is missing: Lambda creates it on the next run, with no retention",
-                {"retentionInDays": spec.log_retention_days},
+                f"log group {spec.name} is missing: Lambda creates it on the next run, with no retention",
+                {"retentionInDays": spec.retention_days},
                 None,
             )
         ]
-    if actual.retention_days != spec.log_retention_days:
+    if actual.retention_days != spec.retention_days:
         kept = f"{actual.retention_days} days" if actual.retention_days else "forever"
         return [
             finding(
@@ -74,8 +77,8 @@ def compare_log_group(spec: FunctionSpec, actual: ActualLogGroup) -> list[Findin
                 Status.MODIFIED,
                 Effect.NONE,
                 Severity.LOW,
-                f"log group {spec.log_group} keeps its logs {kept}, the spec {spec.log_retention_days} days",
-                {"retentionInDays": spec.log_retention_days},
+                f"log group {spec.name} keeps its logs {kept}, the spec {spec.retention_days} days",
+                {"retentionInDays": spec.retention_days},
                 {"retentionInDays": actual.retention_days},
             )
         ]
@@ -99,38 +102,40 @@ class LogGroup(Kind):
         call("logs:DeleteLogGroup", LAB_LOG_GROUP, Part.TEARDOWN, used_by="log_group.delete"),
     )
 
+    def render(self, shape: LabShape) -> Mapping[ResourceKey, Any]:
+        return render_log_group(shape)
+
     def collect(
         self, clients: Clients, expected: ExpectedLab, actual: ActualLab, *, for_teardown: bool
-    ) -> ActualLab:
-        spec = expected.function
-        group = collect_log_group(clients.client(spec.account_id, "logs"), spec.log_group)
-        return replace(actual, log_group=group)
+    ) -> Mapping[ResourceKey, Any]:
+        spec = expected.log_group
+        return {spec.key: collect_log_group(clients.client(spec.account_id, "logs"), spec.name)}
 
     def compare(self, expected: ExpectedLab, actual: ActualLab, facts: Facts) -> list[Finding]:
         if actual.log_group is None:
             return []  # not collected
-        return compare_log_group(expected.function, actual.log_group)
+        return compare_log_group(expected.log_group, actual.log_group)
 
     def managed(self, expected: ExpectedLab, actual: ActualLab) -> list[Step]:
-        spec = expected.function
-        return [Step(self.name, spec.account_id, spec.log_group, spec.log_group, Action.NO_CHANGE)]
+        spec = expected.log_group
+        return [Step(self.name, spec.account_id, spec.name, spec.name, Action.NO_CHANGE)]
 
     def apply(self, step: Step, clients: Clients, expected: ExpectedLab, sleep: Sleep) -> None:
-        spec = expected.function
+        spec = expected.log_group
         logs = clients.client(spec.account_id, "logs")
         if step.action is Action.CREATE:
             try:
-                logs.create_log_group(logGroupName=spec.log_group, tags=expected.tags)
+                logs.create_log_group(logGroupName=spec.name, tags=expected.tags)
             except ClientError as error:
                 if error.response.get("Error", {}).get("Code") != "ResourceAlreadyExistsException":
                     raise
-        logs.put_retention_policy(logGroupName=spec.log_group, retentionInDays=spec.log_retention_days)
+        logs.put_retention_policy(logGroupName=spec.name, retentionInDays=spec.retention_days)
 
     def removals(self, expected: ExpectedLab, actual: ActualLab) -> list[Step]:
-        spec = expected.function
+        spec = expected.log_group
         if actual.log_group is not None and not actual.log_group.exists:
             return []
-        return [Step(self.name, spec.account_id, spec.log_group, spec.log_group, Action.DELETE)]
+        return [Step(self.name, spec.account_id, spec.name, spec.name, Action.DELETE)]
 
     def delete(self, step: Step, clients: Clients) -> None:
         clients.client(step.account_id, "logs").delete_log_group(logGroupName=step.name)

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import Any, ClassVar
 
 from botocore.exceptions import ClientError
@@ -11,7 +10,7 @@ from botocore.exceptions import ClientError
 from auditor.common.errors import is_not_found
 from auditor.domain.actual import ActualRole
 from auditor.domain.model import Effect, Finding, Severity, Status, Step, Subject
-from auditor.domain.spec import RoleSpec
+from auditor.domain.spec import MANAGED_POLICY_KIND, RoleSpec
 from auditor.policy import (
     NOWHERE,
     Policy,
@@ -32,7 +31,7 @@ from auditor.resources.base import (
 )
 from auditor.resources.kinds.role import LAB_ROLES, RoleAspect
 
-KIND_NAME = "managed_policy"
+KIND_NAME = MANAGED_POLICY_KIND
 
 # Documents of whatever managed policy or boundary a student attached (customer or AWS managed).
 ATTACHED_POLICIES = Scope("ReadAttachedPolicies", ("arn:aws:iam::*:policy/*",))
@@ -149,9 +148,8 @@ class ManagedPolicies(RoleAspect):
         ),
     )
 
-    def read(self, iam: Any, role: ActualRole) -> ActualRole:
-        arns = attached_policy_arns(iam, role.name)
-        return replace(role, managed_policies={arn: read_policy_document(iam, arn) for arn in arns})
+    def read(self, iam: Any, role: ActualRole) -> dict[str, Any]:
+        return {arn: read_policy_document(iam, arn) for arn in attached_policy_arns(iam, role.name)}
 
     def compare_role(self, spec: RoleSpec, role: ActualRole, facts: Facts, setting: Setting) -> list[Finding]:
         return compare_managed_policies(spec, role, facts.engine, setting)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
+from collections.abc import Mapping
 from typing import Any, ClassVar
 
 from botocore.exceptions import ClientError
@@ -10,7 +10,14 @@ from botocore.exceptions import ClientError
 from auditor.common.errors import is_not_found
 from auditor.domain.actual import ActualBucket, ActualLab
 from auditor.domain.model import Action, Finding, Step
-from auditor.domain.spec import BucketSpec, ExpectedLab
+from auditor.domain.spec import (
+    MARKER_BUCKET_KIND,
+    BucketSpec,
+    ExpectedLab,
+    LabShape,
+    ResourceKey,
+    render_marker_bucket,
+)
 from auditor.resources.base import (
     ANY_LAB,
     READ,
@@ -57,7 +64,7 @@ def delete_bucket(s3: Any, name: str) -> None:
 
 
 class MarkerBucket(Kind):
-    name = "marker_bucket"
+    name = MARKER_BUCKET_KIND
     apply_rank = (3, 0)
     removal_rank = (3, 0)
     calls: ClassVar = (
@@ -88,11 +95,14 @@ class MarkerBucket(Kind):
         call("s3:DeleteBucket", MARKER_BUCKET, Part.TEARDOWN, used_by="marker_bucket.delete_bucket"),
     )
 
+    def render(self, shape: LabShape) -> Mapping[ResourceKey, Any]:
+        return render_marker_bucket(shape)
+
     def collect(
         self, clients: Clients, expected: ExpectedLab, actual: ActualLab, *, for_teardown: bool
-    ) -> ActualLab:
+    ) -> Mapping[ResourceKey, Any]:
         spec = expected.marker_bucket
-        return replace(actual, marker_bucket=collect_bucket(clients.client(spec.account_id, "s3"), spec.name))
+        return {spec.key: collect_bucket(clients.client(spec.account_id, "s3"), spec.name)}
 
     def compare(self, expected: ExpectedLab, actual: ActualLab, facts: Facts) -> list[Finding]:
         spec = expected.marker_bucket

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import Any, ClassVar
 
 from auditor.domain.actual import ActualRole
 from auditor.domain.model import Effect, Finding, Severity, Status, Step, Subject
-from auditor.domain.spec import RoleSpec
+from auditor.domain.spec import PERMISSIONS_BOUNDARY_KIND, RoleSpec
 from auditor.policy import NOWHERE, UNDECIDED, PolicyEngine, Setting, compare_narrowing
 from auditor.resources.base import (
     Clients,
@@ -20,7 +19,7 @@ from auditor.resources.base import (
 from auditor.resources.kinds.managed_policies import read_policy_document
 from auditor.resources.kinds.role import LAB_ROLES, RoleAspect
 
-KIND_NAME = "permissions_boundary"
+KIND_NAME = PERMISSIONS_BOUNDARY_KIND
 
 
 def compare_boundary(
@@ -85,10 +84,10 @@ class PermissionsBoundary(RoleAspect):
         ),
     )
 
-    def read(self, iam: Any, role: ActualRole) -> ActualRole:
+    def read(self, iam: Any, role: ActualRole) -> dict[str, Any]:
         if not role.boundary_arn:
-            return role
-        return replace(role, boundary_policy=read_policy_document(iam, role.boundary_arn))
+            return {}
+        return {role.boundary_arn: read_policy_document(iam, role.boundary_arn)}
 
     def compare_role(self, spec: RoleSpec, role: ActualRole, facts: Facts, setting: Setting) -> list[Finding]:
         return compare_boundary(spec, role, facts.engine, setting)

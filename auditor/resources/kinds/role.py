@@ -8,7 +8,7 @@ UpdateAssumeRolePolicy replaces it), so one kind declares both: a drifted trust 
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
 from botocore.exceptions import ClientError
@@ -17,7 +17,7 @@ from auditor.common.errors import is_not_found
 from auditor.domain.actual import ActualLab, ActualRole
 from auditor.domain.lab_context import witness_setting
 from auditor.domain.model import Action, Effect, Finding, Status, Step, Subject
-from auditor.domain.spec import ExpectedLab, RoleSpec
+from auditor.domain.spec import ROLE_KIND, ExpectedLab, LabShape, ResourceKey, RoleSpec, render_roles
 from auditor.policy import NOWHERE, PolicyEngine, Setting, compare_trust, severity_for
 from auditor.resources.base import (
     ANY_LAB,
@@ -38,7 +38,7 @@ from auditor.resources.base import (
 )
 
 LAB_ROLES = Scope("LabRoles", tuple(role.arn for role in ANY_LAB.roles))
-KIND_NAME = "role"
+KIND_NAME = ROLE_KIND
 _TRUST_CODES = {
     Effect.WIDENED: "trust_policy.widened",
     Effect.NARROWED: "trust_policy.narrowed",
@@ -129,15 +129,16 @@ class Role(Kind):
         call("iam:DeleteRole", LAB_ROLES, Part.TEARDOWN, used_by="role.delete"),
     )
 
+    def render(self, shape: LabShape) -> Mapping[ResourceKey, Any]:
+        return render_roles(shape)
+
     def collect(
         self, clients: Clients, expected: ExpectedLab, actual: ActualLab, *, for_teardown: bool
-    ) -> ActualLab:
+    ) -> Mapping[ResourceKey, Any]:
         roles = clients.each(
             lambda spec: collect_role(clients.client(spec.account_id, "iam"), spec), expected.roles
         )
-        for role in roles:
-            actual = actual.with_role(role)
-        return actual
+        return {spec.key: role for spec, role in zip(expected.roles, roles, strict=True)}
 
     def compare(self, expected: ExpectedLab, actual: ActualLab, facts: Facts) -> list[Finding]:
         # A trust narrowed to exactly the origin's role is a hardening of the destination's trust.
@@ -194,13 +195,14 @@ class Role(Kind):
 
 class RoleAspect(Kind):
     """What is attached to an existing role (inline policies, managed policies, a boundary): read and
-    compared role by role, changed with the role's own IAM calls, removed before the role."""
+    compared role by role, changed with the role's own IAM calls, removed before the role. Its entries
+    have the role as their owner (the lab's role accessors put them back into the role)."""
 
     collects_after = ("role",)
 
-    def read(self, iam: Any, role: ActualRole) -> ActualRole:
-        """The role with this aspect read in."""
-        return role
+    def read(self, iam: Any, role: ActualRole) -> dict[str, Any]:
+        """This aspect of the role: each document by its name in the entry's key."""
+        return {}
 
     def compare_role(self, spec: RoleSpec, role: ActualRole, facts: Facts, setting: Setting) -> list[Finding]:
         """This aspect's findings on one role; `setting`: where its documents apply, for witnesses."""
@@ -212,13 +214,14 @@ class RoleAspect(Kind):
 
     def collect(
         self, clients: Clients, expected: ExpectedLab, actual: ActualLab, *, for_teardown: bool
-    ) -> ActualLab:
+    ) -> Mapping[ResourceKey, Any]:
         existing = [role for role in actual.roles if role.exists]
-        for role in clients.each(
-            lambda role: self.read(clients.client(role.account_id, "iam"), role), existing
-        ):
-            actual = actual.with_role(role)
-        return actual
+        read = clients.each(lambda role: self.read(clients.client(role.account_id, "iam"), role), existing)
+        return {
+            self.subject(role.account_id, role.name, name): document
+            for role, documents in zip(existing, read, strict=True)
+            for name, document in documents.items()
+        }
 
     def compare(self, expected: ExpectedLab, actual: ActualLab, facts: Facts) -> list[Finding]:
         return [

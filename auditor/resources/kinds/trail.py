@@ -10,17 +10,17 @@ removes none; the audit only reads it.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from functools import partial
 from typing import Any, ClassVar
 
 from auditor.domain.actual import ActualLab
-from auditor.domain.model import Effect, Finding, Severity, Status, Subject
-from auditor.domain.spec import EventRuleSpec, ExpectedLab
+from auditor.domain.model import Effect, Finding, Severity, Status
+from auditor.domain.spec import TRAIL_KIND, EventRuleSpec, ExpectedLab, ResourceKey
 from auditor.resources.base import UNSCOPED, Clients, Facts, Kind, Part, Scope, call, finding
 
 ANY_TRAIL = Scope("ReadTrails", ("arn:aws:cloudtrail:*:*:trail/*",))
-KIND_NAME = "trail"
+KIND_NAME = TRAIL_KIND
 
 # The event source whose calls each rule's pattern watches, as CloudTrail names it.
 _EVENT_SOURCES = {"aws.iam": "iam.amazonaws.com", "aws.lambda": "lambda.amazonaws.com"}
@@ -34,6 +34,11 @@ class TrailCoverage:
     region: str
     sources: tuple[str, ...]
     trail: str | None  # the ARN of a trail that does; None: none does
+
+    @property
+    def key(self) -> ResourceKey:
+        # Any trail of that account and region would do: its owner is the region, as an event rule's.
+        return ResourceKey(KIND_NAME, self.account_id, self.region, "*")
 
 
 # --------------------------------------------------------------------------------------- pure judgement
@@ -96,8 +101,7 @@ def compare_coverage(coverage: TrailCoverage) -> list[Finding]:
     return [
         finding(
             "change_events.missing",
-            # Any trail of that account and region would do: its owner is the region, as an event rule's.
-            Subject(KIND_NAME, coverage.account_id, coverage.region, "*"),
+            coverage.key,
             f"arn:aws:cloudtrail:{coverage.region}:{coverage.account_id}:trail/*",
             Status.MISSING,
             Effect.NONE,
@@ -166,19 +170,17 @@ class Trail(Kind):
 
     def collect(
         self, clients: Clients, expected: ExpectedLab, actual: ActualLab, *, for_teardown: bool
-    ) -> ActualLab:
+    ) -> Mapping[ResourceKey, Any]:
         if for_teardown:
-            return actual
-        coverage = tuple(
-            clients.each(
-                lambda rule: collect_coverage(partial(clients.client, rule.account_id, "cloudtrail"), rule),
-                _wired(expected),
-            )
+            return {}
+        coverage = clients.each(
+            lambda rule: collect_coverage(partial(clients.client, rule.account_id, "cloudtrail"), rule),
+            _wired(expected),
         )
-        return replace(actual, more={**actual.more, self.name: coverage})
+        return {each.key: each for each in coverage}
 
     def compare(self, expected: ExpectedLab, actual: ActualLab, facts: Facts) -> list[Finding]:
-        coverage: tuple[TrailCoverage, ...] = actual.more.get(self.name, ())
+        coverage: list[TrailCoverage] = list(actual.of_kind(self.name).values())
         return [found for each in coverage for found in compare_coverage(each)]
 
 
