@@ -29,12 +29,12 @@ from dataclasses import replace
 from pathlib import Path
 
 from auditor.app.context import open_context
-from auditor.app.operations import provision_targets
 from auditor.common.logs import configure_logging
-from auditor.daemon.daemon import Daemon
+from auditor.daemon.service import Service
 from auditor.domain.model import Trigger
 from bench.common import classroom, config, fake_credentials
 from bench.latency_bench import started as helper_process
+from provisioner.provision import provision_targets
 
 WARM_CYCLES = 10
 PAGE = os.sysconf("SC_PAGE_SIZE")
@@ -79,7 +79,7 @@ def main() -> None:
         )
         context = open_context(settings)
         assert all(outcome.ok for outcome in provision_targets(context, context.targets(), dry_run=False))
-        daemon = Daemon(settings, context)
+        daemon = Service(settings, context)
         daemon.database()
         names = sorted(daemon.targets)
         cpu_per_cycle: list[float] = []

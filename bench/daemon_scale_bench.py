@@ -29,16 +29,16 @@ from dataclasses import replace
 from pathlib import Path
 
 from auditor.app.context import open_context
-from auditor.app.operations import provision_targets
 from auditor.aws.accounts import CACHED_ACCOUNTS, AccountSessions
 from auditor.common.logs import configure_logging
 from auditor.common.process import tune_process
-from auditor.daemon.daemon import Daemon
+from auditor.daemon.service import Service
 from auditor.domain.config import LabConfig
 from auditor.domain.model import Trigger
 from bench.common import classroom, config, fake_credentials
 from bench.daemon_bench import _slope, resident_bytes
 from bench.latency_bench import process_cpu, proxy_stats, stage
+from provisioner.provision import provision_targets
 
 CYCLE_TARGET = 60.0
 MEMORY_TARGET = 2**30
@@ -78,7 +78,7 @@ def main() -> None:
         context.sessions = AccountSessions(
             replace(context.sessions.settings, cached_accounts=args.cached_accounts)
         )
-        daemon = Daemon(settings, context)
+        daemon = Service(settings, context)
         store = daemon.database()
         names = sorted(daemon.targets)
         print(
@@ -115,7 +115,7 @@ def main() -> None:
 
 def provision(labs: tuple[LabConfig, ...], endpoint: str) -> None:
     with open_context(config(labs, endpoint, 16, invoke=False)) as context:
-        outcomes = provision_targets(context, context.targets(), dry_run=False, show_progress=False)
+        outcomes = provision_targets(context, context.targets(), dry_run=False)
     assert all(outcome.ok for outcome in outcomes), [o.error for o in outcomes if not o.ok][:3]
 
 

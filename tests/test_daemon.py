@@ -24,12 +24,12 @@ from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy.exc import ProgrammingError
 
 from auditor.app.context import open_context
-from auditor.app.operations import provision_targets
 from auditor.domain.config import LabConfig
 from auditor.domain.model import Verdict
 from auditor.domain.spec import DESTINATION_ROLE
 from auditor.store import DatabaseUnavailable, Store
 from conftest import labs_toml, make_config, pair, write_config
+from provisioner.provision import provision_targets
 
 pytestmark = pytest.mark.slow  # the daemon in a process of its own, on a moto server
 

@@ -18,13 +18,13 @@ from structlog.testing import capture_logs
 from test_cloudtrail import FakeClock, lookup_event
 
 from auditor.app.context import open_context
-from auditor.app.operations import provision_targets
 from auditor.aws.cloudtrail import LOOKUP_PAGE, CloudTrailHistory, RateLimiter, change_from_record
-from auditor.daemon.daemon import Daemon
+from auditor.daemon.service import Service
 from auditor.domain.model import Check, Finding, LabAudit, Trigger, Verdict
 from auditor.domain.spec import DESTINATION_ROLE, FUNCTION
 from auditor.store import Store, upgrade
 from conftest import make_config, pair
+from provisioner.provision import provision_targets
 
 pytestmark = pytest.mark.usefixtures("moto_in_process")
 
@@ -37,25 +37,25 @@ OPEN_TRUST = {
 
 
 @pytest.fixture
-def daemon(tmp_path: Path) -> Iterator[Daemon]:
+def service(tmp_path: Path) -> Iterator[Service]:
     url = f"sqlite:///{tmp_path / 'auditor.db'}"
     upgrade(url)
     config = make_config((LAB,), database_url=url, invoke=False)
     context = open_context(config)
     provision_targets(context, context.targets(), dry_run=False)
-    daemon = Daemon(config, context)
-    daemon.history = None  # in process, moto answers as "AWS", but it has no LookupEvents
-    yield daemon
+    service = Service(config, context)
+    service.history = None  # in process, moto answers as "AWS", but it has no LookupEvents
+    yield service
     context.close()
 
 
-def open_trust(daemon: Daemon, document: dict[str, Any] = OPEN_TRUST) -> None:
-    iam = daemon.context.sessions.client(LAB.destination, "iam")
+def open_trust(service: Service, document: dict[str, Any] = OPEN_TRUST) -> None:
+    iam = service.context.sessions.client(LAB.destination, "iam")
     iam.update_assume_role_policy(RoleName=DESTINATION_ROLE, PolicyDocument=json.dumps(document))
 
 
-def trust_finding(daemon: Daemon) -> Finding:
-    run = daemon.database().latest_runs([LAB.name])[LAB.name]
+def trust_finding(service: Service) -> Finding:
+    run = service.database().latest_runs([LAB.name])[LAB.name]
     assert run.error is None, run.error
     return next(f for f in run.findings if f.check == Check.TRUST_POLICY)
 
@@ -73,23 +73,23 @@ def student_change(session: str, minutes_ago: int = 1) -> Any:
 
 
 def test_the_event_s_actor_is_recorded_on_the_finding_and_kept_while_the_finding_stays_the_same(
-    daemon: Daemon,
+    service: Service,
 ) -> None:
-    open_trust(daemon)
-    daemon.audit_soon(LAB.name, timedelta(seconds=1), student_change("alice"))
-    daemon.audit(LAB.name, Trigger.EVENT)
-    first = trust_finding(daemon)
+    open_trust(service)
+    service.note_change(LAB.name, student_change("alice"))
+    service.audit(LAB.name, Trigger.EVENT)
+    first = trust_finding(service)
     assert (
         first.changed_by is not None
         and first.changed_by.arn == f"arn:aws:sts::{DEST}:assumed-role/student/alice"
     )
 
-    daemon.audit(LAB.name, Trigger.SCHEDULE)  # no event: the same finding, the same actor
-    assert trust_finding(daemon).changed_by == first.changed_by
+    service.audit(LAB.name, Trigger.SCHEDULE)  # no event: the same finding, the same actor
+    assert trust_finding(service).changed_by == first.changed_by
 
     # Changed again, without an event the daemon received: the actor is no longer known.
     open_trust(
-        daemon,
+        service,
         {
             **OPEN_TRUST,
             "Statement": [
@@ -97,32 +97,32 @@ def test_the_event_s_actor_is_recorded_on_the_finding_and_kept_while_the_finding
             ],
         },
     )
-    daemon.audit(LAB.name, Trigger.SCHEDULE)
-    assert trust_finding(daemon).changed_by is None
+    service.audit(LAB.name, Trigger.SCHEDULE)
+    assert trust_finding(service).changed_by is None
 
 
-def test_a_restarted_daemon_keeps_the_actor_of_a_finding_it_finds_again(daemon: Daemon) -> None:
-    open_trust(daemon)
-    daemon.audit_soon(LAB.name, timedelta(seconds=1), student_change("alice"))
-    daemon.audit(LAB.name, Trigger.EVENT)
-    restarted = Daemon(daemon.config, daemon.context)
+def test_a_restarted_daemon_keeps_the_actor_of_a_finding_it_finds_again(service: Service) -> None:
+    open_trust(service)
+    service.note_change(LAB.name, student_change("alice"))
+    service.audit(LAB.name, Trigger.EVENT)
+    restarted = Service(service.config, service.context)
     restarted.history = None
     restarted.audit(LAB.name, Trigger.SCHEDULE)
     actor = trust_finding(restarted).changed_by
     assert actor is not None and actor.arn.endswith("/alice")
 
 
-def test_an_event_about_another_resource_explains_nothing(daemon: Daemon) -> None:
-    open_trust(daemon)
+def test_an_event_about_another_resource_explains_nothing(service: Service) -> None:
+    open_trust(service)
     document = record(
         LAB.origin.account_id,
         "UpdateFunctionCode20150331v2",
         {"functionName": FUNCTION},
         source="lambda.amazonaws.com",
     )
-    daemon.audit_soon(LAB.name, timedelta(seconds=1), change_from_record(document))
-    daemon.audit(LAB.name, Trigger.EVENT)
-    assert trust_finding(daemon).changed_by is None
+    service.note_change(LAB.name, change_from_record(document))
+    service.audit(LAB.name, Trigger.EVENT)
+    assert trust_finding(service).changed_by is None
 
 
 def history_with_stub() -> tuple[CloudTrailHistory, Stubber]:
@@ -132,13 +132,13 @@ def history_with_stub() -> tuple[CloudTrailHistory, Stubber]:
     ), Stubber(client)
 
 
-def test_a_scheduled_audit_looks_the_change_up_from_the_last_conformant_audit_on(daemon: Daemon) -> None:
-    daemon.audit(LAB.name, Trigger.SCHEDULE)
-    store: Store = daemon.database()
+def test_a_scheduled_audit_looks_the_change_up_from_the_last_conformant_audit_on(service: Service) -> None:
+    service.audit(LAB.name, Trigger.SCHEDULE)
+    store: Store = service.database()
     conformant_at = store.last_conformant_at(LAB.name)
     assert conformant_at is not None
-    open_trust(daemon)
-    daemon.history, stub = history_with_stub()
+    open_trust(service)
+    service.history, stub = history_with_stub()
     when = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     found = record(
         DEST,
@@ -158,38 +158,38 @@ def test_a_scheduled_audit_looks_the_change_up_from_the_last_conformant_audit_on
         },
     )
     with stub:
-        daemon.audit(LAB.name, Trigger.SCHEDULE)
+        service.audit(LAB.name, Trigger.SCHEDULE)
         stub.assert_no_pending_responses()
-    actor = trust_finding(daemon).changed_by
+    actor = trust_finding(service).changed_by
     assert actor is not None and actor.arn.endswith("/mallory")
 
 
-def test_a_lab_never_conformant_is_not_looked_up(daemon: Daemon) -> None:
-    open_trust(daemon)
-    daemon.history, stub = history_with_stub()
+def test_a_lab_never_conformant_is_not_looked_up(service: Service) -> None:
+    open_trust(service)
+    service.history, stub = history_with_stub()
     with stub:  # any request would find no answer stubbed, and fail
-        daemon.audit(LAB.name, Trigger.SCHEDULE)
-    assert daemon.database().latest_runs([LAB.name])[LAB.name].verdict is Verdict.DRIFTED
-    assert trust_finding(daemon).changed_by is None
+        service.audit(LAB.name, Trigger.SCHEDULE)
+    assert service.database().latest_runs([LAB.name])[LAB.name].verdict is Verdict.DRIFTED
+    assert trust_finding(service).changed_by is None
 
 
-def test_cloudtrail_failing_leaves_the_audit_recorded_without_actors(daemon: Daemon) -> None:
-    daemon.audit(LAB.name, Trigger.SCHEDULE)
-    open_trust(daemon)
-    daemon.history, stub = history_with_stub()
+def test_cloudtrail_failing_leaves_the_audit_recorded_without_actors(service: Service) -> None:
+    service.audit(LAB.name, Trigger.SCHEDULE)
+    open_trust(service)
+    service.history, stub = history_with_stub()
     stub.add_client_error("lookup_events", "AccessDeniedException", "not allowed to LookupEvents")
     with stub, capture_logs() as logs:
-        daemon.audit(LAB.name, Trigger.SCHEDULE)
-    assert trust_finding(daemon).changed_by is None
+        service.audit(LAB.name, Trigger.SCHEDULE)
+    assert trust_finding(service).changed_by is None
     assert [e["lab"] for e in logs if e["event"] == "actors_not_looked_up"] == [LAB.name]
 
 
-def test_an_audit_that_could_not_finish_hands_its_events_to_the_next(daemon: Daemon) -> None:
+def test_an_audit_that_could_not_finish_hands_its_events_to_the_next(service: Service) -> None:
     change = student_change("alice")
     failed = LabAudit(LAB.name, LAB.origin.account_id, DEST, Verdict.ERROR, error="AWS unreachable")
-    assert daemon.with_actors(failed, [change], Trigger.EVENT) == failed
-    assert daemon.state.changes[LAB.name] == [change]
-    open_trust(daemon)
-    daemon.audit(LAB.name, Trigger.EVENT)
-    actor = trust_finding(daemon).changed_by
+    assert service.with_actors(failed, [change], Trigger.EVENT) == failed
+    assert service.state.changes[LAB.name] == [change]
+    open_trust(service)
+    service.audit(LAB.name, Trigger.EVENT)
+    actor = trust_finding(service).changed_by
     assert actor is not None and actor.arn.endswith("/alice")

@@ -1,4 +1,5 @@
-"""The daemon's bookkeeping, in process: results are written once each, and kept while the database is away."""
+"""The daemon's service and its scheduler, in process: results are written once each, kept while the database
+is away, and stopping records what it abandons."""
 
 from __future__ import annotations
 
@@ -14,7 +15,8 @@ from structlog.testing import capture_logs
 
 from auditor.app.context import open_context
 from auditor.app.leases import LEASE_TTL, LEASED_RETRY, Leased, process_owner
-from auditor.daemon.daemon import Daemon, audit_job_id
+from auditor.daemon.drivers.scheduler import SchedulerDriver, audit_job_id
+from auditor.daemon.service import Service
 from auditor.domain.config import DaemonSettings
 from auditor.domain.model import LabAudit, Trigger, Verdict
 from auditor.store import RecordedRun, Store, upgrade
@@ -37,10 +39,10 @@ def audit(number: int) -> LabAudit:
     )
 
 
-def daemon_on(url: str) -> Daemon:
+def service_on(url: str) -> Service:
     upgrade(url)
     config = make_config((pair(1),), database_url=url)
-    return Daemon(config, open_context(config))
+    return Service(config, open_context(config))
 
 
 def recorded(url: str) -> int:
@@ -61,70 +63,69 @@ def latest(url: str) -> RecordedRun:
 
 def test_concurrent_results_are_each_written_exactly_once(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'auditor.db'}"
-    daemon = daemon_on(url)
+    service = service_on(url)
     with ThreadPoolExecutor(max_workers=8) as pool:
-        list(pool.map(lambda n: daemon.record(audit(n), Trigger.SCHEDULE), range(40)))
+        list(pool.map(lambda n: service.record(audit(n), Trigger.SCHEDULE), range(40)))
     assert recorded(url) == 40
-    assert not daemon.state.unrecorded
+    assert not service.state.unrecorded
 
 
 def test_results_are_kept_while_the_database_is_away_and_written_when_it_is_back(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'auditor.db'}"
-    daemon = daemon_on(url)
-    daemon.store = Store.from_url("postgresql+psycopg://postgres@127.0.0.1:1/nowhere")
+    service = service_on(url)
+    service.store = Store.from_url("postgresql+psycopg://postgres@127.0.0.1:1/nowhere")
     for number in range(3):
-        daemon.record(audit(number), Trigger.SCHEDULE)
-    assert len(daemon.state.unrecorded) == 3
+        service.record(audit(number), Trigger.SCHEDULE)
+    assert len(service.state.unrecorded) == 3
     assert recorded(url) == 0
-    daemon.store = Store.from_url(url)
-    daemon.record(audit(3), Trigger.SCHEDULE)
+    service.store = Store.from_url(url)
+    service.record(audit(3), Trigger.SCHEDULE)
     assert recorded(url) == 4
-    assert not daemon.state.unrecorded
+    assert not service.state.unrecorded
 
 
 def test_a_result_the_store_refuses_does_not_block_the_others(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'auditor.db'}"
-    daemon = daemon_on(url)
+    service = service_on(url)
     # A naive instant: the store refuses it (it cannot know which time it is).
     broken = LabAudit("pair-01", "100000000001", "200000000001", Verdict.CONFORMANT, started_at=NAIVE)
     with capture_logs() as logs:
-        daemon.record(broken, Trigger.SCHEDULE)
-    daemon.record(audit(1), Trigger.SCHEDULE)
+        service.record(broken, Trigger.SCHEDULE)
+    service.record(audit(1), Trigger.SCHEDULE)
     assert recorded(url) == 1
-    assert not daemon.state.unrecorded
+    assert not service.state.unrecorded
     refused = [(e["lab"], e["log_level"]) for e in logs if e["event"] == "audit_not_recordable"]
     assert refused == [("pair-01", "error")]
 
 
-def held_at_its_first_request(daemon: Daemon) -> tuple[threading.Event, threading.Event]:
-    """Hold the daemon's next audit of pair-01 at its first AWS request until `release` is set."""
+def held_at_its_first_request(service: Service) -> tuple[threading.Event, threading.Event]:
+    """Hold the service's next audit of pair-01 at its first AWS request until `release` is set."""
     entered, release = threading.Event(), threading.Event()
 
     def hold(**_: object) -> None:
         entered.set()
         release.wait(30)
 
-    lab = daemon.targets["pair-01"].lab
+    lab = service.targets["pair-01"].lab
     for access in (lab.origin, lab.destination):
-        daemon.context.sessions.hook(access, "before-call", hold)
+        service.context.sessions.hook(access, "before-call", hold)
     return entered, release
 
 
-def stopping_daemon(tmp_path: Path, stop_timeout: timedelta) -> tuple[Daemon, str]:
+def stopping_service(tmp_path: Path, stop_timeout: timedelta) -> tuple[Service, str]:
     url = f"sqlite:///{tmp_path / 'auditor.db'}"
-    daemon = daemon_on(url)
-    daemon.config = replace(daemon.config, daemon=DaemonSettings(stop_timeout=stop_timeout))
-    daemon.scheduler.start(paused=True)
-    return daemon, url
+    service = service_on(url)
+    service.config = replace(service.config, daemon=DaemonSettings(stop_timeout=stop_timeout))
+    return service, url
 
 
 def test_stop_lets_a_running_audit_finish_and_records_its_result(tmp_path: Path) -> None:
-    daemon, url = stopping_daemon(tmp_path, timedelta(seconds=30))
-    entered, release = held_at_its_first_request(daemon)
-    worker = threading.Thread(target=daemon.audit, args=("pair-01", Trigger.SCHEDULE))
+    service, url = stopping_service(tmp_path, timedelta(seconds=30))
+    entered, release = held_at_its_first_request(service)
+    worker = threading.Thread(target=service.audit, args=("pair-01", Trigger.SCHEDULE))
     worker.start()
     assert entered.wait(30), "the audit never reached AWS"
-    stopper = threading.Thread(target=daemon.stop)
+    stopper = threading.Thread(target=service.stop)
     stopper.start()
     release.set()
     stopper.join(30)
@@ -135,14 +136,14 @@ def test_stop_lets_a_running_audit_finish_and_records_its_result(tmp_path: Path)
 
 
 def test_an_audit_still_running_at_the_stop_timeout_is_recorded_as_abandoned(tmp_path: Path) -> None:
-    daemon, url = stopping_daemon(tmp_path, timedelta(milliseconds=200))
-    entered, release = held_at_its_first_request(daemon)
-    worker = threading.Thread(target=daemon.audit, args=("pair-01", Trigger.SCHEDULE))
+    service, url = stopping_service(tmp_path, timedelta(milliseconds=200))
+    entered, release = held_at_its_first_request(service)
+    worker = threading.Thread(target=service.audit, args=("pair-01", Trigger.SCHEDULE))
     worker.start()
     try:
         assert entered.wait(30), "the audit never reached AWS"
         with capture_logs() as logs:
-            daemon.stop()
+            service.stop()
         assert (latest(url).verdict, latest(url).error) == (
             Verdict.ERROR,
             "abandoned: the daemon stopped before the audit finished",
@@ -155,9 +156,9 @@ def test_an_audit_still_running_at_the_stop_timeout_is_recorded_as_abandoned(tmp
 
 
 def test_an_audit_logs_one_line_with_its_lab_run_and_result(tmp_path: Path) -> None:
-    daemon = daemon_on(f"sqlite:///{tmp_path / 'auditor.db'}")
+    service = service_on(f"sqlite:///{tmp_path / 'auditor.db'}")
     with capture_logs(processors=[structlog.contextvars.merge_contextvars]) as logs:
-        daemon.audit("pair-01", Trigger.SCHEDULE)
+        service.audit("pair-01", Trigger.SCHEDULE)
     (line,) = [e for e in logs if e["event"] == "lab_audited"]
     assert (line["lab"], line["trigger"], line["verdict"]) == ("pair-01", "schedule", "broken")  # never built
     assert line["origin_account"] == "100000000001" and line["destination_account"] == "200000000001"
@@ -173,9 +174,9 @@ def test_an_audit_holds_the_labs_lease_while_it_runs_and_gives_it_back_with_its_
     tmp_path: Path,
 ) -> None:
     url = f"sqlite:///{tmp_path / 'auditor.db'}"
-    daemon = daemon_on(url)
-    entered, release = held_at_its_first_request(daemon)
-    worker = threading.Thread(target=daemon.audit, args=("pair-01", Trigger.SCHEDULE))
+    service = service_on(url)
+    entered, release = held_at_its_first_request(service)
+    worker = threading.Thread(target=service.audit, args=("pair-01", Trigger.SCHEDULE))
     worker.start()
     store = Store.from_url(url)
     try:
@@ -193,33 +194,34 @@ def test_an_audit_holds_the_labs_lease_while_it_runs_and_gives_it_back_with_its_
 
 def test_an_audit_of_a_lab_a_command_holds_is_left_for_later_and_records_nothing(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'auditor.db'}"
-    daemon = daemon_on(url)
-    daemon.schedule()
-    daemon.scheduler.start(paused=True)
-    store = daemon.database()
+    service = service_on(url)
+    driver = SchedulerDriver(service)
+    driver.schedule()
+    driver.scheduler.start(paused=True)
+    store = service.database()
     assert store.claim_lease("pair-01", "host-a:4321", "provision", datetime.now(UTC), LEASE_TTL)
     try:
         with capture_logs() as logs:
-            outcome = daemon.audit("pair-01", Trigger.SCHEDULE)
+            outcome = driver.audit("pair-01", Trigger.SCHEDULE.value)
         assert outcome is Leased.LATER
         assert recorded(url) == 0
         (deferred,) = [e for e in logs if e["event"] == "audit_deferred"]
         assert "being provisioned by auditor pid 4321 on host-a since" in deferred["reason"]
-        job = daemon.scheduler.get_job(audit_job_id("pair-01"))
+        job = driver.scheduler.get_job(audit_job_id("pair-01"))
         assert job is not None
         wait = job.next_run_time - datetime.now(UTC)
         assert LEASED_RETRY - timedelta(seconds=5) < wait <= LEASED_RETRY  # soon, not at the next interval
     finally:
-        daemon.scheduler.shutdown(wait=False)
+        driver.scheduler.shutdown(wait=False)
 
 
 def test_a_lab_torn_down_by_a_command_is_audited_no_more(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'auditor.db'}"
-    daemon = daemon_on(url)
-    store = daemon.database()
+    service = service_on(url)
+    store = service.database()
     store.record_torn_down("pair-01", datetime.now(UTC))
-    assert daemon.audit("pair-01", Trigger.SCHEDULE) is Leased.GONE
+    assert service.audit("pair-01", Trigger.SCHEDULE) is Leased.GONE
     assert recorded(url) == 0
-    assert daemon.torn_down("pair-01")
+    assert service.torn_down("pair-01")
     assert store.lease_of("pair-01") is None
-    assert daemon.audit("pair-01", Trigger.EVENT) is Leased.GONE  # known now, without asking
+    assert service.audit("pair-01", Trigger.EVENT) is Leased.GONE  # known now, without asking

@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from auditor.daemon.health import Metrics
+from auditor.app.health import Metrics
 from auditor.domain.model import LabAudit, Verdict
 
 T0 = datetime(2026, 11, 29, 10, tzinfo=UTC)

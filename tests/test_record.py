@@ -25,7 +25,7 @@ from test_operator_day import OPEN_TRUST
 
 from auditor.app.context import Context, open_context
 from auditor.aws.emulator import state_file_for
-from auditor.daemon.daemon import Daemon
+from auditor.daemon.service import Service
 from auditor.domain.config import load_config
 from auditor.domain.spec import DESTINATION_ROLE
 from auditor.store import LabState, Store
@@ -316,7 +316,7 @@ def test_a_lab_never_built_whose_building_failed_is_built_at_a_later_reconcile(
     monkeypatch.setattr(ExponentialBackoff, "delay_amount", lambda self, context: 0.005)
     url = f"sqlite:///{tmp_path / 'auditor.db'}"
     config = make_config((pair(54),), endpoint_url=moto_server, database_url=url)
-    daemon = Daemon(config, open_context(config))
+    daemon = Service(config, open_context(config))
     emulator_up = threading.Event()
 
     def not_up_yet(request: object, **_: object) -> None:

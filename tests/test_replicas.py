@@ -30,7 +30,7 @@ from test_daemon_change_events import account_trails, announce, latest_run
 
 from auditor.aws.accounts import OPERATOR
 from auditor.aws.events import queue_url as queue_url_of
-from auditor.daemon.replicas import EVENT_AUDIT_TASK
+from auditor.daemon.drivers.replicas import EVENT_AUDIT_TASK
 from auditor.domain.model import Check
 from bench.common import own_database
 from bench.replicas_bench import Scenario, run_scenario

@@ -17,7 +17,7 @@ import jsonschema
 import pytest
 from starlette.testclient import TestClient
 
-from auditor.daemon.health import Metrics
+from auditor.app.health import Metrics
 from auditor.domain.config import ConfigError, DaemonSettings
 from auditor.domain.model import (
     Actor,
@@ -160,7 +160,7 @@ def test_api_labs_is_the_audit_json_of_every_labs_latest_audit(client: TestClien
     response = client.get("/api/labs")
     assert response.status_code == 200
     document = response.json()
-    assert document["schema"] == "auditor.app.audit/v1"
+    assert document["schema"] == "auditor.audit/v1"
     assert [(lab["lab"], lab["verdict"]) for lab in document["labs"]] == [
         ("pair-01", "drifted"),
         ("pair-02", "conformant"),

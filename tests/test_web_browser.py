@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from test_report_browser import TIMEOUT, DevTools, chromium
 
-from auditor.daemon.health import Metrics
+from auditor.app.health import Metrics
 from auditor.domain.model import LabAudit, Trigger, Verdict
 from auditor.store import Store, upgrade
 from auditor.web import ClassView, WebServer, create_app

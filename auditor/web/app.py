@@ -19,7 +19,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
-from auditor.daemon.health import HealthCheck, Metrics
+from auditor.app.health import HealthCheck, Metrics
 from auditor.report.html_report import render_page
 from auditor.report.text import verdict_summary, when
 from auditor.store import DatabaseUnavailable

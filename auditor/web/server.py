@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping
 import uvicorn
 from starlette.types import ASGIApp
 
-from auditor.daemon.health import HealthCheck, Metrics
+from auditor.app.health import HealthCheck, Metrics
 from auditor.domain.config import Config, ConfigError
 from auditor.store import Store
 from auditor.web.app import create_app

@@ -1,5 +1,6 @@
-"""Daemon replicas: several `auditor daemon` processes share one class through a task queue kept in
-its PostgreSQL database (procrastinate), with `[daemon] mode = "replicas"`.
+"""The replicas' driver: several `auditor daemon` processes share one class through a task queue kept
+in its PostgreSQL database (procrastinate), with `[daemon] mode = "replicas"`; each job is a call of
+the replica's service (auditor.daemon.service).
 
 Every replica runs the same worker. The work is jobs in the database, and each job runs once,
 whichever replica takes it:
@@ -17,7 +18,8 @@ whichever replica takes it:
   cut off) are put back in the queue by whichever replica runs the periodic check next, so that its
   labs are taken over well within a minute by default.
 
-The single-process daemon (APScheduler, SQLite or PostgreSQL) is unchanged and stays the default.
+The task names are a wire format shared with running replicas: never rename them. The single daemon
+(auditor.daemon.drivers.scheduler: APScheduler, SQLite or PostgreSQL) stays the default.
 """
 
 from __future__ import annotations
@@ -25,9 +27,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
-from typing import Any, Protocol
+from typing import Any
 
 import structlog
 from procrastinate import App, BaseRetryStrategy, JobContext, PsycopgConnector, RetryDecision
@@ -35,17 +38,12 @@ from procrastinate.exceptions import AlreadyEnqueued, UniqueViolation
 from procrastinate.jobs import Job, Status
 from sqlalchemy import make_url, text
 
-from auditor.app.context import Context
-from auditor.app.fleet import LabResult
 from auditor.app.leases import LEASED_RETRY, Leased, process_owner
-from auditor.app.operations import LabChange, teardown_targets
-from auditor.app.target import LabTarget
 from auditor.aws.cloudtrail import Change
 from auditor.common.schedule import cron_for, every_at_most, spread
-from auditor.daemon.health import Metrics
-from auditor.domain.config import Config
+from auditor.daemon.service import Service
 from auditor.domain.model import Trigger
-from auditor.store import DatabaseUnavailable, LabState, Store, make_engine
+from auditor.store import DatabaseUnavailable, make_engine
 from auditor.store.engine import unavailable_as
 from auditor.store.migrate import serialised_migrations
 
@@ -113,34 +111,13 @@ def job_owner(context: JobContext) -> str:
     return f"job:{context.job.id}"
 
 
-class Host(Protocol):
-    """What a replica needs of the daemon it runs in (auditor.daemon.daemon.Daemon)."""
-
-    config: Config
-    context: Context
-    targets: dict[str, LabTarget]
-    metrics: Metrics
-    stop_event: threading.Event
-
-    def database(self) -> Store: ...
-    def audit(
-        self, lab: str, trigger: Trigger, due_at: datetime | None = None, lease_owner: str | None = None
-    ) -> Leased: ...
-    def note_change(self, lab: str, change: Change | None) -> None: ...
-    def report_teardowns(self, store: Store, outcomes: list[LabResult[LabChange]]) -> None: ...
-    def prune(self) -> None: ...
-    def torn_down(self, lab: str) -> bool: ...
-    def note_torn_down(self, lab: str) -> None: ...
-    def note_alive(self) -> None: ...
-
-
-class Replica:
+class ReplicaDriver:
     """One replica's worker, in an event loop of its own thread; the jobs run in its thread pool."""
 
-    def __init__(self, daemon: Host) -> None:
-        self.daemon = daemon
-        self.config = daemon.config
-        self.settings = daemon.config.daemon
+    def __init__(self, service: Service) -> None:
+        self.service = service
+        self.config = service.config
+        self.settings = service.config.daemon
         self.app = App(
             connector=PsycopgConnector(conninfo=conninfo(self.config.database.url)),
             # A tick missed while every replica was down is deferred late, up to an interval late.
@@ -148,6 +125,7 @@ class Replica:
         )
         self._loop: asyncio.AbstractEventLoop | None = None
         self.started = threading.Event()  # the worker has taken its place in the queue
+        self._worker: threading.Thread | None = None
         self._register()
 
     # ------------------------------------------------------------------------------------ the tasks
@@ -156,7 +134,7 @@ class Replica:
         app, interval = self.app, self.config.audit.interval
         again_elsewhere = AgainLater()
         audit = app.task(name=AUDIT_TASK, pass_context=True, retry=again_elsewhere)(self.audit_due)
-        for lab in self.daemon.targets:
+        for lab in self.service.targets:
             # No queueing lock: a tick's job taken over from a dead replica must find its way back into
             # the queue beside the next tick's (a lab's jobs never run at once: the lab's lock).
             app.periodic(
@@ -180,25 +158,25 @@ class Replica:
         """The scheduled audit of a lab for the tick `timestamp`, unless it is already recorded."""
         due = datetime.fromtimestamp(timestamp, UTC)
         self._refuse_when_stopping()
-        if self._torn_down(lab) or self._already_audited(lab, due):
+        if self.service.found_torn_down(lab) or self.service.audited_for(lab, due):
             return
         log.info("scheduled_audit_started", lab=lab, due_at=due.isoformat(), job_id=context.job.id)
         # Under a lease named after the job, which the job, retried elsewhere, takes back.
-        outcome = self.daemon.audit(lab, Trigger.SCHEDULE, due_at=due, lease_owner=job_owner(context))
+        outcome = self.service.audit(lab, Trigger.SCHEDULE, due_at=due, lease_owner=job_owner(context))
         self._refuse_when_stopping()
         if outcome is Leased.LATER:
             raise LabLeased(f"{lab} is leased by a command; its audit due at {due.isoformat()} comes later")
 
     def audit_changed(self, lab: str, change: dict[str, Any] | None = None) -> None:
         # Stopping, it is left undone: the lab's next scheduled audit sees the change all the same.
-        if not self.daemon.stop_event.is_set() and not self._torn_down(lab):
-            self.daemon.note_change(lab, Change.from_json(change) if change else None)
-            if self.daemon.audit(lab, Trigger.EVENT) is Leased.LATER:
+        if not self.service.stop_event.is_set() and not self.service.found_torn_down(lab):
+            self.service.note_change(lab, Change.from_json(change) if change else None)
+            if self.service.audit(lab, Trigger.EVENT) is Leased.LATER:
                 raise LabLeased(f"{lab} is leased by a command; the audit of its change comes later")
 
     async def reconcile(self, context: JobContext, timestamp: int) -> None:
         """Mark the labs past their expiry expired, and queue a teardown for each not already queued."""
-        expired = await asyncio.to_thread(self._mark_expired)
+        expired = await asyncio.to_thread(self.service.mark_expired)
         for lab in expired:
             queued = [
                 job
@@ -210,28 +188,10 @@ class Replica:
             if not queued:
                 await self.teardown.configure(lock=lock_of(lab)).defer_async(lab=lab)
 
-    def _mark_expired(self) -> list[str]:
-        store = self.daemon.database()
-        now = datetime.now(UTC)
-        expired = [lab for lab in store.expired_labs(now) if lab in self.daemon.targets]
-        for lab in expired:
-            store.mark_expired(lab, now)
-        return expired
-
     def tear_down(self, context: JobContext, lab: str) -> None:
         """Tear the lab down under a lease named after this job, which a retry of the job takes back."""
         self._refuse_when_stopping()
-        store = self.daemon.database()
-        if store.state_of(lab) is LabState.TORN_DOWN:
-            return
-        outcomes = teardown_targets(
-            self.daemon.context,
-            [self.daemon.targets[lab]],
-            dry_run=False,
-            store=store,
-            owner=job_owner(context),
-        )
-        self.daemon.report_teardowns(store, outcomes)
+        self.service.tear_down(lab, owner=job_owner(context))
 
     async def take_over(self, timestamp: int) -> None:
         """Put back in the queue the jobs of replicas silent for longer than `takeover`."""
@@ -247,28 +207,11 @@ class Replica:
                 log.warning("job_superseded", task=job.task_name, job_id=job.id, args=job.task_kwargs)
 
     def prune(self, timestamp: int) -> None:
-        self.daemon.prune()
+        self.service.prune()
 
     def _refuse_when_stopping(self) -> None:
-        if self.daemon.stop_event.is_set():
+        if self.service.stop_event.is_set():
             raise Stopping("this replica is stopping; another one will do it")
-
-    def _torn_down(self, lab: str) -> bool:
-        if self.daemon.torn_down(lab):
-            return True
-        try:
-            gone = self.daemon.database().state_of(lab) is LabState.TORN_DOWN
-        except DatabaseUnavailable:
-            return False  # audit anyway: the result is kept until the database is back
-        if gone:
-            self.daemon.note_torn_down(lab)
-        return gone
-
-    def _already_audited(self, lab: str, due: datetime) -> bool:
-        try:
-            return self.daemon.database().audited_for(lab, due)
-        except DatabaseUnavailable:
-            return False
 
     # ------------------------------------------------------------------------------------ the events
 
@@ -294,9 +237,21 @@ class Replica:
 
     # ------------------------------------------------------------------------------------ running
 
+    def start(self) -> None:
+        """The worker, in a thread of its own, until the service is told to stop."""
+        self._worker = threading.Thread(target=self.run, args=(self.service.stop_event,), name="replica")
+        self._worker.start()
+
+    def pause(self) -> None:
+        """Nothing to do: a stopping service refuses its jobs, which go back to the queue (Stopping)."""
+
+    def stop(self, deadline: float) -> None:
+        if self._worker is not None:
+            self._worker.join(max(deadline - time.monotonic(), 0.0))
+
     def run(self, stop: threading.Event) -> None:
         """Work until `stop`; a database that goes away ends the worker, which starts again when it is
-        back (the results of audits meanwhile are kept by the daemon)."""
+        back (the results of audits meanwhile are kept by the service)."""
         asyncio.run(self._serve(stop))
 
     async def _serve(self, stop: threading.Event) -> None:
@@ -314,7 +269,7 @@ class Replica:
                     await self._work(stop)
                 delay = 1.0
             except Exception as error:  # the database away, or the worker failing with it
-                self.daemon.metrics.database_errors.inc()
+                self.service.metrics.database_errors.inc()
                 reason = (str(error).strip().splitlines() or [""])[0][:300]
                 log.error("replica_worker_failed", error=f"{type(error).__name__}: {reason}", retry_in=delay)
                 await _wait(stop, delay)
@@ -342,7 +297,7 @@ class Replica:
         )
         beating = asyncio.create_task(self._beat(takeover / 4))
         stopping = asyncio.create_task(_wait(stop, None))
-        log.info("replica_started", labs=len(self.daemon.targets), takeover=takeover)
+        log.info("replica_started", labs=len(self.service.targets), takeover=takeover)
         try:
             done, _ = await asyncio.wait({worker, stopping}, return_when=asyncio.FIRST_COMPLETED)
             if worker in done:
@@ -360,7 +315,7 @@ class Replica:
         while True:
             if await self.app.job_manager.check_connection_async():
                 self.started.set()
-                self.daemon.note_alive()
+                self.service.note_alive()
             await asyncio.sleep(every)
 
 
