@@ -13,17 +13,17 @@ import argparse
 
 from auditor.app.audit import audit_targets
 from auditor.app.context import open_context
-from auditor.app.operations import provision_targets
 from auditor.common.logs import configure_logging
 from bench.common import classroom, config, fake_credentials, moto_server, timed
+from provisioner.provision import provision_targets
 
 
 def audit_once(endpoint: str, labs: int, concurrency: int, invoke: bool) -> tuple[float, float]:
     context = open_context(config(classroom(labs), endpoint, concurrency))
     targets = context.targets()
-    audit_targets(context, targets[:1], invoke=False, show_progress=False)  # warm: credentials, models
+    audit_targets(context, targets[:1], invoke=False)  # warm: credentials, models
     before = context.sessions.total_calls()
-    run, seconds = timed(lambda: audit_targets(context, targets, invoke=invoke, show_progress=False))
+    run, seconds = timed(lambda: audit_targets(context, targets, invoke=invoke))
     assert all(lab.verdict.value == "conformant" for lab in run.labs), [lab.verdict for lab in run.labs]
     return (context.sessions.total_calls() - before) / labs, seconds
 

@@ -80,7 +80,7 @@ def child(args: argparse.Namespace) -> None:
 
     context = open_context(config(classroom(args.labs), args.endpoint, args.concurrency, invoke=False))
     work_cpu, wall = time.process_time(), time.perf_counter()
-    run = audit_targets(context, context.targets(), invoke=False, show_progress=False)
+    run = audit_targets(context, context.targets(), invoke=False)
     wall, work_cpu = time.perf_counter() - wall, time.process_time() - work_cpu
     # On a loaded machine the judge may run out of its time (a "cannot prove" finding): counted, not fatal.
     undecided = [lab.lab for lab in run.labs if any("decided in time" in f.message for f in lab.findings)]
@@ -93,7 +93,7 @@ def child(args: argparse.Namespace) -> None:
     measured = measured_in_child(work_cpu, wall, context.sessions.total_calls(), len(undecided))
     if args.again:
         again = time.perf_counter()
-        audit_targets(context, context.targets(), invoke=False, show_progress=False)
+        audit_targets(context, context.targets(), invoke=False)
         measured["again_wall"] = time.perf_counter() - again  # clients made, roles assumed: latency alone
     print(json.dumps(measured))
 
@@ -101,12 +101,12 @@ def child(args: argparse.Namespace) -> None:
 def provision_child(args: argparse.Namespace) -> None:
     """One fresh `auditor provision` of a class of its own (labs numbered after the audited class)."""
     from auditor.app.context import open_context
-    from auditor.app.operations import provision_targets
+    from provisioner.provision import provision_targets
 
     labs = classroom(args.labs, args.labs + 1)
     with open_context(config(labs, args.endpoint, args.concurrency, invoke=False)) as context:
         cpu, wall = time.process_time(), time.perf_counter()
-        outcomes = provision_targets(context, context.targets(), dry_run=False, show_progress=False)
+        outcomes = provision_targets(context, context.targets(), dry_run=False)
         wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
         assert all(outcome.ok for outcome in outcomes), [o.error for o in outcomes if not o.ok][:3]
         print(json.dumps(measured_in_child(cpu, wall, context.sessions.total_calls(), undecided=0)))
@@ -444,11 +444,11 @@ def main() -> None:
     configure_logging("warning")
     with stage(args.delay) as where:
         from auditor.app.context import open_context
-        from auditor.app.operations import provision_targets
+        from provisioner.provision import provision_targets
 
         begun = time.perf_counter()
         with open_context(config(classroom(args.labs), where.endpoint, 16, invoke=False)) as context:
-            outcomes = provision_targets(context, context.targets(), dry_run=False, show_progress=False)
+            outcomes = provision_targets(context, context.targets(), dry_run=False)
             assert all(outcome.ok for outcome in outcomes), [o.error for o in outcomes if not o.ok][:3]
         print(
             f"{args.labs} labs provisioned on the moto server in {time.perf_counter() - begun:.0f} s (not timed)"

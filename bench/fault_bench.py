@@ -35,7 +35,6 @@ from typing import Any
 
 from auditor.app.audit import audit_targets
 from auditor.app.context import Context, open_context
-from auditor.app.operations import provision_targets
 from auditor.aws.local_lambda import LocalLambda
 from auditor.common.logs import configure_logging
 from auditor.domain.config import LabConfig
@@ -43,6 +42,7 @@ from auditor.domain.model import AuditRun, LabAudit, Verdict
 from auditor.domain.spec import DESTINATION_POLICY, DESTINATION_ROLE, FUNCTION
 from bench.common import classroom, config, fake_credentials, moto_server, timed
 from bench.latency_proxy import Faults, LatencyProxy
+from provisioner.provision import provision_targets
 
 # (share of requests failed, with the function's run)
 RUNS = ((0.2, False), (0.2, True), (0.4, False), (0.4, True), (0.6, False))
@@ -148,9 +148,7 @@ def audit_through(
         proxy.set_faults(faults)
         proxy.reset_stats()
         run: AuditRun
-        run, seconds = timed(
-            lambda: audit_targets(context, context.targets(), invoke=invoke, show_progress=False)
-        )
+        run, seconds = timed(lambda: audit_targets(context, context.targets(), invoke=invoke))
         stats = proxy.snapshot()
         proxy.set_faults(Faults())
         return Outcome(

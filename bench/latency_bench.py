@@ -42,7 +42,6 @@ import boto3
 
 from auditor.app.audit import audit_targets
 from auditor.app.context import Context, open_context
-from auditor.app.operations import provision_targets
 from auditor.aws.accounts import AccountSessions, client_settings
 from auditor.aws.local_lambda import LocalLambda
 from auditor.common.logs import configure_logging
@@ -51,6 +50,7 @@ from auditor.domain.model import AuditRun
 from auditor.domain.package import packaged
 from auditor.policy import expand_action
 from bench.common import classroom, config, fake_credentials
+from provisioner.provision import provision_targets
 
 SERVICES = ("iam", "lambda", "s3", "sts")
 EXEC_ENV = "exec-env/AWS_Lambda_python"
@@ -235,7 +235,7 @@ def timed_audit(where: Stage, context: Context, labs: int, workers: int, *, invo
     measured, run = measure(
         where,
         context,
-        lambda: audit_targets(context, targets, invoke=invoke, show_progress=False),
+        lambda: audit_targets(context, targets, invoke=invoke),
         labs,
         workers,
     )

@@ -39,7 +39,6 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.pool import NullPool
 
 from auditor.app.context import open_context
-from auditor.app.operations import provision_targets
 from auditor.domain.config import (
     AccountAccess,
     AuditSettings,
@@ -50,6 +49,7 @@ from auditor.domain.config import (
 )
 from auditor.domain.spec import DESTINATION_ROLE
 from bench.common import fake_credentials, moto_server, own_database
+from provisioner.provision import provision_targets
 
 T = TypeVar("T")
 DEFAULT_SERVER = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
@@ -139,7 +139,7 @@ def provision(moto: str, labs: Sequence[LabConfig], concurrency: int) -> Any:
         database=DatabaseSettings(url="sqlite://"),
     )
     context = open_context(config)
-    outcomes = provision_targets(context, context.targets(), dry_run=False, show_progress=False)
+    outcomes = provision_targets(context, context.targets(), dry_run=False)
     assert all(outcome.ok for outcome in outcomes), outcomes
     return context
 

@@ -19,7 +19,6 @@ from botocore.utils import parse_timestamp as botocore_parse_timestamp
 
 from auditor.app.audit import audit_lab
 from auditor.app.context import open_context
-from auditor.app.operations import provision_targets
 from auditor.aws.accounts import (
     CACHED_ACCOUNTS,
     RETRY_MODE,
@@ -35,6 +34,7 @@ from auditor.aws.accounts import (
 from auditor.domain.config import AccountAccess, AwsSettings
 from auditor.domain.faults import AwsFault, LabRetries, lab_budget
 from conftest import in_process_context, make_config, pair, solo
+from provisioner.provision import provision_targets
 
 ORIGIN = AccountAccess(
     "111111111111", role_arn="arn:aws:iam::111111111111:role/Access", external_id="class-1"
@@ -101,7 +101,7 @@ def test_an_audit_without_the_invoke_makes_at_most_12_requests_sts_included_and_
     lab: object,
 ) -> None:
     provisioning = in_process_context(lab)  # type: ignore[arg-type]
-    provision_targets(provisioning, provisioning.targets(), dry_run=False, show_progress=False)
+    provision_targets(provisioning, provisioning.targets(), dry_run=False)
     fresh = in_process_context(lab)  # a new process: its credentials must be assumed again
     audit = audit_lab(fresh, fresh.targets()[0], invoke=False)
     assert audit.verdict.value == "conformant"
@@ -287,7 +287,7 @@ def test_each_inside_each_never_waits_for_its_own_pool() -> None:
 def test_a_lab_counts_the_requests_made_for_it_on_the_request_workers(workers: int) -> None:
     lab = pair(1)
     provisioning = in_process_context(lab)
-    provision_targets(provisioning, provisioning.targets(), dry_run=False, show_progress=False)
+    provision_targets(provisioning, provisioning.targets(), dry_run=False)
     fresh = in_process_context(lab)
     fresh.sessions.settings = replace(fresh.sessions.settings, request_workers=workers)
     audit = audit_lab(fresh, fresh.targets()[0], invoke=False)
@@ -299,7 +299,7 @@ def test_a_lab_counts_the_requests_made_for_it_on_the_request_workers(workers: i
 def test_an_audit_with_room_for_one_account_s_clients_still_audits_both_accounts() -> None:
     lab = pair(1)
     provisioning = in_process_context(lab)
-    provision_targets(provisioning, provisioning.targets(), dry_run=False, show_progress=False)
+    provision_targets(provisioning, provisioning.targets(), dry_run=False)
     fresh = in_process_context(lab)
     fresh.sessions = AccountSessions(replace(fresh.sessions.settings, cached_accounts=1))
     for _ in range(2):

@@ -15,7 +15,6 @@ from cloudtrail_records import eventbridge_entry, record
 from moto.core import DEFAULT_ACCOUNT_ID
 
 from auditor.app.context import Context, open_context
-from auditor.app.operations import provision_targets, teardown_targets
 from auditor.aws.events import (
     BUS_SID_PREFIX,
     QUEUE_SID,
@@ -31,6 +30,8 @@ from auditor.domain.spec import DESTINATION_ROLE, EVENT_RULE, WATCHED_CALLS, ren
 from auditor.resources.kinds.trail import logs_writes_of, trail_fits
 from auditor.store import Store, upgrade
 from conftest import make_config, pair, solo
+from provisioner.provision import provision_targets
+from provisioner.teardown import teardown_targets
 
 REGION = "eu-west-1"
 OPERATOR_BUS = f"arn:aws:events:{REGION}:{DEFAULT_ACCOUNT_ID}:event-bus/default"
@@ -328,7 +329,7 @@ def test_a_trail_records_iam_only_with_global_service_events_and_only_in_the_reg
 def change_event_findings(context: Context) -> list[tuple[str, str]]:
     from auditor.app.audit import audit_targets
 
-    run = audit_targets(context, context.targets(), invoke=False, show_progress=False)
+    run = audit_targets(context, context.targets(), invoke=False)
     return sorted(
         (finding.resource, finding.severity.value)
         for lab in run.labs

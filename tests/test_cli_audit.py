@@ -18,7 +18,6 @@ from typing import Any
 import pytest
 
 from auditor.app.context import Context, open_context
-from auditor.app.operations import provision_targets
 from auditor.domain.config import LabConfig
 from auditor.domain.spec import (
     DESTINATION_POLICY,
@@ -29,6 +28,7 @@ from auditor.domain.spec import (
     render,
 )
 from conftest import labs_toml, make_config, pair, run_cli, write_config
+from provisioner.provision import provision_targets
 
 pytestmark = pytest.mark.slow  # the CLI in processes of its own, on a moto server
 
@@ -487,7 +487,7 @@ def test_each_case_of_lab_md_gets_its_verdict_and_findings(audited: dict[str, An
 
 def test_the_json_document_follows_the_interface(audited: dict[str, Any]) -> None:
     document = audited["document"]
-    assert document["schema"] == "auditor.app.audit/v1"
+    assert document["schema"] == "auditor.audit/v1"
     assert document["started_at"].endswith("Z") and document["finished_at"].endswith("Z")
     findings = [f for lab in document["labs"] for f in lab["findings"]]
     required = {"check", "resource", "status", "effect", "severity", "message", "expected", "actual"}

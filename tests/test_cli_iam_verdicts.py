@@ -17,13 +17,13 @@ import pytest
 from test_cli_audit import Lab, Mutation, document, statement
 
 from auditor.app.context import open_context
-from auditor.app.operations import provision_targets
 from auditor.domain.config import LabConfig
 from auditor.domain.model import Side, Witness
 from auditor.domain.spec import DESTINATION_POLICY, DESTINATION_ROLE, FUNCTION, ORIGIN_ROLE
 from auditor.iam.evaluate import allows
 from auditor.policy import parse_policy, witness_request
 from conftest import labs_toml, make_config, pair, run_cli, write_config
+from provisioner.provision import provision_targets
 
 pytestmark = pytest.mark.slow  # the CLI in processes of its own, on a moto server
 

@@ -24,8 +24,8 @@ import jsonschema
 import pytest
 import yaml
 
-from auditor.cli.permissions import ACCESS_ROLE
 from auditor.domain.config import Config, DaemonSettings, check_database_url, load_config, parse_duration
+from auditor.resources.permissions import ACCESS_ROLE
 
 REPO = Path(__file__).resolve().parent.parent
 DOCKERFILE = REPO / "Dockerfile"

@@ -57,7 +57,7 @@ def audited_with_the_run(proxy: LatencyProxy, lab: LabConfig) -> tuple[LabAudit,
     with open_context(
         config((lab,), proxy.url, 1, invoke_via="local"), local_lambda=LocalLambda()
     ) as context:
-        (audit,) = audit_targets(context, context.targets(), invoke=True, show_progress=False).labs
+        (audit,) = audit_targets(context, context.targets(), invoke=True).labs
     return audit, context
 
 
@@ -137,11 +137,11 @@ def test_the_auditors_own_requests_are_retried_past_botocores_attempts_within_th
     audit_config = config(labs, proxy.url, 4)
     audit_config = replace(audit_config, aws=replace(audit_config.aws, max_attempts=1))
     with open_context(audit_config) as context:  # no botocore retries: only the lab's own
-        run = audit_targets(context, context.targets(), invoke=False, show_progress=False)
+        run = audit_targets(context, context.targets(), invoke=False)
         retries = context.sessions.retries.snapshot()
     proxy.set_faults(Faults())
     with open_context(config(labs, proxy.url, 4)) as context:
-        reference = audit_targets(context, context.targets(), invoke=False, show_progress=False)
+        reference = audit_targets(context, context.targets(), invoke=False)
     assert [(lab.lab, lab.verdict, lab.findings) for lab in run.labs] == [
         (lab.lab, lab.verdict, lab.findings) for lab in reference.labs
     ]
@@ -152,9 +152,9 @@ def test_a_call_that_aws_keeps_throttling_names_the_call_and_account(
     labs: tuple[LabConfig, ...], proxy: LatencyProxy
 ) -> None:
     with open_context(config(labs[:2], proxy.url, 2)) as context:
-        audit_targets(context, context.targets(), invoke=False, show_progress=False)  # credentials in hand
+        audit_targets(context, context.targets(), invoke=False)  # credentials in hand
         proxy.set_faults(Faults(throttle=1.0, services=("iam",)))
-        run = audit_targets(context, context.targets(), invoke=False, show_progress=False)
+        run = audit_targets(context, context.targets(), invoke=False)
     for lab in run.labs:
         assert (lab.verdict, lab.findings) == (Verdict.ERROR, ()), lab
         assert re.fullmatch(

@@ -38,22 +38,19 @@ from botocore.credentials import RefreshableCredentials
 from botocore.exceptions import ReadTimeoutError
 from botocore.retries.standard import ExponentialBackoff
 
+from auditor.app import service
 from auditor.app.audit import audit_targets
 from auditor.app.collect import collect_lab
 from auditor.app.context import Context, open_context
 from auditor.app.leases import LEASE_TTL
-from auditor.app.operations import (
-    provision_labs,
-    provision_targets,
-    register_labs,
-    teardown_labs,
-    teardown_targets,
-)
+from auditor.app.recording import register_labs
 from auditor.domain.config import LabConfig, load_config
 from auditor.domain.model import Verdict
 from auditor.store import LabState, LifecycleEvent, Store, upgrade
 from bench.latency_proxy import Faults, LatencyProxy
 from conftest import REPO, labs_toml, make_config, pair, write_config
+from provisioner.provision import provision_targets
+from provisioner.teardown import teardown_targets
 
 pytestmark = pytest.mark.server
 
@@ -124,7 +121,7 @@ def provisioned(endpoint: str, labs: tuple[LabConfig, ...]) -> Context:
 
 
 def audited(context: Context) -> dict[str, tuple[Verdict, str]]:
-    run = audit_targets(context, context.targets(), invoke=False, show_progress=False)
+    run = audit_targets(context, context.targets(), invoke=False)
     return {lab.lab: (lab.verdict, lab.error or "") for lab in run.labs}
 
 
@@ -434,8 +431,8 @@ def test_a_provisioning_killed_half_way_is_on_record_and_a_rerun_completes_it(
             assert recorded[name][0] == LabState.PROVISIONING.value, (name, recorded)
 
     proxy.delay = 0.0
-    printed: list[str] = []
-    assert provision_labs(load_config(config), (), dry_run=False, out=printed.append) == 0, printed
+    outcome = service.provision(load_config(config), (), dry_run=False)
+    assert outcome.failed == () and outcome.interrupted is None, outcome
     assert {state for state, _ in states(tmp_path / "auditor.db").values()} == {LabState.ACTIVE.value}
     assert set(audited(context_for(moto, labs)).values()) == {(Verdict.CONFORMANT, "")}
     assert missing_bystanders(direct, labs) == []
@@ -462,16 +459,16 @@ def test_a_teardown_killed_half_way_is_finished_by_a_rerun(
 
     # The killed process's leases: a process of this host that no longer runs, taken over at once.
     proxy.delay = 0.0
-    printed: list[str] = []
-    assert run_teardown(config, printed) == 0, printed
+    outcome = run_teardown(config)
+    assert outcome.failed == () and outcome.interrupted is None, outcome
     assert all(present == [] for present in lab_resources_left(direct).values())
     assert set(states(database).values()) == {(LabState.TORN_DOWN.value, None)}  # no lease left
     assert missing_bystanders(direct, labs) == []
 
 
-def run_teardown(config: Path, printed: list[str]) -> int:
-    """`auditor teardown` as the CLI runs it (in this process: the killed run was the real process)."""
-    return teardown_labs(load_config(config), (), expired_only=False, dry_run=False, out=printed.append)
+def run_teardown(config: Path) -> service.ChangeOutcome:
+    """`auditor teardown --yes` as the CLI runs it (in this process: the killed run was the real process)."""
+    return service.teardown(load_config(config), (), expired_only=False, dry_run=False)
 
 
 # ------------------------------------------------------------------------------------- known product bugs

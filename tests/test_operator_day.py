@@ -328,7 +328,7 @@ def test_status_has_a_header_json_and_a_state_that_reflects_teardown_and_expiry(
     assert second.split()[:2] == ["pair-02", "expired"]
     document = json.loads(run_cli("status", "--format", "json", "--config", str(config)).stdout)
     labs = {lab["lab"]: lab for lab in document["labs"]}
-    assert document["schema"] == "auditor.app.status/v1"
+    assert document["schema"] == "auditor.status/v1"
     assert document["database"] == f"sqlite:///{tmp_path / 'auditor.db'}"
     assert (labs["pair-01"]["state"], labs["pair-01"]["verdict"]) == ("torn_down", None)
     assert (labs["pair-02"]["state"], labs["pair-02"]["verdict"]) == ("expired", "conformant")

@@ -16,20 +16,19 @@ from click.testing import CliRunner
 from structlog.testing import capture_logs
 from test_web import lab_audit, opened_trust
 
+from auditor.app.health import Metrics
 from auditor.aws.invoke import judge_answer
 from auditor.cli.main import main
 from auditor.cli.render import (
     attribute_diff,
-    described_changes,
     plain_audit_lines,
     plan_lines,
     plan_summary,
     teardown_summary,
     worst_first,
 )
-from auditor.daemon.health import Metrics
 from auditor.domain.actual import ActualLab
-from auditor.domain.changes import LabChange
+from auditor.domain.changes import LabChange, described_changes
 from auditor.domain.config import ConfigError, LabSettings, load_config
 from auditor.domain.model import (
     Action,
@@ -250,12 +249,12 @@ def test_a_bad_log_level_is_a_usage_error_not_a_key_error() -> None:
 
 def test_a_verdict_turn_is_a_warning_in_the_daemon(tmp_path: Path) -> None:
     from auditor.app.context import open_context
-    from auditor.daemon.daemon import Daemon
+    from auditor.daemon.service import Service
     from conftest import make_config
 
     config = make_config((pair(1),), endpoint_url="http://127.0.0.1:1")
     with open_context(config) as context:
-        daemon = Daemon(config, context)
+        daemon = Service(config, context)
         with capture_logs() as logs:
             daemon.log_transition(lab_audit(1, Verdict.CONFORMANT, NOW))
             daemon.log_transition(lab_audit(1, Verdict.CONFORMANT, NOW))

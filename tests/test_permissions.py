@@ -1,4 +1,4 @@
-"""auditor.cli.permissions: the declared API calls stay true to the code, and the policies built from them work.
+"""auditor.resources.permissions: the declared API calls stay true to the code, and the policies built from them work.
 
 The lifecycle test runs the real code paths on moto (provision, drift, provision again, audit, teardown),
 each phase on a fresh runtime as each command opens its own, and compares the calls counted by the
@@ -25,17 +25,7 @@ from moto.core import DEFAULT_ACCOUNT_ID
 
 from auditor.app.audit import audit_targets
 from auditor.app.context import Context, open_context
-from auditor.app.operations import provision_targets, teardown_targets
-from auditor.cli.permissions import (
-    ACCESS_ROLE,
-    API_CALLS,
-    calls_by,
-    lab_account_policy,
-    lab_account_trust_policy,
-    operator_policy,
-    permissions_command,
-    queue_arn_from_url,
-)
+from auditor.cli.permissions import permissions_command
 from auditor.domain.config import AccountAccess, EventsSettings, LabConfig, LabSettings
 from auditor.domain.model import Verdict
 from auditor.domain.spec import (
@@ -56,6 +46,15 @@ from auditor.resources.kinds.managed_policies import ATTACHED_POLICIES
 from auditor.resources.kinds.marker_bucket import MARKER_BUCKET, MARKER_OBJECTS
 from auditor.resources.kinds.role import LAB_ROLES
 from auditor.resources.kinds.trail import ANY_TRAIL
+from auditor.resources.permissions import (
+    ACCESS_ROLE,
+    API_CALLS,
+    calls_by,
+    lab_account_policy,
+    lab_account_trust_policy,
+    operator_policy,
+    queue_arn_from_url,
+)
 from auditor.resources.support import (
     ACCESS_ROLES,
     EVENT_QUEUE,
@@ -64,6 +63,8 @@ from auditor.resources.support import (
     OPERATOR_UNSCOPED,
 )
 from conftest import in_process_context, make_config, pair
+from provisioner.provision import provision_targets
+from provisioner.teardown import teardown_targets
 
 OPERATOR = "999988887777"
 # A lab reached with the operator's own credentials (moto's default account): verify() asks STS who it is.
@@ -146,7 +147,7 @@ def _provision(context: Context) -> None:
 
 
 def _audit(context: Context) -> None:
-    run = audit_targets(context, context.targets(), invoke=False, show_progress=False)
+    run = audit_targets(context, context.targets(), invoke=False)
     assert [(lab.lab, lab.error) for lab in run.labs if lab.verdict is Verdict.ERROR] == []
 
 
@@ -258,7 +259,7 @@ def test_an_audit_through_the_lambda_invoke_api_makes_only_declared_calls() -> N
     context = in_process_context(pair(1), invoke_via="lambda")
     _provision(context)
     before = dict(context.sessions.calls)
-    audit_targets(context, context.targets(), invoke=True, show_progress=False)
+    audit_targets(context, context.targets(), invoke=True)
     made = {op for op, count in context.sessions.calls.items() if count > before.get(op, 0)}
     assert "lambda:Invoke" in made
     assert [op for op in made if not any(c.parts & PHASE_PARTS["audit"] for c in _declaring(op))] == []
@@ -526,7 +527,7 @@ def test_the_command_prints_the_three_documents_as_json() -> None:
     result = _run("--operator-account", OPERATOR, "--external-id", "classroom-2026", "--format", "json")
     assert result.exit_code == 0, result.output
     printed = json.loads(result.output)
-    assert printed["schema"] == "auditor.cli.permissions/v1"
+    assert printed["schema"] == "auditor.permissions/v1"
     assert printed["lab_account_policy"]["document"] == lab_account_policy()
     assert printed["lab_account_trust_policy"]["document"] == lab_account_trust_policy(
         OPERATOR, "classroom-2026"

@@ -23,7 +23,6 @@ from hypothesis import strategies as st
 
 from auditor.app.audit import audit_targets
 from auditor.app.context import Context, open_context
-from auditor.app.operations import provision_targets
 from auditor.domain.model import Finding, InvokeResult, LabAudit, Step, Verdict
 from auditor.domain.spec import (
     DESTINATION_POLICY,
@@ -37,6 +36,7 @@ from auditor.policy import policy_engine
 from auditor.resources.compare import invoke_finding, judge_lab
 from auditor.resources.registry import REGISTRY
 from conftest import lab_as_built, make_config, pair
+from provisioner.provision import provision_targets
 
 pytestmark = pytest.mark.server
 
@@ -248,13 +248,13 @@ def reset(moto_server: str) -> None:
 
 
 def audited(context: Context, *, invoke: bool) -> LabAudit:
-    run = audit_targets(context, context.targets(), invoke=invoke, show_progress=False)
+    run = audit_targets(context, context.targets(), invoke=invoke)
     assert run.labs[0].verdict is not Verdict.ERROR, run.labs[0].error
     return run.labs[0]
 
 
 def planned(context: Context, *, dry_run: bool) -> list[Step]:
-    outcome = provision_targets(context, context.targets(), dry_run=dry_run, show_progress=False)[0]
+    outcome = provision_targets(context, context.targets(), dry_run=dry_run)[0]
     assert outcome.ok and outcome.result is not None, outcome.error
     return list(outcome.result.steps)
 
@@ -316,7 +316,7 @@ def test_a_failed_run_is_a_finding_no_provisioning_fixes() -> None:
 
 def test_a_drifted_timeout_is_a_low_lambda_config_finding_fixed_by_updating_the_function() -> None:
     built = lab_as_built(EXPECTED, "sha")
-    actual = replace(built, function=replace(built.function, timeout=1))
+    actual = built.with_function(replace(built.function, timeout=1))
     judgement = judge_lab(EXPECTED, actual, "sha", date(2026, 11, 29), engine=policy_engine())
     assert judgement.verdict is Verdict.DRIFTED
     [finding] = judgement.findings

@@ -212,7 +212,7 @@ def test_the_plan_judges_as_the_audit_does_with_the_configured_policy_time_limit
     with capture_logs() as logs:
         planned = plan_with_findings(planning, planning.targets()[0])[1]
     auditing = in_process_context(pair(1), **tight)
-    audited = audit_targets(auditing, auditing.targets(), invoke=False, show_progress=False).labs[0].findings
+    audited = audit_targets(auditing, auditing.targets(), invoke=False).labs[0].findings
     assert planned == audited
     undecided = next(f for f in planned if f.resource.endswith("/inline-policy/student-hostile"))
     assert "could not be decided in time" in undecided.message

@@ -26,7 +26,7 @@ from sqlalchemy import Engine, event
 
 from auditor.app.audit import audit_targets
 from auditor.app.context import Context, open_context
-from auditor.app.operations import provision_targets, record_run, teardown_targets
+from auditor.app.recording import record_run
 from auditor.cli.report import report_command
 from auditor.domain.config import LabConfig
 from auditor.domain.model import Check, Effect, Finding, LabAudit, Severity, Status, Subject, Trigger, Verdict
@@ -49,6 +49,8 @@ from auditor.report.text import span
 from auditor.report.timeline import grid_for, summarise
 from auditor.store import LabState, RunPoint, Store, upgrade
 from conftest import labs_toml, make_config, pair, write_config
+from provisioner.provision import provision_targets
+from provisioner.teardown import teardown_targets
 
 SCRIPT = "<script>alert(1)</script>"
 ERROR_SCRIPT = '<script>alert("error")</script>'
@@ -146,7 +148,7 @@ def record_store_only_labs(store: Store, errored: LabConfig, marked: LabConfig, 
 
 
 def audit_round(context: Context, store: Store, names: list[str]) -> None:
-    run = audit_targets(context, context.targets(names), invoke=True, show_progress=False)
+    run = audit_targets(context, context.targets(names), invoke=True)
     record_run(store, run, Trigger.MANUAL)
 
 

@@ -23,11 +23,11 @@ from pathlib import Path
 import pytest
 
 from auditor.app.context import open_context
-from auditor.app.operations import provision_targets
 from auditor.domain.config import LabConfig
 from auditor.domain.spec import DESTINATION_ROLE
 from bench.latency_proxy import LatencyProxy
 from conftest import assumed, make_config, run_cli
+from provisioner.provision import provision_targets
 
 pytestmark = pytest.mark.slow  # the CLI in processes of its own, on a moto server
 

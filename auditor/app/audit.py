@@ -14,7 +14,7 @@ import structlog
 
 from auditor.app.collect import collect_lab
 from auditor.app.context import Context
-from auditor.app.fleet import LAB_FAULTS, describe_fault, run_each
+from auditor.app.fleet import LAB_FAULTS, Progress, describe_fault, run_each
 from auditor.app.target import LabTarget
 from auditor.aws.invoke import invoke_lambda, invoke_local, run_with_retries
 from auditor.common.clock import utc_now
@@ -105,7 +105,7 @@ def audit_targets(
     targets: Sequence[LabTarget],
     *,
     invoke: bool,
-    show_progress: bool | None = None,
+    progress: Progress | None = None,
     each: Callable[[LabTarget, Callable[[], LabAudit]], LabAudit | None] | None = None,
 ) -> AuditRun:
     """Audit the labs side by side. `each(target, audit)` stands around each lab's audit (a command
@@ -122,7 +122,7 @@ def audit_targets(
         audit_one,
         context.config.audit.concurrency,
         "auditing",
-        show_progress=show_progress,
+        progress,
     )
     labs = tuple(outcome.result for outcome in outcomes if outcome.result is not None)
     return AuditRun(started_at=started, finished_at=utc_now(), labs=labs)

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, as_completed, wait
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
@@ -18,6 +18,17 @@ log = structlog.get_logger()
 
 T = TypeVar("T")
 R = TypeVar("R")
+
+# How a run over many labs shows its progress: entered with the run's label and its number of labs, it
+# gives what is called with each lab's name as it finishes. The command line's draws a bar on a terminal
+# (auditor/cli/progress.py); the application itself shows nothing.
+Progress = Callable[[str, int], AbstractContextManager[Callable[[str], None]]]
+
+
+@contextmanager
+def no_progress(_label: str, _total: int) -> Iterator[Callable[[str], None]]:
+    yield lambda _name: None
+
 
 # The faults that belong to one lab (its accounts, its credentials, AWS answering it) and must not
 # stop the others. Programming errors are not caught here.
@@ -66,11 +77,9 @@ def run_each(
     job: Callable[[T], R],
     concurrency: int,
     label: str,
-    show_progress: bool | None = None,
+    progress: Progress | None = None,
 ) -> list[LabResult[R]]:
-    """Results in the order of `items`."""
-    if show_progress is None:
-        show_progress = sys.stderr.isatty()
+    """Results in the order of `items`; `progress` (the caller's: a bar on a terminal) is told of each."""
     outcomes: dict[str, LabResult[R]] = {}
 
     def guarded(item: T) -> LabResult[R]:
@@ -87,7 +96,7 @@ def run_each(
     pool = ThreadPoolExecutor(max_workers=max(1, min(concurrency, len(items) or 1)))
     futures: dict[Future[LabResult[R]], str] = {}
     try:
-        with _Progress(show_progress, label, len(items)) as advance:
+        with (progress or no_progress)(label, len(items)) as advance:
             futures = {pool.submit(guarded, item): name_of(item) for item in items}
             for future in as_completed(futures):
                 outcome = future.result()
@@ -105,40 +114,9 @@ def _interrupted(label: str, futures: dict[Future[LabResult[R]], str], names: li
     for future in futures:
         future.cancel()
     under_way = [future for future in futures if not future.cancelled()]
-    sys.stderr.write(f"interrupted: finishing the {len(under_way)} lab(s) under way, starting no other\n")
+    log.warning("interrupted_finishing_labs_under_way", under_way=len(under_way), starting_no_other=True)
     wait(under_way)
     finished = {outcome.name: outcome for outcome in (future.result() for future in under_way)}
     return Interrupted(
         label, [finished[name] for name in names if name in finished], [n for n in names if n not in finished]
     )
-
-
-class _Progress:
-    """A rich progress bar on a terminal; nothing otherwise (the log lines tell the story)."""
-
-    def __init__(self, enabled: bool, label: str, total: int) -> None:
-        self.enabled, self.label, self.total = enabled, label, total
-        self.progress: object = None
-
-    def __enter__(self) -> Callable[[str], None]:
-        if not self.enabled:
-            return lambda _name: None
-        from rich.console import Console
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-        progress = Progress(
-            TextColumn("[bold]{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-            console=Console(stderr=True),
-            transient=False,
-        )
-        progress.start()
-        task = progress.add_task(self.label, total=self.total)
-        self.progress = progress
-        return lambda _name: progress.advance(task)
-
-    def __exit__(self, *exc: object) -> None:
-        if self.progress is not None:
-            self.progress.stop()  # type: ignore[attr-defined]

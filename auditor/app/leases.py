@@ -17,13 +17,16 @@ from __future__ import annotations
 import os
 import socket
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import Enum, StrEnum
 
 import structlog
 
-from auditor.common.clock import utc_now
+from auditor.app.target import LabTarget
+from auditor.common.clock import iso, utc_now
 from auditor.common.errors import LabFault
 from auditor.store import DatabaseUnavailable, LabState, Store
 from auditor.store.records import Lease
@@ -233,3 +236,71 @@ class Leases:
                 with self._lock:
                     if self._held.get(lab) == holder:
                         del self._held[lab]
+
+
+# -------------------------------------------------------------------------- a command's leases
+
+
+class TornDownMeanwhile(LabFault):
+    """A lab torn down by another command while this provision waited for it: it is not built again."""
+
+
+@dataclass
+class LabLeases:
+    """The leases a command (or a daemon's job) takes on its labs before it reads or changes them.
+
+    A command holds each lease until it ends (`per_lab=False`), so that what it planned and showed is
+    still what it applies; the daemon gives each back as soon as that lab is done. A provision does not
+    build again a lab torn down since it `started`, by a command it waited for (a teardown is never
+    undone by a provision that ran beside it)."""
+
+    leases: Leases
+    store: Store
+    purpose: Purpose
+    wait: timedelta = timedelta(0)
+    per_lab: bool = False
+    owner: str | None = None  # a replica's job, which takes its own lease back when it is retried
+    started: datetime = field(default_factory=utc_now)  # when the command began
+
+    def hold(self, lab: str) -> LabState | None:
+        """Take the lab's lease (once); the lab's state when it is newly taken."""
+        if lab in self.leases.held():
+            return None
+        state = self.leases.take(
+            lab, self.purpose, self.wait, owner=self.owner, reclaim_own=self.owner is not None
+        )
+        if self.purpose is Purpose.PROVISION:
+            torn_down = self.store.torn_down_since(lab, self.started)
+            if torn_down is not None:
+                self.leases.give_back(lab)
+                raise TornDownMeanwhile(
+                    f"torn down at {iso(torn_down)} while this provision waited for it: not built again "
+                    "(run `auditor provision` once more to build it anew)"
+                )
+        return state
+
+    def done(self, lab: str) -> None:
+        if self.per_lab:
+            self.leases.give_back(lab)
+
+
+@contextmanager
+def command_leases(
+    store: Store,
+    purpose: Purpose,
+    targets: Sequence[LabTarget],
+    wait: timedelta = timedelta(0),
+    *,
+    per_lab: bool = False,
+    owner: str | None = None,
+    started: datetime | None = None,
+) -> Iterator[LabLeases]:
+    """The leases of one command (or job) over its labs, begun at `started` (default now), all given
+    back when it ends, however it ends."""
+    leases = Leases(lambda: store)
+    try:
+        yield LabLeases(
+            leases, store, purpose, wait, per_lab=per_lab, owner=owner, started=started or utc_now()
+        )
+    finally:
+        leases.close()

@@ -22,17 +22,12 @@ from rich.console import Console
 
 from auditor.app.audit import audit_targets
 from auditor.app.context import Context, open_context
-from auditor.app.operations import (
-    open_store,
-    provision_targets,
-    record_run,
-    teardown_expired,
-)
+from auditor.app.health import Metrics
+from auditor.app.recording import open_store, record_run
 from auditor.aws.cloudtrail import Change, explain_audit
 from auditor.aws.events import EventListener
 from auditor.cli.render import plural, print_audit_table
 from auditor.common.clock import utc_now
-from auditor.daemon.health import Metrics
 from auditor.domain.config import (
     AccountAccess,
     AuditSettings,
@@ -57,6 +52,8 @@ from auditor.domain.spec import (
 from auditor.report.output import write_html_report
 from auditor.store import Store
 from auditor.web import open_page
+from provisioner.provision import provision_targets
+from provisioner.teardown import teardown_expired
 
 
 def _access(account_id: str) -> AccountAccess:
@@ -115,7 +112,7 @@ class Story:
         return self.context.sessions.client(getattr(lab, side), service)
 
     def audit(self) -> AuditRun:
-        run = audit_targets(self.context, self.context.targets(), invoke=True, show_progress=False)
+        run = audit_targets(self.context, self.context.targets(), invoke=True)
         record_run(self.store, run, Trigger.MANUAL)
         print_audit_table(run, out=self.console.file)
         return run
@@ -369,7 +366,7 @@ def audit_drift(story: Story) -> AuditRun:
     story.step(4, "Audit again: what changed, its effect, its severity, and who did it")
     received = receive_change_events(story)
     story.say(f"  {received} change events arrived through EventBridge and the operator's queue")
-    run = audit_targets(story.context, story.context.targets(), invoke=True, show_progress=False)
+    run = audit_targets(story.context, story.context.targets(), invoke=True)
     labs = tuple(explain_audit(lab, story.changes.get(lab.lab, ())) for lab in run.labs)
     run = replace(run, labs=labs)
     record_run(story.store, run, Trigger.EVENT)
@@ -408,7 +405,7 @@ def reset(story: Story, drift: AuditRun) -> None:
     outcome = provision_targets(story.context, targets, dry_run=False, store=story.store)[0]
     for step in outcome.result.changed if outcome.result else ():
         story.say(f"  restored: {step.describe()}")
-    run = audit_targets(story.context, story.context.targets(["pair-02"]), invoke=True, show_progress=False)
+    run = audit_targets(story.context, story.context.targets(["pair-02"]), invoke=True)
     record_run(story.store, run, Trigger.MANUAL)
     story.say(f"  pair-02 is now [bold]{run.labs[0].verdict.value}[/]")
     story.expect(run.labs[0].verdict is Verdict.CONFORMANT, "the reset did not restore pair-02")

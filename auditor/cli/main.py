@@ -8,11 +8,11 @@ from pathlib import Path
 import click
 
 from auditor import __version__
-from auditor.app.operations import audit_labs, open_store, provision_labs, status_output, teardown_labs
+from auditor.app import service
+from auditor.app.recording import open_store
 from auditor.cli.demo import run_demo
 from auditor.cli.emulator import emulator_command
 from auditor.cli.options import (
-    approval,
     config_option,
     handles_errors,
     lab_option,
@@ -22,7 +22,17 @@ from auditor.cli.options import (
     with_log_options,
     yes_option,
 )
+from auditor.cli.outcomes import (
+    audit_shown,
+    deletions_approval,
+    provisioning_shown,
+    removal_approval,
+    status_output,
+    teardown_shown,
+    to_stderr,
+)
 from auditor.cli.permissions import permissions_command
+from auditor.cli.progress import terminal_progress
 from auditor.cli.report import report_command
 from auditor.common.clock import process_started_at
 from auditor.common.logs import configure_logging
@@ -76,18 +86,16 @@ def provision(config_path: str, labs: tuple[str, ...], dry_run: bool, diff: bool
       auditor provision --dry-run --diff --lab pair-01
       auditor provision --yes
     """
-    config = read_config(config_path)
-    sys.exit(
-        provision_labs(
-            config,
-            labs,
-            dry_run=dry_run,
-            diff=diff,
-            out=click.echo,
-            approve=approval(yes, "the plan deletes resources"),
-            started=process_started_at(),  # a lab torn down since the operator ran it is left so
-        )
+    outcome = service.provision(
+        read_config(config_path),
+        labs,
+        dry_run=dry_run,
+        approve=deletions_approval(yes, click.echo, diff=diff),
+        tell=to_stderr,
+        started=process_started_at(),  # a lab torn down since the operator ran it is left so
+        progress=terminal_progress(),
     )
+    sys.exit(provisioning_shown(outcome, click.echo, diff=diff))
 
 
 @main.command()
@@ -108,17 +116,16 @@ def teardown(config_path: str, labs: tuple[str, ...], expired: bool, dry_run: bo
       auditor teardown --expired --yes
       auditor teardown --lab pair-01
     """
-    config = read_config(config_path)
-    sys.exit(
-        teardown_labs(
-            config,
-            labs,
-            expired_only=expired,
-            dry_run=dry_run,
-            out=click.echo,
-            approve=approval(yes, "the teardown removes resources"),
-        )
+    outcome = service.teardown(
+        read_config(config_path),
+        labs,
+        expired_only=expired,
+        dry_run=dry_run,
+        approve=removal_approval(yes, click.echo),
+        tell=to_stderr,
+        progress=terminal_progress(),
     )
+    sys.exit(teardown_shown(outcome, click.echo, expired_only=expired))
 
 
 # ------------------------------------------------------------------------------------------- audit
@@ -146,9 +153,10 @@ def audit(
       auditor audit --format json --lab pair-01 > audit.json
     """
     config = read_config(config_path)
-    sys.exit(
-        audit_labs(config, labs, output_format=output_format, invoke=not no_invoke, record=not no_record)
+    outcome = service.audit(
+        config, labs, invoke=not no_invoke, record=not no_record, tell=to_stderr, progress=terminal_progress()
     )
+    sys.exit(audit_shown(outcome, output_format, config.path))
 
 
 # ------------------------------------------------------------------------------------------ status

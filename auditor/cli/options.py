@@ -11,7 +11,6 @@ from typing import Any, TypeVar
 import click
 from click.core import ParameterSource
 
-from auditor.app.operations import Approval, Refused
 from auditor.common.errors import OperationalError
 from auditor.common.logs import DEFAULT_LEVEL, LEVELS, configure_logging, shifted_level
 from auditor.domain.config import Config, ConfigError, load_config
@@ -21,6 +20,13 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 EXIT_OK, EXIT_OPERATIONAL, EXIT_USAGE, EXIT_NOT_CONFORMANT = 0, 1, 2, 3
 EXIT_INTERRUPTED = 130  # the shell's own code for a command ended by Ctrl-C (128 + SIGINT)
+
+# Asked before anything is deleted, with the question: True to go on. It may raise Refused.
+Ask = Callable[[str], bool]
+
+
+class Refused(Exception):
+    """A destructive command that nobody approved (no --yes, no terminal to ask on): exit 2."""
 
 
 def config_option(command: F) -> F:
@@ -78,7 +84,7 @@ def read_config(path: str) -> Config:
 # ------------------------------------------------------------------------------------ approval
 
 
-def approval(yes: bool, action: str) -> Approval:
+def approval(yes: bool, action: str) -> Ask:
     """How a destructive change is approved: by --yes, by the person at the terminal, or refused."""
     if yes:
         return lambda _question: True

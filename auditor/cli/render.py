@@ -297,18 +297,6 @@ def teardown_summary(changes: Sequence[LabChange], *, dry_run: bool) -> str:
     return f"Teardown: {plural(removed, 'resource')} {verb} in {plural(labs, 'lab')}."
 
 
-def described_changes(steps: Sequence[Step]) -> str:
-    """A reset as recorded in the lab's history: what it changed, in a line."""
-    if not steps:
-        return "nothing to change"
-    listed = ", ".join(f"{step.action.value} {step.kind} {_target(step)}" for step in steps)
-    return f"{plural(len(steps), 'change')}: {listed}"
-
-
-def _target(step: Step) -> str:
-    return f"{step.owner}/{step.name}" if step.owner != step.name else step.name
-
-
 def interruption_lines(stop: Interrupted, done: str) -> list[str]:
     """What a Ctrl-C left: which labs were finished (or failed), which were not started."""
     lines = [f"Interrupted while {stop.label}."]
@@ -354,7 +342,7 @@ def status_table(rows: Sequence[LabStatusRow]) -> list[str]:
 def status_document(rows: Sequence[LabStatusRow], now: datetime, database: str) -> dict[str, Any]:
     """`database`: the URL of the history read, without its password."""
     return {
-        "schema": "auditor.app.status/v1",
+        "schema": "auditor.status/v1",
         "generated_at": iso(now),
         "database": database,
         "labs": [

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 
-from auditor.app.operations import open_store
+from auditor.app.recording import open_store
 from auditor.cli.options import config_option, handles_errors, lab_option, read_config
 from auditor.domain.config import Config, parse_duration
 from auditor.report import RENDERERS, build_report

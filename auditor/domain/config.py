@@ -460,7 +460,7 @@ class DaemonSettings:
     reconcile_interval: Duration = timedelta(minutes=1)
     stop_timeout: Duration = timedelta(seconds=20)
     # "single": this process schedules the whole class (APScheduler; SQLite or PostgreSQL). "replicas":
-    # any number of daemons share it through a task queue in the PostgreSQL database (auditor.daemon.replicas).
+    # any number of daemons share it through a task queue in the PostgreSQL database (auditor.daemon.drivers.replicas).
     mode: Annotated[Text, AfterValidator(_daemon_mode)] = "single"
     # Replicas: one silent this long is taken for dead, and its labs' work is taken over by the others.
     takeover: Annotated[timedelta, BeforeValidator(_duration), AfterValidator(_takeover)] = timedelta(

@@ -355,7 +355,7 @@ class AuditRun:
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "schema": "auditor.app.audit/v1",
+            "schema": "auditor.audit/v1",
             "started_at": iso(self.started_at),
             "finished_at": iso(self.finished_at),
             "labs": [lab.to_json() for lab in self.labs],

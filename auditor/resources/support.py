@@ -10,7 +10,7 @@ from auditor.resources.kinds.function import LAB_FUNCTION
 # Only against an emulator (the local stand-in for the Lambda runtime); never in a real-AWS policy.
 EXECUTION_ROLE = Scope("AssumeExecutionRole", (ANY_LAB.origin_role.arn,))
 
-# Operator scopes: filled in by auditor.cli.permissions.operator_policy().
+# Operator scopes: filled in by auditor.resources.permissions.operator_policy().
 ACCESS_ROLES = Scope("AssumeLabAccessRole", ("arn:aws:iam::*:role/{access_role}",))
 EVENT_QUEUE = Scope("ChangeEventQueue", ("{queue_arn}",))
 OPERATOR_EVENT_RULE = Scope(

@@ -1,0 +1,38 @@
+"""The history's side of a command: the migrated database opened first, the labs registered, the
+audits recorded (each lab in its own transaction, giving back its lease in the same write)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from auditor.app.leases import Leases
+from auditor.app.target import LabTarget
+from auditor.common.errors import OperationalError
+from auditor.domain.config import Config
+from auditor.domain.model import AuditRun, Trigger
+from auditor.store import DatabaseUnavailable, Store, upgrade
+
+
+def open_store(config: Config) -> Store:
+    """The migrated database, or an operational error (exit 1) before anything else is touched."""
+    try:
+        upgrade(config.database.url)
+        return Store.from_url(config.database.url)
+    except DatabaseUnavailable as error:
+        raise OperationalError(f"database unavailable: {error}") from None
+
+
+def register_labs(store: Store, targets: Sequence[LabTarget]) -> None:
+    for target in targets:
+        lab = target.lab
+        store.ensure_lab(lab.name, lab.origin.account_id, lab.destination.account_id, lab.expires_at)
+
+
+def record_run(store: Store, run: AuditRun, trigger: Trigger, held: Leases | None = None) -> None:
+    """Record each lab's audit, giving back its lease in the same write when `held` holds it; a lab
+    that could not be audited for another holder's lease is not recorded (nothing was judged)."""
+    for lab in run.labs:
+        holder = held.forget(lab.lab) if held is not None else None
+        if held is not None and holder is None:
+            continue
+        store.record_audit(lab, trigger, release_lease_of=holder)
