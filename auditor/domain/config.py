@@ -15,7 +15,7 @@ import os
 import re
 import tomllib
 from collections.abc import Mapping, Sequence
-from dataclasses import MISSING, field, fields, is_dataclass
+from dataclasses import MISSING, field, fields, is_dataclass, replace
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from pathlib import Path
@@ -29,6 +29,8 @@ from sqlalchemy import make_url
 
 from auditor.common.schedule import check_schedulable
 from auditor.domain.model import Severity
+from auditor.domain.rubric_file import GUIDE, RubricError, load_rubric, shipped_rubric
+from auditor.domain.steps import Rubric
 
 DEFAULT_CONFIG_PATH = "config.toml"
 DEFAULT_DATABASE_URL = "sqlite:///auditor.db"  # beside the configuration file
@@ -318,6 +320,29 @@ def _takeover(period: timedelta) -> timedelta:
     return period
 
 
+def _one_of(*choices: str) -> BeforeValidator:
+    """A string that is one of `choices`, with a "did you mean" for a near miss."""
+
+    def check(value: object) -> object:
+        if not isinstance(value, str):
+            raise _wrong_type(value, str)
+        if value not in choices:
+            hint = _closest(value, set(choices))
+            raise Problem(
+                f"{value!r}: use {' or '.join(map(repr, choices))}"
+                + (f" (did you mean {hint!r}?)" if hint else "")
+            )
+        return value
+
+    return BeforeValidator(check)
+
+
+def _rubric_name(name: str) -> str:
+    if not name.strip():
+        raise Problem(f'must not be empty: use "{GUIDE}" or the path of a rubric TOML file')
+    return name
+
+
 def _within(low: int, high: int, problem: str) -> AfterValidator:
     """A whole number from low to high; `problem` may name the number as {value}."""
 
@@ -491,6 +516,58 @@ class NotifySettings:
 
 
 @dataclass(frozen=True, config=TABLE)
+class ClassSettings:
+    """`[class]`: who builds the labs, and how students' work is graded (interface.md, "Students build it")."""
+
+    built_by: Annotated[Literal["provisioner", "students"], _one_of("provisioner", "students")] = (
+        "provisioner"
+    )
+    # The shipped rubric ("guide"), or a rubric TOML file (relative: to the configuration file's folder),
+    # read and validated with the configuration: `Config.rubric` is the Rubric it names.
+    rubric: Annotated[Text, AfterValidator(_rubric_name)] = GUIDE
+    due: Timestamp = None  # steps first done after it are `late`
+    ends: Timestamp = None  # when `cleanup` is judged (None: each lab's expiry)
+    stuck_after: Duration = timedelta(minutes=15)
+    hardening: Annotated[Literal["credit", "drift"], _one_of("credit", "drift")] = "drift"
+
+    @table_rule(mode="after")
+    def _ends_after_due(self) -> Self:
+        if self.due is not None and self.ends is not None and self.ends < self.due:
+            raise Problem(
+                f"{self.ends:%Y-%m-%dT%H:%M:%SZ} is before due ({self.due:%Y-%m-%dT%H:%M:%SZ}): "
+                "the class cannot end before its work is due",
+                "ends",
+            )
+        return self
+
+    @property
+    def students_build(self) -> bool:
+        return self.built_by == "students"
+
+    @property
+    def loaded_rubric(self) -> Rubric:
+        """The Rubric `rubric` names: as read and validated with the configuration file (`load_config`,
+        `config_from`); for a table built in code, the shipped one it names, or the file as given (read
+        now, relative to the current folder; a problem is a RubricError)."""
+        loaded: Rubric | None = self.__dict__.get(_LOADED_RUBRIC)
+        if loaded is not None:
+            return loaded
+        return shipped_rubric() if self.rubric == GUIDE else load_rubric(self.rubric, name=self.rubric)
+
+    def using(self, rubric: Rubric) -> ClassSettings:
+        """These settings with `rubric` as the loaded one (for code and tests that build a rubric)."""
+        copy = replace(self)
+        object.__setattr__(copy, _LOADED_RUBRIC, rubric)
+        return copy
+
+
+# Where a ClassSettings keeps the Rubric read with the file: an attribute, not a field (it is no key of
+# the file, and the table's equality and hash stay those of its keys).
+_LOADED_RUBRIC = "_loaded_rubric"
+_DEFAULT_CLASS = ClassSettings()  # no [class] table: the project builds the labs, the guide's rubric
+
+
+@dataclass(frozen=True, config=TABLE)
 class Config:
     path: str  # the file it was read from; not a key of the file
     labs: tuple[LabConfig, ...]
@@ -501,6 +578,12 @@ class Config:
     daemon: DaemonSettings = DaemonSettings()
     events: EventsSettings | None = None  # no [events] table: no change events
     notify: NotifySettings | None = None  # no [notify] table: no notifications
+    classroom: ClassSettings = _DEFAULT_CLASS  # the file's [class] table ("class" is Python's own word)
+
+    @property
+    def rubric(self) -> Rubric:
+        """The rubric of `[class] rubric`, read and validated when the file was loaded."""
+        return self.classroom.loaded_rubric
 
     @table_rule(mode="after")
     def _labs_fit_together(self) -> Self:
@@ -564,6 +647,8 @@ def _refuse_shared_accounts(labs: Sequence[LabConfig]) -> None:
 
 
 _NOT_IN_THE_FILE = frozenset({"path"})
+# Tables whose field is named otherwise than the file's key: the file's [class] is `Config.classroom`.
+_FILE_NAMES = {"classroom": "class"}
 
 
 # ---------------------------------------------------------------------------------------- errors
@@ -603,6 +688,8 @@ def _config_error(error: ValidationError, root: type, file: str, prefix: str) ->
         problem = f"must be a table, not {type(details['input']).__name__}"
     else:
         problem = details["msg"]
+    if root is Config and loc and isinstance(loc[0], str):
+        loc[0] = _FILE_NAMES.get(loc[0], loc[0])  # the key as the file spells it: class.built_by
     return ConfigError(file, _dotted(prefix, loc), problem)
 
 
@@ -628,7 +715,10 @@ def _keys_at(root: type, loc: Sequence[str | int]) -> set[str]:
             table = _table_class(get_type_hints(table).get(part))
     if table is None:
         return set()
-    return {f.name for f in fields(table)} - (_NOT_IN_THE_FILE if table is root else set())
+    names = {f.name for f in fields(table)}
+    if table is Config:
+        return {_FILE_NAMES.get(name, name) for name in names - _NOT_IN_THE_FILE}
+    return names
 
 
 def _closest(name: str, known: set[str]) -> str | None:
@@ -809,9 +899,14 @@ def config_from(
             document["database"] = {**database, "url": sqlite_path_from(url, Path.cwd())}
     elif isinstance(database, Mapping) and isinstance(url := database.get("url", DEFAULT_DATABASE_URL), str):
         document["database"] = {**database, "url": sqlite_path_from(url, config_dir)}
+    for field_name, name in _FILE_NAMES.items():
+        if name in document:
+            document[field_name] = document.pop(name)
     if isinstance(notify := data.get("notify"), Mapping):
         document["notify"] = _with_urls_from_the_environment(notify, file, env or {})
-    return _validated(Config, document, file)
+    config = _validated(Config, document, file)
+    _load_the_rubric(config.classroom, file, config_dir)
+    return config
 
 
 def _with_urls_from_the_environment(notify: Mapping[str, Any], file: str, env: Mapping[str, str]) -> Any:
@@ -828,9 +923,31 @@ def _with_urls_from_the_environment(notify: Mapping[str, Any], file: str, env: M
 
 
 def _refuse_keys_not_in_the_file(data: Mapping[str, Any], file: str) -> None:
-    for name in _NOT_IN_THE_FILE & data.keys():
-        hint = _closest(name, {f.name for f in fields(Config)} - _NOT_IN_THE_FILE)
+    for name in sorted({*_NOT_IN_THE_FILE, *_FILE_NAMES} & data.keys()):
+        hint = _FILE_NAMES.get(name) or _closest(name, _keys_at(Config, []))
         raise ConfigError(file, name, "unknown key" + (f" (did you mean {hint!r}?)" if hint else ""))
+
+
+def _load_the_rubric(settings: ClassSettings, file: str, config_dir: Path) -> None:
+    """Read and validate the rubric `[class] rubric` names (a file: relative to the configuration's
+    folder) and keep it with the settings; a problem names the rubric file and its key."""
+    if settings.rubric == GUIDE:
+        rubric = shipped_rubric()
+    else:
+        path = config_dir / settings.rubric
+        if not path.is_file():
+            raise ConfigError(
+                file,
+                "class.rubric",
+                f"no rubric file {str(path)!r} "
+                f'(use "{GUIDE}" or the path of a rubric TOML file, relative to this file\'s folder)',
+            )
+        try:
+            rubric = load_rubric(path, name=settings.rubric)
+        except RubricError as error:
+            raise ConfigError(error.file, error.key, error.problem) from None
+    if settings is not _DEFAULT_CLASS:  # the default table is shared: it finds the guide by itself
+        object.__setattr__(settings, _LOADED_RUBRIC, rubric)
 
 
 def _roster_labs(data: Mapping[str, Any], config_dir: Path) -> list[LabConfig]:

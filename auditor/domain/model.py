@@ -13,6 +13,7 @@ from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
 from auditor.common.clock import iso
+from auditor.domain.steps import StepResult
 
 if TYPE_CHECKING:
     from auditor.domain.faults import Failure
@@ -313,6 +314,8 @@ class LabAudit:
     started_at: datetime | None = None
     finished_at: datetime | None = None
     requests: int = 0
+    # With [class] built_by = "students": what this audit found of each step of the rubric.
+    steps: tuple[StepResult, ...] = ()
 
     @property
     def duration(self) -> timedelta | None:
@@ -333,6 +336,7 @@ class LabAudit:
                 if self.invoke
                 else {}
             ),
+            **({"steps": [step.to_json() for step in self.steps]} if self.steps else {}),
         }
 
 
