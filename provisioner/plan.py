@@ -3,7 +3,8 @@
 Every finding the provisioner can fix becomes a step that answers it (each kind of resource says how,
 in auditor/resources/kinds/); the resources nothing needs to change are listed as `no change`. The
 findings are the audit's judgement (auditor.resources.compare.judge_lab) with the context's policy engine, so
-its configured time limit too.
+its configured time limit too. When students build the lab, the plan keeps only the project's own parts
+(provisioner/scope.py): their resources are read and judged, never changed.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from auditor.domain.spec import ExpectedLab
 from auditor.policy import PolicyEngine
 from auditor.resources.compare import judge_lab
 from auditor.resources.registry import REGISTRY
+from provisioner.scope import findings_of, provisioned_kinds, steps_of
 
 
 def plan_lab(expected: ExpectedLab, actual: ActualLab, findings: Sequence[Finding]) -> list[Step]:
@@ -42,7 +44,9 @@ def plan(context: Context, target: LabTarget) -> list[Step]:
 
 
 def plan_with_findings(context: Context, target: LabTarget) -> tuple[list[Step], tuple[Finding, ...]]:
-    """The plan and the findings it answers (whose expected and actual values `--diff` shows)."""
+    """The plan and the findings it answers (whose expected and actual values `--diff` shows), of the
+    kinds the configuration lets the project build."""
     actual = collect_lab(context.sessions, target)
     findings = audit_findings(target.expected, actual, utc_now(), context.policy_engine)
-    return plan_lab(target.expected, actual, findings), findings
+    kinds = provisioned_kinds(context.config)
+    return steps_of(kinds, plan_lab(target.expected, actual, findings)), findings_of(kinds, findings)

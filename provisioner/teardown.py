@@ -5,7 +5,8 @@ the operator's end of the change events is released once no lab still standing n
 
 Each kind of resource says what of it exists to remove and how (the same deletion the provisioner uses
 for a student's extra policy); attached managed policies are detached, never deleted: they belong to
-the account, not the lab.
+the account, not the lab. When students build the lab, only the project's own parts go (provisioner/scope.py)
+unless the students' resources are asked for too (`--students-resources`).
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from auditor.domain.model import Step
 from auditor.domain.spec import ExpectedLab
 from auditor.resources.registry import REGISTRY
 from auditor.store import LabState, Store
+from provisioner.scope import Kinds, removed_kinds, steps_of
 
 log = structlog.get_logger()
 
@@ -42,8 +44,9 @@ def plan_teardown(expected: ExpectedLab, actual: ActualLab) -> list[Step]:
     return REGISTRY.removals(expected, actual)
 
 
-def teardown_plan(sessions: AccountSessions, target: LabTarget) -> list[Step]:
-    return plan_teardown(target.expected, collect_lab(sessions, target, for_teardown=True))
+def teardown_plan(sessions: AccountSessions, target: LabTarget, kinds: Kinds = None) -> list[Step]:
+    """The removals of the lab's resources of those kinds (None: every kind)."""
+    return steps_of(kinds, plan_teardown(target.expected, collect_lab(sessions, target, for_teardown=True)))
 
 
 def teardown(sessions: AccountSessions, target: LabTarget, steps: Sequence[Step]) -> None:
@@ -75,6 +78,8 @@ def teardown_expired(
     plans: Mapping[str, LabChange] | None = None,
     held: LabLeases | None = None,
     progress: Progress | None = None,
+    *,
+    students_resources: bool = False,
 ) -> list[LabResult[LabChange]]:
     """Tear down every lab past its expiry at `now`, however long ago that was: the database knows."""
     due = expired_targets(store, targets, now)
@@ -83,7 +88,14 @@ def teardown_expired(
     if not due:
         return []
     return teardown_targets(
-        context, due, dry_run=False, store=store, plans=plans, held=held, progress=progress
+        context,
+        due,
+        dry_run=False,
+        store=store,
+        plans=plans,
+        held=held,
+        progress=progress,
+        students_resources=students_resources,
     )
 
 
@@ -97,15 +109,18 @@ def teardown_targets(
     held: LabLeases | None = None,
     owner: str | None = None,
     progress: Progress | None = None,
+    students_resources: bool = False,
 ) -> list[LabResult[LabChange]]:
     """Remove each lab's resources; `plans` are the removals already shown and approved under the
     leases `held`. With a store and no leases given, each lab's lease is taken here for its own
     teardown, not waited for: this process's, or `owner`'s (a replica's job, which takes its own
-    lease back when it is retried)."""
+    lease back when it is retried). When students build the lab, only the project's own parts go,
+    unless `students_resources`."""
+    kinds = removed_kinds(context.config, students_resources=students_resources)
     if store is None or held is not None or dry_run:
-        return _tear_down_each(context, targets, dry_run, store, plans, held, progress)
+        return _tear_down_each(context, targets, dry_run, store, plans, held, progress, kinds)
     with command_leases(store, Purpose.TEARDOWN, targets, per_lab=True, owner=owner) as own:
-        return _tear_down_each(context, targets, False, store, plans, own, progress)
+        return _tear_down_each(context, targets, False, store, plans, own, progress, kinds)
 
 
 def _tear_down_each(
@@ -116,6 +131,7 @@ def _tear_down_each(
     plans: Mapping[str, LabChange] | None,
     held: LabLeases | None,
     progress: Progress | None,
+    kinds: Kinds,
 ) -> list[LabResult[LabChange]]:
     def teardown_one(target: LabTarget) -> LabChange:
         if held is not None:
@@ -130,7 +146,7 @@ def _tear_down_each(
         if plans is not None and target.name in plans:
             steps = list(plans[target.name].steps)
         else:
-            steps = teardown_plan(context.sessions, target)
+            steps = teardown_plan(context.sessions, target, kinds)
         if dry_run:
             return LabChange(tuple(steps))
         if store is not None:

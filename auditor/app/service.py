@@ -29,6 +29,7 @@ from auditor.domain.config import EMBEDDED, Config, ConfigError
 from auditor.domain.model import Actor, AuditRun, LabAudit, Trigger, Verdict
 from auditor.store import DatabaseUnavailable, LabState, LabStatus, RecordedRun, Store
 from provisioner.provision import provision_targets
+from provisioner.scope import students_build_notice
 from provisioner.teardown import expired_targets, teardown_expired, teardown_targets
 
 Tell = Callable[[str], None]
@@ -91,7 +92,9 @@ def provision(
 
     Each lab is planned and built under its lease, held until the command ends (a dry run, which
     changes nothing, takes none); a lab torn down since the command `started` (default now: the CLI
-    gives its process's start) is not built again."""
+    gives its process's start) is not built again. When students build the lab, only the project's own
+    parts are planned and built (provisioner/scope.py), and the operator hears so."""
+    tell_students_build(config, tell, teardown=False)
     if not dry_run:
         keep_embedded_emulator(config, tell)
     with open_context(config) as context:
@@ -148,6 +151,13 @@ def _in_order(targets: Sequence[LabTarget], outcomes: LabChanges) -> tuple[LabRe
     return tuple(by_name[target.name] for target in targets if target.name in by_name)
 
 
+def tell_students_build(config: Config, tell: Tell, *, teardown: bool) -> None:
+    """With `[class] built_by = "students"`: the project touches only its own parts, and says so."""
+    notice = students_build_notice(config, teardown=teardown)
+    if notice is not None:
+        tell(notice)
+
+
 def warn_embedded(context: Context, tell: Tell, *, builds: bool) -> None:
     """Say loudly when the command works on an emulator that ends with it."""
     if context.ephemeral_emulator:
@@ -198,12 +208,16 @@ def teardown(
     approve: Approve = approve_all,
     tell: Tell = ignore,
     progress: Progress = no_progress,
+    students_resources: bool = False,
 ) -> ChangeOutcome:
     """Plan the teardown, ask (with what will go), then remove it.
 
     Each lab is planned and removed under its lease, held until the command ends (a dry run takes none),
     so that what was shown and approved is what is removed, and nothing rebuilds it meanwhile. With
-    `expired_only` and no lab past its expiry, the outcome has no labs."""
+    `expired_only` and no lab past its expiry, the outcome has no labs. When students build the lab,
+    only the project's own parts go unless `students_resources` (the operator hears which)."""
+    if not students_resources:
+        tell_students_build(config, tell, teardown=True)
     with open_context(config) as context:
         warn_embedded(context, tell, builds=False)
         store = open_store(config)
@@ -214,11 +228,20 @@ def teardown(
             if not targets:
                 return ChangeOutcome(dry_run=dry_run)
         if dry_run:
-            planned = teardown_targets(context, targets, dry_run=True, progress=progress)
+            planned = teardown_targets(
+                context, targets, dry_run=True, progress=progress, students_resources=students_resources
+            )
             return ChangeOutcome(tuple(planned), dry_run=True)
         with command_leases(store, Purpose.TEARDOWN, targets, config.lab.lease_wait) as held:
             return _plan_and_remove(
-                context, store, targets, approve, held, progress, expired_only=expired_only
+                context,
+                store,
+                targets,
+                approve,
+                held,
+                progress,
+                expired_only=expired_only,
+                students_resources=students_resources,
             )
 
 
@@ -231,14 +254,31 @@ def _plan_and_remove(
     progress: Progress,
     *,
     expired_only: bool,
+    students_resources: bool,
 ) -> ChangeOutcome:
     try:
-        planned = teardown_targets(context, targets, dry_run=True, held=held, progress=progress)
+        planned = teardown_targets(
+            context,
+            targets,
+            dry_run=True,
+            held=held,
+            progress=progress,
+            students_resources=students_resources,
+        )
         ready = {o.name: o.result for o in planned if o.ok and o.result is not None}
         doomed = [o for o in planned if o.result is not None and o.result.steps]
         if doomed and not approve(doomed):
             return ChangeOutcome(cancelled=True)
-        outcomes = _remove(context, store, targets, ready, held, progress, expired_only=expired_only)
+        outcomes = _remove(
+            context,
+            store,
+            targets,
+            ready,
+            held,
+            progress,
+            expired_only=expired_only,
+            students_resources=students_resources,
+        )
     except Interrupted as stop:
         return ChangeOutcome(interrupted=stop)
     return ChangeOutcome(_in_order(targets, [*planned, *outcomes]))
@@ -253,12 +293,29 @@ def _remove(
     progress: Progress,
     *,
     expired_only: bool,
+    students_resources: bool,
 ) -> LabChanges:
     chosen = [target for target in targets if target.name in plans]
     if expired_only:
-        return teardown_expired(context, store, chosen, utc_now(), plans=plans, held=held, progress=progress)
+        return teardown_expired(
+            context,
+            store,
+            chosen,
+            utc_now(),
+            plans=plans,
+            held=held,
+            progress=progress,
+            students_resources=students_resources,
+        )
     return teardown_targets(
-        context, chosen, dry_run=False, store=store, plans=plans, held=held, progress=progress
+        context,
+        chosen,
+        dry_run=False,
+        store=store,
+        plans=plans,
+        held=held,
+        progress=progress,
+        students_resources=students_resources,
     )
 
 

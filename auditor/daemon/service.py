@@ -318,8 +318,9 @@ class Service:
         change a lab before it is audited (its drift is the students' evidence, resetting it is the
         operator's `auditor provision`). At start in an emulator of its own, new and empty, that is every
         lab not torn down. A lab whose planning failed (the emulator not up yet) is tried again at each
-        reconcile; one found standing is left as found for good. Real AWS: nothing."""
-        if not self.config.aws.emulated:
+        reconcile; one found standing is left as found for good. Real AWS: nothing. When students build
+        the lab ([class] built_by = "students"): nothing either, their building it is what is watched."""
+        if not self.config.aws.emulated or self.config.classroom.students_build:
             return
         store = self.database()
         states = {status.name: status.state for status in store.status()}
