@@ -3,6 +3,7 @@ and the local stand-in for the Lambda Python runtime."""
 
 from __future__ import annotations
 
+import datetime
 import io
 import json
 import zipfile
@@ -393,3 +394,34 @@ def test_invoke_refused_for_the_functions_own_reserved_concurrency_is_the_labs_n
         result = invoke_lambda(sessions, ORIGIN, EXPECTED)
     assert (result.ok, result.cause) == (False, "function_throttled")
     assert sessions.retries.snapshot() == {}
+
+
+# The guide's function returns `str(s3list['Buckets'])`: Python's text of the listing, sent as JSON.
+def guide_answer(*names: str) -> str:
+    buckets = [
+        {"Name": name, "CreationDate": datetime.datetime(2026, 12, 1, 9, 0, tzinfo=datetime.UTC)}
+        for name in names
+    ]
+    return json.dumps(str(buckets))
+
+
+def test_the_guides_own_answer_passes_on_the_marker_when_students_build() -> None:
+    marker = EXPECTED.marker_bucket.name
+    result = judge_answer(guide_answer("class-photos", marker), EXPECTED, guide_answers=True)
+    assert (result.ok, result.cause) == (True, "ok")
+    assert result.detail == f"listed 2 buckets of {EXPECTED.destination_account}, marker included"
+
+
+def test_the_guides_answer_without_the_marker_is_not_the_destinations_listing() -> None:
+    result = judge_answer(guide_answer("origin-own-bucket"), EXPECTED, guide_answers=True)
+    assert (result.ok, result.cause) == (False, "marker_missing")
+
+
+def test_a_text_answer_is_no_proof_when_the_project_builds_the_lab() -> None:
+    result = judge_answer(guide_answer(EXPECTED.marker_bucket.name), EXPECTED)
+    assert (result.ok, result.cause) == (False, "bad_answer")
+
+
+def test_the_marker_named_outside_a_bucket_name_is_no_listing() -> None:
+    text = json.dumps(f"could not list; expected {EXPECTED.marker_bucket.name}")
+    assert judge_answer(text, EXPECTED, guide_answers=True).cause == "marker_missing"

@@ -8,6 +8,7 @@ outlasts it makes the lab `error`, with no findings, never `broken`.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from datetime import date
 from functools import partial
 
 import structlog
@@ -18,11 +19,13 @@ from auditor.app.fleet import LAB_FAULTS, Progress, describe_fault, run_each
 from auditor.app.target import LabTarget
 from auditor.aws.invoke import invoke_lambda, invoke_local, run_with_retries
 from auditor.common.clock import utc_now
-from auditor.domain.actual import ActualFunction
+from auditor.domain.actual import ActualFunction, ActualLab
 from auditor.domain.faults import lab_budget
-from auditor.domain.model import AuditRun, InvokeResult, LabAudit, Verdict
+from auditor.domain.model import AuditRun, Finding, InvokeResult, LabAudit, Verdict
 from auditor.domain.package import packaged
+from auditor.domain.steps import StepResult
 from auditor.resources.compare import judge_lab
+from auditor.resources.steps import judge_steps
 
 log = structlog.get_logger()
 
@@ -67,15 +70,41 @@ def audit_lab(context: Context, target: LabTarget, *, invoke: bool) -> LabAudit:
         judgement = judge_lab(
             expected,
             actual,
-            packaged()[1],
+            None if context.config.classroom.students_build else packaged()[1],
             started.date(),
             invoked,
             engine=context.policy_engine,
             now=started,
         )
     except LAB_FAULTS as error:
-        return result(Verdict.ERROR, error=describe_fault(error))
-    return result(judgement.verdict, findings=judgement.findings, invoke=invoked)
+        return result(Verdict.ERROR, error=describe_fault(error))  # nothing judged: no steps
+    steps = judged_steps(context, target, actual, judgement.findings, invoked, started.date())
+    return result(judgement.verdict, findings=judgement.findings, invoke=invoked, steps=steps)
+
+
+def judged_steps(
+    context: Context,
+    target: LabTarget,
+    actual: ActualLab,
+    findings: tuple[Finding, ...],
+    invoked: InvokeResult | None,
+    today: date,
+) -> tuple[StepResult, ...]:
+    """With `[class] built_by = "students"`: each step of the class's rubric as the lab stands
+    (auditor/resources/steps.py); none when the project builds the labs."""
+    classroom = context.config.classroom
+    if not classroom.students_build:
+        return ()
+    return judge_steps(
+        context.config.rubric,
+        target.expected,
+        actual,
+        findings,
+        invoked,
+        classroom.hardening,
+        today=today,
+        engine=context.policy_engine,
+    )
 
 
 def run_invoke(context: Context, target: LabTarget, function: ActualFunction) -> InvokeResult:
@@ -83,6 +112,7 @@ def run_invoke(context: Context, target: LabTarget, function: ActualFunction) ->
     lab's budget (past it: an AwsFault, the lab's `error`)."""
     if not function.exists:
         return InvokeResult(False, "function_missing", "the function does not exist")
+    guide_answers = context.config.classroom.students_build  # a student's function answers as the guide's
     if invoke_mode(context) == "local":
         return run_with_retries(
             lambda: invoke_local(
@@ -92,11 +122,15 @@ def run_invoke(context: Context, target: LabTarget, function: ActualFunction) ->
                 target.expected,
                 function,
                 context.endpoint_url,
+                guide_answers=guide_answers,
             ),
             context.sessions.retries,
         )
     return run_with_retries(
-        lambda: invoke_lambda(context.sessions, target.lab.origin, target.expected), context.sessions.retries
+        lambda: invoke_lambda(
+            context.sessions, target.lab.origin, target.expected, guide_answers=guide_answers
+        ),
+        context.sessions.retries,
     )
 
 

@@ -11,6 +11,7 @@ finding: it is run again within the lab's budget (`run_with_retries`), and past 
 from __future__ import annotations
 
 import json
+import re
 import time
 import urllib.request
 from collections.abc import Callable
@@ -64,8 +65,14 @@ def _results(duration_ms: int) -> Callable[..., InvokeResult]:
     return result
 
 
-def judge_answer(raw: bytes | str, expected: ExpectedLab, duration_ms: int = 0) -> InvokeResult:
-    """Pass only on the proof: the destination account answered and its marker bucket is listed."""
+def judge_answer(
+    raw: bytes | str, expected: ExpectedLab, duration_ms: int = 0, *, guide_answers: bool = False
+) -> InvokeResult:
+    """Pass only on the proof: the destination account answered and its marker bucket is listed.
+
+    With `guide_answers` (students build the lab), the answer may also be the guide's own: the listing
+    as text (`str(s3list['Buckets'])`); the marker bucket's name in it is the proof, since that bucket
+    exists only in the destination account (bucket names are global)."""
     result = _results(duration_ms)
     if len(raw) > MAX_ANSWER_BYTES:
         return result(False, "bad_answer", f"the answer is {len(raw)} bytes, more than {MAX_ANSWER_BYTES}")
@@ -73,6 +80,8 @@ def judge_answer(raw: bytes | str, expected: ExpectedLab, duration_ms: int = 0) 
         answer = json.loads(raw)
     except (ValueError, UnicodeDecodeError, RecursionError):  # nesting deep enough to exhaust the stack
         return result(False, "bad_answer", "the function's answer is not JSON")
+    if guide_answers and isinstance(answer, str):
+        return _judge_text_listing(answer, expected, result)
     if not isinstance(answer, dict):
         return result(False, "bad_answer", f"the function answered a {type(answer).__name__}, not an object")
     if answer.get("ok") is False:
@@ -112,6 +121,21 @@ def _aws_fault(failure: Failure, result: Any) -> InvokeResult:
     return result(
         False, "aws_fault", tally.sentence(IN_THE_RUN), fault=failure, retries=(failure.attempts or 1) - 1
     )
+
+
+def _judge_text_listing(answer: str, expected: ExpectedLab, result: Any) -> InvokeResult:
+    """The guide's answer: the bucket list as Python prints it (`[{'Name': 'a', ...}, ...]`)."""
+    names = re.findall(r"""['"]Name['"]\s*:\s*['"]([^'"]+)['"]""", answer)
+    summary = {"destination_account": expected.destination_account, "buckets": len(names)}
+    if expected.marker_bucket.name not in names:
+        return result(
+            False,
+            "marker_missing",
+            f"the listing lacks the marker bucket {expected.marker_bucket.name}",
+            summary,
+        )
+    listed = f"{len(names)} bucket{'s' if len(names) != 1 else ''}"
+    return result(True, "ok", f"listed {listed} of {expected.destination_account}, marker included", summary)
 
 
 def _judge_listing(answer: dict[str, Any], expected: ExpectedLab, result: Any) -> InvokeResult:
@@ -186,7 +210,9 @@ def function_error(payload: bytes, duration_ms: int) -> InvokeResult:
 # ------------------------------------------------------------------------------------- Invoke API
 
 
-def invoke_lambda(sessions: AccountSessions, origin: AccountAccess, expected: ExpectedLab) -> InvokeResult:
+def invoke_lambda(
+    sessions: AccountSessions, origin: AccountAccess, expected: ExpectedLab, *, guide_answers: bool = False
+) -> InvokeResult:
     # Retried as any call (the lab's function only reads, so running it twice does no harm); the read
     # timeout outlasts the function's own, so that a slow run is not taken for AWS's silence.
     client = sessions.client(origin, "lambda", read_timeout=expected.function.timeout_seconds + 10)
@@ -208,7 +234,7 @@ def invoke_lambda(sessions: AccountSessions, origin: AccountAccess, expected: Ex
     duration = int((time.monotonic() - started) * 1000)
     if response.get("FunctionError"):
         return function_error(payload, duration)
-    return judge_answer(payload, expected, duration)
+    return judge_answer(payload, expected, duration, guide_answers=guide_answers)
 
 
 # ------------------------------------------------------------------------------------- local stand-in
@@ -248,6 +274,8 @@ def invoke_local(
     expected: ExpectedLab,
     function: ActualFunction,
     endpoint_url: str | None,
+    *,
+    guide_answers: bool = False,
 ) -> InvokeResult:
     if not function.exists:
         return InvokeResult(False, "function_missing", "the function does not exist")
@@ -263,7 +291,7 @@ def invoke_local(
         return InvokeResult(
             False, "execution_role", f"cannot assume the execution role {function.role}: {error}"
         )
-    return run_deployed(local_lambda, archive, function, environment, expected)
+    return run_deployed(local_lambda, archive, function, environment, expected, guide_answers=guide_answers)
 
 
 def _execution_environment(
@@ -302,6 +330,8 @@ def run_deployed(
     function: ActualFunction,
     environment: dict[str, str],
     expected: ExpectedLab,
+    *,
+    guide_answers: bool = False,
 ) -> InvokeResult:
     """Run the handler in the local Lambda stand-in, with exactly `environment`, and judge its answer."""
     timeout = max(1, function.timeout or expected.function.timeout_seconds)
@@ -314,4 +344,4 @@ def run_deployed(
     if completed.returncode != 0 or answer is None:
         tail = completed.stderr.decode("utf-8", "replace").strip().splitlines()[-1:] or ["no output"]
         return InvokeResult(False, "function_error", _clip(tail[0]), duration)
-    return judge_answer(answer, expected, duration)
+    return judge_answer(answer, expected, duration, guide_answers=guide_answers)

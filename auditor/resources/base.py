@@ -131,9 +131,12 @@ class Clients(Protocol):
 @dataclass(frozen=True)
 class Facts:
     """What a comparison needs besides the two states: the packaged code's digest, today, and the
-    policy engine for this lab's judgement (its context's, with the lab's share of its time limit)."""
+    policy engine for this lab's judgement (its context's, with the lab's share of its time limit).
 
-    code_sha256: str
+    `code_sha256` is None when the function is a student's own (`[class] built_by = "students"`): it is
+    judged by what its run does, not against the project's code, handler, variables or sizes."""
+
+    code_sha256: str | None
     today: date
     engine: PolicyEngine
 

@@ -47,7 +47,7 @@ def invoke_finding(expected: ExpectedLab, result: InvokeResult) -> Finding | Non
 def judge_lab(
     expected: ExpectedLab,
     actual: ActualLab,
-    code_sha256: str,
+    code_sha256: str | None,
     today: date,
     invoke: InvokeResult | None = None,
     registry: Registry = REGISTRY,
@@ -56,7 +56,8 @@ def judge_lab(
     now: datetime | None = None,
 ) -> Judgement:
     """All findings of one lab, and its verdict: the audit's and the provisioner's plan's, with their
-    context's policy engine; `now`, the audit's moment, answers aws:CurrentTime."""
+    context's policy engine; `now`, the audit's moment, answers aws:CurrentTime. `code_sha256` None:
+    the function is a student's, judged by its run rather than against the packaged code."""
     lab = engine.for_one_lab()  # one share of the time limit for all the lab's questions
     facts = Facts(code_sha256, today, lab)
     findings = judge_access(expected, actual, registry.compare(expected, actual, facts), lab, now)

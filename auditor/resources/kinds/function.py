@@ -211,7 +211,11 @@ def compare_sizes(spec: FunctionSpec, actual: ActualFunction) -> list[Finding]:
     ]
 
 
-def compare_function(spec: FunctionSpec, actual: ActualFunction, today: date) -> list[Finding]:
+def compare_function(
+    spec: FunctionSpec, actual: ActualFunction, today: date, *, own_code: bool = True
+) -> list[Finding]:
+    """`own_code`: the function is the project's, so its handler, variables and sizes are the spec's
+    too; a student's function is judged by its run (only its role, state and runtime here)."""
     if not actual.exists:
         return [
             missing(function_subject(spec), spec.arn, f"function {spec.name} in account {spec.account_id}")
@@ -228,7 +232,7 @@ def compare_function(spec: FunctionSpec, actual: ActualFunction, today: date) ->
                 breaks=True,
             )
         )
-    if actual.handler != spec.handler:
+    if own_code and actual.handler != spec.handler:
         findings.append(
             _config_finding(
                 spec,
@@ -254,12 +258,10 @@ def compare_function(spec: FunctionSpec, actual: ActualFunction, today: date) ->
                 breaks_lab=True,
             )
         )
-    return (
-        findings
-        + compare_runtime(spec, actual, today)
-        + compare_environment(spec, actual)
-        + compare_sizes(spec, actual)
-    )
+    findings += compare_runtime(spec, actual, today)
+    if own_code:
+        findings += compare_environment(spec, actual) + compare_sizes(spec, actual)
+    return findings
 
 
 # -------------------------------------------------------------------------------------------- apply
@@ -321,7 +323,8 @@ class Function(Kind):
         return {spec.key: collect_function(clients.client(spec.account_id, "lambda"), spec)}
 
     def compare(self, expected: ExpectedLab, actual: ActualLab, facts: Facts) -> list[Finding]:
-        return compare_function(expected.function, actual.function, facts.today)
+        own_code = facts.code_sha256 is not None
+        return compare_function(expected.function, actual.function, facts.today, own_code=own_code)
 
     def managed(self, expected: ExpectedLab, actual: ActualLab) -> list[Step]:
         spec = expected.function
