@@ -12,6 +12,7 @@ from auditor.app import service
 from auditor.app.recording import open_store
 from auditor.cli.demo import run_demo
 from auditor.cli.emulator import emulator_command
+from auditor.cli.grade import grade_command
 from auditor.cli.options import (
     config_option,
     handles_errors,
@@ -103,10 +104,21 @@ def provision(config_path: str, labs: tuple[str, ...], dry_run: bool, diff: bool
 @lab_option
 @click.option("--expired", is_flag=True, help="Only labs past their expiry.")
 @click.option("--dry-run", is_flag=True, help="Print what would be removed and change nothing.")
+@click.option(
+    "--students-resources",
+    is_flag=True,
+    help='With [class] built_by = "students": remove the students\' roles, policies, function and log '
+    "group too, not only the project's marker bucket and event rules.",
+)
 @yes_option
 @handles_errors
-def teardown(config_path: str, labs: tuple[str, ...], expired: bool, dry_run: bool, yes: bool) -> None:
+def teardown(
+    config_path: str, labs: tuple[str, ...], expired: bool, dry_run: bool, students_resources: bool, yes: bool
+) -> None:
     """Remove each lab's resources (only what the lab spec names).
+
+    When students build the lab ([class] built_by = "students"), only the project's own parts go (the
+    marker bucket, the event rules) unless --students-resources is given.
 
     Shows what will go and asks first on a terminal; scripts pass --yes (without a terminal and without
     --yes it refuses, exit 2). Ctrl-C lets the labs under way finish and says which were done.
@@ -115,6 +127,7 @@ def teardown(config_path: str, labs: tuple[str, ...], expired: bool, dry_run: bo
     Example:
       auditor teardown --expired --yes
       auditor teardown --lab pair-01
+      auditor teardown --students-resources --yes
     """
     outcome = service.teardown(
         read_config(config_path),
@@ -124,6 +137,7 @@ def teardown(config_path: str, labs: tuple[str, ...], expired: bool, dry_run: bo
         approve=removal_approval(yes, click.echo),
         tell=to_stderr,
         progress=terminal_progress(),
+        students_resources=students_resources,
     )
     sys.exit(teardown_shown(outcome, click.echo, expired_only=expired))
 
@@ -256,4 +270,5 @@ def demo(workdir: str) -> None:
 main.add_command(emulator_command, "emulator")
 main.add_command(permissions_command)
 main.add_command(report_command, "report")
+main.add_command(grade_command, "grade")
 with_log_options(main)

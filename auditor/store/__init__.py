@@ -11,6 +11,7 @@ from auditor.store.records import (
     Outcome,
     RecordedRun,
     RunPoint,
+    StepsAt,
     TimeShare,
     VerdictCount,
 )
@@ -26,6 +27,7 @@ __all__ = [
     "RecordedRun",
     "Resource",
     "RunPoint",
+    "StepsAt",
     "Store",
     "TimeShare",
     "UnknownLab",

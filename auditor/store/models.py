@@ -15,6 +15,7 @@ from sqlalchemy import BigInteger, ForeignKey, Index, MetaData, String, Text, te
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from auditor.domain.model import Effect, Severity, Status, Trigger, Verdict
+from auditor.domain.steps import StepStatus
 from auditor.store.records import LabState, LifecycleEvent, Outcome
 from auditor.store.types import UtcDateTime, enum_of
 
@@ -178,6 +179,20 @@ class InvokeResultRow(Base):
     duration_ms: Mapped[int]
 
 
+class StepResultRow(Base):
+    """What one audit run found of each step of the rubric (revision 0008; `[class] built_by = "students"`),
+    in the rubric's order. A run without steps (a class the provisioner builds, an audit that could not
+    finish) has no rows."""
+
+    __tablename__ = "step_results"
+
+    run_id: Mapped[int] = mapped_column(ForeignKey("audit_runs.id", ondelete="CASCADE"), primary_key=True)
+    position: Mapped[int] = mapped_column(primary_key=True)
+    step: Mapped[str] = mapped_column(String(64))  # the rubric step's id, as text: a rubric is data
+    status: Mapped[StepStatus] = mapped_column(enum_of(StepStatus, "step_status"))
+    feedback: Mapped[str | None] = mapped_column(Text)
+
+
 class LifecycleEventRow(Base):
     __tablename__ = "lifecycle_events"
     __table_args__ = (Index(None, "lab_id", "at"),)
@@ -201,5 +216,6 @@ __all__ = [
     "LabResourceRow",
     "LabRow",
     "LifecycleEventRow",
+    "StepResultRow",
     "VerdictTotalRow",
 ]

@@ -8,6 +8,7 @@ from enum import StrEnum
 from typing import NamedTuple
 
 from auditor.domain.model import Finding, InvokeResult, Trigger, Verdict
+from auditor.domain.steps import StepResult
 
 
 class LabState(StrEnum):
@@ -95,6 +96,13 @@ class RecordedRun:
     requests: int
     findings: tuple[Finding, ...]
     invoke: InvokeResult | None
+
+
+class StepsAt(NamedTuple):
+    """What one recorded audit found of each step of the rubric, and when (the run's end, else its start)."""
+
+    at: datetime
+    steps: tuple[StepResult, ...]
 
 
 @dataclass(frozen=True)

@@ -30,6 +30,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from auditor.domain.model import Actor, Finding, InvokeResult, LabAudit, Subject, Trigger, Verdict, Witness
+from auditor.domain.steps import StepResult, StepStatus
 from auditor.store.digest import PreparedFindings, decode_document, prepare_findings
 from auditor.store.engine import is_memory_database, make_engine, safe_url, unavailable_as, writing_engine
 from auditor.store.history import (
@@ -54,6 +55,7 @@ from auditor.store.models import (
     LabResourceRow,
     LabRow,
     LifecycleEventRow,
+    StepResultRow,
 )
 from auditor.store.records import (
     OUTCOME_OF,
@@ -64,6 +66,7 @@ from auditor.store.records import (
     LifecycleEvent,
     RecordedRun,
     RunPoint,
+    StepsAt,
     TimeShare,
     VerdictCount,
 )
@@ -199,6 +202,8 @@ class Store:
             count_run(session, _insert_for(session), lab_id, run.id, started_at, run.verdict)
             if audit.invoke is not None:
                 _insert_invoke_result(session, run.id, audit.invoke)
+            if audit.steps:
+                _insert_step_results(session, run.id, audit.steps)
             return run.id
 
         return self._write_retrying_conflicts(write)
@@ -447,6 +452,32 @@ class Store:
             runs = _latest_runs_by_lab(session, list(lab_ids), *conditions)
             return _recorded_runs(session, lab_ids, list(runs.values()))
 
+    def step_history(self, labs: Sequence[str] | None, until: datetime) -> dict[str, list[StepsAt]]:
+        """Each selected lab's step results, audit by audit, oldest first, from the runs that ended by
+        `until` (inclusive; a run's moment is its end, else its start): what `auditor grade` judges,
+        with nothing recorded after `until`. Runs without step results are left out; every selected
+        lab appears, with no entries if need be. One query for every lab."""
+        with self._reading() as session:
+            lab_ids = _selected_labs(session, labs)
+            history: dict[str, list[StepsAt]] = {name: [] for name in lab_ids.values()}
+            runs, steps = AuditRunRow, StepResultRow
+            at = func.coalesce(runs.finished_at, runs.started_at)
+            query = (
+                select(runs.lab_id, runs.id, at, steps.step, steps.status, steps.feedback)
+                .join(steps, steps.run_id == runs.id)
+                # started_at first: the (lab_id, started_at) index; a run ends after it starts.
+                .where(runs.lab_id.in_(list(lab_ids)), runs.started_at <= until, at <= until)
+                .order_by(runs.lab_id, at, runs.id, steps.position)
+            )
+            by_run: dict[int, tuple[str, datetime, list[StepResult]]] = {}  # in the query's order
+            for lab_id, run_id, moment, step, status, feedback in session.connection().execute(query):
+                if (run := by_run.get(run_id)) is None:
+                    run = by_run[run_id] = (lab_ids[lab_id], moment, [])
+                run[2].append(StepResult(step, StepStatus(status), feedback))
+            for name, moment, results in by_run.values():
+                history[name].append(StepsAt(moment, tuple(results)))
+            return history
+
     def audited_for(self, lab: str, due_at: datetime) -> bool:
         """Whether the lab's audit due at that moment is recorded (by whichever replica)."""
         with self._reading() as session:
@@ -694,6 +725,22 @@ def _insert_invoke_result(session: Session, run_id: int, invoke: InvokeResult) -
         )
     )
     session.flush()
+
+
+def _insert_step_results(session: Session, run_id: int, steps: Sequence[StepResult]) -> None:
+    session.execute(
+        _insert_for(session)(StepResultRow),
+        [
+            {
+                "run_id": run_id,
+                "position": position,
+                "step": result.step,
+                "status": StepStatus(result.status),
+                "feedback": result.feedback,
+            }
+            for position, result in enumerate(steps)
+        ],
+    )
 
 
 def _set_state(session: Session, lab_id: int, state: LabState, at: datetime) -> None:
