@@ -17,6 +17,7 @@ from functools import partial
 from auditor.app.audit import audit_targets
 from auditor.app.context import Context, open_context
 from auditor.app.fleet import Interrupted, LabResult, Progress, no_progress
+from auditor.app.grading import GradeRules, LabGrade, grade_lab
 from auditor.app.leases import LabBusy, LabLeases, Purpose, command_leases
 from auditor.app.recording import open_store, record_run, register_labs
 from auditor.app.status import LabStatusRow, status_rows
@@ -434,3 +435,31 @@ def _worst_actors(latest: Mapping[str, RecordedRun]) -> dict[str, Actor]:
         if actor is not None:
             actors[name] = actor
     return actors
+
+
+# -------------------------------------------------------------------------------------------- grade
+
+
+def grades(config: Config, names: Sequence[str], as_of: datetime) -> list[LabGrade]:
+    """Each lab's grade from its step results recorded by `as_of` (no AWS call); a lab's class ends at
+    `[class] ends`, else its expiry (the configuration's, else the one worked out when it was
+    provisioned)."""
+    labs = config.select(tuple(names))
+    rules = GradeRules.of(config.rubric, config.classroom)
+    store = open_store(config)
+    try:
+        history = store.step_history([lab.name for lab in labs], until=as_of)
+        expiries = {status.name: status.expires_at for status in store.status()}
+    finally:
+        store.close()
+    return [
+        grade_lab(
+            rules,
+            history.get(lab.name, []),
+            as_of,
+            lab=lab.name,
+            info=lab.info,
+            expires_at=lab.expires_at or expiries.get(lab.name),
+        )
+        for lab in labs
+    ]

@@ -12,12 +12,12 @@ from pathlib import Path
 
 import click
 
-from auditor.app.grading import GradeRules, LabGrade, grade_document, grade_lab
-from auditor.app.recording import open_store
+from auditor.app import service
+from auditor.app.grading import LabGrade, grade_document
 from auditor.cli.options import config_option, handles_errors, lab_option, read_config
 from auditor.cli.render import aligned
 from auditor.common.clock import iso, utc_now
-from auditor.domain.config import Config, LabConfig, Problem, instant_of
+from auditor.domain.config import Problem, instant_of
 from auditor.domain.steps import Rubric
 from auditor.report.csv_report import safe_cell
 from auditor.report.output import write_report
@@ -73,8 +73,8 @@ def grade_command(
     config = read_config(config_path)
     now = utc_now()
     moment = as_of or now
-    rubric = class_rubric(config)
-    grades = read_grades(config, config.select(labs), GradeRules.of(rubric, config.classroom), moment)
+    rubric = config.rubric
+    grades = service.grades(config, labs, moment)
     if output_format == "json":
         document = (
             json.dumps(grade_document(grades, rubric, moment, now), indent=2, ensure_ascii=False) + "\n"
@@ -88,36 +88,6 @@ def grade_command(
         return
     write_report(Path(out_path), document)
     click.echo(f"grades of {len(grades)} labs as of {iso(moment)} written to {out_path}")
-
-
-def class_rubric(config: Config) -> Rubric:
-    """The class's rubric (`[class] rubric`), as read and validated with the configuration."""
-    return config.rubric
-
-
-def read_grades(
-    config: Config, labs: Sequence[LabConfig], rules: GradeRules, as_of: datetime
-) -> list[LabGrade]:
-    """Each lab's grade from its step results recorded by `as_of`; a lab's class ends at `[class] ends`,
-    else its expiry (the configuration's, else the one worked out when it was provisioned)."""
-    names = [lab.name for lab in labs]
-    store = open_store(config)
-    try:
-        history = store.step_history(names, until=as_of)
-        expiries = {status.name: status.expires_at for status in store.status() if status.name in names}
-    finally:
-        store.close()
-    return [
-        grade_lab(
-            rules,
-            history.get(lab.name, []),
-            as_of,
-            lab=lab.name,
-            info=lab.info,
-            expires_at=lab.expires_at or expiries.get(lab.name),
-        )
-        for lab in labs
-    ]
 
 
 def grade_table(grades: Sequence[LabGrade], rubric: Rubric, as_of: datetime) -> list[str]:
