@@ -1,7 +1,9 @@
 """The daemon's web page as a Starlette app: built from explicit parts, no globals.
 
-Routes (interface.md, "The daemon's web page"): `/` the class overview, `/labs/{name}` one lab,
-`/api/labs` every lab's latest audit as the audit JSON, `/healthz` and `/metrics` for probes, and
+Routes (interface.md, "The daemon's web page"): `/` the class overview (with the class's progress
+board when students build the lab), `/labs/{name}` one lab, `/api/labs` every lab's latest audit as
+the audit JSON, `/api/class` the class's grades as `auditor.grade/v1` (404 unless students build),
+`/healthz` and `/metrics` for probes, and
 `/static/live.js`, the one script, which refreshes a page in place. Pages reuse the HTML report's
 templates; every value is autoescaped, and the Content-Security-Policy allows only this origin's
 script and fetches.
@@ -60,6 +62,7 @@ def create_app(
         html = render_page(
             "live_overview.html.j2",
             report=report,
+            board=view.board(now),
             now=now,
             summary=verdict_summary(report),
             title=f"Lab audit · {verdict_summary(report)}",
@@ -93,6 +96,13 @@ def create_app(
     def api_labs(request: Request) -> Response:
         return JSONResponse(view.latest_audits().to_json(), headers={"Cache-Control": "no-store"})
 
+    def api_class(request: Request) -> Response:
+        document = view.grade_document(view.now())
+        if document is None:
+            body = {"error": "no class to grade: the labs are built by the provisioner ([class] built_by)"}
+            return JSONResponse(body, status_code=404, headers={"Cache-Control": "no-store"})
+        return JSONResponse(document, headers={"Cache-Control": "no-store"})
+
     def healthz(request: Request) -> Response:
         healthy, detail = health()
         body = {"healthy": healthy, "last_cycle": detail}
@@ -113,6 +123,7 @@ def create_app(
         Route("/", overview),
         Route("/labs/{name:str}", lab),
         Route("/api/labs", api_labs),
+        Route("/api/class", api_class),
         Route("/healthz", healthz),
         Route("/metrics", metrics_endpoint),
         Route("/static/live.js", live_script),

@@ -86,5 +86,5 @@ def open_page(
     if settings.health_port == 0:
         return None
     token = page_token(settings, config.path, env)
-    app = create_app(ClassView(store), health, metrics, token=token)
+    app = create_app(ClassView(store, config=config), health, metrics, token=token)
     return WebServer(app, settings.health_host, settings.health_port, config_file=config.path)

@@ -1,7 +1,9 @@
 """What the live page shows, read from the store: the report's values, built per request.
 
 Read-only: nothing here writes. The store comes from a callable so that the page can answer (503)
-while the daemon is still waiting for its database.
+while the daemon is still waiting for its database. With a configuration whose students build the
+lab (`[class] built_by = "students"`), the view also grades the class as of the request, from the
+same store (no connection of its own): the progress board and `/api/class`.
 """
 
 from __future__ import annotations
@@ -10,9 +12,14 @@ import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
+from auditor.app.grading import LabGrade, grade_document
+from auditor.app.service import grades_in
 from auditor.common.clock import utc_now
+from auditor.domain.config import Config
 from auditor.domain.model import AuditRun, LabAudit
+from auditor.domain.steps import Rubric
 from auditor.report import ClassReport, LabReport, build_report
 from auditor.store import LabStatus, RecordedRun, RunPoint, Store
 
@@ -28,9 +35,40 @@ class LabPage:
     more_changes: bool
 
 
+@dataclass(frozen=True)
+class ClassBoard:
+    """The class's progress as of an instant: a row a lab, the stuck first, then the fewest points,
+    then by name."""
+
+    rubric: Rubric
+    as_of: datetime
+    stuck_after: timedelta
+    rows: tuple[LabGrade, ...]
+
+    @property
+    def stuck(self) -> int:
+        return sum(1 for row in self.rows if row.stuck_since is not None)
+
+
+def board_order(grade: LabGrade) -> tuple[bool, int, str, str]:
+    return (grade.stuck_since is None, grade.points, (grade.student_name or grade.lab).casefold(), grade.lab)
+
+
 class ClassView:
-    def __init__(self, store: Callable[[], Store], clock: Callable[[], datetime] = utc_now) -> None:
+    def __init__(
+        self,
+        store: Callable[[], Store],
+        clock: Callable[[], datetime] = utc_now,
+        *,
+        config: Config | None = None,
+    ) -> None:
         self._store, self._clock = store, clock
+        # Only a class the students build is graded; without one the page has no board.
+        self._graded = config if config is not None and config.classroom.students_build else None
+
+    @property
+    def graded(self) -> bool:
+        return self._graded is not None
 
     def now(self) -> datetime:
         return self._clock()
@@ -51,6 +89,27 @@ class ClassView:
         changes = store.verdict_changes(None, [name]).get(name, [])
         latest_first = tuple(reversed(changes))
         return LabPage(report.labs[0], latest_first[:HISTORY_CHANGES], len(changes) > HISTORY_CHANGES)
+
+    def grades(self, now: datetime) -> list[LabGrade] | None:
+        """Each lab's grade as of `now`, in the configuration's order; None unless students build."""
+        if self._graded is None:
+            return None
+        return grades_in(self._store(), self._graded, self._graded.labs, now)
+
+    def board(self, now: datetime) -> ClassBoard | None:
+        grades = self.grades(now)
+        if grades is None or self._graded is None:
+            return None
+        settings = self._graded.classroom
+        rows = tuple(sorted(grades, key=board_order))
+        return ClassBoard(self._graded.rubric, now, settings.stuck_after, rows)
+
+    def grade_document(self, now: datetime) -> dict[str, Any] | None:
+        """interface.md's `auditor.grade/v1` document as of `now`, as `auditor grade --format json`."""
+        grades = self.grades(now)
+        if grades is None or self._graded is None:
+            return None
+        return grade_document(grades, self._graded.rubric, now, now)
 
     def latest_audits(self) -> AuditRun:
         """Every lab's latest audit, as `auditor audit --format json` writes a run (interface.md)."""
