@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -9,12 +10,13 @@ from pathlib import Path
 
 import click
 
+from auditor.app import service
 from auditor.app.recording import open_store
 from auditor.cli.options import config_option, handles_errors, lab_option, read_config
 from auditor.domain.config import Config, parse_duration
 from auditor.report import RENDERERS, build_report
 from auditor.report.model import ClassReport, RosterEntry
-from auditor.report.output import write_report
+from auditor.report.output import write_html_with_student_pages, write_report
 from auditor.store import safe_url
 
 FORMATS = ("html", "md", "csv", "json")
@@ -44,6 +46,9 @@ def report_command(
 ) -> None:
     """The report from the recorded history: html for people, md for a chat, csv for grades, json for tools.
 
+    When students build the labs ([class] built_by = "students"), the html report also grades each lab
+    as of now and writes a page per student, to hand to them, in a folder beside it (report.students/).
+
     \b
     Example:
       auditor report --format html --since 2d
@@ -55,14 +60,21 @@ def report_command(
     now = datetime.now(UTC)
     start = now - parse_duration(since, "command line", "--since") if since is not None else None
     report = read_report(config, names, start, now)
+    if output_format == "html" and config.classroom.students_build:
+        report = replace(report, grades=tuple(service.grades(config, names, now)))
     target = out_path or (DEFAULT_HTML_PATH if output_format == "html" else STDOUT)
     if target == STDOUT:
+        if report.grades:
+            click.echo("the students' pages are written only beside a report file (--out PATH)", err=True)
         sys.stdout.write(RENDERERS[output_format](report))
         return
-    write_report(Path(target), RENDERERS[output_format](report))
-    click.echo(
-        f"{output_format} report on {len(report.labs)} labs from {report.database} written to {target}"
-    )
+    written = f"{output_format} report on {len(report.labs)} labs from {report.database} written to {target}"
+    if output_format != "html":
+        write_report(Path(target), RENDERERS[output_format](report))
+        click.echo(written)
+        return
+    folder = write_html_with_student_pages(Path(target), report)
+    click.echo(written if folder is None else f"{written}, a page per student in {folder}{os.sep}")
 
 
 def read_report(config: Config, names: list[str], since: datetime | None, now: datetime) -> ClassReport:

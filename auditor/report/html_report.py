@@ -3,6 +3,11 @@
 The charts are inline SVG whose geometry is computed here; the template (auditor/templates/report.html.j2)
 only places it. Jinja2 autoescapes every value, and the page's Content-Security-Policy forbids scripts
 and every fetch, so even a value that escaped escaping could neither run nor call out.
+
+When students build the labs (the report holds their grades), `student_pages` renders a page per
+student (auditor/templates/report_student.html.j2), self-contained in the same way, from that lab's
+grade alone: the template is never handed the report, so no other student's data and no operator
+detail can reach it.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from urllib.parse import quote
 
 from jinja2 import Environment, PackageLoader, StrictUndefined
 
+from auditor.app.grading import LabGrade
 from auditor.domain.explain import explanation
 from auditor.domain.model import Verdict
 from auditor.report.diff import folded
@@ -45,10 +51,18 @@ _PLOT_LEFT, _PLOT_RIGHT, _PLOT_TOP, _PLOT_BOTTOM = 44, 8, 10, 28
 _UNSAFE_IN_ID = re.compile(r"[^A-Za-z0-9_.-]")
 
 
-def render_html(report: ClassReport) -> str:
+def render_html(report: ClassReport, *, student_pages: str | None = None) -> str:
+    """The report; `student_pages`: the folder of the pages of `student_pages(report)`, relative to the
+    report's own file, which its grades card then links to (None: written without them)."""
     template = _environment().get_template("report.html.j2")
+    links = (
+        {lab: f"{quote(student_pages)}/{quote(page)}" for lab, page in student_page_names(report).items()}
+        if student_pages is not None
+        else {}
+    )
     return template.render(
         report=report,
+        student_links=links,
         now=report.generated_at,
         chart=conformance_chart(report.conformance, report.bucket_width),
         verdicts=VERDICT_ORDER,
@@ -56,6 +70,46 @@ def render_html(report: ClassReport) -> str:
         summary=verdict_summary(report),
         period=period(report),
     )
+
+
+def student_pages(report: ClassReport) -> dict[str, str]:
+    """A page per student, by file name (`pair-07.html`): what that student may be handed."""
+    names = student_page_names(report)
+    return {names[grade.lab]: render_student_page(grade, report.generated_at) for grade in report.grades}
+
+
+def render_student_page(grade: LabGrade, as_of: datetime) -> str:
+    """One student's page: their lab, name, points and each step of the rubric, from their grade only."""
+    template = _environment().get_template("report_student.html.j2")
+    who = grade.student_name or grade.lab
+    return template.render(
+        grade=grade,
+        as_of=as_of,
+        title=f"{who} · lab {grade.lab} · {grade.points}/{grade.max_points} points",
+        current=_current_title(grade),
+    )
+
+
+def student_page_names(report: ClassReport) -> dict[str, str]:
+    """Each graded lab's page file name: its name made safe (a configured lab's name already is), and
+    unique even where the file system ignores case."""
+    names: dict[str, str] = {}
+    taken: set[str] = set()
+    for grade in report.grades:
+        stem = _UNSAFE_IN_ID.sub("-", grade.lab).lstrip(".") or "lab"
+        name, suffix = f"{stem}.html", 1
+        while name.casefold() in taken:
+            suffix += 1
+            name = f"{stem}-{suffix}.html"
+        taken.add(name.casefold())
+        names[grade.lab] = name
+    return names
+
+
+def _current_title(grade: LabGrade) -> str:
+    if grade.current_step is None:
+        return ""
+    return grade[grade.current_step].step.title
 
 
 def render_page(template: str, **context: Any) -> str:
@@ -89,6 +143,7 @@ def _environment() -> Environment:
         explain=explanation,
         lab_link=lab_link,
         student_label=student_label,
+        current_title=_current_title,
     )
     return environment
 

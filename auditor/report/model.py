@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
 
+from auditor.app.grading import LabGrade
 from auditor.domain.model import Finding, InvokeResult, Severity, Verdict
 from auditor.store.records import LabState, LifecycleEntry, RecordedRun, TimeShare
 
@@ -186,6 +187,9 @@ class ClassReport:
     roster: Mapping[str, RosterEntry] = field(default_factory=dict)
     # The database the history was read from, without its password (the command fills it in).
     database: str = ""
+    # When students build the labs: each lab's grade as of `generated_at` (the command fills it in);
+    # empty otherwise. The HTML report then links a page per student (html_report.student_pages).
+    grades: tuple[LabGrade, ...] = ()
 
     def info_of(self, lab: str) -> Mapping[str, str]:
         entry = self.roster.get(lab)
