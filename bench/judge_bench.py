@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import importlib
 import json
 import random
 import statistics
@@ -38,6 +39,16 @@ Documents = dict[str, Any]  # "trust", "origin", "destination": the documents a 
 
 
 # ------------------------------------------------------------------------------------ the class
+
+
+def _from(module: str, before: str) -> Any:
+    """A module of this tree, or where 0.1's flat layout had it (the worker runs in both). Decided by
+    the folders of the `auditor` imported, not by trying: an editable install of this tree would
+    answer for a module 0.1 does not have."""
+    import auditor
+
+    layered = (Path(auditor.__file__).parent / "domain").is_dir()
+    return importlib.import_module(module if layered else before)
 
 
 def _statement(effect: str = "Allow", **fields: Any) -> dict[str, Any]:
@@ -102,7 +113,7 @@ CHANGES: list[Callable[[Documents, str, str], None]] = [
 
 
 def _as_built(expected: Any) -> Any:
-    from auditor.domain.actual import ActualLab
+    ActualLab = _from("auditor.domain.actual", "auditor.actual").ActualLab
 
     if hasattr(ActualLab, "as_specified"):
         return ActualLab.as_specified(expected, SHA)
@@ -113,8 +124,9 @@ def _as_built(expected: Any) -> Any:
 
 def a_class(labs: int) -> list[tuple[Any, Any]]:
     """(expected, actual) for each lab of a class, every lab with one typical change (or none)."""
-    from auditor.domain.config import AccountAccess, LabConfig, LabSettings
-    from auditor.domain.spec import render
+    config = _from("auditor.domain.config", "auditor.config")
+    AccountAccess, LabConfig, LabSettings = config.AccountAccess, config.LabConfig, config.LabSettings
+    render = _from("auditor.domain.spec", "auditor.spec").render
 
     pairs = []
     for index in range(labs):
@@ -140,6 +152,8 @@ def _changed(actual: Any, change: Callable[[Documents, str, str], None]) -> Any:
         destination_role, trust_policy=docs["trust"], inline_policies={destination_name: docs["destination"]}
     )
     changed_origin = replace(origin_role, inline_policies={origin_name: docs["origin"]})
+    if not hasattr(actual, "with_role"):  # 0.1's lab: a record of fields
+        return replace(actual, destination_role=changed_destination, origin_role=changed_origin)
     return actual.with_role(changed_destination).with_role(changed_origin)
 
 
@@ -148,7 +162,7 @@ def _changed(actual: Any, change: Callable[[Documents, str, str], None]) -> Any:
 
 def _a_judge() -> Callable[[Any, Any], Any]:
     """A lab's judgement by a new policy engine, which has seen no document (0.1 had no engine)."""
-    from auditor.resources.compare import judge_lab
+    judge_lab = _from("auditor.resources.compare", "auditor.compare").judge_lab
 
     try:
         from auditor.policy import policy_engine
@@ -183,7 +197,9 @@ def _worker(engine_root: Path, labs: int) -> dict[str, Any]:
         "--labs",
         str(labs),
     ]
-    done = subprocess.run(command, cwd=engine_root, capture_output=True, text=True, check=True)
+    done = subprocess.run(command, cwd=engine_root, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise RuntimeError(f"the judge of {engine_root} failed:\n{done.stderr[-3000:]}")
     result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
     return result
 
@@ -347,9 +363,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.worker is not None:
         sys.path[:0] = [str(args.worker), str(args.worker / "tests")]
-        from auditor.common.logs import configure_logging
-
-        configure_logging("error")
+        _from("auditor.common.logs", "auditor.logs").configure_logging("error")
         print(json.dumps(judge_cpu(args.labs)))
         return
     sys.path.insert(0, str(ROOT))

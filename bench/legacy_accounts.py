@@ -16,6 +16,7 @@ import auditor.app.context
 import auditor.aws.accounts
 
 BEFORE_REF = "f5eb181"  # main before the cheap clients
+_MOVED = {"auditor.config": "auditor.domain.config", "auditor.errors": "auditor.common.errors"}
 T = TypeVar("T")
 R = TypeVar("R")
 
@@ -23,12 +24,14 @@ R = TypeVar("R")
 def _exported() -> Any:
     root = Path(__file__).resolve().parent.parent
     source = subprocess.run(
-        ["git", "show", f"{BEFORE_REF}:auditor/aws/accounts.py"],
+        ["git", "show", f"{BEFORE_REF}:auditor/accounts.py"],
         cwd=root,
         capture_output=True,
         text=True,
         check=True,
     ).stdout
+    for before, now in _MOVED.items():  # the names it imports, from where they live since the layers
+        source = source.replace(f"from {before} import", f"from {now} import")
     path = Path(tempfile.mkdtemp(prefix="legacy-accounts-")) / "legacy_accounts_source.py"
     path.write_text(source, encoding="utf-8")
     spec = importlib.util.spec_from_file_location("legacy_accounts_source", path)
