@@ -26,7 +26,7 @@ from auditor.aws.emulator import EmulatorError, start_emulator, state_file_for
 from auditor.common.clock import iso, utc_now
 from auditor.common.errors import OperationalError
 from auditor.domain.changes import LabChange
-from auditor.domain.config import EMBEDDED, Config, ConfigError
+from auditor.domain.config import EMBEDDED, Config, ConfigError, LabConfig
 from auditor.domain.model import Actor, AuditRun, LabAudit, Trigger, Verdict
 from auditor.store import DatabaseUnavailable, LabState, LabStatus, RecordedRun, Store
 from provisioner.provision import provision_targets
@@ -445,13 +445,18 @@ def grades(config: Config, names: Sequence[str], as_of: datetime) -> list[LabGra
     `[class] ends`, else its expiry (the configuration's, else the one worked out when it was
     provisioned)."""
     labs = config.select(tuple(names))
-    rules = GradeRules.of(config.rubric, config.classroom)
     store = open_store(config)
     try:
-        history = store.step_history([lab.name for lab in labs], until=as_of)
-        expiries = {status.name: status.expires_at for status in store.status()}
+        return grades_in(store, config, labs, as_of)
     finally:
         store.close()
+
+
+def grades_in(store: Store, config: Config, labs: Sequence[LabConfig], as_of: datetime) -> list[LabGrade]:
+    """`grades` of these labs on a store already open (the daemon's page reads the daemon's own)."""
+    rules = GradeRules.of(config.rubric, config.classroom)
+    history = store.step_history([lab.name for lab in labs], until=as_of)
+    expiries = {status.name: status.expires_at for status in store.status()}
     return [
         grade_lab(
             rules,
