@@ -6,7 +6,7 @@ Missing resources are values (`exists=False`), not errors. Nothing here talks to
 from __future__ import annotations
 
 import copy
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -109,6 +109,11 @@ class ActualLab:
     """
 
     resources: Mapping[ResourceKey, Any] = field(default_factory=dict)
+    # What the accessors worked out of `resources` (which a lab never changes): a judgement reads its
+    # roles and kinds many times.
+    _worked_out: dict[tuple[str, str], Any] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
 
     def with_entries(self, entries: Mapping[ResourceKey, Any]) -> ActualLab:
         """This lab with these entries read (a later reading of a key replaces the earlier one)."""
@@ -118,7 +123,14 @@ class ActualLab:
         return self.with_entries(other.resources)
 
     def of_kind(self, kind: str) -> dict[ResourceKey, Any]:
-        return {key: value for key, value in self.resources.items() if key.kind == kind}
+        return dict(
+            self._once(("kind", kind), lambda: {k: v for k, v in self.resources.items() if k.kind == kind})
+        )
+
+    def _once(self, key: tuple[str, str], work: Callable[[], Any]) -> Any:
+        if key not in self._worked_out:
+            self._worked_out[key] = work()
+        return self._worked_out[key]
 
     # ------------------------------------------------------------------------------- the lab's own
 
@@ -220,7 +232,8 @@ class ActualLab:
         roles = [role for role in self.of_kind(ROLE_KIND).values() if role.name == name]
         if len(roles) != 1:
             raise LookupError(f"no single role {name} was collected")
-        return self._assembled(roles[0])
+        assembled: ActualRole = self._once(("role", name), lambda: self._assembled(roles[0]))
+        return assembled
 
     def _assembled(self, role: ActualRole) -> ActualRole:
         """The role with the entries of its aspects."""

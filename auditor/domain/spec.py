@@ -243,10 +243,14 @@ class ExpectedLab:
     destination_account: str
     resources: Mapping[ResourceKey, Any]
     tags: dict[str, str] = field(default_factory=dict)
+    # Each kind's resources, worked out once (`resources` never changes): a judgement asks many times.
+    _by_kind: dict[str, list[Any]] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def of_kind(self, kind: str) -> list[Any]:
         """The expected resources of one kind, in the order they were rendered."""
-        return [value for key, value in self.resources.items() if key.kind == kind]
+        if kind not in self._by_kind:
+            self._by_kind[kind] = [value for key, value in self.resources.items() if key.kind == kind]
+        return list(self._by_kind[kind])
 
     @property
     def destination_role(self) -> RoleSpec:
