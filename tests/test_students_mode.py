@@ -25,6 +25,7 @@ from auditor.daemon.service import Service
 from auditor.domain.config import ClassSettings, Config, DatabaseSettings, EventsSettings
 from auditor.domain.model import Action
 from auditor.domain.spec import DESTINATION_POLICY, DESTINATION_ROLE, FUNCTION, ORIGIN_ROLE
+from auditor.domain.steps import StepStatus
 from auditor.store import LabState, Store, upgrade
 from conftest import labs_toml, make_config, pair
 from provisioner.provision import provision_targets
@@ -338,6 +339,11 @@ def test_the_expiry_teardown_removes_only_the_project_s_parts(tmp_path: Path) ->
             service = Service(config, context)
             service.reconcile()
         assert store.state_of("pair-01") is LabState.TORN_DOWN
+        # The last audit, recorded before the project's parts went: the guide's cleanup is judged from it.
+        (last,) = store.step_history(["pair-01"], until=datetime.now(UTC))["pair-01"][-1:]
+        assert last.at >= expired.expires_at
+        steps = {result.step: result.status for result in last.steps}
+        assert steps["cleanup"] is StepStatus.WRONG  # the student's roles and function still stand
     finally:
         store.close()
     assert students_work() == before

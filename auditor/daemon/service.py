@@ -378,6 +378,8 @@ class Service:
     def tear_down_expired(self, store: Store) -> None:
         """Tear down, here and now, every lab past its expiry."""
         try:
+            for lab in store.expired_labs(utc_now()):
+                self.audit_before_students_teardown(lab)
             outcomes = teardown_expired(self.context, store, list(self.targets.values()), utc_now())
         except DatabaseUnavailable as error:
             self.metrics.database_errors.inc()
@@ -399,10 +401,18 @@ class Service:
         store = self.database()
         if store.state_of(lab) is LabState.TORN_DOWN:
             return
+        self.audit_before_students_teardown(lab, owner)
         outcomes = teardown_targets(
             self.context, [self.targets[lab]], dry_run=False, store=store, owner=owner
         )
         self.report_teardowns(store, outcomes)
+
+    def audit_before_students_teardown(self, lab: str, owner: str | None = None) -> None:
+        """When students build, the lab's last audit is recorded before the project's parts go: a lab
+        torn down is audited no more, and the guide's `cleanup` is judged from the first audit after the
+        class ends (by default the lab's expiry, which is now)."""
+        if self.config.classroom.students_build and lab in self.targets:
+            self.audit(lab, Trigger.SCHEDULE, lease_owner=owner)
 
     def report_teardowns(self, store: Store, outcomes: list[LabResult[LabChange]]) -> None:
         """Count, log and announce teardowns; a lab torn down is audited no more."""
