@@ -15,7 +15,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from test_policy_properties import documents, permission_statements, trust_statements
 
@@ -80,6 +80,9 @@ def test_a_policy_is_the_same_as_itself(data: st.DataObject, trust: bool) -> Non
 def test_comparing_the_other_way_mirrors_the_result(data: st.DataObject, trust: bool) -> None:
     a, b = data.draw(a_document(trust)), data.draw(a_document(trust))
     forth, back = compared(a, b, trust=trust), compared(b, a, trust=trust)
+    # A side past the time limit is "could not be decided in time", an honest answer that mirrors
+    # nothing: on a loaded machine one direction may finish within the limit and the other not.
+    assume(forth.decided and back.decided)
     assert back.effect is MIRROR[forth.effect], (forth.message, back.message)
     assert {w.allowed_by for w in witnesses(forth)} == {
         Side.ACTUAL if w.allowed_by is Side.EXPECTED else Side.EXPECTED for w in witnesses(back)
