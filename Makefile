@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo run test check lint typecheck unit fast bench bench-scale clean
+.PHONY: install demo demo-class run test check lint typecheck unit fast bench bench-scale clean
 
 install: $(STAMP)
 
@@ -17,6 +17,10 @@ $(STAMP): pyproject.toml requirements.lock
 
 demo: install
 	$(BIN)/auditor demo
+
+# Students build the lab: a scripted class followed and graded (README, "When students build the lab").
+demo-class: install
+	$(BIN)/auditor demo --class
 
 run: install
 	$(BIN)/auditor daemon

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import collections
 import os
 import subprocess
 import sys
-import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -59,23 +57,18 @@ def fake_credentials() -> None:
 
 @contextmanager
 def moto_server() -> Iterator[str]:
-    """A moto server in its own process, so that its CPU is not ours."""
+    """The embedded emulator (a moto server that also serves a function's code, auditor/aws/emulator.py)
+    in its own process, so that its CPU is not ours."""
     process = subprocess.Popen(
-        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", "0"],
+        [sys.executable, "-m", "auditor.aws.emulator"],
         stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
         text=True,
     )
     assert process.stdout is not None
-    url = ""
-    for line in process.stdout:
-        if "Running on http://" in line:
-            url = line.split("Running on ", 1)[1].split()[0].rstrip("/")
-            break
-    # Drain the server's request log without keeping it: a pipe left full would block the server.
-    stream = process.stdout
-    threading.Thread(target=lambda: collections.deque(stream, maxlen=0), daemon=True).start()
+    url = process.stdout.readline().strip()
     try:
+        if not url.startswith("http://"):
+            raise RuntimeError(f"the emulator did not start (it printed {url!r})")
         yield url
     finally:
         process.terminate()

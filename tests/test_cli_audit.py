@@ -406,7 +406,9 @@ CASES: dict[str, Case] = {
         code_replaced,
         "broken",
         (("lambda_code", "modified", "changed", "high"),),
-        invoke_cause="code_unavailable",
+        # The embedded emulator serves the replaced code, which runs, as it would on Lambda, and
+        # answers no listing.
+        invoke_cause="bad_answer",
     ),
     "variable_points_elsewhere": Case(
         variable_points_elsewhere,

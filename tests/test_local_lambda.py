@@ -234,3 +234,48 @@ CPUS = "def lambda_handler(event, context):\n    return sorted(__import__('os').
 def test_a_run_started_by_a_command_kept_to_one_cpu_has_every_cpu(preforked: bool) -> None:
     with LocalLambda(preforked=preforked) as stand_in:
         assert answer(stand_in.run(archive_of(CPUS), HANDLER, {}, 10)) == sorted(ALLOWED_CPUS)
+
+
+# The guide's code, with its clients pointed at a port where nothing listens: each call fails at once.
+CALLER = """
+import boto3
+
+def lambda_handler(event, context):
+    sts = boto3.client("sts", endpoint_url="http://127.0.0.1:9", region_name="us-east-1")
+    try:
+        sts.assume_role(RoleArn="arn:aws:iam::account2:role/LambdaS3ListBuckets", RoleSessionName="guide")
+    except Exception as error:
+        print(error)
+    return "done"
+"""
+
+
+@pytest.mark.parametrize("preforked", [True, False], ids=["preforked", "fresh"])
+def test_a_run_records_the_aws_calls_the_handler_makes_without_credentials(preforked: bool) -> None:
+    environment = {
+        "AWS_ACCESS_KEY_ID": "AKIDEXAMPLE",
+        "AWS_SECRET_ACCESS_KEY": "secret-of-the-run",
+        "AWS_MAX_ATTEMPTS": "1",
+    }
+    with LocalLambda(preforked=preforked) as stand_in:
+        completed = stand_in.run(archive_of(CALLER), HANDLER, environment, 30)
+    assert answer(completed) == "done"
+    assert len(completed.calls) == 1, completed.calls
+    call = completed.calls[0]
+    assert (call["service"], call["operation"]) == ("sts", "AssumeRole")
+    assert call["role_arn"] == "arn:aws:iam::account2:role/LambdaS3ListBuckets"
+    assert call["error"]  # it failed, and says how
+    assert "secret-of-the-run" not in json.dumps(completed.calls)
+
+
+def test_a_handler_that_prints_the_marker_does_not_forge_its_answer() -> None:
+    forger = (
+        "import sys\n"
+        "def lambda_handler(event, context):\n"
+        "    print('\\x1elab-auditor-result\\x1e{\"forged\": true}')\n"
+        "    return {'real': True}\n"
+    )
+    with LocalLambda(preforked=False) as stand_in:
+        completed = stand_in.run(archive_of(forger), HANDLER, {}, 30)
+    assert answer(completed) == {"real": True}
+    assert completed.calls == ()

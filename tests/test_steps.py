@@ -18,7 +18,7 @@ from auditor.app.audit import audit_targets
 from auditor.app.context import open_context
 from auditor.domain.actual import ActualLab
 from auditor.domain.config import AccountAccess, ClassSettings, LabConfig, LabSettings
-from auditor.domain.model import InvokeResult, Verdict
+from auditor.domain.model import AwsCall, InvokeResult, Verdict
 from auditor.domain.rubric_file import shipped_rubric
 from auditor.domain.spec import DESTINATION_POLICY, ORIGIN_POLICY, ExpectedLab, render
 from auditor.domain.steps import Rubric, RubricStep, StepResult, StepStatus
@@ -152,6 +152,29 @@ def test_the_function_steps_are_missing_without_the_function() -> None:
         assert results[step].status is StepStatus.MISSING, step
     assert f"No function Lambda-Assume-Roles in account {ORIGIN}" in (results["function"].feedback or "")
     assert status(results)["dest-trust"] is StepStatus.DONE
+
+
+@pytest.mark.parametrize(
+    "side,near,step",
+    [("destination", "lambdas3listbuckets", "dest-role"), ("origin", "Lambda-Assume-Role", "origin-role")],
+)
+def test_a_role_under_a_near_name_is_wrong_and_the_feedback_names_both(
+    side: str, near: str, step: str
+) -> None:
+    results = judged(with_role(side, exists=False, near_name=near), invoke=DENIED_BY_TRUST)
+    role = EXPECTED.destination_role if side == "destination" else EXPECTED.origin_role
+    assert results[step].status is StepStatus.WRONG
+    assert f"Found role {near} in account {role.account_id}" in (results[step].feedback or "")
+    assert f"the guide names it {role.name}" in (results[step].feedback or "")
+
+
+def test_a_function_under_a_near_name_is_wrong_and_the_run_is_not_judged() -> None:
+    missing = InvokeResult(False, "function_missing", "the function does not exist")
+    results = judged(with_function(exists=False, near_name="lambda-assume-roles"), missing)
+    assert results["function"].status is StepStatus.WRONG
+    assert "Found function lambda-assume-roles" in (results["function"].feedback or "")
+    assert "the guide names it Lambda-Assume-Roles" in (results["function"].feedback or "")
+    assert results["function-code"].status is StepStatus.MISSING
 
 
 def test_the_steps_judged_by_the_run_are_missing_when_it_was_not_run() -> None:
@@ -376,6 +399,33 @@ def test_the_role_from_the_answer_of_a_run() -> None:
     )
 
 
+def test_the_recorded_assume_role_decides_the_code_even_when_the_listing_came_back() -> None:
+    # On the emulator, which enforces no IAM, the guide's placeholder `account2` is assumed and an empty
+    # account listed: the run's recorded AssumeRole, not its answer, says what the code asks for.
+    placeholder = "arn:aws:iam::account2:role/LambdaS3ListBuckets"
+    run = InvokeResult(
+        False,
+        "marker_missing",
+        "the listing lacks the marker bucket",
+        answer="[]",
+        calls=(AwsCall("sts", "AssumeRole", placeholder), AwsCall("s3", "ListBuckets")),
+    )
+    results = judged(built(), invoke=run)
+    assert results["function-code"].status is StepStatus.WRONG
+    assert f"The function assumes {placeholder}: replace account2 with the account id" in (
+        results["function-code"].feedback or ""
+    )
+    assert role_asked_for(run) == (placeholder, "account2", "LambdaS3ListBuckets")
+
+
+def test_the_last_recorded_assume_role_is_the_one_the_code_asks_for() -> None:
+    first = f"arn:aws:iam::{ORIGIN}:role/Lambda-Assume-Roles"
+    last = f"arn:aws:iam::{DESTINATION}:role/LambdaS3ListBuckets"
+    run = replace(RAN, calls=(AwsCall("sts", "AssumeRole", first), AwsCall("sts", "AssumeRole", last)))
+    assert role_asked_for(run) == (last, DESTINATION, "LambdaS3ListBuckets")
+    assert judged(built(), invoke=run)["function-code"].status is StepStatus.DONE
+
+
 def test_a_run_that_could_not_start_judges_no_code() -> None:
     unavailable = InvokeResult(False, "code_unavailable", "cannot get the deployed code")
     results = judged(with_function(code_sha256="the-students-own"), invoke=unavailable)
@@ -515,3 +565,31 @@ def test_the_audit_fills_the_steps_in_students_mode_only(monkeypatch: pytest.Mon
     monkeypatch.setattr(audit_module, "collect_lab", unreachable)
     [failed] = audit_targets(students, students.targets(), invoke=False).labs
     assert failed.verdict is Verdict.ERROR and failed.steps == ()
+
+
+@pytest.mark.usefixtures("moto_in_process")
+def test_the_audit_looks_for_a_near_name_only_when_students_build_and_only_for_what_is_missing() -> None:
+    lab = pair(2)
+    project = make_config((lab,))
+    builder = open_context(project)
+    target = builder.targets()[0]
+    origin = builder.sessions.client(lab.origin, "iam")
+    origin_role = target.expected.origin_role
+    # The origin role made as `lambda-assume-roles`, and another role nowhere near the name.
+    for name in ("lambda-assume-roles", "OrganizationAccountAccessRole"):
+        origin.create_role(RoleName=name, AssumeRolePolicyDocument=json.dumps(origin_role.trust_policy))
+
+    students = open_context(replace(project, classroom=ClassSettings(built_by="students")))
+    [audit] = audit_targets(students, students.targets(), invoke=False).labs
+    results = {result.step: result for result in audit.steps}
+    assert results["origin-role"].status is StepStatus.WRONG
+    assert (results["origin-role"].feedback or "").startswith(
+        f"Found role lambda-assume-roles in account {lab.origin.account_id}, the origin; the guide names it"
+        f" {origin_role.name}"
+    )
+    assert results["dest-role"].status is StepStatus.MISSING  # nothing near it in the destination
+    assert students.sessions.calls.get("iam:ListRoles", 0) == 2  # one account each, for what is missing
+    assert students.sessions.calls.get("lambda:ListFunctions", 0) == 1
+
+    audit_targets(builder, builder.targets(), invoke=False)
+    assert "iam:ListRoles" not in builder.sessions.calls  # the project's own class: never looked for

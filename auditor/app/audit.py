@@ -65,7 +65,7 @@ def audit_lab(context: Context, target: LabTarget, *, invoke: bool) -> LabAudit:
 
     try:
         with lab_budget():
-            actual = collect_lab(context.sessions, target)
+            actual = collect_lab(context.sessions, target, near_names=context.config.classroom.students_build)
             invoked = run_invoke(context, target, actual.function) if invoke else None
         judgement = judge_lab(
             expected,

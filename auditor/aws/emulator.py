@@ -17,10 +17,11 @@ import socket
 import subprocess
 import sys
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 from auditor.common.process import every_cpu
@@ -38,21 +39,61 @@ START_SECONDS = 60.0
 STOP_SECONDS = 20.0
 
 
+# The embedded emulator's one addition to moto: the code of a function, which moto keeps but never
+# serves (its Code.Location names a real AWS host). Students' own code can then run in the local
+# stand-in (auditor/aws/invoke.py). Loopback only, and the emulator holds no real data.
+FUNCTION_CODE_PATH = "/__auditor__/function-code"
+
+
 class EmbeddedEmulator:
     """A moto server in this process, from construction until close()."""
 
     def __init__(self) -> None:
         # moto takes a second to import, and only this optional emulator needs it: not every command.
-        from moto.server import ThreadedMotoServer
+        from moto.moto_server.werkzeug_app import (
+            DomainDispatcherApplication,
+            MotoRequestHandler,
+            create_backend_app,
+        )
+        from werkzeug.serving import make_server
 
         logging.getLogger("werkzeug").setLevel(logging.WARNING)  # one line a request is noise here
-        self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-        self._server.start()
-        host, port = self._server.get_host_and_port()
-        self.url = f"http://{host}:{port}"
+        app = _with_function_code(DomainDispatcherApplication(create_backend_app))
+        self._server = make_server("127.0.0.1", 0, app, threaded=True, request_handler=MotoRequestHandler)
+        self._thread = threading.Thread(target=self._server.serve_forever, name="emulator", daemon=True)
+        self._thread.start()
+        self.url = f"http://127.0.0.1:{self._server.server_port}"
 
     def close(self) -> None:
-        self._server.stop()
+        self._server.shutdown()
+        self._thread.join()
+        self._server.server_close()
+
+
+def _with_function_code(app: Callable[..., Any]) -> Callable[..., Any]:
+    """moto's WSGI app, answering also GET FUNCTION_CODE_PATH?account=&region=&function= with the zip."""
+    from werkzeug.wrappers import Request, Response
+
+    def serve(environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
+        if environ.get("PATH_INFO") != FUNCTION_CODE_PATH:
+            return app(environ, start_response)
+        query = Request(environ).args
+        code = _function_code(query.get("account", ""), query.get("region", ""), query.get("function", ""))
+        if code is None:
+            return Response(b"no such function", status=404)(environ, start_response)
+        return Response(code, mimetype="application/zip")(environ, start_response)
+
+    return serve
+
+
+def _function_code(account: str, region: str, function: str) -> bytes | None:
+    from moto.awslambda.models import lambda_backends
+
+    try:
+        code: bytes = lambda_backends[account][region].get_function(function).code_bytes
+    except Exception:  # moto's own not-found errors, an unknown region or account
+        return None
+    return code
 
 
 def operator_has_credentials(environ: Mapping[str, str] = os.environ) -> bool:

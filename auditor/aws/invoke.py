@@ -10,9 +10,12 @@ finding: it is run again within the lab's budget (`run_with_retries`), and past 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
+import threading
 import time
+import urllib.parse
 import urllib.request
 from collections.abc import Callable
 from typing import Any
@@ -20,8 +23,10 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from auditor.aws.accounts import AccountSessions
+from auditor.aws.emulator import FUNCTION_CODE_PATH
 from auditor.aws.local_lambda import LocalLambda, base_environment
 from auditor.common.errors import is_not_found
+from auditor.common.lru import LruCache
 from auditor.domain.actual import ActualFunction
 from auditor.domain.config import AccountAccess
 from auditor.domain.faults import (
@@ -35,7 +40,7 @@ from auditor.domain.faults import (
     is_labs_own_limit,
     reported_failure,
 )
-from auditor.domain.model import InvokeResult
+from auditor.domain.model import AwsCall, InvokeResult
 from auditor.domain.package import code_sha256, packaged
 from auditor.domain.spec import ExpectedLab
 
@@ -244,27 +249,58 @@ class CodeUnavailable(Exception):
     pass
 
 
-def deployed_code(function: ActualFunction) -> bytes:
-    """The deployed zip: the packaged lambda_src when the digests say so, else fetched from Lambda.
+def deployed_code(function: ActualFunction, endpoint_url: str | None = None) -> bytes:
+    """The deployed zip: the packaged lambda_src when the digests say so, else fetched, and kept only
+    when its SHA-256 is the deployed CodeSha256.
 
-    Emulators give no downloadable location. A zip whose SHA-256 equals the deployed CodeSha256 *is*
-    the deployed code, so the packaged lambda_src is used when the digests match, without a download
-    (an emulator's location points at a real AWS host that it never served the code from).
+    Emulators give no downloadable location (theirs points at a real AWS host that never served the
+    code): a zip whose digest equals the deployed CodeSha256 *is* the deployed code, so the packaged
+    lambda_src is used when the digests match, without a download; another (a student's own) comes
+    from the embedded emulator, which serves the code moto keeps (auditor/aws/emulator.py).
     """
     archive, digest = packaged()
     if digest == function.code_sha256:
         return archive
-    if function.code_location.startswith(("http://", "https://")):
-        try:
-            with urllib.request.urlopen(function.code_location, timeout=10) as response:
-                downloaded: bytes = response.read(50 * 1024 * 1024)
-            if code_sha256(downloaded) == function.code_sha256:
-                return downloaded
-        except OSError:
-            pass
+    with _CODE_LOCK:
+        known = _CODES.get(function.code_sha256)
+    if known is not None:
+        return known
+    for url in _code_urls(function, endpoint_url):
+        downloaded = _download(url)
+        if downloaded is not None and code_sha256(downloaded) == function.code_sha256:
+            with _CODE_LOCK:
+                _CODES.put(function.code_sha256, downloaded)
+            return downloaded
     raise CodeUnavailable(
-        f"cannot get the deployed code (CodeSha256 {function.code_sha256[:12]}… is not the packaged lambda_src)"
+        f"cannot get the deployed code (CodeSha256 {function.code_sha256[:12]}… is not the packaged"
+        " lambda_src, and the code could not be downloaded)"
     )
+
+
+# Deployed code by its SHA-256: content-addressed, so an entry can never be another function's code.
+_CODES: LruCache[str, bytes] = LruCache(64)
+_CODE_LOCK = threading.Lock()
+_MAX_CODE_BYTES = 50 * 1024 * 1024  # Lambda's own limit for a zip uploaded directly
+
+
+def _code_urls(function: ActualFunction, endpoint_url: str | None) -> list[str]:
+    urls = []
+    if function.code_location.startswith(("http://", "https://")):
+        urls.append(function.code_location)
+    parts = function.arn.split(":")  # arn:aws:lambda:REGION:ACCOUNT:function:NAME
+    if endpoint_url and len(parts) >= 7:
+        query = urllib.parse.urlencode({"account": parts[4], "region": parts[3], "function": parts[6]})
+        urls.append(f"{endpoint_url.rstrip('/')}{FUNCTION_CODE_PATH}?{query}")
+    return urls
+
+
+def _download(url: str) -> bytes | None:
+    try:
+        with urllib.request.urlopen(url, timeout=10) as response:
+            body: bytes = response.read(_MAX_CODE_BYTES + 1)
+    except (OSError, ValueError):
+        return None
+    return body if len(body) <= _MAX_CODE_BYTES else None
 
 
 def invoke_local(
@@ -280,7 +316,7 @@ def invoke_local(
     if not function.exists:
         return InvokeResult(False, "function_missing", "the function does not exist")
     try:
-        archive = deployed_code(function)
+        archive = deployed_code(function, endpoint_url)
     except CodeUnavailable as error:
         return InvokeResult(False, "code_unavailable", str(error))
     try:
@@ -340,8 +376,17 @@ def run_deployed(
     if completed.returncode is None:
         return InvokeResult(False, "timeout", f"no answer within {function.timeout} s")
     duration = int((time.monotonic() - started) * 1000)
-    answer = completed.answer
+    answer, calls = completed.answer, _calls_of(completed.calls)
     if completed.returncode != 0 or answer is None:
         tail = completed.stderr.decode("utf-8", "replace").strip().splitlines()[-1:] or ["no output"]
-        return InvokeResult(False, "function_error", _clip(tail[0]), duration)
-    return judge_answer(answer, expected, duration, guide_answers=guide_answers)
+        return InvokeResult(False, "function_error", _clip(tail[0]), duration, calls=calls)
+    return dataclasses.replace(
+        judge_answer(answer, expected, duration, guide_answers=guide_answers), calls=calls
+    )
+
+
+def _calls_of(recorded: tuple[dict[str, str], ...]) -> tuple[AwsCall, ...]:
+    return tuple(
+        AwsCall(call.get("service", ""), call.get("operation", ""), call.get("role_arn"), call.get("error"))
+        for call in recorded
+    )

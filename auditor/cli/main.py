@@ -257,13 +257,24 @@ def daemon(context: click.Context, config_path: str) -> None:
     type=click.Path(file_okay=False),
     help="Where the demo keeps its database and report.",
 )
-def demo(workdir: str) -> None:
+@click.option(
+    "--class",
+    "students",
+    is_flag=True,
+    help='A class of students building the lab by hand, followed and graded ([class] built_by = "students").',
+)
+def demo(workdir: str, students: bool) -> None:
     """The whole story on the embedded emulator, start to end, then exit (no AWS account needed).
 
     \b
     Example:
       auditor demo --out /tmp/lab-auditor-demo
+      auditor demo --class
     """
+    if students:
+        from auditor.cli.class_demo import run_class_demo
+
+        sys.exit(run_class_demo(Path(workdir)))
     sys.exit(run_demo(Path(workdir)))
 
 

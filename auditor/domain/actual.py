@@ -41,6 +41,8 @@ class ActualRole:
     boundary_arn: str | None = None
     boundary_policy: Any = None
     tags: dict[str, str] = field(default_factory=dict)
+    # A missing role's near name in its account (auditor/domain/near_names.py), when the audit looked.
+    near_name: str | None = None
 
     @classmethod
     def as_specified(cls, spec: RoleSpec) -> ActualRole:
@@ -69,6 +71,8 @@ class ActualFunction:
     timeout: int = 0
     memory: int = 0
     code_location: str = ""
+    # A missing function's near name in its account and region, when the audit looked.
+    near_name: str | None = None
 
 
 @dataclass(frozen=True)

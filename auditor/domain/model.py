@@ -287,6 +287,16 @@ class Step:
 
 
 @dataclass(frozen=True)
+class AwsCall:
+    """One AWS call a function's run made: what it asked, never with what credentials."""
+
+    service: str  # the endpoint prefix: sts, s3, logs
+    operation: str  # AssumeRole, ListBuckets
+    role_arn: str | None = None  # the role an AssumeRole asked for
+    error: str | None = None  # the error code of a call that failed
+
+
+@dataclass(frozen=True)
 class InvokeResult:
     ok: bool
     cause: str  # "ok", "function_missing", "assume_denied", "listing_denied", "wrong_account", "timeout", ...
@@ -297,6 +307,9 @@ class InvokeResult:
     # audit retries and, past the lab's budget, reports as the lab's `error`, never as a finding.
     fault: Failure | None = None
     retries: int = 0  # the function's own botocore retries in this run, as it reported them
+    # The AWS calls the run made, in order, where the stand-in could watch them (a local run); empty
+    # for a run on Lambda itself.
+    calls: tuple[AwsCall, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -55,6 +55,7 @@ class Coverage(StrEnum):
     REAL_AWS = "real AWS"  # only on real AWS (moto cannot run a function here)
     EMULATOR = "emulator"  # only against an emulator endpoint: left out of the real-AWS policies
     DAEMON = "daemon"  # only the daemon's listener makes it
+    STUDENTS = "students"  # only when students build the lab (tests/test_steps.py sees it made)
 
 
 @dataclass(frozen=True)

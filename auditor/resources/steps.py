@@ -220,7 +220,7 @@ def _worst(findings: list[Finding]) -> Finding:
 
 def _judge_by_findings(step: RubricStep, subject: str, evidence: _Evidence) -> StepResult:
     if (absent := _absent(subject, evidence)) is not None:
-        return StepResult(step.step, StepStatus.MISSING, f"{absent}; {_asks(step, evidence)}.")
+        return _missing(step, subject, absent, evidence, _asks(step, evidence))
     about = [found for found in _about(subject, evidence) if found.check not in _THE_STUDENTS_OWN]
     failing = [found for found in about if _fails(found, step, evidence)]
     if failing and (guide := _as_the_guide_prints_it(step, subject, failing, evidence)) is not None:
@@ -267,6 +267,38 @@ def _absent(subject: str, evidence: _Evidence) -> str | None:
         function = expected.function
         return f"No function {function.name} in account {function.account_id} ({function.region})"
     return None
+
+
+def _under_a_near_name(step: RubricStep, subject: str, evidence: _Evidence) -> StepResult | None:
+    """The subject's resource missing, but one under a near name in its account (lab.md, "Near
+    names"): `wrong`, naming both; None when there is none."""
+    expected, actual = evidence.expected, evidence.actual
+    if subject in (DESTINATION_ROLE, ORIGIN_ROLE):
+        destination = subject == DESTINATION_ROLE
+        spec = expected.destination_role if destination else expected.origin_role
+        role = actual.destination_role if destination else actual.origin_role
+        kind, near, name = "role", role.near_name, spec.name
+        where = f"account {spec.account_id}, the {'destination' if destination else 'origin'}"
+    elif subject == FUNCTION:
+        function = expected.function
+        kind, near, name = "function", actual.function.near_name, function.name
+        where = f"account {function.account_id} ({function.region})"
+    else:
+        return None
+    if near is None:
+        return None
+    return StepResult(
+        step.step,
+        StepStatus.WRONG,
+        f"Found {kind} {near} in {where}; the guide names it {name}: make it under that name"
+        f" (the lab's ARNs name it exactly, so {near} is not the {kind} the lab uses).",
+    )
+
+
+def _missing(step: RubricStep, subject: str, absent: str, evidence: _Evidence, asks: str) -> StepResult:
+    if (near := _under_a_near_name(step, subject, evidence)) is not None:
+        return near
+    return StepResult(step.step, StepStatus.MISSING, f"{absent}; {asks}.")
 
 
 def _asks(step: RubricStep, evidence: _Evidence) -> str:
@@ -349,7 +381,7 @@ def _judge_function(step: RubricStep, evidence: _Evidence) -> StepResult:
     """The function by what it is, not by the project's own: it exists, on a supported Python runtime,
     as the origin role; its handler, environment and code are the student's."""
     if (absent := _absent(FUNCTION, evidence)) is not None:
-        return StepResult(step.step, StepStatus.MISSING, f"{absent}; {_asks(step, evidence)}.")
+        return _missing(step, FUNCTION, absent, evidence, _asks(step, evidence))
     function, origin = evidence.actual.function, evidence.expected.origin_role
     runtime = function.runtime
     if not _supported_python(runtime, evidence.today):
@@ -405,8 +437,14 @@ def _name_of(arn: str) -> str:
 
 
 def role_asked_for(invoke: InvokeResult) -> tuple[str, str, str] | None:
-    """The role the run asked to assume, as (ARN, account, name): from the session its answer names, or
-    the role its error names; None when the run names none (or only a clipped one)."""
+    """The role the run asked to assume, as (ARN, account, name): from its last AssumeRole where the run
+    was watched (a local run records its calls), else the session its answer names, or the role its
+    error names; None when the run names none (or only a clipped one)."""
+    for call in reversed(invoke.calls):
+        if call.operation == "AssumeRole" and call.role_arn is not None:
+            if (role := _ROLE_ARN.fullmatch(call.role_arn)) is not None:
+                return (call.role_arn, role.group(1), _name_of(role.group(2)))
+            return (call.role_arn, "", call.role_arn)
     answer = invoke.answer
     if isinstance(answer, Mapping):
         for key in ("assumed_role_arn", "role_arn"):

@@ -22,6 +22,8 @@ import contextlib
 import functools
 import gc
 import importlib
+import importlib.abc
+import importlib.util
 import json
 import os
 import selectors
@@ -51,17 +53,80 @@ def answer_of(handler: str) -> str:
         )
 
 
+def record_aws_calls() -> list[dict[str, str]]:
+    """The AWS calls this process makes from now on, as they are made: service, operation, the role
+    an AssumeRole asks for, and the error code of a call that failed (nothing else: no credentials).
+
+    botocore's one door for every call (`BaseClient._make_api_call`, which AWS's own X-Ray SDK
+    instruments the same way) is wrapped, so any client of any session the handler makes is seen:
+    at once when botocore is loaded (a forked run), else when the handler first imports it (a fresh
+    run starts without it, and stays so for a handler that makes no AWS call).
+    """
+    calls: list[dict[str, str]] = []
+    if "botocore.client" in sys.modules:
+        _wrap_calls(sys.modules["botocore.client"], calls)
+    else:
+        sys.meta_path.insert(0, _WrapWhenImported(calls))
+    return calls
+
+
+def _wrap_calls(module: Any, calls: list[dict[str, str]]) -> None:
+    base_client = module.BaseClient
+    make_api_call = base_client._make_api_call
+
+    def recorded(client: Any, operation: str, params: dict[str, Any]) -> Any:
+        call = {"service": client.meta.service_model.endpoint_prefix, "operation": operation}
+        if operation == "AssumeRole" and isinstance(params.get("RoleArn"), str):
+            call["role_arn"] = params["RoleArn"]
+        calls.append(call)
+        try:
+            return make_api_call(client, operation, params)
+        except Exception as error:
+            code = getattr(error, "response", {}).get("Error", {}).get("Code")
+            call["error"] = str(code or type(error).__name__)
+            raise
+
+    base_client._make_api_call = recorded
+
+
+class _WrapWhenImported(importlib.abc.MetaPathFinder):
+    """Wraps botocore's calls as soon as `botocore.client` has been executed."""
+
+    def __init__(self, calls: list[dict[str, str]]) -> None:
+        self.calls = calls
+
+    def find_spec(self, name: str, path: Any = None, target: Any = None) -> Any:
+        if name != "botocore.client":
+            return None
+        sys.meta_path.remove(self)
+        spec = importlib.util.find_spec(name)
+        if spec is None or spec.loader is None:
+            return spec
+        loader, calls = spec.loader, self.calls
+        exec_module = loader.exec_module
+
+        def exec_and_wrap(module: Any) -> None:
+            exec_module(module)
+            _wrap_calls(module, calls)
+
+        loader.exec_module = exec_and_wrap  # type: ignore[method-assign]
+        return spec
+
+
 def run_handler(folder: str, handler: str, marker: str) -> int:
-    """Run the handler found in `folder`, write `marker` and its answer to stdout; the exit code.
+    """Run the handler found in `folder`, write `marker`, its answer, `marker` and the AWS calls it made
+    to stdout; the exit code.
 
     It ends as a Lambda invocation does, when the handler returns: the caller leaves at once with
     this code (no interpreter teardown, which in a forked child would only copy shared pages).
     """
     os.chdir(folder)
     sys.path.insert(0, folder)
+    calls = record_aws_calls()
     code = 0
     try:
-        sys.stdout.write(marker + answer_of(handler))
+        answer = answer_of(handler)
+        sys.stdout.write(marker + answer + marker + json.dumps(calls))
     except SystemExit as exit_:  # as the interpreter would end on it
         code = _exit_code(exit_)
     except BaseException:

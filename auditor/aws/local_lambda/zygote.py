@@ -55,9 +55,24 @@ class Completed:
 
     @property
     def answer(self) -> bytes | None:
-        """What the handler returned, as JSON: the output after the result marker."""
-        marker = RESULT_MARKER.encode()
-        return self.stdout.split(marker, 1)[1] if marker in self.stdout else None
+        """What the handler returned, as JSON: the output between the last two result markers (the
+        handler's own output comes before them)."""
+        parts = self.stdout.rsplit(RESULT_MARKER.encode(), 2)
+        return parts[1] if len(parts) == 3 else None
+
+    @property
+    def calls(self) -> tuple[dict[str, str], ...]:
+        """The AWS calls the handler made, as the sandbox recorded them (after the last marker)."""
+        parts = self.stdout.rsplit(RESULT_MARKER.encode(), 2)
+        try:
+            calls = json.loads(parts[2]) if len(parts) == 3 else []
+        except ValueError:
+            return ()
+        if not isinstance(calls, list):
+            return ()
+        return tuple(
+            {str(key): str(value) for key, value in call.items()} for call in calls if isinstance(call, dict)
+        )
 
 
 def base_environment() -> dict[str, str]:

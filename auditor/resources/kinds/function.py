@@ -18,6 +18,7 @@ from botocore.exceptions import ClientError
 from auditor.common.errors import is_not_found
 from auditor.domain.actual import ActualFunction, ActualLab
 from auditor.domain.model import Action, Effect, Finding, Severity, Status, Step, Subject
+from auditor.domain.near_names import near_name
 from auditor.domain.package import packaged
 from auditor.domain.spec import (
     FUNCTION_KIND,
@@ -32,7 +33,9 @@ from auditor.domain.spec import (
 from auditor.resources.base import (
     ANY_LAB,
     READ,
+    UNSCOPED,
     Clients,
+    Coverage,
     Facts,
     Grant,
     Kind,
@@ -100,6 +103,14 @@ def collect_function(lambda_client: Any, spec: FunctionSpec) -> ActualFunction:
         timeout=int(config.get("Timeout", 0)),
         memory=int(config.get("MemorySize", 0)),
         code_location=(answer.get("Code") or {}).get("Location", ""),
+    )
+
+
+def near_function_name(lambda_client: Any, spec: FunctionSpec) -> str | None:
+    """A near name of the function among its region's functions (ListFunctions)."""
+    pages = lambda_client.get_paginator("list_functions").paginate()
+    return near_name(
+        spec.name, (function["FunctionName"] for page in pages for function in page["Functions"])
     )
 
 
@@ -311,6 +322,13 @@ class Function(Kind):
             used_by="function.apply (passes the execution role again)",
         ),
         call("lambda:DeleteFunction", LAB_FUNCTION, Part.TEARDOWN, used_by="function.delete"),
+        call(
+            "lambda:ListFunctions",
+            UNSCOPED,
+            Part.AUDIT,
+            used_by="function.near_function_name: a missing function's near name",
+            coverage=Coverage.STUDENTS,
+        ),
     )
 
     def render(self, shape: LabShape) -> Mapping[ResourceKey, Any]:

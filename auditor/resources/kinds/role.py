@@ -17,12 +17,15 @@ from auditor.common.errors import is_not_found
 from auditor.domain.actual import ActualLab, ActualRole
 from auditor.domain.lab_context import witness_setting
 from auditor.domain.model import Action, Effect, Finding, Status, Step, Subject
+from auditor.domain.near_names import near_name
 from auditor.domain.spec import ROLE_KIND, ExpectedLab, LabShape, ResourceKey, RoleSpec, render_roles
 from auditor.policy import NOWHERE, PolicyEngine, Setting, compare_trust, severity_for
 from auditor.resources.base import (
     ANY_LAB,
     READ,
+    UNSCOPED,
     Clients,
+    Coverage,
     Facts,
     Grant,
     Kind,
@@ -71,6 +74,14 @@ def collect_role(iam: Any, spec: RoleSpec) -> ActualRole:
     )
 
 
+def near_role_name(iam: Any, spec: RoleSpec) -> str | None:
+    """A near name of the role among the account's roles (ListRoles)."""
+    names = (
+        role["RoleName"] for page in iam.get_paginator("list_roles").paginate() for role in page["Roles"]
+    )
+    return near_name(spec.name, names)
+
+
 def compare_trust_policy(
     spec: RoleSpec,
     actual: ActualRole,
@@ -116,6 +127,13 @@ class Role(Kind):
     removal_rank = (4, 3)  # after the role's policies, attachments and boundary
     calls: ClassVar = (
         call("iam:GetRole", LAB_ROLES, *READ, used_by="role.collect_role"),
+        call(
+            "iam:ListRoles",
+            UNSCOPED,
+            Part.AUDIT,
+            used_by="role.near_role_name: a missing role's near name",
+            coverage=Coverage.STUDENTS,
+        ),
         call(
             "iam:CreateRole",
             LAB_ROLES,
