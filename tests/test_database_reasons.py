@@ -181,6 +181,16 @@ def test_a_refused_login_names_the_setting_and_the_volume_rule_never_the_passwor
 
 
 @pytest.mark.postgres
+def test_a_password_that_is_a_word_of_the_advice_leaves_the_advice_whole(
+    password_postgres: PasswordPostgres,
+) -> None:
+    with pytest.raises(DatabaseUnavailable) as caught:
+        Store.from_url(password_postgres.url("password")).status()
+    assert "postgres:***@127.0.0.1" in str(caught.value)
+    assert ": check the user and password of the URL" in str(caught.value)
+
+
+@pytest.mark.postgres
 def test_a_database_that_does_not_exist_is_named_with_its_setting(
     password_postgres: PasswordPostgres,
 ) -> None:

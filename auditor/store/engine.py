@@ -116,9 +116,10 @@ _SQLITE_CANNOT_OPEN = ("unable to open database file", "attempt to write a reado
 def _reason(exc: DBAPIError, url: str | URL) -> str:
     lines = str(exc.orig).strip().splitlines() or [type(exc.orig).__name__]
     parsed = make_url(url)
-    reason = lines[0] + (_advice(reason=lines[0], url=parsed) or "")
     password = parsed.password
-    return reason.replace(str(password), "***") if password else reason
+    # The driver's words may repeat the password; the advice is ours, and never holds it.
+    reason = lines[0].replace(str(password), "***") if password else lines[0]
+    return reason + (_advice(reason=lines[0], url=parsed) or "")
 
 
 def _advice(reason: str, url: URL) -> str | None:
