@@ -10,7 +10,6 @@ and what is wrong, before anything is touched (interface.md). The CLI turns it i
 from __future__ import annotations
 
 import csv
-import difflib
 import os
 import re
 import tomllib
@@ -28,6 +27,7 @@ from pydantic_core import ErrorDetails
 from sqlalchemy import make_url
 
 from auditor.common.schedule import check_schedulable
+from auditor.common.suggest import account_id_hint, closest, same_name
 from auditor.domain.model import Severity
 from auditor.domain.rubric_file import GUIDE, RubricError, load_rubric, shipped_rubric
 from auditor.domain.steps import Rubric
@@ -160,7 +160,10 @@ def _timestamp(value: object) -> datetime | None:
 
 def _account_id(value: object) -> str:
     if not isinstance(value, str) or not ACCOUNT_ID_PATTERN.match(value):
-        raise Problem(f"{value!r} is not an AWS account id (12 digits, as a string)")
+        hint = account_id_hint(value)
+        raise Problem(
+            f"{value!r} is not an AWS account id (12 digits, as a string)" + (f"; {hint}" if hint else "")
+        )
     return value
 
 
@@ -197,7 +200,7 @@ def known_regions() -> set[str]:
 def _region(region: str) -> str:
     known = known_regions()
     if not _REGION.match(region) or region not in known:
-        hint = _closest(region, known)
+        hint = closest(region, known)
         raise Problem(f"{region!r} is not an AWS region" + (f" (did you mean {hint!r}?)" if hint else ""))
     return region
 
@@ -282,7 +285,7 @@ def _notify_event(value: object) -> object:
     if not isinstance(value, str):
         raise _wrong_type(value, str)
     if value not in known:
-        hint = _closest(value, set(known))
+        hint = closest(value, set(known))
         raise Problem(
             f"{value!r} is not a notification event (use {', '.join(known)})"
             + (f"; did you mean {hint!r}?" if hint else "")
@@ -327,7 +330,7 @@ def _one_of(*choices: str) -> BeforeValidator:
         if not isinstance(value, str):
             raise _wrong_type(value, str)
         if value not in choices:
-            hint = _closest(value, set(choices))
+            hint = closest(value, set(choices))
             raise Problem(
                 f"{value!r}: use {' or '.join(map(repr, choices))}"
                 + (f" (did you mean {hint!r}?)" if hint else "")
@@ -623,7 +626,7 @@ class Config:
         known = {lab.name: lab for lab in self.labs}
         unknown = [n for n in names if n not in known]
         if unknown:
-            hint = _closest(unknown[0], set(known))
+            hint = closest(unknown[0], set(known))
             raise ConfigError(
                 self.path,
                 "--lab",
@@ -678,7 +681,7 @@ def _config_error(error: ValidationError, root: type, file: str, prefix: str) ->
         problem = cause.problem
         loc += [cause.key] if cause.key else []
     elif kind in _UNKNOWN_KEY:
-        hint = _closest(str(loc[-1]), _keys_at(root, loc[:-1]))
+        hint = closest(str(loc[-1]), _keys_at(root, loc[:-1]))
         problem = "unknown key" + (f" (did you mean {hint!r}?)" if hint else "")
     elif kind == "missing":
         problem = "is missing"
@@ -719,11 +722,6 @@ def _keys_at(root: type, loc: Sequence[str | int]) -> set[str]:
     if table is Config:
         return {_FILE_NAMES.get(name, name) for name in names - _NOT_IN_THE_FILE}
     return names
-
-
-def _closest(name: str, known: set[str]) -> str | None:
-    matches = difflib.get_close_matches(name, sorted(known), n=1)
-    return matches[0] if matches else None
 
 
 _Table = TypeVar("_Table")
@@ -772,37 +770,64 @@ _ROSTER_REQUIRED = ("name", "origin_account_id", "destination_account_id")
 _ROSTER_SIDES = ("origin", "destination")
 _ROSTER_ACCESS = ("role_arn", "external_id", "profile")
 _ROSTER_OPTIONAL = (*(f"{side}_{key}" for side in _ROSTER_SIDES for key in _ROSTER_ACCESS), "expires_at")
-# Every other column (student_name, student_email, ...) is kept as the lab's `info`.
+# Every other column (student_name, student_email, ...) is kept as the lab's `info`; these two show
+# wherever a lab does, so a header written for people ("Student Name") is read as their name too.
+_ROSTER_SHOWN = ("student_name", "student_email")
+_ROSTER_COLUMNS = (*_ROSTER_REQUIRED, *_ROSTER_OPTIONAL, *_ROSTER_SHOWN)
 
 
 def _roster(path: Path) -> list[LabConfig]:
-    """The labs of a roster CSV (as Excel writes it too: a byte-order mark, spaces after the commas);
-    a problem names the file, the line and the column."""
+    """The labs of a roster CSV (as Excel writes it too: a byte-order mark, spaces after the commas,
+    headers written for people); a problem names the file, the line and the column."""
     file = str(path)
     try:
         with path.open(newline="", encoding="utf-8-sig") as handle:
             reader = csv.reader(handle, skipinitialspace=True)
-            header = [column.strip() for column in next(reader, [])]
+            written = [_as_written(cell) for cell in next(reader, [])]
             rows = [(reader.line_num, row) for row in reader if any(cell.strip() for cell in row)]
     except FileNotFoundError:
         raise ConfigError(file, "", "roster file not found") from None
     except (OSError, UnicodeDecodeError, csv.Error) as exc:
         raise ConfigError(file, "", f"cannot read the roster: {exc}") from None
-    _check_roster_header(file, header)
-    labs = [(number, _roster_row(file, number, header, row)) for number, row in rows]
+    header = [_roster_column_named(cell) for cell in written]
+    _check_roster_header(file, written, header)
+    labs = [(number, _roster_row(file, number, header, row, written)) for number, row in rows]
     _refuse_roster_clashes(file, labs)
     return [lab for _, lab in labs]
 
 
-def _check_roster_header(file: str, header: list[str]) -> None:
-    if missing := [column for column in _ROSTER_REQUIRED if column not in header]:
-        raise ConfigError(file, "line 1", f"missing column(s) {', '.join(missing)}")
-    named = [column for column in header if column]
-    if duplicated := sorted({column for column in named if named.count(column) > 1}):
-        raise ConfigError(file, "line 1", f"column(s) {', '.join(duplicated)} appear twice")
+def _as_written(cell: str) -> str:
+    # A byte-order mark the decoder did not take (a file saved twice, or pasted together) is no letter.
+    return cell.replace("\ufeff", "").strip()
 
 
-def _roster_row(file: str, number: int, header: list[str], row: list[str]) -> LabConfig:
+def _roster_column_named(written: str) -> str:
+    """The roster's column a header stands for ("Origin Account ID" is origin_account_id, "Student
+    Name" student_name), or the header as written: a column of the class's own."""
+    return next((column for column in _ROSTER_COLUMNS if same_name(written, column)), written)
+
+
+def _check_roster_header(file: str, written: list[str], header: list[str]) -> None:
+    named = [(cell, column) for cell, column in zip(written, header, strict=True) if cell]
+    columns = [column for _, column in named]
+    for column in sorted({column for column in columns if columns.count(column) > 1}):
+        cells = [cell for cell, named_column in named if named_column == column]
+        raise ConfigError(file, "line 1", f"{' and '.join(map(repr, cells))} are both column {column}")
+    if missing := [column for column in _ROSTER_REQUIRED if column not in columns]:
+        unknown = [cell for cell, column in named if column not in _ROSTER_COLUMNS]
+        for column in missing:
+            if hint := closest(column, unknown):
+                raise ConfigError(
+                    file,
+                    f"line 1, column {hint!r}",
+                    f"not a column the roster knows: did you mean {column}? "
+                    f"(it needs {', '.join(_ROSTER_REQUIRED)})",
+                )
+        found = f" (the header has {', '.join(repr(cell) for cell, _ in named)})" if named else ""
+        raise ConfigError(file, "line 1", f"missing column(s) {', '.join(missing)}{found}")
+
+
+def _roster_row(file: str, number: int, header: list[str], row: list[str], written: list[str]) -> LabConfig:
     if len(row) > len(header) and any(cell.strip() for cell in row[len(header) :]):
         raise ConfigError(
             file, f"line {number}", f"{len(row)} cells, but the header has {len(header)} columns"
@@ -812,8 +837,10 @@ def _roster_row(file: str, number: int, header: list[str], row: list[str]) -> La
         return TypeAdapter(LabConfig).validate_python(_roster_lab(cells))
     except ValidationError as error:
         problem = _config_error(error, LabConfig, file, "")
+        column = _roster_column(problem.key)
+        shown = written[header.index(column)] if column in header else column  # as the file spells it
         raise ConfigError(
-            file, f"line {number}, column {_roster_column(problem.key)}", problem.problem
+            file, f"line {number}, column {shown if shown == column else repr(shown)}", problem.problem
         ) from None
 
 
@@ -924,7 +951,7 @@ def _with_urls_from_the_environment(notify: Mapping[str, Any], file: str, env: M
 
 def _refuse_keys_not_in_the_file(data: Mapping[str, Any], file: str) -> None:
     for name in sorted({*_NOT_IN_THE_FILE, *_FILE_NAMES} & data.keys()):
-        hint = _FILE_NAMES.get(name) or _closest(name, _keys_at(Config, []))
+        hint = _FILE_NAMES.get(name) or closest(name, _keys_at(Config, []))
         raise ConfigError(file, name, "unknown key" + (f" (did you mean {hint!r}?)" if hint else ""))
 
 

@@ -22,7 +22,6 @@ counted from 0 as the configuration's `labs[0]` is) and what is wrong.
 
 from __future__ import annotations
 
-import difflib
 import functools
 import re
 import tomllib
@@ -31,6 +30,7 @@ from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
+from auditor.common.suggest import closest
 from auditor.domain.declarations import SHIPPED, Catalogue
 from auditor.domain.steps import SUBJECTS, Rubric, RubricStep
 
@@ -141,7 +141,7 @@ def _needs(
         if need == step:
             raise RubricError(file, key, f"step {step!r} cannot need itself")
         if need not in known:
-            hint = _closest(need, known)
+            hint = closest(need, known)
             raise RubricError(
                 file,
                 key,
@@ -159,7 +159,7 @@ def _codes(file: str, key: str, value: Any, codes: frozenset[str]) -> tuple[str,
     listed = _strings(file, key, value)
     for code in listed:
         if code not in codes:
-            hint = _closest(code, codes)
+            hint = closest(code, codes)
             raise RubricError(
                 file,
                 key,
@@ -173,7 +173,7 @@ def _subject(file: str, key: str, value: Any) -> str | None:
     if value is None:
         return None
     if value not in SUBJECTS:
-        hint = _closest(value, SUBJECTS) if isinstance(value, str) else None
+        hint = closest(value, SUBJECTS) if isinstance(value, str) else None
         raise RubricError(
             file,
             key,
@@ -202,12 +202,7 @@ def _text(file: str, key: str, value: Any) -> str:
 def _no_unknown_keys(file: str, prefix: str, table: Mapping[str, Any], known: Iterable[str]) -> None:
     for key in table:
         if key not in known:
-            hint = _closest(key, known)
+            hint = closest(key, known)
             raise RubricError(
                 file, f"{prefix}{key}", "unknown key" + (f" (did you mean {hint!r}?)" if hint else "")
             )
-
-
-def _closest(name: str, known: Iterable[str]) -> str | None:
-    matches = difflib.get_close_matches(name, sorted(known), n=1)
-    return matches[0] if matches else None

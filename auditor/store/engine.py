@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import URL, Connection, Engine, create_engine, event, make_url
@@ -93,15 +96,64 @@ def writing_engine(engine: Engine) -> Engine:
 
 @contextmanager
 def unavailable_as(url: str | URL) -> Iterator[None]:
-    """Turn "cannot reach / cannot lock the database" into DatabaseUnavailable, without the password."""
+    """Turn "cannot reach / cannot lock the database" into DatabaseUnavailable, saying why and which
+    setting to check, without the password."""
     try:
         yield
     except (OperationalError, InterfaceError) as exc:
         raise DatabaseUnavailable(f"database {safe_url(url)} is unavailable: {_reason(exc, url)}") from None
 
 
+# Where a database URL is set: the configuration's key, or the variable that overrides it.
+URL_SETTINGS = "[database] url, or AUDITOR_DATABASE_URL, which overrides it"
+# The failed logins of PostgreSQL (through libpq): wrong password, none given, no such user.
+_LOGIN_FAILED = re.compile(r'password authentication failed|no password supplied|role "[^"]*" does not exist')
+_NO_DATABASE = re.compile(r'database "[^"]*" does not exist')
+# The SQLite errors of a file that cannot be opened or written (not those of a busy one).
+_SQLITE_CANNOT_OPEN = ("unable to open database file", "attempt to write a readonly database")
+
+
 def _reason(exc: DBAPIError, url: str | URL) -> str:
     lines = str(exc.orig).strip().splitlines() or [type(exc.orig).__name__]
-    reason = lines[0]
-    password = make_url(url).password
-    return reason.replace(str(password), "***") if password else reason
+    parsed = make_url(url)
+    password = parsed.password
+    # The driver's words may repeat the password; the advice is ours, and never holds it.
+    reason = lines[0].replace(str(password), "***") if password else lines[0]
+    return reason + (_advice(reason=lines[0], url=parsed) or "")
+
+
+def _advice(reason: str, url: URL) -> str | None:
+    """What to check, for the failures a setting explains: a SQLite file that cannot be opened, a
+    PostgreSQL login or database refused."""
+    if url.get_backend_name() == "sqlite":
+        if any(text in reason for text in _SQLITE_CANNOT_OPEN) and not is_memory_database(url):
+            problem = sqlite_file_problem(Path(url.database or ""))
+            return f": {problem} (the file is set in {URL_SETTINGS})" if problem else None
+        return None
+    if _LOGIN_FAILED.search(reason):
+        return (
+            f": check the user and password of the URL ({URL_SETTINGS}; docker-compose.yml makes it "
+            "from POSTGRES_PASSWORD). PostgreSQL's image sets the password only when its volume is first "
+            "made: after POSTGRES_PASSWORD changed, give the old one again, or set the new one in the "
+            "database (ALTER USER ... PASSWORD) or start from an empty volume"
+        )
+    if _NO_DATABASE.search(reason):
+        return f": check the database name of the URL ({URL_SETTINGS}), or create it (createdb)"
+    return None
+
+
+def sqlite_file_problem(path: Path) -> str | None:
+    """Why SQLite cannot open or write this database file, as the file system says, or None."""
+    folder = path.parent
+    if not folder.exists():
+        return f"the folder {folder} does not exist"
+    if not folder.is_dir():
+        return f"{folder} is not a folder"
+    if path.is_dir():
+        return f"{path} is a folder, not a database file"
+    # SQLite writes its -wal and -shm files beside the database: the folder must be writable too.
+    if not os.access(folder, os.W_OK | os.X_OK):
+        return f"the folder {folder} is not writable by this user (uid {os.geteuid()})"
+    if path.exists() and not os.access(path, os.R_OK | os.W_OK):
+        return f"the file {path} is not writable by this user (uid {os.geteuid()})"
+    return None
