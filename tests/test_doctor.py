@@ -322,6 +322,61 @@ def test_the_simulator_s_decisions_are_read_per_action_and_resource() -> None:
     }
 
 
+def aws_simulator(monkeypatch: pytest.MonkeyPatch, answer: Any) -> list[str]:
+    """IAM's policy simulator as AWS has it (moto has none): `answer(principal, requests)` gives its
+    decisions or raises what AWS would. Returns the principals simulated."""
+    asked: list[str] = []
+
+    def simulate(iam: Any, principal: str, requests: Any) -> dict[tuple[str, str], str]:
+        asked.append(principal)
+        return answer(principal, requests)  # type: ignore[no-any-return]
+
+    monkeypatch.setattr("auditor.app.doctor.simulated_decisions", simulate)
+    return asked
+
+
+def test_on_aws_the_simulator_decides_on_each_role_s_arn(
+    ready: Config, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def answer(principal: str, requests: Any) -> dict[tuple[str, str], str]:
+        denied = principal.startswith("arn:aws:iam::100000000001:") and "lambda:GetFunction"
+        return {(a, r): "implicitDeny" if a == denied else "allowed" for a, r in requests}
+
+    asked = aws_simulator(monkeypatch, answer)
+    diagnosis = diagnose(ready)
+    assert sorted(asked) == sorted(str(a.role_arn) for each in LABS for a in (each.origin, each.destination))
+    [problem] = diagnosis.problems
+    assert problem.check is Check.PERMISSIONS and problem.subjects == (
+        "account 100000000001 (pair-01 origin)",
+    )
+    assert problem.message.startswith("IAM denies 1 action the daemon needs (lambda:GetFunction)")
+    assert "IAM's policy simulator" in dict(diagnosis.facts)[Check.PERMISSIONS]
+
+
+def test_a_role_that_may_not_simulate_itself_is_not_checked_and_says_how_to_check(
+    ready: Config, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def answer(principal: str, requests: Any) -> dict[tuple[str, str], str]:
+        raise ClientError(
+            {
+                "Error": {
+                    "Code": "AccessDenied",
+                    "Message": "not authorized to perform: iam:SimulatePrincipalPolicy",
+                }
+            },
+            "SimulatePrincipalPolicy",
+        )
+
+    aws_simulator(monkeypatch, answer)
+    diagnosis = diagnose(ready)
+    assert diagnosis.ok  # nothing found wrong: exit 0, with what could not be checked said
+    [unchecked] = diagnosis.unchecked
+    assert len(unchecked.subjects) == 4
+    assert "may not call iam:SimulatePrincipalPolicy on itself" in unchecked.reason
+    assert "iam:SimulatePrincipalPolicy on its own ARN" in unchecked.how
+    assert diagnosis.summary().endswith("; 1 check could not be made.")
+
+
 def test_moto_has_no_simulator_and_says_so(moto_in_process: None) -> None:
     iam = boto3.client("iam", region_name="us-east-1")
     iam.create_role(RoleName="r", AssumeRolePolicyDocument="{}")

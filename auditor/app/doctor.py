@@ -119,7 +119,8 @@ class Diagnosis:
                 for check in CHECK_ORDER
                 if (count := sum(1 for p in self.problems if p.check is check))
             )
-            counted += f" ({by_check}): fix them, then run auditor doctor again"
+            them = "them" if len(self.problems) > 1 else "it"
+            counted += f" ({by_check}): fix {them}, then run auditor doctor again"
         else:
             counted = (
                 f"no problems: {plural(self.labs, 'lab')} in {plural(self.accounts, 'account')} "
@@ -439,8 +440,8 @@ class Method(StrEnum):
 METHOD_WORDS = {
     Method.SIMULATOR: "IAM's policy simulator (iam:SimulatePrincipalPolicy on the role, with the lab's "
     "resources: its policies, boundary and the organization's SCPs)",
-    Method.ENGINE: "the project's policy engine on the role's own trust, policies and boundary (the "
-    "emulator enforces no IAM and has no policy simulator)",
+    Method.ENGINE: "the project's policy engine on each role's own trust, policies and boundary (the "
+    "endpoint has no policy simulator: an emulator, which enforces no IAM)",
 }
 
 
@@ -450,6 +451,11 @@ class AccountOutcome:
     unchecked: list[Unchecked] = field(default_factory=list)
     reached: bool = False
     method: Method | None = None
+
+    @property
+    def unreachable(self) -> bool:
+        """Whether a problem keeps the daemon out of the account (a role not there, or not trusting)."""
+        return any(problem.check in (Check.CREDENTIALS, Check.ROLE) for problem in self.problems)
 
 
 # ------------------------------------------------------------------------------------------ the doctor
@@ -548,7 +554,8 @@ class _Doctor:
         skew = skew_of(self.now(), aws)
         problem = clock_problem(skew)
         if problem is None:
-            self.facts.append((Check.CLOCK, f"within {duration_words(abs(skew))} of AWS's"))
+            close = "a second" if abs(skew) < timedelta(seconds=1) else duration_words(abs(skew))
+            self.facts.append((Check.CLOCK, f"within {close} of AWS's"))
             return False
         self.problems.append(problem)
         return True
@@ -561,7 +568,7 @@ class _Doctor:
         if source.method is None:
             self.problems.append(no_credentials_problem(source))
             return False
-        origin = "the emulator's (it takes any)" if self.emulated else credential_origin(source)
+        origin = "an emulator's (it takes any)" if self.emulated else credential_origin(source)
         try:
             self.operator_arn = str(
                 self.context.sessions.client(OPERATOR, "sts").get_caller_identity()["Arn"]
@@ -572,7 +579,10 @@ class _Doctor:
                     refused_credentials_problem("the operator", origin, error, source.profile)
                 )
             return False
-        self.facts.append((Check.CREDENTIALS, f"the operator's, from {origin}: {self.operator_arn}"))
+        said = (
+            "none needed on an emulator (it takes any)" if self.emulated else f"the operator's, from {origin}"
+        )
+        self.facts.append((Check.CREDENTIALS, f"{said}: {self.operator_arn}"))
         return True
 
     # ---------------------------------------------------------------------------------- accounts
@@ -588,7 +598,7 @@ class _Doctor:
             self.problems += outcome.problems
             self.unchecked += outcome.unchecked
         skipped = len(self.accounts) - len(checked)
-        reached = sum(1 for o in outcomes.values() if o.reached)
+        reached = sum(1 for o in outcomes.values() if o.reached and not o.unreachable)
         roles = sum(1 for a in checked if a.access.role_arn)
         self.facts.append(
             (
@@ -623,10 +633,7 @@ class _Doctor:
         if not self.reach(account, outcome):
             return outcome
         outcome.reached = True
-        method = Method.ENGINE if self.emulated else Method.SIMULATOR
-        if method is Method.SIMULATOR:
-            method = self.simulate(account, outcome)
-        if method is Method.ENGINE:
+        if self.emulated or not self.simulated(account, outcome):
             self.judge_with_engine(account, outcome)
         return outcome
 
@@ -676,8 +683,8 @@ class _Doctor:
         arn = str(self.context.sessions.client(account.access, "sts").get_caller_identity()["Arn"])
         return principal_of_session(arn)
 
-    def simulate(self, account: Account, outcome: AccountOutcome) -> Method | None:
-        """IAM's simulator on the role: its decisions, or ENGINE when the endpoint has none."""
+    def simulated(self, account: Account, outcome: AccountOutcome) -> bool:
+        """IAM's simulator on the role, its denials as a problem; False when the endpoint has none."""
         access = account.access
         requests = daemon_requests(self.calls, access.account_id, self.config.lab.region)
         try:
@@ -686,20 +693,20 @@ class _Doctor:
                 raise NoPrincipal
             decisions = simulated_decisions(self.context.sessions.client(access, "iam"), principal, requests)
         except NoSimulator:
-            return Method.ENGINE
+            return False
         except NoPrincipal:
             outcome.unchecked.append(self.cannot_simulate(account, "its credentials are no IAM role or user"))
-            return None
+            return True
         except (ClientError, BotoCoreError) as error:
             outcome.unchecked.append(self.cannot_simulate(account, simulation_refused(error)))
-            return None
+            return True
         outcome.method = Method.SIMULATOR
         denied = [request for request in requests if decisions.get(request, "implicitDeny") != "allowed"]
         if denied:
             outcome.problems.append(
                 denied_problem(account, denied, len(self.calls), self.config.path, by="IAM")
             )
-        return None
+        return True
 
     def cannot_simulate(self, account: Account, reason: str) -> Unchecked:
         return Unchecked(
@@ -771,7 +778,7 @@ class _Doctor:
         bus = self.context.resolve_events_bus_arn() if wired else None
         rules = 0
         if bus is not None:
-            reached = {key[0] for key, outcome in outcomes.items() if outcome.reached}
+            reached = {key[0] for key, o in outcomes.items() if o.reached and not o.unreachable}
             rules = sum(
                 self.check_lab_events(target, reached)
                 for target in self.context.rendered_targets([lab.name for lab in self.labs], bus)
