@@ -329,7 +329,7 @@ def aws_simulator(monkeypatch: pytest.MonkeyPatch, answer: Any) -> list[str]:
 
     def simulate(iam: Any, principal: str, requests: Any) -> dict[tuple[str, str], str]:
         asked.append(principal)
-        return answer(principal, requests)  # type: ignore[no-any-return]
+        return answer(principal, requests)
 
     monkeypatch.setattr("auditor.app.doctor.simulated_decisions", simulate)
     return asked

@@ -469,14 +469,13 @@ def diagnose(
     names: Sequence[str] = (),
     *,
     now: Clock = utc_now,
-    opened: Callable[[Config], Context] = open_context,
 ) -> Diagnosis:
     """Every check, for the labs named (or all): a Diagnosis (an unknown lab is a ConfigError)."""
     labs = config.select(tuple(names))
     source = CredentialSource("emulator", None) if config.aws.emulated else credential_source()
     if source.problem is not None:  # e.g. AWS_PROFILE names no profile: botocore makes no session at all
         return _Doctor(config, labs, None, now, source).run()
-    with opened(config) as context:
+    with open_context(config) as context:
         return _Doctor(config, labs, context, now, source).run()
 
 
@@ -605,7 +604,7 @@ class _Doctor:
                 Check.ROLE,
                 f"{reached} of {plural(len(self.accounts), 'account')} reached as configured"
                 + (
-                    f" ({plural(roles, 'role')} assumed, each with its configured external id if any)"
+                    f" ({roles} through a role, assumed with its configured external id if any)"
                     if roles
                     else ""
                 )
