@@ -217,7 +217,7 @@ def test_an_unassumable_role_on_aws_says_both_causes_and_the_rollout() -> None:
         },
         "AssumeRole",
     )
-    account = Account(access("100000000001"), ("pair-01 origin",), ("pair-01",))
+    account = Account(access("100000000001"), ("pair-01 origin",))
     problem = unassumable_problem(account, "arn:aws:iam::123456789012:user/ada", error, "config.toml")
     assert problem.check is Check.ROLE
     assert "with the configured external id" in problem.message
@@ -349,7 +349,10 @@ def test_on_aws_the_simulator_decides_on_each_role_s_arn(
     assert problem.check is Check.PERMISSIONS and problem.subjects == (
         "account 100000000001 (pair-01 origin)",
     )
-    assert problem.message.startswith("IAM denies 1 action the daemon needs (lambda:GetFunction)")
+    assert problem.message.startswith("the role may not do 1 of the ")
+    assert problem.message.endswith(
+        "actions the daemon needs in the account (IAM's policy simulator): lambda:GetFunction"
+    )
     assert "IAM's policy simulator" in dict(diagnosis.facts)[Check.PERMISSIONS]
 
 

@@ -112,7 +112,6 @@ class Diagnosis:
         return not self.problems
 
     def summary(self) -> str:
-        counted = f"{plural(len(self.problems), 'problem')}"
         if self.problems:
             by_check = ", ".join(
                 f"{count} {check}"
@@ -120,15 +119,15 @@ class Diagnosis:
                 if (count := sum(1 for p in self.problems if p.check is check))
             )
             them = "them" if len(self.problems) > 1 else "it"
-            counted += f" ({by_check}): fix {them}, then run auditor doctor again"
+            said = f"{plural(len(self.problems), 'problem')} ({by_check}): fix {them}, then run auditor doctor again"
         else:
-            counted = (
-                f"no problems: {plural(self.labs, 'lab')} in {plural(self.accounts, 'account')} "
+            said = (
+                f"No problems: {plural(self.labs, 'lab')} in {plural(self.accounts, 'account')} "
                 "ready for the daemon"
             )
         if self.unchecked:
-            counted += f"; {plural(len(self.unchecked), 'check')} could not be made"
-        return counted[0].upper() + counted[1:] + "."
+            said += f"; {plural(len(self.unchecked), 'check')} could not be made"
+        return said + "."
 
 
 def plural(count: int, noun: str) -> str:
@@ -240,8 +239,8 @@ def no_credentials_problem(source: CredentialSource) -> Problem:
             Check.CREDENTIALS,
             ("the operator",),
             f"no AWS credentials: {source.problem}{named}",
-            f"create the profile (aws configure sso --profile {source.profile or 'NAME'}) or unset "
-            "AWS_PROFILE; or " + HOW_TO_SUPPLY.split(", or ", 1)[1],
+            f"create the profile (aws configure sso --profile {source.profile or 'NAME'}), or unset "
+            "AWS_PROFILE and export AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY",
         )
     return Problem(
         Check.CREDENTIALS,
@@ -364,16 +363,21 @@ def trust_problem(
     )
 
 
+def needed(requests: Sequence[tuple[str, str]]) -> int:
+    return len({action for action, _ in requests})
+
+
 def denied_problem(
-    account: Account, denied: Sequence[tuple[str, str]], calls: int, config_path: str, *, by: str
+    account: Account, denied: Sequence[tuple[str, str]], needed: int, config_path: str, *, by: str
 ) -> Problem:
+    """The actions the role may not do in the account, of the `needed` ones the daemon's calls take."""
     actions = list(dict.fromkeys(action for action, _ in denied))
     shown = ", ".join(actions[:5]) + (f" and {len(actions) - 5} more" if len(actions) > 5 else "")
     return Problem(
         Check.PERMISSIONS,
         (account.subject,),
-        f"{by} denies {plural(len(actions), 'action')} the daemon needs ({shown}) of the "
-        f"{plural(calls, 'call')} it makes in the account",
+        f"the role may not do {len(actions)} of the {needed} actions the daemon needs in the account "
+        f"({by}): {shown}",
         f"give the role the daemon's policy: {role_rollout(config_path)}",
     )
 
@@ -404,7 +408,6 @@ class Account:
 
     access: AccountAccess
     uses: tuple[str, ...]  # "pair-01 origin", "solo-01"
-    labs: tuple[str, ...]
 
     @property
     def subject(self) -> str:
@@ -413,7 +416,7 @@ class Account:
 
 def accounts_of(labs: Sequence[LabConfig]) -> list[Account]:
     """Each access once (two labs never share one side of an account), with the labs' uses of it."""
-    uses: dict[tuple[Any, ...], tuple[AccountAccess, list[str], list[str]]] = {}
+    uses: dict[tuple[Any, ...], tuple[AccountAccess, list[str]]] = {}
     for lab in labs:
         sides = (
             [(lab.name, lab.origin)]
@@ -424,12 +427,8 @@ def accounts_of(labs: Sequence[LabConfig]) -> list[Account]:
             ]
         )
         for use, access in sides:
-            entry = uses.setdefault(access.key, (access, [], []))
-            entry[1].append(use)
-            entry[2].append(lab.name)
-    return [
-        Account(access, tuple(names), tuple(dict.fromkeys(labs))) for access, names, labs in uses.values()
-    ]
+            uses.setdefault(access.key, (access, []))[1].append(use)
+    return [Account(access, tuple(names)) for access, names in uses.values()]
 
 
 class Method(StrEnum):
@@ -506,14 +505,14 @@ class _Doctor:
 
     def run(self) -> Diagnosis:
         skewed = self.check_clock()
-        operator_ok = self._context is not None and self.check_operator(skewed)
-        if self._context is None:
+        outcomes: dict[Any, AccountOutcome] = {}
+        if self._context is None:  # no AWS session could be made: nothing past the clock is checked
             self.problems.append(no_credentials_problem(self.source))
-        outcomes = self.check_accounts(operator_ok) if self._context is not None else {}
-        if self._context is None:
-            self.facts.append(
-                (Check.ROLE, f"{plural(len(self.accounts), 'account')} not checked without credentials")
-            )
+            self.facts.append((Check.ROLE, f"{plural(len(self.accounts), 'account')} not checked"))
+            operator_ok = False
+        else:
+            operator_ok = self.check_operator(skewed)
+            outcomes = self.check_accounts(operator_ok)
         self.check_events(operator_ok, outcomes)
         return Diagnosis(
             self.config.path,
@@ -623,7 +622,8 @@ class _Doctor:
         self.facts.append(
             (
                 Check.PERMISSIONS,
-                f"{plural(len(self.calls), 'call')} the daemon makes in each account, checked with {how}",
+                f"the {needed(daemon_requests(self.calls, '*', '*'))} actions the daemon's calls need in "
+                f"each account, checked with {how}",
             )
         )
 
@@ -703,7 +703,9 @@ class _Doctor:
         denied = [request for request in requests if decisions.get(request, "implicitDeny") != "allowed"]
         if denied:
             outcome.problems.append(
-                denied_problem(account, denied, len(self.calls), self.config.path, by="IAM")
+                denied_problem(
+                    account, denied, needed(requests), self.config.path, by="IAM's policy simulator"
+                )
             )
         return True
 
@@ -745,7 +747,9 @@ class _Doctor:
         denied = engine_denials(documents, requests)
         if denied:
             outcome.problems.append(
-                denied_problem(account, denied, len(self.calls), self.config.path, by="the role's policy")
+                denied_problem(
+                    account, denied, needed(requests), self.config.path, by="its policies, judged here"
+                )
             )
 
     def judged_trust(self, account: Account, documents: RoleDocuments) -> Problem | None:
