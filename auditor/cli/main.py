@@ -11,6 +11,7 @@ from auditor import __version__
 from auditor.app import service
 from auditor.app.recording import open_store
 from auditor.cli.demo import run_demo
+from auditor.cli.doctor import doctor_command
 from auditor.cli.emulator import emulator_command
 from auditor.cli.grade import grade_command
 from auditor.cli.options import (
@@ -280,6 +281,7 @@ def demo(workdir: str, students: bool) -> None:
 
 main.add_command(emulator_command, "emulator")
 main.add_command(permissions_command)
+main.add_command(doctor_command, "doctor")
 main.add_command(report_command, "report")
 main.add_command(grade_command, "grade")
 with_log_options(main)
