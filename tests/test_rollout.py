@@ -198,6 +198,16 @@ def test_the_options_come_before_the_file(tmp_path: Path) -> None:
     )
 
 
+def test_the_queue_given_names_the_operators_account(tmp_path: Path) -> None:
+    two_labs(tmp_path)  # its queue is of account 999988887777
+    result = run(
+        tmp_path, "--queue-url", "https://sqs.us-east-1.amazonaws.com/111122223333/q", "--format", "json"
+    )
+    assert result.exit_code == 0, result.output
+    trust = json.loads(result.stdout)["lab_account_trust_policy"]["document"]
+    assert trust == lab_account_trust_policy("111122223333", "classroom-2026")
+
+
 def test_without_a_file_the_defaults_hold(tmp_path: Path) -> None:
     result = run(tmp_path, "--operator-account", OPERATOR, "--format", "json")
     assert result.exit_code == 0, result.output

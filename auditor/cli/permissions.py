@@ -96,8 +96,9 @@ def _chosen(
             raise ConfigError(config_path, "role_arn", str(error)) from None
     else:
         role, role_from = ACCESS_ROLE, "the default"
+    queue_account = queue_arn.split(":")[4] if queue_arn else None  # --queue-url's: the operator's queue
     return Chosen(
-        operator_account=operator_account or known.operator_account,
+        operator_account=operator_account or queue_account or known.operator_account,
         external_id=external_id or known.external_id,
         access_role=role,
         access_role_from=role_from,
@@ -193,7 +194,7 @@ def _print_documents(chosen: Chosen, part: str, output_format: str) -> None:
     metavar="ID",
     callback=_validated(check_account_id),
     help="The operator's AWS account id (12 digits): the account trusted to assume the access role "
-    "(default: the account of [events] queue_url).",
+    "(default: the account of --queue-url, else of [events] queue_url).",
 )
 @click.option(
     "--external-id",
