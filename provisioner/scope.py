@@ -15,9 +15,7 @@ from collections.abc import Collection, Sequence
 
 from auditor.domain.config import Config
 from auditor.domain.model import Finding, Step
-
-# The kinds of resource the project owns when students build the lab (auditor/resources/kinds/).
-PROJECT_PARTS: tuple[str, ...] = ("marker_bucket", "event_rule")
+from auditor.resources.base import PROJECT_PARTS  # the one list: `auditor permissions` reads it too
 
 # None: every kind of the registry.
 Kinds = Collection[str] | None

@@ -8,9 +8,11 @@ declared call that its part no longer makes.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import os
+import tempfile
 import zipfile
 from collections.abc import Callable, Iterator
 from dataclasses import replace
@@ -26,7 +28,7 @@ from moto.core import DEFAULT_ACCOUNT_ID
 from auditor.app.audit import audit_targets
 from auditor.app.context import Context, open_context
 from auditor.cli.permissions import permissions_command
-from auditor.domain.config import AccountAccess, EventsSettings, LabConfig, LabSettings
+from auditor.domain.config import AccountAccess, ClassSettings, EventsSettings, LabConfig, LabSettings
 from auditor.domain.model import Verdict
 from auditor.domain.spec import (
     DESTINATION_ROLE,
@@ -49,6 +51,7 @@ from auditor.resources.kinds.trail import ANY_TRAIL
 from auditor.resources.permissions import (
     ACCESS_ROLE,
     API_CALLS,
+    api_calls,
     calls_by,
     lab_account_policy,
     lab_account_trust_policy,
@@ -245,6 +248,42 @@ def test_every_declared_call_is_still_made(calls_by_phase: dict[str, Calls]) -> 
     assert stale == [], "remove stale declarations from auditor/resources/, or mark where they are made"
 
 
+@pytest.mark.slow  # calls_by_phase: a lab's whole life on moto in process
+def test_the_daemons_part_declares_every_call_of_its_audits_and_teardowns(
+    calls_by_phase: dict[str, Calls],
+) -> None:
+    """The daemon audits and tears down at expiry: every call of those phases is in its part."""
+    daemon = {call.operation for call in api_calls("daemon", on_real_aws=False)}
+    made = {operation for phase in ("audit", "teardown") for operation in calls_by_phase[phase]}
+    assert made - daemon == set()
+    provision_only = {call.operation for call in api_calls("provision")}
+    assert provision_only and provision_only <= set(calls_by_phase["provision"])
+
+
+@pytest.mark.usefixtures("moto_in_process")
+def test_when_students_build_each_phase_makes_only_the_calls_of_that_mode() -> None:
+    """Students build the lab (here: nobody has yet): provision sets up the project's parts, the audit
+    reads, the teardown removes the project's parts, each within `--part` of `built_by = "students"`."""
+    queue = boto3.client("sqs", region_name="us-east-1").create_queue(QueueName="lab-auditor-events")
+    config = replace(
+        make_config((pair(1),)),
+        classroom=ClassSettings(built_by="students"),
+        events=EventsSettings(queue_url=queue["QueueUrl"]),
+    )
+    allowed = {
+        "provision": {call.operation for call in api_calls("all", "students", on_real_aws=False)},
+        "audit": {call.operation for call in api_calls("daemon", "students", on_real_aws=False)},
+        "teardown": {call.operation for call in api_calls("daemon", "students", on_real_aws=False)},
+    }
+    steps = {"provision": _provision, "audit": _audit, "teardown": _teardown}
+    for phase, step in steps.items():
+        context = open_context(config)
+        step(context)
+        assert context.sessions.calls, phase
+        assert set(context.sessions.calls) - allowed[phase] == set(), phase
+    assert "iam:CreateRole" not in allowed["provision"] and "iam:DeleteRole" not in allowed["teardown"]
+
+
 def test_every_call_declared_as_tested_belongs_to_a_tested_part() -> None:
     untested = [
         call.operation
@@ -430,11 +469,12 @@ def test_the_operator_policy_allows_each_declared_action_on_the_resources_the_co
         policy, "events:PutRule", f"arn:aws:events:us-east-1:111122223333:rule/{EVENT_RULE}"
     )
     assert not is_allowed(policy, "events:PutRule", f"arn:aws:events:us-east-1:{OPERATOR}:rule/other")
+    # The bus's own policy is changed by actions that take no resource type: AWS authorizes them on "*"
+    # only (the Service Authorization Reference; a narrower Resource would deny them on real AWS).
+    assert is_allowed(policy, "events:PutPermission", "*")
+    assert is_allowed(policy, "events:RemovePermission", "*")
     assert not is_allowed(
-        policy, "events:PutPermission", f"arn:aws:events:us-east-1:{OPERATOR}:event-bus/operators-own"
-    )
-    assert not is_allowed(
-        policy, "events:RemovePermission", "arn:aws:events:us-east-1:111122223333:event-bus/default"
+        policy, "events:DescribeEventBus", "arn:aws:events:us-east-1:111122223333:event-bus/default"
     )
     assert not is_allowed(policy, "sqs:CreateQueue", f"arn:aws:sqs:us-east-1:{OPERATOR}:lab-auditor-events")
 
@@ -520,7 +560,9 @@ def test_a_bad_queue_url_is_refused(url: str) -> None:
 
 
 def _run(*args: str) -> Any:
-    return CliRunner().invoke(permissions_command, list(args))
+    """The command where no ./config.toml is (it would read one): the options alone say what it prints."""
+    with tempfile.TemporaryDirectory() as empty, contextlib.chdir(empty):
+        return CliRunner().invoke(permissions_command, list(args), env={"AUDITOR_CONFIG": None})
 
 
 def test_the_command_prints_the_three_documents_as_json() -> None:

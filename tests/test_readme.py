@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import tomllib
 from pathlib import Path
@@ -47,6 +48,21 @@ def test_the_readme_configuration_block_is_a_valid_configuration(tmp_path: Path)
 
 @pytest.mark.slow
 def test_the_readme_permissions_example_runs() -> None:
+    command = "auditor permissions --config deploy/config.toml --format cloudformation --part daemon"
+    assert command in " ".join(README.split())
+    result = run_cli(
+        "permissions",
+        "--config",
+        str(REPO / "deploy" / "config.toml"),
+        "--format",
+        "cloudformation",
+        "--part",
+        "daemon",
+    )
+    assert result.returncode == 0, result.stderr
+    template = json.loads(result.stdout)
+    assert template["Parameters"]["AccessRoleName"]["Default"] == "LabAuditorAccess"  # the roster's role_arn
+    assert "sts:ExternalId" in result.stdout
     result = run_cli("permissions", "--operator-account", "123456789012", "--external-id", "class-2026")
     assert result.returncode == 0, result.stderr
     assert "sts:ExternalId" in result.stdout

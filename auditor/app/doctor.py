@@ -54,7 +54,7 @@ from auditor.policy import PolicyError, is_allowed, parse_policy, permission_bou
 from auditor.resources.base import ApiCall, Caller, Part
 from auditor.resources.kinds.event_rule import collect_event_rule, compare_event_rule
 from auditor.resources.kinds.trail import collect_coverage
-from auditor.resources.permissions import calls_by
+from auditor.resources.permissions import PolicyPart, api_calls
 
 # AWS refuses a SigV4 request signed more than 5 minutes from its own clock.
 MAX_SKEW = timedelta(minutes=5)
@@ -138,13 +138,11 @@ def plural(count: int, noun: str) -> str:
 
 
 def daemon_calls(config: Config) -> tuple[ApiCall, ...]:
-    """The calls the daemon makes in a lab account (auditor/resources/permissions.py): its audits, the
-    function's runs (unless `[audit] invoke` is off) and the teardown at expiry, as on real AWS.
-
-    The one place that reads the permissions' parts: when `auditor permissions --part daemon` has its own
-    list of the daemon's access, it is read here instead."""
-    parts = {Part.AUDIT, Part.TEARDOWN} | ({Part.INVOKE} if config.audit.invoke else set())
-    return tuple(call for call in calls_by(Caller.LAB_ACCOUNT) if call.parts & parts)
+    """The calls the daemon makes in a lab account: `auditor permissions --part daemon`'s, for who builds
+    the class (auditor/resources/permissions.py), without the function's runs when `[audit] invoke` is
+    off."""
+    calls = api_calls(PolicyPart.DAEMON, config.classroom.built_by, caller=Caller.LAB_ACCOUNT)
+    return tuple(call for call in calls if config.audit.invoke or call.parts != {Part.INVOKE})
 
 
 def concrete_resource(pattern: str, account_id: str, region: str) -> str:

@@ -144,7 +144,7 @@ SUPPORT_CALLS: tuple[ApiCall, ...] = (
     ),
     call(
         "events:PutPermission",
-        OPERATOR_EVENT_BUS,
+        OPERATOR_UNSCOPED,  # takes no resource type: authorized on "*" only
         _P,
         _E,
         caller=_OPERATOR,
@@ -152,7 +152,7 @@ SUPPORT_CALLS: tuple[ApiCall, ...] = (
     ),
     call(
         "events:RemovePermission",
-        OPERATOR_EVENT_BUS,
+        OPERATOR_UNSCOPED,  # takes no resource type: authorized on "*" only
         _T,
         _E,
         caller=_OPERATOR,
