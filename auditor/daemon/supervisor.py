@@ -99,7 +99,8 @@ class Supervisor:
         it answers, so that the labs never built are built in it before the first audit, which would
         otherwise find them missing and record them broken. Real AWS, or an emulator of this process's
         own: nothing to wait for."""
-        url, context = self.service.context.endpoint_url, self.service.context
+        context = self.service.context
+        url = context.endpoint_url
         if url is None or context.ephemeral_emulator:
             return
         stopping, delay = self.service.stop_event, 1.0
