@@ -1,8 +1,13 @@
-# lab-auditor: `auditor daemon` by default, or any other `auditor` command:
+# lab-auditor: `auditor daemon` by default, or any other `auditor` command (deploy/README.md tells the
+# whole story: the emulator trial, real AWS, replicas, upgrades, backups):
 #   docker build -t lab-auditor .
-#   docker run --rm -v "$PWD/deploy:/etc/lab-auditor:ro" -e AWS_PROFILE -v "$HOME/.aws:/home/auditor/.aws:ro" \
+#   docker run --rm --user "$(id -u):10001" -e AWS_PROFILE -v "$HOME/.aws:/home/auditor/.aws:ro" \
+#       -v "$PWD/deploy:/etc/lab-auditor:ro" -v lab-auditor-data:/var/lib/lab-auditor \
 #       lab-auditor audit --config /etc/lab-auditor/config.toml
+# --user: the files of ~/.aws are readable by their owner only (0600), so the container runs as that
+# owner; the group stays the image's (10001), which owns the data folder (the volume keeps the history).
 # No credentials and no configuration are built in: both are given at run time (docker-compose.yml).
+# Only the runtime lock is installed: the test and lint tools (requirements-dev.lock) stay out.
 FROM python:3.11-slim-bookworm
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
@@ -25,9 +30,10 @@ RUN groupadd --system --gid 10001 auditor \
 
 WORKDIR /opt/lab-auditor
 
-# The pinned dependencies first: this layer is rebuilt only when requirements.lock changes.
+# The pinned dependencies first, each checked against its hash: this layer is rebuilt only when
+# requirements.lock changes.
 COPY requirements.lock ./
-RUN pip install --no-cache-dir --requirement requirements.lock
+RUN pip install --no-cache-dir --require-hashes --requirement requirements.lock
 
 # Then the project, installed editable from the source tree: the Alembic migrations are found beside the
 # packages (Path(auditor.__file__).parent.parent / "migrations"), so the tree stays whole at /opt/lab-auditor.

@@ -1,19 +1,38 @@
-# The front door on a fresh machine with Python 3.11+ (see README.md).
+# The front door on a fresh machine with Python 3.11+ (see README.md). Both are overridable:
+#   make install PYTHON=/usr/bin/python3 VENV=/tmp/venv311
 PYTHON ?= python3
-VENV := .venv
+VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# What requirements.lock and requirements-dev.lock are resolved for: pyproject's requires-python.
+LOCK_PYTHON := 3.11
+UV_VERSION := 0.13.10
 
-.PHONY: install demo demo-class run test check lint typecheck unit fast bench bench-scale clean
+.PHONY: install demo demo-class run test check lint typecheck unit fast bench bench-scale clean lock
 
 install: $(STAMP)
 
-$(STAMP): pyproject.toml requirements.lock
+# The runtime lock (what the image installs) and the dev lock (tests, lint and types), both hash-pinned.
+$(STAMP): pyproject.toml requirements.lock requirements-dev.lock
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "lab-auditor needs Python 3.11 or newer; $(PYTHON) is " + sys.version.split()[0] + ": install python3.11 and run make install PYTHON=python3.11")'
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -r requirements.lock
+	$(BIN)/pip install --quiet --require-hashes -r requirements.lock -r requirements-dev.lock
 	$(BIN)/pip install --quiet --no-deps -e .
 	touch $(STAMP)
+
+# Resolve both locks again from pyproject.toml (uv, in a scratch virtualenv): the runtime lock from
+# [project] dependencies, the dev lock from the dev extra less what the runtime lock pins. Versions
+# already pinned are kept where they still fit; every file of each version is hashed.
+lock:
+	$(PYTHON) -m venv .venv-lock
+	.venv-lock/bin/pip install --quiet uv==$(UV_VERSION)
+	.venv-lock/bin/uv pip compile pyproject.toml --python-version $(LOCK_PYTHON) --generate-hashes \
+		--quiet --custom-compile-command "make lock" --output-file requirements.lock
+	.venv-lock/bin/uv pip compile pyproject.toml --extra dev --constraint requirements.lock \
+		--python-version $(LOCK_PYTHON) --generate-hashes --quiet --custom-compile-command "make lock" \
+		$$(sed -n 's/^\([A-Za-z0-9._-]*\)==.*/--no-emit-package \1/p' requirements.lock) \
+		--output-file requirements-dev.lock
 
 demo: install
 	$(BIN)/auditor demo
@@ -61,4 +80,4 @@ bench-scale: install
 	$(BIN)/python -m bench.daemon_scale_bench --labs 1000 --cycles $(SCALE_CYCLES)
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .venv-lock .pytest_cache .mypy_cache .ruff_cache

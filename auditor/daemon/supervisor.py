@@ -2,8 +2,9 @@
 service when.
 
 Starting: the signals first; then the page, bound before anything is touched (a missing token or a
-port already taken ends it there, exit 2); the database, waited for (docker-compose may still be
-starting it); the notifications; the labs never built; the driver; the change-event listener.
+port already taken ends it there, exit 2); the database and an emulator at an address of its own,
+waited for (docker-compose may still be starting them); the notifications; the labs never built; the
+driver; the change-event listener.
 Stopping, signalled: the process is gone within `stop_timeout`, whatever still waits on AWS or the
 database (auditor.common.stopping.end_by): the listener first, then the driver hands out no more
 work, the service lets running audits finish or records them as abandoned, the driver ends, and the
@@ -21,6 +22,7 @@ from types import FrameType
 
 import structlog
 
+from auditor.aws.emulator import answers
 from auditor.aws.events import EventListener
 from auditor.common.errors import OperationalError
 from auditor.common.stopping import end_by, wait_until_stopped
@@ -31,6 +33,8 @@ from auditor.store import DatabaseUnavailable
 from auditor.web import WebServer, open_page
 
 log = structlog.get_logger()
+
+EMULATOR_RETRY_SECONDS = 10.0  # a trial's moto starts in seconds: look again soon
 
 
 @dataclass
@@ -48,6 +52,7 @@ class Supervisor:
         self._handle_signals()
         self.page = self._start_page()
         self._wait_for_database()
+        self._wait_for_emulator()
         if self.service.stop_event.is_set():
             self._stop_around()
             return 0
@@ -88,6 +93,21 @@ class Supervisor:
                 log.warning("waiting_for_database", error=str(error), retry_in=delay)
                 stopping.wait(delay)
                 delay = min(delay * 2, 30.0)
+
+    def _wait_for_emulator(self) -> None:
+        """An emulator at an address of its own (docker-compose's moto) may still be starting: wait until
+        it answers, so that the labs never built are built in it before the first audit, which would
+        otherwise find them missing and record them broken. Real AWS, or an emulator of this process's
+        own: nothing to wait for."""
+        context = self.service.context
+        url = context.endpoint_url
+        if url is None or context.ephemeral_emulator:
+            return
+        stopping, delay = self.service.stop_event, 1.0
+        while not stopping.is_set() and not answers(url):
+            log.warning("waiting_for_emulator", endpoint_url=url, retry_in=delay)
+            stopping.wait(delay)
+            delay = min(delay * 2, EMULATOR_RETRY_SECONDS)
 
     def _start_notifications(self) -> Notifier | None:
         service = self.service
