@@ -279,3 +279,16 @@ def test_a_handler_that_prints_the_marker_does_not_forge_its_answer() -> None:
         completed = stand_in.run(archive_of(forger), HANDLER, {}, 30)
     assert answer(completed) == {"real": True}
     assert completed.calls == ()
+
+
+def test_a_failed_call_is_recorded_by_its_code_or_its_kind_whatever_the_error_holds() -> None:
+    from botocore.exceptions import ClientError, ConnectionClosedError
+
+    from auditor.aws.local_lambda.sandbox import _error_code
+
+    denied = ClientError({"Error": {"Code": "AccessDenied", "Message": "no"}}, "AssumeRole")
+    assert _error_code(denied) == "AccessDenied"
+    assert _error_code(ConnectionClosedError(endpoint_url="http://127.0.0.1:9")) == "ConnectionClosedError"
+    unanswered = RuntimeError("reset")
+    unanswered.response = None  # type: ignore[attr-defined]  # as some botocore errors carry it
+    assert _error_code(unanswered) == "RuntimeError"

@@ -82,11 +82,18 @@ def _wrap_calls(module: Any, calls: list[dict[str, str]]) -> None:
         try:
             return make_api_call(client, operation, params)
         except Exception as error:
-            code = getattr(error, "response", {}).get("Error", {}).get("Code")
-            call["error"] = str(code or type(error).__name__)
+            call["error"] = _error_code(error)
             raise
 
     base_client._make_api_call = recorded
+
+
+def _error_code(error: Exception) -> str:
+    """A ClientError's code, else the exception's name (a connection error has no answer to read)."""
+    answer = getattr(error, "response", None)
+    details = answer.get("Error") if isinstance(answer, dict) else None
+    code = details.get("Code") if isinstance(details, dict) else None
+    return str(code or type(error).__name__)
 
 
 class _WrapWhenImported(importlib.abc.MetaPathFinder):
