@@ -4,8 +4,10 @@ two modules import each other, not even from inside a function."""
 from __future__ import annotations
 
 import ast
+import json
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -67,11 +69,80 @@ def layer_of(name: str) -> int:
     return LAYERS[owner]
 
 
-@pytest.mark.slow  # an interpreter a module
+# Each module is imported in a process that starts with nothing of the project loaded: a child forked
+# from one interpreter that has loaded only these libraries (an interpreter a module spent nearly all
+# of its time importing them again). A library missing here is simply imported by the child.
+PRELOADED = (
+    "boto3",
+    "botocore.session",
+    "sqlalchemy.orm",
+    "alembic.command",
+    "z3",
+    "click",
+    "rich.console",
+    "pydantic",
+    "structlog",
+    "jinja2",
+    "apprise",
+    "apscheduler.schedulers.background",
+    "starlette.applications",
+    "uvicorn",
+)
+FORK_SERVER = """
+import json, os, sys, traceback
+for library in sys.argv[1:]:
+    try:
+        __import__(library)
+    except ImportError:
+        pass
+ours = [name for name in sys.modules if name.split(".")[0] in ("auditor", "provisioner", "lambda_src")]
+assert not ours, ours
+print("ready", flush=True)
+for line in sys.stdin:
+    name = line.strip()
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.close(read)
+        try:
+            __import__(name)
+            code = 0
+        except BaseException:
+            os.write(write, traceback.format_exc().encode())
+            code = 1
+        os._exit(code)
+    os.close(write)
+    with os.fdopen(read, "rb") as stream:
+        error = stream.read().decode("utf-8", "replace")
+    _, status = os.waitpid(pid, 0)
+    print(json.dumps({"code": os.waitstatus_to_exitcode(status), "error": error}), flush=True)
+"""
+
+
+@pytest.fixture(scope="module")
+def importer() -> Iterator[subprocess.Popen[str]]:
+    """The interpreter that forks a child a module, each importing it alone."""
+    server = subprocess.Popen(
+        [sys.executable, "-c", FORK_SERVER, *PRELOADED],
+        cwd=REPO,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert server.stdout is not None and server.stdout.readline().strip() == "ready"
+    yield server
+    server.kill()
+    server.wait()
+
+
+@pytest.mark.slow  # a process a module
 @pytest.mark.parametrize("name", sorted(MODULES))
-def test_every_module_imports_on_its_own(name: str) -> None:
-    result = in_a_fresh_interpreter(f"import {name}")
-    assert result.returncode == 0, result.stderr
+def test_every_module_imports_on_its_own(name: str, importer: subprocess.Popen[str]) -> None:
+    assert importer.stdin is not None and importer.stdout is not None
+    importer.stdin.write(name + "\n")
+    importer.stdin.flush()
+    result = json.loads(importer.stdout.readline())
+    assert result["code"] == 0, result["error"]
 
 
 def imports_of(name: str, path: Path) -> set[str]:
