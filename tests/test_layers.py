@@ -58,12 +58,6 @@ def project_modules() -> dict[str, Path]:
 MODULES = project_modules()
 
 
-def in_a_fresh_interpreter(code: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120, check=False
-    )
-
-
 def layer_of(name: str) -> int:
     owner = max((prefix for prefix in LAYERS if name == prefix or name.startswith(f"{prefix}.")), key=len)
     return LAYERS[owner]
