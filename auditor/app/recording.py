@@ -4,13 +4,16 @@ audits recorded (each lab in its own transaction, giving back its lease in the s
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
-from auditor.app.leases import Leases
-from auditor.app.target import LabTarget
 from auditor.common.errors import OperationalError
-from auditor.domain.config import Config
-from auditor.domain.model import AuditRun, Trigger
 from auditor.store import DatabaseUnavailable, Store, upgrade
+
+if TYPE_CHECKING:
+    from auditor.app.leases import Leases
+    from auditor.app.target import LabTarget
+    from auditor.domain.config import Config
+    from auditor.domain.model import AuditRun, Trigger
 
 
 def open_store(config: Config) -> Store:

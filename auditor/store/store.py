@@ -25,7 +25,6 @@ from sqlalchemy import (
     union_all,
     update,
 )
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -632,8 +631,15 @@ def audit_times(audit: LabAudit, now: datetime) -> tuple[datetime, datetime | No
 
 
 def _insert_for(session: Session) -> Callable[..., Any]:
-    """The INSERT construct with ON CONFLICT support for the session's database."""
-    return postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
+    """The INSERT construct with ON CONFLICT support for the session's database (its dialect's module
+    imported here: a command on SQLite never loads PostgreSQL's, 0.05 s)."""
+    if session.get_bind().dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+
+        return postgresql_insert
+    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+    return sqlite_insert
 
 
 def _lab_id(session: Session, name: str) -> int:
