@@ -10,7 +10,7 @@ printed as a ratio to the bare Python of the same run:
 
 - `--help`, and `audit --help`, `grade --help`, `report --help`;
 - `status` of the sample classroom (config.toml) on an empty SQLite database in a temporary folder
-  (migrated once before, as a class's database is after its first command);
+  (migrated once before, as a class's database is after its first command; the audit's too);
 - a fresh `audit` of the sample classroom on a moto server of its own, until its first lab starts
   (the child stops where the audit collects its first lab: the imports, the configuration, the
   database, the accounts' sessions; `--skip-audit` leaves it out).
@@ -110,6 +110,12 @@ def sample_config(folder: Path, endpoint_url: str = "embedded") -> Path:
     return path
 
 
+def migrated(folder: Path, env: dict[str, str]) -> None:
+    """The configuration's database migrated, as after a class's first command."""
+    upgrade = [sys.executable, "-m", "auditor", "db", "upgrade"]
+    subprocess.run(upgrade, cwd=folder, env=env, check=True, capture_output=True)
+
+
 @contextmanager
 def audit_start(folder: Path) -> Iterator[tuple[Start, dict[str, str]]]:
     """The fresh audit to its first lab, on a moto server of its own (started and stopped here)."""
@@ -118,6 +124,7 @@ def audit_start(folder: Path) -> Iterator[tuple[Start, dict[str, str]]]:
     folder.mkdir()
     with moto_server() as url:
         env = child_environment(sample_config(folder, endpoint_url=url))
+        migrated(folder, env)
         yield Start("audit (to its first lab)", ("-c", _AUDIT_TO_FIRST_LAB), folder, "first lab"), env
 
 
@@ -153,13 +160,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         (folder / "status").mkdir()
         status_config = sample_config(folder / "status")
         env = child_environment(status_config)
-        subprocess.run(  # the database migrated once, as after a class's first command
-            [sys.executable, "-m", "auditor", "db", "upgrade"],
-            cwd=folder,
-            env=env,
-            check=True,
-            capture_output=True,
-        )
+        migrated(folder, env)
         command = ("-m", "auditor")
         starts = [
             Start("bare python (-c pass)", ("-c", "pass"), folder),
