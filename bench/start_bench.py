@@ -1,10 +1,10 @@
 """Issue 25's quick commands: each command's start, as CPU to its first line, against a bare Python.
 
-    python -m bench.start_bench [--runs 7] [--skip-audit]
+    python -m bench.start_bench [--runs 7] [--skip-audit] [--no-before]
 
-Each command is a fresh process (`python -m auditor ...`, this tree), run `--runs` times, the commands
-taking turns so that the machine's changes of speed fall on all of them; the figure is the median of
-the child's CPU (user + system, from `os.wait4`) until its first line of output, when the child is
+Each command is a fresh process (`python -m auditor ...`), run `--runs` times, the commands taking
+turns so that the machine's changes of speed fall on all of them; the figure is the median of the
+child's CPU (user + system, from `os.wait4`) until its first line of output, when the child is
 stopped, or until it exits if it prints nothing (the bare `python -c pass`). Every figure is also
 printed as a ratio to the bare Python of the same run:
 
@@ -14,26 +14,35 @@ printed as a ratio to the bare Python of the same run:
 - a fresh `audit` of the sample classroom on a moto server of its own, until its first lab starts
   (the child stops where the audit collects its first lab: the imports, the configuration, the
   database, the accounts' sessions; `--skip-audit` leaves it out).
+
+"before" is the tree before issue 25's lazy imports (BEFORE_REF, exported from git), run in the same
+run, the two trees taking turns; `--no-before` leaves it out (it needs the commit in this clone).
 """
 
 from __future__ import annotations
 
 import argparse
+import io
 import os
 import signal
 import statistics
 import subprocess
 import sys
+import tarfile
 import tempfile
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE_CONFIG = ROOT / "config.toml"
+# The tree before issue 25's lazy imports.
+BEFORE_REF = "dbd8f36416698d9076db1299f9485eb9c9650c7d"
 # The aim of issue 25: `--help` and `status` within a few tenths of a second of CPU.
 AIM_SECONDS = 0.3
+BARE = "bare python (-c pass)"
+AUDIT = "audit (to its first lab)"
 
 # Run in the child instead of `python -m auditor audit`: the command as it is, except that the first
 # lab's collection ends the process, with nothing else printed before (the parent reads CPU from wait4).
@@ -54,19 +63,20 @@ main(["audit", "--no-invoke", "--no-record", "--format", "json"])
 
 @dataclass(frozen=True)
 class Start:
-    """One command to start: its arguments after `python`, the folder it runs in."""
+    """One command to start: its arguments after `python`, the folder it runs in, its environment."""
 
     name: str
     argv: tuple[str, ...]
     cwd: Path
+    env: dict[str, str]
     first_line: str | None = None  # what its first line must be, when it must be something
 
 
-def child_cpu_to_first_line(start: Start, env: dict[str, str]) -> float:
+def child_cpu_to_first_line(start: Start) -> float:
     """CPU seconds (user + system) of a fresh child until its first line of output, or its exit."""
     with tempfile.TemporaryFile() as errors:  # a file, not a pipe: a chatty child never blocks on it
         process = subprocess.Popen(
-            [sys.executable, *start.argv], cwd=start.cwd, env=env, stdout=subprocess.PIPE, stderr=errors
+            [sys.executable, *start.argv], cwd=start.cwd, env=start.env, stdout=subprocess.PIPE, stderr=errors
         )
         assert process.stdout is not None
         first = process.stdout.readline().decode(errors="replace")
@@ -84,11 +94,11 @@ def child_cpu_to_first_line(start: Start, env: dict[str, str]) -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def child_environment(config: Path) -> dict[str, str]:
+def child_environment(tree: Path, config: Path) -> dict[str, str]:
     env = {key: value for key, value in os.environ.items() if not key.startswith("AUDITOR_")}
     env.update(
         {
-            "PYTHONPATH": str(ROOT),
+            "PYTHONPATH": str(tree),
             "AUDITOR_CONFIG": str(config),
             "AUDITOR_CACHE_DIR": str(config.parent / "cache"),
             "AWS_ACCESS_KEY_ID": "testing",
@@ -103,6 +113,7 @@ def child_environment(config: Path) -> dict[str, str]:
 
 def sample_config(folder: Path, endpoint_url: str = "embedded") -> Path:
     """The shipped config.toml in `folder` (its database beside it), on `endpoint_url`."""
+    folder.mkdir(parents=True, exist_ok=True)
     text = SAMPLE_CONFIG.read_text(encoding="utf-8")
     text = text.replace('endpoint_url = "embedded"', f'endpoint_url = "{endpoint_url}"')
     path = folder / "config.toml"
@@ -110,75 +121,109 @@ def sample_config(folder: Path, endpoint_url: str = "embedded") -> Path:
     return path
 
 
-def migrated(folder: Path, env: dict[str, str]) -> None:
+def migrated(env: dict[str, str]) -> dict[str, str]:
     """The configuration's database migrated, as after a class's first command."""
     upgrade = [sys.executable, "-m", "auditor", "db", "upgrade"]
-    subprocess.run(upgrade, cwd=folder, env=env, check=True, capture_output=True)
+    subprocess.run(upgrade, env=env, check=True, capture_output=True)
+    return env
+
+
+def exported_before(into: Path) -> Path | None:
+    """The tree at BEFORE_REF, or None when this clone does not have that commit."""
+    archive = subprocess.run(
+        ["git", "archive", BEFORE_REF, "auditor", "provisioner", "lambda_src", "migrations"],
+        cwd=ROOT,
+        capture_output=True,
+        check=False,
+    )
+    if archive.returncode != 0:
+        return None
+    with tarfile.open(fileobj=io.BytesIO(archive.stdout)) as tar:
+        tar.extractall(into, filter="data")
+    return into
+
+
+def starts_of(label: str, tree: Path, folder: Path, moto_url: str | None) -> list[Start]:
+    """The commands of one tree, each named `label: command`, in folders of their own under `folder`."""
+    status_env = migrated(child_environment(tree, sample_config(folder / "status")))
+    command = ("-m", "auditor")
+    starts = [
+        Start(f"{label}: --help", (*command, "--help"), folder, status_env),
+        Start(f"{label}: status", (*command, "status"), folder / "status", status_env),
+        *(
+            Start(f"{label}: {name} --help", (*command, name, "--help"), folder, status_env)
+            for name in ("audit", "grade", "report")
+        ),
+    ]
+    if moto_url is not None:
+        audit_env = migrated(child_environment(tree, sample_config(folder / "audit", moto_url)))
+        starts.append(
+            Start(f"{label}: {AUDIT}", ("-c", _AUDIT_TO_FIRST_LAB), folder / "audit", audit_env, "first lab")
+        )
+    return starts
 
 
 @contextmanager
-def audit_start(folder: Path) -> Iterator[tuple[Start, dict[str, str]]]:
-    """The fresh audit to its first lab, on a moto server of its own (started and stopped here)."""
+def moto(needed: bool) -> Iterator[str | None]:
+    """A moto server of its own for the audits (started and stopped here), if they are measured."""
+    if not needed:
+        yield None
+        return
     from bench.common import moto_server
 
-    folder.mkdir()
     with moto_server() as url:
-        env = child_environment(sample_config(folder, endpoint_url=url))
-        migrated(folder, env)
-        yield Start("audit (to its first lab)", ("-c", _AUDIT_TO_FIRST_LAB), folder, "first lab"), env
+        yield url
 
 
-def medians(starts: Sequence[Start], envs: dict[str, dict[str, str]], runs: int) -> dict[str, list[float]]:
+def measured(starts: Sequence[Start], runs: int) -> dict[str, list[float]]:
     """Every command `runs` times, taking turns; each command's CPU seconds in run order."""
     figures: dict[str, list[float]] = {start.name: [] for start in starts}
     for _ in range(runs):
         for start in starts:
-            figures[start.name].append(child_cpu_to_first_line(start, envs[start.name]))
+            figures[start.name].append(child_cpu_to_first_line(start))
     return figures
 
 
-def report(figures: dict[str, list[float]], bare: str) -> None:
-    base = statistics.median(figures[bare])
-    print(f"{'command':<28} {'CPU (median)':>12} {'range':>17} {'x bare python':>14}")
-    for name, values in figures.items():
-        median = statistics.median(values)
-        spread = f"{min(values) * 1000:.0f} to {max(values) * 1000:.0f} ms"
-        print(f"{name:<28} {median * 1000:>9.0f} ms {spread:>17} {median / base:>13.1f}x")
-    for name in ("--help", "status"):
-        median = statistics.median(figures[name])
+def report(figures: dict[str, list[float]], labels: Sequence[str]) -> None:
+    base = statistics.median(figures[BARE])
+    print(
+        f"{BARE}: {base * 1000:.0f} ms ({min(figures[BARE]) * 1000:.0f} to {max(figures[BARE]) * 1000:.0f})"
+    )
+    header = "".join(f" {label + ' (x bare)':>24}" for label in labels)
+    print(f"{'command':<26}{header}{'  after/before' if len(labels) == 2 else ''}")
+    commands = [name.split(": ", 1)[1] for name in figures if name.startswith(f"{labels[0]}: ")]
+    for command in commands:
+        medians = [statistics.median(figures[f"{label}: {command}"]) for label in labels]
+        cells = "".join(f" {f'{median * 1000:.0f} ms ({median / base:.1f}x)':>24}" for median in medians)
+        ratio = f"  {medians[0] / medians[1]:.2f}x" if len(medians) == 2 else ""
+        print(f"{command:<26}{cells}{ratio}")
+    for command in ("--help", "status"):
+        median = statistics.median(figures[f"{labels[0]}: {command}"])
         met = "met" if median <= AIM_SECONDS else "missed"
-        print(f"aim: {name} within {AIM_SECONDS:.1f} s of CPU: {median:.2f} s, {met}")
+        print(f"aim: {command} within {AIM_SECONDS:.1f} s of CPU: {median:.2f} s, {met}")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--runs", type=int, default=7)
     parser.add_argument("--skip-audit", action="store_true", help="Leave out the fresh audit's start.")
+    parser.add_argument("--no-before", action="store_true", help=f"Leave out the tree at {BEFORE_REF[:7]}.")
     args = parser.parse_args(argv)
-    with tempfile.TemporaryDirectory(prefix="start-bench-") as temporary:
-        folder = Path(temporary)
-        (folder / "status").mkdir()
-        status_config = sample_config(folder / "status")
-        env = child_environment(status_config)
-        migrated(folder, env)
-        command = ("-m", "auditor")
-        starts = [
-            Start("bare python (-c pass)", ("-c", "pass"), folder),
-            Start("--help", (*command, "--help"), folder),
-            Start("status", (*command, "status"), folder / "status"),
-            Start("audit --help", (*command, "audit", "--help"), folder),
-            Start("grade --help", (*command, "grade", "--help"), folder),
-            Start("report --help", (*command, "report", "--help"), folder),
-        ]
-        envs = {start.name: env for start in starts}
-        if args.skip_audit:
-            figures = medians(starts, envs, args.runs)
-        else:
-            with audit_start(folder / "audit") as (audit, audit_env):
-                envs[audit.name] = audit_env
-                figures = medians([*starts, audit], envs, args.runs)
-    print(f"each command's start, CPU to its first line, median of {args.runs} runs (this tree, {ROOT})")
-    report(figures, "bare python (-c pass)")
+    with ExitStack() as stack:
+        folder = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="start-bench-")))
+        trees = {"after": ROOT}
+        before = None if args.no_before else exported_before(folder / "before-tree")
+        if before is not None:
+            trees["before"] = before
+        elif not args.no_before:
+            print(f"the tree before ({BEFORE_REF[:7]}) is not in this clone: this tree alone")
+        moto_url = stack.enter_context(moto(not args.skip_audit))
+        starts = [Start(BARE, ("-c", "pass"), folder, dict(os.environ))]
+        by_tree = [starts_of(label, tree, folder / label, moto_url) for label, tree in trees.items()]
+        starts += [start for turn in zip(*by_tree, strict=True) for start in turn]  # the trees take turns
+        figures = measured(starts, args.runs)
+    print(f"each command's start, CPU to its first line, median of {args.runs} runs")
+    report(figures, list(trees))
     return 0
 
 
