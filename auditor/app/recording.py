@@ -26,9 +26,9 @@ def open_store(config: Config) -> Store:
 
 
 def register_labs(store: Store, targets: Sequence[LabTarget]) -> None:
-    for target in targets:
-        lab = target.lab
-        store.ensure_lab(lab.name, lab.origin.account_id, lab.destination.account_id, lab.expires_at)
+    store.ensure_labs(
+        (t.lab.name, t.lab.origin.account_id, t.lab.destination.account_id, t.lab.expires_at) for t in targets
+    )
 
 
 def record_run(store: Store, run: AuditRun, trigger: Trigger, held: Leases | None = None) -> None:

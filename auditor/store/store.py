@@ -137,16 +137,28 @@ class Store:
         self, name: str, origin_account: str, destination_account: str, expires_at: datetime | None
     ) -> None:
         """Create the lab, or update its accounts; a None expiry keeps the one already known."""
+        self.ensure_labs([(name, origin_account, destination_account, expires_at)])
+
+    def ensure_labs(self, labs: Iterable[tuple[str, str, str, datetime | None]]) -> None:
+        """`ensure_lab` of each (name, origin account, destination account, expiry), in one transaction
+        and one statement: a class of 200 labs, a transaction each, cost a command 0.3 s before its first
+        lab. A name given twice is the last one's."""
         now = datetime.now(UTC)
+        rows = {
+            name: {
+                "name": name,
+                "origin_account": origin_account,
+                "destination_account": destination_account,
+                "state": LabState.PLANNED,
+                "expires_at": expires_at,
+                "updated_at": now,
+            }
+            for name, origin_account, destination_account, expires_at in labs
+        }
+        if not rows:
+            return
         with self._writing() as session:
-            insert = _insert_for(session)(LabRow).values(
-                name=name,
-                origin_account=origin_account,
-                destination_account=destination_account,
-                state=LabState.PLANNED,
-                expires_at=expires_at,
-                updated_at=now,
-            )
+            insert = _insert_for(session)(LabRow)
             session.execute(
                 insert.on_conflict_do_update(
                     index_elements=[LabRow.name],
@@ -156,7 +168,8 @@ class Store:
                         "expires_at": func.coalesce(insert.excluded.expires_at, LabRow.expires_at),
                         "updated_at": insert.excluded.updated_at,
                     },
-                )
+                ),
+                list(rows.values()),
             )
 
     # -------------------------------------------------------------------------------------- audits
