@@ -1,6 +1,6 @@
 """Issue 25's quick commands: each command's start, as CPU to its first line, against a bare Python.
 
-    python -m bench.start_bench [--runs 7] [--skip-audit] [--no-before]
+    python -m bench.start_bench [--runs 7] [--labs 200] [--skip-audit] [--no-before]
 
 Each command is a fresh process (`python -m auditor ...`), run `--runs` times, the commands taking
 turns so that the machine's changes of speed fall on all of them; the figure is the median of the
@@ -11,9 +11,10 @@ printed as a ratio to the bare Python of the same run:
 - `--help`, and `audit --help`, `grade --help`, `report --help`;
 - `status` of the sample classroom (config.toml) on an empty SQLite database in a temporary folder
   (migrated once before, as a class's database is after its first command; the audit's too);
-- a fresh `audit` of the sample classroom on a moto server of its own, until its first lab starts
-  (the child stops where the audit collects its first lab: the imports, the configuration, the
-  database, the accounts' sessions; `--skip-audit` leaves it out).
+- a fresh `audit` of a class of `--labs` pairs (issue 15's 200 by default; the sample's settings) on
+  a moto server of its own, until its first lab starts (the child stops where the audit collects its
+  first lab: the imports, the configuration, the database, the class's labs registered and their
+  leases taken, the accounts' sessions; `--skip-audit` leaves it out).
 
 "before" is the tree before issue 25's lazy imports (BEFORE_REF, exported from git), run in the same
 run, the two trees taking turns; `--no-before` leaves it out (it needs the commit in this clone).
@@ -111,14 +112,25 @@ def child_environment(tree: Path, config: Path) -> dict[str, str]:
     return env
 
 
-def sample_config(folder: Path, endpoint_url: str = "embedded") -> Path:
-    """The shipped config.toml in `folder` (its database beside it), on `endpoint_url`."""
+def sample_config(folder: Path, endpoint_url: str = "embedded", labs: int | None = None) -> Path:
+    """The shipped config.toml in `folder` (its database beside it), on `endpoint_url`; with `labs`,
+    a class of that many pairs instead of the sample's labs."""
     folder.mkdir(parents=True, exist_ok=True)
     text = SAMPLE_CONFIG.read_text(encoding="utf-8")
     text = text.replace('endpoint_url = "embedded"', f'endpoint_url = "{endpoint_url}"')
+    if labs is not None:
+        text = text.split("[[labs]]", 1)[0] + "".join(map(pair_toml, range(1, labs + 1)))
     path = folder / "config.toml"
     path.write_text(text, encoding="utf-8")
     return path
+
+
+def pair_toml(number: int) -> str:
+    def access(account: str) -> str:
+        return f'{{ account_id = "{account}", role_arn = "arn:aws:iam::{account}:role/OrganizationAccountAccessRole" }}'
+
+    origin, destination = f"1{number:011d}", f"2{number:011d}"
+    return f'[[labs]]\nname = "pair-{number:03d}"\norigin = {access(origin)}\ndestination = {access(destination)}\n\n'
 
 
 def migrated(env: dict[str, str]) -> dict[str, str]:
@@ -143,7 +155,7 @@ def exported_before(into: Path) -> Path | None:
     return into
 
 
-def starts_of(label: str, tree: Path, folder: Path, moto_url: str | None) -> list[Start]:
+def starts_of(label: str, tree: Path, folder: Path, moto_url: str | None, labs: int) -> list[Start]:
     """The commands of one tree, each named `label: command`, in folders of their own under `folder`."""
     status_env = migrated(child_environment(tree, sample_config(folder / "status")))
     command = ("-m", "auditor")
@@ -156,7 +168,7 @@ def starts_of(label: str, tree: Path, folder: Path, moto_url: str | None) -> lis
         ),
     ]
     if moto_url is not None:
-        audit_env = migrated(child_environment(tree, sample_config(folder / "audit", moto_url)))
+        audit_env = migrated(child_environment(tree, sample_config(folder / "audit", moto_url, labs)))
         starts.append(
             Start(f"{label}: {AUDIT}", ("-c", _AUDIT_TO_FIRST_LAB), folder / "audit", audit_env, "first lab")
         )
@@ -206,6 +218,7 @@ def report(figures: dict[str, list[float]], labels: Sequence[str]) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--runs", type=int, default=7)
+    parser.add_argument("--labs", type=int, default=200, help="The audited class's pairs.")
     parser.add_argument("--skip-audit", action="store_true", help="Leave out the fresh audit's start.")
     parser.add_argument("--no-before", action="store_true", help=f"Leave out the tree at {BEFORE_REF[:7]}.")
     args = parser.parse_args(argv)
@@ -219,10 +232,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"the tree before ({BEFORE_REF[:7]}) is not in this clone: this tree alone")
         moto_url = stack.enter_context(moto(not args.skip_audit))
         starts = [Start(BARE, ("-c", "pass"), folder, dict(os.environ))]
-        by_tree = [starts_of(label, tree, folder / label, moto_url) for label, tree in trees.items()]
+        by_tree = [
+            starts_of(label, tree, folder / label, moto_url, args.labs) for label, tree in trees.items()
+        ]
         starts += [start for turn in zip(*by_tree, strict=True) for start in turn]  # the trees take turns
         figures = measured(starts, args.runs)
-    print(f"each command's start, CPU to its first line, median of {args.runs} runs")
+    print(
+        f"each command's start, CPU to its first line, median of {args.runs} runs; the audit of {args.labs} labs"
+    )
     report(figures, list(trees))
     return 0
 

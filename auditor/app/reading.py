@@ -8,13 +8,13 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from auditor.app.grading import GradeRules, LabGrade, grade_lab
 from auditor.app.recording import open_store
 from auditor.app.status import LabStatusRow, status_rows
 from auditor.common.clock import utc_now
 from auditor.domain.model import Actor
 
 if TYPE_CHECKING:
+    from auditor.app.grading import LabGrade
     from auditor.domain.config import Config, LabConfig
     from auditor.store import RecordedRun, Store
 
@@ -60,6 +60,8 @@ def grades(config: Config, names: Sequence[str], as_of: datetime) -> list[LabGra
 
 def grades_in(store: Store, config: Config, labs: Sequence[LabConfig], as_of: datetime) -> list[LabGrade]:
     """`grades` of these labs on a store already open (the daemon's page reads the daemon's own)."""
+    from auditor.app.grading import GradeRules, grade_lab  # here: `auditor status` grades nothing
+
     rules = GradeRules.of(config.rubric, config.classroom)
     history = store.step_history([lab.name for lab in labs], until=as_of)
     expiries = {status.name: status.expires_at for status in store.status()}
