@@ -140,9 +140,11 @@ class Store:
         self.ensure_labs([(name, origin_account, destination_account, expires_at)])
 
     def ensure_labs(self, labs: Iterable[tuple[str, str, str, datetime | None]]) -> None:
-        """`ensure_lab` of each (name, origin account, destination account, expiry), in one transaction
-        and one statement: a class of 200 labs, a transaction each, cost a command 0.3 s before its first
-        lab. A name given twice is the last one's."""
+        """`ensure_lab` of each (name, origin account, destination account, expiry); a name given twice
+        is the last one's. On SQLite in one transaction: its writers take the whole database in turn,
+        and a class of 200 labs, a transaction each, cost a command 0.3 s before its first lab. On
+        PostgreSQL a transaction a lab, as before: a write of many rows could take their locks in
+        another order than a replica's write of many leases, and the two would deadlock."""
         now = datetime.now(UTC)
         rows = {
             name: {
@@ -155,22 +157,11 @@ class Store:
             }
             for name, origin_account, destination_account, expires_at in labs
         }
-        if not rows:
-            return
-        with self._writing() as session:
-            insert = _insert_for(session)(LabRow)
-            session.execute(
-                insert.on_conflict_do_update(
-                    index_elements=[LabRow.name],
-                    set_={
-                        "origin_account": insert.excluded.origin_account,
-                        "destination_account": insert.excluded.destination_account,
-                        "expires_at": func.coalesce(insert.excluded.expires_at, LabRow.expires_at),
-                        "updated_at": insert.excluded.updated_at,
-                    },
-                ),
-                list(rows.values()),
-            )
+        together = self._engine.dialect.name == "sqlite"
+        for batch in [list(rows.values())] if together else [[row] for row in rows.values()]:
+            if batch:
+                with self._writing() as session:
+                    session.execute(_lab_upsert(session), batch)
 
     # -------------------------------------------------------------------------------------- audits
 
@@ -641,6 +632,20 @@ def audit_times(audit: LabAudit, now: datetime) -> tuple[datetime, datetime | No
     An audit that failed before it noted its start still happened: it is recorded at its end, or now.
     """
     return audit.started_at or audit.finished_at or now, audit.finished_at
+
+
+def _lab_upsert(session: Session) -> Any:
+    """Insert a lab, or update its accounts and its expiry (a None expiry keeps the one known)."""
+    insert = _insert_for(session)(LabRow)
+    return insert.on_conflict_do_update(
+        index_elements=[LabRow.name],
+        set_={
+            "origin_account": insert.excluded.origin_account,
+            "destination_account": insert.excluded.destination_account,
+            "expires_at": func.coalesce(insert.excluded.expires_at, LabRow.expires_at),
+            "updated_at": insert.excluded.updated_at,
+        },
+    )
 
 
 def _insert_for(session: Session) -> Callable[..., Any]:
