@@ -35,8 +35,8 @@ from pathlib import Path
 from auditor.app.audit import audit_targets
 from auditor.app.context import Context, open_context
 from auditor.app.grading import LabGrade
+from auditor.app.reading import grades_in
 from auditor.app.recording import open_store, record_run
-from auditor.app.service import grades_in
 from auditor.cli import scripted_students as do
 from auditor.common.clock import utc_now
 from auditor.common.logs import configure_logging

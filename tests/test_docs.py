@@ -24,7 +24,10 @@ INTERFACE = " ".join((DOCS / "interface.md").read_text(encoding="utf-8").split()
 def commands(command: click.Command = main, path: str = "auditor") -> Iterator[tuple[str, click.Command]]:
     yield path, command
     if isinstance(command, click.Group):
-        for name, sub in command.commands.items():
+        context = click.Context(command)
+        for name in command.list_commands(context):
+            sub = command.get_command(context, name)
+            assert sub is not None, name
             yield from commands(sub, f"{path} {name}")
 
 

@@ -7,6 +7,7 @@ import re
 import tomllib
 from pathlib import Path
 
+import click
 import pytest
 from click.testing import CliRunner
 
@@ -23,7 +24,7 @@ def readme_commands() -> list[str]:
 
 def test_the_readme_names_every_command_of_the_program() -> None:
     documented = {name.split()[0] for name in readme_commands()}
-    assert documented == set(main.commands)
+    assert documented == set(main.list_commands(click.Context(main)))
 
 
 @pytest.mark.parametrize("command", readme_commands())

@@ -481,6 +481,27 @@ def test_ensure_lab_updates_accounts_but_keeps_state_and_a_known_expiry(store: S
     assert store.status()[0].expires_at == T0 + timedelta(days=2)
 
 
+def test_ensure_labs_registers_a_class_at_once_as_ensure_lab_does_each(store: Store) -> None:
+    store.ensure_lab("pair-01", ORIGIN, DESTINATION, T0)
+    store.record_provisioned("pair-01", [], reset=False, at=T0, expires_at=T0 + timedelta(hours=8))
+
+    store.ensure_labs(
+        [
+            ("pair-01", ORIGIN, "333333333333", None),
+            ("pair-02", "444444444444", "555555555555", T0 + timedelta(days=1)),
+            ("pair-03", "666666666666", "777777777777", None),
+            ("pair-03", "666666666666", "888888888888", T0),  # named twice: the last one counts
+        ]
+    )
+    store.ensure_labs([])
+
+    assert [(s.name, s.state, s.destination, s.expires_at) for s in store.status()] == [
+        ("pair-01", LabState.ACTIVE, "333333333333", T0 + timedelta(hours=8)),
+        ("pair-02", LabState.PLANNED, "555555555555", T0 + timedelta(days=1)),
+        ("pair-03", LabState.PLANNED, "888888888888", T0),
+    ]
+
+
 def test_expired_labs_are_past_expiry_and_not_torn_down(store: Store) -> None:
     store.ensure_lab("past", ORIGIN, DESTINATION, T0 - timedelta(minutes=1))
     store.ensure_lab("now", "333333333333", "444444444444", T0)

@@ -4,13 +4,16 @@ audits recorded (each lab in its own transaction, giving back its lease in the s
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
-from auditor.app.leases import Leases
-from auditor.app.target import LabTarget
 from auditor.common.errors import OperationalError
-from auditor.domain.config import Config
-from auditor.domain.model import AuditRun, Trigger
 from auditor.store import DatabaseUnavailable, Store, upgrade
+
+if TYPE_CHECKING:
+    from auditor.app.leases import Leases
+    from auditor.app.target import LabTarget
+    from auditor.domain.config import Config
+    from auditor.domain.model import AuditRun, Trigger
 
 
 def open_store(config: Config) -> Store:
@@ -23,9 +26,9 @@ def open_store(config: Config) -> Store:
 
 
 def register_labs(store: Store, targets: Sequence[LabTarget]) -> None:
-    for target in targets:
-        lab = target.lab
-        store.ensure_lab(lab.name, lab.origin.account_id, lab.destination.account_id, lab.expires_at)
+    store.ensure_labs(
+        (t.lab.name, t.lab.origin.account_id, t.lab.destination.account_id, t.lab.expires_at) for t in targets
+    )
 
 
 def record_run(store: Store, run: AuditRun, trigger: Trigger, held: Leases | None = None) -> None:

@@ -17,18 +17,16 @@ from functools import partial
 from auditor.app.audit import audit_targets
 from auditor.app.context import Context, open_context
 from auditor.app.fleet import Interrupted, LabResult, Progress, no_progress
-from auditor.app.grading import GradeRules, LabGrade, grade_lab
 from auditor.app.leases import LabBusy, LabLeases, Purpose, command_leases
 from auditor.app.recording import open_store, record_run, register_labs
-from auditor.app.status import LabStatusRow, status_rows
 from auditor.app.target import LabTarget
 from auditor.aws.emulator import EmulatorError, start_emulator, state_file_for
 from auditor.common.clock import iso, utc_now
 from auditor.common.errors import OperationalError
 from auditor.domain.changes import LabChange
-from auditor.domain.config import EMBEDDED, Config, ConfigError, LabConfig
-from auditor.domain.model import Actor, AuditRun, LabAudit, Trigger, Verdict
-from auditor.store import DatabaseUnavailable, LabState, LabStatus, RecordedRun, Store
+from auditor.domain.config import EMBEDDED, Config, ConfigError
+from auditor.domain.model import AuditRun, LabAudit, Trigger, Verdict
+from auditor.store import DatabaseUnavailable, LabState, LabStatus, Store
 from provisioner.provision import provision_targets
 from provisioner.scope import students_build_notice
 from provisioner.teardown import expired_targets, teardown_expired, teardown_targets
@@ -411,60 +409,3 @@ def _not_audited(target: LabTarget, why: str) -> LabAudit:
         started_at=now,
         finished_at=now,
     )
-
-
-# ------------------------------------------------------------------------------------------- status
-
-
-def lab_status(config: Config, names: Sequence[str]) -> list[LabStatusRow]:
-    """Each lab's standing now, from the database (labs never seen show as planned)."""
-    labs = config.select(tuple(names))
-    store = open_store(config)
-    try:
-        latest = store.latest_runs([lab.name for lab in labs])
-        return status_rows(labs, store.status(), utc_now(), _worst_actors(latest))
-    finally:
-        store.close()
-
-
-def _worst_actors(latest: Mapping[str, RecordedRun]) -> dict[str, Actor]:
-    """Who made the worst known change of each lab (its findings come worst first)."""
-    actors = {}
-    for name, run in latest.items():
-        actor = next((f.changed_by for f in run.findings if f.changed_by), None)
-        if actor is not None:
-            actors[name] = actor
-    return actors
-
-
-# -------------------------------------------------------------------------------------------- grade
-
-
-def grades(config: Config, names: Sequence[str], as_of: datetime) -> list[LabGrade]:
-    """Each lab's grade from its step results recorded by `as_of` (no AWS call); a lab's class ends at
-    `[class] ends`, else its expiry (the configuration's, else the one worked out when it was
-    provisioned)."""
-    labs = config.select(tuple(names))
-    store = open_store(config)
-    try:
-        return grades_in(store, config, labs, as_of)
-    finally:
-        store.close()
-
-
-def grades_in(store: Store, config: Config, labs: Sequence[LabConfig], as_of: datetime) -> list[LabGrade]:
-    """`grades` of these labs on a store already open (the daemon's page reads the daemon's own)."""
-    rules = GradeRules.of(config.rubric, config.classroom)
-    history = store.step_history([lab.name for lab in labs], until=as_of)
-    expiries = {status.name: status.expires_at for status in store.status()}
-    return [
-        grade_lab(
-            rules,
-            history.get(lab.name, []),
-            as_of,
-            lab=lab.name,
-            info=lab.info,
-            expires_at=lab.expires_at or expiries.get(lab.name),
-        )
-        for lab in labs
-    ]

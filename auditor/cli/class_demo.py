@@ -19,10 +19,10 @@ from typing import Any
 
 from rich.console import Console
 
-from auditor.app import service
 from auditor.app.audit import audit_targets
 from auditor.app.context import Context, open_context
 from auditor.app.grading import LabGrade, grade_document
+from auditor.app.reading import grades_in
 from auditor.app.recording import open_store, record_run
 from auditor.cli import scripted_students as do
 from auditor.cli.demo import free_loopback_port
@@ -200,7 +200,7 @@ class ClassStory:
         return run
 
     def grades(self, moment: datetime) -> list[LabGrade]:
-        return service.grades_in(self.store, self.config, self.config.labs, moment)
+        return grades_in(self.store, self.config, self.config.labs, moment)
 
 
 def run_class_demo(workdir: Path, console: Console | None = None) -> int:

@@ -1,4 +1,5 @@
-"""`auditor emulator start|stop|status`: the embedded emulator, lasting between commands."""
+"""`auditor emulator start|stop|status`: the embedded emulator, lasting between commands (what each
+command uses is imported when it runs)."""
 
 from __future__ import annotations
 
@@ -6,15 +7,7 @@ import sys
 
 import click
 
-from auditor.aws.emulator import (
-    EmulatorError,
-    running_emulator,
-    start_emulator,
-    state_file_for,
-    stop_emulator,
-)
 from auditor.cli.options import EXIT_OPERATIONAL, config_option, handles_errors, read_config
-from auditor.domain.config import EMBEDDED
 
 
 @click.group("emulator")
@@ -43,6 +36,8 @@ def emulator_start(config_path: str) -> None:
     Example:
       auditor emulator start --config config.toml
     """
+    from auditor.aws.emulator import EmulatorError, start_emulator, state_file_for
+
     _check_embedded(config_path)
     try:
         emulator, started = start_emulator(state_file_for(config_path))
@@ -63,6 +58,8 @@ def emulator_stop(config_path: str) -> None:
     Example:
       auditor emulator stop
     """
+    from auditor.aws.emulator import state_file_for, stop_emulator
+
     stopped = stop_emulator(state_file_for(config_path))
     click.echo(f"emulator at {stopped.url} stopped" if stopped else "no emulator was running")
 
@@ -77,6 +74,8 @@ def emulator_status(config_path: str) -> None:
     Example:
       auditor emulator status
     """
+    from auditor.aws.emulator import running_emulator, state_file_for
+
     running = running_emulator(state_file_for(config_path))
     if running is None:
         click.echo("not running (`auditor emulator start` starts it)")
@@ -85,6 +84,8 @@ def emulator_status(config_path: str) -> None:
 
 
 def _check_embedded(config_path: str) -> None:
+    from auditor.domain.config import EMBEDDED
+
     config = read_config(config_path)
     if config.aws.endpoint_url != EMBEDDED:
         click.echo(f'warning: {config.path} does not use it ([aws] endpoint_url is not "embedded")', err=True)

@@ -1,5 +1,6 @@
 """`auditor grade`: each lab's grade from the recorded history (interface.md, "Students build it";
-registered in auditor.cli.main). It reads the database only: no AWS call."""
+registered in auditor.cli.main). It reads the database only: no AWS call. What it uses is imported when
+it runs: its --help imports none of it."""
 
 from __future__ import annotations
 
@@ -9,18 +10,16 @@ import json
 from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
-from auditor.app import service
-from auditor.app.grading import LabGrade, grade_document
 from auditor.cli.options import config_option, handles_errors, lab_option, read_config
-from auditor.cli.render import aligned
 from auditor.common.clock import iso, utc_now
-from auditor.domain.config import Problem, instant_of
-from auditor.domain.steps import Rubric
-from auditor.report.csv_report import safe_cell
-from auditor.report.output import write_report
+
+if TYPE_CHECKING:
+    from auditor.app.grading import LabGrade
+    from auditor.domain.steps import Rubric
 
 FORMATS = ("table", "json", "csv")
 STDOUT = "-"
@@ -30,6 +29,8 @@ BOM = "\ufeff"  # a spreadsheet (Excel) then reads the file as UTF-8: students' 
 def _instant(_context: click.Context, _parameter: click.Parameter, value: str | None) -> datetime | None:
     if value is None:
         return None
+    from auditor.domain.config import Problem, instant_of
+
     try:
         return instant_of(value)
     except Problem as problem:
@@ -70,11 +71,15 @@ def grade_command(
       auditor grade --as-of 2026-12-10T17:00:00Z --format csv --out grades.csv
       auditor grade --format json --lab pair-07
     """
+    from auditor.app import reading
+    from auditor.app.grading import grade_document
+    from auditor.report.output import write_report
+
     config = read_config(config_path)
     now = utc_now()
     moment = as_of or now
     rubric = config.rubric
-    grades = service.grades(config, labs, moment)
+    grades = reading.grades(config, labs, moment)
     if output_format == "json":
         document = (
             json.dumps(grade_document(grades, rubric, moment, now), indent=2, ensure_ascii=False) + "\n"
@@ -93,6 +98,8 @@ def grade_command(
 def grade_table(grades: Sequence[LabGrade], rubric: Rubric, as_of: datetime) -> list[str]:
     """A header line, then a row a lab: a column a step (its earned points, or its status when it earned
     none), the points, the step the student is at and since when they are stuck."""
+    from auditor.cli.render import aligned
+
     student = any(grade.student_name for grade in grades)
     header = ["LAB", *(["STUDENT"] if student else []), *rubric.ids, "POINTS", "CURRENT", "STUCK"]
     rows = [
@@ -112,6 +119,8 @@ def grade_table(grades: Sequence[LabGrade], rubric: Rubric, as_of: datetime) -> 
 def grade_csv(grades: Sequence[LabGrade], rubric: Rubric) -> str:
     """The grade sheet: the lab, the student's name, a column a step (its earned points) and `points`;
     with a UTF-8 byte-order mark."""
+    from auditor.report.csv_report import safe_cell
+
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\r\n")
     writer.writerow(["lab", "student_name", *rubric.ids, "points"])

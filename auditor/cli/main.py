@@ -1,4 +1,9 @@
-"""`auditor`: the thin command-line shell over the library (interface.md)."""
+"""`auditor`: the thin command-line shell over the library (interface.md).
+
+A command imports what it uses when it runs (issue 25: `auditor --help` and `auditor status` answer at
+once): the commands here import the application inside their bodies, and the commands of their own
+modules are imported only when named (LazyGroup); tests/test_startup.py holds them to it.
+"""
 
 from __future__ import annotations
 
@@ -8,12 +13,7 @@ from pathlib import Path
 import click
 
 from auditor import __version__
-from auditor.app import service
-from auditor.app.recording import open_store
-from auditor.cli.demo import run_demo
-from auditor.cli.doctor import doctor_command
-from auditor.cli.emulator import emulator_command
-from auditor.cli.grade import grade_command
+from auditor.cli.lazy import LazyCommand, LazyGroup
 from auditor.cli.options import (
     config_option,
     handles_errors,
@@ -24,26 +24,39 @@ from auditor.cli.options import (
     with_log_options,
     yes_option,
 )
-from auditor.cli.outcomes import (
-    audit_shown,
-    deletions_approval,
-    provisioning_shown,
-    removal_approval,
-    status_output,
-    teardown_shown,
-    to_stderr,
+
+# The commands of their own modules, imported when the command is named; --help shows the summary.
+COMMAND_MODULES = {
+    "doctor": LazyCommand(
+        "auditor.cli.doctor:doctor_command",
+        "Before class: check each account as the daemon will use it; exit 0 ready, 1 problems, 2 bad input.",
+    ),
+    "emulator": LazyCommand(
+        "auditor.cli.emulator:emulator_command",
+        "The embedded AWS emulator, kept running in the background between commands.",
+    ),
+    "grade": LazyCommand(
+        "auditor.cli.grade:grade_command",
+        "Grade each lab step by step from the recorded history (no AWS call): the guide's steps as a rubric.",
+    ),
+    "permissions": LazyCommand(
+        "auditor.cli.permissions:permissions_command",
+        "Print the least-privilege IAM policies the auditor needs, derived from the calls its code makes.",
+    ),
+    "report": LazyCommand(
+        "auditor.cli.report:report_command",
+        "The report from the recorded history: html for people, md for a chat, csv for grades, json "
+        "for tools.",
+    ),
+}
+
+
+@click.group(
+    cls=LazyGroup,
+    lazy_commands=COMMAND_MODULES,
+    on_load=with_log_options,
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
 )
-from auditor.cli.permissions import permissions_command
-from auditor.cli.progress import terminal_progress
-from auditor.cli.report import report_command
-from auditor.common.clock import process_started_at
-from auditor.common.logs import configure_logging
-from auditor.common.process import tune_process
-from auditor.daemon.daemon import run_daemon
-from auditor.store import safe_url
-
-
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(__version__, prog_name="auditor")
 @click.pass_context
 def main(context: click.Context) -> None:
@@ -58,6 +71,9 @@ def main(context: click.Context) -> None:
       auditor audit --format json
       auditor -v teardown --expired --yes
     """
+    from auditor.common.logs import configure_logging
+    from auditor.common.process import tune_process
+
     configure_logging(log_choice(context).resolved())
     tune_process()
 
@@ -88,6 +104,11 @@ def provision(config_path: str, labs: tuple[str, ...], dry_run: bool, diff: bool
       auditor provision --dry-run --diff --lab pair-01
       auditor provision --yes
     """
+    from auditor.app import service
+    from auditor.cli.outcomes import deletions_approval, provisioning_shown, to_stderr
+    from auditor.cli.progress import terminal_progress
+    from auditor.common.clock import process_started_at
+
     outcome = service.provision(
         read_config(config_path),
         labs,
@@ -130,6 +151,10 @@ def teardown(
       auditor teardown --lab pair-01
       auditor teardown --students-resources --yes
     """
+    from auditor.app import service
+    from auditor.cli.outcomes import removal_approval, teardown_shown, to_stderr
+    from auditor.cli.progress import terminal_progress
+
     outcome = service.teardown(
         read_config(config_path),
         labs,
@@ -167,6 +192,10 @@ def audit(
     Example:
       auditor audit --format json --lab pair-01 > audit.json
     """
+    from auditor.app import service
+    from auditor.cli.outcomes import audit_shown, to_stderr
+    from auditor.cli.progress import terminal_progress
+
     config = read_config(config_path)
     outcome = service.audit(
         config, labs, invoke=not no_invoke, record=not no_record, tell=to_stderr, progress=terminal_progress()
@@ -194,6 +223,8 @@ def status(config_path: str, labs: tuple[str, ...], output_format: str) -> None:
       auditor status --lab pair-01
       auditor status --format json
     """
+    from auditor.cli.outcomes import status_output
+
     click.echo(status_output(read_config(config_path), labs, output_format), nl=False)
 
 
@@ -220,6 +251,9 @@ def db_upgrade(config_path: str) -> None:
     Example:
       AUDITOR_DATABASE_URL=postgresql+psycopg://auditor@db/auditor auditor db upgrade
     """
+    from auditor.app.recording import open_store
+    from auditor.store import safe_url
+
     config = read_config(config_path)
     open_store(config).close()
     click.echo(f"database {safe_url(config.database.url)} is at the latest migration")
@@ -243,6 +277,8 @@ def daemon(context: click.Context, config_path: str) -> None:
     Example:
       auditor daemon --config /etc/lab-auditor/config.toml
     """
+    from auditor.daemon.daemon import run_daemon
+
     use_service_level(context)
     sys.exit(run_daemon(read_config(config_path)))
 
@@ -277,12 +313,9 @@ def demo(workdir: str, students: bool) -> None:
         from auditor.cli.class_demo import run_class_demo
 
         sys.exit(run_class_demo(Path(workdir)))
+    from auditor.cli.demo import run_demo
+
     sys.exit(run_demo(Path(workdir)))
 
 
-main.add_command(emulator_command, "emulator")
-main.add_command(permissions_command)
-main.add_command(doctor_command, "doctor")
-main.add_command(report_command, "report")
-main.add_command(grade_command, "grade")
 with_log_options(main)

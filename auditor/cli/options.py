@@ -1,4 +1,7 @@
-"""The options and the error handling every command of `auditor` shares (interface.md's exit codes)."""
+"""The options and the error handling every command of `auditor` shares (interface.md's exit codes).
+
+Light to import: the configuration and the database are imported when a command runs, not for --help.
+"""
 
 from __future__ import annotations
 
@@ -6,15 +9,16 @@ import functools
 import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 from click.core import ParameterSource
 
 from auditor.common.errors import OperationalError
 from auditor.common.logs import DEFAULT_LEVEL, LEVELS, configure_logging, shifted_level
-from auditor.domain.config import Config, ConfigError, load_config
-from auditor.store import DatabaseUnavailable
+
+if TYPE_CHECKING:
+    from auditor.domain.config import Config
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -62,6 +66,9 @@ def handles_errors(command: F) -> F:
 
     @functools.wraps(command)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from auditor.domain.config import ConfigError
+        from auditor.store import DatabaseUnavailable
+
         try:
             return command(*args, **kwargs)
         except (ConfigError, Refused) as error:
@@ -78,6 +85,8 @@ def handles_errors(command: F) -> F:
 
 
 def read_config(path: str) -> Config:
+    from auditor.domain.config import load_config
+
     return load_config(path)
 
 
@@ -151,10 +160,12 @@ def log_parameters() -> list[click.Parameter]:
     ]
 
 
-def with_log_options(group: click.Group) -> None:
-    """Give the group and every command under it the logging options."""
-    for command in _walk(group):
-        command.params.extend(log_parameters())
+def with_log_options(command: click.Command) -> None:
+    """Give the command and every command under it the logging options (once: a command loaded again
+    keeps its own)."""
+    for each in _walk(command):
+        if not any(parameter.name == "log_level" for parameter in each.params):
+            each.params.extend(log_parameters())
 
 
 def use_service_level(context: click.Context) -> None:

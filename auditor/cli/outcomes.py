@@ -9,10 +9,10 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
 import click
 
-from auditor.app.service import Approve, AuditOutcome, ChangeOutcome, LabChanges, lab_status
 from auditor.cli.options import EXIT_INTERRUPTED, EXIT_NOT_CONFORMANT, EXIT_OK, EXIT_OPERATIONAL, approval
 from auditor.cli.render import (
     fix_command,
@@ -26,10 +26,12 @@ from auditor.cli.render import (
     teardown_summary,
 )
 from auditor.common.clock import utc_now
-from auditor.domain.changes import LabChange
-from auditor.domain.config import Config
 from auditor.domain.model import AuditRun, Verdict
-from auditor.store import safe_url
+
+if TYPE_CHECKING:
+    from auditor.app.service import Approve, AuditOutcome, ChangeOutcome, LabChanges
+    from auditor.domain.changes import LabChange
+    from auditor.domain.config import Config
 
 Echo = Callable[[str], None]
 
@@ -166,6 +168,9 @@ def audit_shown(outcome: AuditOutcome, output_format: str, config_path: str) -> 
 
 def status_output(config: Config, names: Sequence[str], output_format: str) -> str:
     """The table under a line naming the database it read, or the JSON document with it."""
+    from auditor.app.reading import lab_status
+    from auditor.store import safe_url
+
     rows = lab_status(config, names)
     database = safe_url(config.database.url)
     if output_format == "json":

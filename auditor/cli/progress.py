@@ -6,9 +6,6 @@ import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
 from auditor.app.fleet import Progress as ShowsProgress
 from auditor.app.fleet import no_progress
 
@@ -20,6 +17,9 @@ def terminal_progress() -> ShowsProgress:
 
 @contextmanager
 def progress_bar(label: str, total: int) -> Iterator[Callable[[str], None]]:
+    from rich.console import Console  # only on a terminal
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
     progress = Progress(
         TextColumn("[bold]{task.description}"),
         BarColumn(),

@@ -11,17 +11,18 @@ import shlex
 import sys
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import datetime
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
-from auditor.app.fleet import Interrupted
-from auditor.app.status import LabStatusRow
 from auditor.common.clock import iso
-from auditor.domain.changes import LabChange
 from auditor.domain.config import DEFAULT_CONFIG_PATH
 from auditor.domain.explain import actor_line, explanation
 from auditor.domain.model import Action, AuditRun, Finding, LabAudit, Severity, Step, Verdict
 from auditor.report.text import student_label
-from auditor.resources.registry import REGISTRY
+
+if TYPE_CHECKING:
+    from auditor.app.fleet import Interrupted
+    from auditor.app.status import LabStatusRow
+    from auditor.domain.changes import LabChange
 
 VERDICT_STYLE = {
     Verdict.CONFORMANT: "green",
@@ -87,6 +88,8 @@ def finding_text(lab: str, finding: Finding, fix: FixCommand | None) -> str:
     text = f"{finding.message} ({resource_label(finding.resource)})"
     if fix is None:
         return text
+    from auditor.resources.registry import REGISTRY  # the kinds' remedies: only an audit's findings
+
     remedy = fix(lab) if finding.fixable else REGISTRY.remediation(finding)
     return f"{text}; fix: {remedy}" if remedy else text
 

@@ -1,4 +1,5 @@
-"""`auditor report`: the operators' report from the recorded history (registered in auditor.cli.main)."""
+"""`auditor report`: the operators' report from the recorded history (registered in auditor.cli.main).
+What it uses is imported when it runs: its --help imports none of it."""
 
 from __future__ import annotations
 
@@ -7,17 +8,15 @@ import sys
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
-from auditor.app import service
-from auditor.app.recording import open_store
 from auditor.cli.options import config_option, handles_errors, lab_option, read_config
-from auditor.domain.config import Config, parse_duration
-from auditor.report import RENDERERS, build_report
-from auditor.report.model import ClassReport, RosterEntry
-from auditor.report.output import write_html_with_student_pages, write_report
-from auditor.store import safe_url
+
+if TYPE_CHECKING:
+    from auditor.domain.config import Config
+    from auditor.report.model import ClassReport
 
 FORMATS = ("html", "md", "csv", "json")
 DEFAULT_HTML_PATH = "report.html"
@@ -55,13 +54,18 @@ def report_command(
       auditor report --format csv --out grades.csv
       auditor report --format md --lab pair-01 --lab pair-02
     """
+    from auditor.app import reading
+    from auditor.domain.config import parse_duration
+    from auditor.report import RENDERERS
+    from auditor.report.output import write_html_with_student_pages, write_report
+
     config = read_config(config_path)
     names = [lab.name for lab in config.select(labs)]
     now = datetime.now(UTC)
     start = now - parse_duration(since, "command line", "--since") if since is not None else None
     report = read_report(config, names, start, now)
     if output_format == "html" and config.classroom.students_build:
-        report = replace(report, grades=tuple(service.grades(config, names, now)))
+        report = replace(report, grades=tuple(reading.grades(config, names, now)))
     target = out_path or (DEFAULT_HTML_PATH if output_format == "html" else STDOUT)
     if target == STDOUT:
         if report.grades:
@@ -79,6 +83,11 @@ def report_command(
 
 def read_report(config: Config, names: list[str], since: datetime | None, now: datetime) -> ClassReport:
     """The history of those labs, with what the configuration says of each (accounts, student columns)."""
+    from auditor.app.recording import open_store
+    from auditor.report import build_report
+    from auditor.report.model import RosterEntry
+    from auditor.store import safe_url
+
     store = open_store(config)
     try:
         report = build_report(store, names, since, now)

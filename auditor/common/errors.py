@@ -1,6 +1,11 @@
 """Errors the CLI maps to exit codes (interface.md), and how AWS says that something is not there."""
 
-from botocore.exceptions import ClientError
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from botocore.exceptions import ClientError
 
 
 class OperationalError(Exception):

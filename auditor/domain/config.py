@@ -10,6 +10,8 @@ and what is wrong, before anything is touched (interface.md). The CLI turns it i
 from __future__ import annotations
 
 import csv
+import importlib.util
+import json
 import os
 import re
 import tomllib
@@ -24,7 +26,6 @@ from pydantic import AfterValidator, BeforeValidator, ConfigDict, Strict, TypeAd
 from pydantic import model_validator as table_rule
 from pydantic.dataclasses import dataclass
 from pydantic_core import ErrorDetails
-from sqlalchemy import make_url
 
 from auditor.common.schedule import check_schedulable
 from auditor.common.suggest import account_id_hint, closest, same_name
@@ -191,10 +192,33 @@ def _lab_name(name: str) -> str:
 
 def known_regions() -> set[str]:
     """Every region of every partition in botocore's endpoint data (what this installation can reach)."""
-    import botocore.session  # here, not at the top: only the [lab] region check needs botocore's data
+    endpoints = _botocore_own_endpoints()
+    if endpoints is None:
+        import botocore.session  # here, not at the top: only the [lab] region check needs botocore's data
 
-    endpoints = botocore.session.get_session().get_data("endpoints")
+        endpoints = botocore.session.get_session().get_data("endpoints")
     return {region for partition in endpoints["partitions"] for region in partition["regions"]}
+
+
+def _botocore_own_endpoints() -> Any:
+    """The endpoint data botocore ships, read as its loader would, when nothing could put other data in
+    its place (AWS_DATA_PATH, ~/.aws/models, a data_path in the AWS configuration file); else None.
+    botocore's session costs a command 0.15 s of imports, which `auditor status` would pay for this."""
+    config_file = Path(os.environ.get("AWS_CONFIG_FILE") or "~/.aws/config").expanduser()
+    if (
+        os.environ.get("AWS_DATA_PATH")
+        or Path("~/.aws/models").expanduser().exists()
+        or (
+            config_file.is_file() and "data_path" in config_file.read_text(encoding="utf-8", errors="replace")
+        )
+    ):
+        return None
+    botocore = importlib.util.find_spec("botocore")
+    folders = botocore.submodule_search_locations if botocore is not None else None
+    if not folders:
+        return None
+    shipped = Path(next(iter(folders))) / "data" / "endpoints.json"
+    return json.loads(shipped.read_text(encoding="utf-8")) if shipped.is_file() else None
 
 
 def _region(region: str) -> str:
@@ -237,6 +261,7 @@ def sqlite_path_from(url: str, folder: Path) -> str:
     """A SQLite URL whose file is a relative path, made absolute from `folder` (the configuration's, as
     the roster is read beside it), so that every command of a configuration reads one history
     whatever the current folder; any other URL as it is."""
+    from sqlalchemy.engine import make_url
     from sqlalchemy.exc import ArgumentError
 
     try:
@@ -605,6 +630,8 @@ class Config:
         """Replicas share their work through PostgreSQL, on audits due at the ticks of a cron schedule."""
         if self.daemon.mode != "replicas":
             return self
+        from sqlalchemy.engine import make_url
+
         if make_url(self.database.url).get_backend_name() != "postgresql":
             raise Problem(
                 "replicas share their work through PostgreSQL: set [database] url to a postgresql+psycopg:// URL",

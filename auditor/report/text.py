@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
 
 from auditor.common import clock
 from auditor.domain.model import Verdict
-from auditor.report.model import ClassReport, LabReport
 from auditor.store import LabState
+
+if TYPE_CHECKING:
+    from auditor.report.model import ClassReport, LabReport
 
 # A torn-down or expired lab's latest verdict is history, not its state now.
 RETIRED = frozenset({LabState.TORN_DOWN, LabState.EXPIRED})

@@ -25,7 +25,6 @@ from sqlalchemy import (
     union_all,
     update,
 )
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -138,27 +137,31 @@ class Store:
         self, name: str, origin_account: str, destination_account: str, expires_at: datetime | None
     ) -> None:
         """Create the lab, or update its accounts; a None expiry keeps the one already known."""
+        self.ensure_labs([(name, origin_account, destination_account, expires_at)])
+
+    def ensure_labs(self, labs: Iterable[tuple[str, str, str, datetime | None]]) -> None:
+        """`ensure_lab` of each (name, origin account, destination account, expiry); a name given twice
+        is the last one's. On SQLite in one transaction: its writers take the whole database in turn,
+        and a class of 200 labs, a transaction each, cost a command 0.3 s before its first lab. On
+        PostgreSQL a transaction a lab, as before: a write of many rows could take their locks in
+        another order than a replica's write of many leases, and the two would deadlock."""
         now = datetime.now(UTC)
-        with self._writing() as session:
-            insert = _insert_for(session)(LabRow).values(
-                name=name,
-                origin_account=origin_account,
-                destination_account=destination_account,
-                state=LabState.PLANNED,
-                expires_at=expires_at,
-                updated_at=now,
-            )
-            session.execute(
-                insert.on_conflict_do_update(
-                    index_elements=[LabRow.name],
-                    set_={
-                        "origin_account": insert.excluded.origin_account,
-                        "destination_account": insert.excluded.destination_account,
-                        "expires_at": func.coalesce(insert.excluded.expires_at, LabRow.expires_at),
-                        "updated_at": insert.excluded.updated_at,
-                    },
-                )
-            )
+        rows = {
+            name: {
+                "name": name,
+                "origin_account": origin_account,
+                "destination_account": destination_account,
+                "state": LabState.PLANNED,
+                "expires_at": expires_at,
+                "updated_at": now,
+            }
+            for name, origin_account, destination_account, expires_at in labs
+        }
+        together = self._engine.dialect.name == "sqlite"
+        for batch in [list(rows.values())] if together else [[row] for row in rows.values()]:
+            if batch:
+                with self._writing() as session:
+                    session.execute(_lab_upsert(session), batch)
 
     # -------------------------------------------------------------------------------------- audits
 
@@ -631,9 +634,30 @@ def audit_times(audit: LabAudit, now: datetime) -> tuple[datetime, datetime | No
     return audit.started_at or audit.finished_at or now, audit.finished_at
 
 
+def _lab_upsert(session: Session) -> Any:
+    """Insert a lab, or update its accounts and its expiry (a None expiry keeps the one known)."""
+    insert = _insert_for(session)(LabRow)
+    return insert.on_conflict_do_update(
+        index_elements=[LabRow.name],
+        set_={
+            "origin_account": insert.excluded.origin_account,
+            "destination_account": insert.excluded.destination_account,
+            "expires_at": func.coalesce(insert.excluded.expires_at, LabRow.expires_at),
+            "updated_at": insert.excluded.updated_at,
+        },
+    )
+
+
 def _insert_for(session: Session) -> Callable[..., Any]:
-    """The INSERT construct with ON CONFLICT support for the session's database."""
-    return postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
+    """The INSERT construct with ON CONFLICT support for the session's database (its dialect's module
+    imported here: a command on SQLite never loads PostgreSQL's, 0.05 s)."""
+    if session.get_bind().dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+
+        return postgresql_insert
+    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+    return sqlite_insert
 
 
 def _lab_id(session: Session, name: str) -> int:

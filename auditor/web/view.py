@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from auditor.app.grading import LabGrade, grade_document
-from auditor.app.service import grades_in
+from auditor.app.reading import grades_in
 from auditor.common.clock import utc_now
 from auditor.domain.config import Config
 from auditor.domain.model import AuditRun, LabAudit
