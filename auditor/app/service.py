@@ -16,10 +16,11 @@ from functools import partial
 
 from auditor.app.audit import audit_targets
 from auditor.app.context import Context, open_context
+from auditor.app.emulated import EmulatorState, emulator_state
 from auditor.app.fleet import Interrupted, LabResult, Progress, no_progress
 from auditor.app.grading import GradeRules, LabGrade, grade_lab
 from auditor.app.leases import LabBusy, LabLeases, Purpose, command_leases
-from auditor.app.recording import open_store, record_run, register_labs
+from auditor.app.recording import log_groups_seen, open_store, record_run, register_labs
 from auditor.app.status import LabStatusRow, status_rows
 from auditor.app.target import LabTarget
 from auditor.aws.emulator import EmulatorError, start_emulator, state_file_for
@@ -28,6 +29,7 @@ from auditor.common.errors import OperationalError
 from auditor.domain.changes import LabChange
 from auditor.domain.config import EMBEDDED, Config, ConfigError, LabConfig
 from auditor.domain.model import Actor, AuditRun, LabAudit, Trigger, Verdict
+from auditor.domain.urgency import worst_of
 from auditor.store import DatabaseUnavailable, LabState, LabStatus, RecordedRun, Store
 from provisioner.provision import provision_targets
 from provisioner.scope import students_build_notice
@@ -346,9 +348,14 @@ def audit(
             run = audit_targets(context, targets, invoke=invoke, progress=progress)
             return AuditOutcome(run, not_recorded=str(error))
         standing = _standing(store, targets, bool(names), config.path, tell)
+        seen = log_groups_seen(config, store, [target.name for target in standing])
         with command_leases(store, Purpose.AUDIT, standing, config.lab.lease_wait) as held:
             run = audit_targets(
-                context, standing, invoke=invoke, each=partial(_audit_holding_lease, held, tell)
+                context,
+                standing,
+                invoke=invoke,
+                each=partial(_audit_holding_lease, held, tell),
+                log_groups_seen=seen,
             )
             if not record:
                 return AuditOutcome(run)
@@ -416,15 +423,32 @@ def _not_audited(target: LabTarget, why: str) -> LabAudit:
 # ------------------------------------------------------------------------------------------- status
 
 
-def lab_status(config: Config, names: Sequence[str]) -> list[LabStatusRow]:
-    """Each lab's standing now, from the database (labs never seen show as planned)."""
+@dataclass(frozen=True)
+class ClassStatus:
+    rows: list[LabStatusRow]  # worst first
+    emulator: EmulatorState | None  # None: the configuration does not use the embedded emulator
+
+
+def lab_status(config: Config, names: Sequence[str]) -> ClassStatus:
+    """Each lab's standing now, from the database (labs never seen show as planned); with the embedded
+    emulator stopped, the labs that stood in it show so (no AWS call)."""
     labs = config.select(tuple(names))
+    emulator = emulator_state(config)
     store = open_store(config)
     try:
         latest = store.latest_runs([lab.name for lab in labs])
-        return status_rows(labs, store.status(), utc_now(), _worst_actors(latest))
+        worst = {name: severity for name, run in latest.items() if (severity := worst_of(run.findings))}
+        rows = status_rows(
+            labs,
+            store.status(),
+            utc_now(),
+            _worst_actors(latest),
+            worst,
+            emulator_stopped=emulator is EmulatorState.STOPPED,
+        )
     finally:
         store.close()
+    return ClassStatus(rows, emulator)
 
 
 def _worst_actors(latest: Mapping[str, RecordedRun]) -> dict[str, Actor]:

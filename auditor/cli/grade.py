@@ -19,12 +19,11 @@ from auditor.cli.render import aligned
 from auditor.common.clock import iso, utc_now
 from auditor.domain.config import Problem, instant_of
 from auditor.domain.steps import Rubric
-from auditor.report.csv_report import safe_cell
+from auditor.report.csv_report import BOM, safe_cell
 from auditor.report.output import write_report
 
 FORMATS = ("table", "json", "csv")
 STDOUT = "-"
-BOM = "\ufeff"  # a spreadsheet (Excel) then reads the file as UTF-8: students' names come out right
 
 
 def _instant(_context: click.Context, _parameter: click.Parameter, value: str | None) -> datetime | None:
