@@ -552,7 +552,10 @@ def test_since_through_the_cli(history: History) -> None:
 def test_lab_limits_the_labs(history: History) -> None:
     result = run_report(history, "--format", "csv", "--lab", DRIFTED, "--lab", BROKEN)
     assert result.exit_code == 0, result.output
-    assert [row["lab"] for row in csv.DictReader(io.StringIO(result.stdout.removeprefix("\ufeff")))] == [DRIFTED, BROKEN]
+    assert [row["lab"] for row in csv.DictReader(io.StringIO(result.stdout.removeprefix("\ufeff")))] == [
+        DRIFTED,
+        BROKEN,
+    ]
 
 
 def test_a_configured_lab_the_store_never_saw_is_named(history: History, tmp_path: Path) -> None:
