@@ -11,6 +11,7 @@ import threading
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 import structlog
@@ -26,12 +27,13 @@ from auditor.daemon.notify import (
     Standing,
     finding_lines,
     notify_type,
+    open_watch,
     page_address,
     render_audit_message,
     students_of,
     transition,
 )
-from auditor.domain.config import NotifyEvent, NotifySettings
+from auditor.domain.config import DaemonSettings, NotifyEvent, NotifySettings
 from auditor.domain.explain import actor_line, explanation, witness_line
 from auditor.domain.model import (
     Actor,
@@ -45,6 +47,7 @@ from auditor.domain.model import (
     Verdict,
     Witness,
 )
+from auditor.store import Store, upgrade
 from conftest import make_config, pair, subject_of_role
 
 SETTINGS = NotifySettings(urls=("json://127.0.0.1:9/x",))
@@ -426,3 +429,29 @@ def test_the_invoke_result_does_not_disturb_a_message() -> None:
     audit = lab_audit(B, opened_trust(), invoke=InvokeResult(False, "assume_denied", "denied"))
     message = render_audit_message(NotifyEvent.BROKEN, audit, Standing(C), None)
     assert "Details:" not in message.body and "trust policy lets any principal" in message.body
+
+
+@pytest.mark.parametrize(("page_url", "warned"), [("", True), ("https://auditor.example.edu", False)])
+def test_a_page_bound_to_every_address_without_page_url_is_warned_of_at_start(
+    tmp_path: Path, page_url: str, warned: bool
+) -> None:
+    url = f"sqlite:///{tmp_path / 'auditor.db'}"
+    upgrade(url)
+    config = replace(
+        make_config((pair(1),), database_url=url),
+        daemon=DaemonSettings(health_host="0.0.0.0", health_port=8080),
+        notify=replace(SETTINGS, page_url=page_url),
+    )
+    store = Store.from_url(url)
+    try:
+        with capture_logs() as logs:
+            opened = open_watch(config, lambda: store, lambda: "localhost")
+    finally:
+        store.close()
+    assert opened is not None
+    lab_watch, _ = opened
+    assert lab_watch.page_url == (page_url or None)  # never a link to localhost
+    unset = [entry for entry in logs if entry["event"] == "notify_page_url_unset"]
+    assert bool(unset) is warned
+    if warned:
+        assert "[notify] page_url" in unset[0]["detail"] and unset[0]["log_level"] == "warning"

@@ -8,8 +8,6 @@ health port (a daemon with no lasting emulator keeps the class in an emulator of
 from __future__ import annotations
 
 import json
-import urllib.error
-import urllib.request
 from enum import StrEnum
 
 from auditor.aws.emulator import running_emulator, state_file_for
@@ -38,6 +36,9 @@ def emulator_state(config: Config) -> EmulatorState | None:
 
 def daemon_answers(host: str, port: int) -> bool:
     """Whether a daemon's `/healthz` answers on this address (its document, healthy or not)."""
+    import urllib.error  # only `status` on a stopped emulator asks: no other command pays the import
+    import urllib.request
+
     if port == 0:
         return False
     host = "127.0.0.1" if host in _WILDCARDS else host
