@@ -111,7 +111,7 @@ def test_a_change_announced_by_cloudtrail_carries_its_actor_everywhere_within_10
         changed_by = trust.changed_by.to_json()
 
         message = receiver.next(timeout=10)  # the notification of that transition
-        assert message["title"] == "pair-01 drifted"
+        assert message["title"] == "pair-01 is drifted"
         assert f"changed by {WHO}" in message["message"]
 
         # The audit JSON, as the daemon's page serves it.
@@ -142,5 +142,7 @@ def test_a_change_announced_by_cloudtrail_carries_its_actor_everywhere_within_10
     assert changed_by in [finding.get("changed_by") for finding in reported["findings"]]
     assert f"changed by {WHO}" in reports["md"].stdout
     assert f"changed by {WHO}" in html.read_text(encoding="utf-8")
-    rows = {row["lab"]: row for row in csv.DictReader(io.StringIO(reports["csv"].stdout))}
+    rows = {
+        row["lab"]: row for row in csv.DictReader(io.StringIO(reports["csv"].stdout.removeprefix("\ufeff")))
+    }
     assert (rows["pair-01"]["changed_by"], rows["pair-02"]["changed_by"]) == (WHO, "")

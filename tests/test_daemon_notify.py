@@ -57,14 +57,16 @@ def test_a_transition_is_notified_once_within_10_s_and_the_page_shows_it(
         seen = time.monotonic()
         message = receiver.next(timeout=10)
         assert time.monotonic() - seen < 10
-        assert message["title"] == "pair-01 drifted"
-        assert "critical trust_policy" in message["message"]
+        assert message["title"] == "pair-01 is drifted"
+        assert message["message"].startswith("pair-01 is drifted since ")
+        assert ", was conformant: trust policy lets any principal" in message["message"]
+        assert message["type"] == "failure"  # a critical finding
         assert f"Details: http://127.0.0.1:{daemon.port}/labs/pair-01" in message["message"]
 
         # Two more audits with the same verdict send nothing; the dead target held up no audit.
         drifted_runs = len(runs_of(database, "pair-01"))
         wait_for(lambda: len(runs_of(database, "pair-01")) >= drifted_runs + 2, 30, "two more audits")
-        assert [body["title"] for body in receiver.all] == ["pair-01 drifted"]
+        assert [body["title"] for body in receiver.all] == ["pair-01 is drifted"]
 
         status, page = daemon.get("/labs/pair-01")
         assert status == 200 and '<span class="badge drifted">drifted</span>' in page
@@ -83,7 +85,7 @@ def test_a_transition_is_notified_once_within_10_s_and_the_page_shows_it(
         wait_for(
             lambda: len(runs_of(database, "pair-01")) >= before_restart + 2, 60, "audits after the restart"
         )
-        assert [body["title"] for body in receiver.all] == ["pair-01 drifted"]
+        assert [body["title"] for body in receiver.all] == ["pair-01 is drifted"]
         again.signal(signal.SIGTERM)
         assert again.process.wait(timeout=20) == 0
 

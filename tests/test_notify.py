@@ -11,6 +11,7 @@ import threading
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 import structlog
@@ -22,13 +23,17 @@ from auditor.daemon.notify import (
     LabWatch,
     Message,
     Notifier,
+    NotifyType,
     Standing,
     finding_lines,
+    notify_type,
+    open_watch,
     page_address,
     render_audit_message,
+    students_of,
     transition,
 )
-from auditor.domain.config import NotifyEvent, NotifySettings
+from auditor.domain.config import DaemonSettings, NotifyEvent, NotifySettings
 from auditor.domain.explain import actor_line, explanation, witness_line
 from auditor.domain.model import (
     Actor,
@@ -42,7 +47,8 @@ from auditor.domain.model import (
     Verdict,
     Witness,
 )
-from conftest import subject_of_role
+from auditor.store import Store, upgrade
+from conftest import make_config, pair, subject_of_role
 
 SETTINGS = NotifySettings(urls=("json://127.0.0.1:9/x",))
 ROLE = "arn:aws:iam::222222222222:role/LambdaS3ListBuckets"
@@ -170,7 +176,9 @@ def test_min_severity_sets_which_drift_is_worth_a_message() -> None:
 # ---------------------------------------------------------------------------------------- messages
 
 
-def test_a_message_says_what_broke_when_and_who_with_the_worst_findings_first_and_a_link() -> None:
+def test_a_message_says_in_one_sentence_what_broke_when_and_why_then_the_other_worst_findings_and_a_link() -> (
+    None
+):
     findings = (
         finding(LOW, "a tag changed"),
         finding(HIGH, "the function's code differs"),
@@ -178,20 +186,39 @@ def test_a_message_says_what_broke_when_and_who_with_the_worst_findings_first_an
         finding(Severity.MEDIUM, "a boundary was removed"),
     )
     message = render_audit_message(
-        NotifyEvent.BROKEN, lab_audit(B, *findings), Standing(C), "http://auditor.example:8080"
+        NotifyEvent.BROKEN,
+        lab_audit(B, *findings),
+        Standing(C),
+        "http://auditor.example:8080",
+        "Ada Lovelace",
     )
-    assert message.title == "pair-07 is broken"
+    assert message.title == "pair-07 (Ada Lovelace) is broken"
+    assert message.kind is NotifyType.FAILURE
     lines = message.body.splitlines()
-    assert lines[0] == "pair-07 broke at 2026-11-29 14:05 UTC (it was conformant): broken."
-    assert lines[1] == (
-        "- critical trust_policy: trust policy lets any principal assume the role (admits "
-        "arn:aws:iam::999999999999:root to sts:AssumeRole; changed by assumed-role/student/alice "
-        "at 14:02 from 203.0.113.5)"
+    assert lines[0] == (
+        "pair-07 (Ada Lovelace) is broken since 14:05 UTC, was conformant: trust policy lets any principal "
+        "assume the role (admits arn:aws:iam::999999999999:root to sts:AssumeRole; changed by "
+        "assumed-role/student/alice at 14:02 from 203.0.113.5)."
     )
-    assert lines[2].startswith("- high trust_policy: the function's code differs")
-    assert lines[3].startswith("- medium")
-    assert lines[4] == "- and 1 more finding"
-    assert lines[5] == "Details: http://auditor.example:8080/labs/pair-07"
+    assert lines[1].startswith("- high trust_policy: the function's code differs")
+    assert lines[2].startswith("- medium")
+    assert lines[3] == "- and 1 more finding"
+    assert lines[4] == "Details: http://auditor.example:8080/labs/pair-07"
+
+
+def test_a_drift_is_a_warning_and_a_critical_one_a_failure_a_recovery_a_success() -> None:
+    drifted = render_audit_message(
+        NotifyEvent.DRIFTED, lab_audit(D, finding(HIGH, "wider")), Standing(C), None
+    )
+    assert (drifted.title, drifted.kind) == ("pair-07 is drifted", NotifyType.WARNING)
+    assert drifted.body == "pair-07 is drifted since 14:05 UTC, was conformant: wider."
+    critical = render_audit_message(NotifyEvent.DRIFTED, lab_audit(D, opened_trust()), Standing(C), None)
+    assert critical.kind is NotifyType.FAILURE
+    back = render_audit_message(NotifyEvent.RECOVERED, lab_audit(C), Standing(D, HIGH), None, "Ada Lovelace")
+    assert (back.title, back.kind) == ("pair-07 (Ada Lovelace) is conformant again", NotifyType.SUCCESS)
+    assert back.body == "pair-07 (Ada Lovelace) is conformant again since 14:05 UTC, was drifted."
+    assert notify_type(NotifyEvent.TEARDOWN_FAILED) is NotifyType.FAILURE
+    assert notify_type(NotifyEvent.ERROR) is NotifyType.WARNING
 
 
 def test_without_the_page_there_is_no_link_and_an_error_says_why() -> None:
@@ -199,8 +226,7 @@ def test_without_the_page_there_is_no_link_and_an_error_says_why() -> None:
     message = render_audit_message(NotifyEvent.ERROR, audit, None, None)
     assert message.title == "pair-07 could not be audited"
     assert message.body == (
-        "The audit of pair-07 could not finish at 2026-11-29 14:05 UTC: error.\n"
-        "AccessDenied: not authorized to perform sts:AssumeRole"
+        "pair-07 could not be audited since 14:05 UTC: AccessDenied: not authorized to perform sts:AssumeRole."
     )
 
 
@@ -258,11 +284,43 @@ def test_the_page_address_is_the_setting_or_the_bound_address_or_none_when_off()
     assert page_address("https://lab.example", "127.0.0.1", 0, host) is None
 
 
+@pytest.mark.parametrize("name", ["localhost", "localhost.localdomain", "127.0.1.1", ""])
+def test_bound_to_every_address_a_machine_called_localhost_gets_no_link_but_the_configured_url_wins(
+    name: str,
+) -> None:
+    assert page_address("", "0.0.0.0", 8080, lambda: name) is None
+    assert page_address("", "::", 8080, lambda: name) is None
+    public = "https://auditor.example.edu/class"
+    assert page_address(public, "0.0.0.0", 8080, lambda: name) == public
+
+
+def test_the_watch_names_the_student_in_every_message() -> None:
+    sent: list[Message] = []
+    lab_watch = LabWatch(SETTINGS, sent.append, None, {}, {"pair-07": "Ada Lovelace"})
+    lab_watch.audited(lab_audit(B, opened_trust()))
+    lab_watch.teardown_failed("pair-07", "DeleteRole: AccessDenied")
+    assert [m.title for m in sent] == [
+        "pair-07 (Ada Lovelace) is broken",
+        "pair-07 (Ada Lovelace): teardown failed",
+    ]
+    assert sent[1].body.startswith("The teardown of pair-07 (Ada Lovelace) at its expiry failed")
+
+
+def test_the_students_names_come_from_the_rosters_student_name() -> None:
+    labs = (
+        replace(pair(1), info={"student_name": "Karen Spärck Jones", "student_email": "k@example.edu"}),
+        replace(pair(2), info={"student_email": "nameless@example.edu"}),
+    )
+    assert students_of(make_config(labs)) == {"pair-01": "Karen Spärck Jones"}
+
+
 # ------------------------------------------------------------------------------ sending with Apprise
 
 
 def sample(lab: str = "pair-07") -> Message:
-    return Message(lab, NotifyEvent.BROKEN, f"{lab} is broken", "pair-07 broke at 14:05.\n- critical ...")
+    return Message(
+        lab, NotifyEvent.BROKEN, f"{lab} is broken", "pair-07 is broken since 14:05 UTC.", NotifyType.FAILURE
+    )
 
 
 def test_a_message_reaches_the_receiver_exactly_once() -> None:
@@ -273,6 +331,7 @@ def test_a_message_reaches_the_receiver_exactly_once() -> None:
         body = receiver.next(timeout=10)
         notifier.stop()
     assert (body["title"], body["message"]) == ("pair-07 is broken", sample().body)
+    assert body["type"] == "failure"  # Apprise's notify type, from the message's severity
     assert len(receiver.all) == 1
 
 
@@ -370,3 +429,29 @@ def test_the_invoke_result_does_not_disturb_a_message() -> None:
     audit = lab_audit(B, opened_trust(), invoke=InvokeResult(False, "assume_denied", "denied"))
     message = render_audit_message(NotifyEvent.BROKEN, audit, Standing(C), None)
     assert "Details:" not in message.body and "trust policy lets any principal" in message.body
+
+
+@pytest.mark.parametrize(("page_url", "warned"), [("", True), ("https://auditor.example.edu", False)])
+def test_a_page_bound_to_every_address_without_page_url_is_warned_of_at_start(
+    tmp_path: Path, page_url: str, warned: bool
+) -> None:
+    url = f"sqlite:///{tmp_path / 'auditor.db'}"
+    upgrade(url)
+    config = replace(
+        make_config((pair(1),), database_url=url),
+        daemon=DaemonSettings(health_host="0.0.0.0", health_port=8080),
+        notify=replace(SETTINGS, page_url=page_url),
+    )
+    store = Store.from_url(url)
+    try:
+        with capture_logs() as logs:
+            opened = open_watch(config, lambda: store, lambda: "localhost")
+    finally:
+        store.close()
+    assert opened is not None
+    lab_watch, _ = opened
+    assert lab_watch.page_url == (page_url or None)  # never a link to localhost
+    unset = [entry for entry in logs if entry["event"] == "notify_page_url_unset"]
+    assert bool(unset) is warned
+    if warned:
+        assert "[notify] page_url" in unset[0]["detail"] and unset[0]["log_level"] == "warning"

@@ -11,9 +11,10 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 import urllib.request
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from html.parser import HTMLParser
 from pathlib import Path
@@ -44,7 +45,7 @@ from auditor.report.csv_report import safe_cell
 from auditor.report.demo_hook import write_html_report
 from auditor.report.diff import document_diff
 from auditor.report.markdown_report import code, fenced, text
-from auditor.report.model import DiffKind
+from auditor.report.model import DiffKind, RosterEntry
 from auditor.report.text import span
 from auditor.report.timeline import grid_for, summarise
 from auditor.store import LabState, RunPoint, Store, upgrade
@@ -202,6 +203,13 @@ def new_store(folder: Path) -> Store:
     return Store.from_url(url)
 
 
+def sheet(report: ClassReport) -> str:
+    """The CSV sheet without its byte-order mark (which it must start with), as a spreadsheet reads it."""
+    rendered = render_csv(report)
+    assert rendered.startswith("\ufeff")
+    return rendered.removeprefix("\ufeff")
+
+
 def report_now(history: History, since: datetime | None = None, labs: list[str] | None = None) -> ClassReport:
     return build_report(history.store, labs, since, datetime.now(UTC))
 
@@ -287,10 +295,27 @@ def parse(page: str) -> PageParser:
     return parser
 
 
-def test_html_has_a_title_and_one_overview_row_a_lab(history: History) -> None:
+def test_html_has_a_title_and_one_overview_row_a_lab_worst_first(history: History) -> None:
     page = parse(render_html(report_now(history)))
     assert page.title.startswith("Lab audit report")
-    assert sorted(page.overview_rows) == sorted(history.names)
+    assert page.overview_rows == WORST_FIRST
+    sections = re.findall(
+        r'<section class="card lab[^"]*" id="lab-([^"]+)"', render_html(report_now(history))
+    )
+    assert sections == WORST_FIRST
+
+
+def test_the_roster_puts_the_students_name_in_the_html_and_markdown_overviews(history: History) -> None:
+    roster = {name: RosterEntry("", "", {"student_name": f"Student of {name}"}) for name in history.names}
+    roster[DRIFTED] = RosterEntry("", "", {"student_name": "Karen Spärck Jones", "student_email": "k@x.edu"})
+    report = replace(report_now(history), roster=roster)
+    html = render_html(report)
+    row = re.search(rf'<tr class="lab-row" data-lab="{DRIFTED}">(.*?)</tr>', html, flags=re.DOTALL)
+    assert row is not None and '<div class="student">Karen Spärck Jones</div>' in row.group(1)
+    assert "Karen Spärck Jones &lt;k@x.edu&gt;" in html  # the lab's section: name and address
+    markdown = render_markdown(report)
+    assert f"| {DRIFTED} | Karen Spärck Jones | " in markdown
+    assert f"## {DRIFTED} (Karen Spärck Jones) — 🟠 drifted" in markdown
 
 
 def test_html_colours_each_verdict_and_severity(history: History) -> None:
@@ -381,7 +406,7 @@ def test_csv_cells_that_start_a_formula_get_an_apostrophe() -> None:
 def test_a_lab_named_like_a_formula_reaches_the_sheet_as_text(tmp_path: Path) -> None:
     store = new_store(tmp_path)
     store.ensure_lab('=HYPERLINK("http://evil","x")', "111111111111", "222222222222", None)
-    rows = list(csv.DictReader(io.StringIO(render_csv(build_report(store, None, None, datetime.now(UTC))))))
+    rows = list(csv.DictReader(io.StringIO(sheet(build_report(store, None, None, datetime.now(UTC))))))
     assert rows[0]["lab"] == '\'=HYPERLINK("http://evil","x")'
 
 
@@ -396,11 +421,24 @@ def test_markdown_text_escapes_table_pipes_and_markup() -> None:
 # -------------------------------------------------------------------------------------------- Markdown
 
 
-def test_markdown_has_an_overview_row_a_lab_and_the_findings(history: History) -> None:
+# The class worst first: broken or critical (the most severe first), drifted, error, conformant, torn down.
+WORST_FIRST = [DRIFTED, BROKEN, SCRIPTED, MARKED, ERRORED, CONFORMANT, TORN_DOWN]
+
+
+def test_the_class_worst_first_is_broken_or_critical_drifted_error_conformant_then_torn_down(
+    history: History,
+) -> None:
+    labs = report_now(history).worst_first()
+    assert [lab.name for lab in labs] == WORST_FIRST, [(lab.name, lab.verdict, lab.urgency) for lab in labs]
+
+
+def test_markdown_has_an_overview_row_a_lab_worst_first_and_the_findings(history: History) -> None:
     markdown = render_markdown(report_now(history))
     rows = [line for line in markdown.splitlines() if line.startswith("| pair-")]
-    assert [row.split(" | ")[0].removeprefix("| ") for row in rows] == sorted(history.names)
-    assert f"## {DRIFTED} — 🟠 drifted" in markdown
+    assert [row.split(" | ")[0].removeprefix("| ") for row in rows] == WORST_FIRST
+    sections = [line.split(" ")[1] for line in markdown.splitlines() if line.startswith("## ")]
+    assert sections == WORST_FIRST[:5]  # the conformant ones (the torn-down one too) are quiet
+    assert f"## {DRIFTED} — 🟠 drifted" in markdown  # no roster: the lab's name alone
     assert "**critical** `trust_policy` modified (widened)" in markdown
     assert "```diff" in markdown
 
@@ -409,7 +447,7 @@ def test_markdown_has_an_overview_row_a_lab_and_the_findings(history: History) -
 
 
 def test_csv_is_a_grade_sheet_matching_the_store(history: History) -> None:
-    rows = {row["lab"]: row for row in csv.DictReader(io.StringIO(render_csv(report_now(history))))}
+    rows = {row["lab"]: row for row in csv.DictReader(io.StringIO(sheet(report_now(history))))}
     statuses = {status.name: status for status in history.store.status()}
     latest = history.store.latest_runs()
     assert set(rows) == set(statuses)
@@ -428,7 +466,7 @@ def test_csv_is_a_grade_sheet_matching_the_store(history: History) -> None:
 
 
 def test_csv_counts_the_whole_history_by_default(history: History) -> None:
-    rows = {row["lab"]: row for row in csv.DictReader(io.StringIO(render_csv(report_now(history))))}
+    rows = {row["lab"]: row for row in csv.DictReader(io.StringIO(sheet(report_now(history))))}
     assert rows[CONFORMANT]["first_conformant_at"] == iso(history.old_runs_at[1])
     assert rows[CONFORMANT]["audits"] == "5"
     assert float(rows[CONFORMANT]["conformant_share"]) == pytest.approx(4 / 5)
@@ -457,7 +495,7 @@ def test_a_lab_never_audited_shows_in_every_format(tmp_path: Path, schema: dict[
     assert parse(render_html(report)).overview_rows == ["pair-01"]
     assert "not audited" in render_markdown(report)
     jsonschema.validate(json.loads(render_json(report)), schema, cls=jsonschema.Draft202012Validator)
-    assert next(csv.DictReader(io.StringIO(render_csv(report))))["latest_verdict"] == ""
+    assert next(csv.DictReader(io.StringIO(sheet(report))))["latest_verdict"] == ""
 
 
 def test_json_of_an_empty_history_follows_its_schema(tmp_path: Path, schema: dict[str, Any]) -> None:
@@ -514,7 +552,10 @@ def test_since_through_the_cli(history: History) -> None:
 def test_lab_limits_the_labs(history: History) -> None:
     result = run_report(history, "--format", "csv", "--lab", DRIFTED, "--lab", BROKEN)
     assert result.exit_code == 0, result.output
-    assert [row["lab"] for row in csv.DictReader(io.StringIO(result.stdout))] == [DRIFTED, BROKEN]
+    assert [row["lab"] for row in csv.DictReader(io.StringIO(result.stdout.removeprefix("\ufeff")))] == [
+        DRIFTED,
+        BROKEN,
+    ]
 
 
 def test_a_configured_lab_the_store_never_saw_is_named(history: History, tmp_path: Path) -> None:
@@ -578,7 +619,7 @@ def test_the_command_runs_inside_the_auditor_group(history: History) -> None:
 
     result = CliRunner().invoke(main, ["report", "--config", str(history.config), "--format", "csv"])
     assert result.exit_code == 0, result.output
-    assert len(list(csv.DictReader(io.StringIO(result.stdout)))) == len(history.names)
+    assert len(list(csv.DictReader(io.StringIO(result.stdout.removeprefix("\ufeff"))))) == len(history.names)
 
 
 def test_the_command_has_help_with_an_example() -> None:

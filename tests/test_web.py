@@ -7,8 +7,10 @@ bind address through a real server on a free port, as a browser or a probe would
 from __future__ import annotations
 
 import base64
+import re
 import socket
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -36,7 +38,7 @@ from auditor.store import DatabaseUnavailable, Store
 from auditor.web import ClassView, WebServer, create_app, page_token
 from auditor.web.auth import authorized, is_loopback, presented_token
 from auditor.web.server import bind
-from conftest import subject_of_role
+from conftest import make_config, pair, subject_of_role
 
 TOKEN = "page-token-5f1c9a"
 ROLE = "arn:aws:iam::200000000001:role/LambdaS3ListBuckets"
@@ -122,6 +124,30 @@ def test_the_overview_lists_every_lab_with_its_latest_verdict_under_a_strict_pol
     assert '<script src="/static/live.js" defer></script>' in html
     assert 'data-refresh="2000"' in html
     assert "<script>alert" not in html
+
+
+def test_the_overview_lists_the_labs_worst_first_with_the_rosters_student_names(store: Store) -> None:
+    now = datetime.now(UTC)
+    fill(store, now)
+    store.ensure_lab("pair-03", "100000000003", "200000000003", now + timedelta(hours=4))
+    store.record_audit(lab_audit(3, Verdict.BROKEN, now - timedelta(minutes=5)), Trigger.SCHEDULE)
+    labs = tuple(
+        replace(pair(number), info={"student_name": name, "student_email": f"{number}@example.edu"})
+        for number, name in ((1, "Ada Lovelace"), (2, "Karen Spärck Jones"), (3, "Alan Turing"))
+    )
+    view = ClassView(lambda: store, config=make_config(labs))
+    with TestClient(create_app(view, healthy, Metrics(), token=None)) as client:
+        html = client.get("/").text
+        lab_page = client.get("/labs/pair-02").text
+    # broken, then drifted with a critical finding (both first, the critical one ahead), then conformant
+    assert re.findall(r'<tr class="lab-row[^"]*" data-lab="([^"]+)"', html) == [
+        "pair-01",
+        "pair-03",
+        "pair-02",
+    ]
+    assert '<div class="student">Karen Spärck Jones</div>' in html
+    assert "<title>pair-02 (Karen Spärck Jones &lt;2@example.edu&gt;): conformant" in lab_page
+    assert "<dt>Student</dt><dd>Karen Spärck Jones &lt;2@example.edu&gt;</dd>" in lab_page
 
 
 def test_the_overview_answers_304_until_something_is_recorded(client: TestClient, store: Store) -> None:

@@ -7,7 +7,7 @@ outlasts it makes the lab `error`, with no findings, never `broken`.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from datetime import date
 from functools import partial
 
@@ -37,7 +37,9 @@ def invoke_mode(context: Context) -> str:
     return mode
 
 
-def audit_lab(context: Context, target: LabTarget, *, invoke: bool) -> LabAudit:
+def audit_lab(context: Context, target: LabTarget, *, invoke: bool, log_group_seen: bool = False) -> LabAudit:
+    """`log_group_seen`: an earlier audit found the function's log group (when students build, its
+    absence is a finding only then; the provisioner makes it with the lab)."""
     started = utc_now()
     calls_before = context.sessions.calls_in_this_thread()
     lab, expected = target.lab, target.expected
@@ -75,6 +77,7 @@ def audit_lab(context: Context, target: LabTarget, *, invoke: bool) -> LabAudit:
             invoked,
             engine=context.policy_engine,
             now=started,
+            log_group_expected=log_group_seen or not context.config.classroom.students_build,
         )
     except LAB_FAULTS as error:
         return result(Verdict.ERROR, error=describe_fault(error))  # nothing judged: no steps
@@ -141,13 +144,17 @@ def audit_targets(
     invoke: bool,
     progress: Progress | None = None,
     each: Callable[[LabTarget, Callable[[], LabAudit]], LabAudit | None] | None = None,
+    log_groups_seen: Collection[str] = (),
 ) -> AuditRun:
     """Audit the labs side by side. `each(target, audit)` stands around each lab's audit (a command
-    takes the lab's lease there): it returns what `audit()` returns, or None to leave the lab out."""
+    takes the lab's lease there): it returns what `audit()` returns, or None to leave the lab out.
+    `log_groups_seen`: the labs whose function's log group an earlier audit found (see audit_lab)."""
     started = utc_now()
 
     def audit_one(target: LabTarget) -> LabAudit | None:
-        audit = partial(audit_lab, context, target, invoke=invoke)
+        audit = partial(
+            audit_lab, context, target, invoke=invoke, log_group_seen=target.name in log_groups_seen
+        )
         return audit() if each is None else each(target, audit)
 
     outcomes = run_each(

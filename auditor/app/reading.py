@@ -5,13 +5,16 @@ no AWS library, issue 25)."""
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING
 
+from auditor.app.emulated import EmulatorState, emulator_state
 from auditor.app.recording import open_store
 from auditor.app.status import LabStatusRow, status_rows
 from auditor.common.clock import utc_now
 from auditor.domain.model import Actor
+from auditor.domain.urgency import worst_of
 
 if TYPE_CHECKING:
     from auditor.app.grading import LabGrade
@@ -22,15 +25,32 @@ if TYPE_CHECKING:
 # ------------------------------------------------------------------------------------------- status
 
 
-def lab_status(config: Config, names: Sequence[str]) -> list[LabStatusRow]:
-    """Each lab's standing now, from the database (labs never seen show as planned)."""
+@dataclass(frozen=True)
+class ClassStatus:
+    rows: list[LabStatusRow]  # worst first
+    emulator: EmulatorState | None  # None: the configuration does not use the embedded emulator
+
+
+def lab_status(config: Config, names: Sequence[str]) -> ClassStatus:
+    """Each lab's standing now, from the database (labs never seen show as planned); with the embedded
+    emulator stopped, the labs that stood in it show so (no AWS call)."""
     labs = config.select(tuple(names))
+    emulator = emulator_state(config)
     store = open_store(config)
     try:
         latest = store.latest_runs([lab.name for lab in labs])
-        return status_rows(labs, store.status(), utc_now(), _worst_actors(latest))
+        worst = {name: severity for name, run in latest.items() if (severity := worst_of(run.findings))}
+        rows = status_rows(
+            labs,
+            store.status(),
+            utc_now(),
+            _worst_actors(latest),
+            worst,
+            emulator_stopped=emulator is EmulatorState.STOPPED,
+        )
     finally:
         store.close()
+    return ClassStatus(rows, emulator)
 
 
 def _worst_actors(latest: Mapping[str, RecordedRun]) -> dict[str, Actor]:

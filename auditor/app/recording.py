@@ -39,3 +39,15 @@ def record_run(store: Store, run: AuditRun, trigger: Trigger, held: Leases | Non
         if held is not None and holder is None:
             continue
         store.record_audit(lab, trigger, release_lease_of=holder)
+
+
+def log_groups_seen(config: Config, store: Store, names: Sequence[str]) -> set[str]:
+    """The labs whose function's log group an audit has found, when students build the lab (Lambda makes
+    it on the function's first run: before that, its absence is no finding); every lab otherwise (the
+    provisioner makes it). From each lab's latest audit that finished."""
+    from auditor.resources.kinds.log_group import log_group_seen  # here: `auditor status` reads no kind
+
+    if not config.classroom.students_build:
+        return set(names)
+    judged = store.latest_runs(names, judged_only=True)
+    return {name for name, run in judged.items() if log_group_seen(run.findings)}

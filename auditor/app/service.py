@@ -18,7 +18,7 @@ from auditor.app.audit import audit_targets
 from auditor.app.context import Context, open_context
 from auditor.app.fleet import Interrupted, LabResult, Progress, no_progress
 from auditor.app.leases import LabBusy, LabLeases, Purpose, command_leases
-from auditor.app.recording import open_store, record_run, register_labs
+from auditor.app.recording import log_groups_seen, open_store, record_run, register_labs
 from auditor.app.target import LabTarget
 from auditor.aws.emulator import EmulatorError, start_emulator, state_file_for
 from auditor.common.clock import iso, utc_now
@@ -344,9 +344,14 @@ def audit(
             run = audit_targets(context, targets, invoke=invoke, progress=progress)
             return AuditOutcome(run, not_recorded=str(error))
         standing = _standing(store, targets, bool(names), config.path, tell)
+        seen = log_groups_seen(config, store, [target.name for target in standing])
         with command_leases(store, Purpose.AUDIT, standing, config.lab.lease_wait) as held:
             run = audit_targets(
-                context, standing, invoke=invoke, each=partial(_audit_holding_lease, held, tell)
+                context,
+                standing,
+                invoke=invoke,
+                each=partial(_audit_holding_lease, held, tell),
+                log_groups_seen=seen,
             )
             if not record:
                 return AuditOutcome(run)

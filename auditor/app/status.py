@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from auditor.domain.config import LabConfig
-from auditor.domain.model import Actor, Verdict
+from auditor.domain.model import Actor, Severity, Verdict
+from auditor.domain.urgency import urgency
 from auditor.store.records import LabState, LabStatus
 
 # The states in which a lab stands in its accounts, and so can be past its expiry without being gone yet.
 _UP = (LabState.PROVISIONING, LabState.ACTIVE, LabState.FAILED)
+# Shown instead of the recorded state of a lab that stood in the embedded emulator once it has stopped:
+# everything built in it went with it.
+EMULATOR_STOPPED = "emulator_stopped"
 
 
 @dataclass(frozen=True)
@@ -28,6 +32,12 @@ class LabStatusRow:
     info: Mapping[str, str] = field(default_factory=dict)
     # Who made the worst change its latest audit found, when a change event or CloudTrail said so.
     changed_by: Actor | None = None
+    # The most severe finding of that audit (for the order only: worst first).
+    worst: Severity | None = None
+
+    @property
+    def student_name(self) -> str:
+        return self.info.get("student_name", "")
 
 
 def status_rows(
@@ -35,14 +45,32 @@ def status_rows(
     recorded: Sequence[LabStatus],
     now: datetime,
     actors: Mapping[str, Actor] | None = None,
+    worst: Mapping[str, Severity] | None = None,
+    *,
+    emulator_stopped: bool = False,
 ) -> list[LabStatusRow]:
-    """One row a configured lab, in the configuration's order."""
+    """One row a configured lab, worst first (auditor/domain/urgency.py). `emulator_stopped`: the labs
+    live in the embedded emulator, and none runs: a lab that stood there shows as `emulator_stopped`."""
     known = {status.name: status for status in recorded}
-    actors = actors or {}
-    return [_row(lab, known.get(lab.name), now, actors.get(lab.name)) for lab in labs]
+    actors, worst = actors or {}, worst or {}
+    rows = [_row(lab, known.get(lab.name), now, actors.get(lab.name), worst.get(lab.name)) for lab in labs]
+    if emulator_stopped:
+        rows = [replace(row, state=EMULATOR_STOPPED) if _stood(row) else row for row in rows]
+    return sorted(rows, key=lambda row: urgency(row.name, row.verdict, row.worst, gone=row.state == _GONE))
 
 
-def _row(lab: LabConfig, status: LabStatus | None, now: datetime, actor: Actor | None) -> LabStatusRow:
+_GONE = LabState.TORN_DOWN.value
+# The states shown of a lab the record says stands in its accounts (past its expiry too).
+_STANDING = frozenset({*(state.value for state in _UP), LabState.EXPIRED.value})
+
+
+def _stood(row: LabStatusRow) -> bool:
+    return row.state in _STANDING
+
+
+def _row(
+    lab: LabConfig, status: LabStatus | None, now: datetime, actor: Actor | None, worst: Severity | None
+) -> LabStatusRow:
     if status is None:
         return LabStatusRow(
             lab.name,
@@ -70,4 +98,5 @@ def _row(lab: LabConfig, status: LabStatus | None, now: datetime, actor: Actor |
         status.destination,
         dict(lab.info),
         None if torn_down else actor,
+        None if torn_down else worst,
     )

@@ -10,13 +10,14 @@ from __future__ import annotations
 import io
 import json
 import socket
+import sys
 import urllib.request
 import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from rich.console import Console
 
@@ -265,11 +266,18 @@ def lab_leftovers(story: Story, lab: LabConfig) -> list[str]:
 # ------------------------------------------------------------------------------------ the story
 
 
+def story_console(stream: IO[str] | None = None) -> Console:
+    """The demo's console: on a terminal, wrapped to its width; in a pipe, lines as long as they are
+    (rich would otherwise wrap them at 80 columns, breaking a path or a command in two)."""
+    stream = stream or sys.stdout
+    return Console(file=stream, soft_wrap=not stream.isatty())
+
+
 def run_demo(workdir: Path, console: Console | None = None) -> int:
     workdir.mkdir(parents=True, exist_ok=True)
     (workdir / "demo.db").unlink(missing_ok=True)
     config = demo_config(workdir, free_loopback_port())
-    console = console or Console()
+    console = console or story_console()
     # Its own emulator, empty, whatever else runs: the story starts from nothing.
     with open_context(config, find_emulator=False) as context:
         story = Story(context, open_store(config), console, workdir, [])

@@ -23,7 +23,6 @@ if TYPE_CHECKING:
 
 FORMATS = ("table", "json", "csv")
 STDOUT = "-"
-BOM = "\ufeff"  # a spreadsheet (Excel) then reads the file as UTF-8: students' names come out right
 
 
 def _instant(_context: click.Context, _parameter: click.Parameter, value: str | None) -> datetime | None:
@@ -119,7 +118,7 @@ def grade_table(grades: Sequence[LabGrade], rubric: Rubric, as_of: datetime) -> 
 def grade_csv(grades: Sequence[LabGrade], rubric: Rubric) -> str:
     """The grade sheet: the lab, the student's name, a column a step (its earned points) and `points`;
     with a UTF-8 byte-order mark."""
-    from auditor.report.csv_report import safe_cell
+    from auditor.report.csv_report import BOM, safe_cell
 
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\r\n")

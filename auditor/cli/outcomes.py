@@ -15,6 +15,7 @@ import click
 
 from auditor.cli.options import EXIT_INTERRUPTED, EXIT_NOT_CONFORMANT, EXIT_OK, EXIT_OPERATIONAL, approval
 from auditor.cli.render import (
+    emulator_lines,
     fix_command,
     interruption_lines,
     plan_lines,
@@ -167,12 +168,15 @@ def audit_shown(outcome: AuditOutcome, output_format: str, config_path: str) -> 
 
 
 def status_output(config: Config, names: Sequence[str], output_format: str) -> str:
-    """The table under a line naming the database it read, or the JSON document with it."""
+    """The table under a line naming the database it read (and the embedded emulator's state, when the
+    configuration uses it), or the JSON document with both."""
     from auditor.app.reading import lab_status
     from auditor.store import safe_url
 
-    rows = lab_status(config, names)
+    status = lab_status(config, names)
     database = safe_url(config.database.url)
     if output_format == "json":
-        return json.dumps(status_document(rows, utc_now(), database), indent=2) + "\n"
-    return "\n".join([f"database: {database}", *status_table(rows)]) + "\n"
+        document = status_document(status.rows, utc_now(), database, status.emulator)
+        return json.dumps(document, indent=2, ensure_ascii=False) + "\n"
+    header = [f"database: {database}", *emulator_lines(status.emulator, config.path)]
+    return "\n".join([*header, *status_table(status.rows)]) + "\n"

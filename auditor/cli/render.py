@@ -13,10 +13,12 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import datetime
 from typing import IO, TYPE_CHECKING, Any
 
+from auditor.app.emulated import EmulatorState
 from auditor.common.clock import iso
 from auditor.domain.config import DEFAULT_CONFIG_PATH
 from auditor.domain.explain import actor_line, explanation
 from auditor.domain.model import Action, AuditRun, Finding, LabAudit, Severity, Step, Verdict
+from auditor.domain.urgency import urgency, worst_of
 from auditor.report.text import student_label
 
 if TYPE_CHECKING:
@@ -37,7 +39,7 @@ SEVERITY_STYLE = {
     Severity.LOW: "cyan",
     Severity.INFO: "dim",
 }
-# Worst first: a broken lab, or one with a critical finding, before any other; then by verdict.
+# The title's counts, worst first.
 _VERDICT_GROUP = {Verdict.BROKEN: 0, Verdict.DRIFTED: 1, Verdict.ERROR: 2, Verdict.CONFORMANT: 3}
 FixCommand = Callable[[str], str]
 
@@ -51,18 +53,12 @@ def plural(count: int, word: str, many: str | None = None) -> str:
 
 
 def worst_severity(lab: LabAudit) -> Severity | None:
-    return max((finding.severity for finding in lab.findings), key=lambda s: s.rank, default=None)
-
-
-def urgency(lab: LabAudit) -> tuple[int, int, str]:
-    """Sort key, worst first: broken or critical, then drifted, error, conformant; then by severity."""
-    worst = worst_severity(lab)
-    group = 0 if worst is Severity.CRITICAL else _VERDICT_GROUP[lab.verdict]
-    return (group, -(worst.rank if worst is not None else -1), lab.lab)
+    return worst_of(lab.findings)
 
 
 def worst_first(labs: Iterable[LabAudit]) -> list[LabAudit]:
-    return sorted(labs, key=urgency)
+    """auditor/domain/urgency.py's order: broken or critical, then drifted, error, conformant."""
+    return sorted(labs, key=lambda lab: urgency(lab.lab, lab.verdict, worst_severity(lab)))
 
 
 def resource_label(resource: str) -> str:
@@ -165,7 +161,9 @@ def _print_rich(run: AuditRun, stream: IO[str], fix: FixCommand | None) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    console = Console(file=stream)
+    # Soft wrap: a finding line is never broken by a newline, so its fix command stays whole (the terminal
+    # folds a long line on screen, and a copy of it is the line as printed).
+    console = Console(file=stream, soft_wrap=True)
     table = Table(title=audit_title(run), show_lines=False)
     for column in AUDIT_COLUMNS:
         table.add_column(column)
@@ -175,7 +173,7 @@ def _print_rich(run: AuditRun, stream: IO[str], fix: FixCommand | None) -> None:
         if worst != "-":
             row[4] = f"[{SEVERITY_STYLE[Severity(worst)]}]{worst}[/]"
         table.add_row(*row)
-    console.print(table)
+    console.print(table, soft_wrap=False)  # the table is drawn to the terminal's width
     for lab, finding, text in finding_lines(run, fix):
         if finding is None:
             console.print(f"[magenta]{lab.lab}[/]: ", end="", highlight=False)
@@ -342,12 +340,31 @@ def status_table(rows: Sequence[LabStatusRow]) -> list[str]:
     return aligned([[column.upper() for column in header], *table])
 
 
-def status_document(rows: Sequence[LabStatusRow], now: datetime, database: str) -> dict[str, Any]:
-    """`database`: the URL of the history read, without its password."""
+def emulator_lines(state: EmulatorState | None, config_path: str) -> list[str]:
+    """The embedded emulator's state over the status table; nothing when the configuration uses none."""
+    if state is None:
+        return []
+    config = "" if config_path == DEFAULT_CONFIG_PATH else f" --config {shlex.quote(config_path)}"
+    if state is EmulatorState.RUNNING:
+        return ["emulator: running"]
+    if state is EmulatorState.DAEMON:
+        return ["emulator: the daemon's own (no `auditor emulator start` one runs; the daemon answers)"]
+    return [
+        "emulator: not running: everything built in it is gone "
+        f"(start it: auditor emulator start{config}, then auditor provision{config})"
+    ]
+
+
+def status_document(
+    rows: Sequence[LabStatusRow], now: datetime, database: str, emulator: EmulatorState | None = None
+) -> dict[str, Any]:
+    """`database`: the URL of the history read, without its password; `emulator`: the embedded
+    emulator's state (`running`, `daemon`, `stopped`), null when the configuration uses none."""
     return {
         "schema": "auditor.status/v1",
         "generated_at": iso(now),
         "database": database,
+        "emulator": emulator.value if emulator is not None else None,
         "labs": [
             {
                 "lab": row.name,

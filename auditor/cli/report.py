@@ -4,7 +4,6 @@ What it uses is imported when it runs: its --help imports none of it."""
 from __future__ import annotations
 
 import os
-import sys
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -70,7 +69,8 @@ def report_command(
     if target == STDOUT:
         if report.grades:
             click.echo("the students' pages are written only beside a report file (--out PATH)", err=True)
-        sys.stdout.write(RENDERERS[output_format](report))
+        # Bytes: UTF-8 whatever the locale (the sheet's byte-order mark and the students' names too).
+        click.echo(RENDERERS[output_format](report).encode("utf-8"), nl=False)
         return
     written = f"{output_format} report on {len(report.labs)} labs from {report.database} written to {target}"
     if output_format != "html":
@@ -85,7 +85,7 @@ def read_report(config: Config, names: list[str], since: datetime | None, now: d
     """The history of those labs, with what the configuration says of each (accounts, student columns)."""
     from auditor.app.recording import open_store
     from auditor.report import build_report
-    from auditor.report.model import RosterEntry
+    from auditor.report.model import roster_of
     from auditor.store import safe_url
 
     store = open_store(config)
@@ -93,8 +93,4 @@ def read_report(config: Config, names: list[str], since: datetime | None, now: d
         report = build_report(store, names, since, now)
     finally:
         store.close()
-    roster = {
-        lab.name: RosterEntry(lab.origin.account_id, lab.destination.account_id, dict(lab.info))
-        for lab in config.select(names)
-    }
-    return replace(report, roster=roster, database=safe_url(config.database.url))
+    return replace(report, roster=roster_of(config.select(names)), database=safe_url(config.database.url))

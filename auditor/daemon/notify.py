@@ -16,6 +16,7 @@ import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from enum import StrEnum
 from urllib.parse import quote
 
 import apprise
@@ -91,26 +92,49 @@ def transition(previous: Standing | None, current: Standing, settings: NotifySet
 # ---------------------------------------------------------------------------------------- messages
 
 
+class NotifyType(StrEnum):
+    """How loud a message is: Apprise's notify types, which set its colour or icon where shown."""
+
+    INFO = "info"
+    SUCCESS = "success"
+    WARNING = "warning"
+    FAILURE = "failure"
+
+
 @dataclass(frozen=True)
 class Message:
     lab: str
     event: NotifyEvent
     title: str
     body: str
+    kind: NotifyType = NotifyType.INFO
+
+
+def notify_type(event: NotifyEvent, worst: Severity | None = None) -> NotifyType:
+    """A broken lab, a critical finding or a teardown left undone: failure; a drift or an audit that
+    could not finish: warning; back to conformant: success."""
+    if event in (NotifyEvent.BROKEN, NotifyEvent.TEARDOWN_FAILED) or worst is Severity.CRITICAL:
+        return NotifyType.FAILURE
+    if event in (NotifyEvent.DRIFTED, NotifyEvent.ERROR):
+        return NotifyType.WARNING
+    if event is NotifyEvent.RECOVERED:
+        return NotifyType.SUCCESS
+    return NotifyType.INFO
 
 
 _TITLES = {
     NotifyEvent.BROKEN: "{lab} is broken",
-    NotifyEvent.DRIFTED: "{lab} drifted",
+    NotifyEvent.DRIFTED: "{lab} is drifted",
     NotifyEvent.ERROR: "{lab} could not be audited",
     NotifyEvent.RECOVERED: "{lab} is conformant again",
     NotifyEvent.TEARDOWN_FAILED: "{lab}: teardown failed",
 }
-_OPENINGS = {
-    NotifyEvent.BROKEN: "{lab} broke",
-    NotifyEvent.DRIFTED: "{lab} drifted",
-    NotifyEvent.ERROR: "The audit of {lab} could not finish",
-    NotifyEvent.RECOVERED: "{lab} is conformant again",
+# The message's first sentence, up to its time: "pair-09 (Ada Lovelace) is drifted since 10:02 UTC".
+_STANDS = {
+    NotifyEvent.BROKEN: "is broken",
+    NotifyEvent.DRIFTED: "is drifted",
+    NotifyEvent.ERROR: "could not be audited",
+    NotifyEvent.RECOVERED: "is conformant again",
 }
 
 
@@ -118,49 +142,93 @@ def lab_page(page_url: str | None, lab: str) -> str | None:
     return f"{page_url}/labs/{quote(lab, safe='')}" if page_url else None
 
 
+def named(lab: str, student: str = "") -> str:
+    """`pair-09 (Ada Lovelace)`, or the lab's name alone without a roster's name."""
+    return f"{lab} ({student})" if student else lab
+
+
 def render_audit_message(
-    event: NotifyEvent, audit: LabAudit, previous: Standing | None, page_url: str | None
+    event: NotifyEvent,
+    audit: LabAudit,
+    previous: Standing | None,
+    page_url: str | None,
+    student: str = "",
 ) -> Message:
-    """Title and body: what happened and when, the worst findings with witness and actor, the lab's page."""
+    """One sentence (who, what it is now, since when, what it was, and why), the other worst findings
+    with their witness and actor, the lab's page."""
+    ranked = worst_findings(audit.findings)
+    lines = [opening_sentence(event, audit, previous, student, ranked)]
+    lines.extend(finding_lines(ranked, skip=1 if ranked else 0))
+    who = named(audit.lab, student)
+    kind = notify_type(event, ranked[0].severity if ranked else None)
+    return _message(audit.lab, event, _TITLES[event].format(lab=who), lines, page_url, kind)
+
+
+def opening_sentence(
+    event: NotifyEvent, audit: LabAudit, previous: Standing | None, student: str, ranked: Sequence[Finding]
+) -> str:
+    """`pair-09 (Ada Lovelace) is drifted since 10:02 UTC, was conformant: trust policy ... (admits ...).`"""
     at = _clock(audit.finished_at or audit.started_at)
-    opening = _OPENINGS[event].format(lab=audit.lab)
-    was = f" (it was {previous.verdict.value})" if previous is not None else ""
-    lines = [f"{opening}{f' at {at}' if at else ''}{was}: {audit.verdict.value}."]
+    sentence = f"{named(audit.lab, student)} {_STANDS[event]}"
+    sentence += f" since {at}" if at else ""
+    sentence += f", was {previous.verdict.value}" if previous is not None else ""
+    if event is not NotifyEvent.RECOVERED and (reason := _reason(audit, ranked)):
+        sentence += f": {reason}"
+    return sentence.rstrip(".") + "."
+
+
+def _reason(audit: LabAudit, ranked: Sequence[Finding]) -> str:
+    """Why, in a clause: the error that stopped the audit, else the worst finding (with its explanation)."""
     if audit.error:
-        lines.append(_shortened(audit.error))
-    lines.extend(finding_lines(audit.findings))
-    return _message(audit.lab, event, lines, page_url)
+        return _shortened(audit.error)
+    if not ranked:
+        return ""
+    worst = ranked[0]
+    explained = explanation(worst)
+    return f"{worst.message.rstrip('.')} ({explained})" if explained else worst.message
 
 
-def render_teardown_message(lab: str, detail: str, page_url: str | None) -> Message:
-    lines = [f"The teardown of {lab} at its expiry failed; it is tried again on the next check.", detail]
-    return _message(lab, NotifyEvent.TEARDOWN_FAILED, lines, page_url)
+def render_teardown_message(lab: str, detail: str, page_url: str | None, student: str = "") -> Message:
+    lines = [
+        f"The teardown of {named(lab, student)} at its expiry failed; it is tried again on the next check.",
+        detail,
+    ]
+    title = _TITLES[NotifyEvent.TEARDOWN_FAILED].format(lab=named(lab, student))
+    return _message(lab, NotifyEvent.TEARDOWN_FAILED, title, lines, page_url, NotifyType.FAILURE)
 
 
-def finding_lines(findings: Sequence[Finding], top: int = TOP_FINDINGS) -> list[str]:
-    """The `top` most severe findings (those that break the lab first among equals), one line each."""
-    worst_first = sorted(findings, key=lambda f: (-f.severity.rank, not f.breaks_lab))
+def worst_findings(findings: Sequence[Finding]) -> list[Finding]:
+    """Most severe first; among equals, those that break the lab first."""
+    return sorted(findings, key=lambda f: (-f.severity.rank, not f.breaks_lab))
+
+
+def finding_lines(findings: Sequence[Finding], top: int = TOP_FINDINGS, skip: int = 0) -> list[str]:
+    """The `top` most severe findings (those that break the lab first among equals), one line each,
+    leaving out the first `skip` (the one the opening sentence already tells)."""
+    ranked = worst_findings(findings)
     lines = []
-    for finding in worst_first[:top]:
+    for finding in ranked[skip:top]:
         line = f"- {finding.severity.value} {finding.check}: {finding.message}"
         if explained := explanation(finding):
             line += f" ({explained})"
         lines.append(line)
-    if len(worst_first) > top:
-        more = len(worst_first) - top
+    if len(ranked) > top:
+        more = len(ranked) - top
         lines.append(f"- and {more} more finding{'s' if more != 1 else ''}")
     return lines
 
 
-def _message(lab: str, event: NotifyEvent, lines: list[str], page_url: str | None) -> Message:
+def _message(
+    lab: str, event: NotifyEvent, title: str, lines: list[str], page_url: str | None, kind: NotifyType
+) -> Message:
     if link := lab_page(page_url, lab):
         lines = [*lines, f"Details: {link}"]
-    return Message(lab, event, _TITLES[event].format(lab=lab), "\n".join(line for line in lines if line))
+    return Message(lab, event, title, "\n".join(line for line in lines if line), kind)
 
 
 def _clock(moment: datetime | None) -> str:
-    """`2026-11-29 14:02 UTC`, or "" when the audit noted no time."""
-    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC") if moment is not None else ""
+    """`14:02 UTC` (a message is read soon after the audit it tells), or "" when the audit noted no time."""
+    return moment.astimezone(UTC).strftime("%H:%M UTC") if moment is not None else ""
 
 
 def _shortened(text: str) -> str:
@@ -251,7 +319,11 @@ class _Target:
 
     def _send_once(self, message: Message) -> bool:
         try:
-            return bool(self._apprise.notify(body=message.body, title=message.title))
+            return bool(
+                self._apprise.notify(
+                    body=message.body, title=message.title, notify_type=apprise.NotifyType(message.kind.value)
+                )
+            )
         except Exception as error:  # a plugin's bug must not end the worker; its text may hold the URL
             log.warning("notification_error", target=self.name, error_type=type(error).__name__)
             return False
@@ -310,8 +382,11 @@ class LabWatch:
         send: Callable[[Message], None],
         page_url: str | None,
         standings: Mapping[str, Standing] | None = None,
+        students: Mapping[str, str] | None = None,
     ) -> None:
+        """`students`: each lab's student's name, from the roster (a lab without one is named alone)."""
         self.settings, self._send, self.page_url = settings, send, page_url
+        self._students = dict(students or {})
         self._lock = threading.Lock()
         self._standings: dict[str, Standing] = dict(standings or {})
         self._failing_teardowns: set[str] = set()
@@ -324,7 +399,8 @@ class LabWatch:
             self._standings[audit.lab] = current
         event = transition(previous, current, self.settings)
         if event is not None:
-            self._send(render_audit_message(event, audit, previous, self.page_url))
+            student = self._students.get(audit.lab, "")
+            self._send(render_audit_message(event, audit, previous, self.page_url, student))
         return event
 
     def teardown_failed(self, lab: str, detail: str) -> bool:
@@ -334,7 +410,7 @@ class LabWatch:
             self._failing_teardowns.add(lab)
         if not first or NotifyEvent.TEARDOWN_FAILED not in self.settings.on:
             return False
-        self._send(render_teardown_message(lab, detail, self.page_url))
+        self._send(render_teardown_message(lab, detail, self.page_url, self._students.get(lab, "")))
         return True
 
     def torn_down(self, lab: str) -> None:
@@ -348,17 +424,34 @@ def standings_of(runs: Mapping[str, RecordedRun]) -> dict[str, Standing]:
     return {lab: Standing.of(run.verdict, run.findings) for lab, run in runs.items()}
 
 
+_WILDCARDS = ("", "0.0.0.0", "::")
+
+
 def page_address(page_url: str, host: str, port: int, hostname: Callable[[], str]) -> str | None:
-    """Where people reach the daemon's page: `page_url`, else the bound address; None with the page off."""
+    """Where people reach the daemon's page: `page_url`, else the bound address (bound to every address:
+    this machine's name); None with the page off, or when that name would send people to their own
+    machine (`localhost`): a link that leads nowhere is worse than none."""
     if port == 0:
         return None
     if page_url:
         return page_url
-    if host in ("", "0.0.0.0", "::"):
+    if host in _WILDCARDS:
         host = hostname()
+        if _is_loopback_name(host):
+            return None
     if ":" in host:
         host = f"[{host}]"
     return f"http://{host}:{port}"
+
+
+def _is_loopback_name(name: str) -> bool:
+    name = name.strip().lower().rstrip(".")
+    return not name or name.split(".")[0] == "localhost" or name.startswith("127.") or name == "::1"
+
+
+def students_of(config: Config) -> dict[str, str]:
+    """Each lab's student's name, from the roster's `student_name`."""
+    return {lab.name: name for lab in config.labs if (name := lab.info.get("student_name", ""))}
 
 
 def open_watch(
@@ -378,9 +471,15 @@ def open_watch(
     notifier = Notifier(settings.urls, count=count)
     daemon = config.daemon
     page = page_address(settings.page_url, daemon.health_host, daemon.health_port, hostname)
+    if not settings.page_url and daemon.health_port and daemon.health_host in _WILDCARDS:
+        log.warning(
+            "notify_page_url_unset",
+            detail="the page listens on every address: set [notify] page_url to the address people reach "
+            f"it at (the messages link to {page or 'nothing'})",
+        )
     try:
         standings = standings_of(store().latest_runs(except_errors_starting=ABANDONED_PREFIX))
     except DatabaseUnavailable as error:
         log.warning("notify_standings_unknown", error=str(error))
         standings = {}
-    return LabWatch(settings, notifier.send, page, standings), notifier
+    return LabWatch(settings, notifier.send, page, standings, students_of(config)), notifier

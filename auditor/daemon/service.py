@@ -24,7 +24,7 @@ from auditor.app.context import Context
 from auditor.app.fleet import LAB_FAULTS, LabResult, describe_fault
 from auditor.app.health import Metrics
 from auditor.app.leases import LabBusy, LabLeases, Leased, Leases, Purpose, command_leases
-from auditor.app.recording import register_labs
+from auditor.app.recording import log_groups_seen, register_labs
 from auditor.app.target import LabTarget
 from auditor.aws.cloudtrail import (
     LOOKUP_RATE,
@@ -40,6 +40,7 @@ from auditor.daemon.notify import ABANDONED_PREFIX, LabWatch
 from auditor.domain.changes import LabChange
 from auditor.domain.config import Config
 from auditor.domain.model import Action, Finding, LabAudit, Trigger, Verdict
+from auditor.resources.kinds.log_group import log_group_seen
 from auditor.store import DatabaseUnavailable, LabState, LifecycleEvent, Store, upgrade
 from provisioner.provision import provision_targets
 from provisioner.teardown import teardown_expired, teardown_targets
@@ -72,6 +73,8 @@ class ServiceState:
     # findings of its last audit (whose actors carry over to the same findings found again).
     changes: dict[str, list[Change]] = field(default_factory=dict)
     previous: dict[str, tuple[Finding, ...]] = field(default_factory=dict)
+    # When students build: whether an audit has found each lab's log group (see audit_lab).
+    log_groups_seen: dict[str, bool] = field(default_factory=dict)
     audit_ended: threading.Condition = field(init=False)
 
     def __post_init__(self) -> None:
@@ -256,7 +259,15 @@ class Service:
     def judge_and_record(
         self, lab: str, trigger: Trigger, due_at: datetime | None, changes: list[Change]
     ) -> None:
-        result = audit_lab(self.context, self.targets[lab], invoke=self.config.audit.invoke)
+        result = audit_lab(
+            self.context,
+            self.targets[lab],
+            invoke=self.config.audit.invoke,
+            log_group_seen=self.log_group_seen(lab),
+        )
+        if result.verdict is not Verdict.ERROR:
+            with self.state.lock:
+                self.state.log_groups_seen[lab] = log_group_seen(result.findings)
         result = self.with_actors(result, changes, trigger)
         self.metrics.observe_audit(result)
         self.log_transition(result)
@@ -264,6 +275,20 @@ class Service:
         self.record(result, trigger, due_at, lease_holder=self.leases.forget(lab))
         if self.watch is not None:
             self.watch.audited(result)
+
+    def log_group_seen(self, lab: str) -> bool:
+        """Whether an audit has found the lab's log group: always so when the project builds the labs;
+        when students do, as the last audit that finished found (after a restart, the database's)."""
+        if not self.config.classroom.students_build:
+            return True
+        with self.state.lock:
+            known = self.state.log_groups_seen.get(lab)
+        if known is not None:
+            return known
+        try:
+            return lab in log_groups_seen(self.config, self.database(), [lab])
+        except DatabaseUnavailable:
+            return False  # unknown: its absence is no finding yet
 
     def log_transition(self, result: LabAudit) -> None:
         """A lab that turns drifted, broken or error is a warning, once, not an info line like any other."""

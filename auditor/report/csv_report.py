@@ -1,7 +1,8 @@
 """The grade sheet: one row a lab, for a spreadsheet.
 
 Every configured lab has its row, also one the history has never seen; the roster's own columns
-(student_name, student_email, ...) follow the lab's name.
+(student_name, student_email, ...) follow the lab's name. The rows stay in the order of the labs' names
+(a sheet to sort as one likes, unlike the reports that list the worst first).
 """
 
 from __future__ import annotations
@@ -29,12 +30,15 @@ COLUMNS = (
     "changed_by",  # who made the changes behind the open findings, when CloudTrail said so
 )
 
+BOM = "\ufeff"  # a spreadsheet (Excel) then reads the file as UTF-8: students' names come out right
+
 # A spreadsheet runs a cell that starts with one of these as a formula (CSV injection); tab and
 # carriage return can smuggle one past a leading-character check in some spreadsheets.
 _FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
 def render_csv(report: ClassReport) -> str:
+    """The sheet, with a UTF-8 byte-order mark, as `auditor grade --format csv` writes its own."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\r\n")
     info_columns = report.info_columns()
@@ -44,7 +48,7 @@ def render_csv(report: ClassReport) -> str:
     for name in report.unrecorded:
         entry = report.roster.get(name, RosterEntry("", ""))
         writer.writerow(_with_info(_unrecorded_row(name, entry), report, name, info_columns))
-    return buffer.getvalue()
+    return BOM + buffer.getvalue()
 
 
 def _with_info(row: list[str], report: ClassReport, lab: str, columns: tuple[str, ...]) -> list[str]:

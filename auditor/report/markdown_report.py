@@ -43,25 +43,30 @@ def _document(report: ClassReport) -> Iterator[str]:
     if report.unrecorded:
         yield ""
         yield "Not in the history (never provisioned or audited): " + ", ".join(map(text, report.unrecorded))
-    quiet = [lab for lab in report.labs if not _has_news(lab)]
+    labs = report.worst_first()
+    quiet = [lab for lab in labs if not _has_news(lab)]
     if quiet:
         yield ""
-        yield "Conformant, nothing above info: " + ", ".join(text(lab.name) for lab in quiet)
-    for lab in report.labs:
+        yield "Conformant, nothing above info: " + ", ".join(_named(lab.name, report) for lab in quiet)
+    for lab in labs:
         if _has_news(lab):
             yield ""
             yield from _lab_section(lab, report)
 
 
 def _overview(report: ClassReport) -> Iterator[str]:
+    """A row a lab, worst first; with a roster's names, a column of them after the lab's."""
     severities = [severity.value for severity in SEVERITIES]
-    header = ["Lab", "Origin", "Destination", "State", "Expires", "Verdict", *severities, "Last conformant"]
+    students = any(report.student_name(lab.name) for lab in report.labs)
+    named = ["Lab", *(["Student"] if students else [])]
+    header = [*named, "Origin", "Destination", "State", "Expires", "Verdict", *severities, "Last conformant"]
     yield _table_row(header)
-    yield _table_row(["---"] * 6 + ["--:"] * len(severities) + ["---"])
-    for lab in report.labs:
+    yield _table_row(["---"] * (len(named) + 5) + ["--:"] * len(severities) + ["---"])
+    for lab in report.worst_first():
         yield _table_row(
             [
                 text(lab.name),
+                *([text(report.student_name(lab.name)) or "–"] if students else []),
                 text(lab.origin_account),
                 text(lab.destination_account),
                 _state(lab),
@@ -71,6 +76,12 @@ def _overview(report: ClassReport) -> Iterator[str]:
                 last_conformant(lab, report.generated_at),
             ]
         )
+
+
+def _named(lab: str, report: ClassReport) -> str:
+    """`pair-07 (Ada Lovelace)`, or the lab's name alone without a roster's name."""
+    student = report.student_name(lab)
+    return f"{text(lab)} ({text(student)})" if student else text(lab)
 
 
 def _table_row(cells: list[str]) -> str:
@@ -93,7 +104,7 @@ def _has_news(lab: LabReport) -> bool:
 
 
 def _lab_section(lab: LabReport, report: ClassReport) -> Iterator[str]:
-    yield f"## {text(lab.name)} — {_verdict(lab.verdict)}"
+    yield f"## {_named(lab.name, report)} — {_verdict(lab.verdict)}"
     yield ""
     if student := student_label(report.info_of(lab.name)):
         yield f"Student {text(student)}"

@@ -8,7 +8,9 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 
 from auditor.app.grading import LabGrade
+from auditor.domain.config import LabConfig
 from auditor.domain.model import Finding, InvokeResult, Severity, Verdict
+from auditor.domain.urgency import urgency, worst_of
 from auditor.store.records import LabState, LifecycleEntry, RecordedRun, TimeShare
 
 # Worst last: a time bucket's colour is the worst verdict of its audits. An error says nothing about the
@@ -136,6 +138,12 @@ class LabReport:
         return self.conformant_audits / self.audits if self.audits else None
 
     @property
+    def urgency(self) -> tuple[int, int, str]:
+        """Its place worst first (auditor/domain/urgency.py): a torn-down lab's verdict is history."""
+        worst = worst_of(item.finding for item in self.findings)
+        return urgency(self.name, self.verdict, worst, gone=self.state is LabState.TORN_DOWN)
+
+    @property
     def conformant_time_share(self) -> float | None:
         """The share of the period's judged time the lab stood conformant: from each audit to the next,
         the time under an audit that could not finish counted neither way."""
@@ -172,6 +180,14 @@ class RosterEntry:
     info: Mapping[str, str] = field(default_factory=dict)
 
 
+def roster_of(labs: Iterable[LabConfig]) -> dict[str, RosterEntry]:
+    """What the configuration says of each lab (its accounts, the roster's student columns), by name."""
+    return {
+        lab.name: RosterEntry(lab.origin.account_id, lab.destination.account_id, dict(lab.info))
+        for lab in labs
+    }
+
+
 @dataclass(frozen=True)
 class ClassReport:
     generated_at: datetime
@@ -194,6 +210,14 @@ class ClassReport:
     def info_of(self, lab: str) -> Mapping[str, str]:
         entry = self.roster.get(lab)
         return entry.info if entry is not None else {}
+
+    def student_name(self, lab: str) -> str:
+        """The roster's `student_name` of the lab; "" without one."""
+        return self.info_of(lab).get("student_name", "")
+
+    def worst_first(self) -> tuple[LabReport, ...]:
+        """The labs as the HTML and Markdown reports and the live page list them (auditor/domain/urgency.py)."""
+        return tuple(sorted(self.labs, key=lambda lab: lab.urgency))
 
     def info_columns(self) -> tuple[str, ...]:
         """The roster's own columns (student_name, student_email, ...), in the order they first appear."""

@@ -139,11 +139,16 @@ class Facts:
     policy engine for this lab's judgement (its context's, with the lab's share of its time limit).
 
     `code_sha256` is None when the function is a student's own (`[class] built_by = "students"`): it is
-    judged by what its run does, not against the project's code, handler, variables or sizes."""
+    judged by what its run does, not against the project's code, handler, variables or sizes.
+
+    `log_group_expected`: whether the function's log group should exist by now. The provisioner makes it
+    with the lab; when students build, Lambda makes it on the function's first run, so before an audit
+    has once found it, its absence says nothing (lab.md: "created by Lambda on first run if absent")."""
 
     code_sha256: str | None
     today: date
     engine: PolicyEngine
+    log_group_expected: bool = True
 
 
 class Kind:

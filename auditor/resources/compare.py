@@ -54,12 +54,14 @@ def judge_lab(
     *,
     engine: PolicyEngine,
     now: datetime | None = None,
+    log_group_expected: bool = True,
 ) -> Judgement:
     """All findings of one lab, and its verdict: the audit's and the provisioner's plan's, with their
     context's policy engine; `now`, the audit's moment, answers aws:CurrentTime. `code_sha256` None:
-    the function is a student's, judged by its run rather than against the packaged code."""
+    the function is a student's, judged by its run rather than against the packaged code.
+    `log_group_expected` False: the function's log group is not known to have existed (Facts)."""
     lab = engine.for_one_lab()  # one share of the time limit for all the lab's questions
-    facts = Facts(code_sha256, today, lab)
+    facts = Facts(code_sha256, today, lab, log_group_expected)
     findings = judge_access(expected, actual, registry.compare(expected, actual, facts), lab, now)
     if invoke is not None and (failure := invoke_finding(expected, invoke)) is not None:
         findings.append(failure)

@@ -440,12 +440,19 @@ class Store:
             return timelines
 
     def latest_runs(
-        self, labs: Sequence[str] | None = None, *, except_errors_starting: str | None = None
+        self,
+        labs: Sequence[str] | None = None,
+        *,
+        except_errors_starting: str | None = None,
+        judged_only: bool = False,
     ) -> dict[str, RecordedRun]:
         """Each selected lab's latest run with its findings and invoke result; labs never audited are absent.
 
-        `except_errors_starting` passes over runs whose error starts so (the daemon's abandoned audits)."""
-        conditions = []
+        `except_errors_starting` passes over runs whose error starts so (the daemon's abandoned audits);
+        `judged_only` over every run that could not finish (it found nothing of the lab)."""
+        conditions: list[ColumnElement[bool]] = []
+        if judged_only:
+            conditions.append(AuditRunRow.error.is_(None))
         if except_errors_starting is not None:
             conditions.append(
                 or_(AuditRunRow.error.is_(None), ~AuditRunRow.error.startswith(except_errors_starting))

@@ -84,10 +84,11 @@ def create_app(
         html = render_page(
             "live_lab.html.j2",
             lab=page.lab,
+            student=page.student,
             changes=page.changes,
             more_changes=page.more_changes,
             now=now,
-            title=f"{name}: {verdict} · as of {when(now)}",
+            title=f"{name}{f' ({page.student})' if page.student else ''}: {verdict} · as of {when(now)}",
             refresh_ms=refresh_ms,
             etag=_etag(version),
         )

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -21,6 +21,8 @@ from auditor.domain.config import Config
 from auditor.domain.model import AuditRun, LabAudit
 from auditor.domain.steps import Rubric
 from auditor.report import ClassReport, LabReport, build_report
+from auditor.report.model import roster_of
+from auditor.report.text import student_label
 from auditor.store import LabStatus, RecordedRun, RunPoint, Store
 
 OVERVIEW_PERIOD = timedelta(days=1)
@@ -33,6 +35,7 @@ class LabPage:
     lab: LabReport
     changes: tuple[RunPoint, ...]  # the changes of verdict, latest first
     more_changes: bool
+    student: str = ""  # the roster's student, as the report shows them ("" without one)
 
 
 @dataclass(frozen=True)
@@ -65,6 +68,8 @@ class ClassView:
         self._store, self._clock = store, clock
         # Only a class the students build is graded; without one the page has no board.
         self._graded = config if config is not None and config.classroom.students_build else None
+        # The roster's student columns, shown beside each lab (none without a configuration).
+        self._roster = roster_of(config.labs) if config is not None else {}
 
     @property
     def graded(self) -> bool:
@@ -79,7 +84,7 @@ class ClassView:
         return hashlib.sha256(repr(marker).encode()).hexdigest()[:20]
 
     def overview(self, now: datetime) -> ClassReport:
-        return build_report(self._store(), None, now - OVERVIEW_PERIOD, now)
+        return replace(build_report(self._store(), None, now - OVERVIEW_PERIOD, now), roster=self._roster)
 
     def lab(self, name: str, now: datetime) -> LabPage | None:
         store = self._store()
@@ -88,7 +93,11 @@ class ClassView:
             return None
         changes = store.verdict_changes(None, [name]).get(name, [])
         latest_first = tuple(reversed(changes))
-        return LabPage(report.labs[0], latest_first[:HISTORY_CHANGES], len(changes) > HISTORY_CHANGES)
+        entry = self._roster.get(name)
+        student = student_label(entry.info) if entry is not None else ""
+        return LabPage(
+            report.labs[0], latest_first[:HISTORY_CHANGES], len(changes) > HISTORY_CHANGES, student
+        )
 
     def grades(self, now: datetime) -> list[LabGrade] | None:
         """Each lab's grade as of `now`, in the configuration's order; None unless students build."""

@@ -1,13 +1,16 @@
 """The function's log group, with the retention of `[lab] log_retention_days` (lab.md: it must go at teardown).
 
-Lambda creates it on the function's first run when it is absent, but without a retention: a missing
-log group is a finding of severity info (the lab works), a retention other than the spec's one of
+The log group holds the function's logs, the evidence of what its runs did: one deleted hides them (an
+attacker's way to cover their tracks), so a missing log group is a finding of severity medium, though
+the lab still works (Lambda makes a new one on the next run, without a retention). When students build
+the lab, Lambda makes it on the function's first run: until an audit has found it once, its absence is
+only `info` (it does not exist yet) and changes no verdict. A retention other than the spec's is of
 severity low (its logs, and their cost, are kept longer than the lab wants).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any, ClassVar
 
 from botocore.exceptions import ClientError
@@ -50,10 +53,23 @@ def collect_log_group(logs: Any, name: str) -> ActualLogGroup:
     return ActualLogGroup(name, exists=False)
 
 
-def compare_log_group(spec: LogGroupSpec, actual: ActualLogGroup) -> list[Finding]:
+def compare_log_group(spec: LogGroupSpec, actual: ActualLogGroup, expected: bool = True) -> list[Finding]:
+    """`expected` False: the log group is not known to have existed yet (Facts.log_group_expected)."""
     resource = spec.arn
     subject = spec.key
     if not actual.exists:
+        severity, message = (
+            (
+                Severity.MEDIUM,
+                f"log group {spec.name} is gone, and the function's logs with it: the evidence of its runs "
+                "(Lambda makes a new one on the next run, with no retention)",
+            )
+            if expected
+            else (
+                Severity.INFO,
+                f"log group {spec.name} does not exist yet: Lambda creates it on the function's first run",
+            )
+        )
         return [
             finding(
                 "log_group.missing",
@@ -61,8 +77,8 @@ def compare_log_group(spec: LogGroupSpec, actual: ActualLogGroup) -> list[Findin
                 resource,
                 Status.MISSING,
                 Effect.NONE,
-                Severity.INFO,
-                f"log group {spec.name} is missing: Lambda creates it on the next run, with no retention",
+                severity,
+                message,
                 {"retentionInDays": spec.retention_days},
                 None,
             )
@@ -114,7 +130,7 @@ class LogGroup(Kind):
     def compare(self, expected: ExpectedLab, actual: ActualLab, facts: Facts) -> list[Finding]:
         if actual.log_group is None:
             return []  # not collected
-        return compare_log_group(expected.log_group, actual.log_group)
+        return compare_log_group(expected.log_group, actual.log_group, facts.log_group_expected)
 
     def managed(self, expected: ExpectedLab, actual: ActualLab) -> list[Step]:
         spec = expected.log_group
@@ -139,6 +155,12 @@ class LogGroup(Kind):
 
     def delete(self, step: Step, clients: Clients) -> None:
         clients.client(step.account_id, "logs").delete_log_group(logGroupName=step.name)
+
+
+def log_group_seen(findings: Iterable[Finding]) -> bool:
+    """Whether an audit with these findings (one that finished) found the log group, or found it gone
+    after it had existed: then a later audit that misses it finds it deleted."""
+    return not any(f.code == "log_group.missing" and f.severity is Severity.INFO for f in findings)
 
 
 KIND = LogGroup()
