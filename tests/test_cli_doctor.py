@@ -179,3 +179,45 @@ def test_the_help_has_an_example() -> None:
     result = CliRunner().invoke(main, ["doctor", "--help"])
     assert result.exit_code == 0 and "Example" in result.output
     assert "auditor doctor --config config.toml" in result.output
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "command",
+    [("provision", "--dry-run"), ("provision", "--yes"), ("audit",), ("teardown", "--yes")],
+    ids=["provision-dry-run", "provision", "audit", "teardown"],
+)
+def test_without_credentials_a_command_says_once_how_to_supply_them_and_records_nothing(
+    command: tuple[str, ...], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Real AWS (endpoint_url = ""), no credentials anywhere: one line, exit 1, no lab failed one by one,
+    no database written (before: a FAILED line and a warning a lab, and an `error` run recorded each)."""
+    config = write_config(tmp_path, "", class_of(*CLASS))
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"):
+        monkeypatch.delenv(name)
+    result = run_cli(*command, "--config", str(config), env={"AWS_EC2_METADATA_DISABLED": "true"})
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert result.stderr.startswith("error: no AWS credentials found for the operator"), result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert "aws sso login --profile NAME" in result.stderr and "auditor doctor" in result.stderr
+    assert "FAILED" not in result.stdout + result.stderr
+    assert not (tmp_path / "auditor.db").exists()
+
+
+@pytest.mark.slow
+def test_a_profile_that_is_not_there_is_said_not_a_traceback(tmp_path: Path) -> None:
+    config = write_config(tmp_path, "", class_of(*CLASS))
+    result = run_cli(
+        "audit",
+        "--config",
+        str(config),
+        env={
+            "AWS_PROFILE": "no-such-profile",
+            "AWS_CONFIG_FILE": "/dev/null",
+            "AWS_EC2_METADATA_DISABLED": "true",
+        },
+    )
+    assert result.returncode == 2, result.stdout + result.stderr  # bad input: the environment's
+    assert result.stderr.startswith("error: environment: AWS_PROFILE: The config profile (no-such-profile)")
+    assert "Traceback" not in result.stderr
+    assert not (tmp_path / "auditor.db").exists()

@@ -14,11 +14,16 @@ from types import TracebackType
 from typing import Protocol
 
 import structlog
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import BotoCoreError, ClientError, ProfileNotFound
 
 from auditor.app.fleet import describe_fault
 from auditor.app.target import LabTarget
-from auditor.aws.accounts import AccountSessions, accounts_for_one_pass, client_settings
+from auditor.aws.accounts import (
+    HOW_TO_SUPPLY_CREDENTIALS,
+    AccountSessions,
+    accounts_for_one_pass,
+    client_settings,
+)
 from auditor.aws.emulator import (
     FAKE_CREDENTIALS,
     EmbeddedEmulator,
@@ -28,7 +33,8 @@ from auditor.aws.emulator import (
 )
 from auditor.aws.events import operator_bus_arn
 from auditor.aws.local_lambda import LocalLambda
-from auditor.domain.config import EMBEDDED, Config
+from auditor.common.errors import OperationalError
+from auditor.domain.config import EMBEDDED, Config, ConfigError
 from auditor.domain.spec import LabShape
 from auditor.policy import PolicyEngine, policy_engine
 from auditor.resources.registry import REGISTRY
@@ -79,6 +85,21 @@ class Context:
         reads the operator's account (with [events], until it has been read once). Code that renders
         often, or must not call AWS, resolves the bus itself and calls `rendered_targets`."""
         return self.rendered_targets(names, self.resolve_events_bus_arn())
+
+    def require_credentials(self, names: Sequence[str] = ()) -> None:
+        """Stop, before anything is asked, changed or recorded, when the operator's credentials that the
+        labs named (or all) are reached with cannot be had: one sentence saying how to supply them, not
+        a failure a lab (on real AWS only: an emulator takes any credentials)."""
+        if self.endpoint_url is not None:
+            return
+        labs = self.config.select(tuple(names))
+        missing = self.sessions.missing_credentials(
+            side for lab in labs for side in (lab.origin, lab.destination)
+        )
+        if missing is not None:
+            raise OperationalError(
+                f"{missing}: {HOW_TO_SUPPLY_CREDENTIALS}; then `auditor doctor` checks each account"
+            )
 
     def resolve_events_bus_arn(self) -> str | None:
         """Where the lab accounts send change events: read from the operator's account once, then kept;
@@ -147,9 +168,19 @@ def open_context(
     settings = client_settings(
         config.aws, config.lab.region, concurrency, endpoint_url, fake, cached_accounts=kept
     )
+    try:
+        sessions = AccountSessions(settings)
+    except ProfileNotFound as error:  # the operator's AWS_PROFILE names a profile of no AWS config file
+        if emulator is not None:
+            emulator.close()
+        raise ConfigError(
+            "environment",
+            "AWS_PROFILE",
+            f"{error}: name a profile of your AWS config (aws configure sso --profile NAME), or unset it",
+        ) from None
     return Context(
         config,
-        AccountSessions(settings),
+        sessions,
         endpoint_url,
         local_lambda=local_lambda or LocalLambda(),
         policy_engine=policy_engine(config.audit),

@@ -33,7 +33,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from auditor.app.context import Context, open_context
 from auditor.app.fleet import describe_fault
 from auditor.app.target import LabClients, LabTarget
-from auditor.aws.accounts import OPERATOR, AccountAccessError
+from auditor.aws.accounts import HOW_TO_SUPPLY_CREDENTIALS, OPERATOR, AccountAccessError
 from auditor.aws.preflight import (
     CredentialSource,
     NoSimulator,
@@ -216,11 +216,7 @@ _ORIGINS = {
     "container-role": "the container's task role",
 }
 
-HOW_TO_SUPPLY = (
-    "sign in with aws sso login --profile NAME and export AWS_PROFILE=NAME, or export "
-    "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or run on an instance or container with a role "
-    f"({REAL_CLASS}, the operator's credentials)"
-)
+HOW_TO_SUPPLY = f"{HOW_TO_SUPPLY_CREDENTIALS} ({REAL_CLASS}, the operator's credentials)"
 
 
 def credential_origin(source: CredentialSource) -> str:

@@ -97,6 +97,7 @@ def provision(
     if not dry_run:
         keep_embedded_emulator(config, tell)
     with open_context(config) as context:
+        context.require_credentials(names)
         warn_embedded(context, tell, builds=not dry_run)
         targets = context.rendered_targets(names, context.resolve_events_bus_arn())
         if dry_run:
@@ -218,6 +219,7 @@ def teardown(
     if not students_resources:
         tell_students_build(config, tell, teardown=True)
     with open_context(config) as context:
+        context.require_credentials(names)
         warn_embedded(context, tell, builds=False)
         store = open_store(config)
         targets = context.rendered_targets(names, context.resolve_events_bus_arn())
@@ -333,6 +335,7 @@ def audit(
     """Audit each lab under its lease, skipping the torn down, then record. With the database away
     the labs are audited all the same, without leases, and nothing is recorded."""
     with open_context(config) as context:
+        context.require_credentials(names)
         warn_embedded(context, tell, builds=False)
         targets = context.rendered_targets(names, context.resolve_events_bus_arn())
         invoke = invoke and config.audit.invoke

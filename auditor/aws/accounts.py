@@ -25,7 +25,7 @@ import contextlib
 import contextvars
 import json
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
@@ -36,7 +36,7 @@ import boto3
 import botocore.session
 from botocore.config import Config as BotoConfig
 from botocore.credentials import AssumeRoleCredentialFetcher, DeferredRefreshableCredentials
-from botocore.exceptions import NoCredentialsError
+from botocore.exceptions import BotoCoreError, NoCredentialsError
 from botocore.httpsession import URLLib3Session
 from botocore.utils import parse_timestamp as botocore_parse_timestamp
 
@@ -65,6 +65,13 @@ OPERATOR = unvalidated(AccountAccess, account_id="operator")
 
 T = TypeVar("T")
 R = TypeVar("R")
+
+
+# How an operator supplies credentials (docs/real-class.md, "The operator's credentials").
+HOW_TO_SUPPLY_CREDENTIALS = (
+    "sign in with aws sso login --profile NAME and export AWS_PROFILE=NAME, or export "
+    "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or run on an instance or container with a role"
+)
 
 
 class AccountAccessError(LabFault):
@@ -354,10 +361,25 @@ class AccountSessions:
         with self._operator_lock:  # botocore resolves them once, lazily; not from two threads at once
             return self._root.get_credentials()
 
+    def missing_credentials(self, accesses: Iterable[AccountAccess]) -> str | None:
+        """Why the operator's credentials, which these accounts are reached with (a role is assumed with
+        them; only an account of a profile of its own, with no role, needs none), cannot be had: none
+        anywhere, or a profile botocore cannot read; None when they are there or no account needs
+        them. Nothing is signed or sent."""
+        if all(access.profile and not access.role_arn for access in accesses):
+            return None
+        try:
+            found = self._operator_credentials()
+        except BotoCoreError as error:  # AWS_PROFILE naming a profile that is not there, a broken file
+            return f"the operator's AWS credentials cannot be read: {error}"
+        if found is None:
+            return "no AWS credentials found for the operator (none in the environment, no profile, no instance or container role)"
+        return None
+
     def _assumed_role_credentials(self, access: AccountAccess) -> DeferredRefreshableCredentials:
         source_credentials = self._operator_credentials()
         if source_credentials is None:
-            raise AccountAccessError(f"no AWS credentials to assume {access.role_arn} from")
+            raise AccountAccessError(f"no AWS credentials of the operator's to assume {access.role_arn} with")
         extra_args: dict[str, Any] = {"RoleSessionName": SESSION_NAME}
         if access.external_id:
             extra_args["ExternalId"] = access.external_id
