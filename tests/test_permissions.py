@@ -391,13 +391,15 @@ def test_the_lab_account_policy_fits_in_a_managed_policy() -> None:
     assert len(json.dumps(lab_account_policy(), separators=(",", ":"))) <= 6144
 
 
+@pytest.mark.parametrize("built_by", ["provisioner", "students"])
 def test_the_lab_account_policy_allows_each_declared_action_on_the_resources_the_code_uses(
-    lab_policy: list[Policy], real_lab: ExpectedLab
+    built_by: str, real_lab: ExpectedLab
 ) -> None:
     uses = _resources_the_code_uses(real_lab)
+    lab_policy = [parse_policy(lab_account_policy(built_by=built_by))]
     refused = [
         (grant.action, resource)
-        for call in calls_by(Caller.LAB_ACCOUNT)
+        for call in api_calls(built_by=built_by, caller=Caller.LAB_ACCOUNT)
         for grant in call.grants
         for resource in uses[grant.scope.sid]
         if not is_allowed(lab_policy, grant.action, resource, PassedToLambda)
