@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 LOCK_PYTHON := 3.11
 UV_VERSION := 0.13.10
 
-.PHONY: install demo demo-class run test check lint typecheck unit fast bench bench-scale clean lock
+.PHONY: install demo demo-class run test test-all long check lint typecheck unit fast bench bench-scale clean lock
 
 install: $(STAMP)
 
@@ -51,8 +51,14 @@ lint: install
 typecheck: install
 	$(BIN)/mypy
 
+# Every test but the long end-to-end suites (tests/conftest.py, LONG_SUITES), a worker a core.
 unit: install
-	$(BIN)/pytest -n auto --dist loadfile -q
+	$(BIN)/pytest -n auto --dist loadfile -q -m "not long"
+
+# The long end-to-end suites: the daemon and its replicas over intervals, restarts and change events, a
+# lab's whole life under hypothesis, the fault benchmark, the class demo.
+long: install
+	$(BIN)/pytest -n auto --dist loadfile -q -m long
 
 # The tests that need no AWS emulator, no PostgreSQL, no browser and no process of their own (the rest
 # is marked `slow`, see tests/conftest.py), a worker a core: about 30 s on a quiet 2-core machine.
@@ -60,6 +66,9 @@ fast: install
 	AUDITOR_FAST_TIER=1 $(BIN)/pytest -n auto --dist loadfile -q -m "not slow"
 
 test: lint typecheck unit
+
+# Everything: `make test`, then the long suites (what .ci/run runs).
+test-all: test long
 
 # The quick loop while you work: lint, types and the fast tests.
 check: lint typecheck fast

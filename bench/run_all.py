@@ -15,6 +15,7 @@ BENCHMARKS = [
     ["bench.judge_bench"],
     ["bench.clients_bench", "--labs", "200"],
     ["bench.fault_bench", "--labs", "24"],
+    ["bench.class_bench", "--labs", "40"],
     ["bench.start_bench"],
 ]
 

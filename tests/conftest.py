@@ -280,12 +280,31 @@ SLOW_FIXTURES = frozenset(
     }
 )
 SLOW_MARKS = ("postgres", "server")
+# The long end-to-end suites (marked `long`, and `slow`): whole processes over time (the daemon and its
+# replicas, their intervals, restarts and change events), a lab's whole life under hypothesis, the
+# fault benchmark, the class demo. `make test` leaves them out so that a newcomer's second command is
+# quick; `make test-all` (and `.ci/run`) runs them after it.
+LONG_SUITES = frozenset(
+    {
+        "test_daemon.py",
+        "test_daemon_change_events.py",
+        "test_daemon_notify.py",
+        "test_replicas.py",
+        "test_deploy.py",
+        "test_plan_is_the_audit.py",
+        "test_fault_audit.py",
+        "test_class_demo.py",
+    }
+)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         needs = SLOW_FIXTURES.intersection(getattr(item, "fixturenames", ()))
         if needs or any(item.get_closest_marker(mark) for mark in SLOW_MARKS):
+            item.add_marker(pytest.mark.slow)
+        if item.path.name in LONG_SUITES:
+            item.add_marker(pytest.mark.long)
             item.add_marker(pytest.mark.slow)
 
 
