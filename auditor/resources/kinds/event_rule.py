@@ -108,6 +108,13 @@ def _wired(expected: ExpectedLab) -> list[EventRuleSpec]:
     return [rule for rule in expected.event_rules if rule.target_arn is not None]
 
 
+def cross_region_rules(expected: ExpectedLab) -> list[EventRuleSpec]:
+    """The lab's wired rules whose target, the operator's bus, is in another Region: AWS delivers to
+    such a bus only through an execution role (RoleArn), which `auditor provision` does not create (the
+    StackSet template of `auditor permissions --format cloudformation` does)."""
+    return [rule for rule in _wired(expected) if (rule.target_arn or "").split(":")[3:4] != [rule.region]]
+
+
 def _anywhere(expected: ExpectedLab) -> list[EventRuleSpec]:
     """Where the teardown looks: every lab account in us-east-1 and in the lab's region, whatever the spec
     wires now (an earlier version put every rule in the lab's region)."""
