@@ -88,6 +88,6 @@ def test_provisioning_with_the_database_down_changes_no_account(moto_server: str
     config = write_config(tmp_path, moto_server, labs_toml(pair(1)))
     result = run_cli("provision", "--config", str(config), env={"AUDITOR_DATABASE_URL": DOWN})
     assert result.returncode == 1
-    assert "database unavailable" in result.stderr
+    assert "is unavailable" in result.stderr
     planned = run_cli("provision", "--dry-run", "--config", str(config))
     assert "pair-01: 7 to change, 0 unchanged" in planned.stdout

@@ -199,4 +199,5 @@ def test_a_database_that_cannot_be_opened_is_an_operational_error(tmp_path: Path
     result = grade(config)
 
     assert result.exit_code == 1
-    assert result.output.startswith("error: database unavailable") and "hunter2" not in result.output
+    assert result.output.startswith("error: database postgresql") and "is unavailable" in result.output
+    assert "hunter2" not in result.output

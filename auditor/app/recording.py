@@ -22,7 +22,7 @@ def open_store(config: Config) -> Store:
         upgrade(config.database.url)
         return Store.from_url(config.database.url)
     except DatabaseUnavailable as error:
-        raise OperationalError(f"database unavailable: {error}") from None
+        raise OperationalError(str(error)) from None  # it names the database and why: said once
 
 
 def register_labs(store: Store, targets: Sequence[LabTarget]) -> None:
