@@ -146,11 +146,6 @@ def class_config(labs: tuple[LabConfig, ...], endpoint: str, database: str) -> C
     )
 
 
-def desk_of(context: Context, lab: LabConfig) -> do.Desk:
-    expected = context.targets([lab.name])[0].expected
-    return do.Desk(expected, lambda side, service: context.sessions.client(getattr(lab, side), service))
-
-
 def follow(context: Context, store: Store, names: list[str], timings: Timings) -> None:
     """What the daemon does on change events in these labs, and its page's grade of the whole class."""
     run, audited = timed(lambda: audit_targets(context, context.targets(names), invoke=True))
@@ -182,7 +177,7 @@ def main() -> None:
         store = open_store(config)
         assert all(outcome.ok for outcome in provision_targets(context, context.targets(), dry_run=False))
         students = [Student(lab, plan_of(rng)) for lab in labs]
-        desks = {student.lab.name: desk_of(context, student.lab) for student in students}
+        desks = {student.lab.name: do.desk_of(context, student.lab) for student in students}
         names = [lab.name for lab in labs]
         follow(context, store, names, Timings())  # warm: credentials, models, the stand-in's zygote
         timings, rounds = Timings(), 0

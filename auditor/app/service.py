@@ -190,11 +190,7 @@ def warn_cross_region_rules(context: Context, targets: Sequence[LabTarget], tell
     does not make: said once, naming the Regions and what does make it."""
     if context.endpoint_url is not None:
         return  # an emulator asks no execution role of a rule
-    crossing = {
-        (rule.region, (rule.target_arn or "").split(":")[3])
-        for t in targets
-        for rule in cross_region_rules(t.expected)
-    }
+    crossing = {(rule.region, rule.target_region) for t in targets for rule in cross_region_rules(t.expected)}
     for rule_region, bus_region in sorted(crossing):
         tell(
             f"the change-event rules in {rule_region} send to the operator's bus in {bus_region}: AWS delivers"

@@ -183,12 +183,6 @@ class ClassStory:
             self.problems.append(problem)
             self.console.print(f"[bold red]unexpected:[/] {problem}")
 
-    def desk(self, lab: LabConfig) -> do.Desk:
-        expected = self.context.targets([lab.name])[0].expected
-        return do.Desk(
-            expected, lambda side, service: self.context.sessions.client(getattr(lab, side), service)
-        )
-
     def at(self, round_number: int) -> datetime:
         return self.starts + round_number * ROUND
 
@@ -268,7 +262,7 @@ def a_round(story: ClassStory, round_number: int) -> None:
 def play(story: ClassStory, round_number: int) -> int:
     done = 0
     for student in STUDENTS:
-        desk = story.desk(student.lab)
+        desk = do.desk_of(story.context, student.lab)
         for action in student.rounds.get(round_number, ()):
             story.say(f"  {student.lab.name} {student.name} {action(desk)}")
             done += 1

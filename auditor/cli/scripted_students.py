@@ -15,9 +15,13 @@ import json
 import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from auditor.domain.spec import DESTINATION_POLICY, ORIGIN_POLICY, ExpectedLab
+
+if TYPE_CHECKING:
+    from auditor.app.context import Context
+    from auditor.domain.config import LabConfig
 
 CONSOLE_HANDLER = "lambda_function.lambda_handler"
 CONSOLE_RUNTIME = "python3.12"
@@ -72,6 +76,12 @@ class Desk:
     @property
     def destination(self) -> str:
         return self.expected.destination_account
+
+
+def desk_of(context: Context, lab: LabConfig) -> Desk:
+    """A student's console on the accounts of `lab`, through the context's sessions."""
+    expected = context.targets([lab.name])[0].expected
+    return Desk(expected, lambda side, service: context.sessions.client(getattr(lab, side), service))
 
 
 def console_trust(principal: str) -> dict[str, Any]:

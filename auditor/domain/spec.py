@@ -192,6 +192,11 @@ class EventRuleSpec:
     target_arn: str | None
 
     @property
+    def target_region(self) -> str | None:
+        """The Region of the bus it sends to (None: it sends nowhere)."""
+        return self.target_arn.split(":")[3] if self.target_arn else None
+
+    @property
     def key(self) -> ResourceKey:
         # Its owner is its region: the same rule name lives in each region it is needed in.
         return ResourceKey(EVENT_RULE_KIND, self.account_id, self.region, self.name)

@@ -220,7 +220,7 @@ def _worst(findings: list[Finding]) -> Finding:
 
 def _judge_by_findings(step: RubricStep, subject: str, evidence: _Evidence) -> StepResult:
     if (absent := _absent(subject, evidence)) is not None:
-        return _missing(step, subject, absent, evidence, _asks(step, evidence))
+        return _missing(step, subject, absent, evidence)
     about = [found for found in _about(subject, evidence) if found.check not in _THE_STUDENTS_OWN]
     failing = [found for found in about if _fails(found, step, evidence)]
     if failing and (guide := _as_the_guide_prints_it(step, subject, failing, evidence)) is not None:
@@ -295,10 +295,11 @@ def _under_a_near_name(step: RubricStep, subject: str, evidence: _Evidence) -> S
     )
 
 
-def _missing(step: RubricStep, subject: str, absent: str, evidence: _Evidence, asks: str) -> StepResult:
+def _missing(step: RubricStep, subject: str, absent: str, evidence: _Evidence) -> StepResult:
+    """The subject's resource is absent: `wrong` under a near name, else `missing`, with what the step asks."""
     if (near := _under_a_near_name(step, subject, evidence)) is not None:
         return near
-    return StepResult(step.step, StepStatus.MISSING, f"{absent}; {asks}.")
+    return StepResult(step.step, StepStatus.MISSING, f"{absent}; {_asks(step, evidence)}.")
 
 
 def _asks(step: RubricStep, evidence: _Evidence) -> str:
@@ -381,7 +382,7 @@ def _judge_function(step: RubricStep, evidence: _Evidence) -> StepResult:
     """The function by what it is, not by the project's own: it exists, on a supported Python runtime,
     as the origin role; its handler, environment and code are the student's."""
     if (absent := _absent(FUNCTION, evidence)) is not None:
-        return _missing(step, FUNCTION, absent, evidence, _asks(step, evidence))
+        return _missing(step, FUNCTION, absent, evidence)
     function, origin = evidence.actual.function, evidence.expected.origin_role
     runtime = function.runtime
     if not _supported_python(runtime, evidence.today):

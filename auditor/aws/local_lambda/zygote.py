@@ -57,15 +57,15 @@ class Completed:
     def answer(self) -> bytes | None:
         """What the handler returned, as JSON: the output between the last two result markers (the
         handler's own output comes before them)."""
-        parts = self.stdout.rsplit(RESULT_MARKER.encode(), 2)
-        return parts[1] if len(parts) == 3 else None
+        result = self._result()
+        return result[0] if result is not None else None
 
     @property
     def calls(self) -> tuple[dict[str, str], ...]:
         """The AWS calls the handler made, as the sandbox recorded them (after the last marker)."""
-        parts = self.stdout.rsplit(RESULT_MARKER.encode(), 2)
+        result = self._result()
         try:
-            calls = json.loads(parts[2]) if len(parts) == 3 else []
+            calls = json.loads(result[1]) if result is not None else []
         except ValueError:
             return ()
         if not isinstance(calls, list):
@@ -73,6 +73,11 @@ class Completed:
         return tuple(
             {str(key): str(value) for key, value in call.items()} for call in calls if isinstance(call, dict)
         )
+
+    def _result(self) -> tuple[bytes, bytes] | None:
+        """(answer, calls) as the sandbox wrote them last, or None when it wrote neither."""
+        parts = self.stdout.rsplit(RESULT_MARKER.encode(), 2)
+        return (parts[1], parts[2]) if len(parts) == 3 else None
 
 
 def base_environment() -> dict[str, str]:

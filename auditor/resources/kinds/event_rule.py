@@ -112,7 +112,7 @@ def cross_region_rules(expected: ExpectedLab) -> list[EventRuleSpec]:
     """The lab's wired rules whose target, the operator's bus, is in another Region: AWS delivers to
     such a bus only through an execution role (RoleArn), which `auditor provision` does not create (the
     StackSet template of `auditor permissions --format cloudformation` does)."""
-    return [rule for rule in _wired(expected) if (rule.target_arn or "").split(":")[3:4] != [rule.region]]
+    return [rule for rule in _wired(expected) if rule.target_region != rule.region]
 
 
 def _anywhere(expected: ExpectedLab) -> list[EventRuleSpec]:
