@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 LOCK_PYTHON := 3.11
 UV_VERSION := 0.13.10
 
-.PHONY: install demo demo-class run test test-all long check lint typecheck unit fast bench bench-scale clean lock
+.PHONY: install demo demo-class run test long check lint typecheck unit fast bench bench-scale clean lock
 
 install: $(STAMP)
 
@@ -52,12 +52,14 @@ typecheck: install
 	$(BIN)/mypy
 
 # Every test but the long end-to-end suites (tests/conftest.py, LONG_SUITES), a worker a core; an idle
-# worker takes tests from the other's share (worksteal: 6.5 min against loadfile's 7.2 on 2 cores).
+# worker takes tests from the other's share (worksteal: 6.5 min against loadfile's 7.2 on 2 cores). The
+# quick whole-suite signal while you work; `make test` runs it and then the long suites.
 unit: install
 	$(BIN)/pytest -n auto --dist worksteal -q -m "not long"
 
 # The long end-to-end suites: the daemon and its replicas over intervals, restarts and change events, a
-# lab's whole life under hypothesis, the fault benchmark, the class demo.
+# lab's whole life under hypothesis, the fault benchmark, the class demo (each file on one worker: their
+# processes and intervals are timed).
 long: install
 	$(BIN)/pytest -n auto --dist loadfile -q -m long
 
@@ -66,10 +68,8 @@ long: install
 fast: install
 	AUDITOR_FAST_TIER=1 $(BIN)/pytest -n auto --dist loadfile -q -m "not slow"
 
-test: lint typecheck unit
-
-# Everything: `make test`, then the long suites (what .ci/run runs).
-test-all: test long
+# The whole suite (interface.md: lint and type checks included), in two runs distributed each its way.
+test: lint typecheck unit long
 
 # The quick loop while you work: lint, types and the fast tests.
 check: lint typecheck fast

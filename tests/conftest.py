@@ -282,8 +282,8 @@ SLOW_FIXTURES = frozenset(
 SLOW_MARKS = ("postgres", "server")
 # The long end-to-end suites (marked `long`, and `slow`): whole processes over time (the daemon and its
 # replicas, their intervals, restarts and change events), a lab's whole life under hypothesis, the
-# fault benchmark, the class demo. `make test` leaves them out so that a newcomer's second command is
-# quick; `make test-all` (and `.ci/run`) runs them after it.
+# fault benchmark, the class demo. `make unit` leaves them out, a quick whole-suite signal; `make long`
+# runs them, each file on one worker; `make test` is both.
 LONG_SUITES = frozenset(
     {
         "test_daemon.py",
