@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
 
 import pytest
 from alembic import command
@@ -13,9 +18,10 @@ from auditor.domain.declarations import SHIPPED
 from auditor.domain.model import LabAudit, Trigger, Verdict
 from auditor.domain.steps import StepResult, StepStatus
 from auditor.store import Store, check, make_engine, upgrade
-from auditor.store.migrate import _migration_connection, alembic_config
+from auditor.store.migrate import _migration_connection, alembic_config, newest_revision
 from auditor.store.models import Base
 from auditor.store.types import UtcDateTime
+from bench.common import own_database
 
 
 def schema_of(url: str) -> dict[str, list[str]]:
@@ -39,11 +45,82 @@ def revision_of(url: str) -> str | None:
         engine.dispose()
 
 
-def test_an_empty_database_upgrades_to_head_and_matches_the_models(database_url: str) -> None:
-    upgrade(database_url)
+def described(url: str) -> dict[str, dict[str, Any]]:
+    """Everything the inspector tells of each table, but the names a database gives unnamed constraints."""
+    engine = make_engine(url)
+    try:
+        inspector = inspect(engine)
+        return {
+            name: {
+                "columns": sorted(
+                    (c["name"], str(c["type"]), c["nullable"], str(c.get("default")))
+                    for c in inspector.get_columns(name)
+                ),
+                "primary key": inspector.get_pk_constraint(name)["constrained_columns"],
+                "foreign keys": sorted(
+                    (
+                        fk["constrained_columns"],
+                        fk["referred_table"],
+                        fk["referred_columns"],
+                        str(fk["options"]),
+                    )
+                    for fk in inspector.get_foreign_keys(name)
+                ),
+                "indexes": sorted(
+                    (i["name"], i["column_names"], i["unique"], _options(i))
+                    for i in inspector.get_indexes(name)
+                ),
+                "unique": sorted(
+                    (u["column_names"], u["name"]) for u in inspector.get_unique_constraints(name)
+                ),
+                "checks": sorted(c["sqltext"] for c in inspector.get_check_constraints(name)),
+            }
+            for name in inspector.get_table_names()
+        }
+    finally:
+        engine.dispose()
+
+
+def _options(index: Any) -> dict[str, str]:
+    return {key: str(value) for key, value in index.get("dialect_options", {}).items()}
+
+
+def migrated_one_by_one(url: str) -> None:
+    engine = make_engine(url)
+    try:
+        with _migration_connection(engine) as connection:
+            command.upgrade(alembic_config(connection), "head")
+    finally:
+        engine.dispose()
+
+
+@contextmanager
+def another_database(url: str, request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A second empty database of the kind of `url`."""
+    if url.startswith("sqlite"):
+        yield f"sqlite:///{tmp_path / 'another.db'}"
+        return
+    with own_database(request.getfixturevalue("postgres_server"), f"auditor_test_{os.getpid()}") as made:
+        yield made
+
+
+def test_an_empty_database_migrated_one_by_one_matches_the_models(database_url: str) -> None:
+    migrated_one_by_one(database_url)
 
     check(database_url)
     assert set(schema_of(database_url)) == set(Base.metadata.tables) | {"alembic_version"}
+
+
+def test_a_new_database_is_made_from_the_models_as_the_migrations_would_make_it(
+    database_url: str, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    upgrade(database_url)  # no table yet: made from the models and stamped
+
+    with another_database(database_url, request, tmp_path) as migrated:
+        migrated_one_by_one(migrated)
+        assert described(database_url) == described(migrated)
+        assert revision_of(database_url) == revision_of(migrated) == newest_revision()
+    check(database_url)
 
 
 def test_upgrading_twice_changes_nothing(database_url: str) -> None:

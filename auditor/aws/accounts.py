@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import functools
 import json
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -38,6 +39,7 @@ from botocore.config import Config as BotoConfig
 from botocore.credentials import AssumeRoleCredentialFetcher, DeferredRefreshableCredentials
 from botocore.exceptions import BotoCoreError, NoCredentialsError
 from botocore.httpsession import URLLib3Session
+from botocore.loaders import Loader, create_loader
 from botocore.utils import parse_timestamp as botocore_parse_timestamp
 
 from auditor.aws.curl_http import curl_session_for, proxies_of
@@ -162,9 +164,19 @@ def _resolve_lazy_components(session: botocore.session.Session) -> None:
     before any thread creates a client; the rest of create_client reads them."""
     for name in _LAZY_COMPONENTS:
         session._get_internal_component(name)  # no public way to resolve an internal component
-    session.get_component("data_loader")
+    session.register_component("data_loader", _shared_loader(session.get_config_variable("data_path")))
     # As the AWS CLI sets its own: the clients' parsers are made with the factory's defaults.
     session.get_component("response_parser_factory").set_parser_defaults(timestamp_parser=parse_timestamp)
+
+
+@functools.cache
+def _shared_loader(data_path: str | None) -> Loader:
+    """A session makes a loader of its own, and a loader reads each service's model (megabytes of JSON)
+    the first time a client of the service is made: a loader for the process, as boto3's default
+    session is, reads each once however many sessions are made (a command makes one, the daemon one a
+    cycle and the tests hundreds). Its cache only ever adds a file's parsed contents, which botocore
+    never changes."""
+    return create_loader(data_path)
 
 
 def parse_timestamp(value: Any) -> datetime:

@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from sqlalchemy import Connection, Engine, text
+from sqlalchemy import Connection, Engine, inspect, text
 from sqlalchemy.exc import DBAPIError
 
 import auditor
@@ -61,7 +61,27 @@ def upgrade_engine(engine: Engine) -> None:
     from alembic import command
 
     with _migration_connection(engine) as connection:
-        command.upgrade(alembic_config(connection), "head")
+        if _holds_no_table(connection):
+            _create_at_newest(connection)
+        else:
+            command.upgrade(alembic_config(connection), "head")
+
+
+def _holds_no_table(connection: Connection) -> bool:
+    return not inspect(connection).get_table_names()
+
+
+def _create_at_newest(connection: Connection) -> None:
+    """A database with no table yet gets the models' schema and is stamped at the newest migration, as
+    Alembic's cookbook builds one from scratch: the migrations' data steps have no row to change, and
+    replaying them (SQLite rebuilds a table for each ALTER) is most of a first command's time.
+    tests/test_migrations.py holds the two schemas equal."""
+    from alembic import command
+
+    from auditor.store.models import Base
+
+    Base.metadata.create_all(connection)
+    command.stamp(alembic_config(connection), "head")
 
 
 def _at_newest(engine: Engine) -> bool:
