@@ -298,6 +298,11 @@ LONG_SUITES = frozenset(
 )
 
 
+# The long suites whose tests share a module's fixture (one class demo, one fault benchmark): each on
+# one worker (`make long` distributes the others test by test: they mostly wait on intervals).
+ONE_WORKER_SUITES = frozenset({"test_class_demo.py", "test_fault_audit.py"})
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         needs = SLOW_FIXTURES.intersection(getattr(item, "fixturenames", ()))
@@ -306,6 +311,8 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         if item.path.name in LONG_SUITES:
             item.add_marker(pytest.mark.long)
             item.add_marker(pytest.mark.slow)
+        if item.path.name in ONE_WORKER_SUITES:
+            item.add_marker(pytest.mark.xdist_group(item.path.name))
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:

@@ -293,6 +293,16 @@ def test_a_lab_that_expired_while_the_daemon_was_killed_is_torn_down_after_the_r
 POSTGRES_BIN = next(iter(sorted(Path("/usr/lib/postgresql").glob("*/bin"))), None)
 
 
+def children_of(pid: int) -> list[int]:
+    """The processes whose parent is `pid` (the fourth field of /proc/PID/stat)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError):
+            if int(stat.read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                found.append(int(stat.parent.name))
+    return found
+
+
 @dataclass
 class OwnPostgres:
     """A PostgreSQL instance of this test's own, so that stopping it touches nothing else."""
@@ -319,7 +329,21 @@ class OwnPostgres:
     def stop(self) -> None:
         # "immediate", as a crash or a lost host: no shutdown checkpoint to wait for (a "fast" stop once
         # took over 60 s on a loaded machine), and what the tests need is only that the database is away.
-        self.pg_ctl("-m", "immediate", "stop")
+        # An immediate stop once waited out pg_ctl's 60 s too: then the server is killed, as a lost host.
+        try:
+            self.pg_ctl("-m", "immediate", "-t", "15", "stop")
+        except subprocess.CalledProcessError:
+            if not (self.data / "postmaster.pid").exists():
+                raise  # it was not running
+            self.kill()
+
+    def kill(self) -> None:
+        postmaster = int((self.data / "postmaster.pid").read_text().split()[0])
+        server = [postmaster, *children_of(postmaster)]
+        for pid in server:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        wait_for(lambda: not any(Path(f"/proc/{pid}").exists() for pid in server), 30, "the server to die")
 
     @property
     def url(self) -> str:
