@@ -71,6 +71,11 @@ def describe_fault(error: BaseException) -> str:
     return f"{type(error).__name__}: {error}"
 
 
+def failed_event(label: str) -> str:
+    """The log event of a lab whose job failed: "tearing down" is `tearing_down_failed`."""
+    return f"{label.replace(' ', '_')}_failed"
+
+
 def run_each(
     items: Sequence[T],
     name_of: Callable[[T], str],
@@ -88,7 +93,7 @@ def run_each(
         try:
             return LabResult(name, result=job(item))
         except LAB_FAULTS as error:
-            log.warning(f"{label}_failed", lab=name, error=describe_fault(error))
+            log.warning(failed_event(label), lab=name, error=describe_fault(error))
             return LabResult(name, error=describe_fault(error))
         finally:
             structlog.contextvars.unbind_contextvars("lab")
