@@ -348,3 +348,27 @@ def test_the_expiry_teardown_removes_only_the_project_s_parts(tmp_path: Path) ->
         store.close()
     assert students_work() == before
     assert marker_buckets() == []
+
+
+# -------------------------------------------------------------------------------------------- audit
+
+
+def test_the_audit_offers_provision_as_a_fix_only_for_the_project_s_parts(tmp_path: Path) -> None:
+    """A student's missing role is the student's to build: provisioning, which touches only the marker
+    bucket (and the event rules) in this mode, is offered only where it would fix the finding."""
+    config = config_file(tmp_path)
+    assert cli("provision", "--config", str(config)).exit_code == 0
+    [bucket] = marker_buckets()
+    client(DESTINATION, "s3").delete_bucket(Bucket=bucket)
+
+    audited = cli("audit", "--no-invoke", "--no-record", "--config", str(config))
+
+    lines = [line for line in audited.stdout.splitlines() if "(account " in line or "(bucket " in line]
+    student_lines = [line for line in lines if f"role/{DESTINATION_ROLE})" in line]
+    bucket_lines = [line for line in lines if f"bucket {bucket}" in line]
+    assert student_lines and bucket_lines, audited.stdout
+    assert not [line for line in student_lines if "auditor provision" in line]
+    assert [
+        line for line in student_lines if "fix: create the role with its trust and inline policies" in line
+    ]
+    assert all("fix: auditor provision" in line for line in bucket_lines)

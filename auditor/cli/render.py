@@ -86,7 +86,7 @@ def finding_text(lab: str, finding: Finding, fix: FixCommand | None) -> str:
         return text
     from auditor.resources.registry import REGISTRY  # the kinds' remedies: only an audit's findings
 
-    remedy = fix(lab) if finding.fixable else REGISTRY.remediation(finding)
+    remedy = fix(lab) if finding.fixable else REGISTRY.remediation(finding, by_provisioning=False)
     return f"{text}; fix: {remedy}" if remedy else text
 
 

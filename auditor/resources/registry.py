@@ -32,6 +32,9 @@ from auditor.domain.spec import ExpectedLab, LabShape, ResourceKey, assemble
 from auditor.resources.base import ApiCall, Clients, Facts, Kind
 from auditor.resources.support import SUPPORT_CALLS
 
+# How a declared remediation says that provisioning does it (auditor/resources/kinds/*.toml).
+PROVISION_DOES = ": auditor provision does"
+
 
 def discover(package: ModuleType = auditor.resources.kinds) -> tuple[Kind, ...]:
     """The `KIND` of every module in the package, as Cloud Custodian loads its resources."""
@@ -113,10 +116,14 @@ class Registry:
             steps += [_answering(finding, step, answer.step, answer.reason) for step in owned]
         return self.in_apply_order(steps, expected)
 
-    def remediation(self, finding: Finding) -> str:
-        """What a person does about the finding, as its code declares it ("" for a code not declared)."""
+    def remediation(self, finding: Finding, *, by_provisioning: bool = True) -> str:
+        """What a person does about the finding, as its code declares it ("" for a code not declared);
+        `by_provisioning` False, where provisioning would not fix it (a student's own resource), without
+        the declaration's "auditor provision does"."""
         declared = self.catalogue.declared(finding)
-        return declared.remediation if declared is not None else ""
+        if declared is None:
+            return ""
+        return declared.remediation if by_provisioning else declared.remediation.replace(PROVISION_DOES, "")
 
     def plan(self, expected: ExpectedLab, actual: ActualLab, findings: Sequence[Finding]) -> list[Step]:
         """The fixes of the findings, over every resource the provisioner manages (`no change` for the rest)."""
