@@ -58,16 +58,16 @@ typecheck: install
 	$(BIN)/mypy
 
 # Every test but the long end-to-end suites (tests/conftest.py, LONG_SUITES), a worker a core; an idle
-# worker takes tests from the other's share (worksteal: 6.5 min against loadfile's 7.2 on 2 cores). The
-# quick whole-suite signal while you work; `make test` runs it and then the long suites.
+# worker takes tests from the other's share (worksteal). About 3.5 min on a quiet 2-core machine.
 unit: compiled
 	$(BIN)/pytest -n auto --dist worksteal -q -m "not long"
 
 # The long end-to-end suites: the daemon and its replicas over intervals, restarts and change events, a
-# lab's whole life under hypothesis, the fault benchmark, the class demo (each file on one worker: their
-# processes and intervals are timed).
+# lab's whole life under hypothesis, the fault benchmark, the class demo. They mostly wait on intervals:
+# test by test on 3 workers, but the two whose tests share one run of a module's fixture, each on one
+# (tests/conftest.py, ONE_WORKER_SUITES; loadgroup). About 2.25 min on a quiet 2-core machine.
 long: compiled
-	$(BIN)/pytest -n auto --dist loadfile -q -m long
+	$(BIN)/pytest -n 3 --dist loadgroup -q -m long
 
 # The tests that need no AWS emulator, no PostgreSQL, no browser and no process of their own (the rest
 # is marked `slow`, see tests/conftest.py), a worker a core: about 30 s on a quiet 2-core machine.
