@@ -104,3 +104,25 @@ def test_the_demo_shows_who_broke_each_lab_and_where_the_page_is(
         r"The daemon's live page for this class, while the demo runs: http://127\.0\.0\.1:\d+/", story
     )
     assert re.search(r"The live page shows the same: http://127\.0\.0\.1:\d+/labs/pair-01", story)
+
+
+@pytest.mark.parametrize("students", [False, True], ids=["demo", "class demo"])
+def test_an_out_folder_where_the_demo_cannot_start_afresh_is_a_usage_error(
+    tmp_path: Path, students: bool
+) -> None:
+    """The old database cannot be removed (here a folder in its place; on a volume, another uid's
+    folder): one line naming --out and the file, exit 2, no traceback, nothing started."""
+    from click.testing import CliRunner
+
+    from auditor.cli.main import main
+
+    database = tmp_path / ("class.db" if students else "demo.db")
+    database.mkdir()
+    (database / "kept").touch()
+
+    result = CliRunner().invoke(main, ["demo", "--out", str(tmp_path), *(["--class"] if students else [])])
+
+    assert result.exit_code == 2, result.output
+    assert result.stderr.startswith(f"error: --out {tmp_path}: cannot start the demo afresh there (")
+    assert str(database) in result.stderr and "Traceback" not in result.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == [database.name]

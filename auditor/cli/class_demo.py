@@ -25,7 +25,7 @@ from auditor.app.grading import LabGrade, grade_document
 from auditor.app.reading import grades_in
 from auditor.app.recording import open_store, record_run
 from auditor.cli import scripted_students as do
-from auditor.cli.demo import free_loopback_port
+from auditor.cli.demo import free_loopback_port, start_afresh
 from auditor.cli.grade import grade_csv, grade_table
 from auditor.common.clock import iso, utc_now
 from auditor.domain.config import (
@@ -198,8 +198,7 @@ class ClassStory:
 
 
 def run_class_demo(workdir: Path, console: Console | None = None) -> int:
-    workdir.mkdir(parents=True, exist_ok=True)
-    (workdir / "class.db").unlink(missing_ok=True)
+    start_afresh(workdir, "class.db")
     starts = utc_now().replace(second=0, microsecond=0) + timedelta(minutes=1)
     config = class_config(workdir, starts)
     console = console or Console()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import socket
 import sys
 import urllib.request
@@ -34,6 +35,7 @@ from auditor.domain.config import (
     AuditSettings,
     AwsSettings,
     Config,
+    ConfigError,
     DaemonSettings,
     DatabaseSettings,
     EventsSettings,
@@ -273,9 +275,23 @@ def story_console(stream: IO[str] | None = None) -> Console:
     return Console(file=stream, soft_wrap=not stream.isatty())
 
 
+def start_afresh(workdir: Path, database: str) -> None:
+    """The demo's folder, without the database of an earlier run: the story starts from nothing. A
+    folder this user may not write (another uid's volume) is the `--out` option's error."""
+    try:
+        workdir.mkdir(parents=True, exist_ok=True)
+        (workdir / database).unlink(missing_ok=True)
+    except OSError as error:
+        raise ConfigError(
+            f"--out {workdir}",
+            "",
+            f"cannot start the demo afresh there ({error.strerror}: {error.filename}, as uid {os.geteuid()}):"
+            " choose another folder with --out, or remove the old one",
+        ) from None
+
+
 def run_demo(workdir: Path, console: Console | None = None) -> int:
-    workdir.mkdir(parents=True, exist_ok=True)
-    (workdir / "demo.db").unlink(missing_ok=True)
+    start_afresh(workdir, "demo.db")
     config = demo_config(workdir, free_loopback_port())
     console = console or story_console()
     # Its own emulator, empty, whatever else runs: the story starts from nothing.

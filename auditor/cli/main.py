@@ -301,6 +301,7 @@ def daemon(context: click.Context, config_path: str) -> None:
     is_flag=True,
     help='A class of students building the lab by hand, followed and graded ([class] built_by = "students").',
 )
+@handles_errors
 def demo(workdir: str, students: bool) -> None:
     """The whole story on the embedded emulator, start to end, then exit (no AWS account needed).
 
