@@ -5,21 +5,25 @@ events half wired, a skewed clock; and a class that is ready.
 moto accepts any AssumeRole (the role need not exist, the external id is not compared) and has no policy
 simulator (SimulatePrincipalPolicy raises NotImplementedError). So on moto the doctor reads each role's
 documents and judges them with the project's policy engine, which is what these tests check; IAM's
-simulator's answers are checked with botocore's Stubber, as AWS documents them.
+simulator's answers are checked with botocore's Stubber, as AWS documents them, and the doctor on AWS
+with a stand-in for the simulator (`aws_simulator`, `iam_simulator`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import boto3
 import pytest
 from botocore.exceptions import ClientError
 from botocore.stub import Stubber
+from click.testing import CliRunner
 from moto.core import DEFAULT_ACCOUNT_ID
 
 from auditor.app.context import Context, open_context
@@ -38,12 +42,14 @@ from auditor.app.doctor import (
     principal_of_session,
     unassumable_problem,
 )
-from auditor.aws.preflight import NoSimulator, simulated_decisions
+from auditor.aws.preflight import NoSimulator, role_documents, simulated_decisions
+from auditor.cli.permissions import permissions_command
 from auditor.common.clock import utc_now
 from auditor.domain.config import AccountAccess, AuditSettings, Config, EventsSettings, LabConfig
 from auditor.domain.spec import EVENT_RULE
+from auditor.policy import is_allowed, parse_policy
 from auditor.resources.base import Part
-from auditor.resources.permissions import lab_account_policy, lab_account_trust_policy
+from auditor.resources.permissions import api_calls, lab_account_policy, lab_account_trust_policy
 from conftest import make_config
 from provisioner.provision import provision_targets
 
@@ -266,6 +272,9 @@ def test_the_daemon_s_calls_are_its_audits_runs_and_teardown_not_provisioning() 
     no_runs = replace(config, audit=AuditSettings(invoke=False))
     assert all(Part.INVOKE not in call.parts or call.parts - {Part.INVOKE} for call in daemon_calls(no_runs))
     assert "lambda:InvokeFunction" not in {g.action for c in daemon_calls(no_runs) for g in c.grants}
+    # The doctor's own simulation is granted by the daemon's part, but is no call of the daemon's.
+    assert "iam:SimulatePrincipalPolicy" in {a for call in api_calls("daemon") for a in call.actions}
+    assert "iam:SimulatePrincipalPolicy" not in actions
 
 
 def test_the_requests_name_the_account_and_region() -> None:
@@ -378,6 +387,80 @@ def test_a_role_that_may_not_simulate_itself_is_not_checked_and_says_how_to_chec
     assert "may not call iam:SimulatePrincipalPolicy on itself" in unchecked.reason
     assert "iam:SimulatePrincipalPolicy on its own ARN" in unchecked.how
     assert diagnosis.summary().endswith("; 1 check could not be made.")
+
+
+def daemon_policy_printed(folder: Path) -> dict[str, Any]:
+    """The lab-account policy `auditor permissions --part daemon` prints for the role (no ./config.toml)."""
+    with contextlib.chdir(folder):
+        result = CliRunner().invoke(
+            permissions_command,
+            ["--part", "daemon", "--operator-account", DEFAULT_ACCOUNT_ID, "--access-role", ROLE],
+            env={"AUDITOR_CONFIG": None},
+        )
+    assert result.exit_code == 0, result.output
+    document: dict[str, Any] = json.loads(result.output.split("\n\n")[0].partition("\n")[2])
+    return document
+
+
+def iam_simulator(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """IAM's policy simulator as AWS runs it (moto has none), on the roles moto holds: the caller (the
+    doctor asks as the role itself) must be allowed iam:SimulatePrincipalPolicy on the role's ARN, else
+    AccessDenied; each request is decided on the role's own policies, judged by the project's engine.
+    Returns the principals simulated."""
+    asked: list[str] = []
+
+    def simulate(iam: Any, principal: str, requests: Any) -> dict[tuple[str, str], str]:
+        asked.append(principal)
+        documents = role_documents(iam, principal)
+        assert documents is not None
+        policies = [parse_policy(document) for document in documents.permissions]
+        if not is_allowed(policies, "iam:SimulatePrincipalPolicy", principal):
+            raise ClientError(
+                {"Error": {"Code": "AccessDenied", "Message": "not authorized"}}, "SimulatePrincipalPolicy"
+            )
+        return {(a, r): "allowed" if is_allowed(policies, a, r) else "implicitDeny" for a, r in requests}
+
+    monkeypatch.setattr("auditor.app.doctor.simulated_decisions", simulate)
+    return asked
+
+
+def install_everywhere(config: Config, policy: dict[str, Any]) -> None:
+    with open_context(config) as context:
+        for each in config.labs:
+            install_role(context, each.origin, policy=policy)
+            install_role(context, each.destination, policy=policy)
+
+
+def test_a_role_holding_the_daemon_s_part_may_simulate_itself(
+    moto_in_process: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = config_of(*LABS)
+    install_everywhere(config, daemon_policy_printed(tmp_path))
+    asked = iam_simulator(monkeypatch)
+    diagnosis = diagnose(config)
+    assert sorted(asked) == sorted(str(a.role_arn) for each in LABS for a in (each.origin, each.destination))
+    assert diagnosis.unchecked == ()
+    assert diagnosis.problems == ()
+    assert "IAM's policy simulator" in dict(diagnosis.facts)[Check.PERMISSIONS]
+
+
+def test_an_older_role_that_may_not_simulate_itself_is_told_to_take_the_daemon_s_part(
+    moto_in_process: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = config_of(*LABS)
+    install_everywhere(config, without(daemon_policy_printed(tmp_path), "iam:SimulatePrincipalPolicy"))
+    iam_simulator(monkeypatch)
+    diagnosis = diagnose(config)
+    assert diagnosis.ok
+    [unchecked] = diagnosis.unchecked
+    assert len(unchecked.subjects) == 4
+    assert "may not call iam:SimulatePrincipalPolicy on itself" in unchecked.reason
+    assert unchecked.how == (
+        "give the role the daemon's policy, which allows it iam:SimulatePrincipalPolicy on its own ARN "
+        "(a role rolled out by an older auditor lacks it): roll out the lab-account role (auditor "
+        "permissions --config test.toml --format cloudformation --part daemon > lab-auditor-role.yaml, as "
+        "a StackSet: docs/real-class.md, step 4); or try its calls in the IAM console's policy simulator"
+    )
 
 
 def test_moto_has_no_simulator_and_says_so(moto_in_process: None) -> None:

@@ -59,6 +59,7 @@ from auditor.resources.permissions import (
     queue_arn_from_url,
 )
 from auditor.resources.support import (
+    ACCESS_ROLE_ITSELF,
     ACCESS_ROLES,
     EVENT_QUEUE,
     OPERATOR_EVENT_BUS,
@@ -332,6 +333,7 @@ def test_calls_only_made_elsewhere_say_where() -> None:
     assert exempt["lambda:Invoke"] is Coverage.REAL_AWS
     assert exempt["sqs:ReceiveMessage"] is Coverage.DAEMON
     assert exempt["sqs:CreateQueue"] is Coverage.EMULATOR
+    assert exempt["iam:SimulatePrincipalPolicy"] is Coverage.REAL_AWS  # the doctor simulates on AWS only
     assert all(call.used_by for call in API_CALLS)
 
 
@@ -361,6 +363,10 @@ def _resources_the_code_uses(lab: ExpectedLab) -> dict[str, list[str]]:
         ANY_TRAIL.sid: [
             f"arn:aws:cloudtrail:{region}:{lab.origin_account}:trail/management"
             for region in (lab.region, "us-east-1")
+        ],
+        ACCESS_ROLE_ITSELF.sid: [
+            f"arn:aws:iam::{account}:role/{ACCESS_ROLE}"
+            for account in (lab.origin_account, lab.destination_account)
         ],
         UNSCOPED.sid: ["*"],
     }
@@ -430,12 +436,31 @@ def test_the_lab_account_policy_allows_each_declared_action_on_the_resources_the
         ("s3:DeleteBucket", "arn:aws:s3:::student-data", {}),
         ("s3:DeleteObject", "arn:aws:s3:::student-data/thesis.pdf", {}),
         ("events:PutRule", "arn:aws:events:eu-central-1:100000000001:rule/student-rule", {}),
+        ("iam:SimulatePrincipalPolicy", "arn:aws:iam::100000000001:role/OrganizationAccountAccessRole", {}),
+        ("iam:SimulatePrincipalPolicy", f"arn:aws:iam::100000000001:role/{ORIGIN_ROLE}", {}),
+        ("iam:SimulatePrincipalPolicy", "arn:aws:iam::100000000001:user/student", {}),
     ],
 )
 def test_the_lab_account_policy_allows_nothing_beyond_the_lab(
     lab_policy: list[Policy], action: str, resource: str, context: dict[str, str]
 ) -> None:
     assert not is_allowed(lab_policy, action, resource, context)
+
+
+@pytest.mark.parametrize("built_by", ["provisioner", "students"])
+def test_the_daemons_part_lets_the_access_role_simulate_itself_and_no_other(built_by: str) -> None:
+    """`auditor doctor` simulates the role as the daemon holds it: the daemon's part grants that, on the
+    role's own ARN in any lab account, for the access role it is written for."""
+    simulate = "iam:SimulatePrincipalPolicy"
+    assert simulate in {action for call in api_calls("daemon", built_by) for action in call.actions}
+    assert simulate not in {action for call in api_calls("provision", built_by) for action in call.actions}
+    daemon = [parse_policy(lab_account_policy(part="daemon", built_by=built_by, access_role="Auditor"))]
+    for account in ("100000000001", "200000000001"):
+        assert is_allowed(daemon, simulate, f"arn:aws:iam::{account}:role/Auditor")
+        assert not is_allowed(daemon, simulate, f"arn:aws:iam::{account}:role/{ACCESS_ROLE}")
+        assert not is_allowed(daemon, simulate, f"arn:aws:iam::{account}:role/AuditorAdmin")
+        assert not is_allowed(daemon, simulate, f"arn:aws:iam::{account}:role/{DESTINATION_ROLE}")
+    assert not is_allowed(daemon, simulate, "arn:aws:iam::100000000001:user/Auditor")
 
 
 def test_emulator_only_calls_stay_out_of_the_real_aws_policy(
@@ -592,7 +617,7 @@ def test_the_command_prints_each_document_under_a_one_line_explanation() -> None
     assert "sts:ExternalId" not in result.output
 
 
-def test_the_command_scopes_the_operator_policy_to_the_queue_and_role_given() -> None:
+def test_the_command_scopes_the_policies_to_the_queue_and_role_given() -> None:
     url = f"https://sqs.eu-west-1.amazonaws.com/{OPERATOR}/lab-auditor-events"
     result = _run(
         "--operator-account", OPERATOR, "--queue-url", url, "--access-role", "Auditor", "--format", "json"
@@ -603,6 +628,9 @@ def test_the_command_scopes_the_operator_policy_to_the_queue_and_role_given() ->
     assert resources[ACCESS_ROLES.sid] == "arn:aws:iam::*:role/Auditor"
     assert resources[EVENT_QUEUE.sid] == f"arn:aws:sqs:eu-west-1:{OPERATOR}:lab-auditor-events"
     assert resources[OPERATOR_EVENT_RULE.sid] == f"arn:aws:events:*:{OPERATOR}:rule/{EVENT_RULE}"
+    lab_statements = json.loads(result.output)["lab_account_policy"]["document"]["Statement"]
+    lab_resources = {statement["Sid"]: statement["Resource"] for statement in lab_statements}
+    assert lab_resources[ACCESS_ROLE_ITSELF.sid] == "arn:aws:iam::*:role/Auditor"
 
 
 @pytest.mark.parametrize(

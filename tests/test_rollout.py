@@ -19,6 +19,7 @@ from click.testing import CliRunner
 from auditor.cli.permissions import permissions_command
 from auditor.domain.config import ConfigError, LabConfig, LabSettings, load_config
 from auditor.domain.spec import EVENT_RULE, EVENT_TARGET_ID, LabShape, event_rule_specs
+from auditor.policy import is_allowed, parse_policy
 from auditor.resources.kinds.event_rule import collect_event_rule, compare_event_rule
 from auditor.resources.permissions import (
     ACCESS_ROLE,
@@ -34,6 +35,7 @@ from auditor.resources.rollout import (
     configured_access,
     stack_set_template,
 )
+from auditor.resources.support import ACCESS_ROLE_ITSELF
 from conftest import pair, solo
 
 OPERATOR = "999988887777"
@@ -164,7 +166,9 @@ def test_the_command_reads_the_file_it_is_given(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     printed = json.loads(result.stdout)
     assert (printed["part"], printed["built_by"]) == ("all", "students")
-    assert printed["lab_account_policy"]["document"] == lab_account_policy(built_by="students")
+    assert printed["lab_account_policy"]["document"] == lab_account_policy(
+        built_by="students", access_role="Auditor"
+    )
     assert printed["lab_account_trust_policy"]["document"] == lab_account_trust_policy(
         OPERATOR, "classroom-2026"
     )
@@ -284,6 +288,14 @@ def test_an_administrator_role_is_warned_about(tmp_path: Path) -> None:
 
 # -------------------------------------------------------------------------------- the template
 
+# The access role's own ARN as the template names it: the role the stack makes, in the stack's account.
+ITSELF = {"Fn::Sub": "arn:${AWS::Partition}:iam::${AWS::AccountId}:role/${AccessRoleName}"}
+
+
+def with_itself(statements: list[dict[str, Any]], arn: Any) -> list[dict[str, Any]]:
+    """A part's statements with the access role's own ARN (the doctor's simulation of it) as `arn`."""
+    return [{**s, "Resource": arn} if s["Sid"] == ACCESS_ROLE_ITSELF.sid else s for s in statements]
+
 
 def templates() -> list[Any]:
     return [
@@ -332,7 +344,7 @@ def test_the_template_holds_one_inline_policy_a_part_within_the_role_limit() -> 
             PART_POLICY_NAMES[PolicyPart(n)] for n in names
         ]
         assert [p["PolicyDocument"]["Statement"] for p in role["Policies"]] == [
-            policy_statements(n) for n in names
+            with_itself(policy_statements(n), ITSELF) for n in names
         ]
         # IAM's limit on a role's inline policies together, without whitespace.
         assert (
@@ -368,12 +380,15 @@ def test_the_command_writes_the_template_from_the_file(tmp_path: Path) -> None:
 # ------------------------------------------------------------------ deployed on moto's CloudFormation
 
 
-def _stack(template: dict[str, Any], region: str, side: str, credentials: dict[str, str]) -> None:
+def _stack(
+    template: dict[str, Any], region: str, side: str, credentials: dict[str, str], **parameters: str
+) -> None:
     cloudformation = boto3.client("cloudformation", region_name=region, **credentials)
+    given = {"LabSide": side, **parameters}
     cloudformation.create_stack(
         StackName="lab-auditor",
         TemplateBody=json.dumps(template),
-        Parameters=[{"ParameterKey": "LabSide", "ParameterValue": side}],
+        Parameters=[{"ParameterKey": key, "ParameterValue": value} for key, value in given.items()],
         Capabilities=["CAPABILITY_NAMED_IAM"],
     )
     status = cloudformation.describe_stacks(StackName="lab-auditor")["Stacks"][0]["StackStatus"]
@@ -424,7 +439,7 @@ def test_the_stack_makes_the_role_its_policies_and_the_rule_the_audit_expects(
         for part in ("daemon", "provision"):
             name = PART_POLICY_NAMES[PolicyPart(part)]
             document = iam.get_role_policy(RoleName=ACCESS_ROLE, PolicyName=name)["PolicyDocument"]
-            assert _document(document)["Statement"] == policy_statements(part)
+            assert _document(document)["Statement"] == with_itself(policy_statements(part), role["Arn"])
         forwarding = iam.get_role_policy(RoleName=EVENT_FORWARDING_ROLE, PolicyName="forward-to-operator-bus")
         assert _document(forwarding["PolicyDocument"])["Statement"][0]["Resource"] == bus
     # Each rule the audit looks for is there, as the spec has it: no finding.
@@ -452,3 +467,22 @@ def test_without_change_events_the_stack_makes_the_role_only() -> None:
         boto3.client("iam", **credentials).get_role(RoleName=ACCESS_ROLE)["Role"]["RoleName"] == ACCESS_ROLE
     )
     assert boto3.client("events", region_name="us-east-1", **credentials).list_rules()["Rules"] == []
+
+
+@pytest.mark.usefixtures("moto_in_process")
+def test_the_stacks_role_may_simulate_exactly_itself_under_the_name_given() -> None:
+    """`auditor doctor` simulates the role on its own ARN: the stack's role may, under the AccessRoleName
+    the StackSet gives it, and may simulate no other role, nor itself in another account."""
+    template = stack_set_template(part="daemon", operator_account=OPERATOR, external_id="classroom-2026")
+    credentials = _in_account("100000000001")
+    _stack(template, "us-east-1", "origin", credentials, AccessRoleName="Auditor")
+    iam = boto3.client("iam", **credentials)
+    role = iam.get_role(RoleName="Auditor")["Role"]
+    assert role["Arn"] == "arn:aws:iam::100000000001:role/Auditor"
+    document = iam.get_role_policy(RoleName="Auditor", PolicyName=PART_POLICY_NAMES[PolicyPart.DAEMON])
+    held = [parse_policy(_document(document["PolicyDocument"]))]
+    simulate = "iam:SimulatePrincipalPolicy"
+    assert is_allowed(held, simulate, role["Arn"])
+    assert not is_allowed(held, simulate, f"arn:aws:iam::100000000001:role/{ACCESS_ROLE}")
+    assert not is_allowed(held, simulate, "arn:aws:iam::100000000001:role/Lambda-Assume-Roles")
+    assert not is_allowed(held, simulate, "arn:aws:iam::200000000001:role/Auditor")

@@ -8,10 +8,10 @@ each lab account's rules and a trail logging its management events).
 
 How the calls are checked: on AWS, with IAM's policy simulator (`iam:SimulatePrincipalPolicy` on the
 role's ARN, with the actions and the lab's resources: identity policies, boundary and SCPs as IAM
-evaluates them). An emulator enforces no IAM and has no simulator (moto answers it with an error): there
-the role's own documents are read and judged by the project's policy engine (auditor.policy): the role
-exists, its trust admits the operator with the configured external id, its policies and boundary allow
-each call. The diagnosis says which was used.
+evaluates them; the daemon's policy lets the role simulate itself only). An emulator enforces no IAM and
+has no simulator (moto answers it with an error): there the role's own documents are read and judged by
+the project's policy engine (auditor.policy): the role exists, its trust admits the operator with the
+configured external id, its policies and boundary allow each call. The diagnosis says which was used.
 
 What a problem is and the sentence that fixes it are here, as values; auditor/cli/doctor.py prints them
 and chooses the exit code.
@@ -54,7 +54,7 @@ from auditor.policy import PolicyError, is_allowed, parse_policy, permission_bou
 from auditor.resources.base import ApiCall, Caller, Part
 from auditor.resources.kinds.event_rule import collect_event_rule, compare_event_rule
 from auditor.resources.kinds.trail import collect_coverage
-from auditor.resources.permissions import PolicyPart, api_calls
+from auditor.resources.permissions import CHECKS_THE_DAEMON, PolicyPart, api_calls
 
 # AWS refuses a SigV4 request signed more than 5 minutes from its own clock.
 MAX_SKEW = timedelta(minutes=5)
@@ -140,9 +140,13 @@ def plural(count: int, noun: str) -> str:
 def daemon_calls(config: Config) -> tuple[ApiCall, ...]:
     """The calls the daemon makes in a lab account: `auditor permissions --part daemon`'s, for who builds
     the class (auditor/resources/permissions.py), without the function's runs when `[audit] invoke` is
-    off."""
+    off, and without the doctor's own simulation (which the part grants, for this check)."""
     calls = api_calls(PolicyPart.DAEMON, config.classroom.built_by, caller=Caller.LAB_ACCOUNT)
-    return tuple(call for call in calls if config.audit.invoke or call.parts != {Part.INVOKE})
+    return tuple(
+        call
+        for call in calls
+        if (config.audit.invoke or call.parts != {Part.INVOKE}) and not call.parts <= CHECKS_THE_DAEMON
+    )
 
 
 def concrete_resource(pattern: str, account_id: str, region: str) -> str:
@@ -691,7 +695,8 @@ class _Doctor:
             outcome.unchecked.append(self.cannot_simulate(account, "its credentials are no IAM role or user"))
             return True
         except (ClientError, BotoCoreError) as error:
-            outcome.unchecked.append(self.cannot_simulate(account, simulation_refused(error)))
+            how = self.older_role_fix() if access.role_arn and error_code(error) == "AccessDenied" else None
+            outcome.unchecked.append(self.cannot_simulate(account, simulation_refused(error), how))
             return True
         outcome.method = Method.SIMULATOR
         denied = [request for request in requests if decisions.get(request, "implicitDeny") != "allowed"]
@@ -703,13 +708,22 @@ class _Doctor:
             )
         return True
 
-    def cannot_simulate(self, account: Account, reason: str) -> Unchecked:
+    def cannot_simulate(self, account: Account, reason: str, how: str | None = None) -> Unchecked:
         return Unchecked(
             Check.PERMISSIONS,
             (account.subject,),
             f"the daemon's calls were not simulated: {reason}",
-            "allow the role iam:SimulatePrincipalPolicy on its own ARN, or try its calls in the IAM "
+            how
+            or "allow the role iam:SimulatePrincipalPolicy on its own ARN, or try its calls in the IAM "
             "console's policy simulator",
+        )
+
+    def older_role_fix(self) -> str:
+        """A role refused the simulation of itself predates the daemon's policy granting it."""
+        return (
+            "give the role the daemon's policy, which allows it iam:SimulatePrincipalPolicy on its own "
+            f"ARN (a role rolled out by an older auditor lacks it): {role_rollout(self.config.path)}; or "
+            "try its calls in the IAM console's policy simulator"
         )
 
     def judge_with_engine(self, account: Account, outcome: AccountOutcome) -> None:

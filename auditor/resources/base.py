@@ -39,6 +39,7 @@ class Part(StrEnum):
     TEARDOWN = "teardown"
     INVOKE = "invoke"  # the audit's run of the lab's function
     EVENTS = "events"  # the daemon's change events: EventBridge rules in the labs, the operator's SQS queue
+    DOCTOR = "doctor"  # `auditor doctor`'s check of the daemon's role: IAM's policy simulator on it
 
 
 class Caller(StrEnum):
@@ -52,7 +53,7 @@ class Coverage(StrEnum):
     """Where the permissions test sees the call made."""
 
     MOTO = "moto"  # tests/test_permissions.py runs it on moto: it must be called there
-    REAL_AWS = "real AWS"  # only on real AWS (moto cannot run a function here)
+    REAL_AWS = "real AWS"  # only on real AWS (moto cannot run a function here, and has no policy simulator)
     EMULATOR = "emulator"  # only against an emulator endpoint: left out of the real-AWS policies
     DAEMON = "daemon"  # only the daemon's listener makes it
     STUDENTS = "students"  # only when students build the lab (tests/test_steps.py sees it made)

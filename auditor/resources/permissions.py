@@ -8,11 +8,12 @@ the others; the policies printed by `auditor permissions` are built from them an
 
 The policies come in parts (`PolicyPart`): what the always-on daemon does (its audits, the function's
 run, its change events and its teardown at expiry: reads, the invoke, and deletes of the lab's named
-resources), and what only `auditor provision` adds (creating and changing the lab's resources, passing
-the execution role to the function). The daemon's part has no way to raise its own privileges: it
-passes no role, writes no code and no policy. When students build the lab (`[class] built_by =
-"students"`) the students' resources are only read and their function run; the project creates,
-changes and deletes only its own parts (`PROJECT_PARTS`).
+resources; and `auditor doctor`'s simulation of the role, on itself only, checking the role as the
+daemon holds it), and what only `auditor provision` adds (creating and changing the lab's resources,
+passing the execution role to the function). The daemon's part has no way to raise its own privileges:
+it passes no role, writes no code and no policy. When students build the lab (`[class] built_by =
+"students"`) the students' resources are only read and their function run; the project creates, changes
+and deletes only its own parts (`PROJECT_PARTS`).
 
 tests/test_permissions.py keeps the declarations true: it provisions, drifts, audits and tears down labs
 on moto and fails on a call nothing declares, or on a declared call the code no longer makes;
@@ -68,6 +69,8 @@ BUILT_BY = ("provisioner", "students")
 # The parts of the program the daemon runs: its audits (with the function's run) and its teardown at
 # expiry. It never provisions on real AWS (auditor/daemon/service.py, build_labs_never_built).
 DAEMON_RUNS = frozenset({Part.AUDIT, Part.INVOKE, Part.TEARDOWN})
+# What checks the daemon's role as the daemon holds it (`auditor doctor`): in the daemon's part too.
+CHECKS_THE_DAEMON = frozenset({Part.DOCTOR})
 # What is done to the students' own resources when they build the lab: read, and their function run.
 STUDENTS_RESOURCES_READ = frozenset({Part.AUDIT, Part.INVOKE})
 
@@ -106,8 +109,9 @@ def check_built_by(built_by: str) -> str:
 
 
 def made_by_the_daemon(call: ApiCall) -> bool:
-    """Whether the always-on daemon makes the call: in its audits, its teardown or its event listener."""
-    return bool(call.parts & DAEMON_RUNS) or call.coverage is Coverage.DAEMON
+    """Whether the call is of the daemon's part: the always-on daemon makes it (in its audits, its
+    teardown or its event listener), or the doctor does, checking the daemon's role."""
+    return bool(call.parts & (DAEMON_RUNS | CHECKS_THE_DAEMON)) or call.coverage is Coverage.DAEMON
 
 
 def _declared(registry: Registry) -> Iterator[tuple[str | None, ApiCall]]:
@@ -205,32 +209,35 @@ def policy_statements(
     queue_arn: str | None = None,
     registry: Registry = REGISTRY,
 ) -> list[dict[str, Any]]:
-    """The statements of one part's policy for `caller`: of the role in each lab account, or of the
-    operator's own credentials (their resources filled in with the operator's account, the access role
-    and the queue: any account, any queue of it, when not given)."""
+    """The statements of one part's policy for `caller`: of the role in each lab account (the access
+    role's own ARN filled in with its name), or of the operator's own credentials (their resources filled
+    in with the operator's account, the access role and the queue: any account, any queue of it, when
+    not given)."""
     chosen = check_part(part)
     check_built_by(built_by)
-    values: dict[str, str] = {}
+    check_access_role(access_role)
+    values = {"access_role": access_role}
     if caller is Caller.OPERATOR:
         if operator_account is not None:
             check_account_id(operator_account)
-        check_access_role(access_role)
         account = operator_account or "*"
-        values = {
-            "access_role": access_role,
-            "queue_arn": queue_arn or f"arn:aws:sqs:*:{account}:*",
-            "operator_account": account,
-        }
+        values |= {"queue_arn": queue_arn or f"arn:aws:sqs:*:{account}:*", "operator_account": account}
     return _statements(_grants(chosen, built_by, caller, registry), values)
 
 
 def lab_account_policy(
-    registry: Registry = REGISTRY, *, part: str = PolicyPart.ALL, built_by: str = "provisioner"
+    registry: Registry = REGISTRY,
+    *,
+    part: str = PolicyPart.ALL,
+    built_by: str = "provisioner",
+    access_role: str = ACCESS_ROLE,
 ) -> dict[str, Any]:
-    """The permissions policy of the role the auditor assumes in every lab account."""
+    """The permissions policy of the role `access_role` the auditor assumes in every lab account."""
     return {
         "Version": POLICY_VERSION,
-        "Statement": policy_statements(part, built_by, Caller.LAB_ACCOUNT, registry=registry),
+        "Statement": policy_statements(
+            part, built_by, Caller.LAB_ACCOUNT, access_role=access_role, registry=registry
+        ),
     }
 
 
@@ -343,7 +350,8 @@ def _lab_account_explanation(part: PolicyPart, built_by: str, access_role: str) 
                 if students
                 else "deletes of the lab's named resources only"
             )
-            + "); nothing that passes a role or writes code or a policy."
+            + "), and `auditor doctor`'s simulation of the role's own policies; nothing that passes a "
+            "role or writes code or a policy."
         )
     if part is PolicyPart.PROVISION:
         return f"Add to {access_role} beside the daemon's part, for `auditor provision` only: " + (
@@ -359,7 +367,7 @@ def _lab_account_explanation(part: PolicyPart, built_by: str, access_role: str) 
         )
     return (
         f"Attach to the role {access_role} in every lab account: what provision, audit, invoke, "
-        "teardown and the change events call there, on the lab's own resources only."
+        "teardown, the change events and the doctor call there, on the lab's own resources only."
     )
 
 
@@ -400,7 +408,7 @@ def permission_documents(
             "lab_account_policy",
             "Lab account permissions" + ("" if chosen is PolicyPart.ALL else f" ({chosen.value})"),
             _lab_account_explanation(chosen, built_by, access_role),
-            lab_account_policy(registry, part=chosen, built_by=built_by),
+            lab_account_policy(registry, part=chosen, built_by=built_by, access_role=access_role),
         ),
         PolicyDocument(
             "lab_account_trust_policy",

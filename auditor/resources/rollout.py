@@ -35,6 +35,7 @@ from auditor.resources.permissions import (
     queue_arn_from_url,
 )
 from auditor.resources.registry import REGISTRY, Registry
+from auditor.resources.support import ACCESS_ROLE_ITSELF
 
 # The role the lab accounts' rules send their events to the operator's bus with (made by the template).
 EVENT_FORWARDING_ROLE = "lab-auditor-change-events"
@@ -249,6 +250,16 @@ def _access_role(access_policies: list[dict[str, Any]], part: PolicyPart, built_
     }
 
 
+def _role_statements(part: PolicyPart, built_by: str, registry: Registry) -> list[dict[str, Any]]:
+    """A part's statements on the access role, which names itself as the stack makes it (its
+    AccessRoleName, in the stack's account): the role may simulate exactly itself."""
+    itself = {"Fn::Sub": "arn:${AWS::Partition}:iam::${AWS::AccountId}:role/${AccessRoleName}"}
+    return [
+        {**statement, "Resource": itself} if statement["Sid"] == ACCESS_ROLE_ITSELF.sid else statement
+        for statement in policy_statements(part, built_by, Caller.LAB_ACCOUNT, registry=registry)
+    ]
+
+
 _OPERATOR_BUS = "arn:${AWS::Partition}:events:${LabRegion}:${OperatorAccountId}:event-bus/default"
 _FORWARDING_ROLE_ARN = f"arn:${{AWS::Partition}}:iam::${{AWS::AccountId}}:role/{EVENT_FORWARDING_ROLE}"
 
@@ -350,7 +361,7 @@ def stack_set_template(
             "PolicyName": PART_POLICY_NAMES[each],
             "PolicyDocument": {
                 "Version": POLICY_VERSION,
-                "Statement": policy_statements(each, built_by, Caller.LAB_ACCOUNT, registry=registry),
+                "Statement": _role_statements(each, built_by, registry),
             },
         }
         for each in parts

@@ -1,5 +1,6 @@
-"""The API calls that belong to no kind of resource: reaching the accounts, running the function, and
-the operator's side of the change events. With the kinds' own, they are every call the program makes."""
+"""The API calls that belong to no kind of resource: reaching the accounts, running the function, the
+doctor's simulation of the lab-account role, and the operator's side of the change events. With the
+kinds' own, they are every call the program makes."""
 
 from __future__ import annotations
 
@@ -10,6 +11,10 @@ from auditor.resources.kinds.function import LAB_FUNCTION
 # Only against an emulator (the local stand-in for the Lambda runtime); never in a real-AWS policy.
 EXECUTION_ROLE = Scope("AssumeExecutionRole", (ANY_LAB.origin_role.arn,))
 
+# The lab-account role itself (its own ARN, in any lab account): filled in by
+# auditor.resources.permissions.lab_account_policy(), and by the StackSet template with the role it makes.
+ACCESS_ROLE_ITSELF = Scope("SimulateItself", ("arn:aws:iam::*:role/{access_role}",))
+
 # Operator scopes: filled in by auditor.resources.permissions.operator_policy().
 ACCESS_ROLES = Scope("AssumeLabAccessRole", ("arn:aws:iam::*:role/{access_role}",))
 EVENT_QUEUE = Scope("ChangeEventQueue", ("{queue_arn}",))
@@ -19,7 +24,7 @@ OPERATOR_EVENT_RULE = Scope(
 OPERATOR_EVENT_BUS = Scope("OperatorEventBus", ("arn:aws:events:*:{operator_account}:event-bus/default",))
 OPERATOR_UNSCOPED = Scope("OperatorNoResourceLevelPermissions", ("*",))
 
-_P, _A, _T, _I, _E = Part.PROVISION, Part.AUDIT, Part.TEARDOWN, Part.INVOKE, Part.EVENTS
+_P, _A, _T, _I, _E, _D = Part.PROVISION, Part.AUDIT, Part.TEARDOWN, Part.INVOKE, Part.EVENTS, Part.DOCTOR
 _OPERATOR = Caller.OPERATOR
 
 SUPPORT_CALLS: tuple[ApiCall, ...] = (
@@ -63,6 +68,15 @@ SUPPORT_CALLS: tuple[ApiCall, ...] = (
         _A,
         coverage=Coverage.REAL_AWS,
         used_by="auditor/aws/cloudtrail.py CloudTrailHistory: the daemon's scheduled audits (no emulator has it)",
+    ),
+    # The doctor's check of the daemon's role (auditor/app/doctor.py) ----------------------------------
+    call(
+        "iam:SimulatePrincipalPolicy",
+        ACCESS_ROLE_ITSELF,  # the role simulates only itself
+        _D,
+        coverage=Coverage.REAL_AWS,
+        used_by="auditor/aws/preflight.py simulated_decisions: the daemon's calls, as IAM decides them for "
+        "the role (an emulator has no simulator)",
     ),
     # Change events, the operator's side (auditor/aws/events.py) ---------------------------------------
     call(
