@@ -18,10 +18,11 @@ from auditor.domain.declarations import SHIPPED
 from auditor.domain.model import LabAudit, Trigger, Verdict
 from auditor.domain.steps import StepResult, StepStatus
 from auditor.store import Store, check, make_engine, upgrade
-from auditor.store.migrate import _migration_connection, alembic_config, newest_revision
+from auditor.store.migrate import NewerDatabase, _migration_connection, alembic_config, newest_revision
 from auditor.store.models import Base
 from auditor.store.types import UtcDateTime
 from bench.common import own_database
+from conftest import labs_toml, pair, write_config
 
 
 def schema_of(url: str) -> dict[str, list[str]]:
@@ -447,3 +448,46 @@ def test_runs_recorded_before_0008_have_no_steps_and_the_downgrade_drops_the_ste
     assert revision_of(database_url) == "0007"
     upgrade(database_url)
     check(database_url)
+
+
+def test_a_database_migrated_by_a_newer_lab_auditor_is_refused_by_name_not_by_alembic(
+    database_url: str,
+) -> None:
+    """An older image on a newer database: one sentence naming both migrations, and nothing changed."""
+    upgrade(database_url)
+    engine = make_engine(database_url)
+    with engine.begin() as connection:
+        connection.execute(text("UPDATE alembic_version SET version_num = '0099'"))
+    engine.dispose()
+    schema = schema_of(database_url)
+
+    with pytest.raises(NewerDatabase) as refused:
+        upgrade(database_url)
+
+    assert (
+        f"is at migration 0099, which this lab-auditor does not know (its newest is {newest_revision()})"
+        in str(refused.value)
+    )
+    assert (schema_of(database_url), revision_of(database_url)) == (schema, "0099")
+
+
+def test_a_command_on_a_newer_database_says_so_in_one_line(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from auditor.cli.main import main
+
+    url = f"sqlite:///{tmp_path / 'auditor.db'}"
+    upgrade(url)
+    engine = make_engine(url)
+    with engine.begin() as connection:
+        connection.execute(text("UPDATE alembic_version SET version_num = '0099'"))
+    engine.dispose()
+    config = write_config(tmp_path, "", labs_toml(pair(1)), database_url=url)
+
+    result = CliRunner().invoke(main, ["status", "--config", str(config)])
+
+    assert result.exit_code == 1
+    assert (
+        result.stderr.startswith("error: the database sqlite:///") and "is at migration 0099" in result.stderr
+    )
+    assert "Traceback" not in result.output and len(result.stderr.splitlines()) == 1

@@ -18,7 +18,7 @@ from sqlalchemy import Connection, Engine, inspect, text
 from sqlalchemy.exc import DBAPIError
 
 import auditor
-from auditor.store.engine import make_engine, unavailable_as, writing_engine
+from auditor.store.engine import DatabaseUnavailable, make_engine, safe_url, unavailable_as, writing_engine
 
 if TYPE_CHECKING:
     from alembic.config import Config
@@ -84,9 +84,14 @@ def _create_at_newest(connection: Connection) -> None:
     command.stamp(alembic_config(connection), "head")
 
 
+class NewerDatabase(DatabaseUnavailable):
+    """The database was migrated by a newer lab-auditor: this one does not know its schema."""
+
+
 def _at_newest(engine: Engine) -> bool:
     """Whether the database is at the newest migration, read without Alembic; False whenever in doubt
-    (no such table yet, migrations this cannot read): Alembic then decides."""
+    (no such table yet, migrations this cannot read): Alembic then decides. A revision this version
+    does not know is a newer lab-auditor's: NewerDatabase, before Alembic fails on it."""
     newest = newest_revision()
     if newest is None:
         return False
@@ -97,7 +102,24 @@ def _at_newest(engine: Engine) -> bool:
             versions = connection.execute(text("SELECT version_num FROM alembic_version")).scalars().all()
         except DBAPIError:
             return False
+    unknown = [version for version in versions if version not in known_revisions()]
+    if unknown:
+        raise NewerDatabase(
+            f"the database {safe_url(engine.url)} is at migration {', '.join(unknown)}, which this lab-auditor"
+            f" does not know (its newest is {newest}): a newer lab-auditor migrated it; run that version"
+            " (a database is never migrated down by an older one)"
+        )
     return versions == [newest]
+
+
+@functools.cache
+def known_revisions() -> frozenset[str]:
+    """The revisions of migrations/versions/, as each names itself."""
+    return frozenset(
+        found
+        for path in MIGRATIONS_DIR.glob("versions/*.py")
+        for found in _REVISION.findall(path.read_text(encoding="utf-8"))
+    )
 
 
 @functools.cache
