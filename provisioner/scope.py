@@ -5,7 +5,7 @@ the spec names. With `built_by = "students"` the students build the lab by hand,
 creates, changes or deletes their resources (their roles, policies, function and log group are what is
 being watched and graded): it sets up and removes only its own parts, the kinds of `PROJECT_PARTS`: the
 marker bucket in the destination account, which proves that a listing crossed accounts, and the
-change-event rules when `[events]` is on. `auditor teardown --students-resources` removes the students'
+change-event rules (with their execution role where one sends to another Region) when `[events]` is on. `auditor teardown --students-resources` removes the students'
 resources too. This is the one place that decides it; the plan and the teardown ask it.
 """
 

@@ -51,24 +51,30 @@ SUBJECTS = {
 # The findings each call can change, as the kinds declare them (auditor/resources/kinds/*.toml): the same
 # as the checks each call could change before codes (UpdateAssumeRolePolicy: the trust; PutRolePolicy: the
 # inline policy it names and the role's permissions; AttachRolePolicy: the role's permissions and its
-# attachments; ...).
-TRUST = frozenset(
+# attachments; ...). A call's codes are those of every kind it can change, whichever role it names: the
+# change-event rules' execution role's too (a finding matches by its resource as well as its code).
+TRUST_POLICY = frozenset(
     f"trust_policy.{name}"
     for name in ("widened", "narrowed", "changed", "unreadable", "denies_lab", "unproven")
 )
+TRUST = TRUST_POLICY | {"event_role.trust_modified"}
 PERMISSIONS = frozenset({"inline_policy.denies_lab", "inline_policy.unproven"})
-INLINE = PERMISSIONS | {
-    f"inline_policy.{name}"
-    for name in (
-        "missing",
-        "widened",
-        "narrowed",
-        "changed",
-        "unreadable",
-        "unexpected",
-        "unexpected_unreadable",
-    )
-}
+INLINE = (
+    PERMISSIONS
+    | {
+        f"inline_policy.{name}"
+        for name in (
+            "missing",
+            "widened",
+            "narrowed",
+            "changed",
+            "unreadable",
+            "unexpected",
+            "unexpected_unreadable",
+        )
+    }
+    | {"event_role.policy_modified"}
+)
 ATTACHED = PERMISSIONS | {"managed_policies.attached", "managed_policies.unreadable"}
 BOUNDARY = PERMISSIONS | {"permissions_boundary.attached", "permissions_boundary.unreadable"}
 CONFIGURATION = frozenset({"lambda_config.modified", "invoke.failed"})
@@ -215,6 +221,11 @@ def test_event_times_are_read_as_instants_or_not_at_all(text: Any, expected: dat
             {Touched(DEST_ROLE, BOUNDARY)},
         ),
         ("DeleteRole", {"roleName": "LambdaS3ListBuckets"}, {Touched(DEST_ROLE, None)}),
+        (
+            "UpdateAssumeRolePolicy",
+            {"roleName": "lab-auditor-change-events", "policyDocument": "{}"},
+            {Touched(f"arn:aws:iam::{DEST}:role/lab-auditor-change-events", TRUST)},
+        ),
         ("CreateRole", {"roleName": "LambdaS3ListBuckets", "path": "/"}, {Touched(DEST_ROLE, None)}),
     ],
 )
@@ -602,4 +613,4 @@ def test_a_change_queued_by_a_replica_of_before_codes_explains_the_findings_of_i
         "touched": [{"resource": DEST_ROLE, "checks": ["trust_policy"]}],
     }
     read = Change.from_json(queued)
-    assert read is not None and read.touched == {Touched(DEST_ROLE, TRUST)}
+    assert read is not None and read.touched == {Touched(DEST_ROLE, TRUST_POLICY)}

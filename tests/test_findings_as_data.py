@@ -151,6 +151,7 @@ def test_the_report_schema_file_lists_the_checks_and_codes_the_kinds_declare() -
         "lambda_code",
         "invoke",
         "log_group",
+        "event_role",
         "event_rule",
         "change_events",
     }

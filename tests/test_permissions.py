@@ -32,6 +32,7 @@ from auditor.domain.config import AccountAccess, ClassSettings, EventsSettings, 
 from auditor.domain.model import Verdict
 from auditor.domain.spec import (
     DESTINATION_ROLE,
+    EVENT_FORWARDING_ROLE,
     EVENT_RULE,
     FUNCTION,
     ORIGIN_ROLE,
@@ -40,7 +41,8 @@ from auditor.domain.spec import (
     render,
 )
 from auditor.policy import Policy, expand_action, is_allowed, parse_policy
-from auditor.resources.base import UNSCOPED, ApiCall, Caller, Coverage, Part
+from auditor.resources.base import UNSCOPED, ApiCall, Caller, Coverage, Part, Scope
+from auditor.resources.kinds.event_role import FORWARDING_ROLE, FORWARDING_ROLE_TO_EVENTS
 from auditor.resources.kinds.event_rule import LAB_EVENT_RULE
 from auditor.resources.kinds.function import EXECUTION_ROLE_TO_LAMBDA, LAB_FUNCTION
 from auditor.resources.kinds.log_group import LAB_LOG_GROUP
@@ -82,6 +84,7 @@ PHASE_PARTS = {
     "teardown": {Part.TEARDOWN},
 }
 PassedToLambda = {"iam:PassedToService": "lambda.amazonaws.com"}
+PassedToEvents = {"iam:PassedToService": "events.amazonaws.com"}
 Calls = dict[str, int]
 
 
@@ -282,7 +285,14 @@ def test_when_students_build_each_phase_makes_only_the_calls_of_that_mode() -> N
         step(context)
         assert context.sessions.calls, phase
         assert set(context.sessions.calls) - allowed[phase] == set(), phase
-    assert "iam:CreateRole" not in allowed["provision"] and "iam:DeleteRole" not in allowed["teardown"]
+    # The only role the project makes or removes is its own: the change-event rules' execution role.
+    roles_changed = {
+        grant.scope
+        for call in api_calls("all", "students", on_real_aws=False)
+        if call.operation in ("iam:CreateRole", "iam:DeleteRole")
+        for grant in call.grants
+    }
+    assert roles_changed == {FORWARDING_ROLE}
 
 
 def test_every_call_declared_as_tested_belongs_to_a_tested_part() -> None:
@@ -343,6 +353,7 @@ def test_calls_only_made_elsewhere_say_where() -> None:
 def _resources_the_code_uses(lab: ExpectedLab) -> dict[str, list[str]]:
     """For each statement of the lab account policy, the resources of a real lab that it must cover."""
     function, bucket = lab.function, lab.marker_bucket
+    accounts = (lab.origin_account, lab.destination_account)
     log_group = f"arn:aws:logs:{lab.region}:{lab.origin_account}:log-group:{function.log_group}"
     return {
         LAB_ROLES.sid: [role.arn for role in lab.roles],
@@ -359,6 +370,10 @@ def _resources_the_code_uses(lab: ExpectedLab) -> dict[str, list[str]]:
             f"arn:aws:events:{region}:{account}:rule/{EVENT_RULE}"
             for account in (lab.origin_account, lab.destination_account)
             for region in (lab.region, "us-east-1")
+        ],
+        FORWARDING_ROLE.sid: [f"arn:aws:iam::{account}:role/{EVENT_FORWARDING_ROLE}" for account in accounts],
+        FORWARDING_ROLE_TO_EVENTS.sid: [
+            f"arn:aws:iam::{account}:role/{EVENT_FORWARDING_ROLE}" for account in accounts
         ],
         ANY_TRAIL.sid: [
             f"arn:aws:cloudtrail:{region}:{lab.origin_account}:trail/management"
@@ -397,6 +412,11 @@ def test_the_lab_account_policy_fits_in_a_managed_policy() -> None:
     assert len(json.dumps(lab_account_policy(), separators=(",", ":"))) <= 6144
 
 
+def _passed_to(scope: Scope) -> dict[str, str]:
+    """The service a role is passed to: the rules' execution role to EventBridge, the lab's to Lambda."""
+    return PassedToEvents if scope == FORWARDING_ROLE_TO_EVENTS else PassedToLambda
+
+
 @pytest.mark.parametrize("built_by", ["provisioner", "students"])
 def test_the_lab_account_policy_allows_each_declared_action_on_the_resources_the_code_uses(
     built_by: str, real_lab: ExpectedLab
@@ -408,7 +428,7 @@ def test_the_lab_account_policy_allows_each_declared_action_on_the_resources_the
         for call in api_calls(built_by=built_by, caller=Caller.LAB_ACCOUNT)
         for grant in call.grants
         for resource in uses[grant.scope.sid]
-        if not is_allowed(lab_policy, grant.action, resource, PassedToLambda)
+        if not is_allowed(lab_policy, grant.action, resource, _passed_to(grant.scope))
     ]
     assert refused == []
 

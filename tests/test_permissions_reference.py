@@ -379,7 +379,8 @@ def test_the_daemon_changes_who_may_do_what_only_by_removing(built_by: str) -> N
     for caller, statement in daemon_statements(built_by):
         if caller is Caller.LAB_ACCOUNT and set(as_list(statement["Action"])) & changes:
             roles = {arn.rsplit("/", 1)[-1] for arn in as_list(statement["Resource"])}
-            assert roles <= LAB_ROLE_NAMES  # the lab's own roles, which the daemon cannot assume
+            # The lab's own roles and the change-event rules' execution role: none the daemon can assume.
+            assert roles <= LAB_ROLE_NAMES
 
 
 @pytest.mark.parametrize("built_by", BUILT_BY)
@@ -402,6 +403,30 @@ def test_the_daemons_part_refuses_the_escalation_paths_on_a_real_lab(built_by: s
             assert is_allowed(everything, action, resource, context), action
     assert is_allowed(daemon, "lambda:InvokeFunction", lab.function.arn)
     assert is_allowed(daemon, "iam:GetRolePolicy", lab.origin_role.arn)
+
+
+@pytest.mark.parametrize("built_by", BUILT_BY)
+def test_only_provision_passes_or_writes_the_change_events_execution_role(built_by: str) -> None:
+    """PutTargets with a RoleArn passes the role: provision's part may, to EventBridge only; the daemon's
+    may read and delete it (its teardown at expiry), never pass, create or change it."""
+    bus = f"arn:aws:events:eu-central-1:{OPERATOR}:event-bus/default"
+    role = next(r for r in render(pair(1), LabSettings(region="eu-central-1"), bus).event_roles if r.wanted)
+    daemon = [parse_policy(lab_account_policy(part="daemon", built_by=built_by))]
+    provision = [parse_policy(lab_account_policy(part="provision", built_by=built_by))]
+    to_events = {"iam:PassedToService": "events.amazonaws.com"}
+    for action, context in [
+        ("iam:PassRole", to_events),
+        ("iam:CreateRole", {}),
+        ("iam:PutRolePolicy", {}),
+        ("iam:UpdateAssumeRolePolicy", {}),
+    ]:
+        assert not is_allowed(daemon, action, role.arn, context), action
+        assert is_allowed(provision, action, role.arn, context), action
+    assert not is_allowed(
+        provision, "iam:PassRole", role.arn, {"iam:PassedToService": "lambda.amazonaws.com"}
+    )
+    for action in ("iam:GetRole", "iam:GetRolePolicy", "iam:DeleteRolePolicy", "iam:DeleteRole"):
+        assert is_allowed(daemon, action, role.arn), action
 
 
 def test_when_students_build_nothing_of_theirs_is_created_changed_or_deleted() -> None:

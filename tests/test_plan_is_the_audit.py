@@ -340,6 +340,7 @@ def test_every_kind_is_found_by_the_registry() -> None:
         "function_code",
         "log_group",
         "marker_bucket",
+        "event_role",
         "event_rule",
         "trail",
     }

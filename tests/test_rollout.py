@@ -18,7 +18,7 @@ from click.testing import CliRunner
 
 from auditor.cli.permissions import permissions_command
 from auditor.domain.config import ConfigError, LabConfig, LabSettings, load_config
-from auditor.domain.spec import EVENT_RULE, EVENT_TARGET_ID, LabShape, event_rule_specs
+from auditor.domain.spec import EVENT_RULE, EVENT_TARGET_ID, LabShape, event_role_specs, event_rule_specs
 from auditor.policy import is_allowed, parse_policy
 from auditor.resources.kinds.event_rule import collect_event_rule, compare_event_rule
 from auditor.resources.permissions import (
@@ -440,16 +440,28 @@ def test_the_stack_makes_the_role_its_policies_and_the_rule_the_audit_expects(
             name = PART_POLICY_NAMES[PolicyPart(part)]
             document = iam.get_role_policy(RoleName=ACCESS_ROLE, PolicyName=name)["PolicyDocument"]
             assert _document(document)["Statement"] == with_itself(policy_statements(part), role["Arn"])
-        forwarding = iam.get_role_policy(RoleName=EVENT_FORWARDING_ROLE, PolicyName="forward-to-operator-bus")
-        assert _document(forwarding["PolicyDocument"])["Statement"][0]["Resource"] == bus
-    # Each rule the audit looks for is there, as the spec has it: no finding.
     shape = LabShape(lab, LabSettings(region=region), bus)
+    # The rules' execution role is provision's, where provision makes one: where a rule crosses Regions.
+    for forwarding_role in event_role_specs(shape):
+        iam = boto3.client("iam", **_in_account(forwarding_role.account_id))
+        if not forwarding_role.wanted:
+            with pytest.raises(iam.exceptions.NoSuchEntityException):
+                iam.get_role(RoleName=EVENT_FORWARDING_ROLE)
+            continue
+        made = iam.get_role(RoleName=EVENT_FORWARDING_ROLE)["Role"]
+        assert made["AssumeRolePolicyDocument"] == forwarding_role.trust_policy
+        [(name, document)] = forwarding_role.inline_policies.items()
+        assert iam.list_role_policies(RoleName=EVENT_FORWARDING_ROLE)["PolicyNames"] == [name]
+        forwarding = iam.get_role_policy(RoleName=EVENT_FORWARDING_ROLE, PolicyName=name)
+        assert _document(forwarding["PolicyDocument"]) == document
+    assert any(role.wanted for role in event_role_specs(shape)) is (region != "us-east-1")
+    # Each rule the audit looks for is there, as the spec has it: no finding.
     for spec in event_rule_specs(shape):
         events = boto3.client("events", region_name=spec.region, **_in_account(spec.account_id))
         assert compare_event_rule(spec, collect_event_rule(events, spec)) == []
         target = events.list_targets_by_rule(Rule=EVENT_RULE)["Targets"][0]
         assert target["Id"] == EVENT_TARGET_ID
-        assert target["RoleArn"] == f"arn:aws:iam::{spec.account_id}:role/{EVENT_FORWARDING_ROLE}"
+        assert target.get("RoleArn") == spec.role_arn
     # And no rule where the audit looks for none (a destination's in the lab's Region).
     if region != "us-east-1" and not lab.single_account:
         events = boto3.client("events", region_name=region, **_in_account(lab.destination.account_id))

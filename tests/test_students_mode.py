@@ -275,7 +275,8 @@ def test_with_events_the_plan_sets_up_the_event_rules_too() -> None:
         (outcome,) = provision_targets(context, context.targets(), dry_run=True)
         assert outcome.result is not None
         kinds = {step.kind for step in outcome.result.steps}
-        assert kinds == set(PROJECT_PARTS)
+        # In us-east-1, where the operator's bus is, no rule crosses Regions: no execution role.
+        assert kinds == set(PROJECT_PARTS) - {"event_role"}, kinds
         assert {step.action for step in outcome.result.steps} == {Action.CREATE}
         assert all(f.subject is not None and f.subject.kind in PROJECT_PARTS for f in outcome.result.findings)
         (built,) = provision_targets(context, context.targets(), dry_run=False)
@@ -285,7 +286,7 @@ def test_with_events_the_plan_sets_up_the_event_rules_too() -> None:
         assert students_work() == {"log_groups": []}
         (down,) = teardown_targets(context, context.targets(), dry_run=False)
         assert down.ok and down.result is not None
-        assert {step.kind for step in down.result.steps} == set(PROJECT_PARTS)
+        assert {step.kind for step in down.result.steps} == kinds
         assert client(ORIGIN, "events").list_rules()["Rules"] == []
 
 

@@ -26,7 +26,6 @@ from auditor.common.errors import OperationalError
 from auditor.domain.changes import LabChange
 from auditor.domain.config import EMBEDDED, Config, ConfigError
 from auditor.domain.model import AuditRun, LabAudit, Trigger, Verdict
-from auditor.resources.kinds.event_rule import cross_region_rules
 from auditor.store import DatabaseUnavailable, LabState, LabStatus, Store
 from provisioner.provision import provision_targets
 from provisioner.scope import students_build_notice
@@ -101,7 +100,6 @@ def provision(
         context.require_credentials(names)
         warn_embedded(context, tell, builds=not dry_run)
         targets = context.rendered_targets(names, context.resolve_events_bus_arn())
-        warn_cross_region_rules(context, targets, tell)
         if dry_run:
             warn_expired(targets, None, tell)
             return _plan_and_apply(context, targets, approve, progress, dry_run=True)
@@ -182,21 +180,6 @@ def keep_embedded_emulator(config: Config, tell: Tell) -> None:
         tell(
             f"started the embedded emulator in the background at {emulator.url}: it keeps the labs for "
             "the next commands (`auditor emulator stop` ends it)"
-        )
-
-
-def warn_cross_region_rules(context: Context, targets: Sequence[LabTarget], tell: Tell) -> None:
-    """On AWS, a change-event rule whose bus is in another Region needs an execution role that provision
-    does not make: said once, naming the Regions and what does make it."""
-    if context.endpoint_url is not None:
-        return  # an emulator asks no execution role of a rule
-    crossing = {(rule.region, rule.target_region) for t in targets for rule in cross_region_rules(t.expected)}
-    for rule_region, bus_region in sorted(crossing):
-        tell(
-            f"the change-event rules in {rule_region} send to the operator's bus in {bus_region}: AWS delivers"
-            " to a bus in another Region only through an execution role, which auditor provision does not"
-            " create; roll the rules out with the StackSet template (auditor permissions --format"
-            " cloudformation), which has it, or those events will not arrive"
         )
 
 

@@ -23,6 +23,7 @@ from auditor.common.errors import OperationalError, is_not_found
 from auditor.domain.config import Config, EventsSettings, LabConfig
 from auditor.domain.spec import (
     DESTINATION_ROLE,
+    EVENT_FORWARDING_ROLE,
     EVENT_RULE,
     EVENT_TARGET_ID,
     FUNCTION,
@@ -32,7 +33,7 @@ from auditor.domain.spec import (
 
 log = structlog.get_logger()
 
-LAB_RESOURCE_NAMES = {ORIGIN_ROLE, DESTINATION_ROLE, FUNCTION}
+LAB_RESOURCE_NAMES = {ORIGIN_ROLE, DESTINATION_ROLE, FUNCTION, EVENT_FORWARDING_ROLE}
 DEFAULT_QUEUE_NAME = "lab-auditor-events"
 
 

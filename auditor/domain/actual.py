@@ -12,6 +12,7 @@ from typing import Any
 
 from auditor.domain.spec import (
     DESTINATION_ROLE,
+    EVENT_ROLE_KIND,
     EVENT_RULE_KIND,
     FUNCTION_KIND,
     INLINE_POLICY_KIND,
@@ -95,7 +96,19 @@ class ActualEventRule:
     name: str
     exists: bool
     pattern: Any = None
-    target_arns: tuple[str, ...] = ()
+    # Each target as (its ARN, its execution role's ARN or None), sorted.
+    targets: tuple[tuple[str, str | None], ...] = ()
+
+
+@dataclass(frozen=True)
+class ActualEventRole:
+    """The change-event rules' execution role of a lab account: its trust and its inline policies."""
+
+    account_id: str
+    name: str
+    exists: bool
+    trust_policy: Any = None
+    inline_policies: dict[str, Any] = field(default_factory=dict)
 
 
 # The kinds read role by role whose entries belong to a role (their owner): put back together with it.
@@ -167,6 +180,10 @@ class ActualLab:
     @property
     def event_rules(self) -> tuple[ActualEventRule, ...]:
         return tuple(self.of_kind(EVENT_RULE_KIND).values())
+
+    @property
+    def event_roles(self) -> tuple[ActualEventRole, ...]:
+        return tuple(self.of_kind(EVENT_ROLE_KIND).values())
 
     def role_of(self, account_id: str, name: str) -> ActualRole:
         return self._assembled(self.resources[ResourceKey(ROLE_KIND, account_id, name, name)])

@@ -29,6 +29,12 @@ EVENT_RULE = "lab-auditor-changes"
 # IAM is a global service: its CloudTrail events reach EventBridge (and its event history) in us-east-1 only.
 IAM_EVENTS_REGION = "us-east-1"
 LAMBDA_SERVICE = "lambda.amazonaws.com"
+EVENTS_SERVICE = "events.amazonaws.com"
+# The execution role of a lab account's change-event rules, and its one inline policy: AWS delivers to an
+# event bus in another Region only through a role (the target's RoleArn). The StackSet template of
+# auditor/resources/rollout.py makes the same role, from the same documents.
+EVENT_FORWARDING_ROLE = "lab-auditor-change-events"
+EVENT_FORWARDING_POLICY = "forward-to-operator-bus"
 
 # The id of the project's target on a change-event rule (the lab accounts' rules and the operator's).
 EVENT_TARGET_ID = "lab-auditor-queue"
@@ -88,6 +94,38 @@ _ORIGIN_INLINE: dict[str, Any] = {
 }
 
 
+def event_forwarding_trust(account: Any) -> dict[str, Any]:
+    """The execution role's trust: EventBridge, for the rules of the role's own account only. `account`
+    is the account's id (a CloudFormation reference in the StackSet template)."""
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Sid": "ThisAccountsRules",
+                "Effect": "Allow",
+                "Principal": {"Service": EVENTS_SERVICE},
+                "Action": "sts:AssumeRole",
+                "Condition": {"StringEquals": {"aws:SourceAccount": account}},
+            }
+        ],
+    }
+
+
+def event_forwarding_policy(bus_arn: Any) -> dict[str, Any]:
+    """The execution role's inline policy: put events on the operator's bus, and nothing else. `bus_arn`
+    is the bus's ARN (a CloudFormation reference in the StackSet template)."""
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
+            {"Sid": "OperatorEventBus", "Effect": "Allow", "Action": "events:PutEvents", "Resource": bus_arn}
+        ],
+    }
+
+
+def event_forwarding_role_arn(account_id: str) -> str:
+    return f"arn:aws:iam::{account_id}:role/{EVENT_FORWARDING_ROLE}"
+
+
 # The kinds of resource the lab's spec names (auditor/resources/kinds/), as a resource's key names them.
 ROLE_KIND = "role"
 INLINE_POLICY_KIND = "inline_policy"
@@ -97,6 +135,7 @@ FUNCTION_KIND = "function"
 LOG_GROUP_KIND = "log_group"
 MARKER_BUCKET_KIND = "marker_bucket"
 EVENT_RULE_KIND = "event_rule"
+EVENT_ROLE_KIND = "event_role"
 TRAIL_KIND = "trail"
 
 # A resource of the lab by the same key as a finding's subject and a provisioner's step: its kind, its
@@ -197,9 +236,52 @@ class EventRuleSpec:
         return self.target_arn.split(":")[3] if self.target_arn else None
 
     @property
+    def crosses_regions(self) -> bool:
+        """Whether it sends to a bus in another Region: AWS delivers there only through an execution role."""
+        return self.target_region is not None and self.target_region != self.region
+
+    @property
+    def role_arn(self) -> str | None:
+        """Its target's execution role: the account's forwarding role when it crosses Regions, else none."""
+        return event_forwarding_role_arn(self.account_id) if self.crosses_regions else None
+
+    @property
     def key(self) -> ResourceKey:
         # Its owner is its region: the same rule name lives in each region it is needed in.
         return ResourceKey(EVENT_RULE_KIND, self.account_id, self.region, self.name)
+
+
+@dataclass(frozen=True)
+class EventRoleSpec:
+    """The execution role of a lab account's change-event rules (EVENT_FORWARDING_ROLE), with its trust and
+    its one inline policy: wanted where a rule of the account sends to the operator's bus in another Region."""
+
+    account_id: str
+    name: str
+    # None when no rule of the account crosses Regions: the role is then only named, so that teardown can
+    # find one left from before (a class once in another Region, or rolled out with the StackSet template).
+    bus_arn: str | None
+
+    @property
+    def wanted(self) -> bool:
+        return self.bus_arn is not None
+
+    @property
+    def arn(self) -> str:
+        return f"arn:aws:iam::{self.account_id}:role/{self.name}"
+
+    @property
+    def trust_policy(self) -> dict[str, Any]:
+        return event_forwarding_trust(self.account_id)
+
+    @property
+    def inline_policies(self) -> dict[str, dict[str, Any]]:
+        """Its inline policy by name (none when it is only named)."""
+        return {EVENT_FORWARDING_POLICY: event_forwarding_policy(self.bus_arn)} if self.wanted else {}
+
+    @property
+    def key(self) -> ResourceKey:
+        return ResourceKey(EVENT_ROLE_KIND, self.account_id, self.name, self.name)
 
 
 class Keyed(Protocol):
@@ -285,6 +367,10 @@ class ExpectedLab:
     @property
     def event_rules(self) -> tuple[EventRuleSpec, ...]:
         return tuple(self.of_kind(EVENT_RULE_KIND))
+
+    @property
+    def event_roles(self) -> tuple[EventRoleSpec, ...]:
+        return tuple(self.of_kind(EVENT_ROLE_KIND))
 
     def _role(self, account_id: str, name: str) -> RoleSpec:
         return self.resources[ResourceKey(ROLE_KIND, account_id, name, name)]
@@ -373,6 +459,18 @@ def event_rule_specs(shape: LabShape) -> tuple[EventRuleSpec, ...]:
     )
 
 
+def event_role_specs(shape: LabShape) -> tuple[EventRoleSpec, ...]:
+    """The forwarding role of each lab account: wanted (with the operator's bus) where a rule of the
+    account crosses Regions, only named elsewhere."""
+    crossing = {rule.account_id for rule in event_rule_specs(shape) if rule.crosses_regions}
+    return tuple(
+        EventRoleSpec(
+            account, EVENT_FORWARDING_ROLE, shape.events_target_arn if account in crossing else None
+        )
+        for account in dict.fromkeys((shape.origin, shape.destination))
+    )
+
+
 def render_roles(shape: LabShape) -> dict[ResourceKey, Any]:
     return keyed(destination_role_spec(shape), origin_role_spec(shape))
 
@@ -393,6 +491,10 @@ def render_event_rules(shape: LabShape) -> dict[ResourceKey, Any]:
     return keyed(*event_rule_specs(shape))
 
 
+def render_event_roles(shape: LabShape) -> dict[ResourceKey, Any]:
+    return keyed(*event_role_specs(shape))
+
+
 # The shipped kinds' renderers, in the kinds' order (the registry's `render` assembles the same map from
 # its kinds, each of which renders with one of these; a test keeps the two equal).
 SHIPPED_RENDERERS: tuple[Renderer, ...] = (
@@ -400,6 +502,7 @@ SHIPPED_RENDERERS: tuple[Renderer, ...] = (
     render_function,
     render_log_group,
     render_marker_bucket,
+    render_event_roles,
     render_event_rules,
 )
 

@@ -111,7 +111,7 @@ READ = (Part.PROVISION, Part.AUDIT, Part.TEARDOWN)
 
 # The kinds of resource the project owns when students build the lab (`[class] built_by = "students"`):
 # the only ones it then creates, changes or deletes (provisioner/scope.py; `auditor permissions`).
-PROJECT_PARTS: tuple[str, ...] = ("marker_bucket", "event_rule")
+PROJECT_PARTS: tuple[str, ...] = ("marker_bucket", "event_role", "event_rule")
 
 # The lab spec rendered for any account and any region: its names, with "*" where a lab's own values go,
 # so that the policies name exactly what the spec names.

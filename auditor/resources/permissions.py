@@ -10,10 +10,11 @@ The policies come in parts (`PolicyPart`): what the always-on daemon does (its a
 run, its change events and its teardown at expiry: reads, the invoke, and deletes of the lab's named
 resources; and `auditor doctor`'s simulation of the role, on itself only, checking the role as the
 daemon holds it), and what only `auditor provision` adds (creating and changing the lab's resources,
-passing the execution role to the function). The daemon's part has no way to raise its own privileges:
-it passes no role, writes no code and no policy. When students build the lab (`[class] built_by =
-"students"`) the students' resources are only read and their function run; the project creates, changes
-and deletes only its own parts (`PROJECT_PARTS`).
+passing the execution role to the function, and the change-event rules' execution role to
+EventBridge). The daemon's part has no way to raise its own privileges: it passes no role, writes no
+code and no policy. When students build the lab (`[class] built_by = "students"`) the students'
+resources are only read and their function run; the project creates, changes and deletes only its own
+parts (`PROJECT_PARTS`).
 
 tests/test_permissions.py keeps the declarations true: it provisions, drifts, audits and tears down labs
 on moto and fails on a call nothing declares, or on a declared call the code no longer makes;
@@ -30,6 +31,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from auditor.domain.config import ACCOUNT_ID_PATTERN, EXTERNAL_ID_PATTERN
+from auditor.domain.spec import EVENT_FORWARDING_ROLE
 from auditor.resources.base import (
     ANY_LAB,
     PROJECT_PARTS,
@@ -296,8 +298,9 @@ def check_role_name(name: str) -> None:
         raise ValueError(f"{name!r} is not an IAM role name (1 to 64 letters, digits and +=,.@_-)")
 
 
-# The lab's own roles, which the policies let the auditor change: the access role must be none of them.
-LAB_ROLE_NAMES = frozenset(role.name for role in ANY_LAB.roles)
+# The roles the policies let the auditor change and delete (the lab's own, and the change-event rules'
+# execution role): the access role must be none of them.
+LAB_ROLE_NAMES = frozenset((*(role.name for role in ANY_LAB.roles), EVENT_FORWARDING_ROLE))
 
 
 def check_access_role(name: str) -> None:
@@ -346,7 +349,7 @@ def _lab_account_explanation(part: PolicyPart, built_by: str, access_role: str) 
             f"Attach to the role {access_role} the daemon assumes in every lab account: what its audits "
             "read, the function's run and its teardown at expiry ("
             + (
-                "of the project's own parts: the marker bucket and the event rules"
+                "of the project's own parts: the marker bucket, the event rules and their execution role"
                 if students
                 else "deletes of the lab's named resources only"
             )
@@ -355,15 +358,17 @@ def _lab_account_explanation(part: PolicyPart, built_by: str, access_role: str) 
         )
     if part is PolicyPart.PROVISION:
         return f"Add to {access_role} beside the daemon's part, for `auditor provision` only: " + (
-            "setting up the project's own parts (the marker bucket, the event rules); nothing of the students'."
+            "setting up the project's own parts (the marker bucket, the event rules and their execution "
+            "role); nothing of the students'."
             if students
-            else "creating and changing the lab's resources, and passing its execution role to the function."
+            else "creating and changing the lab's resources, and passing its execution roles to the function "
+            "and to EventBridge."
         )
     if students:
         return (
             f"Attach to the role {access_role} in every lab account: the students build the lab, so the "
             "audit only reads their resources and runs their function; the project sets up and removes "
-            "only its own parts (the marker bucket, the event rules)."
+            "only its own parts (the marker bucket, the event rules and their execution role)."
         )
     return (
         f"Attach to the role {access_role} in every lab account: what provision, audit, invoke, "

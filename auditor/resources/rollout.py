@@ -4,14 +4,15 @@ CloudFormation template it writes for a StackSet over the lab accounts (pure: va
 The template makes, in each lab account, the role the auditor assumes (its least-privilege policies,
 one inline policy a part, and its trust to the operator's account with the external id) and, with
 change events on, the EventBridge rule of auditor/resources/kinds/event_rule.py, forwarding the account's
-IAM and Lambda calls to the operator's bus with an execution role of its own (AWS requires one for a
-cross-account bus target reached through an organization, and for a bus in another Region). The rule
-is the one the audit expects, to the letter: a rule per (account, Region) that sees the lab's changes,
-IAM's calls in us-east-1, Lambda's in the lab's Region for the account holding the function.
+IAM and Lambda calls to the operator's bus. The rule is the one the audit expects, to the letter: a rule
+per (account, Region) that sees the lab's changes, IAM's calls in us-east-1, Lambda's in the lab's Region
+for the account holding the function; the rule in us-east-1 sends to a bus in another Region when the
+lab's Region is not us-east-1, and then through the execution role of
+auditor/resources/kinds/event_role.py (AWS requires one there), made from the same documents as
+`auditor provision` makes it. A rule in the bus's Region has none, as provision's.
 
 A StackSet deploys the same template to every account and Region; the roles are global, so they are
-made in us-east-1 only (which every class needs anyway, for IAM's events), and the rule of another
-Region uses the execution role by its name.
+made in us-east-1 only (which every class needs anyway, for IAM's events).
 """
 
 from __future__ import annotations
@@ -22,7 +23,16 @@ from dataclasses import dataclass
 from typing import Any
 
 from auditor.domain.config import Config, ConfigError, LabConfig
-from auditor.domain.spec import EVENT_RULE, EVENT_TARGET_ID, IAM_EVENTS_REGION, change_event_pattern
+from auditor.domain.spec import (
+    EVENT_FORWARDING_POLICY,
+    EVENT_FORWARDING_ROLE,
+    EVENT_RULE,
+    EVENT_TARGET_ID,
+    IAM_EVENTS_REGION,
+    change_event_pattern,
+    event_forwarding_policy,
+    event_forwarding_trust,
+)
 from auditor.resources.base import Caller
 from auditor.resources.permissions import (
     ACCESS_ROLE,
@@ -37,8 +47,6 @@ from auditor.resources.permissions import (
 from auditor.resources.registry import REGISTRY, Registry
 from auditor.resources.support import ACCESS_ROLE_ITSELF
 
-# The role the lab accounts' rules send their events to the operator's bus with (made by the template).
-EVENT_FORWARDING_ROLE = "lab-auditor-change-events"
 # The inline policy of each part on the access role.
 PART_POLICY_NAMES = {PolicyPart.DAEMON: "lab-auditor-daemon", PolicyPart.PROVISION: "lab-auditor-provision"}
 TEMPLATE_FORMAT_VERSION = "2010-09-09"
@@ -216,6 +224,10 @@ def _conditions() -> dict[str, Any]:
         "EventsOn": {"Fn::Equals": [{"Ref": "ChangeEvents"}, "true"]},
         "WatchesLambda": {"Fn::And": [{"Condition": "HoldsFunction"}, {"Condition": "InLabRegion"}]},
         "WatchesIam": {"Fn::And": [{"Condition": "EventsOn"}, {"Condition": "InIamRegion"}]},
+        # The rule of us-east-1 sends to the operator's bus in another Region: through the execution role.
+        "CrossesRegions": {
+            "Fn::And": [{"Condition": "WatchesIam"}, {"Fn::Not": [{"Condition": "InLabRegion"}]}]
+        },
         "ForwardsChanges": {
             "Fn::And": [
                 {"Condition": "EventsOn"},
@@ -261,59 +273,34 @@ def _role_statements(part: PolicyPart, built_by: str, registry: Registry) -> lis
 
 
 _OPERATOR_BUS = "arn:${AWS::Partition}:events:${LabRegion}:${OperatorAccountId}:event-bus/default"
-_FORWARDING_ROLE_ARN = f"arn:${{AWS::Partition}}:iam::${{AWS::AccountId}}:role/{EVENT_FORWARDING_ROLE}"
 
 
 def _forwarding_role() -> dict[str, Any]:
-    """The rule's execution role: EventBridge may put events on the operator's bus, and nothing else."""
-    trust = {
-        "Version": POLICY_VERSION,
-        "Statement": [
-            {
-                "Sid": "ThisAccountsRules",
-                "Effect": "Allow",
-                "Principal": {"Service": "events.amazonaws.com"},
-                "Action": "sts:AssumeRole",
-                "Condition": {"StringEquals": {"aws:SourceAccount": {"Ref": "AWS::AccountId"}}},
-            }
-        ],
-    }
-    policy = {
-        "Version": POLICY_VERSION,
-        "Statement": [
-            {
-                "Sid": "OperatorEventBus",
-                "Effect": "Allow",
-                "Action": "events:PutEvents",
-                "Resource": {"Fn::Sub": _OPERATOR_BUS},
-            }
-        ],
-    }
+    """The rule's execution role, as `auditor provision` makes it (event_role.py): EventBridge, for this
+    account's rules, may put events on the operator's bus, and nothing else."""
+    policy = event_forwarding_policy({"Fn::Sub": _OPERATOR_BUS})
     return {
         "Type": "AWS::IAM::Role",
-        "Condition": "WatchesIam",
+        "Condition": "CrossesRegions",
         "Properties": {
             "RoleName": EVENT_FORWARDING_ROLE,
             "Description": "lab-auditor: the change-event rules forward to the operator's event bus",
-            "AssumeRolePolicyDocument": trust,
-            "Policies": [{"PolicyName": "forward-to-operator-bus", "PolicyDocument": policy}],
+            "AssumeRolePolicyDocument": event_forwarding_trust({"Ref": "AWS::AccountId"}),
+            "Policies": [{"PolicyName": EVENT_FORWARDING_POLICY, "PolicyDocument": policy}],
         },
     }
 
 
 def _event_rule() -> dict[str, Any]:
     """The audit's rule to the letter (auditor/domain/spec.py event_rule_specs): IAM's calls in us-east-1,
-    Lambda's in the lab's Region for the account holding the function, both in one rule when those meet."""
+    Lambda's in the lab's Region for the account holding the function, both in one rule when those meet;
+    the execution role on its target only when it sends to another Region."""
     iam, lambda_, both = (
         change_event_pattern(s) for s in (["aws.iam"], ["aws.lambda"], ["aws.iam", "aws.lambda"])
     )
     pattern = {"Fn::If": ["InIamRegion", {"Fn::If": ["WatchesLambda", both, iam]}, lambda_]}
     role_arn = {
-        "Fn::If": [
-            "WatchesIam",
-            {"Fn::GetAtt": ["ChangeEventsRole", "Arn"]},
-            {"Fn::Sub": _FORWARDING_ROLE_ARN},
-        ]
+        "Fn::If": ["CrossesRegions", {"Fn::GetAtt": ["ChangeEventsRole", "Arn"]}, {"Ref": "AWS::NoValue"}]
     }
     return {
         "Type": "AWS::Events::Rule",

@@ -1,7 +1,9 @@
 """The change-event rules of the lab accounts ([events]): they forward the lab's IAM and Lambda API calls
 to the operator's event bus. One rule per (account, region) that sees the lab's changes: IAM's CloudTrail
 events reach EventBridge in us-east-1 only, whatever the lab's region, so both accounts have a rule there;
-the origin account has one in the lab's region for Lambda's (the same rule when that is us-east-1).
+the origin account has one in the lab's region for Lambda's (the same rule when that is us-east-1). A
+rule whose bus is in another Region sends through the account's execution role (its target's RoleArn,
+the role of event_role.py), as AWS requires; a rule in the bus's Region sends without one.
 
 Without [events] they are only named, so that the teardown still finds a rule left from before; the audit
 reports a missing or altered rule (severity low: the scheduled audits still see every change, only later).
@@ -41,6 +43,7 @@ from auditor.resources.base import (
     call,
     finding,
 )
+from auditor.resources.kinds.event_role import PASS_FORWARDING_ROLE
 
 LAB_EVENT_RULE = Scope("ChangeEventRule", (f"arn:aws:events:*:*:rule/{EVENT_RULE}",))
 KIND_NAME = EVENT_RULE_KIND
@@ -64,7 +67,7 @@ def collect_event_rule(events: Any, spec: EventRuleSpec) -> ActualEventRule:
         spec.name,
         exists=True,
         pattern=json.loads(rule.get("EventPattern") or "null"),
-        target_arns=tuple(sorted(target["Arn"] for target in targets)),
+        targets=tuple(sorted((target["Arn"], target.get("RoleArn")) for target in targets)),
     )
 
 
@@ -72,7 +75,7 @@ def compare_event_rule(spec: EventRuleSpec, actual: ActualEventRule) -> list[Fin
     resource = event_rule_arn(spec)
     # A rule's owner is its region, as its steps and its key have it: the same rule name lives in each region.
     subject = spec.key
-    wanted = {"pattern": spec.pattern, "targets": [spec.target_arn]}
+    wanted = {"pattern": spec.pattern, "targets": [_target(spec.target_arn, spec.role_arn)]}
     if not actual.exists:
         message = f"change-event rule {spec.name} is missing: this account's changes are seen only at the next scheduled audit"
         return [
@@ -87,7 +90,7 @@ def compare_event_rule(spec: EventRuleSpec, actual: ActualEventRule) -> list[Fin
                 wanted,
             )
         ]
-    if actual.pattern != spec.pattern or actual.target_arns != (spec.target_arn,):
+    if actual.pattern != spec.pattern or actual.targets != ((spec.target_arn, spec.role_arn),):
         return [
             finding(
                 "event_rule.modified",
@@ -96,23 +99,39 @@ def compare_event_rule(spec: EventRuleSpec, actual: ActualEventRule) -> list[Fin
                 Status.MODIFIED,
                 Effect.NONE,
                 Severity.LOW,
-                f"change-event rule {spec.name} no longer sends this account's changes as the spec says",
+                _modified_message(spec, actual),
                 wanted,
-                {"pattern": actual.pattern, "targets": list(actual.target_arns)},
+                {"pattern": actual.pattern, "targets": [_target(*target) for target in actual.targets]},
             )
         ]
     return []
 
 
+def _modified_message(spec: EventRuleSpec, actual: ActualEventRule) -> str:
+    """What is wrong with the rule: its execution role named when only that is (a bus in another Region
+    receives nothing without it)."""
+    wanted_role = spec.role_arn
+    if actual.pattern == spec.pattern and [arn for arn, _ in actual.targets] == [spec.target_arn]:
+        [(_, role)] = actual.targets
+        if wanted_role is not None and role is None:
+            return (
+                f"change-event rule {spec.name} sends to the operator's bus in {spec.target_region} without "
+                f"its execution role {wanted_role.rsplit('/', 1)[-1]}: AWS delivers none of its events there"
+            )
+        return (
+            f"change-event rule {spec.name} sends to the operator's bus through {role or 'no role'}, "
+            f"not {wanted_role or 'no role'} as the spec says"
+        )
+    return f"change-event rule {spec.name} no longer sends this account's changes as the spec says"
+
+
+def _target(arn: str | None, role_arn: str | None) -> dict[str, str | None]:
+    """A target as a finding shows it: its ARN and its execution role's (None: it has none)."""
+    return {"arn": arn, "role_arn": role_arn}
+
+
 def _wired(expected: ExpectedLab) -> list[EventRuleSpec]:
     return [rule for rule in expected.event_rules if rule.target_arn is not None]
-
-
-def cross_region_rules(expected: ExpectedLab) -> list[EventRuleSpec]:
-    """The lab's wired rules whose target, the operator's bus, is in another Region: AWS delivers to
-    such a bus only through an execution role (RoleArn), which `auditor provision` does not create (the
-    StackSet template of `auditor permissions --format cloudformation` does)."""
-    return [rule for rule in _wired(expected) if rule.target_region != rule.region]
 
 
 def _anywhere(expected: ExpectedLab) -> list[EventRuleSpec]:
@@ -148,7 +167,13 @@ class EventRule(Kind):
             also=[Grant("events:TagResource", LAB_EVENT_RULE)],
             used_by="event_rule.apply (created with tags)",
         ),
-        call("events:PutTargets", LAB_EVENT_RULE, *_BOTH, used_by="event_rule.apply"),
+        call(
+            "events:PutTargets",
+            LAB_EVENT_RULE,
+            *_BOTH,
+            also=[PASS_FORWARDING_ROLE],
+            used_by="event_rule.apply (a target in another Region passes the forwarding role)",
+        ),
         call("events:RemoveTargets", LAB_EVENT_RULE, Part.TEARDOWN, Part.EVENTS, used_by="event_rule.delete"),
         call("events:DeleteRule", LAB_EVENT_RULE, Part.TEARDOWN, Part.EVENTS, used_by="event_rule.delete"),
     )
@@ -193,7 +218,10 @@ class EventRule(Kind):
             Description=f"lab-auditor: change events of lab {expected.name}",
             Tags=[{"Key": key, "Value": value} for key, value in expected.tags.items()],
         )
-        events.put_targets(Rule=spec.name, Targets=[{"Id": EVENT_TARGET_ID, "Arn": spec.target_arn}])
+        target = {"Id": EVENT_TARGET_ID, "Arn": spec.target_arn}
+        if spec.role_arn is not None:
+            target["RoleArn"] = spec.role_arn
+        events.put_targets(Rule=spec.name, Targets=[target])
 
     def removals(self, expected: ExpectedLab, actual: ActualLab) -> list[Step]:
         return [
