@@ -58,14 +58,14 @@ typecheck: install
 	$(BIN)/mypy
 
 # Every test but the long end-to-end suites (tests/conftest.py, LONG_SUITES), a worker a core; an idle
-# worker takes tests from the other's share (worksteal). About 3.5 min on a quiet 2-core machine.
+# worker takes tests from the other's share (worksteal). 3.5 to 4.3 min on a quiet 2-core machine.
 unit: compiled
 	$(BIN)/pytest -n auto --dist worksteal -q -m "not long"
 
 # The long end-to-end suites: the daemon and its replicas over intervals, restarts and change events, a
 # lab's whole life under hypothesis, the fault benchmark, the class demo. They mostly wait on intervals:
 # test by test on 3 workers, but the two whose tests share one run of a module's fixture, each on one
-# (tests/conftest.py, ONE_WORKER_SUITES; loadgroup). About 2.25 min on a quiet 2-core machine.
+# (tests/conftest.py, ONE_WORKER_SUITES; loadgroup). 2.25 to 2.6 min on a quiet 2-core machine.
 long: compiled
 	$(BIN)/pytest -n 3 --dist loadgroup -q -m long
 
