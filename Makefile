@@ -58,7 +58,7 @@ typecheck: install
 	$(BIN)/mypy
 
 # Every test but the long end-to-end suites (tests/conftest.py, LONG_SUITES), a worker a core; an idle
-# worker takes tests from the other's share (worksteal). 3.5 to 4.3 min on a quiet 2-core machine.
+# worker takes tests from the other's share (worksteal). 3.5 to 4.7 min on a quiet 2-core machine.
 unit: compiled
 	$(BIN)/pytest -n auto --dist worksteal -q -m "not long"
 
