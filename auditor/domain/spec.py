@@ -333,6 +333,11 @@ class ExpectedLab:
     # Each kind's resources, worked out once (`resources` never changes): a judgement asks many times.
     _by_kind: dict[str, list[Any]] = field(default_factory=dict, init=False, repr=False, compare=False)
 
+    @property
+    def tag_list(self) -> list[dict[str, str]]:
+        """The lab's tags as IAM, S3 and EventBridge take them: `[{"Key": ..., "Value": ...}]`."""
+        return [{"Key": key, "Value": value} for key, value in self.tags.items()]
+
     def of_kind(self, kind: str) -> list[Any]:
         """The expected resources of one kind, in the order they were rendered."""
         if kind not in self._by_kind:

@@ -45,7 +45,7 @@ from auditor.resources.base import (
     finding,
     parse_or_none,
 )
-from auditor.resources.kinds.inline_policy import read_inline_policies
+from auditor.resources.kinds.inline_policy import inline_policy_names, read_inline_policies
 
 KIND_NAME = EVENT_ROLE_KIND
 _ROLE_ARN = f"arn:aws:iam::*:role/{EVENT_FORWARDING_ROLE}"
@@ -238,11 +238,11 @@ class EventRole(Kind):
                 AssumeRolePolicyDocument=trust,
                 Description=f"lab-auditor: the change-event rules of lab {expected.name} send to the "
                 "operator's event bus in another Region",
-                Tags=[{"Key": key, "Value": value} for key, value in expected.tags.items()],
+                Tags=expected.tag_list,
             )
         else:
             iam.update_assume_role_policy(RoleName=spec.name, PolicyDocument=trust)
-            for name in set(_policy_names(iam, spec.name)) - set(spec.inline_policies):
+            for name in set(inline_policy_names(iam, spec.name)) - set(spec.inline_policies):
                 iam.delete_role_policy(RoleName=spec.name, PolicyName=name)
         for name, document in spec.inline_policies.items():
             iam.put_role_policy(RoleName=spec.name, PolicyName=name, PolicyDocument=json.dumps(document))
@@ -256,17 +256,9 @@ class EventRole(Kind):
 
     def delete(self, step: Step, clients: Clients) -> None:
         iam = clients.client(step.account_id, "iam")
-        for name in _policy_names(iam, step.name):  # a role with inline policies cannot be deleted
+        for name in inline_policy_names(iam, step.name):  # a role with inline policies cannot be deleted
             iam.delete_role_policy(RoleName=step.name, PolicyName=name)
         iam.delete_role(RoleName=step.name)
-
-
-def _policy_names(iam: Any, role_name: str) -> list[str]:
-    return [
-        name
-        for page in iam.get_paginator("list_role_policies").paginate(RoleName=role_name)
-        for name in page["PolicyNames"]
-    ]
 
 
 KIND = EventRole()

@@ -216,7 +216,7 @@ class EventRule(Kind):
             EventPattern=json.dumps(spec.pattern),
             State="ENABLED",
             Description=f"lab-auditor: change events of lab {expected.name}",
-            Tags=[{"Key": key, "Value": value} for key, value in expected.tags.items()],
+            Tags=expected.tag_list,
         )
         target = {"Id": EVENT_TARGET_ID, "Arn": spec.target_arn}
         if spec.role_arn is not None:

@@ -51,12 +51,18 @@ def inline_policy_subject(role: RoleSpec, name: str) -> Subject:
     return Subject(KIND_NAME, role.account_id, role.name, name)
 
 
+def inline_policy_names(iam: Any, role_name: str) -> list[str]:
+    """ListRolePolicies, every page: the names of the role's inline policies."""
+    return [
+        name
+        for page in iam.get_paginator("list_role_policies").paginate(RoleName=role_name)
+        for name in page["PolicyNames"]
+    ]
+
+
 def read_inline_policies(iam: Any, role_name: str) -> dict[str, Any]:
-    names: list[str] = []
-    for page in iam.get_paginator("list_role_policies").paginate(RoleName=role_name):
-        names.extend(page["PolicyNames"])
     documents = {}
-    for name in names:
+    for name in inline_policy_names(iam, role_name):
         try:
             documents[name] = iam.get_role_policy(RoleName=role_name, PolicyName=name)["PolicyDocument"]
         except ClientError as error:

@@ -126,8 +126,7 @@ class MarkerBucket(Kind):
         except ClientError as error:
             if error.response.get("Error", {}).get("Code") != "BucketAlreadyOwnedByYou":
                 raise
-        tags = [{"Key": key, "Value": value} for key, value in expected.tags.items()]
-        s3.put_bucket_tagging(Bucket=bucket.name, Tagging={"TagSet": tags})
+        s3.put_bucket_tagging(Bucket=bucket.name, Tagging={"TagSet": expected.tag_list})
 
     def removals(self, expected: ExpectedLab, actual: ActualLab) -> list[Step]:
         spec = expected.marker_bucket

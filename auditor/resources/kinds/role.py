@@ -192,7 +192,7 @@ class Role(Kind):
                 RoleName=spec.name,
                 AssumeRolePolicyDocument=trust,
                 Description=f"lab-auditor lab {expected.name}",
-                Tags=[{"Key": key, "Value": value} for key, value in expected.tags.items()],
+                Tags=expected.tag_list,
             )
         else:
             iam.update_assume_role_policy(RoleName=spec.name, PolicyDocument=trust)
