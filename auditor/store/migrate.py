@@ -113,13 +113,15 @@ def _at_newest(engine: Engine) -> bool:
 
 
 @functools.cache
+def _migration_sources() -> tuple[str, ...]:
+    """The text of each migration of migrations/versions/, read once a process."""
+    return tuple(path.read_text(encoding="utf-8") for path in sorted(MIGRATIONS_DIR.glob("versions/*.py")))
+
+
+@functools.cache
 def known_revisions() -> frozenset[str]:
     """The revisions of migrations/versions/, as each names itself."""
-    return frozenset(
-        found
-        for path in MIGRATIONS_DIR.glob("versions/*.py")
-        for found in _REVISION.findall(path.read_text(encoding="utf-8"))
-    )
+    return frozenset(found for source in _migration_sources() for found in _REVISION.findall(source))
 
 
 @functools.cache
@@ -128,8 +130,7 @@ def newest_revision() -> str | None:
     its revision and the one before it plainly and they make one line (Alembic reads the rest)."""
     revisions: set[str] = set()
     followed: set[str] = set()
-    for path in sorted(MIGRATIONS_DIR.glob("versions/*.py")):
-        source = path.read_text(encoding="utf-8")
+    for source in _migration_sources():
         revision, before = _REVISION.findall(source), _DOWN_REVISION.findall(source)
         if len(revision) != 1 or len(before) != 1:
             return None
