@@ -21,9 +21,10 @@ from auditor.domain.model import Finding, Step
 from auditor.domain.package import packaged
 from auditor.domain.spec import ExpectedLab
 from auditor.policy import PolicyEngine
+from auditor.resources.base import provisioned_kinds
 from auditor.resources.compare import judge_lab
 from auditor.resources.registry import REGISTRY
-from provisioner.scope import findings_of, provisioned_kinds, steps_of
+from provisioner.scope import findings_of, steps_of
 
 
 def plan_lab(expected: ExpectedLab, actual: ActualLab, findings: Sequence[Finding]) -> list[Step]:

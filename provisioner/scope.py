@@ -6,24 +6,17 @@ creates, changes or deletes their resources (their roles, policies, function and
 being watched and graded): it sets up and removes only its own parts, the kinds of `PROJECT_PARTS`: the
 marker bucket in the destination account, which proves that a listing crossed accounts, and the
 change-event rules (with their execution role where one sends to another Region) when `[events]` is on. `auditor teardown --students-resources` removes the students'
-resources too. This is the one place that decides it; the plan and the teardown ask it.
+resources too. This and auditor/resources/base.py's `provisioned_kinds` decide it; the plan, the teardown
+and the audit's fixes ask them.
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Sequence
 
 from auditor.domain.config import Config
 from auditor.domain.model import Finding, Step
-from auditor.resources.base import PROJECT_PARTS  # the one list: `auditor permissions` reads it too
-
-# None: every kind of the registry.
-Kinds = Collection[str] | None
-
-
-def provisioned_kinds(config: Config) -> Kinds:
-    """The kinds `auditor provision` (and the daemon) may create, change or delete."""
-    return PROJECT_PARTS if config.classroom.students_build else None
+from auditor.resources.base import PROJECT_PARTS, Kinds  # the one list: `auditor permissions` reads it too
 
 
 def removed_kinds(config: Config, *, students_resources: bool = False) -> Kinds:

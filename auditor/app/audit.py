@@ -24,7 +24,7 @@ from auditor.domain.faults import lab_budget
 from auditor.domain.model import AuditRun, Finding, InvokeResult, LabAudit, Verdict
 from auditor.domain.package import packaged
 from auditor.domain.steps import StepResult
-from auditor.resources.base import PROJECT_PARTS
+from auditor.resources.base import provisioned_kinds
 from auditor.resources.compare import judge_lab
 from auditor.resources.steps import judge_steps
 
@@ -79,7 +79,7 @@ def audit_lab(context: Context, target: LabTarget, *, invoke: bool, log_group_se
             engine=context.policy_engine,
             now=started,
             log_group_expected=log_group_seen or not context.config.classroom.students_build,
-            provisioned=PROJECT_PARTS if context.config.classroom.students_build else None,
+            provisioned=provisioned_kinds(context.config),
         )
     except LAB_FAULTS as error:
         return result(Verdict.ERROR, error=describe_fault(error))  # nothing judged: no steps

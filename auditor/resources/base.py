@@ -12,14 +12,14 @@ derives the audit, the provisioner's plan, the teardown and the permissions from
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from enum import StrEnum
 from typing import Any, ClassVar, Protocol, TypeVar
 
 from auditor.domain.actual import ActualLab
-from auditor.domain.config import AccountAccess, LabConfig, LabSettings, unvalidated
+from auditor.domain.config import AccountAccess, Config, LabConfig, LabSettings, unvalidated
 from auditor.domain.model import Effect, Finding, Severity, Status, Step, Subject, Witness, check_of
 from auditor.domain.spec import ExpectedLab, LabShape, ResourceKey, render
 from auditor.policy import Policy, PolicyEngine, PolicyError
@@ -112,6 +112,16 @@ READ = (Part.PROVISION, Part.AUDIT, Part.TEARDOWN)
 # The kinds of resource the project owns when students build the lab (`[class] built_by = "students"`):
 # the only ones it then creates, changes or deletes (provisioner/scope.py; `auditor permissions`).
 PROJECT_PARTS: tuple[str, ...] = ("marker_bucket", "event_role", "event_rule")
+
+# None: every kind of the registry.
+Kinds = Collection[str] | None
+
+
+def provisioned_kinds(config: Config) -> Kinds:
+    """The kinds `auditor provision` (and the daemon) may create, change or delete: what the plan
+    changes, and what an audit's finding may offer provisioning as the fix of."""
+    return PROJECT_PARTS if config.classroom.students_build else None
+
 
 # The lab spec rendered for any account and any region: its names, with "*" where a lab's own values go,
 # so that the policies name exactly what the spec names.
