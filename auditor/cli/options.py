@@ -33,7 +33,8 @@ class Refused(Exception):
     """A destructive command that nobody approved (no --yes, no terminal to ask on): exit 2."""
 
 
-def config_option(command: F) -> F:
+def config_option_saying(help_text: str) -> Callable[[F], F]:
+    """`--config`, with a help of the command's own (what it reads from the file)."""
     return click.option(
         "--config",
         "config_path",
@@ -41,8 +42,12 @@ def config_option(command: F) -> F:
         default="config.toml",
         show_default=True,
         type=click.Path(dir_okay=False),
-        help="The configuration file (or $AUDITOR_CONFIG).",
-    )(command)
+        help=help_text,
+    )
+
+
+def config_option(command: F) -> F:
+    return config_option_saying("The configuration file (or $AUDITOR_CONFIG).")(command)
 
 
 def lab_option(command: F) -> F:

@@ -17,7 +17,7 @@ from pathlib import Path
 import click
 from click.core import ParameterSource
 
-from auditor.cli.options import handles_errors, read_config
+from auditor.cli.options import config_option_saying, handles_errors, read_config
 from auditor.domain.config import ConfigError
 from auditor.domain.spec import IAM_EVENTS_REGION
 from auditor.resources.permissions import (
@@ -171,15 +171,9 @@ def _print_documents(chosen: Chosen, part: str, output_format: str) -> None:
 
 
 @click.command("permissions")
-@click.option(
-    "--config",
-    "config_path",
-    envvar="AUDITOR_CONFIG",
-    default="config.toml",
-    show_default=True,
-    type=click.Path(dir_okay=False),
-    help="The configuration to read the role name, external id, operator account ([events] queue_url), "
-    "[class] built_by and [lab] region from (or $AUDITOR_CONFIG; ./config.toml only when it is there).",
+@config_option_saying(
+    "The configuration to read the role name, external id, operator account ([events] queue_url), "
+    "[class] built_by and [lab] region from (or $AUDITOR_CONFIG; ./config.toml only when it is there)."
 )
 @click.option(
     "--part",
