@@ -293,6 +293,21 @@ def test_a_lab_that_expired_while_the_daemon_was_killed_is_torn_down_after_the_r
 POSTGRES_BIN = next(iter(sorted(Path("/usr/lib/postgresql").glob("*/bin"))), None)
 
 
+def postgres_binaries() -> Path:
+    """PostgreSQL's own programs (initdb, pg_ctl); a test that needs them fails in CI, else skips."""
+    if POSTGRES_BIN is None:
+        if os.environ.get("AUDITOR_REQUIRE_POSTGRES") == "1":
+            pytest.fail("PostgreSQL's binaries are not installed")
+        pytest.skip("PostgreSQL's binaries are not installed")
+    return POSTGRES_BIN
+
+
+def run_as_postgres(*command: str, timeout: float = 120) -> None:
+    """A PostgreSQL program, as the postgres user when run as root (the server refuses root)."""
+    prefix = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+    subprocess.run([*prefix, *command], check=True, capture_output=True, timeout=timeout)
+
+
 def children_of(pid: int) -> list[int]:
     """The processes whose parent is `pid` (the fourth field of /proc/PID/stat)."""
     found = []
@@ -311,11 +326,7 @@ class OwnPostgres:
     port: int
 
     def pg_ctl(self, *args: str) -> None:
-        assert POSTGRES_BIN is not None
-        command = [str(POSTGRES_BIN / "pg_ctl"), "-D", str(self.data), "-w", *args]
-        if os.geteuid() == 0:
-            command = ["runuser", "-u", "postgres", "--", *command]
-        subprocess.run(command, check=True, capture_output=True, timeout=60)
+        run_as_postgres(str(postgres_binaries() / "pg_ctl"), "-D", str(self.data), "-w", *args, timeout=60)
 
     def start(self) -> None:
         self.pg_ctl(
@@ -352,10 +363,7 @@ class OwnPostgres:
 
 @pytest.fixture
 def own_postgres() -> Iterator[OwnPostgres]:
-    if POSTGRES_BIN is None:
-        if os.environ.get("AUDITOR_REQUIRE_POSTGRES") == "1":
-            pytest.fail("PostgreSQL's binaries are not installed")
-        pytest.skip("PostgreSQL's binaries are not installed")
+    binaries = postgres_binaries()
     # Not under pytest's own temporary folder: the postgres user must be able to reach it.
     base = Path(tempfile.mkdtemp(prefix="lab-auditor-pg-"))
     data = base / "data"
@@ -364,10 +372,7 @@ def own_postgres() -> Iterator[OwnPostgres]:
         shutil.chown(base, "postgres")
         shutil.chown(data, "postgres")
         base.chmod(0o755)
-    command = [str(POSTGRES_BIN / "initdb"), "-D", str(data), "-U", "postgres", "-A", "trust"]
-    if os.geteuid() == 0:
-        command = ["runuser", "-u", "postgres", "--", *command]
-    subprocess.run(command, check=True, capture_output=True, timeout=120)
+    run_as_postgres(str(binaries / "initdb"), "-D", str(data), "-U", "postgres", "-A", "trust")
     instance = OwnPostgres(data, free_port())
     instance.start()
     yield instance

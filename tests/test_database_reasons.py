@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 from structlog.testing import capture_logs
-from test_daemon import POSTGRES_BIN, free_port
+from test_daemon import free_port, postgres_binaries, run_as_postgres
 
 from auditor.app.context import open_context
 from auditor.cli.main import main
@@ -129,17 +129,9 @@ class PasswordPostgres:
         return f"postgresql+psycopg://postgres:{password}@127.0.0.1:{self.port}/{database}"
 
 
-def run_as_postgres(*command: str) -> None:
-    prefix = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
-    subprocess.run([*prefix, *command], check=True, capture_output=True, timeout=120)
-
-
 @pytest.fixture(scope="module")  # one for the module: its start is most of each test's time
 def password_postgres() -> Iterator[PasswordPostgres]:
-    if POSTGRES_BIN is None:
-        if os.environ.get("AUDITOR_REQUIRE_POSTGRES") == "1":
-            pytest.fail("PostgreSQL's binaries are not installed")
-        pytest.skip("PostgreSQL's binaries are not installed")
+    binaries = postgres_binaries()
     base = Path(tempfile.mkdtemp(prefix="lab-auditor-pgpw-"))
     password_file = base / "password"
     password_file.write_text(PASSWORD)
@@ -149,12 +141,12 @@ def password_postgres() -> Iterator[PasswordPostgres]:
         base.chmod(0o755)
     data = base / "data"
     run_as_postgres(
-        str(POSTGRES_BIN / "initdb"),
+        str(binaries / "initdb"),
         *("-D", str(data), "-U", "postgres", "--auth-local=trust", "--auth-host=scram-sha-256"),
         f"--pwfile={password_file}",
     )
     instance = PasswordPostgres(base, free_port())
-    pg_ctl = [str(POSTGRES_BIN / "pg_ctl"), "-D", str(data), "-w"]
+    pg_ctl = [str(binaries / "pg_ctl"), "-D", str(data), "-w"]
     options = f"-p {instance.port} -k {base} -c listen_addresses=127.0.0.1"
     run_as_postgres(*pg_ctl, "-o", options, "-l", str(base / "log"), "start")
     yield instance
