@@ -259,6 +259,20 @@ def run_cli(
     )
 
 
+def run_demo(out: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """`auditor demo` (with `args`) writing to `out`, through the installed `auditor` of this test's own
+    environment, as `make demo` runs it; 200 columns, so that its lines are read whole."""
+    return subprocess.run(
+        [str(Path(sys.executable).parent / "auditor"), "demo", *args, "--out", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=REPO,
+        env={**os.environ, "COLUMNS": "200"},
+        check=False,
+    )
+
+
 # The fast tier (`make check`, `pytest -m "not slow"`) is every test that needs none of these (an AWS
 # emulator, PostgreSQL, the local Lambda stand-in's processes); a test that runs the CLI in a process of its own, or a browser, is marked
 # `slow` where it is written.

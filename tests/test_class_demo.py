@@ -5,14 +5,13 @@ under a near name), and its audits change nothing of theirs."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from conftest import REPO
+from conftest import run_demo
 
 pytestmark = pytest.mark.slow  # the class demo in a process of its own
 
@@ -20,16 +19,7 @@ pytestmark = pytest.mark.slow  # the class demo in a process of its own
 @pytest.fixture(scope="module")
 def class_demo(tmp_path_factory: pytest.TempPathFactory) -> tuple[subprocess.CompletedProcess[str], Path]:
     out = tmp_path_factory.mktemp("class-demo")
-    completed = subprocess.run(
-        [str(REPO / ".venv" / "bin" / "auditor"), "demo", "--class", "--out", str(out)],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        cwd=REPO,
-        env={**os.environ, "COLUMNS": "200"},
-        check=False,
-    )
-    return completed, out
+    return run_demo(out, "--class"), out
 
 
 @pytest.fixture(scope="module")

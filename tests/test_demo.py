@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import re
 import sqlite3
 import subprocess
@@ -10,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO
+from conftest import run_demo
 
 pytestmark = pytest.mark.slow  # the demo in a process of its own
 
@@ -18,16 +17,7 @@ pytestmark = pytest.mark.slow  # the demo in a process of its own
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory: pytest.TempPathFactory) -> tuple[subprocess.CompletedProcess[str], Path]:
     out = tmp_path_factory.mktemp("demo")
-    completed = subprocess.run(
-        [str(REPO / ".venv" / "bin" / "auditor"), "demo", "--out", str(out)],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        cwd=REPO,
-        env={**os.environ, "COLUMNS": "200"},
-        check=False,
-    )
-    return completed, out
+    return run_demo(out), out
 
 
 def test_the_demo_tells_the_whole_story_and_exits_0(
