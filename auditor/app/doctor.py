@@ -22,11 +22,11 @@ from __future__ import annotations
 import shlex
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
 from functools import partial
-from typing import Any
+from typing import Any, TypeVar
 
 from botocore.exceptions import BotoCoreError, ClientError
 
@@ -380,21 +380,18 @@ def denied_problem(
     )
 
 
-def merged(problems: Iterable[Problem]) -> tuple[Problem, ...]:
-    """The same problem with the same fix in many accounts is one line naming them all, in check order."""
-    groups: dict[tuple[Check, str, str], list[str]] = {}
-    for problem in problems:
-        subjects = groups.setdefault((problem.check, problem.message, problem.fix), [])
-        subjects.extend(s for s in problem.subjects if s not in subjects)
-    ordered = sorted(groups.items(), key=lambda item: CHECK_ORDER.index(item[0][0]))
-    return tuple(Problem(check, tuple(subjects), message, fix) for (check, message, fix), subjects in ordered)
+Line = TypeVar("Line", Problem, Unchecked)
 
 
-def merged_unchecked(items: Iterable[Unchecked]) -> tuple[Unchecked, ...]:
-    groups: dict[tuple[Check, str, str], list[str]] = {}
-    for item in items:
-        groups.setdefault((item.check, item.reason, item.how), []).extend(item.subjects)
-    return tuple(Unchecked(c, tuple(dict.fromkeys(s)), r, h) for (c, r, h), s in groups.items())
+def merged(lines: Iterable[Line]) -> tuple[Line, ...]:
+    """The same problem (or unchecked check) with the same fix in many accounts is one line naming them
+    all, in check order."""
+    groups: dict[Line, list[str]] = {}
+    for line in lines:
+        subjects = groups.setdefault(replace(line, subjects=()), [])
+        subjects.extend(s for s in line.subjects if s not in subjects)
+    ordered = sorted(groups.items(), key=lambda group: CHECK_ORDER.index(group[0].check))
+    return tuple(replace(line, subjects=tuple(subjects)) for line, subjects in ordered)
 
 
 # --------------------------------------------------------------------------------------------- accounts
@@ -519,7 +516,7 @@ class _Doctor:
             len(self.accounts),
             tuple(sorted(self.facts, key=lambda fact: CHECK_ORDER.index(fact[0]))),
             merged(self.problems),
-            merged_unchecked(self.unchecked),
+            merged(self.unchecked),
         )
 
     def where(self) -> str:
